@@ -1,0 +1,257 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "log.h"
+
+#define ALOG_BUF (64 * 1024)
+#define ALOG_LINE_MAX 4096
+
+struct accesslog_buf {
+	size_t len;
+	char data[ALOG_BUF];
+};
+
+/* The descriptor workers write to.  Re-targeting it (reload) uses dup2() onto the same
+ * number, so a worker never sees a closed descriptor. */
+static atomic_int alog_fd = -1;
+static atomic_int alog_format = ACCESSLOG_TEXT;
+
+int accesslog_open(const char *path, enum accesslog_format fmt)
+{
+	int fd, cur = atomic_load(&alog_fd);
+
+	atomic_store(&alog_format, (int)fmt);
+	if (path == NULL) {
+		atomic_store(&alog_fd, -1); /* the old descriptor is left open: harmless */
+		return 0;
+	}
+	if (strcmp(path, "-") == 0)
+		fd = dup(STDOUT_FILENO);
+	else
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		log_warn("access log %s", path);
+		return -1;
+	}
+	if (cur >= 0) {
+		if (dup2(fd, cur) < 0) {
+			log_warn("dup2 access log");
+			close(fd);
+			return -1;
+		}
+		close(fd);
+	} else {
+		atomic_store(&alog_fd, fd);
+	}
+	return 0;
+}
+
+void accesslog_close(void)
+{
+	int fd = atomic_exchange(&alog_fd, -1);
+
+	if (fd >= 0)
+		close(fd);
+}
+
+struct accesslog_buf *accesslog_buf_new(void)
+{
+	struct accesslog_buf *b = calloc(1, sizeof(*b));
+
+	if (b == NULL)
+		fatal("calloc");
+	return b;
+}
+
+void accesslog_buf_free(struct accesslog_buf *b)
+{
+	free(b);
+}
+
+void accesslog_flush(struct accesslog_buf *b)
+{
+	int fd = atomic_load_explicit(&alog_fd, memory_order_relaxed);
+	size_t off = 0;
+
+	while (fd >= 0 && off < b->len) {
+		ssize_t n = write(fd, b->data + off, b->len - off);
+
+		if (n <= 0)
+			break; /* a full disk must not stall the data path: the lines are lost */
+		off += (size_t)n;
+	}
+	b->len = 0;
+}
+
+/* Append s to the line: quoted-field safe (no quotes, backslashes or control bytes), with
+ * "-" for empty values, as Envoy prints missing fields. */
+static size_t put(char *o, size_t at, const char *s, size_t len, bool json)
+{
+	size_t i;
+
+	if (s == NULL || len == 0) {
+		if (!json && at < ALOG_LINE_MAX - 1)
+			o[at++] = '-';
+		return at;
+	}
+	for (i = 0; i < len && at < ALOG_LINE_MAX - 8; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '"' || ch == '\\') {
+			o[at++] = '\\';
+			o[at++] = (char)ch;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			at += (size_t)snprintf(o + at, 8, json ? "\\u%04x" : "\\x%02x", ch);
+		} else {
+			o[at++] = (char)ch;
+		}
+	}
+	return at;
+}
+
+static size_t puts0(char *o, size_t at, const char *s, bool json)
+{
+	return put(o, at, s, s != NULL ? strlen(s) : 0, json);
+}
+
+static size_t lit(char *o, size_t at, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (at + n >= ALOG_LINE_MAX - 1)
+		n = ALOG_LINE_MAX - 1 - at;
+	memcpy(o + at, s, n);
+	return at + n;
+}
+
+static size_t num(char *o, size_t at, long long v)
+{
+	char t[32];
+
+	snprintf(t, sizeof(t), "%lld", v);
+	return lit(o, at, t);
+}
+
+void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
+{
+	char line[ALOG_LINE_MAX];
+	char ts[40];
+	struct tm tm;
+	size_t at = 0;
+	bool json = atomic_load_explicit(&alog_format, memory_order_relaxed) == ACCESSLOG_JSON;
+	char details[128];
+	size_t i;
+
+	if (atomic_load_explicit(&alog_fd, memory_order_relaxed) < 0)
+		return;
+	gmtime_r(&e->start.tv_sec, &tm);
+	i = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + i, sizeof(ts) - i, ".%03ldZ", e->start.tv_nsec / 1000000);
+	/* Envoy prints response code details with spaces turned into underscores. */
+	snprintf(details, sizeof(details), "%s", e->details);
+	for (i = 0; details[i]; i++)
+		if (details[i] == ' ')
+			details[i] = '_';
+
+	if (!json) {
+		at = lit(line, at, "[");
+		at = lit(line, at, ts);
+		at = lit(line, at, "] \"");
+		at = put(line, at, e->method, e->method_len, false);
+		at = lit(line, at, " ");
+		at = put(line, at, e->path, e->path_len, false);
+		at = lit(line, at, " ");
+		at = puts0(line, at, e->protocol, false);
+		at = lit(line, at, "\" ");
+		at = num(line, at, e->status);
+		at = lit(line, at, " ");
+		at = puts0(line, at, e->flags, false);
+		at = lit(line, at, " ");
+		at = puts0(line, at, details, false);
+		at = lit(line, at, " - \"-\" ");
+		at = num(line, at, (long long)e->bytes_received);
+		at = lit(line, at, " ");
+		at = num(line, at, (long long)e->bytes_sent);
+		at = lit(line, at, " ");
+		at = num(line, at, (long long)(e->duration_us / 1000));
+		at = lit(line, at, " ");
+		if (e->upstream_time_us >= 0)
+			at = num(line, at, (long long)(e->upstream_time_us / 1000));
+		else
+			at = lit(line, at, "-");
+		at = lit(line, at, " \"");
+		at = put(line, at, e->xff, e->xff_len, false);
+		at = lit(line, at, "\" \"");
+		at = put(line, at, e->user_agent, e->user_agent_len, false);
+		at = lit(line, at, "\" \"");
+		at = put(line, at, e->request_id, e->request_id_len, false);
+		at = lit(line, at, "\" \"");
+		at = put(line, at, e->authority, e->authority_len, false);
+		at = lit(line, at, "\" \"");
+		at = puts0(line, at, e->upstream_host, false);
+		at = lit(line, at, "\" ");
+		at = puts0(line, at, e->upstream_cluster, false);
+		at = lit(line, at, " - ");
+		at = puts0(line, at, e->downstream_local, false);
+		at = lit(line, at, " ");
+		at = puts0(line, at, e->downstream_remote, false);
+		at = lit(line, at, " - ");
+		at = puts0(line, at, e->route_name, false);
+	} else {
+		at = lit(line, at, "{\"start_time\":\"");
+		at = lit(line, at, ts);
+		at = lit(line, at, "\",\"method\":\"");
+		at = put(line, at, e->method, e->method_len, true);
+		at = lit(line, at, "\",\"path\":\"");
+		at = put(line, at, e->path, e->path_len, true);
+		at = lit(line, at, "\",\"protocol\":\"");
+		at = puts0(line, at, e->protocol, true);
+		at = lit(line, at, "\",\"response_code\":");
+		at = num(line, at, e->status);
+		at = lit(line, at, ",\"response_flags\":\"");
+		at = puts0(line, at, e->flags, true);
+		at = lit(line, at, "\",\"response_code_details\":\"");
+		at = puts0(line, at, details, true);
+		at = lit(line, at, "\",\"bytes_received\":");
+		at = num(line, at, (long long)e->bytes_received);
+		at = lit(line, at, ",\"bytes_sent\":");
+		at = num(line, at, (long long)e->bytes_sent);
+		at = lit(line, at, ",\"duration\":");
+		at = num(line, at, (long long)(e->duration_us / 1000));
+		at = lit(line, at, ",\"upstream_service_time\":");
+		at = num(line, at, e->upstream_time_us >= 0 ? (long long)(e->upstream_time_us / 1000) : -1);
+		at = lit(line, at, ",\"x_forwarded_for\":\"");
+		at = put(line, at, e->xff, e->xff_len, true);
+		at = lit(line, at, "\",\"user_agent\":\"");
+		at = put(line, at, e->user_agent, e->user_agent_len, true);
+		at = lit(line, at, "\",\"request_id\":\"");
+		at = put(line, at, e->request_id, e->request_id_len, true);
+		at = lit(line, at, "\",\"authority\":\"");
+		at = put(line, at, e->authority, e->authority_len, true);
+		at = lit(line, at, "\",\"upstream_host\":\"");
+		at = puts0(line, at, e->upstream_host, true);
+		at = lit(line, at, "\",\"upstream_cluster\":\"");
+		at = puts0(line, at, e->upstream_cluster, true);
+		at = lit(line, at, "\",\"downstream_local_address\":\"");
+		at = puts0(line, at, e->downstream_local, true);
+		at = lit(line, at, "\",\"downstream_remote_address\":\"");
+		at = puts0(line, at, e->downstream_remote, true);
+		at = lit(line, at, "\",\"route_name\":\"");
+		at = puts0(line, at, e->route_name, true);
+		at = lit(line, at, "\"}");
+	}
+	line[at++] = '\n';
+	if (b->len + at > sizeof(b->data))
+		accesslog_flush(b);
+	memcpy(b->data + b->len, line, at);
+	b->len += at;
+}

@@ -1,0 +1,39 @@
+/* Access log: one line per exchange, buffered per worker and written with one write(2) per
+ * flush on an O_APPEND descriptor, so lines from workers never interleave. */
+#ifndef MG_ACCESSLOG_H
+#define MG_ACCESSLOG_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "config/model.h"
+
+struct accesslog_buf;
+struct exchange;
+
+/* Control thread: (re)open the target (NULL path = off, "-" = stdout). */
+int accesslog_open(const char *path, enum accesslog_format fmt);
+void accesslog_close(void);
+
+struct accesslog_buf *accesslog_buf_new(void);
+void accesslog_buf_free(struct accesslog_buf *b);
+void accesslog_flush(struct accesslog_buf *b);
+
+/* Fields of one exchange, filled by the proxy. Strings need not be NUL-terminated. */
+struct accesslog_entry {
+	struct timespec start;     /* wall clock at request start */
+	uint64_t duration_us;
+	int64_t upstream_time_us; /* -1 when no upstream answered */
+	const char *method, *path, *protocol, *authority, *user_agent, *xff, *request_id;
+	size_t method_len, path_len, authority_len, user_agent_len, xff_len, request_id_len;
+	int status;
+	const char *flags;   /* "-" or "NR", "UF,URX", ... */
+	const char *details; /* response code details, e.g. "route_not_found" */
+	uint64_t bytes_received, bytes_sent;
+	const char *upstream_host, *upstream_cluster, *route_name;
+	const char *downstream_local, *downstream_remote;
+};
+
+void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e);
+
+#endif

@@ -1,0 +1,151 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "admin.h"
+#include "log.h"
+#include "metrics.h"
+#include "snapshot.h"
+#include "worker.h"
+
+static struct evhttp *admin_http;
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason,
+		       struct evbuffer *body, const char *ctype)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "content-type", ctype);
+	evhttp_send_reply(req, code, reason, body);
+}
+
+static void ready_cb(struct evhttp_request *req, void *arg)
+{
+	struct snapshot *s = snapshot_current();
+	struct evbuffer *b = evbuffer_new();
+
+	if (s != NULL) {
+		evbuffer_add_printf(b, "LIVE generation %llu\n", (unsigned long long)s->generation);
+		reply_text(req, 200, "OK", b, "text/plain");
+	} else {
+		evbuffer_add_printf(b, "NOT READY\n");
+		reply_text(req, 503, "Service Unavailable", b, "text/plain");
+	}
+	snapshot_unref(s);
+	evbuffer_free(b);
+}
+
+static void metrics_cb(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (f != NULL) {
+		metrics_write_prometheus(f);
+		fclose(f);
+		evbuffer_add(b, text, len);
+		free(text);
+	}
+	reply_text(req, 200, "OK", b, "text/plain; version=0.0.4");
+	evbuffer_free(b);
+}
+
+static void clusters_cb(struct evhttp_request *req, void *arg)
+{
+	struct snapshot *s = snapshot_current();
+	struct evbuffer *b = evbuffer_new();
+	size_t i, j;
+
+	for (i = 0; s != NULL && i < s->nclusters; i++) {
+		const struct cluster *cl = s->clusters[i];
+
+		for (j = 0; j < cl->nendpoints; j++)
+			evbuffer_add_printf(b, "%s::%s::weight::%u\n", cl->name,
+					    cl->endpoints[j].name, cl->endpoints[j].weight);
+		if (cl->nendpoints == 0)
+			evbuffer_add_printf(b, "%s::(no endpoints)\n", cl->name);
+	}
+	snapshot_unref(s);
+	reply_text(req, 200, "OK", b, "text/plain");
+	evbuffer_free(b);
+}
+
+static void listeners_cb(struct evhttp_request *req, void *arg)
+{
+	struct snapshot *s = snapshot_current();
+	struct evbuffer *b = evbuffer_new();
+	size_t i;
+
+	for (i = 0; s != NULL && i < s->nlisteners; i++)
+		evbuffer_add_printf(b, "%s %zu virtual host%s\n", s->listeners[i].key,
+				    s->listeners[i].vhosts.nvhosts,
+				    s->listeners[i].vhosts.nvhosts == 1 ? "" : "s");
+	snapshot_unref(s);
+	reply_text(req, 200, "OK", b, "text/plain");
+	evbuffer_free(b);
+}
+
+static void generic_cb(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	evbuffer_add_printf(b, "meshgate admin: /ready /metrics /stats/prometheus /clusters "
+			       "/listeners\n");
+	reply_text(req, 404, "Not Found", b, "text/plain");
+	evbuffer_free(b);
+}
+
+int admin_start(struct event_base *base, const char *address)
+{
+	char host[256];
+	const char *colon;
+	long port;
+
+	if (address == NULL || address[0] == '\0')
+		return 0;
+	colon = strrchr(address, ':');
+	if (colon == NULL || (size_t)(colon - address) >= sizeof(host))
+		return -1;
+	memcpy(host, address, (size_t)(colon - address));
+	host[colon - address] = '\0';
+	if (host[0] == '[') { /* [::1]:15000 */
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	port = strtol(colon + 1, NULL, 10);
+	admin_http = evhttp_new(base);
+	if (admin_http == NULL)
+		return -1;
+	evhttp_set_allowed_methods(admin_http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_cb(admin_http, "/ready", ready_cb, NULL);
+	evhttp_set_cb(admin_http, "/metrics", metrics_cb, NULL);
+	evhttp_set_cb(admin_http, "/stats/prometheus", metrics_cb, NULL);
+	evhttp_set_cb(admin_http, "/clusters", clusters_cb, NULL);
+	evhttp_set_cb(admin_http, "/listeners", listeners_cb, NULL);
+	evhttp_set_gencb(admin_http, generic_cb, NULL);
+	if (evhttp_bind_socket(admin_http, host, (ev_uint16_t)port) != 0) {
+		log_warn("admin: cannot bind %s", address);
+		return -1;
+	}
+	log_info("admin endpoint on %s", address);
+	return 0;
+}
+
+void admin_stop(void)
+{
+}
+
+void admin_free(void)
+{
+	if (admin_http != NULL)
+		evhttp_free(admin_http);
+	admin_http = NULL;
+}

@@ -1,0 +1,90 @@
+/* Loading a config generation: the main file, then every resource file it names, each YAML
+ * document dispatched by kind to its decoder (gateway.c, virtualservice.c, ...).
+ * Side-effect free: nothing outside the returned set and the diagnostics is touched, so a
+ * failed reload changes nothing. */
+#ifndef MG_LOAD_H
+#define MG_LOAD_H
+
+#include "model.h"
+
+struct pool;
+struct diag;
+struct node;
+
+/* Load main_path and all resources into a new set allocated from p.  Returns the set
+ * (possibly partial) and reports every problem into d; the caller checks d->nerrors. */
+struct cfg_set *config_load(struct pool *p, struct diag *d, const char *main_path);
+
+/* Main config decoder (mainconf.c): fills set->main from the main file's root map. */
+void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,
+		     struct cfg_main *m);
+
+/* Per-kind decoders: each appends to set on success.  doc_root is the document's root map;
+ * apiVersion/kind/metadata are already decoded into meta (the decoder owns `spec`).
+ * Every decoder reports all its errors and marks what it read, so unknown fields surface. */
+void cfg_gateway_decode(struct pool *p, struct diag *d, struct cfg_set *set,
+			const struct cfg_meta *meta, struct node *spec);
+void cfg_vs_decode(struct pool *p, struct diag *d, struct cfg_set *set,
+		   const struct cfg_meta *meta, struct node *spec);
+void cfg_dr_decode(struct pool *p, struct diag *d, struct cfg_set *set,
+		   const struct cfg_meta *meta, struct node *spec);
+void cfg_se_decode(struct pool *p, struct diag *d, struct cfg_set *set,
+		   const struct cfg_meta *meta, struct node *spec);
+
+/* Helpers shared by the decoders (decode_util.c). */
+bool cfg_decode_string_match(struct pool *p, struct diag *d, struct node *n,
+			     struct string_match *out, bool caseless);
+bool cfg_decode_str_list(struct pool *p, struct diag *d, struct node *n, struct str_list *out,
+			 bool lower);
+bool cfg_decode_kv_map(struct pool *p, struct diag *d, struct node *n, struct kv_list *out);
+/* Istio short-name expansion: "reviews" -> "reviews.NS.svc.cluster.local"; names with a dot
+ * or a wildcard are kept (lower-cased). */
+const char *cfg_expand_host(struct pool *p, const char *host, const char *ns);
+
+/* ---- Decoder helpers (decode_util.c), added by the decoder work ----
+ * Conventions shared by every decoder: a NULL node means "absent" and decodes to the
+ * default without a report; every helper reports its own errors at the offending node and
+ * returns false when it did. */
+
+/* Value of a required key; reports `missing required field "key"` at map when absent. */
+struct node *cfg_require(struct diag *d, struct node *map, const char *key);
+/* Integer in [min, max] into a uint32_t. */
+bool cfg_decode_u32(struct diag *d, struct node *n, uint32_t min, uint32_t max, uint32_t *out);
+/* Port number 1..65535. */
+bool cfg_decode_port(struct diag *d, struct node *n, uint32_t *out);
+/* Kubernetes labels (qualified-name keys, 63-character values) or selectors ("*" refused). */
+bool cfg_decode_labels(struct pool *p, struct diag *d, struct node *n, struct kv_list *out);
+/* Istio Headers {request, response: {set, add, remove}}; names lower-cased. */
+bool cfg_decode_headers_ops(struct pool *p, struct diag *d, struct node *n,
+			    struct headers_ops *out);
+/* Istio Percent {value: 0 | [0.0001, 100]}. */
+bool cfg_decode_percent(struct diag *d, struct node *n, struct percent *out);
+/* exportTo: ".", "*", namespaces, and "~" when allow_none (ServiceEntry only). */
+bool cfg_decode_export_to(struct pool *p, struct diag *d, struct node *n, const char *ns,
+			  bool allow_none, struct str_list *out);
+/* Duration in microseconds with Istio's rules: at least min_us (0 allows "0s"), whole
+ * milliseconds (whole seconds when seconds_only). */
+bool cfg_decode_duration(struct diag *d, struct node *n, uint64_t min_us, bool seconds_only,
+			 uint64_t *out_us);
+/* Lower-cased pool copy. */
+char *cfg_lower(struct pool *p, const char *s);
+
+/* Host name syntax (Istio's ValidateWildcardDomain / ValidateFQDN) on an already lower-cased
+ * name.  On failure writes the reason into why. */
+#define CFG_HOST_WILDCARD 0x1 /* "*" or "*.suffix" allowed */
+#define CFG_HOST_IP 0x2       /* an IPv4 or IPv6 literal is accepted too */
+bool cfg_check_host(const char *host, unsigned flags, char *why, size_t whylen);
+/* Istio host.Name.Matches: equal, or one wildcard covers the other. */
+bool cfg_hosts_overlap(const char *a, const char *b);
+bool cfg_is_dns_label(const char *s);
+bool cfg_is_dns_subdomain(const char *s);
+bool cfg_is_ip(const char *s);
+/* "a.b.c.d", "a.b.c.d/nn", IPv6 and IPv6/nn. */
+bool cfg_is_ip_or_cidr(const char *s);
+/* RFC 9110 token: a header name. */
+bool cfg_is_token(const char *s);
+/* True if a resources[] entry of the main config is usable (a non-empty string): mainconf.c
+ * keeps exactly these, in order, so load.c can pair resolved paths with their nodes. */
+bool cfg_resource_entry_ok(const struct node *n);
+
+#endif

@@ -1,0 +1,448 @@
+/* The decoded config model: one struct per Istio kind, as close to Istio's field names as C
+ * allows.  Decoders (one file per kind) fill these from the node tree; link.c resolves
+ * references (VS -> Gateway, destination -> ServiceEntry cluster, subset -> DestinationRule)
+ * and compiles the snapshot.  Route-level structs are shared with the router: the compiled
+ * route table points at them instead of copying, so they carry a few "resolved" fields that
+ * only link.c writes.  Everything is allocated from the config generation's pool. */
+#ifndef MG_MODEL_H
+#define MG_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct node;
+struct cluster;
+struct pcre2_real_code_8;
+
+/* ---- shared small types ---- */
+
+struct kv {
+	const char *key;
+	const char *value;
+};
+
+struct kv_list {
+	struct kv *v;
+	size_t n;
+};
+
+struct str_list {
+	const char **v;
+	size_t n;
+};
+
+/* Common to every resource. */
+struct cfg_meta {
+	const char *kind;
+	const char *api_version;
+	const char *ns;   /* metadata.namespace, or the main config's default namespace */
+	const char *name; /* metadata.name (required) */
+	struct node *node; /* the document root, for positions in link-time errors */
+	struct kv_list labels;
+	int order; /* load order across all files; merge and first-wins rules use it */
+};
+
+/* Istio StringMatch: exact | prefix | regex (RE2 syntax, whole-string match). */
+enum string_match_kind {
+	SM_NONE = 0,
+	SM_EXACT,
+	SM_PREFIX,
+	SM_REGEX,
+};
+
+struct string_match {
+	enum string_match_kind kind;
+	const char *value;
+	size_t len;
+	struct pcre2_real_code_8 *re; /* compiled (anchored, JIT) when kind == SM_REGEX */
+	struct node *node;
+};
+
+struct header_match {
+	const char *name; /* lower-cased */
+	struct string_match m;
+	bool present_only; /* `{}` : match on presence alone */
+};
+
+struct header_op_list {
+	struct kv_list set;
+	struct kv_list add;
+	struct str_list remove; /* lower-cased names */
+};
+
+struct headers_ops {
+	struct header_op_list request;
+	struct header_op_list response;
+};
+
+struct percent {
+	bool given;
+	double value; /* 0..100 */
+};
+
+/* ---- main config (meshgate's own file) ---- */
+
+struct cfg_limits {
+	uint32_t max_header_bytes;       /* default 65536 (431 beyond) */
+	uint32_t max_headers;            /* default 100 */
+	uint32_t max_request_line_bytes; /* default 16384 (414 beyond) */
+	uint32_t max_connections;        /* per appliance; default 10000 */
+};
+
+struct cfg_timeouts {
+	uint64_t idle_us;             /* keep-alive idle, default 60s */
+	uint64_t request_headers_us;  /* whole head must arrive within, default 10s */
+	uint64_t request_body_idle_us;/* no body byte for this long -> 408, default 30s */
+	uint64_t upstream_connect_us; /* default 5s (Envoy's connectTimeout default is 10s) */
+	uint64_t upstream_idle_us;    /* pooled upstream connection idle, default 60s */
+	uint64_t drain_us;            /* SIGTERM drain, default 15s */
+};
+
+enum accesslog_format {
+	ACCESSLOG_TEXT = 0,
+	ACCESSLOG_JSON,
+};
+
+struct cfg_main {
+	const char *path;     /* the main file */
+	const char *dir;      /* its directory, for relative resource paths */
+	int workers;          /* 0 = auto */
+	struct kv_list labels;
+	const char *ns;       /* default "default" */
+	const char *admin_address; /* "127.0.0.1:15000"; "" disables */
+	struct str_list resources; /* absolute paths (files or dirs) */
+	const char *access_log_path; /* NULL: off; "-": stdout */
+	enum accesslog_format access_log_format;
+	const char *credentials_dir;
+	const char *user; /* drop to this user when started as root; default "meshgate" if it exists */
+	struct cfg_limits limits;
+	struct cfg_timeouts timeouts;
+	struct node *node;
+};
+
+/* ---- Gateway ---- */
+
+enum gw_protocol {
+	GWP_HTTP = 0,
+	GWP_HTTPS,
+	GWP_HTTP2,
+	GWP_GRPC,
+	GWP_TLS,
+	GWP_TCP,
+	GWP_MONGO, /* accepted by Istio; refused by meshgate with a message */
+};
+
+enum tls_mode {
+	TLSM_PASSTHROUGH = 0,
+	TLSM_SIMPLE,
+	TLSM_MUTUAL,
+	TLSM_AUTO_PASSTHROUGH,
+	TLSM_ISTIO_MUTUAL,
+	TLSM_OPTIONAL_MUTUAL,
+};
+
+struct gw_tls {
+	bool given;
+	enum tls_mode mode;
+	bool https_redirect;
+	const char *server_certificate, *private_key, *ca_certificates, *ca_crl;
+	const char *credential_name;
+	struct str_list credential_names;
+	struct str_list subject_alt_names, verify_spki, verify_hash;
+	int min_version, max_version; /* 0 = default; 12, 13 (TLSV1_0=10 ... TLSV1_3=13) */
+	struct str_list cipher_suites;
+	struct node *node;
+};
+
+struct gw_host {
+	const char *ns;   /* "*" or a namespace; from "ns/host", default "*" */
+	const char *host; /* "*", "*.suffix" or exact, lower-cased */
+};
+
+struct gw_server {
+	uint32_t port;
+	const char *port_name;
+	enum gw_protocol protocol;
+	const char *bind;   /* NULL = 0.0.0.0 */
+	const char *name;
+	struct gw_host *hosts;
+	size_t nhosts;
+	struct gw_tls tls;
+	struct node *node;
+};
+
+struct cfg_gateway {
+	struct cfg_meta meta;
+	struct kv_list selector;
+	struct gw_server *servers;
+	size_t nservers;
+	bool served; /* selector is a subset of the appliance labels (set by link) */
+};
+
+/* ---- VirtualService ---- */
+
+struct http_match {
+	const char *name;
+	struct string_match uri, scheme, method, authority;
+	struct header_match *headers;
+	size_t nheaders;
+	struct header_match *without_headers;
+	size_t nwithout_headers;
+	struct header_match *query_params; /* name = parameter name (case kept) */
+	size_t nquery_params;
+	uint32_t port; /* 0 = any */
+	bool ignore_uri_case;
+	struct str_list gateways; /* per-match gateway restriction, "ns/name" resolved by link */
+	struct kv_list source_labels; /* mesh-only: refused by link when used on a gateway */
+	const char *source_namespace;
+	struct node *node;
+};
+
+struct destination {
+	const char *host; /* as written */
+	const char *fqdn; /* expanded (short name -> name.ns.svc.cluster.local), lower-cased */
+	const char *subset;
+	uint32_t port;     /* 0 = not given */
+	struct cluster *cluster; /* resolved by link */
+	struct node *node;
+};
+
+struct route_destination {
+	struct destination dest;
+	uint32_t weight; /* 0 when not given; link normalises (single destination = 100) */
+	struct headers_ops headers;
+};
+
+struct http_redirect {
+	const char *uri;
+	const char *authority;
+	uint32_t port;          /* 0 = not given */
+	bool derive_port_from_request;
+	const char *scheme;
+	uint32_t redirect_code; /* default 301 */
+};
+
+struct http_rewrite {
+	const char *uri;        /* replaces the matched prefix (or the whole path for exact/regex) */
+	const char *authority;
+	struct {
+		const char *match; /* regex */
+		const char *rewrite; /* with \1 .. \9 backreferences */
+		struct pcre2_real_code_8 *re;
+	} uri_regex;
+	bool given;
+};
+
+struct direct_response {
+	uint32_t status;
+	const char *body; /* string or decoded bytes */
+	size_t body_len;
+	bool given;
+};
+
+struct http_retry {
+	bool given;
+	int32_t attempts; /* -1 = not given */
+	uint64_t per_try_timeout_us;
+	const char *retry_on;
+	bool retry_remote_localities;
+};
+
+struct http_fault {
+	bool given;
+	struct {
+		bool given;
+		uint64_t fixed_delay_us;
+		struct percent percentage;
+	} delay;
+	struct {
+		bool given;
+		uint32_t http_status;
+		const char *grpc_status;
+		struct percent percentage;
+	} abort;
+};
+
+struct http_mirror {
+	struct destination dest;
+	struct percent percentage;
+};
+
+struct cors_policy {
+	bool given;
+	struct string_match *allow_origins;
+	size_t nallow_origins;
+	struct str_list allow_methods, allow_headers, expose_headers;
+	uint64_t max_age_us;
+	int allow_credentials; /* -1 unset, 0, 1 */
+	const char *unmatched_preflights; /* FORWARD | IGNORE */
+};
+
+struct http_route {
+	const char *name;
+	struct http_match *matches; /* OR; none = match everything */
+	size_t nmatches;
+	struct route_destination *route;
+	size_t nroute;
+	struct http_redirect *redirect;
+	struct direct_response direct_response;
+	struct {
+		const char *name, *ns;
+	} delegate;
+	struct http_rewrite rewrite;
+	uint64_t timeout_us; /* 0 = none (Istio's default: disabled) */
+	bool timeout_given;
+	struct http_retry retries;
+	struct http_fault fault;
+	struct http_mirror *mirrors;
+	size_t nmirrors;
+	struct cors_policy cors;
+	struct headers_ops headers;
+	const char *stat_prefix;
+	struct cfg_vs *vs; /* owner */
+	int index;         /* position in vs->http */
+	struct node *node;
+	/* resolved by link */
+	uint32_t total_weight;
+};
+
+/* L4 routes (tls/tcp) - decoded now, served by the TLS/TCP work. */
+struct l4_match {
+	struct str_list destination_subnets;
+	uint32_t port;
+	struct str_list sni_hosts;
+	struct str_list gateways;
+	struct kv_list source_labels;
+	struct node *node;
+};
+
+struct l4_route {
+	struct l4_match *matches;
+	size_t nmatches;
+	struct route_destination *route;
+	size_t nroute;
+	struct node *node;
+};
+
+struct cfg_vs {
+	struct cfg_meta meta;
+	struct str_list hosts;    /* lower-cased; short names kept as written (Istio expands) */
+	struct str_list gateways; /* as written; "mesh" or empty = mesh only */
+	struct str_list export_to;
+	struct http_route *http;
+	size_t nhttp;
+	struct l4_route *tls, *tcp;
+	size_t ntls, ntcp;
+};
+
+/* ---- DestinationRule ---- */
+
+enum lb_simple {
+	LB_UNSPECIFIED = 0,
+	LB_LEAST_REQUEST, /* Istio's default (LEAST_CONN is its deprecated alias) */
+	LB_ROUND_ROBIN,
+	LB_RANDOM,
+	LB_PASSTHROUGH,
+};
+
+struct traffic_policy {
+	bool given;
+	struct {
+		enum lb_simple simple;
+		bool consistent_hash_given;
+		struct node *consistent_hash; /* decoded by the traffic-management work */
+		struct node *locality_lb_setting;
+		uint64_t warmup_us;
+	} lb;
+	struct node *connection_pool;   /* kept as nodes until their features land */
+	struct node *outlier_detection;
+	struct node *tls;
+	struct node *port_level_settings;
+	struct node *proxy_protocol;
+	struct node *tunnel;
+};
+
+struct dr_subset {
+	const char *name;
+	struct kv_list labels;
+	struct traffic_policy policy;
+	struct node *node;
+};
+
+struct cfg_dr {
+	struct cfg_meta meta;
+	const char *host; /* as written */
+	const char *fqdn; /* expanded, lower-cased */
+	struct traffic_policy policy;
+	struct dr_subset *subsets;
+	size_t nsubsets;
+	struct str_list export_to;
+	struct kv_list workload_selector;
+};
+
+/* ---- ServiceEntry ---- */
+
+enum se_resolution {
+	SE_RES_NONE = 0,
+	SE_RES_STATIC,
+	SE_RES_DNS,
+	SE_RES_DNS_ROUND_ROBIN,
+};
+
+enum se_location {
+	SE_MESH_EXTERNAL = 0,
+	SE_MESH_INTERNAL,
+};
+
+struct se_port {
+	uint32_t number;
+	const char *protocol; /* upper-cased: HTTP, HTTPS, HTTP2, GRPC, TLS, TCP, MONGO, ... */
+	const char *name;
+	uint32_t target_port; /* 0 = same as number */
+};
+
+struct se_endpoint {
+	const char *address;
+	struct kv_list ports; /* port name -> number (value as decimal string) */
+	struct kv_list labels;
+	const char *network;
+	const char *locality;
+	uint32_t weight; /* 0 = not given */
+	const char *service_account;
+	struct node *node;
+};
+
+struct cfg_se {
+	struct cfg_meta meta;
+	struct str_list hosts; /* lower-cased */
+	struct str_list addresses;
+	struct se_port *ports;
+	size_t nports;
+	enum se_location location;
+	enum se_resolution resolution;
+	struct se_endpoint *endpoints;
+	size_t nendpoints;
+	struct str_list export_to;
+	struct kv_list workload_selector;
+	struct str_list subject_alt_names;
+};
+
+/* ---- everything loaded for one generation ---- */
+
+struct cfg_set {
+	struct cfg_main main;
+	struct cfg_gateway **gateways;
+	size_t ngateways;
+	struct cfg_vs **vss;
+	size_t nvss;
+	struct cfg_dr **drs;
+	size_t ndrs;
+	struct cfg_se **ses;
+	size_t nses;
+	/* security kinds decoded later; kept so -t can say "not implemented yet" precisely */
+	int order_counter;
+};
+
+#endif

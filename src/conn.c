@@ -1,0 +1,312 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "accesslog.h"
+#include "conn.h"
+#include "exchange.h"
+#include "local_reply.h"
+#include "log.h"
+#include "proxy.h"
+#include "request.h"
+#include "snapshot.h"
+#include "worker.h"
+
+/* Reading stops when this much is buffered and unconsumed (pipelined requests, or body
+ * bytes the upstream is not taking yet): the client's TCP window does the rest. */
+#define CONN_READ_HIGH_WM (256 * 1024)
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_process(struct conn *c);
+
+static void sockaddr_format(const struct sockaddr *sa, char *ip, size_t iplen, char *full,
+			    size_t fulllen)
+{
+	char buf[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
+		port = ntohs(in->sin_port);
+		snprintf(full, fulllen, "%s:%u", buf, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
+		port = ntohs(in6->sin6_port);
+		snprintf(full, fulllen, "[%s]:%u", buf, port);
+	} else {
+		snprintf(full, fulllen, "?");
+	}
+	snprintf(ip, iplen, "%s", buf);
+}
+
+static const struct cfg_main *conn_main(struct conn *c)
+{
+	struct snapshot *s = c->w->cur != NULL ? c->w->cur->snap : NULL;
+
+	return s != NULL ? &s->set->main : NULL;
+}
+
+static void conn_arm_timer(struct conn *c, uint64_t us)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(us / 1000000);
+	tv.tv_usec = (suseconds_t)(us % 1000000);
+	evtimer_add(c->timer, &tv);
+}
+
+static void conn_wait_idle(struct conn *c)
+{
+	const struct cfg_main *m = conn_main(c);
+
+	c->wait = CW_IDLE;
+	conn_arm_timer(c, m != NULL ? m->timeouts.idle_us : 60000000);
+}
+
+void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr *sa,
+		 socklen_t salen)
+{
+	struct conn *c;
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	const struct cfg_main *m;
+	int one = 1;
+
+	if (w->draining) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (w->cur == NULL)
+		worker_snap_unpin(worker_snap_pin(w));
+	m = w->cur != NULL ? &w->cur->snap->set->main : NULL;
+	if (m != NULL && atomic_load_explicit(&mg_total_conns, memory_order_relaxed) >=
+				 m->limits.max_connections) {
+		METRIC_INC(&w->metrics, downstream_cx_overflow);
+		evutil_closesocket(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->w = w;
+	c->id = ++w->next_conn_id;
+	c->port = wl->port;
+	snprintf(c->lkey, sizeof(c->lkey), "%s", wl->key);
+	sockaddr_format(sa, c->peer_ip, sizeof(c->peer_ip), c->peer, sizeof(c->peer));
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+		char ip[INET6_ADDRSTRLEN];
+
+		sockaddr_format((struct sockaddr *)&local, ip, sizeof(ip), c->local,
+				sizeof(c->local));
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	evutil_make_socket_nonblocking(fd);
+	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(w->base, conn_timer_cb, c);
+	if (c->bev == NULL || c->timer == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			evutil_closesocket(fd);
+		if (c->timer != NULL)
+			event_free(c->timer);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH_WM);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	LIST_INSERT_HEAD(&w->conns, c, entry);
+	w->nconns++;
+	atomic_fetch_add_explicit(&mg_total_conns, 1, memory_order_relaxed);
+	METRIC_INC(&w->metrics, downstream_cx_total);
+	conn_wait_idle(c);
+	(void)salen;
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+	struct worker *w = c->w;
+
+	if (c->ex != NULL) {
+		proxy_abort(c->ex);
+		request_finish(c->ex); /* logs and frees the exchange */
+		c->ex = NULL;
+	}
+	log_debug("conn %llu from %s closed: %s", (unsigned long long)c->id, c->peer, why);
+	LIST_REMOVE(c, entry);
+	w->nconns--;
+	atomic_fetch_sub_explicit(&mg_total_conns, 1, memory_order_relaxed);
+	event_free(c->timer);
+	bufferevent_free(c->bev);
+	free(c);
+	worker_check_drained(w);
+}
+
+void conn_drain(struct conn *c)
+{
+	if (c->ex == NULL && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_close(c, "draining");
+	/* else: the exchange in progress answers with Connection: close, then we close. */
+}
+
+void conn_read_more(struct conn *c)
+{
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Parse and dispatch request heads from the input buffer while no exchange is running.
+ * A loop, not recursion, so a long pipeline of local replies cannot grow the stack. */
+static void conn_process(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	while (c->ex == NULL && !c->close_after_flush) {
+		if (evbuffer_get_length(in) == 0) {
+			if (c->peer_eof) {
+				conn_close(c, "client closed");
+				return;
+			}
+			if (c->wait != CW_IDLE)
+				conn_wait_idle(c);
+			return;
+		}
+		if (c->wait == CW_IDLE) {
+			const struct cfg_main *m = conn_main(c);
+
+			c->wait = CW_HEAD;
+			conn_arm_timer(c, m != NULL ? m->timeouts.request_headers_us : 10000000);
+		}
+		switch (request_begin(c)) {
+		case REQ_AGAIN:
+			if (c->peer_eof)
+				conn_close(c, "client closed mid-head");
+			return;
+		case REQ_CLOSED:
+			return; /* closes once the error reply is flushed */
+		case REQ_STARTED:
+			evtimer_del(c->timer);
+			c->wait = CW_EXCHANGE;
+			return;
+		case REQ_DONE:
+			break; /* answered locally; look for a pipelined request */
+		}
+	}
+}
+
+bool conn_exchange_end(struct conn *c)
+{
+	struct exchange *ex = c->ex;
+	bool keep = ex->client_keepalive && !c->w->draining && !c->peer_eof &&
+		    !c->close_after_flush;
+
+	request_finish(ex);
+	c->ex = NULL;
+	c->nrequests++;
+	if (!keep) {
+		/* The reply is in the output buffer; conn_write_cb closes once it is sent. */
+		c->close_after_flush = true;
+		bufferevent_disable(c->bev, EV_READ);
+		return false;
+	}
+	c->wait = CW_IDLE;
+	return true;
+}
+
+void conn_exchange_done(struct conn *c)
+{
+	if (!conn_exchange_end(c)) {
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_close(c, "exchange done, not keep-alive");
+		return;
+	}
+	bufferevent_enable(c->bev, EV_READ);
+	conn_process(c);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->ex != NULL) {
+		proxy_client_readable(c->ex);
+		return;
+	}
+	conn_process(c);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->close_after_flush) {
+		conn_close(c, "response flushed");
+		return;
+	}
+	if (c->ex != NULL)
+		proxy_client_drained(c->ex);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & BEV_EVENT_EOF) {
+		c->peer_eof = true;
+		METRIC_INC(&c->w->metrics, downstream_cx_destroy_remote);
+		if (c->ex == NULL) {
+			/* A half-closed client may still read: answer what is buffered first. */
+			if (!c->close_after_flush)
+				conn_process(c);
+			return;
+		}
+		if (c->ex->req_done)
+			return; /* half-close after a complete request: finish, then close */
+		exchange_flag(c->ex, "DC");
+		c->ex->details = "downstream_remote_disconnect";
+		conn_close(c, "client closed mid-request");
+		return;
+	}
+	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		if (c->ex != NULL) {
+			exchange_flag(c->ex, "DC");
+			c->ex->details = "downstream_remote_disconnect";
+		}
+		conn_close(c, (what & BEV_EVENT_TIMEOUT) ? "client timeout" : "client error");
+	}
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->wait == CW_HEAD && c->ex == NULL) {
+		METRIC_INC(&c->w->metrics, downstream_rq_timeout);
+		local_reply_error(c, 408, "request_header_timeout");
+		return;
+	}
+	if (c->wait == CW_IDLE && c->ex == NULL)
+		conn_close(c, "idle timeout");
+}

@@ -1,0 +1,55 @@
+/* A client connection: accept, read request heads, hand exchanges to the proxy, write
+ * local replies, keep-alive and pipelining (one exchange at a time, responses in order),
+ * timeouts, and the one conn_close(). Worker thread only. */
+#ifndef MG_CONN_H
+#define MG_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+struct worker;
+struct wlistener;
+struct bufferevent;
+struct event;
+struct exchange;
+
+enum conn_wait {
+	CW_IDLE = 0,  /* between requests: idle timeout */
+	CW_HEAD,      /* part of a head received: header timeout */
+	CW_EXCHANGE,  /* an exchange owns the connection */
+};
+
+struct conn {
+	LIST_ENTRY(conn) entry;
+	struct worker *w;
+	struct bufferevent *bev;
+	uint64_t id;
+	uint32_t port;
+	char lkey[80];
+	char peer_ip[48];
+	char peer[64];  /* ip:port */
+	char local[64]; /* ip:port */
+	enum conn_wait wait;
+	struct exchange *ex;
+	unsigned nrequests;
+	bool close_after_flush;
+	bool peer_eof;
+	struct event *timer;
+};
+
+void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr *sa,
+		 socklen_t salen);
+void conn_close(struct conn *c, const char *why);
+/* Graceful shutdown: close now when idle, else after the current exchange. */
+void conn_drain(struct conn *c);
+/* The proxy finished an exchange: log it, then keep-alive (next pipelined head) or close. */
+void conn_exchange_done(struct conn *c);
+/* Same, without processing the next request or closing now (for synchronous callers):
+ * returns whether the connection stays open for another request. */
+bool conn_exchange_end(struct conn *c);
+/* Resume reading the client (after back-pressure or when the proxy wants body bytes). */
+void conn_read_more(struct conn *c);
+
+#endif

@@ -1,0 +1,398 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "accesslog.h"
+#include "admin.h"
+#include "config/diag.h"
+#include "config/link.h"
+#include "config/load.h"
+#include "control.h"
+#include "log.h"
+#include "pool.h"
+#include "snapshot.h"
+#include "worker.h"
+
+/* Listening sockets by "bind:port": one SO_REUSEPORT socket per worker, so the kernel
+ * spreads connections and workers never share an accept queue. */
+struct ctl_listener {
+	char *key;
+	int fds[MG_MAX_WORKERS];
+	bool in_use; /* scratch during reconcile */
+};
+
+static struct ctl_listener *ctl_listeners;
+static size_t nctl_listeners;
+static uint64_t generation;
+static struct event_base *ctl_base;
+static const char *ctl_main_path;
+
+/* ---- systemd notification (sd_notify protocol, without libsystemd) ---- */
+
+static void notify_systemd(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	socklen_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0)
+		log_debug("sd_notify failed");
+	close(fd);
+}
+
+/* ---- loading ---- */
+
+static void print_diag(const struct diag *d, bool to_stdout)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++) {
+		if (to_stdout)
+			printf("%s\n", d->v[i].text);
+		else
+			log_raw(d->v[i].text);
+	}
+	if (to_stdout)
+		fflush(stdout);
+}
+
+/* Build a snapshot from the files; NULL (and diagnostics printed) when invalid. */
+static struct snapshot *load_snapshot(const char *path, bool to_stdout, int *nerrors)
+{
+	struct pool *p = pool_new();
+	struct diag d;
+	struct cfg_set *set;
+	struct snapshot *s = NULL;
+
+	diag_init(&d);
+	set = config_load(p, &d, path);
+	if (d.nerrors == 0 && set != NULL)
+		s = link_compile(p, &d, set);
+	print_diag(&d, to_stdout);
+	*nerrors = d.nerrors;
+	diag_fini(&d);
+	if (s == NULL || *nerrors > 0) {
+		pool_free(p);
+		return NULL;
+	}
+	return s;
+}
+
+int control_check(const char *main_path)
+{
+	int nerrors = 0;
+	struct snapshot *s = load_snapshot(main_path, false, &nerrors);
+
+	if (s == NULL) {
+		fprintf(stderr, "%s: configuration is invalid (%d error%s)\n", main_path, nerrors,
+			nerrors == 1 ? "" : "s");
+		return 1;
+	}
+	fprintf(stderr, "%s: configuration is valid (%zu listener%s, %zu cluster%s)\n", main_path,
+		s->nlisteners, s->nlisteners == 1 ? "" : "s", s->nclusters,
+		s->nclusters == 1 ? "" : "s");
+	atomic_store(&s->refs, 1);
+	snapshot_unref(s);
+	return 0;
+}
+
+/* ---- listeners ---- */
+
+static int open_listen_socket(const struct listener_cfg *lc)
+{
+	int fd, one = 1;
+
+	fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) < 0 || listen(fd, 4096) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static struct ctl_listener *ctl_find(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < nctl_listeners; i++)
+		if (strcmp(ctl_listeners[i].key, key) == 0)
+			return &ctl_listeners[i];
+	return NULL;
+}
+
+/* Open what s needs and does not have yet; on failure close what this call opened and
+ * return -1 (the running config stays as it is). Sends each worker its plan. */
+static int reconcile_listeners(const struct snapshot *s)
+{
+	struct listener_plan *plans[MG_MAX_WORKERS];
+	struct ctl_listener *added = calloc(s->nlisteners + 1, sizeof(*added));
+	size_t nadded = 0, i, j;
+	int w;
+
+	if (added == NULL)
+		return -1;
+	for (i = 0; i < nctl_listeners; i++)
+		ctl_listeners[i].in_use = false;
+	for (i = 0; i < s->nlisteners; i++) {
+		const struct listener_cfg *lc = &s->listeners[i];
+		struct ctl_listener *cl = ctl_find(lc->key);
+
+		if (cl != NULL) {
+			cl->in_use = true;
+			continue;
+		}
+		added[nadded].key = strdup(lc->key);
+		for (w = 0; w < nworkers; w++) {
+			added[nadded].fds[w] = open_listen_socket(lc);
+			if (added[nadded].fds[w] < 0) {
+				log_warn("cannot listen on %s", lc->key);
+				while (--w >= 0)
+					close(added[nadded].fds[w]);
+				free(added[nadded].key);
+				for (j = 0; j < nadded; j++) {
+					for (w = 0; w < nworkers; w++)
+						close(added[j].fds[w]);
+					free(added[j].key);
+				}
+				free(added);
+				return -1;
+			}
+		}
+		added[nadded].in_use = true;
+		nadded++;
+	}
+	for (w = 0; w < nworkers; w++) {
+		plans[w] = calloc(1, sizeof(*plans[w]));
+		plans[w]->add = calloc(nadded + 1, sizeof(*plans[w]->add));
+		plans[w]->remove = calloc(nctl_listeners + 1, sizeof(char *));
+		if (plans[w] == NULL || plans[w]->add == NULL || plans[w]->remove == NULL)
+			fatalx("out of memory");
+	}
+	/* removals */
+	for (i = 0; i < nctl_listeners;) {
+		if (ctl_listeners[i].in_use) {
+			i++;
+			continue;
+		}
+		log_info("closing listener %s", ctl_listeners[i].key);
+		for (w = 0; w < nworkers; w++)
+			plans[w]->remove[plans[w]->nremove++] = strdup(ctl_listeners[i].key);
+		free(ctl_listeners[i].key); /* workers close their fds (LEV_OPT_CLOSE_ON_FREE) */
+		ctl_listeners[i] = ctl_listeners[--nctl_listeners];
+	}
+	/* additions */
+	ctl_listeners = realloc(ctl_listeners, (nctl_listeners + nadded + 1) * sizeof(*ctl_listeners));
+	if (ctl_listeners == NULL)
+		fatalx("out of memory");
+	for (i = 0; i < nadded; i++) {
+		const struct listener_cfg *lc = NULL;
+
+		for (j = 0; j < s->nlisteners; j++)
+			if (strcmp(s->listeners[j].key, added[i].key) == 0)
+				lc = &s->listeners[j];
+		log_info("listening on %s", added[i].key);
+		for (w = 0; w < nworkers; w++) {
+			struct listener_plan *pl = plans[w];
+
+			pl->add[pl->nadd].key = strdup(added[i].key);
+			pl->add[pl->nadd].port = lc->port;
+			pl->add[pl->nadd].fd = added[i].fds[w];
+			pl->nadd++;
+		}
+		ctl_listeners[nctl_listeners++] = added[i];
+	}
+	free(added);
+	for (w = 0; w < nworkers; w++)
+		worker_post(workers[w], worker_apply_plan, plans[w]);
+	return 0;
+}
+
+/* ---- reload ---- */
+
+static int apply_snapshot(struct snapshot *s, bool initial)
+{
+	/* Publish first so that workers adopting the new listeners route with the new
+	 * config; old listeners keep serving until the plan reaches each worker. */
+	s->generation = ++generation;
+	snapshot_publish(s);
+	if (reconcile_listeners(s) != 0) {
+		if (initial)
+			fatalx("cannot open the configured listeners");
+		return -1;
+	}
+	if (accesslog_open(s->set->main.access_log_path, s->set->main.access_log_format) != 0 &&
+	    initial)
+		fatalx("cannot open the access log");
+	return 0;
+}
+
+static void do_reload(void)
+{
+	int nerrors = 0;
+	struct snapshot *s, *old;
+
+	notify_systemd("RELOADING=1");
+	log_info("reloading %s", ctl_main_path);
+	s = load_snapshot(ctl_main_path, false, &nerrors);
+	if (s == NULL) {
+		log_warnx("reload failed: %d error%s; generation %llu keeps serving", nerrors,
+			  nerrors == 1 ? "" : "s", (unsigned long long)generation);
+		notify_systemd("READY=1");
+		return;
+	}
+	old = snapshot_current();
+	if (old != NULL && s->set->main.workers != old->set->main.workers)
+		log_warnx("workers changed: takes effect at the next restart");
+	snapshot_unref(old);
+	/* Bind new listeners before publishing so a port in use refuses the reload whole. */
+	if (apply_snapshot(s, false) != 0) {
+		log_warnx("reload failed: listeners could not be opened; the previous listeners "
+			  "stay open");
+		notify_systemd("READY=1");
+		return;
+	}
+	log_info("reload ok: config generation %llu live", (unsigned long long)generation);
+	notify_systemd("READY=1");
+}
+
+/* ---- signals ---- */
+
+static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	do_reload();
+}
+
+static void sigterm_cb(evutil_socket_t sig, short what, void *arg)
+{
+	static uint64_t deadline_us;
+	struct snapshot *s = snapshot_current();
+	int w;
+
+	log_info("received %s: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	notify_systemd("STOPPING=1");
+	deadline_us = s != NULL ? s->set->main.timeouts.drain_us : 15000000;
+	snapshot_unref(s);
+	for (w = 0; w < nworkers; w++)
+		worker_post(workers[w], worker_drain, &deadline_us);
+	admin_stop();
+	event_base_loopexit(ctl_base, NULL);
+}
+
+/* ---- privileges ---- */
+
+static void drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return;
+	if (user == NULL)
+		user = "meshgate";
+	pw = getpwnam(user);
+	if (pw == NULL) {
+		log_warnx("running as root: user \"%s\" does not exist (set `user:` in the main "
+			  "config or create it)",
+			  user);
+		return;
+	}
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+		fatal("dropping privileges to %s", user);
+	log_info("dropped privileges to user %s", user);
+}
+
+int control_run(const char *main_path)
+{
+	struct event *ev_hup, *ev_term, *ev_int;
+	struct snapshot *s;
+	int nerrors = 0, n;
+
+	ctl_main_path = main_path;
+	log_set_thread_name("ctl");
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() != 0)
+		fatalx("libevent has no pthreads support");
+	s = load_snapshot(main_path, false, &nerrors);
+	if (s == NULL) {
+		log_warnx("%s: configuration is invalid (%d error%s); not starting", main_path,
+			  nerrors, nerrors == 1 ? "" : "s");
+		return 1;
+	}
+	n = s->set->main.workers;
+	if (n <= 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		n = cpus > 0 ? (int)cpus : 1;
+	}
+	ctl_base = event_base_new();
+	if (ctl_base == NULL)
+		fatalx("event_base_new failed");
+	workers_start(n);
+	apply_snapshot(s, true);
+	if (admin_start(ctl_base, s->set->main.admin_address) != 0)
+		fatalx("cannot start the admin endpoint on %s", s->set->main.admin_address);
+	drop_privileges(s->set->main.user);
+	log_info("meshgate %s running: %d worker%s, config generation %llu live", PACKAGE_VERSION,
+		 n, n == 1 ? "" : "s", (unsigned long long)generation);
+	notify_systemd("READY=1");
+
+	ev_hup = evsignal_new(ctl_base, SIGHUP, sighup_cb, NULL);
+	ev_term = evsignal_new(ctl_base, SIGTERM, sigterm_cb, NULL);
+	ev_int = evsignal_new(ctl_base, SIGINT, sigterm_cb, NULL);
+	evsignal_add(ev_hup, NULL);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	event_base_dispatch(ctl_base);
+
+	workers_join();
+	log_info("all workers stopped; exiting");
+	event_free(ev_hup);
+	event_free(ev_term);
+	event_free(ev_int);
+	admin_free();
+	for (size_t i = 0; i < nctl_listeners; i++)
+		free(ctl_listeners[i].key);
+	free(ctl_listeners);
+	s = snapshot_current();
+	snapshot_unref(s);
+	snapshot_publish_none();
+	accesslog_close();
+	event_base_free(ctl_base);
+	libevent_global_shutdown();
+	return 0;
+}

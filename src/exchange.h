@@ -1,0 +1,82 @@
+/* One request/response exchange, shared by conn.c (client side) and proxy.c (upstream side).
+ * Allocated per worker from a free list; everything derived from the request that must
+ * outlive the parsed head (log fields, rewritten path) is copied into its bounded arena. */
+#ifndef MG_EXCHANGE_H
+#define MG_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "http1.h"
+
+struct conn;
+struct wsnap;
+struct listener_cfg;
+struct http_route;
+struct route_destination;
+struct cluster;
+struct endpoint;
+struct upstream_host;
+struct upconn;
+struct evbuffer;
+struct event;
+
+#define EX_ARENA 4096
+
+struct exchange {
+	struct conn *c;
+	struct wsnap *ws;
+	const struct listener_cfg *lc;
+	const struct http_route *route;
+	const struct route_destination *rd;
+	const struct cluster *cl;
+	const struct endpoint *ep;
+	struct upstream_host *uh;
+	struct upconn *uc;
+	struct evbuffer *up_head; /* serialized upstream request head, kept for a stale retry */
+
+	/* request body towards upstream */
+	enum http1_body_kind req_kind;
+	uint64_t req_remaining;
+	struct http1_chunked req_chunk;
+	bool req_done;    /* all request body bytes consumed from the client */
+	bool req_started; /* some body bytes went upstream (no transparent retry after that) */
+	bool expect_continue;
+
+	/* response towards client */
+	enum http1_body_kind resp_kind;
+	uint64_t resp_remaining;
+	struct http1_chunked resp_chunk;
+	bool resp_head_sent;
+	bool resp_chunked_out; /* re-encode chunked towards the client */
+	bool resp_close_delimited; /* client gets a close-delimited body */
+	bool upstream_reusable;
+
+	bool head_request;
+	int minor_version;
+	bool client_keepalive;
+	bool retried_stale;
+
+	int status;
+	char flags[32];
+	const char *details;
+	uint64_t start_us; /* monotonic */
+	struct timespec start_wall;
+	uint64_t upstream_sent_us;
+	int64_t upstream_time_us;
+	uint64_t bytes_in, bytes_out;
+	struct event *connect_timer, *route_timer;
+
+	/* log fields (arena copies) */
+	const char *method, *path, *authority, *user_agent, *xff, *request_id;
+	size_t method_len, path_len, authority_len, user_agent_len, xff_len, request_id_len;
+	size_t arena_used;
+	char arena[EX_ARENA];
+};
+
+/* Copy s into the exchange arena (truncated to what is left); returns the copy. */
+const char *exchange_keep(struct exchange *ex, const char *s, size_t len, size_t *out_len);
+void exchange_flag(struct exchange *ex, const char *flag);
+
+#endif

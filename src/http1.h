@@ -1,0 +1,115 @@
+/* RFC 9112 HTTP/1.1 message head parsing and body framing.
+ *
+ * Pure functions over caller-owned bytes: nothing here allocates, nothing keeps state
+ * between calls except the explicit struct http1_chunked.  Parsed names and values point
+ * into the caller's buffer (zero-copy), so the buffer must outlive the parsed head. */
+#ifndef MG_HTTP1_H
+#define MG_HTTP1_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct http1_header {
+	const char *name;
+	size_t name_len;
+	const char *value; /* leading/trailing OWS already stripped */
+	size_t value_len;
+};
+
+struct http1_limits {
+	size_t max_head;         /* whole head incl. request line, bytes (431 when exceeded) */
+	size_t max_request_line; /* request line, bytes (414 when exceeded) */
+	size_t max_headers;      /* header field count (431 when exceeded) */
+};
+
+struct http1_request {
+	const char *method;
+	size_t method_len;
+	const char *target; /* request-target exactly as sent */
+	size_t target_len;
+	int minor_version; /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
+	struct http1_header *headers; /* caller-provided array of capacity max_headers */
+	size_t nheaders;
+	/* Filled by http1_parse_request when it succeeds (so the proxy need not rescan): */
+	int host_index;   /* index of the one Host header, -1 if none */
+	int conn_close;   /* Connection: close (1.1) or no keep-alive (1.0) */
+	int expect_continue; /* Expect: 100-continue */
+	int upgrade;      /* Connection: upgrade + Upgrade header present */
+};
+
+struct http1_response {
+	int minor_version;
+	int status;
+	const char *reason;
+	size_t reason_len;
+	struct http1_header *headers;
+	size_t nheaders;
+	int conn_close;
+};
+
+/* Parse a request head from buf[0..len).
+ * Returns the head length in bytes (> 0, including the final CRLF CRLF) when complete,
+ * MG_AGAIN when more bytes are needed (and no limit is exceeded yet), or MG_EBAD with
+ * *why set to a static reason and *status set to the HTTP status to answer
+ * (400, 414, 431, 501 for unknown transfer coding, 505 for an unsupported version).
+ * Strict: no obs-fold, no bare CR or LF, no whitespace before ':', no NUL/CTL in values,
+ * token grammar for method and field names, single SP separators, at most one Host. */
+int http1_parse_request(const char *buf, size_t len, const struct http1_limits *lim,
+			struct http1_request *req, int *status, const char **why);
+
+/* Parse a response head (from an upstream).  Same return convention; *why is set on
+ * MG_EBAD. Accepts 1xx..5xx three-digit codes only; reason phrase may be empty. */
+int http1_parse_response(const char *buf, size_t len, const struct http1_limits *lim,
+			 struct http1_response *resp, const char **why);
+
+enum http1_body_kind {
+	HTTP1_BODY_NONE = 0,    /* no body */
+	HTTP1_BODY_LENGTH,      /* Content-Length bytes */
+	HTTP1_BODY_CHUNKED,     /* chunked transfer coding */
+	HTTP1_BODY_UNTIL_CLOSE, /* responses only: read until the connection closes */
+};
+
+/* Decide request body framing per RFC 9112 §6.  Rejects (MG_EBAD + *why, answer 400 and
+ * close) every case where framing is in doubt: Transfer-Encoding together with
+ * Content-Length, Transfer-Encoding whose final coding is not chunked or that lists
+ * chunked twice, any Transfer-Encoding on HTTP/1.0, Content-Length that is not 1*DIGIT,
+ * overflows, or several Content-Length values that differ (identical repeats are allowed).
+ * A non-chunked coding before chunked ("gzip, chunked") is 501 (*status). */
+int http1_request_framing(const struct http1_request *req, enum http1_body_kind *kind,
+			  uint64_t *length, int *status, const char **why);
+
+/* Decide response body framing (RFC 9112 §6.3) given the request method and status:
+ * HEAD, 1xx, 204, 304 -> NONE; 2xx to CONNECT -> NONE (tunnel handled by caller);
+ * chunked -> CHUNKED; Content-Length -> LENGTH; otherwise UNTIL_CLOSE.
+ * Invalid/conflicting framing -> MG_EBAD (caller answers 502). */
+int http1_response_framing(const struct http1_response *resp, const char *method,
+			   size_t method_len, enum http1_body_kind *kind, uint64_t *length,
+			   const char **why);
+
+/* Incremental chunked-body decoder. Zero-initialise, then feed bytes. */
+struct http1_chunked {
+	int state;
+	uint64_t remaining;  /* bytes left in the current chunk's data */
+	size_t line_len;     /* bytes seen in the current size/extension or trailer line */
+	size_t trailer_len;  /* bytes of trailer section so far */
+	int done;            /* 1 once the last-chunk and trailer section are consumed */
+};
+
+#define HTTP1_CHUNK_LINE_MAX 4096   /* chunk-size line incl. extensions */
+#define HTTP1_TRAILER_MAX 16384     /* whole trailer section */
+
+/* Consume bytes from buf[0..len).  Returns bytes consumed (>= 0) or MG_EBAD (*why).
+ * At most one run of chunk payload is reported per call through *data and *data_len (pointing
+ * into buf; *data_len == 0 when the call consumed only framing).  The caller loops until
+ * all input is consumed or st->done.  Trailers are validated and discarded. Bytes after
+ * the end of the body are not consumed. */
+ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len,
+			   const char **data, size_t *data_len, const char **why);
+
+/* Case-insensitive ASCII compare helpers used by every module dealing with header names. */
+int http1_name_eq(const char *a, size_t alen, const char *lit);
+/* Does the comma-separated list value contain token (case-insensitive, OWS-trimmed)? */
+int http1_list_has(const char *value, size_t len, const char *token);
+
+#endif

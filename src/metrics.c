@@ -1,0 +1,43 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+
+#include "metrics.h"
+#include "worker.h"
+
+static const char *const metric_names[] = {
+#define MG_METRIC_NAME(name, type, help) #name,
+	MG_METRICS(MG_METRIC_NAME)
+#undef MG_METRIC_NAME
+};
+
+static const char *const metric_types[] = {
+#define MG_METRIC_TYPE(name, type, help) #type,
+	MG_METRICS(MG_METRIC_TYPE)
+#undef MG_METRIC_TYPE
+};
+
+static const char *const metric_help[] = {
+#define MG_METRIC_HELP(name, type, help) help,
+	MG_METRICS(MG_METRIC_HELP)
+#undef MG_METRIC_HELP
+};
+
+void metrics_write_prometheus(FILE *out)
+{
+	int m, w;
+
+	for (m = 0; m < M__COUNT; m++) {
+		uint64_t sum = 0;
+
+		/* Each shard is written only by its worker; a read that races an increment
+		 * sees the old or the new value, both fine for a scrape. */
+		for (w = 0; w < nworkers; w++)
+			sum += __atomic_load_n(&workers[w]->metrics.v[m], __ATOMIC_RELAXED);
+		fprintf(out, "# HELP meshgate_%s %s\n# TYPE meshgate_%s %s\nmeshgate_%s %llu\n",
+			metric_names[m], metric_help[m], metric_names[m], metric_types[m],
+			metric_names[m], (unsigned long long)sum);
+	}
+}

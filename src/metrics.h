@@ -1,0 +1,51 @@
+/* Counters, declared once in the X-macro list below: the enum, the Prometheus output and
+ * the documentation come from it.  Each worker writes only its own shard (plain stores, no
+ * atomics needed for the writer; readers on the admin thread tolerate torn-free 64-bit
+ * reads on the platforms we build for). */
+#ifndef MG_METRICS_H
+#define MG_METRICS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* name, type, help */
+#define MG_METRICS(X)                                                                              \
+	X(downstream_cx_total, counter, "Client connections accepted")                            \
+	X(downstream_cx_overflow, counter, "Client connections refused at maxConnections")        \
+	X(downstream_rq_total, counter, "Requests received")                                       \
+	X(downstream_rq_1xx, counter, "Responses with a 1xx status")                              \
+	X(downstream_rq_2xx, counter, "Responses with a 2xx status")                              \
+	X(downstream_rq_3xx, counter, "Responses with a 3xx status")                              \
+	X(downstream_rq_4xx, counter, "Responses with a 4xx status")                              \
+	X(downstream_rq_5xx, counter, "Responses with a 5xx status")                              \
+	X(downstream_rq_bad_request, counter, "Requests rejected as malformed (400/414/431/501/505)") \
+	X(downstream_rq_timeout, counter, "Requests answered 408 (header or body timeout)")       \
+	X(downstream_rq_no_route, counter, "Requests with no matching vhost or route (404 NR)")   \
+	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \
+	X(downstream_cx_destroy_remote, counter, "Client connections closed by the client")      \
+	X(upstream_cx_total, counter, "Upstream connections opened")                              \
+	X(upstream_cx_connect_fail, counter, "Upstream connect failures (503 UF)")                \
+	X(upstream_cx_reuse, counter, "Requests sent on a reused pooled upstream connection")     \
+	X(upstream_rq_timeout, counter, "Route timeouts (504 UT)")                                \
+	X(upstream_rq_reset, counter, "Upstream resets/closes before a complete response")       \
+	X(upstream_rq_bad_response, counter, "Upstream responses rejected as malformed (502)")    \
+	X(upstream_rq_no_healthy, counter, "Requests to a cluster without endpoints (503 UH)")   \
+	X(upstream_rq_retry_stale, counter, "Requests retried after a stale pooled connection")
+
+enum metric_id {
+#define MG_METRIC_ENUM(name, type, help) M_##name,
+	MG_METRICS(MG_METRIC_ENUM)
+#undef MG_METRIC_ENUM
+		M__COUNT
+};
+
+struct metrics_shard {
+	uint64_t v[M__COUNT];
+};
+
+#define METRIC_INC(shard, id) ((shard)->v[M_##id]++)
+
+/* Sum every worker's shard and write Prometheus text exposition (admin thread). */
+void metrics_write_prometheus(FILE *out);
+
+#endif

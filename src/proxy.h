@@ -1,0 +1,24 @@
+/* The exchange state machine, upstream side: from a routed request to a forwarded
+ * response.  conn.c parses and routes; proxy.c picks an endpoint, gets a pooled or new
+ * upstream connection, streams the request body, parses the response and streams it back
+ * with back-pressure both ways, mapping every upstream failure to 502/503/504 + a flag. */
+#ifndef MG_PROXY_H
+#define MG_PROXY_H
+
+struct exchange;
+struct http1_request;
+struct route_request;
+struct evbuffer;
+
+/* Start forwarding: ex->route and ex->rd are set, the request head is parsed (req) and still
+ * in the client's input buffer.  Builds the upstream head (must finish before the caller
+ * drains the head bytes). Returns 0, or -1 after having answered locally (503 UH etc.). */
+int proxy_start(struct exchange *ex, const struct http1_request *req,
+		const struct route_request *rq);
+/* Client has more body bytes, or its output drained (back-pressure release). */
+void proxy_client_readable(struct exchange *ex);
+void proxy_client_drained(struct exchange *ex);
+/* Client went away mid-exchange: release the upstream side. */
+void proxy_abort(struct exchange *ex);
+
+#endif

@@ -1,0 +1,517 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "accesslog.h"
+#include "conn.h"
+#include "exchange.h"
+#include "errors.h"
+#include "http1.h"
+#include "local_reply.h"
+#include "log.h"
+#include "proxy.h"
+#include "request.h"
+#include "router.h"
+#include "snapshot.h"
+#include "worker.h"
+
+_Static_assert(sizeof(struct msg_header) == sizeof(struct http1_header),
+	       "msg_header and http1_header must share a layout");
+
+/* Parsed header slots: the head is routed and serialised synchronously, so one array per
+ * worker thread is enough (no per-request allocation). */
+static __thread struct http1_header *hdr_slots;
+static __thread size_t hdr_nslots;
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+const char *exchange_keep(struct exchange *ex, const char *s, size_t len, size_t *out_len)
+{
+	size_t room = EX_ARENA - ex->arena_used;
+	char *d = ex->arena + ex->arena_used;
+
+	if (len > room)
+		len = room; /* log fields are truncated, never grown */
+	memcpy(d, s, len);
+	ex->arena_used += len;
+	if (out_len != NULL)
+		*out_len = len;
+	return d;
+}
+
+void exchange_flag(struct exchange *ex, const char *flag)
+{
+	size_t n = strlen(ex->flags);
+
+	if (n + strlen(flag) + 2 > sizeof(ex->flags))
+		return;
+	if (n > 0)
+		ex->flags[n++] = ',';
+	strcpy(ex->flags + n, flag);
+}
+
+struct exchange *request_new(struct conn *c)
+{
+	struct exchange *ex = calloc(1, sizeof(*ex));
+
+	if (ex == NULL)
+		return NULL;
+	ex->c = c;
+	ex->start_us = now_us();
+	clock_gettime(CLOCK_REALTIME, &ex->start_wall);
+	ex->upstream_time_us = -1;
+	ex->minor_version = 1;
+	return ex;
+}
+
+void request_finish(struct exchange *ex)
+{
+	struct conn *c = ex->c;
+	struct worker *w = c->w;
+	struct accesslog_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.start = ex->start_wall;
+	e.duration_us = now_us() - ex->start_us;
+	e.upstream_time_us = ex->upstream_time_us;
+	e.method = ex->method;
+	e.method_len = ex->method_len;
+	e.path = ex->path;
+	e.path_len = ex->path_len;
+	e.protocol = ex->method == NULL ? "-" : ex->minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+	e.authority = ex->authority;
+	e.authority_len = ex->authority_len;
+	e.user_agent = ex->user_agent;
+	e.user_agent_len = ex->user_agent_len;
+	e.xff = ex->xff;
+	e.xff_len = ex->xff_len;
+	e.request_id = ex->request_id;
+	e.request_id_len = ex->request_id_len;
+	e.status = ex->status;
+	e.flags = ex->flags[0] ? ex->flags : "-";
+	e.details = ex->details != NULL ? ex->details : "-";
+	e.bytes_received = ex->bytes_in;
+	e.bytes_sent = ex->bytes_out;
+	e.upstream_host = ex->ep != NULL ? ex->ep->name : NULL;
+	e.upstream_cluster = ex->cl != NULL ? ex->cl->name : NULL;
+	e.route_name = ex->route != NULL ? ex->route->name : NULL;
+	e.downstream_local = c->local;
+	e.downstream_remote = c->peer;
+	accesslog_write(w->alog, &e);
+
+	switch (ex->status / 100) {
+	case 1:
+		METRIC_INC(&w->metrics, downstream_rq_1xx);
+		break;
+	case 2:
+		METRIC_INC(&w->metrics, downstream_rq_2xx);
+		break;
+	case 3:
+		METRIC_INC(&w->metrics, downstream_rq_3xx);
+		break;
+	case 4:
+		METRIC_INC(&w->metrics, downstream_rq_4xx);
+		break;
+	case 5:
+		METRIC_INC(&w->metrics, downstream_rq_5xx);
+		break;
+	default:
+		break;
+	}
+	if (ex->connect_timer != NULL)
+		event_free(ex->connect_timer);
+	if (ex->route_timer != NULL)
+		event_free(ex->route_timer);
+	if (ex->up_head != NULL)
+		evbuffer_free(ex->up_head);
+	worker_snap_unpin(ex->ws);
+	free(ex);
+}
+
+static const struct listener_cfg *find_listener(const struct snapshot *s, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < s->nlisteners; i++)
+		if (strcmp(s->listeners[i].key, key) == 0)
+			return &s->listeners[i];
+	return NULL;
+}
+
+/* Host header or absolute-form authority without the port (RFC 9110 §7.2). */
+static void split_host_port(const char *a, size_t len, size_t *host_len)
+{
+	size_t i;
+
+	if (len > 0 && a[0] == '[') {
+		for (i = 0; i < len && a[i] != ']'; i++)
+			;
+		*host_len = i < len ? i + 1 : len;
+		return;
+	}
+	for (i = len; i > 0; i--) {
+		if (a[i - 1] == ':') {
+			*host_len = i - 1;
+			return;
+		}
+		if (a[i - 1] < '0' || a[i - 1] > '9')
+			break;
+	}
+	*host_len = len;
+}
+
+/* RFC 3986 §5.2.4 dot-segment removal plus slash merging is what Istio's default path
+ * normalisation does before routing; without it "/public/../admin" would be routed as
+ * /public.  Writes into out (at least len bytes); returns the new length, 0 on escape
+ * above the root (which is clamped to "/"). */
+static size_t path_normalize(const char *p, size_t len, char *out)
+{
+	size_t o = 0, i = 0;
+
+	while (i < len) {
+		size_t seg_start, seg_len;
+
+		/* p[i] == '/' here (paths start with '/') */
+		while (i < len && p[i] == '/')
+			i++;
+		seg_start = i;
+		while (i < len && p[i] != '/')
+			i++;
+		seg_len = i - seg_start;
+		if (seg_len == 1 && p[seg_start] == '.') {
+			if (i == len)
+				out[o++] = '/';
+			continue;
+		}
+		if (seg_len == 2 && p[seg_start] == '.' && p[seg_start + 1] == '.') {
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+			if (i == len)
+				out[o++] = '/';
+			continue;
+		}
+		out[o++] = '/';
+		memcpy(out + o, p + seg_start, seg_len);
+		o += seg_len;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	else if (len > 0 && p[len - 1] == '/' && out[o - 1] != '/')
+		out[o++] = '/';
+	return o;
+}
+
+static void gen_request_id(struct worker *w, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t a = worker_random(w), b = worker_random(w);
+	unsigned char r[16];
+	int i, o = 0;
+
+	memcpy(r, &a, 8);
+	memcpy(r + 8, &b, 8);
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* UUID version 4 */
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[r[i] >> 4];
+		out[o++] = hex[r[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+static void build_redirect(struct exchange *ex, const struct http_redirect *rd,
+			   const struct route_request *rq)
+{
+	char loc[4096];
+	const char *scheme = rd->scheme != NULL ? rd->scheme : rq->scheme;
+	const char *host = rq->host;
+	size_t host_len = rq->host_len;
+	char port[16] = "";
+	int n;
+
+	if (rd->authority != NULL) {
+		host = rd->authority;
+		host_len = strlen(host);
+	} else if (rd->port == 0) {
+		/* keep the request's authority, port included, unless the scheme changes */
+		if (rd->scheme == NULL) {
+			host = rq->authority;
+			host_len = rq->authority_len;
+		}
+	}
+	if (rd->port != 0)
+		snprintf(port, sizeof(port), ":%u", rd->port);
+	else if (rd->derive_port_from_request)
+		snprintf(port, sizeof(port), ":%u", rq->port);
+	if (rd->uri != NULL) {
+		n = snprintf(loc, sizeof(loc), "location: %s://%.*s%s%s%s%.*s\r\n", scheme,
+			     (int)host_len, host, port, rd->uri,
+			     strchr(rd->uri, '?') == NULL && rq->query != NULL ? "?" : "",
+			     strchr(rd->uri, '?') == NULL && rq->query != NULL ? (int)rq->query_len : 0,
+			     rq->query != NULL ? rq->query : "");
+	} else {
+		n = snprintf(loc, sizeof(loc), "location: %s://%.*s%s%.*s%s%.*s\r\n", scheme,
+			     (int)host_len, host, port, (int)rq->path_len, rq->path,
+			     rq->query != NULL ? "?" : "", rq->query != NULL ? (int)rq->query_len : 0,
+			     rq->query != NULL ? rq->query : "");
+	}
+	if (n < 0 || (size_t)n >= sizeof(loc)) {
+		local_reply(ex, 500, "text/plain", "redirect location too long\n", 27, NULL, false);
+		return;
+	}
+	local_reply(ex, (int)(rd->redirect_code ? rd->redirect_code : 301), NULL, NULL, 0, loc,
+		    false);
+}
+
+/* Everything from a parsed head up to "routed": returns what conn.c should do next. */
+static enum request_result request_route(struct conn *c, struct exchange *ex,
+					 struct http1_request *req, size_t head_len)
+{
+	struct worker *w = c->w;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct route_request rq;
+	const struct vhost *vh;
+	const struct http_route *route;
+	const char *target = req->target;
+	size_t tlen = req->target_len, i, host_len;
+	char norm[8192];
+	char gwname[512];
+	int status;
+	const char *why;
+	bool has_body;
+
+	ex->method = exchange_keep(ex, req->method, req->method_len, &ex->method_len);
+	ex->path = exchange_keep(ex, target, tlen < 1024 ? tlen : 1024, &ex->path_len);
+	ex->minor_version = req->minor_version;
+	ex->head_request = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+	ex->client_keepalive = !req->conn_close;
+	ex->expect_continue = req->expect_continue;
+	ex->bytes_in = head_len;
+	for (i = 0; i < req->nheaders; i++) {
+		const struct http1_header *h = &req->headers[i];
+
+		if (http1_name_eq(h->name, h->name_len, "user-agent"))
+			ex->user_agent = exchange_keep(ex, h->value, h->value_len < 256 ? h->value_len : 256,
+						       &ex->user_agent_len);
+		else if (http1_name_eq(h->name, h->name_len, "x-forwarded-for") && ex->xff == NULL)
+			ex->xff = exchange_keep(ex, h->value, h->value_len < 256 ? h->value_len : 256,
+						&ex->xff_len);
+		else if (http1_name_eq(h->name, h->name_len, "x-request-id") && ex->request_id == NULL &&
+			 h->value_len > 0 && h->value_len <= 128)
+			ex->request_id = exchange_keep(ex, h->value, h->value_len, &ex->request_id_len);
+	}
+	if (ex->request_id == NULL) {
+		char id[40];
+
+		gen_request_id(w, id);
+		ex->request_id = exchange_keep(ex, id, 36, &ex->request_id_len);
+	}
+
+	if (http1_request_framing(req, &ex->req_kind, &ex->req_remaining, &status, &why) != 0) {
+		METRIC_INC(&w->metrics, downstream_rq_bad_request);
+		evbuffer_drain(in, head_len);
+		ex->details = why;
+		local_reply(ex, status, "text/plain", NULL, 0, NULL, true);
+		return REQ_CLOSED;
+	}
+	has_body = ex->req_kind == HTTP1_BODY_CHUNKED ||
+		   (ex->req_kind == HTTP1_BODY_LENGTH && ex->req_remaining > 0);
+
+	/* Request target forms (RFC 9112 §3.2). */
+	memset(&rq, 0, sizeof(rq));
+	rq.method = req->method;
+	rq.method_len = req->method_len;
+	rq.scheme = "http";
+	rq.port = c->port;
+	rq.headers = (const struct msg_header *)req->headers;
+	rq.nheaders = req->nheaders;
+	if (req->host_index >= 0) {
+		rq.authority = req->headers[req->host_index].value;
+		rq.authority_len = req->headers[req->host_index].value_len;
+	}
+	if (tlen > 0 && target[0] != '/') {
+		if (tlen == 1 && target[0] == '*') {
+			rq.path = "*";
+			rq.path_len = 1;
+		} else if (tlen > 7 && (strncasecmp(target, "http://", 7) == 0 ||
+					strncasecmp(target, "https://", 8) == 0)) {
+			/* absolute-form: its authority replaces Host (RFC 9112 §3.2.2) */
+			size_t s = target[4] == ':' ? 7 : 8, e = s;
+
+			while (e < tlen && target[e] != '/' && target[e] != '?')
+				e++;
+			rq.authority = target + s;
+			rq.authority_len = e - s;
+			target += e;
+			tlen -= e;
+			if (tlen == 0 || target[0] != '/') {
+				target = "/";
+				tlen = 1;
+			}
+		} else {
+			/* authority-form (CONNECT) is for the egress work; refuse it clearly. */
+			evbuffer_drain(in, head_len);
+			ex->details = "connect_not_supported";
+			local_reply(ex, 501, "text/plain", "CONNECT is not supported here\n", 30, NULL,
+				    true);
+			return REQ_CLOSED;
+		}
+	}
+	if (rq.path == NULL) {
+		const char *q = memchr(target, '?', tlen);
+		size_t plen = q != NULL ? (size_t)(q - target) : tlen;
+
+		if (plen > sizeof(norm)) {
+			evbuffer_drain(in, head_len);
+			ex->details = "path_too_long";
+			local_reply(ex, 414, "text/plain", NULL, 0, NULL, true);
+			return REQ_CLOSED;
+		}
+		rq.path_len = path_normalize(target, plen, norm);
+		rq.path = norm;
+		if (q != NULL) {
+			rq.query = q + 1;
+			rq.query_len = tlen - plen - 1;
+		}
+	}
+	if (rq.authority == NULL) {
+		/* HTTP/1.0 without Host: route on "" (only a "*" virtual host can take it). */
+		rq.authority = "";
+		rq.authority_len = 0;
+	}
+	ex->authority = exchange_keep(ex, rq.authority, rq.authority_len < 256 ? rq.authority_len : 256,
+				      &ex->authority_len);
+	split_host_port(rq.authority, rq.authority_len, &host_len);
+	rq.host = rq.authority;
+	rq.host_len = host_len;
+
+	ex->ws = worker_snap_pin(w);
+	ex->lc = ex->ws != NULL ? find_listener(ex->ws->snap, c->lkey) : NULL;
+	vh = ex->lc != NULL ? router_find_vhost(ex->lc, rq.host, rq.host_len) : NULL;
+	if (vh != NULL && vh->gateway != NULL) {
+		snprintf(gwname, sizeof(gwname), "%s/%s", vh->gateway->meta.ns, vh->gateway->meta.name);
+		rq.gateway = gwname;
+	}
+	route = vh != NULL ? router_match(vh, &rq) : NULL;
+	if (route == NULL) {
+		METRIC_INC(&w->metrics, downstream_rq_no_route);
+		evbuffer_drain(in, head_len);
+		exchange_flag(ex, "NR");
+		ex->details = vh == NULL ? "route_not_found: no virtual host" : "route_not_found";
+		local_reply(ex, 404, NULL, NULL, 0, NULL, has_body);
+		return has_body ? REQ_CLOSED : REQ_DONE;
+	}
+	ex->route = route;
+	if (route->direct_response.given || route->redirect != NULL) {
+		METRIC_INC(&w->metrics, downstream_rq_direct_response);
+		ex->details = route->redirect != NULL ? "redirect" : "direct_response";
+		if (route->redirect != NULL)
+			build_redirect(ex, route->redirect, &rq);
+		else
+			local_reply(ex, (int)route->direct_response.status, "text/plain",
+				    route->direct_response.body, route->direct_response.body_len,
+				    NULL, has_body);
+		evbuffer_drain(in, head_len);
+		if (has_body) {
+			/* We did not read the body: the connection cannot be reused. */
+			ex->client_keepalive = false;
+			return REQ_CLOSED;
+		}
+		return REQ_DONE;
+	}
+	ex->rd = router_pick_destination(route, route->total_weight
+							? (uint32_t)(worker_random(w) % route->total_weight)
+							: 0);
+	if (proxy_start(ex, req, &rq) != 0) {
+		/* answered locally (e.g. 503 UH); the body, if any, was not read */
+		evbuffer_drain(in, head_len);
+		return has_body ? REQ_CLOSED : REQ_DONE;
+	}
+	evbuffer_drain(in, head_len);
+	if (ex->req_kind == HTTP1_BODY_NONE ||
+	    (ex->req_kind == HTTP1_BODY_LENGTH && ex->req_remaining == 0))
+		ex->req_done = true;
+	else
+		proxy_client_readable(ex);
+	return REQ_STARTED;
+}
+
+enum request_result request_begin(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct snapshot *s = c->w->cur != NULL ? c->w->cur->snap : NULL;
+	struct http1_limits lim = {65536, 16384, 100};
+	struct http1_request req;
+	struct exchange *ex;
+	size_t len = evbuffer_get_length(in), want;
+	const char *buf;
+	const char *why = NULL;
+	int status = 400, n;
+
+	if (s != NULL) {
+		lim.max_head = s->set->main.limits.max_header_bytes;
+		lim.max_request_line = s->set->main.limits.max_request_line_bytes;
+		lim.max_headers = s->set->main.limits.max_headers;
+	}
+	if (hdr_nslots < lim.max_headers) {
+		free(hdr_slots);
+		hdr_slots = calloc(lim.max_headers, sizeof(*hdr_slots));
+		hdr_nslots = hdr_slots != NULL ? lim.max_headers : 0;
+		if (hdr_slots == NULL) {
+			conn_close(c, "out of memory");
+			return REQ_CLOSED;
+		}
+	}
+	want = len < lim.max_head + 4 ? len : lim.max_head + 4;
+	buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+	memset(&req, 0, sizeof(req));
+	req.headers = hdr_slots;
+	n = http1_parse_request(buf, want, &lim, &req, &status, &why);
+	if (n == MG_AGAIN)
+		return REQ_AGAIN;
+	if (n < 0) {
+		METRIC_INC(&c->w->metrics, downstream_rq_bad_request);
+		local_reply_error(c, status, why);
+		return REQ_CLOSED;
+	}
+	METRIC_INC(&c->w->metrics, downstream_rq_total);
+	ex = request_new(c);
+	if (ex == NULL) {
+		conn_close(c, "out of memory");
+		return REQ_CLOSED;
+	}
+	c->ex = ex; /* so local_reply and conn_close see it */
+	switch (request_route(c, ex, &req, (size_t)n)) {
+	case REQ_STARTED:
+		return REQ_STARTED;
+	case REQ_CLOSED:
+		ex->client_keepalive = false;
+		conn_exchange_end(c);
+		return REQ_CLOSED;
+	default:
+		return conn_exchange_end(c) ? REQ_DONE : REQ_CLOSED;
+	}
+}

@@ -1,0 +1,23 @@
+/* Client side of an exchange: parse the next request head from a connection, check its
+ * framing, route it, and either answer locally (404, directResponse, redirect, errors) or
+ * hand it to the proxy.  Also the exchange's end: access log line, counters, release. */
+#ifndef MG_REQUEST_H
+#define MG_REQUEST_H
+
+struct conn;
+struct exchange;
+
+enum request_result {
+	REQ_AGAIN = 0, /* head incomplete */
+	REQ_STARTED,   /* an exchange now owns the connection (c->ex) */
+	REQ_DONE,      /* answered locally and finished; the connection stays open */
+	REQ_CLOSED,    /* answered with an error; the connection closes after the flush */
+};
+
+enum request_result request_begin(struct conn *c);
+/* Log, count and free the exchange (does not touch the connection's state). */
+void request_finish(struct exchange *ex);
+/* A bare exchange for replies that precede any parsed head (408, 400...). */
+struct exchange *request_new(struct conn *c);
+
+#endif

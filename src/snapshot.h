@@ -1,0 +1,104 @@
+/* The compiled, immutable config snapshot the data path reads.
+ *
+ * Built by config/link.c on the control thread from a struct cfg_set, published with one
+ * atomic pointer store, pinned by every exchange (refcount) and freed by whoever drops the
+ * last reference.  Nothing here is written after publication. */
+#ifndef MG_SNAPSHOT_H
+#define MG_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/model.h"
+
+struct pool;
+
+/* One upstream address of a cluster. */
+struct endpoint {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	const char *name; /* "10.0.0.1:8080", for logs */
+	uint32_t weight;  /* >= 1 */
+	struct kv_list labels;
+	const char *locality;
+};
+
+/* A cluster is what a destination resolves to: service host + port (+ subset).
+ * Named as Envoy/Istio do: "outbound|PORT|SUBSET|HOST". */
+struct cluster {
+	const char *name;
+	const char *host;
+	uint32_t port;
+	const char *subset; /* NULL = whole service */
+	struct endpoint *endpoints;
+	size_t nendpoints;
+	enum lb_simple lb;
+	uint32_t index; /* position in snapshot->clusters: per-worker state arrays use it */
+	const struct cfg_se *se;
+	const struct cfg_dr *dr;
+};
+
+/* The routes one host gets on one listener: VirtualServices for that host merged in load
+ * order (first match wins over the concatenation, as Istio merges them). */
+struct vhost {
+	const char *name; /* the VS host pattern, e.g. "*.example.com" */
+	struct http_route **routes;
+	size_t nroutes;
+	const struct cfg_gateway *gateway;
+	const struct gw_server *server;
+};
+
+/* Host -> vhost lookup for one listener: exact names in an open-addressing hash, wildcard
+ * suffixes sorted longest first, then "*" (Istio/Envoy precedence). */
+struct vhost_table {
+	struct vhost **exact; /* hash slots; NULL = empty */
+	uint32_t exact_mask;  /* slots - 1 (power of two) */
+	struct {
+		const char *suffix; /* ".example.com" (with the dot) */
+		size_t len;
+		struct vhost *vh;
+	} *wild;
+	size_t nwild;
+	struct vhost *star;
+	size_t nvhosts;
+};
+
+struct listener_cfg {
+	const char *key; /* "bind:port", identity across reloads */
+	const char *bind;
+	uint32_t port;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	enum gw_protocol protocol;
+	struct vhost_table vhosts;
+	/* gateway servers merged on this port (for explain / config dump) */
+	const struct gw_server **servers;
+	size_t nservers;
+};
+
+struct snapshot {
+	atomic_uint refs;
+	uint64_t generation;
+	struct pool *pool; /* owns everything below, and the cfg_set it came from */
+	struct cfg_set *set;
+	struct listener_cfg *listeners;
+	size_t nlisteners;
+	struct cluster **clusters;
+	size_t nclusters;
+};
+
+struct snapshot *snapshot_ref(struct snapshot *s);
+void snapshot_unref(struct snapshot *s);
+/* Publish (control thread); the previous one loses the publication reference. */
+void snapshot_publish(struct snapshot *s);
+/* The newest published snapshot with a reference taken (never NULL once published). */
+struct snapshot *snapshot_current(void);
+/* At exit: drop the publication reference so everything is freed (leak checkers). */
+void snapshot_publish_none(void);
+/* Generation of the newest published snapshot: one atomic load, for the per-exchange check. */
+uint64_t snapshot_generation_hint(void);
+
+#endif

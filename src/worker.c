@@ -1,0 +1,331 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "accesslog.h"
+#include "conn.h"
+#include "connpool.h"
+#include "log.h"
+#include "snapshot.h"
+#include "worker.h"
+
+struct worker *workers[MG_MAX_WORKERS];
+int nworkers;
+atomic_uint mg_total_conns;
+
+struct post {
+	struct event *ev;
+	struct worker *w;
+	void (*fn)(struct worker *, void *);
+	void *arg;
+};
+
+static void post_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct post *p = arg;
+
+	p->fn(p->w, p->arg);
+	event_free(p->ev);
+	free(p);
+}
+
+void worker_post(struct worker *w, void (*fn)(struct worker *, void *), void *arg)
+{
+	struct post *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		fatal("worker_post");
+	p->w = w;
+	p->fn = fn;
+	p->arg = arg;
+	p->ev = event_new(w->base, -1, 0, post_cb, p);
+	if (p->ev == NULL)
+		fatalx("worker_post: event_new failed");
+	event_active(p->ev, EV_TIMEOUT, 0); /* thread-safe: evthread_use_pthreads() was called */
+}
+
+uint64_t worker_random(struct worker *w)
+{
+	/* xorshift64*: per-worker, no locks; quality is ample for load balancing and ids. */
+	uint64_t x = w->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	w->rng = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* ---- snapshot pinning ---- */
+
+static void wsnap_release(struct wsnap *ws)
+{
+	snapshot_unref(ws->snap);
+	free(ws);
+}
+
+static void worker_adopt_newest(struct worker *w)
+{
+	struct snapshot *s = snapshot_current();
+	struct wsnap *old = w->cur, *ws;
+
+	if (s == NULL)
+		return;
+	if (old != NULL && old->snap == s) {
+		snapshot_unref(s);
+		return;
+	}
+	ws = calloc(1, sizeof(*ws));
+	if (ws == NULL) {
+		snapshot_unref(s);
+		return;
+	}
+	ws->snap = s;
+	ws->w = w;
+	w->cur = ws;
+	/* Per-cluster round-robin cursors are per snapshot: cluster indexes change. */
+	free(w->rr);
+	w->nrr = s->nclusters;
+	w->rr = calloc(w->nrr ? w->nrr : 1, sizeof(*w->rr));
+	if (old != NULL && old->local_refs == 0)
+		wsnap_release(old);
+	/* else: the last exchange on it releases it (worker_snap_unpin). */
+}
+
+struct wsnap *worker_snap_pin(struct worker *w)
+{
+	if (w->cur == NULL || snapshot_generation_hint() != w->cur->snap->generation)
+		worker_adopt_newest(w);
+	if (w->cur == NULL)
+		return NULL;
+	w->cur->local_refs++;
+	return w->cur;
+}
+
+void worker_snap_unpin(struct wsnap *ws)
+{
+	if (ws == NULL)
+		return;
+	if (--ws->local_refs == 0 && ws->w->cur != ws)
+		wsnap_release(ws);
+}
+
+/* ---- listeners ---- */
+
+static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct wlistener *wl = arg;
+
+	conn_accept(wl->w, wl, fd, sa, (socklen_t)salen);
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	evconnlistener_enable(arg);
+}
+
+static void accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct wlistener *wl = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE/ENFILE: pause accepting briefly instead of spinning. */
+	log_warnx("accept on %s: %s", wl->key, evutil_socket_error_to_string(e));
+	if (e == EMFILE || e == ENFILE) {
+		struct timeval tv = {0, 100000};
+
+		evconnlistener_disable(lev);
+		event_base_once(wl->w->base, -1, EV_TIMEOUT, accept_resume_cb, lev, &tv);
+	}
+}
+
+static void wlistener_free(struct wlistener *wl)
+{
+	if (wl == NULL)
+		return;
+	if (wl->lev != NULL)
+		evconnlistener_free(wl->lev);
+	free(wl->key);
+	free(wl);
+}
+
+void worker_apply_plan(struct worker *w, void *arg)
+{
+	struct listener_plan *plan = arg;
+	size_t i, j;
+
+	for (i = 0; i < plan->nremove; i++) {
+		for (j = 0; j < w->nlisteners; j++) {
+			if (strcmp(w->listeners[j]->key, plan->remove[i]) == 0) {
+				wlistener_free(w->listeners[j]);
+				w->listeners[j] = w->listeners[--w->nlisteners];
+				break;
+			}
+		}
+		free(plan->remove[i]);
+	}
+	for (i = 0; i < plan->nadd; i++) {
+		struct wlistener *wl = calloc(1, sizeof(*wl));
+		struct wlistener **nl;
+
+		nl = realloc(w->listeners, (w->nlisteners + 1) * sizeof(*nl));
+		if (wl == NULL || nl == NULL)
+			fatalx("out of memory adding a listener");
+		w->listeners = nl;
+		wl->key = plan->add[i].key;
+		wl->port = plan->add[i].port;
+		wl->w = w;
+		/* backlog 0: the control thread already called listen() on it. */
+		wl->lev = evconnlistener_new(w->base, accept_cb, wl,
+					     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
+					     plan->add[i].fd);
+		if (wl->lev == NULL)
+			fatalx("evconnlistener_new failed for %s", wl->key);
+		evconnlistener_set_error_cb(wl->lev, accept_error_cb);
+		if (w->draining)
+			evconnlistener_disable(wl->lev);
+		w->listeners[w->nlisteners++] = wl;
+	}
+	free(plan->add);
+	free(plan->remove);
+	free(plan);
+	/* Adopt the snapshot that came with these listeners before the next accept. */
+	worker_adopt_newest(w);
+}
+
+/* ---- drain ---- */
+
+static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	log_info("drain deadline reached with %u connections open; closing them", w->nconns);
+	while (!LIST_EMPTY(&w->conns))
+		conn_close(LIST_FIRST(&w->conns), "drain deadline");
+	event_base_loopexit(w->base, NULL);
+}
+
+void worker_check_drained(struct worker *w)
+{
+	if (w->draining && w->nconns == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+void worker_drain(struct worker *w, void *arg)
+{
+	uint64_t *deadline_us = arg;
+	struct timeval tv;
+	struct conn *c, *next;
+	size_t i;
+
+	w->draining = true;
+	for (i = 0; i < w->nlisteners; i++)
+		wlistener_free(w->listeners[i]);
+	w->nlisteners = 0;
+	tv.tv_sec = (time_t)(*deadline_us / 1000000);
+	tv.tv_usec = (suseconds_t)(*deadline_us % 1000000);
+	w->drain_timer = evtimer_new(w->base, drain_deadline_cb, w);
+	evtimer_add(w->drain_timer, &tv);
+	for (c = LIST_FIRST(&w->conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, entry);
+		conn_drain(c);
+	}
+	worker_check_drained(w);
+}
+
+/* ---- thread ---- */
+
+static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	accesslog_flush(w->alog);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct event *tick;
+	struct timeval tv = {0, 200000};
+
+	log_set_thread_name(w->name);
+	/* Flush the access log at least every 200 ms so lines appear promptly when idle. */
+	tick = event_new(w->base, -1, EV_PERSIST, keepalive_cb, w);
+	event_add(tick, &tv);
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	event_free(tick);
+	accesslog_flush(w->alog);
+	return NULL;
+}
+
+int workers_start(int n)
+{
+	int i;
+
+	if (n < 1)
+		n = 1;
+	if (n > MG_MAX_WORKERS)
+		n = MG_MAX_WORKERS;
+	for (i = 0; i < n; i++) {
+		struct worker *w = calloc(1, sizeof(*w));
+		struct timespec ts;
+
+		if (w == NULL)
+			fatal("calloc");
+		w->id = i;
+		snprintf(w->name, sizeof(w->name), "w%d", i);
+		w->base = event_base_new();
+		if (w->base == NULL)
+			fatalx("event_base_new failed");
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		w->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)getpid() ^ ((uint64_t)i << 56) ^
+			 0x9E3779B97F4A7C15ULL;
+		if (w->rng == 0)
+			w->rng = 1;
+		LIST_INIT(&w->conns);
+		w->pool = connpool_new(w);
+		w->alog = accesslog_buf_new();
+		workers[i] = w;
+	}
+	nworkers = n;
+	for (i = 0; i < n; i++)
+		if (pthread_create(&workers[i]->thread, NULL, worker_main, workers[i]) != 0)
+			fatalx("pthread_create failed");
+	return 0;
+}
+
+void workers_join(void)
+{
+	int i;
+
+	for (i = 0; i < nworkers; i++) {
+		struct worker *w = workers[i];
+
+		pthread_join(w->thread, NULL);
+		if (w->drain_timer != NULL)
+			event_free(w->drain_timer);
+		for (size_t j = 0; j < w->nlisteners; j++)
+			wlistener_free(w->listeners[j]);
+		free(w->listeners);
+		connpool_free(w->pool);
+		accesslog_buf_free(w->alog);
+		if (w->cur != NULL)
+			wsnap_release(w->cur);
+		free(w->rr);
+		event_base_free(w->base);
+		free(w);
+		workers[i] = NULL;
+	}
+	nworkers = 0;
+}

@@ -1,0 +1,95 @@
+/* Worker threads: each owns one libevent event_base and everything a connection touches
+ * (its SO_REUSEPORT listening sockets, client connections, upstream pools, metric shard).
+ * The control thread talks to workers only by posting closures onto their base. */
+#ifndef MG_WORKER_H
+#define MG_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "metrics.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct snapshot;
+struct connpool;
+struct accesslog_buf;
+struct conn;
+
+#define MG_MAX_WORKERS 256
+
+/* A snapshot as one worker uses it: the worker holds one global reference per snapshot it
+ * still needs and counts its own exchanges on it without atomics (no shared write per
+ * request). */
+struct wsnap {
+	struct snapshot *snap;
+	unsigned local_refs;
+	struct worker *w;
+};
+
+struct wlistener {
+	char *key; /* "bind:port" */
+	uint32_t port;
+	struct evconnlistener *lev;
+	struct worker *w;
+};
+
+struct worker {
+	int id;
+	char name[16];
+	pthread_t thread;
+	struct event_base *base;
+	struct wlistener **listeners;
+	size_t nlisteners;
+	struct wsnap *cur; /* newest snapshot this worker has adopted */
+	struct connpool *pool;
+	struct accesslog_buf *alog;
+	uint64_t next_conn_id;
+	uint64_t rng;
+	LIST_HEAD(, conn) conns;
+	unsigned nconns;
+	bool draining;
+	struct event *drain_timer;
+	uint32_t *rr; /* round-robin cursor per cluster index of cur->snap */
+	size_t nrr;
+	struct metrics_shard metrics;
+};
+
+extern struct worker *workers[MG_MAX_WORKERS];
+extern int nworkers;
+extern atomic_uint mg_total_conns; /* across workers, for maxConnections (tolerance: racy by
+				     * at most one accept per worker) */
+
+int workers_start(int n);
+void workers_join(void);
+/* Run fn(w, arg) on worker w's thread (thread-safe; returns at once). */
+void worker_post(struct worker *w, void (*fn)(struct worker *, void *), void *arg);
+
+/* Per-exchange snapshot pinning (worker thread only). */
+struct wsnap *worker_snap_pin(struct worker *w);
+void worker_snap_unpin(struct wsnap *ws);
+
+/* Control -> worker: listener set changes and shutdown. */
+struct listener_plan_add {
+	char *key;
+	uint32_t port;
+	int fd;
+};
+
+struct listener_plan {
+	struct listener_plan_add *add;
+	size_t nadd;
+	char **remove;
+	size_t nremove;
+};
+void worker_apply_plan(struct worker *w, void *plan); /* takes ownership */
+void worker_drain(struct worker *w, void *deadline_us); /* arg: uint64_t *, not freed */
+void worker_check_drained(struct worker *w);
+
+uint64_t worker_random(struct worker *w);
+
+#endif
