@@ -1,0 +1,643 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#include "pool.h"
+#include "diag.h"
+#include "node.h"
+
+/* Bounds on untrusted input: a config file is small; these only stop a runaway. */
+#define YAML_MAX_BYTES (64u * 1024 * 1024)
+#define YAML_MAX_DEPTH 64
+/* Maps with more keys than this get a hash table for duplicate detection while loading and
+ * a sorted index for node_get() afterwards; below it a linear scan is cheaper. */
+#define YAML_SMALL_MAP 16
+
+#define YAML_TAG_PREFIX "tag:yaml.org,2002:"
+
+/* Nodes are carved from blocks of this many: one pool allocation each, and no per-node
+ * rounding to the pool's alignment. */
+#define YAML_SLAB 16
+/* Scalars up to this length are interned per load: keys and values such as "name",
+ * "default" or "VirtualService" repeat in every document of a large config. */
+#define YAML_INTERN_MAX 32
+
+struct yaml_str {
+	const char *s;
+	size_t len;
+};
+
+struct yaml_frame {
+	struct node *node;
+	size_t base;      /* first slot of this container's children in the scratch stack */
+	struct node *key; /* map: key whose value comes next, or NULL */
+	bool drop;        /* map: the pending key was a duplicate; discard its value */
+	size_t *ht;       /* map with many keys: (relative slot + 1) of each key, open addressing */
+	size_t htcap;
+};
+
+struct yaml_load {
+	struct pool *p;
+	struct diag *d;
+	const char *file; /* pool copy */
+	const char *buf;
+	size_t len;
+	struct node_doc *doc; /* document being built */
+	struct yaml_frame stack[YAML_MAX_DEPTH];
+	int depth;
+	/* Children of every open container, innermost last; a container's children are copied
+	 * into exactly-sized pool arrays when it ends, so nothing is grown in the pool. */
+	struct node **scratch;
+	size_t nscratch, capscratch;
+	struct node_doc **docs;
+	size_t ndocs, capdocs;
+	struct node *slab;
+	size_t slab_left;
+	struct yaml_str *strs; /* intern table, open addressing */
+	size_t nstrs, capstrs;
+	bool failed; /* some error was reported: the load returns -1 */
+};
+
+static void *yaml_xrealloc(void *old, size_t n, size_t size)
+{
+	void *p;
+
+	if (size != 0 && n > SIZE_MAX / size)
+		abort();
+	p = realloc(old, n * size);
+	if (p == NULL)
+		abort(); /* control thread: allocation failure is fatal, as in pool.c */
+	return p;
+}
+
+static void yaml_push(struct yaml_load *l, struct node *n)
+{
+	if (l->nscratch == l->capscratch) {
+		l->capscratch *= 2;
+		l->scratch = yaml_xrealloc(l->scratch, l->capscratch, sizeof(*l->scratch));
+	}
+	l->scratch[l->nscratch++] = n;
+}
+
+static bool yaml_key_eq(const struct node *a, const struct node *b)
+{
+	return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+}
+
+static size_t yaml_hash(const char *s, size_t len)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return (size_t)h;
+}
+
+/* Insert key slot `rel` (relative to f->base) unless an equal key is there; returns the
+ * existing key or NULL. */
+static struct node *yaml_ht_insert(struct yaml_load *l, struct yaml_frame *f, size_t rel)
+{
+	struct node *k = l->scratch[f->base + rel];
+	size_t mask = f->htcap - 1;
+	size_t i = yaml_hash(k->str, k->len) & mask;
+
+	while (f->ht[i] != 0) {
+		struct node *o = l->scratch[f->base + f->ht[i] - 1];
+
+		if (yaml_key_eq(o, k))
+			return o;
+		i = (i + 1) & mask;
+	}
+	f->ht[i] = rel + 1;
+	return NULL;
+}
+
+static void yaml_ht_rebuild(struct yaml_load *l, struct yaml_frame *f, size_t cap)
+{
+	size_t rel, end = l->nscratch - f->base;
+
+	free(f->ht);
+	f->ht = yaml_xrealloc(NULL, cap, sizeof(*f->ht));
+	memset(f->ht, 0, cap * sizeof(*f->ht));
+	f->htcap = cap;
+	for (rel = 0; rel < end; rel += 2)
+		(void)yaml_ht_insert(l, f, rel);
+}
+
+/* Returns the earlier key equal to k among the keys of map frame f, or NULL.  Hashed maps
+ * (ht != NULL on return) already have k pushed when it is new. */
+static struct node *yaml_find_dup(struct yaml_load *l, struct yaml_frame *f, struct node *k)
+{
+	size_t nkeys = (l->nscratch - f->base) / 2;
+	size_t i;
+
+	if (nkeys < YAML_SMALL_MAP && f->ht == NULL) {
+		for (i = 0; i < nkeys; i++)
+			if (yaml_key_eq(l->scratch[f->base + 2 * i], k))
+				return l->scratch[f->base + 2 * i];
+		return NULL;
+	}
+	/* Keep the load factor under 1/2. */
+	if (f->ht == NULL || (nkeys + 1) * 2 > f->htcap)
+		yaml_ht_rebuild(l, f, f->htcap ? f->htcap * 2 : 64);
+	yaml_push(l, k);
+	if ((k = yaml_ht_insert(l, f, 2 * nkeys)) != NULL)
+		l->nscratch--; /* duplicate: not kept */
+	return k;
+}
+
+static int yaml_cmp_key(const void *a, const void *b)
+{
+	const struct node *x = *(struct node *const *)a, *y = *(struct node *const *)b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->str, y->str, n);
+
+	if (c != 0)
+		return c;
+	return (x->len > y->len) - (x->len < y->len);
+}
+
+static void yaml_error(struct yaml_load *l, const yaml_mark_t *m, const char *msg)
+{
+	diag_error_at(l->d, l->file, (int)m->line + 1, (int)m->column + 1, "%s", msg);
+	l->failed = true;
+}
+
+static struct node *yaml_node_new(struct yaml_load *l, enum node_type t, const yaml_mark_t *m)
+{
+	struct node *n;
+
+	if (l->slab_left == 0) {
+		l->slab = pool_calloc(l->p, YAML_SLAB, sizeof(*l->slab));
+		l->slab_left = YAML_SLAB;
+	}
+	n = l->slab++;
+	l->slab_left--;
+	n->type = t;
+	n->line = (int)m->line + 1;
+	n->col = (int)m->column + 1;
+	n->doc = l->doc;
+	n->index = -1;
+	return n;
+}
+
+/* Link a new node into the open container (or make it the document root).  Returns false
+ * on a fatal error (already reported). */
+static bool yaml_attach(struct yaml_load *l, struct node *n, const yaml_mark_t *m)
+{
+	struct yaml_frame *f;
+	struct node *first;
+
+	if (l->depth == 0) {
+		l->doc->root = n;
+		return true;
+	}
+	f = &l->stack[l->depth - 1];
+	n->parent = f->node;
+	if (f->node->type == NODE_SEQ) {
+		n->index = (int)(l->nscratch - f->base);
+		yaml_push(l, n);
+		return true;
+	}
+	if (f->key != NULL) {
+		/* A value. */
+		n->key = f->key->str;
+		if (!f->drop)
+			yaml_push(l, n);
+		f->key = NULL;
+		f->drop = false;
+		return true;
+	}
+	if (n->type != NODE_SCALAR) {
+		yaml_error(l, m, "map keys must be strings");
+		return false;
+	}
+	n->key = n->str;
+	f->key = n;
+	if ((first = yaml_find_dup(l, f, n)) != NULL) {
+		diag_error_at(l->d, l->file, n->line, n->col,
+			      "duplicate key \"%s\" (first at %d:%d)", n->str, first->line,
+			      first->col);
+		l->failed = true;
+		f->drop = true;
+	} else if (f->ht == NULL) {
+		yaml_push(l, n); /* hashed maps pushed it in yaml_find_dup() */
+	}
+	return true;
+}
+
+/* "tag:yaml.org,2002:binary" is written "!!binary" in the file: say it that way. */
+static void yaml_bad_tag(struct yaml_load *l, const struct node *n, const char *tag)
+{
+	if (strncmp(tag, YAML_TAG_PREFIX, strlen(YAML_TAG_PREFIX)) == 0)
+		diag_error_at(l->d, l->file, n->line, n->col, "unsupported tag \"!!%s\"",
+			      tag + strlen(YAML_TAG_PREFIX));
+	else
+		diag_error_at(l->d, l->file, n->line, n->col, "unsupported tag \"%s\"", tag);
+	l->failed = true;
+}
+
+/* Tags: the standard ones say how to read a scalar; anything else is refused. */
+static void yaml_scalar_tag(struct yaml_load *l, const yaml_event_t *ev, struct node *n)
+{
+	const char *tag = (const char *)ev->data.scalar.tag;
+	const char *t;
+
+	if (tag == NULL)
+		return;
+	/* `!` and `!!str` force a string, even for `null` or `80`. */
+	if (strcmp(tag, "!") == 0) {
+		n->type = NODE_SCALAR;
+		n->quoted = true;
+		return;
+	}
+	if (strncmp(tag, YAML_TAG_PREFIX, strlen(YAML_TAG_PREFIX)) == 0) {
+		t = tag + strlen(YAML_TAG_PREFIX);
+		if (strcmp(t, "str") == 0) {
+			n->type = NODE_SCALAR;
+			n->quoted = true;
+			return;
+		}
+		if (strcmp(t, "null") == 0) {
+			n->type = NODE_NULL;
+			return;
+		}
+		/* `!!int "80"`: the value is meant as a number, whatever its quoting. */
+		if (strcmp(t, "int") == 0 || strcmp(t, "float") == 0 || strcmp(t, "bool") == 0) {
+			n->type = NODE_SCALAR;
+			n->quoted = false;
+			return;
+		}
+	}
+	yaml_bad_tag(l, n, tag); /* then read as a string, keep going */
+}
+
+static void yaml_container_tag(struct yaml_load *l, const char *tag, const char *want,
+			       const struct node *n)
+{
+	if (tag == NULL || strcmp(tag, "!") == 0)
+		return;
+	if (strncmp(tag, YAML_TAG_PREFIX, strlen(YAML_TAG_PREFIX)) == 0 &&
+	    strcmp(tag + strlen(YAML_TAG_PREFIX), want) == 0)
+		return;
+	yaml_bad_tag(l, n, tag);
+}
+
+static const char *yaml_intern(struct yaml_load *l, const char *s, size_t len)
+{
+	struct yaml_str *e;
+	size_t i, mask;
+
+	if (len > YAML_INTERN_MAX)
+		return pool_strndup(l->p, s, len);
+	if ((l->nstrs + 1) * 2 > l->capstrs) {
+		struct yaml_str *old = l->strs;
+		size_t oldcap = l->capstrs, j;
+
+		l->capstrs = oldcap ? oldcap * 2 : 256;
+		l->strs = yaml_xrealloc(NULL, l->capstrs, sizeof(*l->strs));
+		memset(l->strs, 0, l->capstrs * sizeof(*l->strs));
+		for (j = 0; j < oldcap; j++) {
+			if (old[j].s == NULL)
+				continue;
+			i = yaml_hash(old[j].s, old[j].len) & (l->capstrs - 1);
+			while (l->strs[i].s != NULL)
+				i = (i + 1) & (l->capstrs - 1);
+			l->strs[i] = old[j];
+		}
+		free(old);
+	}
+	mask = l->capstrs - 1;
+	for (i = yaml_hash(s, len) & mask;; i = (i + 1) & mask) {
+		e = &l->strs[i];
+		if (e->s == NULL)
+			break;
+		if (e->len == len && memcmp(e->s, s, len) == 0)
+			return e->s;
+	}
+	e->s = pool_strndup(l->p, s, len);
+	e->len = len;
+	l->nstrs++;
+	return e->s;
+}
+
+static bool yaml_is_null(const char *s, size_t len)
+{
+	return len == 0 || (len == 1 && s[0] == '~') ||
+	       (len == 4 && (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 ||
+			     memcmp(s, "NULL", 4) == 0));
+}
+
+static bool yaml_scalar(struct yaml_load *l, const yaml_event_t *ev)
+{
+	const char *s = (const char *)ev->data.scalar.value;
+	size_t len = ev->data.scalar.length;
+	bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+	bool is_key;
+	struct node *n;
+
+	is_key = l->depth > 0 && l->stack[l->depth - 1].node->type == NODE_MAP &&
+		 l->stack[l->depth - 1].key == NULL;
+	n = yaml_node_new(l, NODE_SCALAR, &ev->start_mark);
+	n->str = yaml_intern(l, s, len);
+	n->len = len;
+	n->quoted = !plain;
+	/* A key is always a name: `null: x` has the key "null". */
+	if (!is_key) {
+		if (plain && yaml_is_null(s, len))
+			n->type = NODE_NULL;
+		yaml_scalar_tag(l, ev, n);
+		if (n->type == NODE_NULL) {
+			n->str = NULL;
+			n->len = 0;
+			n->quoted = false;
+		}
+	}
+	return yaml_attach(l, n, &ev->start_mark);
+}
+
+static bool yaml_start(struct yaml_load *l, const yaml_event_t *ev, enum node_type t)
+{
+	struct yaml_frame *f;
+	struct node *n;
+	const char *tag;
+
+	if (l->depth == YAML_MAX_DEPTH) {
+		yaml_error(l, &ev->start_mark, "nesting deeper than 64 levels");
+		return false;
+	}
+	n = yaml_node_new(l, t, &ev->start_mark);
+	if (t == NODE_MAP)
+		tag = (const char *)ev->data.mapping_start.tag;
+	else
+		tag = (const char *)ev->data.sequence_start.tag;
+	yaml_container_tag(l, tag, t == NODE_MAP ? "map" : "seq", n);
+	if (!yaml_attach(l, n, &ev->start_mark))
+		return false;
+	f = &l->stack[l->depth++];
+	memset(f, 0, sizeof(*f));
+	f->node = n;
+	f->base = l->nscratch;
+	return true;
+}
+
+static void yaml_end(struct yaml_load *l)
+{
+	struct yaml_frame *f = &l->stack[--l->depth];
+	struct node *n = f->node;
+	struct node **c = l->scratch + f->base;
+	size_t cnt = l->nscratch - f->base, i;
+
+	if (n->type == NODE_SEQ) {
+		n->n = cnt;
+		n->vals = pool_calloc(l->p, cnt, sizeof(*n->vals));
+		memcpy(n->vals, c, cnt * sizeof(*c));
+	} else {
+		n->n = cnt / 2;
+		n->keys = pool_calloc(l->p, 2 * n->n, sizeof(*n->keys));
+		n->vals = n->keys + n->n;
+		for (i = 0; i < n->n; i++) {
+			n->keys[i] = c[2 * i];
+			n->vals[i] = c[2 * i + 1];
+		}
+		if (n->n > YAML_SMALL_MAP) {
+			/* Keys are unique (duplicates were dropped): any sort is stable. */
+			n->sorted = pool_calloc(l->p, 2 * n->n, sizeof(*n->sorted));
+			memcpy(n->sorted, c, 2 * n->n * sizeof(*c));
+			qsort(n->sorted, n->n, 2 * sizeof(*n->sorted), yaml_cmp_key);
+		}
+	}
+	free(f->ht);
+	f->ht = NULL;
+	l->nscratch = f->base;
+}
+
+static void yaml_doc_end(struct yaml_load *l)
+{
+	struct node_doc *doc = l->doc;
+
+	l->doc = NULL;
+	if (doc == NULL || doc->root == NULL || doc->root->type == NODE_NULL)
+		return; /* empty document: `---` with nothing after it, or only comments */
+	if (l->ndocs == l->capdocs) {
+		size_t cap = l->capdocs ? l->capdocs * 2 : 8;
+
+		l->docs = pool_grow(l->p, l->docs, l->ndocs, cap, sizeof(*l->docs));
+		l->capdocs = cap;
+	}
+	doc->index = (int)l->ndocs;
+	l->docs[l->ndocs++] = doc;
+}
+
+/* Position of a byte offset, for reader errors (invalid UTF-8, control characters) that
+ * libyaml reports by offset only. */
+static void yaml_offset_pos(const struct yaml_load *l, size_t off, int *line, int *col)
+{
+	size_t i;
+
+	*line = 1;
+	*col = 1;
+	if (off > l->len)
+		off = l->len;
+	for (i = 0; i < off; i++) {
+		if (l->buf[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else if (((unsigned char)l->buf[i] & 0xc0) != 0x80) {
+			(*col)++;
+		}
+	}
+}
+
+static void yaml_parser_error(struct yaml_load *l, const yaml_parser_t *yp)
+{
+	const char *problem = yp->problem ? yp->problem : "invalid YAML";
+	int line, col;
+
+	l->failed = true;
+	switch (yp->error) {
+	case YAML_MEMORY_ERROR:
+		diag_error_at(l->d, l->file, 0, 0, "out of memory while parsing YAML");
+		return;
+	case YAML_READER_ERROR:
+		yaml_offset_pos(l, yp->problem_offset, &line, &col);
+		if (yp->problem_value != -1)
+			diag_error_at(l->d, l->file, line, col, "%s (byte 0x%02x)", problem,
+				      (unsigned)yp->problem_value & 0xff);
+		else
+			diag_error_at(l->d, l->file, line, col, "%s", problem);
+		return;
+	default:
+		break;
+	}
+	line = (int)yp->problem_mark.line + 1;
+	col = (int)yp->problem_mark.column + 1;
+	if (yp->context != NULL)
+		diag_error_at(l->d, l->file, line, col, "%s (%s at %d:%d)", problem, yp->context,
+			      (int)yp->context_mark.line + 1, (int)yp->context_mark.column + 1);
+	else
+		diag_error_at(l->d, l->file, line, col, "%s", problem);
+}
+
+/* Handle one event; false stops the load. */
+static bool yaml_event(struct yaml_load *l, const yaml_event_t *ev)
+{
+	const yaml_char_t *anchor = NULL;
+
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		anchor = ev->data.scalar.anchor;
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		anchor = ev->data.sequence_start.anchor;
+		break;
+	case YAML_MAPPING_START_EVENT:
+		anchor = ev->data.mapping_start.anchor;
+		break;
+	case YAML_ALIAS_EVENT:
+		anchor = ev->data.alias.anchor;
+		break;
+	default:
+		break;
+	}
+	if (anchor != NULL) {
+		yaml_error(l, &ev->start_mark, "anchors and aliases are not supported");
+		return false;
+	}
+	switch (ev->type) {
+	case YAML_DOCUMENT_START_EVENT:
+		l->doc = pool_alloc(l->p, sizeof(*l->doc));
+		l->doc->file = l->file;
+		return true;
+	case YAML_DOCUMENT_END_EVENT:
+		yaml_doc_end(l);
+		return true;
+	case YAML_SCALAR_EVENT:
+		return yaml_scalar(l, ev);
+	case YAML_SEQUENCE_START_EVENT:
+		return yaml_start(l, ev, NODE_SEQ);
+	case YAML_MAPPING_START_EVENT:
+		return yaml_start(l, ev, NODE_MAP);
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		yaml_end(l);
+		return true;
+	default:
+		return true;
+	}
+}
+
+int node_load_buffer(struct pool *p, struct diag *d, const char *file, const char *buf, size_t len,
+		     struct node_doc ***docs, size_t *ndocs)
+{
+	struct yaml_load l;
+	yaml_parser_t yp;
+	yaml_event_t ev;
+	bool done = false;
+
+	memset(&l, 0, sizeof(l));
+	l.p = p;
+	l.d = d;
+	l.file = pool_strdup(p, file ? file : "<input>");
+	l.buf = buf;
+	l.len = len;
+	*docs = NULL;
+	*ndocs = 0;
+	if (len > YAML_MAX_BYTES) {
+		diag_error_at(d, l.file, 0, 0, "file too large (%zu bytes; limit 64 MiB)", len);
+		return -1;
+	}
+	if (!yaml_parser_initialize(&yp)) {
+		diag_error_at(d, l.file, 0, 0, "out of memory while parsing YAML");
+		return -1;
+	}
+	yaml_parser_set_input_string(&yp, (const unsigned char *)buf, len);
+	/* Allocated up front so an empty container's children (scratch + base) are never
+	 * pointer arithmetic on NULL. */
+	l.capscratch = 256;
+	l.scratch = yaml_xrealloc(NULL, l.capscratch, sizeof(*l.scratch));
+	while (!done) {
+		if (!yaml_parser_parse(&yp, &ev)) {
+			yaml_parser_error(&l, &yp);
+			break;
+		}
+		done = ev.type == YAML_STREAM_END_EVENT;
+		if (!yaml_event(&l, &ev))
+			done = true;
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&yp);
+	while (l.depth > 0) {
+		free(l.stack[l.depth - 1].ht);
+		l.depth--;
+	}
+	free(l.scratch);
+	free(l.strs);
+	*docs = l.docs;
+	*ndocs = l.ndocs;
+	return l.failed ? -1 : 0;
+}
+
+int node_load_file(struct pool *p, struct diag *d, const char *path, struct node_doc ***docs,
+		   size_t *ndocs)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t r;
+	int fd, rc;
+
+	*docs = NULL;
+	*ndocs = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		diag_error_at(d, path, 0, 0, "cannot read: %s", strerror(errno));
+		return -1;
+	}
+	/* Read to EOF rather than trusting st_size: the file may change under us, and
+	 * special files report 0.  One byte past the limit is enough to refuse it. */
+	for (;;) {
+		if (len == cap) {
+			if (cap > YAML_MAX_BYTES)
+				break;
+			cap = cap ? cap * 2 : 64 * 1024;
+			if (cap > (size_t)YAML_MAX_BYTES + 1)
+				cap = (size_t)YAML_MAX_BYTES + 1;
+			buf = yaml_xrealloc(buf, cap, 1);
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			int e = errno;
+
+			close(fd);
+			free(buf);
+			diag_error_at(d, path, 0, 0, "cannot read: %s", strerror(e));
+			return -1;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	if (len > YAML_MAX_BYTES) {
+		free(buf);
+		diag_error_at(d, path, 0, 0, "file too large (more than 64 MiB)");
+		return -1;
+	}
+	rc = node_load_buffer(p, d, path, buf ? buf : "", len, docs, ndocs);
+	free(buf);
+	return rc;
+}
