@@ -231,7 +231,7 @@ bool conn_exchange_end(struct conn *c)
 		bufferevent_disable(c->bev, EV_READ);
 		return false;
 	}
-	c->wait = CW_IDLE;
+	conn_wait_idle(c);
 	return true;
 }
 
@@ -287,6 +287,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		exchange_flag(c->ex, "DC");
 		c->ex->details = "downstream_remote_disconnect";
 		conn_close(c, "client closed mid-request");
+		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && c->ex != NULL && !c->ex->req_done) {
+		proxy_client_timeout(c->ex);
 		return;
 	}
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {

@@ -393,6 +393,32 @@ static void req_body_error(struct exchange *ex, const char *why)
 	}
 }
 
+/* While a request body is coming in, a client that stops sending for requestBodyIdle gets
+ * 408 (or loses the connection if the response already started). */
+static void body_idle_timer(struct exchange *ex, bool on)
+{
+	struct timeval tv;
+	uint64_t us = ex_main(ex)->timeouts.request_body_idle_us;
+
+	if (!on) {
+		bufferevent_set_timeouts(ex->c->bev, NULL, NULL);
+		return;
+	}
+	tv.tv_sec = (time_t)(us / 1000000);
+	tv.tv_usec = (suseconds_t)(us % 1000000);
+	bufferevent_set_timeouts(ex->c->bev, &tv, NULL);
+}
+
+void proxy_client_timeout(struct exchange *ex)
+{
+	METRIC_INC(&ex->c->w->metrics, downstream_rq_timeout);
+	ex->req_done = false;
+	if (!ex->resp_head_sent)
+		fail_local(ex, 408, "DC", "request body timeout");
+	else
+		fail_abort(ex, "DC", "request body timeout");
+}
+
 void proxy_client_readable(struct exchange *ex)
 {
 	struct conn *c = ex->c;
@@ -402,6 +428,7 @@ void proxy_client_readable(struct exchange *ex)
 
 	if (ex->req_done || ex->uc == NULL)
 		return;
+	body_idle_timer(ex, true);
 	out = bufferevent_get_output(ex->uc->bev);
 	while (!ex->req_done && (avail = evbuffer_get_length(in)) > 0) {
 		if (evbuffer_get_length(out) > BP_HIGH) {
@@ -454,6 +481,8 @@ void proxy_client_readable(struct exchange *ex)
 			}
 		}
 	}
+	if (ex->req_done)
+		body_idle_timer(ex, false);
 }
 
 static void up_write_cb(struct bufferevent *bev, void *arg)

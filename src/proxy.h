@@ -20,5 +20,7 @@ void proxy_client_readable(struct exchange *ex);
 void proxy_client_drained(struct exchange *ex);
 /* Client went away mid-exchange: release the upstream side. */
 void proxy_abort(struct exchange *ex);
+/* The client sent no body byte for requestBodyIdle. */
+void proxy_client_timeout(struct exchange *ex);
 
 #endif

@@ -242,10 +242,33 @@ static void gen_request_id(struct worker *w, char *out)
 	out[o] = '\0';
 }
 
+/* Route response header ops apply to local answers too (Envoy adds
+ * response_headers_to_add to direct responses and redirects). */
+static const char *route_response_headers(const struct http_route *route, const char *prefix,
+					  char *buf, size_t size)
+{
+	const struct header_op_list *ops = &route->headers.response;
+	size_t at = 0, i;
+	int n;
+
+	n = snprintf(buf, size, "%s", prefix != NULL ? prefix : "");
+	at = n > 0 && (size_t)n < size ? (size_t)n : 0;
+	for (i = 0; i < ops->set.n + ops->add.n; i++) {
+		const struct kv *h = i < ops->set.n ? &ops->set.v[i] : &ops->add.v[i - ops->set.n];
+
+		n = snprintf(buf + at, size - at, "%s: %s\r\n", h->key, h->value);
+		if (n < 0 || (size_t)n >= size - at)
+			break; /* header ops beyond the buffer are dropped, never truncated */
+		at += (size_t)n;
+	}
+	buf[at] = '\0';
+	return at > 0 ? buf : NULL;
+}
+
 static void build_redirect(struct exchange *ex, const struct http_redirect *rd,
 			   const struct route_request *rq)
 {
-	char loc[4096];
+	char loc[4096], hdrs[8192];
 	const char *scheme = rd->scheme != NULL ? rd->scheme : rq->scheme;
 	const char *host = rq->host;
 	size_t host_len = rq->host_len;
@@ -282,8 +305,8 @@ static void build_redirect(struct exchange *ex, const struct http_redirect *rd,
 		local_reply(ex, 500, "text/plain", "redirect location too long\n", 27, NULL, false);
 		return;
 	}
-	local_reply(ex, (int)(rd->redirect_code ? rd->redirect_code : 301), NULL, NULL, 0, loc,
-		    false);
+	local_reply(ex, (int)(rd->redirect_code ? rd->redirect_code : 301), NULL, NULL, 0,
+		    route_response_headers(ex->route, loc, hdrs, sizeof(hdrs)), false);
 }
 
 /* Everything from a parsed head up to "routed": returns what conn.c should do next. */
@@ -299,6 +322,7 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	size_t tlen = req->target_len, i, host_len;
 	char norm[8192];
 	char gwname[512];
+	char hdrs[8192];
 	int status;
 	const char *why;
 	bool has_body;
@@ -433,7 +457,8 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		else
 			local_reply(ex, (int)route->direct_response.status, "text/plain",
 				    route->direct_response.body, route->direct_response.body_len,
-				    NULL, has_body);
+				    route_response_headers(route, NULL, hdrs, sizeof(hdrs)),
+				    has_body);
 		evbuffer_drain(in, head_len);
 		if (has_body) {
 			/* We did not read the body: the connection cannot be reused. */
