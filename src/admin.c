@@ -9,10 +9,13 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 
 #include "admin.h"
 #include "log.h"
 #include "metrics.h"
+#include "msg.h"
+#include "router.h"
 #include "snapshot.h"
 #include "worker.h"
 
@@ -93,12 +96,118 @@ static void listeners_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(b);
 }
 
+/* GET /explain?port=8080&host=a.example&path=/x?y=1&method=GET&header=end-user:%20jason
+ * The router's own decisions, narrated: which listener, which virtual host, and for each
+ * route why it did or did not match.  Answers "why did this request get that route / 404". */
+#define EXPLAIN_MAX_HEADERS 32
+
+static void explain_cb(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct evkeyvalq q;
+	struct evkeyval *kv;
+	struct snapshot *s = snapshot_current();
+	const struct listener_cfg *lc = NULL;
+	struct msg_header hdrs[EXPLAIN_MAX_HEADERS];
+	struct route_request rq;
+	struct router_trace t = {0};
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const char *listener = NULL, *port = NULL, *path = "/", *qm;
+	size_t i, nh = 0;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.method = "GET";
+	rq.scheme = "http";
+	TAILQ_INIT(&q);
+	if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
+		evbuffer_add_printf(b, "bad query string\n");
+		reply_text(req, 400, "Bad Request", b, "text/plain");
+		goto out;
+	}
+	TAILQ_FOREACH(kv, &q, next) {
+		if (strcmp(kv->key, "listener") == 0)
+			listener = kv->value;
+		else if (strcmp(kv->key, "port") == 0)
+			port = kv->value;
+		else if (strcmp(kv->key, "host") == 0)
+			rq.authority = kv->value;
+		else if (strcmp(kv->key, "path") == 0)
+			path = kv->value;
+		else if (strcmp(kv->key, "method") == 0)
+			rq.method = kv->value;
+		else if (strcmp(kv->key, "scheme") == 0)
+			rq.scheme = kv->value;
+		else if (strcmp(kv->key, "header") == 0 && nh < EXPLAIN_MAX_HEADERS) {
+			const char *colon = strchr(kv->value, ':');
+
+			if (colon == NULL)
+				continue;
+			hdrs[nh].name = kv->value;
+			hdrs[nh].name_len = (size_t)(colon - kv->value);
+			colon++;
+			while (*colon == ' ')
+				colon++;
+			hdrs[nh].value = colon;
+			hdrs[nh].value_len = strlen(colon);
+			nh++;
+		}
+	}
+	for (i = 0; s != NULL && i < s->nlisteners; i++) {
+		const struct listener_cfg *l = &s->listeners[i];
+		char pbuf[16];
+
+		snprintf(pbuf, sizeof(pbuf), "%u", l->port);
+		if ((listener != NULL && strcmp(listener, l->key) == 0) ||
+		    (listener == NULL && port != NULL && strcmp(port, pbuf) == 0) ||
+		    (listener == NULL && port == NULL && s->nlisteners == 1)) {
+			lc = l;
+			break;
+		}
+	}
+	if (lc == NULL) {
+		evbuffer_add_printf(b, "no such listener: give port=N or listener=ADDR:PORT "
+				       "(see /listeners)\n");
+		reply_text(req, 404, "Not Found", b, "text/plain");
+		goto out;
+	}
+	rq.method_len = strlen(rq.method);
+	if (rq.authority == NULL)
+		rq.authority = "";
+	rq.authority_len = strlen(rq.authority);
+	rq.host = rq.authority;
+	rq.host_len = rq.authority_len;
+	if (rq.host_len > 0 && rq.host[0] != '[') {
+		const char *colon = strrchr(rq.host, ':');
+
+		if (colon != NULL)
+			rq.host_len = (size_t)(colon - rq.host);
+	}
+	rq.path = path;
+	qm = strchr(path, '?');
+	rq.path_len = qm != NULL ? (size_t)(qm - path) : strlen(path);
+	if (qm != NULL) {
+		rq.query = qm + 1;
+		rq.query_len = strlen(qm + 1);
+	}
+	rq.port = lc->port;
+	rq.headers = hdrs;
+	rq.nheaders = nh;
+	router_explain(lc, &rq, &t);
+	evbuffer_add(b, t.buf != NULL ? t.buf : "", t.len);
+	router_trace_free(&t);
+	reply_text(req, 200, "OK", b, "text/plain");
+out:
+	evhttp_clear_headers(&q);
+	snapshot_unref(s);
+	evbuffer_free(b);
+}
+
 static void generic_cb(struct evhttp_request *req, void *arg)
 {
 	struct evbuffer *b = evbuffer_new();
 
 	evbuffer_add_printf(b, "meshgate admin: /ready /metrics /stats/prometheus /clusters "
-			       "/listeners\n");
+			       "/listeners /explain?port=&host=&path=&method=&header=name:value\n");
 	reply_text(req, 404, "Not Found", b, "text/plain");
 	evbuffer_free(b);
 }
@@ -130,6 +239,7 @@ int admin_start(struct event_base *base, const char *address)
 	evhttp_set_cb(admin_http, "/stats/prometheus", metrics_cb, NULL);
 	evhttp_set_cb(admin_http, "/clusters", clusters_cb, NULL);
 	evhttp_set_cb(admin_http, "/listeners", listeners_cb, NULL);
+	evhttp_set_cb(admin_http, "/explain", explain_cb, NULL);
 	evhttp_set_gencb(admin_http, generic_cb, NULL);
 	if (evhttp_bind_socket(admin_http, host, (ev_uint16_t)port) != 0) {
 		log_warn("admin: cannot bind %s", address);

@@ -32,6 +32,13 @@ _Static_assert(sizeof(struct msg_header) == sizeof(struct http1_header),
 static __thread struct http1_header *hdr_slots;
 static __thread size_t hdr_nslots;
 
+void request_thread_cleanup(void)
+{
+	free(hdr_slots);
+	hdr_slots = NULL;
+	hdr_nslots = 0;
+}
+
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -309,6 +316,26 @@ static void build_redirect(struct exchange *ex, const struct http_redirect *rd,
 		    route_response_headers(ex->route, loc, hdrs, sizeof(hdrs)), false);
 }
 
+ /* Several x-forwarded-for fields form one list (RFC 9110 §5.3); the proxy appends the peer to
+ * the joined list, so keep it whole (bounded by the arena: a longer chain is cut, which
+ * only loses the oldest-forged entries' tail). */
+static void xff_join(struct exchange *ex, const char *v, size_t len)
+{
+	size_t room = EX_ARENA - ex->arena_used;
+
+	if (ex->xff == NULL) {
+		ex->xff = exchange_keep(ex, v, len < 1024 ? len : 1024, &ex->xff_len);
+		return;
+	}
+	/* the previous value is the last thing in the arena unless something came between */
+	if (ex->xff + ex->xff_len != ex->arena + ex->arena_used || len + 2 > room ||
+	    ex->xff_len + len + 2 > 2048)
+		return;
+	exchange_keep(ex, ", ", 2, NULL);
+	exchange_keep(ex, v, len, NULL);
+	ex->xff_len += 2 + len;
+}
+
 /* Everything from a parsed head up to "routed": returns what conn.c should do next. */
 static enum request_result request_route(struct conn *c, struct exchange *ex,
 					 struct http1_request *req, size_t head_len)
@@ -340,9 +367,8 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		if (http1_name_eq(h->name, h->name_len, "user-agent"))
 			ex->user_agent = exchange_keep(ex, h->value, h->value_len < 256 ? h->value_len : 256,
 						       &ex->user_agent_len);
-		else if (http1_name_eq(h->name, h->name_len, "x-forwarded-for") && ex->xff == NULL)
-			ex->xff = exchange_keep(ex, h->value, h->value_len < 256 ? h->value_len : 256,
-						&ex->xff_len);
+		else if (http1_name_eq(h->name, h->name_len, "x-forwarded-for"))
+			xff_join(ex, h->value, h->value_len);
 		else if (http1_name_eq(h->name, h->name_len, "x-request-id") && ex->request_id == NULL &&
 			 h->value_len > 0 && h->value_len <= 128)
 			ex->request_id = exchange_keep(ex, h->value, h->value_len, &ex->request_id_len);

@@ -19,5 +19,7 @@ enum request_result request_begin(struct conn *c);
 void request_finish(struct exchange *ex);
 /* A bare exchange for replies that precede any parsed head (408, 400...). */
 struct exchange *request_new(struct conn *c);
+/* Free the worker thread's parsing scratch space (at thread exit). */
+void request_thread_cleanup(void);
 
 #endif

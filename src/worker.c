@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "connpool.h"
 #include "log.h"
+#include "request.h"
 #include "snapshot.h"
 #include "worker.h"
 
@@ -266,6 +267,7 @@ static void *worker_main(void *arg)
 	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	event_free(tick);
 	accesslog_flush(w->alog);
+	request_thread_cleanup();
 	return NULL;
 }
 
