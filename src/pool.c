@@ -126,15 +126,19 @@ char *pool_strdup(struct pool *p, const char *s)
 
 char *pool_printf(struct pool *p, const char *fmt, ...)
 {
+	char tmp[256];
 	va_list ap;
 	int n;
 	char *d;
 
+	/* Most strings fit the stack buffer: format once, copy once. */
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return pool_strdup(p, "");
+	if ((size_t)n < sizeof(tmp))
+		return pool_strndup(p, tmp, (size_t)n);
 	d = pool_alloc(p, (size_t)n + 1);
 	va_start(ap, fmt);
 	vsnprintf(d, (size_t)n + 1, fmt, ap);

@@ -1,0 +1,1243 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "diag.h"
+#include "link.h"
+#include "load.h"
+#include "model.h"
+#include "node.h"
+#include "pool.h"
+#include "regex.h"
+#include "router.h"
+#include "snapshot.h"
+
+/*
+ * Linking runs once per generation on the control thread over everything loaded.  All
+ * lookups go through hash maps built here (gateways by "ns/name", ServiceEntry hosts,
+ * DestinationRule hosts, clusters, per-listener vhosts), so 10k VirtualServices link in
+ * linear time.
+ */
+
+/* ---- a string-keyed open-addressing map in the pool ---- */
+
+struct link_map {
+	const char **keys;
+	void **vals;
+	uint32_t mask; /* slots - 1; 0 with keys == NULL before the first insert */
+	size_t n;
+};
+
+static void link_map_grow(struct pool *p, struct link_map *m)
+{
+	uint32_t slots = m->keys ? (m->mask + 1) * 2 : 16, i, j;
+	const char **keys = pool_calloc(p, slots, sizeof(*keys));
+	void **vals = pool_calloc(p, slots, sizeof(*vals));
+
+	for (i = 0; m->keys != NULL && i <= m->mask; i++) {
+		if (m->keys[i] == NULL)
+			continue;
+		j = router_host_hash(m->keys[i], strlen(m->keys[i])) & (slots - 1);
+		while (keys[j] != NULL)
+			j = (j + 1) & (slots - 1);
+		keys[j] = m->keys[i];
+		vals[j] = m->vals[i];
+	}
+	m->keys = keys;
+	m->vals = vals;
+	m->mask = slots - 1;
+}
+
+/* The value slot of key; with create, inserts key (value NULL) when absent. */
+static void **link_map_slot(struct pool *p, struct link_map *m, const char *key, bool create)
+{
+	uint32_t i;
+
+	if (m->keys == NULL) {
+		if (!create)
+			return NULL;
+		link_map_grow(p, m);
+	}
+	for (i = router_host_hash(key, strlen(key)) & m->mask; m->keys[i] != NULL;
+	     i = (i + 1) & m->mask)
+		if (strcmp(m->keys[i], key) == 0)
+			return &m->vals[i];
+	if (!create)
+		return NULL;
+	if ((m->n + 1) * 2 > m->mask + 1) {
+		link_map_grow(p, m);
+		return link_map_slot(p, m, key, true);
+	}
+	m->keys[i] = key;
+	m->n++;
+	return &m->vals[i];
+}
+
+static void *link_map_get(struct link_map *m, const char *key)
+{
+	void **v = link_map_slot(NULL, m, key, false);
+
+	return v ? *v : NULL;
+}
+
+/* ---- link state ---- */
+
+struct gw_info {
+	struct cfg_gateway *gw;
+	int *lidx; /* per server: listener index, -1 when not served */
+};
+
+struct se_info {
+	bool checked; /* resolution and addresses reported once */
+	bool usable;
+};
+
+/* One (ServiceEntry, port) declaring a host. */
+struct se_ref {
+	struct cfg_se *se;
+	struct se_info *info;
+	struct se_port *port;
+	size_t host_index;
+	struct se_ref *next;
+};
+
+struct dr_wild {
+	struct cfg_dr *dr;
+	const char *suffix;
+	size_t len;
+};
+
+struct claim {
+	const struct cfg_gateway *gw;
+	const struct gw_server *srv;
+};
+
+struct vbuild {
+	struct vhost *vh;
+	size_t cap;
+	const struct cfg_vs *last_vs;       /* a VS is merged once per vhost */
+	const struct http_route *catch_all; /* first route without match blocks */
+};
+
+struct lbuild {
+	struct listener_cfg *lc;
+	struct link_map hosts;  /* server host -> struct claim (conflicts) */
+	struct link_map vhosts; /* vhost name -> struct vbuild */
+	struct vbuild **order;  /* vhosts in creation order */
+	size_t nvh, capvh;
+	size_t capsrv;
+};
+
+#define LINK_RECENT 64 /* power of two */
+
+struct link {
+	struct pool *p;
+	struct diag *d;
+	struct cfg_set *set;
+	struct link_map gateways; /* "ns/name" -> gw_info */
+	struct link_map se_hosts; /* host -> se_ref list */
+	struct link_map se_ports; /* "host|port" -> se_ref (conflicts) */
+	struct link_map drs;      /* fqdn -> cfg_dr */
+	struct dr_wild *drwild;
+	size_t ndrwild;
+	struct link_map clusters; /* name -> cluster */
+	struct link_map policies; /* traffic policies already checked (by address) */
+	struct link_map regexes;  /* "c:" or "i:" + pattern -> compiled code, shared */
+	struct {                  /* destinations resolved lately: routes repeat them */
+		const char *fqdn, *subset;
+		uint32_t port;
+		struct cluster *c;
+	} recent[LINK_RECENT];
+	struct cluster **cl;
+	size_t ncl, capcl;
+	struct lbuild *lb;
+	size_t nlb, caplb;
+	struct link_map lkeys; /* listener key -> index + 1 */
+};
+
+/* ---- small helpers ---- */
+
+/* The child node at key, or n itself when absent: positions degrade to the parent. */
+static struct node *link_at(struct node *n, const char *key)
+{
+	struct node *c = node_get(n, key);
+
+	return c != NULL ? c : n;
+}
+
+static struct node *link_item(struct node *seq, size_t i)
+{
+	if (seq != NULL && seq->type == NODE_SEQ && i < seq->n)
+		return seq->vals[i];
+	return seq;
+}
+
+static struct node *link_spec(const struct cfg_meta *m)
+{
+	return link_at(m->node, "spec");
+}
+
+/* "file:line" of a node, for messages naming another resource. */
+static const char *link_pos(struct link *l, const struct node *n)
+{
+	if (n == NULL || n->doc == NULL || n->doc->file == NULL)
+		return "?";
+	return pool_printf(l->p, "%s:%d", n->doc->file, n->line);
+}
+
+static bool link_ends_with(const char *s, size_t slen, const char *suffix, size_t suflen)
+{
+	return slen >= suflen && memcmp(s + slen - suflen, suffix, suflen) == 0;
+}
+
+static bool link_kv_subset(const struct kv_list *sub, const struct kv_list *of)
+{
+	for (size_t i = 0; i < sub->n; i++) {
+		size_t j;
+
+		for (j = 0; j < of->n; j++)
+			if (strcmp(sub->v[i].key, of->v[j].key) == 0 &&
+			    strcmp(sub->v[i].value, of->v[j].value) == 0)
+				break;
+		if (j == of->n)
+			return false;
+	}
+	return true;
+}
+
+static const char *link_kv_text(struct link *l, const struct kv_list *kv)
+{
+	const char *s = "";
+
+	if (kv->n == 0)
+		return "{}";
+	for (size_t i = 0; i < kv->n; i++)
+		s = pool_printf(l->p, "%s%s%s: %s", s, i ? ", " : "", kv->v[i].key, kv->v[i].value);
+	return pool_printf(l->p, "{%s}", s);
+}
+
+static void *link_append(struct pool *p, void *arr, size_t *n, size_t *cap, size_t size)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+
+		arr = pool_grow(p, arr, *cap, nc, size);
+		*cap = nc;
+	}
+	(*n)++;
+	return arr;
+}
+
+static const char *const link_protocol_names[] = {
+    [GWP_HTTP] = "HTTP", [GWP_HTTPS] = "HTTPS", [GWP_HTTP2] = "HTTP2", [GWP_GRPC] = "GRPC",
+    [GWP_TLS] = "TLS",   [GWP_TCP] = "TCP",     [GWP_MONGO] = "MONGO",
+};
+
+/* ---- Gateways and listeners ---- */
+
+static int link_listener(struct link *l, const struct cfg_gateway *gw, struct gw_server *srv)
+{
+	const char *bind = srv->bind != NULL ? srv->bind : "0.0.0.0";
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	struct listener_cfg *lc;
+	struct lbuild *b;
+	socklen_t sl;
+	const char *key;
+	void **slot;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, bind, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)srv->port);
+		sl = sizeof(*sin);
+		key = pool_printf(l->p, "%s:%u", bind, srv->port);
+	} else if (inet_pton(AF_INET6, bind, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)srv->port);
+		sl = sizeof(*sin6);
+		key = pool_printf(l->p, "[%s]:%u", bind, srv->port);
+	} else {
+		diag_error(l->d, link_at(srv->node, "bind"),
+			   "bind \"%s\" is not an IP address (unix sockets are not supported)",
+			   bind);
+		return -1;
+	}
+	slot = link_map_slot(l->p, &l->lkeys, key, true);
+	if (*slot != NULL) {
+		b = &l->lb[(uintptr_t)*slot - 1];
+		if (b->lc->protocol != srv->protocol) {
+			const struct gw_server *first = b->lc->servers[0];
+
+			diag_error(l->d, link_at(link_at(srv->node, "port"), "protocol"),
+				   "protocol %s on %s differs from protocol %s of the server at %s",
+				   link_protocol_names[srv->protocol], key,
+				   link_protocol_names[b->lc->protocol], link_pos(l, first->node));
+			return -1;
+		}
+	} else {
+		l->lb = link_append(l->p, l->lb, &l->nlb, &l->caplb, sizeof(*l->lb));
+		b = &l->lb[l->nlb - 1];
+		lc = pool_alloc(l->p, sizeof(*lc));
+		lc->key = key;
+		lc->bind = bind;
+		lc->port = srv->port;
+		lc->addr = ss;
+		lc->addrlen = sl;
+		lc->protocol = srv->protocol;
+		b->lc = lc;
+		*slot = (void *)(uintptr_t)l->nlb;
+	}
+	lc = b->lc;
+	lc->servers =
+	    link_append(l->p, lc->servers, &lc->nservers, &b->capsrv, sizeof(*lc->servers));
+	lc->servers[lc->nservers - 1] = srv;
+
+	/* One host on one port belongs to one server: Istio would pick one silently. */
+	for (size_t h = 0; h < srv->nhosts; h++) {
+		struct claim *c;
+
+		slot = link_map_slot(l->p, &b->hosts, srv->hosts[h].host, true);
+		if ((c = *slot) != NULL) {
+			if (c->srv == srv)
+				diag_error(l->d, link_item(link_at(srv->node, "hosts"), h),
+					   "host \"%s\" is listed twice", srv->hosts[h].host);
+			else
+				diag_error(l->d, link_item(link_at(srv->node, "hosts"), h),
+					   "host \"%s\" on %s is already claimed by Gateway %s/%s "
+					   "(server at %s)",
+					   srv->hosts[h].host, key, c->gw->meta.ns,
+					   c->gw->meta.name, link_pos(l, c->srv->node));
+			continue;
+		}
+		c = pool_alloc(l->p, sizeof(*c));
+		c->gw = gw;
+		c->srv = srv;
+		*slot = c;
+	}
+	return (int)(b - l->lb);
+}
+
+static void link_gateways(struct link *l)
+{
+	struct cfg_set *set = l->set;
+
+	for (size_t g = 0; g < set->ngateways; g++) {
+		struct cfg_gateway *gw = set->gateways[g];
+		struct gw_info *gi = pool_alloc(l->p, sizeof(*gi));
+		void **slot;
+
+		gi->gw = gw;
+		gi->lidx = pool_calloc(l->p, gw->nservers ? gw->nservers : 1, sizeof(int));
+		slot = link_map_slot(l->p, &l->gateways,
+				     pool_printf(l->p, "%s/%s", gw->meta.ns, gw->meta.name), true);
+		if (*slot == NULL) /* the loader reports duplicate names */
+			*slot = gi;
+		for (size_t s = 0; s < gw->nservers; s++)
+			gi->lidx[s] = -1;
+		gw->served = link_kv_subset(&gw->selector, &l->set->main.labels);
+		if (!gw->served) {
+			diag_notice(
+			    l->d, link_at(link_spec(&gw->meta), "selector"),
+			    "not served: selector %s does not match this appliance's labels %s",
+			    link_kv_text(l, &gw->selector), link_kv_text(l, &set->main.labels));
+			continue;
+		}
+		for (size_t s = 0; s < gw->nservers; s++) {
+			struct gw_server *srv = &gw->servers[s];
+			struct node *at = link_at(link_at(srv->node, "port"), "protocol");
+
+			if (srv->protocol == GWP_HTTPS || srv->protocol == GWP_TLS)
+				diag_error(
+				    l->d, at,
+				    "protocol %s is not served yet (TLS support is tracked in "
+				    "the TLS work)",
+				    link_protocol_names[srv->protocol]);
+			else if (srv->protocol != GWP_HTTP)
+				diag_error(l->d, at, "protocol %s is not served yet",
+					   link_protocol_names[srv->protocol]);
+			else if (srv->tls.https_redirect)
+				diag_error(l->d,
+					   link_at(link_at(srv->node, "tls"), "httpsRedirect"),
+					   "tls.httpsRedirect is not served yet (TLS support is "
+					   "tracked in the TLS work)");
+			gi->lidx[s] = link_listener(l, gw, srv);
+		}
+	}
+}
+
+/* ---- ServiceEntries and DestinationRules ---- */
+
+static void link_index_ses(struct link *l)
+{
+	for (size_t i = 0; i < l->set->nses; i++) {
+		struct cfg_se *se = l->set->ses[i];
+		struct se_info *info = pool_alloc(l->p, sizeof(*info));
+		struct node *hosts = link_at(link_spec(&se->meta), "hosts");
+
+		for (size_t h = 0; h < se->hosts.n; h++) {
+			const char *host = se->hosts.v[h];
+			void **hslot = link_map_slot(l->p, &l->se_hosts, host, true);
+
+			for (size_t pi = 0; pi < se->nports; pi++) {
+				struct se_ref *r, *last;
+				void **slot = link_map_slot(
+				    l->p, &l->se_ports,
+				    pool_printf(l->p, "%s|%u", host, se->ports[pi].number), true);
+
+				if (*slot != NULL) {
+					r = *slot;
+					diag_error(
+					    l->d, link_item(hosts, h),
+					    "host %s port %u declared twice (first by "
+					    "ServiceEntry %s/%s at %s)",
+					    host, se->ports[pi].number, r->se->meta.ns,
+					    r->se->meta.name,
+					    link_pos(l, link_item(link_at(link_spec(&r->se->meta),
+									  "hosts"),
+								  r->host_index)));
+					continue;
+				}
+				r = pool_alloc(l->p, sizeof(*r));
+				r->se = se;
+				r->info = info;
+				r->port = &se->ports[pi];
+				r->host_index = h;
+				/* Appended: messages list ports in declaration order. */
+				if ((last = *hslot) == NULL) {
+					*hslot = r;
+				} else {
+					while (last->next != NULL)
+						last = last->next;
+					last->next = r;
+				}
+				*slot = r;
+			}
+		}
+	}
+}
+
+static void link_index_drs(struct link *l)
+{
+	for (size_t i = 0; i < l->set->ndrs; i++) {
+		struct cfg_dr *dr = l->set->drs[i];
+		const char *fqdn = dr->fqdn != NULL ? dr->fqdn : dr->host;
+		struct node *at = link_at(link_spec(&dr->meta), "host");
+		void **slot;
+		bool used = false;
+
+		if (fqdn == NULL)
+			continue;
+		if (fqdn[0] == '*') {
+			struct dr_wild *w;
+			size_t flen = strlen(fqdn);
+
+			l->drwild = pool_grow(l->p, l->drwild, l->ndrwild, l->ndrwild + 1,
+					      sizeof(*l->drwild));
+			w = &l->drwild[l->ndrwild++];
+			w->dr = dr;
+			w->suffix = fqdn + 1;
+			w->len = flen - 1;
+			/* Wildcard rules are few: a scan over the SE hosts is fine. */
+			for (uint32_t s = 0; l->se_hosts.keys && s <= l->se_hosts.mask; s++) {
+				const char *h = l->se_hosts.keys[s];
+
+				if (h != NULL && (w->len == 0 ||
+						  link_ends_with(h, strlen(h), w->suffix, w->len)))
+					used = true;
+			}
+		} else {
+			slot = link_map_slot(l->p, &l->drs, fqdn, true);
+			if (*slot != NULL) {
+				struct cfg_dr *first = *slot;
+
+				diag_error(l->d, at,
+					   "host %s already has a DestinationRule (%s/%s at %s)",
+					   fqdn, first->meta.ns, first->meta.name,
+					   link_pos(l, link_at(link_spec(&first->meta), "host")));
+				continue;
+			}
+			*slot = dr;
+			used = link_map_get(&l->se_hosts, fqdn) != NULL;
+		}
+		if (!used)
+			diag_warn(
+			    l->d, at,
+			    "no ServiceEntry declares host %s: this DestinationRule has no effect",
+			    fqdn);
+	}
+}
+
+static struct cfg_dr *link_find_dr(struct link *l, const char *fqdn)
+{
+	struct cfg_dr *dr = link_map_get(&l->drs, fqdn);
+	size_t flen = strlen(fqdn), best = 0;
+
+	if (dr != NULL)
+		return dr;
+	/* Most specific wildcard wins (Istio's host lookup). */
+	for (size_t i = 0; i < l->ndrwild; i++) {
+		struct dr_wild *w = &l->drwild[i];
+
+		if ((w->len == 0 ||
+		     (flen > w->len && link_ends_with(fqdn, flen, w->suffix, w->len))) &&
+		    (dr == NULL || w->len > best)) {
+			dr = w->dr;
+			best = w->len;
+		}
+	}
+	return dr;
+}
+
+/* ---- clusters ---- */
+
+static bool link_parse_ip(const char *s, uint32_t port, struct endpoint *ep)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ep->addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ep->addr;
+
+	memset(&ep->addr, 0, sizeof(ep->addr));
+	if (inet_pton(AF_INET, s, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		ep->addrlen = sizeof(*sin);
+		return true;
+	}
+	if (inet_pton(AF_INET6, s, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		ep->addrlen = sizeof(*sin6);
+		return true;
+	}
+	return false;
+}
+
+/* Can the SE's endpoints be used as static addresses?  Reported once per ServiceEntry. */
+static bool link_se_usable(struct link *l, struct cfg_se *se, struct se_info *info)
+{
+	struct node *spec = link_spec(&se->meta), *eps = link_at(spec, "endpoints");
+	struct endpoint tmp;
+	size_t bad = 0;
+
+	if (info->checked)
+		return info->usable;
+	info->checked = true;
+	for (size_t i = 0; i < se->nendpoints; i++)
+		if (!link_parse_ip(se->endpoints[i].address, 0, &tmp))
+			bad++;
+	switch (se->resolution) {
+	case SE_RES_STATIC:
+		for (size_t i = 0; bad > 0 && i < se->nendpoints; i++)
+			if (!link_parse_ip(se->endpoints[i].address, 0, &tmp))
+				diag_error(l->d, link_at(link_item(eps, i), "address"),
+					   "endpoint address \"%s\" cannot be routed to: only IP "
+					   "addresses are supported",
+					   se->endpoints[i].address);
+		info->usable = bad == 0;
+		break;
+	case SE_RES_DNS:
+	case SE_RES_DNS_ROUND_ROBIN:
+		if (bad > 0 || se->nendpoints == 0) {
+			diag_error(l->d, link_at(spec, "resolution"),
+				   "resolution DNS is not supported yet (it comes with the egress "
+				   "work); use STATIC with IP endpoints");
+			info->usable = false;
+		} else {
+			diag_warn(l->d, link_at(spec, "resolution"),
+				  "resolution DNS with IP endpoints is served as STATIC");
+			info->usable = true;
+		}
+		break;
+	case SE_RES_NONE:
+	default:
+		diag_error(l->d, link_at(spec, "resolution"),
+			   "resolution NONE (the default) gives a gateway no address to route to: "
+			   "use resolution STATIC with endpoints");
+		info->usable = false;
+		break;
+	}
+	return info->usable;
+}
+
+/* Upstream TLS from a DestinationRule would be silently dropped: refuse it instead. */
+static bool link_tls_wanted(const struct node *tls)
+{
+	const struct node *mode;
+
+	if (tls == NULL || tls->type != NODE_MAP)
+		return tls != NULL && tls->type != NODE_NULL;
+	mode = node_get((struct node *)tls, "mode");
+	return mode == NULL || mode->type != NODE_SCALAR || strcmp(mode->str, "DISABLE") != 0;
+}
+
+static void link_check_policy(struct link *l, const struct traffic_policy *tp, uint32_t port,
+			      struct node *at)
+{
+	struct node *pls = tp->port_level_settings;
+	void **seen;
+
+	if (!tp->given)
+		return;
+	/* Once per policy and port, however many clusters use it. */
+	seen = link_map_slot(l->p, &l->policies, pool_printf(l->p, "%p|%u", (const void *)tp, port),
+			     true);
+	if (*seen != NULL)
+		return;
+	*seen = (void *)tp;
+	if (link_tls_wanted(tp->tls))
+		diag_error(l->d, tp->tls,
+			   "upstream TLS is not supported yet (it comes with the TLS work)");
+	if (tp->lb.simple == LB_PASSTHROUGH)
+		diag_error(l->d, link_at(link_at(at, "loadBalancer"), "simple"),
+			   "loadBalancer.simple PASSTHROUGH is not supported by a gateway");
+	for (size_t i = 0; pls != NULL && pls->type == NODE_SEQ && i < pls->n; i++) {
+		struct node *it = pls->vals[i];
+		struct node *num = node_get(node_get(it, "port"), "number");
+
+		if (num != NULL && num->type == NODE_SCALAR &&
+		    strtoul(num->str, NULL, 10) == port && link_tls_wanted(node_get(it, "tls")))
+			diag_error(
+			    l->d, node_get(it, "tls"),
+			    "upstream TLS is not supported yet (it comes with the TLS work)");
+	}
+}
+
+static uint32_t link_endpoint_port(const struct se_endpoint *ep, const struct se_port *sp)
+{
+	if (sp->name != NULL) {
+		for (size_t i = 0; i < ep->ports.n; i++)
+			if (strcmp(ep->ports.v[i].key, sp->name) == 0)
+				return (uint32_t)strtoul(ep->ports.v[i].value, NULL, 10);
+	}
+	return sp->target_port != 0 ? sp->target_port : sp->number;
+}
+
+static struct cluster *link_cluster_new(struct link *l, const char *name, const char *fqdn,
+					struct se_ref *r, struct cfg_dr *dr,
+					const struct dr_subset *sub, struct node *at)
+{
+	struct cluster *c = pool_alloc(l->p, sizeof(*c));
+	struct cfg_se *se = r->se;
+	size_t n = 0;
+
+	c->name = name;
+	c->host = fqdn;
+	c->port = r->port->number;
+	c->subset = sub != NULL ? sub->name : NULL;
+	c->se = se;
+	c->dr = dr;
+	c->lb = LB_LEAST_REQUEST; /* Istio's default */
+	if (dr != NULL && dr->policy.given && dr->policy.lb.simple != LB_UNSPECIFIED)
+		c->lb = dr->policy.lb.simple;
+	if (sub != NULL && sub->policy.given && sub->policy.lb.simple != LB_UNSPECIFIED)
+		c->lb = sub->policy.lb.simple;
+	if (dr != NULL)
+		link_check_policy(l, &dr->policy, c->port,
+				  link_at(link_spec(&dr->meta), "trafficPolicy"));
+	if (sub != NULL)
+		link_check_policy(l, &sub->policy, c->port, link_at(sub->node, "trafficPolicy"));
+
+	if (link_se_usable(l, se, r->info)) {
+		c->endpoints =
+		    pool_calloc(l->p, se->nendpoints ? se->nendpoints : 1, sizeof(*c->endpoints));
+		for (size_t i = 0; i < se->nendpoints; i++) {
+			const struct se_endpoint *sep = &se->endpoints[i];
+			struct endpoint *ep = &c->endpoints[n];
+			uint32_t port;
+
+			if (sub != NULL && !link_kv_subset(&sub->labels, &sep->labels))
+				continue;
+			port = link_endpoint_port(sep, r->port);
+			if (!link_parse_ip(sep->address, port, ep))
+				continue;
+			ep->name = strchr(sep->address, ':') != NULL
+				       ? pool_printf(l->p, "[%s]:%u", sep->address, port)
+				       : pool_printf(l->p, "%s:%u", sep->address, port);
+			ep->weight = sep->weight != 0 ? sep->weight : 1;
+			ep->labels = sep->labels;
+			ep->locality = sep->locality;
+			n++;
+		}
+		c->nendpoints = n;
+		if (n == 0)
+			diag_warn(l->d, at,
+				  "cluster %s has no endpoints: requests to it will get 503 (UH)",
+				  name);
+	}
+	c->index = (uint32_t)l->ncl;
+	l->cl = link_append(l->p, l->cl, &l->ncl, &l->capcl, sizeof(*l->cl));
+	l->cl[l->ncl - 1] = c;
+	return c;
+}
+
+static const char *link_port_list(struct link *l, struct se_ref *refs)
+{
+	const char *s = "";
+
+	for (struct se_ref *r = refs; r != NULL; r = r->next)
+		s = pool_printf(l->p, "%s%s%u", s, *s ? ", " : "", r->port->number);
+	return s;
+}
+
+static const char *link_subset_list(struct link *l, const struct cfg_dr *dr)
+{
+	const char *s = "";
+
+	for (size_t i = 0; i < dr->nsubsets; i++)
+		s = pool_printf(l->p, "%s%s%s", s, i ? ", " : "", dr->subsets[i].name);
+	return s;
+}
+
+/* Destination -> ServiceEntry host and port (+ DestinationRule subset) -> cluster. */
+static void link_destination(struct link *l, struct destination *dest)
+{
+	const char *fqdn = dest->fqdn != NULL ? dest->fqdn : dest->host, *subset;
+	struct se_ref *refs, *r, *pick = NULL;
+	const struct dr_subset *sub = NULL;
+	struct cfg_dr *dr = NULL;
+	const char *name;
+	uint32_t port = dest->port;
+	struct cluster *c;
+	char key[512];
+	void **slot;
+	uint32_t h;
+	int n;
+
+	if (fqdn == NULL)
+		return;
+	subset = dest->subset != NULL ? dest->subset : "";
+	h = (router_host_hash(fqdn, strlen(fqdn)) ^ router_host_hash(subset, strlen(subset)) ^
+	     dest->port) &
+	    (LINK_RECENT - 1);
+	if (l->recent[h].c != NULL && dest->port == l->recent[h].port &&
+	    strcmp(fqdn, l->recent[h].fqdn) == 0 && strcmp(subset, l->recent[h].subset) == 0) {
+		dest->cluster = l->recent[h].c;
+		return;
+	}
+	refs = link_map_get(&l->se_hosts, fqdn);
+	if (refs == NULL) {
+		diag_error(l->d, link_at(dest->node, "host"),
+			   "destination host %s is not declared by any ServiceEntry", fqdn);
+		return;
+	}
+	if (port == 0) {
+		if (refs->next != NULL) {
+			diag_error(l->d, dest->node,
+				   "destination port required: service %s has several ports (%s)",
+				   fqdn, link_port_list(l, refs));
+			return;
+		}
+		pick = refs;
+	} else {
+		for (r = refs; r != NULL && pick == NULL; r = r->next)
+			if (r->port->number == port)
+				pick = r;
+		if (pick == NULL) {
+			diag_error(l->d, link_at(dest->node, "port"),
+				   "port %u is not declared for host %s (ServiceEntry ports: %s)",
+				   port, fqdn, link_port_list(l, refs));
+			return;
+		}
+	}
+	port = pick->port->number;
+	if (dest->subset != NULL && dest->subset[0] != '\0') {
+		dr = link_find_dr(l, fqdn);
+		if (dr == NULL || dr->nsubsets == 0) {
+			diag_error(l->d, link_at(dest->node, "subset"),
+				   "subset %s: no DestinationRule for host %s defines subsets",
+				   dest->subset, fqdn);
+			return;
+		}
+		for (size_t i = 0; i < dr->nsubsets && sub == NULL; i++)
+			if (strcmp(dr->subsets[i].name, dest->subset) == 0)
+				sub = &dr->subsets[i];
+		if (sub == NULL) {
+			diag_error(l->d, link_at(dest->node, "subset"),
+				   "subset %s not found in DestinationRule %s/%s (subsets: %s)",
+				   dest->subset, dr->meta.ns, dr->meta.name,
+				   link_subset_list(l, dr));
+			return;
+		}
+	} else {
+		dr = link_find_dr(l, fqdn);
+	}
+	/* Most destinations name a cluster already made: format the key on the stack. */
+	n = snprintf(key, sizeof(key), "outbound|%u|%s|%s", port, sub ? sub->name : "", fqdn);
+	name = n >= 0 && (size_t)n < sizeof(key)
+		   ? key
+		   : pool_printf(l->p, "outbound|%u|%s|%s", port, sub ? sub->name : "", fqdn);
+	if ((c = link_map_get(&l->clusters, name)) == NULL) {
+		if (name == key)
+			name = pool_strdup(l->p, key);
+		slot = link_map_slot(l->p, &l->clusters, name, true);
+		*slot = c = link_cluster_new(l, name, fqdn, pick, dr, sub, dest->node);
+	}
+	dest->cluster = c;
+	l->recent[h].fqdn = fqdn;
+	l->recent[h].subset = subset;
+	l->recent[h].port = dest->port;
+	l->recent[h].c = c;
+}
+
+/* ---- VirtualService routes ---- */
+
+static void link_string_match(struct link *l, struct string_match *m, bool caseless)
+{
+	char err[256], buf[256];
+	const char *key;
+	void **slot;
+	int n;
+
+	if (m->kind == SM_NONE || m->value == NULL)
+		return;
+	m->len = strlen(m->value);
+	if (m->kind != SM_REGEX || m->re != NULL)
+		return;
+	/* Generated configs repeat patterns across thousands of routes; compiled code is
+	 * read-only, so one copy serves them all (JIT compilation dominates link time). */
+	n = snprintf(buf, sizeof(buf), "%c:%s", caseless ? 'i' : 'c', m->value);
+	key = n >= 0 && (size_t)n < sizeof(buf)
+		  ? buf
+		  : pool_printf(l->p, "%c:%s", caseless ? 'i' : 'c', m->value);
+	if ((m->re = link_map_get(&l->regexes, key)) != NULL)
+		return;
+	slot = link_map_slot(l->p, &l->regexes, key == buf ? pool_strdup(l->p, buf) : key, true);
+	m->re = regex_compile(l->p, m->value, caseless, err, sizeof(err));
+	if (m->re == NULL)
+		diag_error(l->d, link_at(m->node, "regex"), "invalid regex: %s", err);
+	*slot = m->re; /* a bad pattern stays NULL: reported once per use */
+}
+
+static void link_header_matches(struct link *l, struct header_match *h, size_t n, bool header)
+{
+	for (size_t i = 0; i < n; i++) {
+		/* Istio turns a header regex of "*" (not a valid RE2) into a presence match. */
+		if (header && h[i].m.kind == SM_REGEX && h[i].m.value != NULL &&
+		    strcmp(h[i].m.value, "*") == 0) {
+			h[i].present_only = true;
+			continue;
+		}
+		link_string_match(l, &h[i].m, false);
+	}
+}
+
+/* Istio gateway references: "name" (VS namespace), "ns/name", "./name", and the legacy
+ * "name.ns[.svc.cluster.local]" form. */
+static const char *link_gateway_ref(struct link *l, const char *ref, const char *ns)
+{
+	const char *slash = strchr(ref, '/'), *dot, *dot2;
+
+	if (slash != NULL) {
+		if (slash - ref == 1 && ref[0] == '.')
+			return pool_printf(l->p, "%s/%s", ns, slash + 1);
+		return ref;
+	}
+	if ((dot = strchr(ref, '.')) == NULL)
+		return pool_printf(l->p, "%s/%s", ns, ref);
+	dot2 = strchr(dot + 1, '.');
+	return pool_printf(l->p, "%.*s/%.*s",
+			   (int)(dot2 != NULL ? (size_t)(dot2 - dot - 1) : strlen(dot + 1)),
+			   dot + 1, (int)(dot - ref), ref);
+}
+
+/* \0..\9 and \\ only (RE2::Rewrite); returns the highest group named, or -1 when bad. */
+static int link_rewrite_groups(const char *rw, char *bad)
+{
+	int max = 0;
+
+	for (; *rw != '\0'; rw++) {
+		if (*rw != '\\')
+			continue;
+		rw++;
+		if (*rw >= '0' && *rw <= '9') {
+			if (*rw - '0' > max)
+				max = *rw - '0';
+		} else if (*rw != '\\') {
+			*bad = *rw;
+			return -1;
+		}
+	}
+	return max;
+}
+
+static void link_uri_regex_rewrite(struct link *l, struct http_route *r)
+{
+	uint32_t ncap = 0;
+	char err[256], bad = 0;
+	struct node *at;
+	int max;
+
+	if (r->rewrite.uri_regex.match == NULL || r->rewrite.uri_regex.re != NULL)
+		return;
+	at = link_at(link_at(r->node, "rewrite"), "uriRegexRewrite");
+	r->rewrite.uri_regex.re =
+	    regex_compile_search(l->p, r->rewrite.uri_regex.match, err, sizeof(err));
+	if (r->rewrite.uri_regex.re == NULL) {
+		diag_error(l->d, link_at(at, "match"), "invalid regex: %s", err);
+		return;
+	}
+	if (r->rewrite.uri_regex.rewrite == NULL)
+		return;
+	max = link_rewrite_groups(r->rewrite.uri_regex.rewrite, &bad);
+	if (max < 0) {
+		diag_error(
+		    l->d, link_at(at, "rewrite"),
+		    "invalid escape \"\\%c\": use \\0..\\9 for groups and \\\\ for a backslash",
+		    bad ? bad : ' ');
+		return;
+	}
+	pcre2_pattern_info(r->rewrite.uri_regex.re, PCRE2_INFO_CAPTURECOUNT, &ncap);
+	if ((uint32_t)max > ncap)
+		diag_error(l->d, link_at(at, "rewrite"),
+			   "rewrite refers to \\%d but the regex has %u capture group%s", max, ncap,
+			   ncap == 1 ? "" : "s");
+}
+
+/* Checks that hold whether or not the VirtualService is served (Istio validation). */
+static void link_vs_validate(struct link *l, struct cfg_vs *vs)
+{
+	for (size_t i = 0; i < vs->nhttp; i++) {
+		struct http_route *r = &vs->http[i];
+		uint32_t sum = 0;
+
+		for (size_t k = 0; k < r->nmatches; k++) {
+			struct http_match *m = &r->matches[k];
+
+			/* ignoreUriCase covers exact and prefix only (Istio's documentation;
+			 * Envoy ignores case_sensitive for safe_regex). */
+			link_string_match(l, &m->uri, false);
+			link_string_match(l, &m->scheme, false);
+			link_string_match(l, &m->method, false);
+			link_string_match(l, &m->authority, false);
+			link_header_matches(l, m->headers, m->nheaders, true);
+			link_header_matches(l, m->without_headers, m->nwithout_headers, true);
+			link_header_matches(l, m->query_params, m->nquery_params, false);
+			for (size_t g = 0; g < m->gateways.n; g++)
+				if (strcmp(m->gateways.v[g], "mesh") != 0)
+					m->gateways.v[g] =
+					    link_gateway_ref(l, m->gateways.v[g], vs->meta.ns);
+		}
+		for (size_t k = 0; k < r->cors.nallow_origins; k++)
+			link_string_match(l, &r->cors.allow_origins[k], false);
+		link_uri_regex_rewrite(l, r);
+
+		/* One destination takes everything; several split by weight relative to
+		 * their total, as Envoy's weighted clusters (the decoder refuses a total of 0,
+		 * Istio's validation). */
+		if (r->nroute == 1)
+			r->route[0].weight = 100;
+		for (size_t d = 0; d < r->nroute; d++)
+			sum += r->route[d].weight;
+		r->total_weight = sum;
+	}
+}
+
+/* Resolution a served VirtualService needs: destinations, subsets, unsupported features. */
+static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
+{
+	for (size_t i = 0; i < vs->nhttp; i++) {
+		struct http_route *r = &vs->http[i];
+
+		if (r->delegate.name != NULL) {
+			diag_error(l->d, link_at(r->node, "delegate"),
+				   "delegate is not supported yet (traffic-management work)");
+			continue;
+		}
+		for (size_t k = 0; k < r->nmatches; k++) {
+			struct http_match *m = &r->matches[k];
+
+			if (m->source_labels.n > 0)
+				diag_error(l->d, link_at(m->node, "sourceLabels"),
+					   "sourceLabels selects sidecar workloads; it is not "
+					   "supported on a gateway");
+			if (m->source_namespace != NULL)
+				diag_error(l->d, link_at(m->node, "sourceNamespace"),
+					   "sourceNamespace selects sidecar workloads; it is not "
+					   "supported on a gateway");
+			for (size_t h = 0; h < m->nheaders + m->nwithout_headers; h++) {
+				const struct header_match *hm =
+				    h < m->nheaders ? &m->headers[h]
+						    : &m->without_headers[h - m->nheaders];
+
+				/* A claim is no request header: matching it as one would
+				 * silently never match. */
+				if (strncmp(hm->name, "@request.auth.claims", 20) == 0)
+					diag_error(
+					    l->d, hm->m.node,
+					    "routing on JWT claims (%s) is not supported yet "
+					    "(it comes with the JWT work)",
+					    hm->name);
+			}
+		}
+		for (size_t d = 0; d < r->nroute; d++)
+			link_destination(l, &r->route[d].dest);
+		for (size_t d = 0; d < r->nmirrors; d++)
+			link_destination(l, &r->mirrors[d].dest);
+	}
+}
+
+/* The host a VS host gets through a server host: the more specific of the two (Istio), or
+ * NULL when they do not intersect.  Wildcards are "*" or "*.suffix". */
+static const char *link_host_intersect(const char *v, const char *s)
+{
+	size_t vl = strlen(v), sl = strlen(s);
+	bool vw = v[0] == '*', sw = s[0] == '*';
+
+	if (strcmp(s, "*") == 0)
+		return v;
+	if (strcmp(v, "*") == 0)
+		return s;
+	if (!vw && !sw)
+		return strcmp(v, s) == 0 ? v : NULL;
+	if (sw && !vw)
+		return vl > sl - 1 && link_ends_with(v, vl, s + 1, sl - 1) ? v : NULL;
+	if (vw && !sw)
+		return sl > vl - 1 && link_ends_with(s, sl, v + 1, vl - 1) ? s : NULL;
+	if (link_ends_with(v + 1, vl - 1, s + 1, sl - 1))
+		return v;
+	if (link_ends_with(s + 1, sl - 1, v + 1, vl - 1))
+		return s;
+	return NULL;
+}
+
+static void link_vhost_add(struct link *l, struct lbuild *b, const char *name,
+			   const struct cfg_vs *vs, const struct cfg_gateway *gw,
+			   const struct gw_server *srv)
+{
+	void **slot = link_map_slot(l->p, &b->vhosts, name, true);
+	struct vbuild *vb = *slot;
+	struct vhost *vh;
+
+	if (vb == NULL) {
+		vb = pool_alloc(l->p, sizeof(*vb));
+		vb->vh = pool_alloc(l->p, sizeof(*vb->vh));
+		vb->vh->name = name;
+		vb->vh->gateway = gw;
+		vb->vh->server = srv;
+		*slot = vb;
+		b->order = link_append(l->p, b->order, &b->nvh, &b->capvh, sizeof(*b->order));
+		b->order[b->nvh - 1] = vb;
+	}
+	if (vb->last_vs == vs)
+		return;
+	vb->last_vs = vs;
+	vh = vb->vh;
+	if (vs->nhttp == 0)
+		return;
+	/* Several VirtualServices merge in load order; a catch-all route before them hides
+	 * everything that follows. */
+	if (vb->catch_all != NULL && vb->catch_all->vs != NULL)
+		diag_warn(l->d, link_spec(&vs->meta),
+			  "routes for host %s can never match: VirtualService %s/%s (route at %s) "
+			  "matches every request first",
+			  name, vb->catch_all->vs->meta.ns, vb->catch_all->vs->meta.name,
+			  link_pos(l, vb->catch_all->node));
+	if (vh->nroutes + vs->nhttp > vb->cap) {
+		/* Most vhosts get one VirtualService: size for it exactly, double after. */
+		size_t nc = vb->cap ? vb->cap * 2 : vs->nhttp;
+
+		while (nc < vh->nroutes + vs->nhttp)
+			nc *= 2;
+		vh->routes = pool_grow(l->p, vh->routes, vb->cap, nc, sizeof(*vh->routes));
+		vb->cap = nc;
+	}
+	for (size_t i = 0; i < vs->nhttp; i++) {
+		vh->routes[vh->nroutes++] = &vs->http[i];
+		if (vb->catch_all == NULL && vs->http[i].nmatches == 0)
+			vb->catch_all = &vs->http[i];
+	}
+}
+
+/* Bind vs to one served gateway: its routes go to every listener vhost one of its hosts
+ * gets through a server host.  Returns whether any host matched. */
+static bool link_vs_bind(struct link *l, struct cfg_vs *vs, struct gw_info *gi)
+{
+	struct cfg_gateway *gw = gi->gw;
+	bool any = false;
+
+	for (size_t s = 0; s < gw->nservers; s++) {
+		struct gw_server *srv = &gw->servers[s];
+		struct lbuild *b = gi->lidx[s] >= 0 ? &l->lb[gi->lidx[s]] : NULL;
+
+		for (size_t h = 0; h < srv->nhosts; h++) {
+			const struct gw_host *gh = &srv->hosts[h];
+			const char *ns = gh->ns;
+
+			if (ns != NULL && strcmp(ns, ".") == 0)
+				ns = gw->meta.ns;
+			if (ns != NULL && strcmp(ns, "*") != 0 && strcmp(ns, vs->meta.ns) != 0)
+				continue;
+			for (size_t v = 0; v < vs->hosts.n; v++) {
+				const char *name = link_host_intersect(vs->hosts.v[v], gh->host);
+
+				if (name == NULL)
+					continue;
+				any = true;
+				if (b != NULL && srv->protocol == GWP_HTTP)
+					link_vhost_add(l, b, name, vs, gw, srv);
+			}
+		}
+	}
+	return any;
+}
+
+static int link_vs_cmp(const void *a, const void *b)
+{
+	const struct cfg_vs *x = *(struct cfg_vs *const *)a, *y = *(struct cfg_vs *const *)b;
+
+	return (x->meta.order > y->meta.order) - (x->meta.order < y->meta.order);
+}
+
+/* Looked up only for a report: node_get() per VirtualService shows in link time. */
+static struct node *link_vs_gateways(const struct cfg_vs *vs)
+{
+	return link_at(link_spec(&vs->meta), "gateways");
+}
+
+static void link_vss(struct link *l)
+{
+	size_t n = l->set->nvss;
+	struct cfg_vs **vss = pool_calloc(l->p, n ? n : 1, sizeof(*vss));
+
+	if (n > 0)
+		memcpy(vss, l->set->vss, n * sizeof(*vss));
+	for (size_t i = 1; i < n; i++) {
+		if (vss[i - 1]->meta.order > vss[i]->meta.order) {
+			qsort(vss, n, sizeof(*vss), link_vs_cmp);
+			break;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct cfg_vs *vs = vss[i];
+		bool mesh_only = true, served = false;
+
+		link_vs_validate(l, vs);
+		for (size_t g = 0; g < vs->gateways.n; g++) {
+			const char *ref = vs->gateways.v[g], *key;
+			struct gw_info *gi;
+
+			if (strcmp(ref, "mesh") == 0)
+				continue;
+			mesh_only = false;
+			key = link_gateway_ref(l, ref, vs->meta.ns);
+			gi = link_map_get(&l->gateways, key);
+			if (gi == NULL) {
+				diag_error(l->d, link_item(link_vs_gateways(vs), g),
+					   "gateway %s not found", key);
+				continue;
+			}
+			if (!gi->gw->served) /* its own notice says why */
+				continue;
+			served = true;
+			if (!link_vs_bind(l, vs, gi))
+				diag_warn(l->d, link_item(link_vs_gateways(vs), g),
+					  "no host of this VirtualService matches a server of "
+					  "Gateway %s",
+					  key);
+		}
+		if (mesh_only)
+			diag_notice(l->d,
+				    vs->gateways.n ? link_vs_gateways(vs) : link_spec(&vs->meta),
+				    "bound to mesh only and is not served by a gateway");
+		if (served)
+			link_vs_resolve(l, vs);
+	}
+}
+
+/* ---- compile the vhost tables ---- */
+
+static int link_wild_cmp(const void *a, const void *b)
+{
+	const struct vhost *x = *(struct vhost *const *)a, *y = *(struct vhost *const *)b;
+	size_t xl = strlen(x->name), yl = strlen(y->name);
+
+	if (xl != yl)
+		return xl < yl ? 1 : -1; /* longest suffix first */
+	return strcmp(x->name, y->name);
+}
+
+static void link_vhost_table(struct link *l, struct lbuild *b)
+{
+	struct vhost_table *vt = &b->lc->vhosts;
+	struct vhost **wild = pool_calloc(l->p, b->nvh ? b->nvh : 1, sizeof(*wild));
+	size_t nexact = 0, nwild = 0, slots = 1;
+
+	for (size_t i = 0; i < b->nvh; i++) {
+		struct vhost *vh = b->order[i]->vh;
+
+		if (strcmp(vh->name, "*") == 0)
+			vt->star = vh;
+		else if (vh->name[0] == '*')
+			wild[nwild++] = vh;
+		else
+			nexact++;
+	}
+	vt->nvhosts = b->nvh;
+	if (nexact > 0) {
+		while (slots < 2 * nexact)
+			slots *= 2;
+		vt->exact = pool_calloc(l->p, slots, sizeof(*vt->exact));
+		vt->exact_mask = (uint32_t)(slots - 1);
+		for (size_t i = 0; i < b->nvh; i++) {
+			struct vhost *vh = b->order[i]->vh;
+			uint32_t j;
+
+			if (vh->name[0] == '*')
+				continue;
+			j = router_host_hash(vh->name, strlen(vh->name)) & vt->exact_mask;
+			while (vt->exact[j] != NULL)
+				j = (j + 1) & vt->exact_mask;
+			vt->exact[j] = vh;
+		}
+	}
+	qsort(wild, nwild, sizeof(*wild), link_wild_cmp);
+	vt->wild = pool_calloc(l->p, nwild ? nwild : 1, sizeof(*vt->wild));
+	vt->nwild = nwild;
+	for (size_t i = 0; i < nwild; i++) {
+		vt->wild[i].suffix = wild[i]->name + 1;
+		vt->wild[i].len = strlen(wild[i]->name + 1);
+		vt->wild[i].vh = wild[i];
+	}
+}
+
+struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *set)
+{
+	struct link l = {.p = p, .d = d, .set = set};
+	int errors = d->nerrors;
+	struct snapshot *snap;
+
+	link_gateways(&l);
+	link_index_ses(&l);
+	link_index_drs(&l);
+	link_vss(&l);
+
+	snap = pool_alloc(p, sizeof(*snap));
+	snap->pool = p;
+	snap->set = set;
+	snap->listeners = pool_calloc(p, l.nlb ? l.nlb : 1, sizeof(*snap->listeners));
+	for (size_t i = 0; i < l.nlb; i++) {
+		link_vhost_table(&l, &l.lb[i]);
+		snap->listeners[i] = *l.lb[i].lc;
+	}
+	snap->nlisteners = l.nlb;
+	snap->clusters = l.cl;
+	snap->nclusters = l.ncl;
+	if (l.nlb == 0)
+		diag_warn(d, set->main.node, "no listener is configured");
+	if (d->nerrors > errors)
+		return NULL;
+	return snap;
+}
