@@ -1,0 +1,192 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pool.h"
+#include "diag.h"
+#include "node.h"
+#include "load.h"
+
+/* Istio's SimpleLB names, mapped onto enum lb_simple (LEAST_CONN is LEAST_REQUEST's
+ * deprecated alias). */
+static const char *const dr_simple_names[] = {
+    "UNSPECIFIED", "LEAST_CONN", "ROUND_ROBIN", "RANDOM", "PASSTHROUGH", "LEAST_REQUEST", NULL};
+static const enum lb_simple dr_simple_values[] = {
+    LB_UNSPECIFIED, LB_LEAST_REQUEST, LB_ROUND_ROBIN, LB_RANDOM, LB_PASSTHROUGH, LB_LEAST_REQUEST};
+
+/* A sub-object kept as a node for the work that will enforce it: its shape is checked and
+ * the operator is told it has no effect yet. */
+static bool dr_deferred(struct diag *d, struct node *n, bool seq, struct node **out)
+{
+	if (n == NULL)
+		return true;
+	if (seq ? !node_want_seq(d, n) : !node_want_map(d, n))
+		return false;
+	node_mark_used(n);
+	diag_warn(d, n, "%s is accepted but not enforced yet", n->key);
+	*out = n;
+	return true;
+}
+
+static bool dr_load_balancer(struct diag *d, struct node *n, struct traffic_policy *tp)
+{
+	struct node *simple, *ch, *x;
+	bool ok = true;
+	int i;
+
+	if (!node_want_map(d, n))
+		return false;
+	simple = node_get(n, "simple");
+	ch = node_get(n, "consistentHash");
+	if (simple != NULL) {
+		if (node_enum(d, simple, dr_simple_names, &i))
+			tp->lb.simple = dr_simple_values[i];
+		else
+			ok = false;
+	}
+	if (simple != NULL && ch != NULL) {
+		diag_error(d, ch, "only one of simple or consistentHash may be set");
+		ok = false;
+	}
+	ok &= dr_deferred(d, ch, false, &tp->lb.consistent_hash);
+	tp->lb.consistent_hash_given = tp->lb.consistent_hash != NULL;
+	ok &= dr_deferred(d, node_get(n, "localityLbSetting"), false, &tp->lb.locality_lb_setting);
+	if ((x = node_get(n, "warmupDurationSecs")) != NULL) {
+		if (cfg_decode_duration(d, x, 1000, false, &tp->lb.warmup_us))
+			diag_warn(d, x, "warmupDurationSecs is accepted but not enforced yet");
+		else
+			ok = false;
+	}
+	node_check_unknown(d, n);
+	return ok;
+}
+
+static bool dr_traffic_policy(struct diag *d, struct node *n, struct traffic_policy *tp)
+{
+	struct node *lb;
+	bool ok = true;
+
+	if (n == NULL)
+		return true;
+	if (!node_want_map(d, n))
+		return false;
+	tp->given = true;
+	if (n->n == 0) {
+		diag_error(d, n, "traffic policy must have at least one field");
+		return false;
+	}
+	if ((lb = node_get(n, "loadBalancer")) != NULL)
+		ok &= dr_load_balancer(d, lb, tp);
+	ok &= dr_deferred(d, node_get(n, "connectionPool"), false, &tp->connection_pool);
+	ok &= dr_deferred(d, node_get(n, "outlierDetection"), false, &tp->outlier_detection);
+	ok &= dr_deferred(d, node_get(n, "tls"), false, &tp->tls);
+	ok &= dr_deferred(d, node_get(n, "portLevelSettings"), true, &tp->port_level_settings);
+	ok &= dr_deferred(d, node_get(n, "proxyProtocol"), false, &tp->proxy_protocol);
+	ok &= dr_deferred(d, node_get(n, "tunnel"), false, &tp->tunnel);
+	node_check_unknown(d, n);
+	if (tp->tunnel != NULL && tp->proxy_protocol != NULL) {
+		diag_error(d, n, "tunnel and proxyProtocol must not be set together");
+		ok = false;
+	}
+	return ok;
+}
+
+static bool dr_subset(struct pool *p, struct diag *d, struct node *n, struct dr_subset *s)
+{
+	struct node *name;
+	bool ok = true;
+
+	memset(s, 0, sizeof(*s));
+	if (!node_want_map(d, n))
+		return false;
+	s->node = n;
+	name = cfg_require(d, n, "name");
+	ok &= cfg_decode_labels(p, d, node_get(n, "labels"), &s->labels);
+	ok &= dr_traffic_policy(d, node_get(n, "trafficPolicy"), &s->policy);
+	node_check_unknown(d, n);
+	if (name == NULL || !node_str(d, name, &s->name))
+		return false;
+	if (*s->name == '\0') {
+		diag_error(d, name, "subset name cannot be empty");
+		ok = false;
+	} else if (!cfg_is_dns_label(s->name)) {
+		diag_error(d, name, "subset name is invalid: \"%s\"", s->name);
+		ok = false;
+	}
+	return ok;
+}
+
+static void dr_workload_selector(struct pool *p, struct diag *d, struct node *n,
+				 struct kv_list *out)
+{
+	if (n == NULL || !node_want_map(d, n))
+		return;
+	cfg_decode_labels(p, d, node_get(n, "matchLabels"), out);
+	node_check_unknown(d, n);
+	if (out->n == 0)
+		diag_warn(d, n, "workload selector specified without labels");
+}
+
+void cfg_dr_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
+		   struct node *spec)
+{
+	struct node *host, *subsets, *ws;
+	int errors = d->nerrors;
+	struct cfg_dr *dr;
+	const char *s;
+	char why[160];
+	size_t i, j;
+
+	dr = pool_alloc(p, sizeof(*dr));
+	dr->meta = *meta;
+	host = cfg_require(d, spec, "host");
+	dr_traffic_policy(d, node_get(spec, "trafficPolicy"), &dr->policy);
+	subsets = node_get(spec, "subsets");
+	cfg_decode_export_to(p, d, node_get(spec, "exportTo"), meta->ns, false, &dr->export_to);
+	ws = node_get(spec, "workloadSelector");
+	node_check_unknown(d, spec);
+
+	if (host != NULL && node_str(d, host, &s)) {
+		const char *h = cfg_lower(p, s);
+
+		if (!cfg_check_host(h, CFG_HOST_WILDCARD, why, sizeof(why))) {
+			diag_error(d, host, "%s", why);
+		} else {
+			dr->host = s;
+			dr->fqdn = cfg_expand_host(p, h, meta->ns);
+		}
+	}
+	if (subsets != NULL && node_want_seq(d, subsets)) {
+		dr->subsets = pool_calloc(p, subsets->n ? subsets->n : 1, sizeof(*dr->subsets));
+		for (i = 0; i < subsets->n; i++) {
+			struct dr_subset *sub = &dr->subsets[dr->nsubsets];
+
+			if (!dr_subset(p, d, subsets->vals[i], sub))
+				continue;
+			for (j = 0; j < dr->nsubsets; j++) {
+				if (strcmp(dr->subsets[j].name, sub->name) == 0) {
+					diag_error(d, node_get(sub->node, "name"),
+						   "duplicate subset names: %s", sub->name);
+					break;
+				}
+			}
+			dr->nsubsets++;
+		}
+	}
+	dr_workload_selector(p, d, ws, &dr->workload_selector);
+	if (ws != NULL && dr->export_to.n > 0 &&
+	    !(dr->export_to.n == 1 &&
+	      (strcmp(dr->export_to.v[0], ".") == 0 || strcmp(dr->export_to.v[0], meta->ns) == 0)))
+		diag_error(d, node_get(spec, "exportTo"),
+			   "destination rule with workload selector "
+			   "cannot have exportTo beyond current namespace");
+
+	if (d->nerrors != errors)
+		return;
+	set->drs = pool_grow(p, set->drs, set->ndrs, set->ndrs + 1, sizeof(*set->drs));
+	set->drs[set->ndrs++] = dr;
+}

@@ -1,0 +1,269 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+#include "diag.h"
+#include "node.h"
+#include "load.h"
+
+#define MAINCONF_MAX_WORKERS 256
+#define MAINCONF_SEC 1000000ULL
+/* Timeouts beyond a day are configuration mistakes, not policies. */
+#define MAINCONF_TIMEOUT_MAX_US (24ULL * 3600 * MAINCONF_SEC)
+
+static void mainconf_defaults(struct cfg_main *m)
+{
+	m->workers = 0;
+	m->ns = "default";
+	m->admin_address = "127.0.0.1:15000";
+	m->access_log_format = ACCESSLOG_TEXT;
+	m->limits.max_header_bytes = 65536;
+	m->limits.max_headers = 100;
+	m->limits.max_request_line_bytes = 16384;
+	m->limits.max_connections = 10000;
+	m->timeouts.idle_us = 60 * MAINCONF_SEC;
+	m->timeouts.request_headers_us = 10 * MAINCONF_SEC;
+	m->timeouts.request_body_idle_us = 30 * MAINCONF_SEC;
+	m->timeouts.upstream_connect_us = 5 * MAINCONF_SEC;
+	m->timeouts.upstream_idle_us = 60 * MAINCONF_SEC;
+	m->timeouts.drain_us = 15 * MAINCONF_SEC;
+}
+
+/* Relative paths in the main file are relative to its directory.  When that directory is the
+ * current one the path is kept as written, so messages stay short and machine-independent. */
+static const char *mainconf_resolve(struct pool *p, const struct cfg_main *m, const char *path)
+{
+	if (path[0] == '/' || strcmp(m->dir, ".") == 0)
+		return path;
+	if (strcmp(m->dir, "/") == 0)
+		return pool_printf(p, "/%s", path);
+	return pool_printf(p, "%s/%s", m->dir, path);
+}
+
+static const char *mainconf_dir(struct pool *p, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return ".";
+	if (slash == path)
+		return "/";
+	return pool_strndup(p, path, (size_t)(slash - path));
+}
+
+static void mainconf_workers(struct diag *d, struct node *n, struct cfg_main *m)
+{
+	int64_t v;
+
+	if (n == NULL)
+		return;
+	if (n->type == NODE_SCALAR && strcmp(n->str, "auto") == 0) {
+		m->workers = 0;
+		return;
+	}
+	if (n->type == NODE_SCALAR && !n->quoted && n->len > 0 &&
+	    strspn(n->str, "-0123456789") != n->len) {
+		diag_error(d, n, "expected a number of workers (1..%d) or \"auto\"",
+			   MAINCONF_MAX_WORKERS);
+		return;
+	}
+	if (node_int(d, n, 1, MAINCONF_MAX_WORKERS, &v))
+		m->workers = (int)v;
+}
+
+/* host:port with an IP literal host ("127.0.0.1:15000", "[::1]:15000"); "" disables. */
+static bool mainconf_address_ok(struct pool *p, const char *a)
+{
+	const char *colon = strrchr(a, ':');
+	const char *host;
+	char *end;
+	long port;
+
+	if (colon == NULL || colon == a)
+		return false;
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535)
+		return false;
+	if (a[0] == '[') {
+		if (colon[-1] != ']')
+			return false;
+		host = pool_strndup(p, a + 1, (size_t)(colon - a - 2));
+		return strchr(host, ':') != NULL && cfg_is_ip(host);
+	}
+	host = pool_strndup(p, a, (size_t)(colon - a));
+	return strchr(host, ':') == NULL && (cfg_is_ip(host) || strcmp(host, "localhost") == 0);
+}
+
+static void mainconf_admin(struct pool *p, struct diag *d, struct node *n, struct cfg_main *m)
+{
+	struct node *a;
+	const char *s;
+
+	if (!node_want_map(d, n))
+		return;
+	a = node_get(n, "address");
+	node_check_unknown(d, n);
+	if (a == NULL || !node_str(d, a, &s))
+		return;
+	if (*s != '\0' && !mainconf_address_ok(p, s)) {
+		diag_error(d, a,
+			   "invalid address \"%s\": expected IP:PORT (\"\" disables the admin "
+			   "listener)",
+			   s);
+		return;
+	}
+	m->admin_address = s;
+}
+
+static void mainconf_access_log(struct pool *p, struct diag *d, struct node *n, struct cfg_main *m)
+{
+	struct node *path, *fmt;
+	const char *s;
+
+	if (!node_want_map(d, n))
+		return;
+	path = cfg_require(d, n, "path");
+	fmt = node_get(n, "format");
+	node_check_unknown(d, n);
+	if (path != NULL && node_str(d, path, &s)) {
+		if (*s == '\0')
+			diag_error(d, path, "empty path (use \"-\" for standard output)");
+		else
+			m->access_log_path = strcmp(s, "-") == 0 ? s : mainconf_resolve(p, m, s);
+	}
+	if (fmt != NULL && node_str(d, fmt, &s)) {
+		if (strcmp(s, "text") == 0)
+			m->access_log_format = ACCESSLOG_TEXT;
+		else if (strcmp(s, "json") == 0)
+			m->access_log_format = ACCESSLOG_JSON;
+		else
+			diag_error(d, fmt, "invalid format \"%s\": expected text or json", s);
+	}
+}
+
+static void mainconf_limit(struct diag *d, struct node *map, const char *key, uint32_t min,
+			   uint32_t max, uint32_t *out)
+{
+	cfg_decode_u32(d, node_get(map, key), min, max, out);
+}
+
+static void mainconf_limits(struct diag *d, struct node *n, struct cfg_limits *l)
+{
+	if (!node_want_map(d, n))
+		return;
+	mainconf_limit(d, n, "maxHeaderBytes", 1024, 1048576, &l->max_header_bytes);
+	mainconf_limit(d, n, "maxHeaders", 8, 1000, &l->max_headers);
+	mainconf_limit(d, n, "maxRequestLineBytes", 256, 1048576, &l->max_request_line_bytes);
+	mainconf_limit(d, n, "maxConnections", 1, 10000000, &l->max_connections);
+	node_check_unknown(d, n);
+}
+
+static void mainconf_timeout(struct diag *d, struct node *map, const char *key, bool zero_ok,
+			     uint64_t *out)
+{
+	struct node *n = node_get(map, key);
+	uint64_t us;
+
+	if (n == NULL || !node_duration(d, n, MAINCONF_TIMEOUT_MAX_US, &us))
+		return;
+	if (us == 0 && !zero_ok) {
+		diag_error(d, n, "must be greater than 0");
+		return;
+	}
+	*out = us;
+}
+
+static void mainconf_timeouts(struct diag *d, struct node *n, struct cfg_timeouts *t)
+{
+	if (!node_want_map(d, n))
+		return;
+	mainconf_timeout(d, n, "idle", false, &t->idle_us);
+	mainconf_timeout(d, n, "requestHeaders", false, &t->request_headers_us);
+	mainconf_timeout(d, n, "requestBodyIdle", false, &t->request_body_idle_us);
+	mainconf_timeout(d, n, "upstreamConnect", false, &t->upstream_connect_us);
+	mainconf_timeout(d, n, "upstreamIdle", false, &t->upstream_idle_us);
+	/* drain: 0s means close at once on SIGTERM. */
+	mainconf_timeout(d, n, "drain", true, &t->drain_us);
+	node_check_unknown(d, n);
+}
+
+static void mainconf_resources(struct pool *p, struct diag *d, struct node *n, struct cfg_main *m)
+{
+	size_t i;
+
+	if (n == NULL || !node_want_seq(d, n))
+		return;
+	m->resources.v = pool_calloc(p, n->n ? n->n : 1, sizeof(*m->resources.v));
+	for (i = 0; i < n->n; i++) {
+		struct node *e = n->vals[i];
+		const char *s;
+
+		if (!cfg_resource_entry_ok(e)) {
+			if (e->type == NODE_SCALAR)
+				diag_error(d, e, "empty resource path");
+			else
+				node_str(d, e, &s); /* reports the type error */
+			continue;
+		}
+		m->resources.v[m->resources.n++] = mainconf_resolve(p, m, e->str);
+	}
+}
+
+static void mainconf_string(struct pool *p, struct diag *d, struct node *n, bool path,
+			    const struct cfg_main *m, const char **out)
+{
+	const char *s;
+
+	if (n == NULL || !node_str(d, n, &s))
+		return;
+	if (*s == '\0') {
+		diag_error(d, n, "empty value");
+		return;
+	}
+	*out = path ? mainconf_resolve(p, m, s) : s;
+}
+
+void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,
+		     struct cfg_main *m)
+{
+	struct node *n;
+	const char *s;
+
+	memset(m, 0, sizeof(*m));
+	mainconf_defaults(m);
+	m->path = path;
+	m->dir = mainconf_dir(p, path);
+	m->node = root;
+	/* An empty file is a valid main config: every default, no resources. */
+	if (root == NULL || root->type == NODE_NULL)
+		return;
+	if (!node_want_map(d, root))
+		return;
+
+	mainconf_workers(d, node_get(root, "workers"), m);
+	cfg_decode_labels(p, d, node_get(root, "labels"), &m->labels);
+	if ((n = node_get(root, "namespace")) != NULL && node_str(d, n, &s)) {
+		if (cfg_is_dns_label(s))
+			m->ns = s;
+		else
+			diag_error(d, n, "invalid namespace \"%s\": must be a DNS label", s);
+	}
+	if ((n = node_get(root, "admin")) != NULL)
+		mainconf_admin(p, d, n, m);
+	mainconf_resources(p, d, node_get(root, "resources"), m);
+	if ((n = node_get(root, "accessLog")) != NULL)
+		mainconf_access_log(p, d, n, m);
+	mainconf_string(p, d, node_get(root, "credentialsDir"), true, m, &m->credentials_dir);
+	mainconf_string(p, d, node_get(root, "user"), false, m, &m->user);
+	if ((n = node_get(root, "limits")) != NULL)
+		mainconf_limits(d, n, &m->limits);
+	if ((n = node_get(root, "timeouts")) != NULL)
+		mainconf_timeouts(d, n, &m->timeouts);
+	node_check_unknown(d, root);
+}
