@@ -228,7 +228,8 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 		at = lit(line, at, ",\"duration\":");
 		at = num(line, at, (long long)(e->duration_us / 1000));
 		at = lit(line, at, ",\"upstream_service_time\":");
-		at = num(line, at, e->upstream_time_us >= 0 ? (long long)(e->upstream_time_us / 1000) : -1);
+		at = num(line, at,
+			 e->upstream_time_us >= 0 ? (long long)(e->upstream_time_us / 1000) : -1);
 		at = lit(line, at, ",\"x_forwarded_for\":\"");
 		at = put(line, at, e->xff, e->xff_len, true);
 		at = lit(line, at, "\",\"user_agent\":\"");

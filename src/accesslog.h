@@ -21,7 +21,7 @@ void accesslog_flush(struct accesslog_buf *b);
 
 /* Fields of one exchange, filled by the proxy. Strings need not be NUL-terminated. */
 struct accesslog_entry {
-	struct timespec start;     /* wall clock at request start */
+	struct timespec start; /* wall clock at request start */
 	uint64_t duration_us;
 	int64_t upstream_time_us; /* -1 when no upstream answered */
 	const char *method, *path, *protocol, *authority, *user_agent, *xff, *request_id;

@@ -124,7 +124,8 @@ static void explain_cb(struct evhttp_request *req, void *arg)
 		reply_text(req, 400, "Bad Request", b, "text/plain");
 		goto out;
 	}
-	TAILQ_FOREACH(kv, &q, next) {
+	TAILQ_FOREACH(kv, &q, next)
+	{
 		if (strcmp(kv->key, "listener") == 0)
 			listener = kv->value;
 		else if (strcmp(kv->key, "port") == 0)

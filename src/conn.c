@@ -100,7 +100,7 @@ void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr
 		worker_snap_unpin(worker_snap_pin(w));
 	m = w->cur != NULL ? &w->cur->snap->set->main : NULL;
 	if (m != NULL && atomic_load_explicit(&mg_total_conns, memory_order_relaxed) >=
-				 m->limits.max_connections) {
+			     m->limits.max_connections) {
 		METRIC_INC(&w->metrics, downstream_cx_overflow);
 		evutil_closesocket(fd);
 		return;
@@ -219,8 +219,8 @@ static void conn_process(struct conn *c)
 bool conn_exchange_end(struct conn *c)
 {
 	struct exchange *ex = c->ex;
-	bool keep = ex->client_keepalive && !c->w->draining && !c->peer_eof &&
-		    !c->close_after_flush;
+	bool keep =
+	    ex->client_keepalive && !c->w->draining && !c->peer_eof && !c->close_after_flush;
 
 	request_finish(ex);
 	c->ex = NULL;

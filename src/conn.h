@@ -16,9 +16,9 @@ struct event;
 struct exchange;
 
 enum conn_wait {
-	CW_IDLE = 0,  /* between requests: idle timeout */
-	CW_HEAD,      /* part of a head received: header timeout */
-	CW_EXCHANGE,  /* an exchange owns the connection */
+	CW_IDLE = 0, /* between requests: idle timeout */
+	CW_HEAD,     /* part of a head received: header timeout */
+	CW_EXCHANGE, /* an exchange owns the connection */
 };
 
 struct conn {

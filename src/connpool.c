@@ -147,7 +147,8 @@ struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)
 	uc->pool = p;
 	uc->id = ++p->next_id;
 	uc->requests = 1;
-	if (bufferevent_socket_connect(uc->bev, (struct sockaddr *)&h->addr, (int)h->addrlen) != 0) {
+	if (bufferevent_socket_connect(uc->bev, (struct sockaddr *)&h->addr, (int)h->addrlen) !=
+	    0) {
 		/* Immediate failure (e.g. no route): the caller maps it to 503 UF. */
 		bufferevent_free(uc->bev);
 		free(uc);

@@ -53,7 +53,8 @@ static void notify_systemd(const char *msg)
 	socklen_t len;
 	int fd;
 
-	if (path == NULL || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sun.sun_path))
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sun.sun_path))
 		return;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -199,9 +200,11 @@ static int reconcile_listeners(const struct snapshot *s)
 	}
 	for (w = 0; w < nworkers; w++) {
 		plans[w] = calloc(1, sizeof(*plans[w]));
+		if (plans[w] == NULL)
+			fatalx("out of memory");
 		plans[w]->add = calloc(nadded + 1, sizeof(*plans[w]->add));
 		plans[w]->remove = calloc(nctl_listeners + 1, sizeof(char *));
-		if (plans[w] == NULL || plans[w]->add == NULL || plans[w]->remove == NULL)
+		if (plans[w]->add == NULL || plans[w]->remove == NULL)
 			fatalx("out of memory");
 	}
 	/* removals */
@@ -217,7 +220,8 @@ static int reconcile_listeners(const struct snapshot *s)
 		ctl_listeners[i] = ctl_listeners[--nctl_listeners];
 	}
 	/* additions */
-	ctl_listeners = realloc(ctl_listeners, (nctl_listeners + nadded + 1) * sizeof(*ctl_listeners));
+	ctl_listeners =
+	    realloc(ctl_listeners, (nctl_listeners + nadded + 1) * sizeof(*ctl_listeners));
 	if (ctl_listeners == NULL)
 		fatalx("out of memory");
 	for (i = 0; i < nadded; i++) {

@@ -49,7 +49,7 @@ struct exchange {
 	uint64_t resp_remaining;
 	struct http1_chunked resp_chunk;
 	bool resp_head_sent;
-	bool resp_chunked_out; /* re-encode chunked towards the client */
+	bool resp_chunked_out;     /* re-encode chunked towards the client */
 	bool resp_close_delimited; /* client gets a close-delimited body */
 	bool upstream_reusable;
 

@@ -28,14 +28,14 @@ struct http1_request {
 	size_t method_len;
 	const char *target; /* request-target exactly as sent */
 	size_t target_len;
-	int minor_version; /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
+	int minor_version;            /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
 	struct http1_header *headers; /* caller-provided array of capacity max_headers */
 	size_t nheaders;
 	/* Filled by http1_parse_request when it succeeds (so the proxy need not rescan): */
-	int host_index;   /* index of the one Host header, -1 if none */
-	int conn_close;   /* Connection: close (1.1) or no keep-alive (1.0) */
+	int host_index;      /* index of the one Host header, -1 if none */
+	int conn_close;      /* Connection: close (1.1) or no keep-alive (1.0) */
 	int expect_continue; /* Expect: 100-continue */
-	int upgrade;      /* Connection: upgrade + Upgrade header present */
+	int upgrade;         /* Connection: upgrade + Upgrade header present */
 };
 
 struct http1_response {
@@ -83,29 +83,28 @@ int http1_request_framing(const struct http1_request *req, enum http1_body_kind 
  * HEAD, 1xx, 204, 304 -> NONE; 2xx to CONNECT -> NONE (tunnel handled by caller);
  * chunked -> CHUNKED; Content-Length -> LENGTH; otherwise UNTIL_CLOSE.
  * Invalid/conflicting framing -> MG_EBAD (caller answers 502). */
-int http1_response_framing(const struct http1_response *resp, const char *method,
-			   size_t method_len, enum http1_body_kind *kind, uint64_t *length,
-			   const char **why);
+int http1_response_framing(const struct http1_response *resp, const char *method, size_t method_len,
+			   enum http1_body_kind *kind, uint64_t *length, const char **why);
 
 /* Incremental chunked-body decoder. Zero-initialise, then feed bytes. */
 struct http1_chunked {
 	int state;
-	uint64_t remaining;  /* bytes left in the current chunk's data */
-	size_t line_len;     /* bytes seen in the current size/extension or trailer line */
-	size_t trailer_len;  /* bytes of trailer section so far */
-	int done;            /* 1 once the last-chunk and trailer section are consumed */
+	uint64_t remaining; /* bytes left in the current chunk's data */
+	size_t line_len;    /* bytes seen in the current size/extension or trailer line */
+	size_t trailer_len; /* bytes of trailer section so far */
+	int done;           /* 1 once the last-chunk and trailer section are consumed */
 };
 
-#define HTTP1_CHUNK_LINE_MAX 4096   /* chunk-size line incl. extensions */
-#define HTTP1_TRAILER_MAX 16384     /* whole trailer section */
+#define HTTP1_CHUNK_LINE_MAX 4096 /* chunk-size line incl. extensions */
+#define HTTP1_TRAILER_MAX 16384   /* whole trailer section */
 
 /* Consume bytes from buf[0..len).  Returns bytes consumed (>= 0) or MG_EBAD (*why).
  * At most one run of chunk payload is reported per call through *data and *data_len (pointing
  * into buf; *data_len == 0 when the call consumed only framing).  The caller loops until
  * all input is consumed or st->done.  Trailers are validated and discarded. Bytes after
  * the end of the body are not consumed. */
-ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len,
-			   const char **data, size_t *data_len, const char **why);
+ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len, const char **data,
+			   size_t *data_len, const char **why);
 
 /* Case-insensitive ASCII compare helpers used by every module dealing with header names. */
 int http1_name_eq(const char *a, size_t alen, const char *lit);

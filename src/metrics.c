@@ -9,19 +9,19 @@
 
 static const char *const metric_names[] = {
 #define MG_METRIC_NAME(name, type, help) #name,
-	MG_METRICS(MG_METRIC_NAME)
+    MG_METRICS(MG_METRIC_NAME)
 #undef MG_METRIC_NAME
 };
 
 static const char *const metric_types[] = {
 #define MG_METRIC_TYPE(name, type, help) #type,
-	MG_METRICS(MG_METRIC_TYPE)
+    MG_METRICS(MG_METRIC_TYPE)
 #undef MG_METRIC_TYPE
 };
 
 static const char *const metric_help[] = {
 #define MG_METRIC_HELP(name, type, help) help,
-	MG_METRICS(MG_METRIC_HELP)
+    MG_METRICS(MG_METRIC_HELP)
 #undef MG_METRIC_HELP
 };
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 /* name, type, help */
+/* clang-format off */
 #define MG_METRICS(X)                                                                              \
 	X(downstream_cx_total, counter, "Client connections accepted")                            \
 	X(downstream_cx_overflow, counter, "Client connections refused at maxConnections")        \
@@ -31,12 +32,13 @@
 	X(upstream_rq_bad_response, counter, "Upstream responses rejected as malformed (502)")    \
 	X(upstream_rq_no_healthy, counter, "Requests to a cluster without endpoints (503 UH)")   \
 	X(upstream_rq_retry_stale, counter, "Requests retried after a stale pooled connection")
+/* clang-format on */
 
 enum metric_id {
 #define MG_METRIC_ENUM(name, type, help) M_##name,
 	MG_METRICS(MG_METRIC_ENUM)
 #undef MG_METRIC_ENUM
-		M__COUNT
+	    M__COUNT
 };
 
 struct metrics_shard {

@@ -15,7 +15,7 @@ struct msg_header {
 };
 
 /* Find the first header named lit (case-insensitive); NULL when absent. */
-const struct msg_header *msg_header_find(const struct msg_header *h, size_t n,
-					 const char *lit, size_t lit_len);
+const struct msg_header *msg_header_find(const struct msg_header *h, size_t n, const char *lit,
+					 size_t lit_len);
 
 #endif

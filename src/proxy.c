@@ -132,8 +132,8 @@ static size_t rewrite_path(const struct http_route *route, const struct route_re
 
 			if (m->kind == SM_PREFIX && m->len <= plen &&
 			    (route->matches[i].ignore_uri_case
-				     ? strncasecmp(rq->path, m->value, m->len) == 0
-				     : memcmp(rq->path, m->value, m->len) == 0)) {
+				 ? strncasecmp(rq->path, m->value, m->len) == 0
+				 : memcmp(rq->path, m->value, m->len) == 0)) {
 				cut = m->len;
 				break;
 			}
@@ -184,7 +184,8 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 	for (i = 0; i < req->nheaders; i++) {
 		const struct http1_header *h = &req->headers[i];
 
-		if (hop_by_hop(h->name, h->name_len) || http1_name_eq(h->name, h->name_len, "host") ||
+		if (hop_by_hop(h->name, h->name_len) ||
+		    http1_name_eq(h->name, h->name_len, "host") ||
 		    http1_name_eq(h->name, h->name_len, "content-length") ||
 		    http1_name_eq(h->name, h->name_len, "expect") ||
 		    http1_name_eq(h->name, h->name_len, "x-forwarded-for") ||
@@ -326,8 +327,8 @@ static int up_connect(struct exchange *ex, bool allow_pooled)
 	}
 	up_attach(ex, uc);
 	/* A copy, not a move: the head is kept until the response starts, for a stale retry. */
-	evbuffer_add(bufferevent_get_output(uc->bev),
-		     evbuffer_pullup(ex->up_head, -1), evbuffer_get_length(ex->up_head));
+	evbuffer_add(bufferevent_get_output(uc->bev), evbuffer_pullup(ex->up_head, -1),
+		     evbuffer_get_length(ex->up_head));
 	ex->upstream_sent_us = mono_us();
 	return 0;
 }
@@ -376,7 +377,8 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 	 * the upstream connection is being set up. */
 	if (ex->expect_continue && ex->req_kind != HTTP1_BODY_NONE &&
 	    !(ex->req_kind == HTTP1_BODY_LENGTH && ex->req_remaining == 0))
-		evbuffer_add(bufferevent_get_output(ex->c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		evbuffer_add(bufferevent_get_output(ex->c->bev), "HTTP/1.1 100 Continue\r\n\r\n",
+			     25);
 	return 0;
 }
 
@@ -454,8 +456,8 @@ void proxy_client_readable(struct exchange *ex)
 				const char *data;
 				size_t dlen = 0;
 				const char *why = NULL;
-				ssize_t k = http1_chunked_step(&ex->req_chunk, buf + off, chunk - off,
-							       &data, &dlen, &why);
+				ssize_t k = http1_chunked_step(&ex->req_chunk, buf + off,
+							       chunk - off, &data, &dlen, &why);
 
 				if (k < 0) {
 					req_body_error(ex, why != NULL ? why : "bad chunked body");
@@ -517,9 +519,11 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	for (i = 0; i < resp->nheaders; i++) {
 		const struct http1_header *h = &resp->headers[i];
 
-		if (hop_by_hop(h->name, h->name_len) || http1_name_eq(h->name, h->name_len, "server") ||
+		if (hop_by_hop(h->name, h->name_len) ||
+		    http1_name_eq(h->name, h->name_len, "server") ||
 		    (!keep_cl && http1_name_eq(h->name, h->name_len, "content-length")) ||
-		    ops_drop(rops, h->name, h->name_len) || ops_drop(&dops->response, h->name, h->name_len) ||
+		    ops_drop(rops, h->name, h->name_len) ||
+		    ops_drop(&dops->response, h->name, h->name_len) ||
 		    listed_in_connection(resp->headers, resp->nheaders, h->name, h->name_len))
 			continue;
 		evbuffer_add(out, h->name, h->name_len);
@@ -615,8 +619,8 @@ static bool move_body(struct exchange *ex)
 			while (off < chunk && !ex->resp_chunk.done) {
 				const char *data, *why = NULL;
 				size_t dlen = 0;
-				ssize_t k = http1_chunked_step(&ex->resp_chunk, buf + off, chunk - off,
-							       &data, &dlen, &why);
+				ssize_t k = http1_chunked_step(&ex->resp_chunk, buf + off,
+							       chunk - off, &data, &dlen, &why);
 
 				if (k < 0) {
 					METRIC_INC(&ex->c->w->metrics, upstream_rq_bad_response);

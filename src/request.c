@@ -300,13 +300,14 @@ static void build_redirect(struct exchange *ex, const struct http_redirect *rd,
 		n = snprintf(loc, sizeof(loc), "location: %s://%.*s%s%s%s%.*s\r\n", scheme,
 			     (int)host_len, host, port, rd->uri,
 			     strchr(rd->uri, '?') == NULL && rq->query != NULL ? "?" : "",
-			     strchr(rd->uri, '?') == NULL && rq->query != NULL ? (int)rq->query_len : 0,
+			     strchr(rd->uri, '?') == NULL && rq->query != NULL ? (int)rq->query_len
+									       : 0,
 			     rq->query != NULL ? rq->query : "");
 	} else {
-		n = snprintf(loc, sizeof(loc), "location: %s://%.*s%s%.*s%s%.*s\r\n", scheme,
-			     (int)host_len, host, port, (int)rq->path_len, rq->path,
-			     rq->query != NULL ? "?" : "", rq->query != NULL ? (int)rq->query_len : 0,
-			     rq->query != NULL ? rq->query : "");
+		n = snprintf(
+		    loc, sizeof(loc), "location: %s://%.*s%s%.*s%s%.*s\r\n", scheme, (int)host_len,
+		    host, port, (int)rq->path_len, rq->path, rq->query != NULL ? "?" : "",
+		    rq->query != NULL ? (int)rq->query_len : 0, rq->query != NULL ? rq->query : "");
 	}
 	if (n < 0 || (size_t)n >= sizeof(loc)) {
 		local_reply(ex, 500, "text/plain", "redirect location too long\n", 27, NULL, false);
@@ -316,7 +317,7 @@ static void build_redirect(struct exchange *ex, const struct http_redirect *rd,
 		    route_response_headers(ex->route, loc, hdrs, sizeof(hdrs)), false);
 }
 
- /* Several x-forwarded-for fields form one list (RFC 9110 §5.3); the proxy appends the peer to
+/* Several x-forwarded-for fields form one list (RFC 9110 §5.3); the proxy appends the peer to
  * the joined list, so keep it whole (bounded by the arena: a longer chain is cut, which
  * only loses the oldest-forged entries' tail). */
 static void xff_join(struct exchange *ex, const char *v, size_t len)
@@ -365,13 +366,15 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		const struct http1_header *h = &req->headers[i];
 
 		if (http1_name_eq(h->name, h->name_len, "user-agent"))
-			ex->user_agent = exchange_keep(ex, h->value, h->value_len < 256 ? h->value_len : 256,
-						       &ex->user_agent_len);
+			ex->user_agent =
+			    exchange_keep(ex, h->value, h->value_len < 256 ? h->value_len : 256,
+					  &ex->user_agent_len);
 		else if (http1_name_eq(h->name, h->name_len, "x-forwarded-for"))
 			xff_join(ex, h->value, h->value_len);
-		else if (http1_name_eq(h->name, h->name_len, "x-request-id") && ex->request_id == NULL &&
-			 h->value_len > 0 && h->value_len <= 128)
-			ex->request_id = exchange_keep(ex, h->value, h->value_len, &ex->request_id_len);
+		else if (http1_name_eq(h->name, h->name_len, "x-request-id") &&
+			 ex->request_id == NULL && h->value_len > 0 && h->value_len <= 128)
+			ex->request_id =
+			    exchange_keep(ex, h->value, h->value_len, &ex->request_id_len);
 	}
 	if (ex->request_id == NULL) {
 		char id[40];
@@ -425,8 +428,8 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 			/* authority-form (CONNECT) is for the egress work; refuse it clearly. */
 			evbuffer_drain(in, head_len);
 			ex->details = "connect_not_supported";
-			local_reply(ex, 501, "text/plain", "CONNECT is not supported here\n", 30, NULL,
-				    true);
+			local_reply(ex, 501, "text/plain", "CONNECT is not supported here\n", 30,
+				    NULL, true);
 			return REQ_CLOSED;
 		}
 	}
@@ -452,8 +455,8 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		rq.authority = "";
 		rq.authority_len = 0;
 	}
-	ex->authority = exchange_keep(ex, rq.authority, rq.authority_len < 256 ? rq.authority_len : 256,
-				      &ex->authority_len);
+	ex->authority = exchange_keep(
+	    ex, rq.authority, rq.authority_len < 256 ? rq.authority_len : 256, &ex->authority_len);
 	split_host_port(rq.authority, rq.authority_len, &host_len);
 	rq.host = rq.authority;
 	rq.host_len = host_len;
@@ -462,7 +465,8 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	ex->lc = ex->ws != NULL ? find_listener(ex->ws->snap, c->lkey) : NULL;
 	vh = ex->lc != NULL ? router_find_vhost(ex->lc, rq.host, rq.host_len) : NULL;
 	if (vh != NULL && vh->gateway != NULL) {
-		snprintf(gwname, sizeof(gwname), "%s/%s", vh->gateway->meta.ns, vh->gateway->meta.name);
+		snprintf(gwname, sizeof(gwname), "%s/%s", vh->gateway->meta.ns,
+			 vh->gateway->meta.name);
 		rq.gateway = gwname;
 	}
 	route = vh != NULL ? router_match(vh, &rq) : NULL;
@@ -493,9 +497,8 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		}
 		return REQ_DONE;
 	}
-	ex->rd = router_pick_destination(route, route->total_weight
-							? (uint32_t)(worker_random(w) % route->total_weight)
-							: 0);
+	ex->rd = router_pick_destination(
+	    route, route->total_weight ? (uint32_t)(worker_random(w) % route->total_weight) : 0);
 	if (proxy_start(ex, req, &rq) != 0) {
 		/* answered locally (e.g. 503 UH); the body, if any, was not read */
 		evbuffer_drain(in, head_len);

@@ -30,7 +30,8 @@ struct route_request {
 	uint32_t port;      /* listener port */
 	const struct msg_header *headers;
 	size_t nheaders;
-	const char *gateway; /* "ns/name" of the Gateway whose server accepted it, for match.gateways */
+	const char
+	    *gateway; /* "ns/name" of the Gateway whose server accepted it, for match.gateways */
 };
 
 /* Case-insensitive hash of a host name: link.c places exact vhosts in the table with it and
@@ -38,15 +39,13 @@ struct route_request {
 uint32_t router_host_hash(const char *host, size_t len);
 
 /* Host lookup: exact (case-insensitive), then the longest "*.suffix", then "*". */
-const struct vhost *router_find_vhost(const struct listener_cfg *l, const char *host,
-				      size_t len);
+const struct vhost *router_find_vhost(const struct listener_cfg *l, const char *host, size_t len);
 
 /* First route whose match blocks (OR of ANDs) accept rq; NULL when none (-> 404 NR). */
 const struct http_route *router_match(const struct vhost *vh, const struct route_request *rq);
 
 /* Pick one weighted destination; r is a uniform random number in [0, total_weight). */
-const struct route_destination *router_pick_destination(const struct http_route *route,
-							 uint32_t r);
+const struct route_destination *router_pick_destination(const struct http_route *route, uint32_t r);
 
 /* Explain: the same decisions as router_find_vhost + router_match, narrated into a
  * growing text buffer (control thread / admin only; allocates). Returns the route or NULL. */
@@ -55,8 +54,7 @@ struct router_trace {
 	size_t len, cap;
 };
 const struct http_route *router_explain(const struct listener_cfg *l,
-					const struct route_request *rq,
-					struct router_trace *t);
+					const struct route_request *rq, struct router_trace *t);
 void router_trace_free(struct router_trace *t);
 
 #endif

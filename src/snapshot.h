@@ -60,7 +60,7 @@ struct vhost_table {
 		const char *suffix; /* ".example.com" (with the dot) */
 		size_t len;
 		struct vhost *vh;
-	} *wild;
+	} * wild;
 	size_t nwild;
 	struct vhost *star;
 	size_t nvhosts;

@@ -50,7 +50,7 @@ struct worker {
 	struct accesslog_buf *alog;
 	uint64_t next_conn_id;
 	uint64_t rng;
-	LIST_HEAD(, conn) conns;
+	LIST_HEAD(conn_list, conn) conns;
 	unsigned nconns;
 	bool draining;
 	struct event *drain_timer;
@@ -62,7 +62,7 @@ struct worker {
 extern struct worker *workers[MG_MAX_WORKERS];
 extern int nworkers;
 extern atomic_uint mg_total_conns; /* across workers, for maxConnections (tolerance: racy by
-				     * at most one accept per worker) */
+				    * at most one accept per worker) */
 
 int workers_start(int n);
 void workers_join(void);
@@ -86,7 +86,7 @@ struct listener_plan {
 	char **remove;
 	size_t nremove;
 };
-void worker_apply_plan(struct worker *w, void *plan); /* takes ownership */
+void worker_apply_plan(struct worker *w, void *plan);   /* takes ownership */
 void worker_drain(struct worker *w, void *deadline_us); /* arg: uint64_t *, not freed */
 void worker_check_drained(struct worker *w);
 

@@ -114,7 +114,7 @@ static void diag_message(struct diag_buf *b, const char *fmt, va_list ap)
 
 static void diag_message(struct diag_buf *b, const char *fmt, va_list ap)
 {
-	char stack[256], *msg = stack;
+	char stack[256], *heap;
 	va_list aq;
 	int len;
 
@@ -123,13 +123,14 @@ static void diag_message(struct diag_buf *b, const char *fmt, va_list ap)
 	va_end(aq);
 	if (len < 0)
 		return;
-	if ((size_t)len >= sizeof(stack)) {
-		msg = diag_xrealloc(NULL, (size_t)len + 1);
-		vsnprintf(msg, (size_t)len + 1, fmt, ap);
+	if ((size_t)len < sizeof(stack)) {
+		diag_puts(b, stack);
+		return;
 	}
-	diag_puts(b, msg);
-	if (msg != stack)
-		free(msg);
+	heap = diag_xrealloc(NULL, (size_t)len + 1);
+	vsnprintf(heap, (size_t)len + 1, fmt, ap);
+	diag_puts(b, heap);
+	free(heap);
 }
 
 static void diag_level_tag(struct diag_buf *b, enum diag_level level)

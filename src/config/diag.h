@@ -38,14 +38,14 @@ void diag_fini(struct diag *d);
 /* Report at a node: position, resource (from the node's document) and field path
  * are derived from the node itself.  n may be NULL (then only the message is printed). */
 void diag_error(struct diag *d, const struct node *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void diag_warn(struct diag *d, const struct node *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void diag_notice(struct diag *d, const struct node *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Report at a raw position (YAML syntax errors, files that cannot be read). */
 void diag_error_at(struct diag *d, const char *file, int line, int col, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 
 /* Print every entry, one per line, in report order. */
 void diag_print(const struct diag *d, FILE *out);

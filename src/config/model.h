@@ -37,8 +37,8 @@ struct str_list {
 struct cfg_meta {
 	const char *kind;
 	const char *api_version;
-	const char *ns;   /* metadata.namespace, or the main config's default namespace */
-	const char *name; /* metadata.name (required) */
+	const char *ns;    /* metadata.namespace, or the main config's default namespace */
+	const char *name;  /* metadata.name (required) */
 	struct node *node; /* the document root, for positions in link-time errors */
 	struct kv_list labels;
 	int order; /* load order across all files; merge and first-wins rules use it */
@@ -92,12 +92,12 @@ struct cfg_limits {
 };
 
 struct cfg_timeouts {
-	uint64_t idle_us;             /* keep-alive idle, default 60s */
-	uint64_t request_headers_us;  /* whole head must arrive within, default 10s */
-	uint64_t request_body_idle_us;/* no body byte for this long -> 408, default 30s */
-	uint64_t upstream_connect_us; /* default 5s (Envoy's connectTimeout default is 10s) */
-	uint64_t upstream_idle_us;    /* pooled upstream connection idle, default 60s */
-	uint64_t drain_us;            /* SIGTERM drain, default 15s */
+	uint64_t idle_us;              /* keep-alive idle, default 60s */
+	uint64_t request_headers_us;   /* whole head must arrive within, default 10s */
+	uint64_t request_body_idle_us; /* no body byte for this long -> 408, default 30s */
+	uint64_t upstream_connect_us;  /* default 5s (Envoy's connectTimeout default is 10s) */
+	uint64_t upstream_idle_us;     /* pooled upstream connection idle, default 60s */
+	uint64_t drain_us;             /* SIGTERM drain, default 15s */
 };
 
 enum accesslog_format {
@@ -106,17 +106,18 @@ enum accesslog_format {
 };
 
 struct cfg_main {
-	const char *path;     /* the main file */
-	const char *dir;      /* its directory, for relative resource paths */
-	int workers;          /* 0 = auto */
+	const char *path; /* the main file */
+	const char *dir;  /* its directory, for relative resource paths */
+	int workers;      /* 0 = auto */
 	struct kv_list labels;
-	const char *ns;       /* default "default" */
-	const char *admin_address; /* "127.0.0.1:15000"; "" disables */
-	struct str_list resources; /* absolute paths (files or dirs) */
+	const char *ns;              /* default "default" */
+	const char *admin_address;   /* "127.0.0.1:15000"; "" disables */
+	struct str_list resources;   /* absolute paths (files or dirs) */
 	const char *access_log_path; /* NULL: off; "-": stdout */
 	enum accesslog_format access_log_format;
 	const char *credentials_dir;
-	const char *user; /* drop to this user when started as root; default "meshgate" if it exists */
+	const char
+	    *user; /* drop to this user when started as root; default "meshgate" if it exists */
 	struct cfg_limits limits;
 	struct cfg_timeouts timeouts;
 	struct node *node;
@@ -165,7 +166,7 @@ struct gw_server {
 	uint32_t port;
 	const char *port_name;
 	enum gw_protocol protocol;
-	const char *bind;   /* NULL = 0.0.0.0 */
+	const char *bind; /* NULL = 0.0.0.0 */
 	const char *name;
 	struct gw_host *hosts;
 	size_t nhosts;
@@ -204,7 +205,7 @@ struct destination {
 	const char *host; /* as written */
 	const char *fqdn; /* expanded (short name -> name.ns.svc.cluster.local), lower-cased */
 	const char *subset;
-	uint32_t port;     /* 0 = not given */
+	uint32_t port;           /* 0 = not given */
 	struct cluster *cluster; /* resolved by link */
 	struct node *node;
 };
@@ -218,17 +219,17 @@ struct route_destination {
 struct http_redirect {
 	const char *uri;
 	const char *authority;
-	uint32_t port;          /* 0 = not given */
+	uint32_t port; /* 0 = not given */
 	bool derive_port_from_request;
 	const char *scheme;
 	uint32_t redirect_code; /* default 301 */
 };
 
 struct http_rewrite {
-	const char *uri;        /* replaces the matched prefix (or the whole path for exact/regex) */
+	const char *uri; /* replaces the matched prefix (or the whole path for exact/regex) */
 	const char *authority;
 	struct {
-		const char *match; /* regex */
+		const char *match;   /* regex */
 		const char *rewrite; /* with \1 .. \9 backreferences */
 		struct pcre2_real_code_8 *re;
 	} uri_regex;
@@ -276,7 +277,7 @@ struct cors_policy {
 	size_t nallow_origins;
 	struct str_list allow_methods, allow_headers, expose_headers;
 	uint64_t max_age_us;
-	int allow_credentials; /* -1 unset, 0, 1 */
+	int allow_credentials;            /* -1 unset, 0, 1 */
 	const char *unmatched_preflights; /* FORWARD | IGNORE */
 };
 
@@ -356,7 +357,7 @@ struct traffic_policy {
 		struct node *locality_lb_setting;
 		uint64_t warmup_us;
 	} lb;
-	struct node *connection_pool;   /* kept as nodes until their features land */
+	struct node *connection_pool; /* kept as nodes until their features land */
 	struct node *outlier_detection;
 	struct node *tls;
 	struct node *port_level_settings;

@@ -25,8 +25,8 @@ enum node_type {
 /* One YAML document (one `---` section): what the resource context of errors comes from. */
 struct node_doc {
 	const char *file;
-	int index;          /* 0-based document number in the file */
-	const char *kind;   /* set by the loader once known; NULL before */
+	int index;        /* 0-based document number in the file */
+	const char *kind; /* set by the loader once known; NULL before */
 	const char *ns;
 	const char *name;
 	struct node *root;
@@ -60,8 +60,8 @@ struct node {
 int node_load_file(struct pool *p, struct diag *d, const char *path, struct node_doc ***docs,
 		   size_t *ndocs);
 /* Same from memory (file names the source in messages). */
-int node_load_buffer(struct pool *p, struct diag *d, const char *file, const char *buf,
-		     size_t len, struct node_doc ***docs, size_t *ndocs);
+int node_load_buffer(struct pool *p, struct diag *d, const char *file, const char *buf, size_t len,
+		     struct node_doc ***docs, size_t *ndocs);
 
 /* Map lookup: returns the value or NULL when absent; marks the key used.
  * map may be NULL (returns NULL) so optional sub-objects chain naturally. */
