@@ -46,12 +46,32 @@ bool cfg_decode_port(struct diag *d, struct node *n, uint32_t *out)
 	return cfg_decode_u32(d, n, 1, 65535, out);
 }
 
-char *cfg_lower(struct pool *p, const char *s)
+void *cfg_append(struct pool *p, void *arr, size_t n, size_t size)
 {
-	char *c = pool_strdup(p, s);
+	/* The capacity is implied by n: CFG_APPEND_MIN, then powers of two.  Growing by
+	 * one each time copied (and zeroed) the whole array per resource: quadratic time,
+	 * and quadratic pool memory since the old copies stay until pool_free. */
+	if (n == 0)
+		return pool_calloc(p, CFG_APPEND_MIN, size);
+	if (n < CFG_APPEND_MIN || (n & (n - 1)) != 0)
+		return arr;
+	return pool_grow(p, arr, n, 2 * n, size);
+}
+
+const char *cfg_lower(struct pool *p, const char *s)
+{
+	char *c;
 	size_t i;
 
-	for (i = 0; c[i] != '\0'; i++)
+	/* Names are nearly always lower-case already: no copy then (a large config has one
+	 * destination host and header name per route). */
+	for (i = 0; s[i] != '\0'; i++)
+		if (s[i] >= 'A' && s[i] <= 'Z')
+			break;
+	if (s[i] == '\0')
+		return s;
+	c = pool_strdup(p, s);
+	for (; c[i] != '\0'; i++)
 		c[i] = (char)tolower((unsigned char)c[i]);
 	return c;
 }

@@ -187,6 +187,6 @@ void cfg_dr_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 
 	if (d->nerrors != errors)
 		return;
-	set->drs = pool_grow(p, set->drs, set->ndrs, set->ndrs + 1, sizeof(*set->drs));
+	set->drs = cfg_append(p, set->drs, set->ndrs, sizeof(*set->drs));
 	set->drs[set->ndrs++] = dr;
 }

@@ -411,7 +411,6 @@ void cfg_gateway_decode(struct pool *p, struct diag *d, struct cfg_set *set,
 	}
 	if (d->nerrors != errors)
 		return;
-	set->gateways =
-	    pool_grow(p, set->gateways, set->ngateways, set->ngateways + 1, sizeof(*set->gateways));
+	set->gateways = cfg_append(p, set->gateways, set->ngateways, sizeof(*set->gateways));
 	set->gateways[set->ngateways++] = gw;
 }

@@ -15,7 +15,7 @@
 #include "node.h"
 #include "load.h"
 
-#define LOAD_DUP_BUCKETS 1024
+#define LOAD_DUP_MIN 1024 /* buckets of the duplicate-name table at first (power of two) */
 
 typedef void (*load_decode_fn)(struct pool *, struct diag *, struct cfg_set *,
 			       const struct cfg_meta *, struct node *);
@@ -68,13 +68,17 @@ struct load_seen {
 	struct load_seen *next;
 	const char *kind, *ns, *name;
 	const struct node *at;
+	uint32_t hash;
 };
 
 struct load_ctx {
 	struct pool *p;
 	struct diag *d;
 	struct cfg_set *set;
-	struct load_seen *seen[LOAD_DUP_BUCKETS];
+	/* (kind, ns, name) already loaded: chained hash, doubled when the chains average two
+	 * entries, so the duplicate check stays O(1) per resource at any config size. */
+	struct load_seen **seen;
+	size_t nbuckets, nseen;
 };
 
 static uint32_t load_hash(const char *kind, const char *ns, const char *name)
@@ -93,15 +97,36 @@ static uint32_t load_hash(const char *kind, const char *ns, const char *name)
 	return h;
 }
 
+static void load_dup_grow(struct load_ctx *c)
+{
+	size_t n = c->nbuckets ? c->nbuckets * 2 : LOAD_DUP_MIN, i;
+	struct load_seen **v = calloc(n, sizeof(*v)), *s, *next;
+
+	if (v == NULL)
+		abort(); /* control thread: allocation failure is fatal, as in pool.c */
+	for (i = 0; i < c->nbuckets; i++) {
+		for (s = c->seen[i]; s != NULL; s = next) {
+			next = s->next;
+			s->next = v[s->hash & (n - 1)];
+			v[s->hash & (n - 1)] = s;
+		}
+	}
+	free(c->seen);
+	c->seen = v;
+	c->nbuckets = n;
+}
+
 /* Records (kind, ns, name); reports a duplicate at `at` and returns false. */
 static bool load_check_dup(struct load_ctx *c, const char *kind, const char *ns, const char *name,
 			   const struct node *at)
 {
-	uint32_t b = load_hash(kind, ns, name) % LOAD_DUP_BUCKETS;
+	uint32_t h = load_hash(kind, ns, name);
 	struct load_seen *s;
 
-	for (s = c->seen[b]; s != NULL; s = s->next) {
-		if (strcmp(s->kind, kind) == 0 && strcmp(s->ns, ns) == 0 &&
+	if (c->nseen >= 2 * c->nbuckets)
+		load_dup_grow(c);
+	for (s = c->seen[h & (c->nbuckets - 1)]; s != NULL; s = s->next) {
+		if (s->hash == h && strcmp(s->kind, kind) == 0 && strcmp(s->ns, ns) == 0 &&
 		    strcmp(s->name, name) == 0) {
 			/* Kind and ns/name are in the message prefix already. */
 			diag_error(c->d, at, "duplicate resource, first defined at %s:%d",
@@ -114,8 +139,10 @@ static bool load_check_dup(struct load_ctx *c, const char *kind, const char *ns,
 	s->ns = ns;
 	s->name = name;
 	s->at = at;
-	s->next = c->seen[b];
-	c->seen[b] = s;
+	s->hash = h;
+	s->next = c->seen[h & (c->nbuckets - 1)];
+	c->seen[h & (c->nbuckets - 1)] = s;
+	c->nseen++;
 	return true;
 }
 
@@ -447,6 +474,7 @@ struct cfg_set *config_load(struct pool *p, struct diag *d, const char *main_pat
 		}
 		load_resource(c, set->main.resources.v[i], at);
 	}
+	free(c->seen);
 	free(c);
 	return set;
 }

@@ -24,12 +24,12 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
  * Every decoder reports all its errors and marks what it read, so unknown fields surface. */
 void cfg_gateway_decode(struct pool *p, struct diag *d, struct cfg_set *set,
 			const struct cfg_meta *meta, struct node *spec);
-void cfg_vs_decode(struct pool *p, struct diag *d, struct cfg_set *set,
-		   const struct cfg_meta *meta, struct node *spec);
-void cfg_dr_decode(struct pool *p, struct diag *d, struct cfg_set *set,
-		   const struct cfg_meta *meta, struct node *spec);
-void cfg_se_decode(struct pool *p, struct diag *d, struct cfg_set *set,
-		   const struct cfg_meta *meta, struct node *spec);
+void cfg_vs_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
+		   struct node *spec);
+void cfg_dr_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
+		   struct node *spec);
+void cfg_se_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
+		   struct node *spec);
 
 /* Helpers shared by the decoders (decode_util.c). */
 bool cfg_decode_string_match(struct pool *p, struct diag *d, struct node *n,
@@ -66,8 +66,13 @@ bool cfg_decode_export_to(struct pool *p, struct diag *d, struct node *n, const 
  * milliseconds (whole seconds when seconds_only). */
 bool cfg_decode_duration(struct diag *d, struct node *n, uint64_t min_us, bool seconds_only,
 			 uint64_t *out_us);
-/* Lower-cased pool copy. */
-char *cfg_lower(struct pool *p, const char *s);
+/* Room for element n of a pool array of n elements that only ever grows through this
+ * function (the cfg_set resource arrays): doubles at powers of two, so appending N costs
+ * O(N) time and pool memory.  Returns the (possibly moved) array. */
+#define CFG_APPEND_MIN 16 /* a power of two */
+void *cfg_append(struct pool *p, void *arr, size_t n, size_t size);
+/* s lower-cased: s itself when it has no upper-case letter, else a pool copy. */
+const char *cfg_lower(struct pool *p, const char *s);
 
 /* Host name syntax (Istio's ValidateWildcardDomain / ValidateFQDN) on an already lower-cased
  * name.  On failure writes the reason into why. */

@@ -357,6 +357,6 @@ void cfg_se_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 
 	if (d->nerrors != errors)
 		return;
-	set->ses = pool_grow(p, set->ses, set->nses, set->nses + 1, sizeof(*set->ses));
+	set->ses = cfg_append(p, set->ses, set->nses, sizeof(*set->ses));
 	set->ses[set->nses++] = se;
 }

@@ -1329,6 +1329,6 @@ void cfg_vs_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 
 	if (d->nerrors != errors)
 		return;
-	set->vss = pool_grow(p, set->vss, set->nvss, set->nvss + 1, sizeof(*set->vss));
+	set->vss = cfg_append(p, set->vss, set->nvss, sizeof(*set->vss));
 	set->vss[set->nvss++] = vs;
 }
