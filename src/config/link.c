@@ -360,7 +360,13 @@ static void link_gateways(struct link *l)
 			struct gw_server *srv = &gw->servers[s];
 			struct node *at = link_at(link_at(srv->node, "port"), "protocol");
 
-			if (srv->protocol == GWP_HTTPS || srv->protocol == GWP_TLS)
+			if (srv->tls.given && srv->tls.mode == TLSM_AUTO_PASSTHROUGH)
+				diag_error(
+				    l->d, link_at(link_at(srv->node, "tls"), "mode"),
+				    "AUTO_PASSTHROUGH is a mesh-only mode (an east-west "
+				    "gateway routing SNI to mesh clusters); meshgate does not "
+				    "implement it: use PASSTHROUGH with VirtualService tls routes");
+			else if (srv->protocol == GWP_HTTPS || srv->protocol == GWP_TLS)
 				diag_error(
 				    l->d, at,
 				    "protocol %s is not served yet (TLS support is tracked in "
@@ -946,11 +952,65 @@ static void link_vs_validate(struct link *l, struct cfg_vs *vs)
 }
 
 /* Resolution a served VirtualService needs: destinations, subsets, unsupported features. */
+/* Does route r apply on a served gateway?  Not when every match block restricts it to
+ * other gateways or to the mesh (per-match `gateways`, as in Istio's two-leg egress
+ * VirtualServices): such a route is never taken here, so its destinations need not exist. */
+static bool link_route_on_gateway(struct link *l, const struct http_route *r)
+{
+	if (r->nmatches == 0)
+		return true;
+	for (size_t k = 0; k < r->nmatches; k++) {
+		const struct http_match *m = &r->matches[k];
+
+		if (m->gateways.n == 0)
+			return true;
+		for (size_t g = 0; g < m->gateways.n; g++) {
+			struct gw_info *gi;
+
+			if (strcmp(m->gateways.v[g], "mesh") == 0)
+				continue;
+			gi = link_map_get(&l->gateways, m->gateways.v[g]);
+			if (gi != NULL && gi->gw->served)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* A route every request matches: no match block, or one block without any condition. */
+static bool link_route_matches_all(const struct http_route *r)
+{
+	if (r->nmatches == 0)
+		return true;
+	for (size_t k = 0; k < r->nmatches; k++) {
+		const struct http_match *m = &r->matches[k];
+
+		if (m->scheme.kind == SM_NONE && m->method.kind == SM_NONE &&
+		    m->authority.kind == SM_NONE && m->nheaders == 0 && m->nwithout_headers == 0 &&
+		    m->nquery_params == 0 && m->port == 0 && m->gateways.n == 0 &&
+		    (m->uri.kind == SM_NONE ||
+		     (m->uri.kind == SM_PREFIX && m->uri.len == 1 && m->uri.value[0] == '/')))
+			return true;
+	}
+	return false;
+}
+
 static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 {
+	const struct http_route *all = NULL;
+
 	for (size_t i = 0; i < vs->nhttp; i++) {
 		struct http_route *r = &vs->http[i];
 
+		if (all != NULL)
+			diag_warn(l->d, r->node,
+				  "this route can never match: the route at %s matches every "
+				  "request first",
+				  link_pos(l, all->node));
+		else if (link_route_matches_all(r))
+			all = r;
+		if (!link_route_on_gateway(l, r))
+			continue;
 		if (r->delegate.name != NULL) {
 			diag_error(l->d, link_at(r->node, "delegate"),
 				   "delegate is not supported yet (traffic-management work)");
@@ -1017,10 +1077,16 @@ static void link_vhost_add(struct link *l, struct lbuild *b, const char *name,
 			   const struct cfg_vs *vs, const struct cfg_gateway *gw,
 			   const struct gw_server *srv)
 {
-	void **slot = link_map_slot(l->p, &b->vhosts, name, true);
-	struct vbuild *vb = *slot;
+	void **slot;
+	struct vbuild *vb;
 	struct vhost *vh;
 
+	/* A VirtualService with only tcp/tls routes has nothing for an HTTP listener; an
+	 * empty vhost would shadow a less specific one ("*") and turn its hosts into 404s. */
+	if (vs->nhttp == 0)
+		return;
+	slot = link_map_slot(l->p, &b->vhosts, name, true);
+	vb = *slot;
 	if (vb == NULL) {
 		vb = pool_alloc(l->p, sizeof(*vb));
 		vb->vh = pool_alloc(l->p, sizeof(*vb->vh));
@@ -1035,8 +1101,6 @@ static void link_vhost_add(struct link *l, struct lbuild *b, const char *name,
 		return;
 	vb->last_vs = vs;
 	vh = vb->vh;
-	if (vs->nhttp == 0)
-		return;
 	/* Several VirtualServices merge in load order; a catch-all route before them hides
 	 * everything that follows. */
 	if (vb->catch_all != NULL && vb->catch_all->vs != NULL)
@@ -1081,7 +1145,11 @@ static bool link_vs_bind(struct link *l, struct cfg_vs *vs, struct gw_info *gi)
 			if (ns != NULL && strcmp(ns, "*") != 0 && strcmp(ns, vs->meta.ns) != 0)
 				continue;
 			for (size_t v = 0; v < vs->hosts.n; v++) {
-				const char *name = link_host_intersect(vs->hosts.v[v], gh->host);
+				/* Short names mean NAME.<VS namespace>.svc.cluster.local, on a
+				 * gateway as in the mesh (Istio's documented interpretation). */
+				const char *host =
+				    cfg_expand_host(l->p, vs->hosts.v[v], vs->meta.ns);
+				const char *name = link_host_intersect(host, gh->host);
 
 				if (name == NULL)
 					continue;

@@ -432,7 +432,9 @@ static const struct sample samples[] = {
      "{istio: eastwestgateway}",
      NULL,
      true,
-     {ERR("Gateway default/cross-network-gateway: spec.servers[0].port.protocol: " TLSP_NOT_YET)}},
+     /* AUTO_PASSTHROUGH routes SNI to mesh clusters (east-west): mesh-only. */
+     {ERR("Gateway default/cross-network-gateway: spec.servers[0].tls.mode: AUTO_PASSTHROUGH "
+	  "is a mesh-only mode")}},
     /* IST0138 (one credentialName for different hosts) needs the TLS work to matter; the
      * Gateways with selector type: internal are for another appliance. */
     {"pkg_config_analysis_analyzers_testdata__gateway-duplicate-certificate.yaml",

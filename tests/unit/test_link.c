@@ -260,6 +260,8 @@ static void test_port_required(void **state)
 		   "  - route: [{destination: {host: two.example, port: {number: 82}}}]\n",
 	      "r.yaml:26:27: VirtualService default/vs: spec.http[0].route[0].destination: "
 	      "destination port required: service two.example has several ports (80, 81)\n"
+	      "r.yaml:27:5: warning: VirtualService default/vs: spec.http[1]: this route can "
+	      "never match: the route at r.yaml:26 matches every request first\n"
 	      "r.yaml:27:53: VirtualService default/vs: spec.http[1].route[0].destination.port: "
 	      "port 82 is not declared for host two.example (ServiceEntry ports: 80, 81)\n");
 }

@@ -333,7 +333,7 @@ static void test_route_order(void **state)
 	struct snapshot *s;
 
 	gw_add(set, "gw", 80, "*", NULL);
-	vs = vs_add(set, "vs", "h", "gw");
+	vs = vs_add(set, "vs", "h.test", "gw");
 	route_add(vs, "root");
 	route_add(vs, "api");
 	route_add(vs, "exact");
@@ -341,16 +341,16 @@ static void test_route_order(void **state)
 	sm(&match_add(&vs->http[0])->uri, SM_PREFIX, "/img"); /* OR */
 	sm(&match_add(&vs->http[1])->uri, SM_PREFIX, "/api");
 	sm(&match_add(&vs->http[2])->uri, SM_EXACT, "/api/v1");
-	vs2 = vs_add(set, "vs2", "h", "gw"); /* merged after vs */
+	vs2 = vs_add(set, "vs2", "h.test", "gw"); /* merged after vs */
 	route_add(vs2, "fallback");
 	s = link_ok(set);
-	assert_int_equal(router_find_vhost(&s->listeners[0], "h", 1)->nroutes, 4);
-	assert_string_equal(route_name(s, req("GET", "/static/a.css", "h")), "root");
-	assert_string_equal(route_name(s, req("GET", "/img", "h")), "root");
+	assert_int_equal(router_find_vhost(&s->listeners[0], "h.test", 6)->nroutes, 4);
+	assert_string_equal(route_name(s, req("GET", "/static/a.css", "h.test")), "root");
+	assert_string_equal(route_name(s, req("GET", "/img", "h.test")), "root");
 	/* First match wins: "api" shadows the exact match that follows. */
-	assert_string_equal(route_name(s, req("GET", "/api/v1", "h")), "api");
-	assert_string_equal(route_name(s, req("GET", "/API", "h")), "fallback");
-	assert_string_equal(route_name(s, req("GET", "/", "h")), "fallback");
+	assert_string_equal(route_name(s, req("GET", "/api/v1", "h.test")), "api");
+	assert_string_equal(route_name(s, req("GET", "/API", "h.test")), "fallback");
+	assert_string_equal(route_name(s, req("GET", "/", "h.test")), "fallback");
 }
 
 static void test_match_kinds(void **state)
@@ -362,7 +362,7 @@ static void test_match_kinds(void **state)
 	int i;
 
 	gw_add(set, "gw", 80, "*", NULL);
-	vs = vs_add(set, "vs", "h", "gw");
+	vs = vs_add(set, "vs", "h.test", "gw");
 	for (i = 0; i < 7; i++)
 		route_add(vs, pool_printf(P, "r%d", i));
 	sm(&match_add(&vs->http[0])->uri, SM_REGEX, "/api");
@@ -385,21 +385,22 @@ static void test_match_kinds(void **state)
 	match_add(&vs->http[7])->port = 8080;
 	s = link_ok(set);
 
-	assert_string_equal(route_name(s, req("GET", "/api", "h")), "r0");
-	assert_string_equal(route_name(s, req("GET", "/api/x", "h")), "(none)"); /* full match */
-	assert_string_equal(route_name(s, req("GET", "/xapi", "h")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/re/abc", "h")), "r1");
-	assert_string_equal(route_name(s, req("GET", "/re/12/x", "h")), "r1");
-	assert_string_equal(route_name(s, req("GET", "/re/12", "h")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/CaSe", "h")), "r2");
-	assert_string_equal(route_name(s, req("GET", "/case/", "h")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/CI/x", "h")), "r3");
-	assert_string_equal(route_name(s, req("GET", "/rx/abc", "h")), "r4");
-	assert_string_equal(route_name(s, req("GET", "/rx/ABC", "h")), "(none)");
-	assert_string_equal(route_name(s, req("POST", "/p", "h")), "r5");
-	assert_string_equal(route_name(s, req("post", "/p", "h")), "(none)");
+	assert_string_equal(route_name(s, req("GET", "/api", "h.test")), "r0");
+	assert_string_equal(route_name(s, req("GET", "/api/x", "h.test")),
+			    "(none)"); /* full match */
+	assert_string_equal(route_name(s, req("GET", "/xapi", "h.test")), "(none)");
+	assert_string_equal(route_name(s, req("GET", "/re/abc", "h.test")), "r1");
+	assert_string_equal(route_name(s, req("GET", "/re/12/x", "h.test")), "r1");
+	assert_string_equal(route_name(s, req("GET", "/re/12", "h.test")), "(none)");
+	assert_string_equal(route_name(s, req("GET", "/CaSe", "h.test")), "r2");
+	assert_string_equal(route_name(s, req("GET", "/case/", "h.test")), "(none)");
+	assert_string_equal(route_name(s, req("GET", "/CI/x", "h.test")), "r3");
+	assert_string_equal(route_name(s, req("GET", "/rx/abc", "h.test")), "r4");
+	assert_string_equal(route_name(s, req("GET", "/rx/ABC", "h.test")), "(none)");
+	assert_string_equal(route_name(s, req("POST", "/p", "h.test")), "r5");
+	assert_string_equal(route_name(s, req("post", "/p", "h.test")), "(none)");
 	{
-		struct req *r = req("GET", "/auth", "h");
+		struct req *r = req("GET", "/auth", "h.test");
 
 		r->rq.authority = "h:8080";
 		r->rq.authority_len = 6;
@@ -421,7 +422,7 @@ static void test_headers(void **state)
 	struct req *r;
 
 	gw_add(set, "gw", 80, "*", NULL);
-	vs = vs_add(set, "vs", "h", "gw");
+	vs = vs_add(set, "vs", "h.test", "gw");
 	route_add(vs, "exact");
 	route_add(vs, "joined");
 	route_add(vs, "regex");
@@ -445,44 +446,44 @@ static void test_headers(void **state)
 	h->present_only = true;
 	s = link_ok(set);
 
-	r = req("GET", "/", "h");
+	r = req("GET", "/", "h.test");
 	hdr(r, "End-User", "jason");
 	assert_string_equal(route_name(s, r), "exact");
-	r = req("GET", "/", "h");
+	r = req("GET", "/", "h.test");
 	hdr(r, "end-user", "Jason");
 	assert_string_equal(route_name(s, r), "(none)");
 	/* Several headers of one name are matched joined with ",". */
-	r = req("GET", "/", "h");
+	r = req("GET", "/", "h.test");
 	hdr(r, "x-multi", "a");
 	hdr(r, "other", "z");
 	hdr(r, "X-Multi", "b");
 	assert_string_equal(route_name(s, r), "joined");
-	r = req("GET", "/", "h");
+	r = req("GET", "/", "h.test");
 	hdr(r, "x-multi", "a");
 	assert_string_equal(route_name(s, r), "(none)");
-	r = req("GET", "/", "h");
+	r = req("GET", "/", "h.test");
 	hdr(r, "x-re", "v1");
 	assert_string_equal(route_name(s, r), "regex");
-	r = req("GET", "/", "h");
+	r = req("GET", "/", "h.test");
 	hdr(r, "x-re", "v1");
 	hdr(r, "x-re", "v2"); /* "v1,v2" is not a full match */
 	assert_string_equal(route_name(s, r), "(none)");
-	r = req("GET", "/", "h");
+	r = req("GET", "/", "h.test");
 	hdr(r, "x-present", "");
 	assert_string_equal(route_name(s, r), "present");
 
 	/* withoutHeaders: a present, different value passes; the matching value fails; an
 	 * absent header fails too, as in Istio/Envoy (istio/istio#50988). */
-	r = req("GET", "/w", "h");
+	r = req("GET", "/w", "h.test");
 	hdr(r, "x-beta", "no");
 	assert_string_equal(route_name(s, r), "without");
-	r = req("GET", "/w", "h");
+	r = req("GET", "/w", "h.test");
 	hdr(r, "x-beta", "yes");
 	assert_string_equal(route_name(s, r), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/w", "h")), "(none)");
+	assert_string_equal(route_name(s, req("GET", "/w", "h.test")), "(none)");
 	/* withoutHeaders {}: the header must be absent. */
-	assert_string_equal(route_name(s, req("GET", "/np", "h")), "without-present");
-	r = req("GET", "/np", "h");
+	assert_string_equal(route_name(s, req("GET", "/np", "h.test")), "without-present");
+	r = req("GET", "/np", "h.test");
 	hdr(r, "x-beta", "");
 	assert_string_equal(route_name(s, r), "(none)");
 }
@@ -498,16 +499,16 @@ static void test_header_join_overflow(void **state)
 
 	memset(big, 'a', 4999);
 	gw_add(set, "gw", 80, "*", NULL);
-	vs = vs_add(set, "vs", "h", "gw");
+	vs = vs_add(set, "vs", "h.test", "gw");
 	route_add(vs, "re");
 	m = match_add(&vs->http[0]);
 	sm(&hm_add(&m->headers, &m->nheaders, "x")->m, SM_REGEX, "a*,a*");
 	s = link_ok(set);
-	r = req("GET", "/", "h");
+	r = req("GET", "/", "h.test");
 	hdr(r, "x", big);
 	hdr(r, "x", big + 2000);
 	assert_string_equal(route_name(s, r), "re"); /* 7999 bytes joined: fits */
-	r = req("GET", "/", "h");
+	r = req("GET", "/", "h.test");
 	hdr(r, "x", big);
 	hdr(r, "x", big);
 	assert_string_equal(route_name(s, r), "(none)"); /* 9999: too big, no match */
@@ -521,7 +522,7 @@ static void test_query_params(void **state)
 	struct snapshot *s;
 
 	gw_add(set, "gw", 80, "*", NULL);
-	vs = vs_add(set, "vs", "h", "gw");
+	vs = vs_add(set, "vs", "h.test", "gw");
 	route_add(vs, "exact");
 	route_add(vs, "regex");
 	route_add(vs, "empty");
@@ -536,18 +537,18 @@ static void test_query_params(void **state)
 	hm_add(&m->query_params, &m->nquery_params, "p")->present_only = true;
 	s = link_ok(set);
 
-	assert_string_equal(route_name(s, req("GET", "/x?key=true", "h")), "exact");
-	assert_string_equal(route_name(s, req("GET", "/x?a=1&key=true&b", "h")), "exact");
+	assert_string_equal(route_name(s, req("GET", "/x?key=true", "h.test")), "exact");
+	assert_string_equal(route_name(s, req("GET", "/x?a=1&key=true&b", "h.test")), "exact");
 	/* The first occurrence counts. */
-	assert_string_equal(route_name(s, req("GET", "/x?key=false&key=true", "h")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/x?Key=true", "h")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/x?id=123", "h")), "regex");
-	assert_string_equal(route_name(s, req("GET", "/x?id=12a", "h")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/x?flag", "h")), "empty");
-	assert_string_equal(route_name(s, req("GET", "/x?x=1&flag=", "h")), "empty");
-	assert_string_equal(route_name(s, req("GET", "/x?p=", "h")), "present");
-	assert_string_equal(route_name(s, req("GET", "/x?keyx=true", "h")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/x", "h")), "(none)");
+	assert_string_equal(route_name(s, req("GET", "/x?key=false&key=true", "h.test")), "(none)");
+	assert_string_equal(route_name(s, req("GET", "/x?Key=true", "h.test")), "(none)");
+	assert_string_equal(route_name(s, req("GET", "/x?id=123", "h.test")), "regex");
+	assert_string_equal(route_name(s, req("GET", "/x?id=12a", "h.test")), "(none)");
+	assert_string_equal(route_name(s, req("GET", "/x?flag", "h.test")), "empty");
+	assert_string_equal(route_name(s, req("GET", "/x?x=1&flag=", "h.test")), "empty");
+	assert_string_equal(route_name(s, req("GET", "/x?p=", "h.test")), "present");
+	assert_string_equal(route_name(s, req("GET", "/x?keyx=true", "h.test")), "(none)");
+	assert_string_equal(route_name(s, req("GET", "/x", "h.test")), "(none)");
 }
 
 static void test_match_gateways(void **state)
@@ -560,7 +561,7 @@ static void test_match_gateways(void **state)
 
 	gw_add(set, "gw", 80, "*", NULL);
 	gw_add(set, "other", 81, "*", NULL);
-	vs = vs_add(set, "vs", "h", "gw");
+	vs = vs_add(set, "vs", "h.test", "gw");
 	vs->gateways = strs("gw", "default/other");
 	route_add(vs, "only-other");
 	route_add(vs, "any");
@@ -570,14 +571,14 @@ static void test_match_gateways(void **state)
 	assert_int_equal(s->nlisteners, 2);
 	/* Resolved by link to "ns/name". */
 	assert_string_equal(vs->http[0].matches[0].gateways.v[0], "default/other");
-	assert_string_equal(route_name(s, req("GET", "/", "h")), "any");
-	r = req("GET", "/", "h");
+	assert_string_equal(route_name(s, req("GET", "/", "h.test")), "any");
+	r = req("GET", "/", "h.test");
 	r->rq.gateway = "default/other";
 	assert_string_equal(route_name(s, r), "only-other");
 	{
-		const struct vhost *vh = router_find_vhost(&s->listeners[1], "h", 1);
+		const struct vhost *vh = router_find_vhost(&s->listeners[1], "h.test", 6);
 
-		assert_string_equal(router_match(vh, &req("GET", "/", "h")->rq)->name,
+		assert_string_equal(router_match(vh, &req("GET", "/", "h.test")->rq)->name,
 				    "only-other");
 	}
 }
@@ -613,7 +614,7 @@ static void test_weighted_pick(void **state)
 	dr->subsets[1].policy.lb.simple = LB_ROUND_ROBIN;
 	set->drs = grow1(set->drs, &set->ndrs, sizeof(*set->drs));
 	set->drs[0] = dr;
-	vs = vs_add(set, "vs", "h", "gw");
+	vs = vs_add(set, "vs", "h.test", "gw");
 	r = route_add(vs, "split");
 	dest_add(r, "svc.test", "v1", 30);
 	dest_add(r, "svc.test", "v2", 70);
