@@ -200,7 +200,9 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 		at = puts0(line, at, e->upstream_host, false);
 		at = lit(line, at, "\" ");
 		at = puts0(line, at, e->upstream_cluster, false);
-		at = lit(line, at, " - ");
+		at = lit(line, at, " ");
+		at = puts0(line, at, e->upstream_local, false);
+		at = lit(line, at, " ");
 		at = puts0(line, at, e->downstream_local, false);
 		at = lit(line, at, " ");
 		at = puts0(line, at, e->downstream_remote, false);
@@ -221,7 +223,9 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 		at = puts0(line, at, e->flags, true);
 		at = lit(line, at, "\",\"response_code_details\":\"");
 		at = puts0(line, at, details, true);
-		at = lit(line, at, "\",\"bytes_received\":");
+		at = lit(line, at,
+			 "\",\"connection_termination_details\":null,"
+			 "\"upstream_transport_failure_reason\":null,\"bytes_received\":");
 		at = num(line, at, (long long)e->bytes_received);
 		at = lit(line, at, ",\"bytes_sent\":");
 		at = num(line, at, (long long)e->bytes_sent);
@@ -242,11 +246,13 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 		at = puts0(line, at, e->upstream_host, true);
 		at = lit(line, at, "\",\"upstream_cluster\":\"");
 		at = puts0(line, at, e->upstream_cluster, true);
+		at = lit(line, at, "\",\"upstream_local_address\":\"");
+		at = puts0(line, at, e->upstream_local, true);
 		at = lit(line, at, "\",\"downstream_local_address\":\"");
 		at = puts0(line, at, e->downstream_local, true);
 		at = lit(line, at, "\",\"downstream_remote_address\":\"");
 		at = puts0(line, at, e->downstream_remote, true);
-		at = lit(line, at, "\",\"route_name\":\"");
+		at = lit(line, at, "\",\"requested_server_name\":null,\"route_name\":\"");
 		at = puts0(line, at, e->route_name, true);
 		at = lit(line, at, "\"}");
 	}

@@ -30,7 +30,7 @@ struct accesslog_entry {
 	const char *flags;   /* "-" or "NR", "UF,URX", ... */
 	const char *details; /* response code details, e.g. "route_not_found" */
 	uint64_t bytes_received, bytes_sent;
-	const char *upstream_host, *upstream_cluster, *route_name;
+	const char *upstream_host, *upstream_cluster, *route_name, *upstream_local;
 	const char *downstream_local, *downstream_remote;
 };
 

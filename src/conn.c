@@ -282,8 +282,12 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 				conn_process(c);
 			return;
 		}
-		if (c->ex->req_done)
-			return; /* half-close after a complete request: finish, then close */
+		/* A client that closes while its response is pending has gone away: Envoy
+		 * resets the stream (DC) and so do we, so the upstream stops working for
+		 * nobody.  Only when pipelined requests are still buffered is the close read
+		 * as a half-close that waits for the answers. */
+		if (c->ex->req_done && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+			return;
 		exchange_flag(c->ex, "DC");
 		c->ex->details = "downstream_remote_disconnect";
 		conn_close(c, "client closed mid-request");

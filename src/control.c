@@ -111,7 +111,7 @@ static struct snapshot *load_snapshot(const char *path, bool to_stdout, int *ner
 int control_check(const char *main_path)
 {
 	int nerrors = 0;
-	struct snapshot *s = load_snapshot(main_path, false, &nerrors);
+	struct snapshot *s = load_snapshot(main_path, true, &nerrors);
 
 	if (s == NULL) {
 		fprintf(stderr, "%s: configuration is invalid (%d error%s)\n", main_path, nerrors,

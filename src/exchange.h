@@ -67,6 +67,7 @@ struct exchange {
 	int64_t upstream_time_us;
 	uint64_t bytes_in, bytes_out;
 	struct event *connect_timer, *route_timer;
+	char upstream_local[64];
 
 	/* log fields (arena copies) */
 	const char *method, *path, *authority, *user_agent, *xff, *request_id;

@@ -336,7 +336,8 @@ static int parse_fields(const unsigned char *b, size_t p, size_t end, int capped
 
 /* RFC 3986 §3.2 authority as allowed in Host and request-targets: uri-host [":" port], no
  * userinfo (RFC 9110 §4.2.4).  We also refuse an empty host (RFC 9110 §4.2.1: an "http"
- * URI with an empty host is invalid), an empty port, and IPvFuture. */
+ * URI with an empty host is invalid) and IPvFuture.  An empty port ("host:") is valid
+ * (RFC 3986 port = *DIGIT) except where a port is needed (CONNECT). */
 static int valid_authority(const unsigned char *s, size_t n, int need_port)
 {
 	size_t i = 0, port_digits = 0;
@@ -379,7 +380,7 @@ static int valid_authority(const unsigned char *s, size_t n, int need_port)
 			return 0;
 		port = port * 10 + (unsigned long)(s[i] - '0');
 	}
-	return port_digits > 0 && port <= 65535;
+	return (port_digits > 0 || !need_port) && port <= 65535;
 }
 
 /* RFC 9112 §3.2: origin-form for everyone, absolute-form (http/https only: we are an HTTP

@@ -106,7 +106,6 @@ void local_reply(struct exchange *ex, int status, const char *content_type, cons
 {
 	struct conn *c = ex->c;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t before = evbuffer_get_length(out);
 	bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
 
 	if (close)
@@ -127,10 +126,11 @@ void local_reply(struct exchange *ex, int status, const char *content_type, cons
 	else if (ex->minor_version == 0)
 		evbuffer_add(out, "connection: keep-alive\r\n", 24);
 	evbuffer_add(out, "\r\n", 2);
-	if (body_len > 0 && !no_body && !ex->head_request)
+	if (body_len > 0 && !no_body && !ex->head_request) {
 		evbuffer_add(out, body, body_len);
+		ex->bytes_out += body_len; /* body bytes, as Envoy's BYTES_SENT */
+	}
 	ex->status = status;
-	ex->bytes_out += evbuffer_get_length(out) - before;
 }
 
 void local_reply_error(struct conn *c, int status, const char *details)
@@ -147,6 +147,8 @@ void local_reply_error(struct conn *c, int status, const char *details)
 	c->ex = ex;
 	ex->details = details;
 	ex->client_keepalive = false;
+	if (status != 408)
+		exchange_flag(ex, "DPE"); /* the request itself was malformed */
 	n = snprintf(body, sizeof(body), "%s\n", http_reason(status));
 	local_reply(ex, status, "text/plain", body, (size_t)n, NULL, true);
 	conn_exchange_end(c);

@@ -2,6 +2,8 @@
 #include "config.h"
 #endif
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +301,31 @@ static void route_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		fail_abort(ex, "UT", "upstream request timeout");
 }
 
+/* UPSTREAM_LOCAL_ADDRESS: the local end of the upstream connection, once it has one. */
+static void note_upstream_local(struct exchange *ex)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN];
+	evutil_socket_t fd = ex->uc != NULL ? bufferevent_getfd(ex->uc->bev) : -1;
+
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(ex->upstream_local, sizeof(ex->upstream_local), "%s:%u", ip,
+			 ntohs(in->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(ex->upstream_local, sizeof(ex->upstream_local), "[%s]:%u", ip,
+			 ntohs(in6->sin6_port));
+	}
+}
+
 static void up_attach(struct exchange *ex, struct upconn *uc)
 {
 	ex->uc = uc;
@@ -317,6 +344,8 @@ static int up_connect(struct exchange *ex, bool allow_pooled)
 
 	if (uc != NULL) {
 		METRIC_INC(&w->metrics, upstream_cx_reuse);
+		up_attach(ex, uc);
+		note_upstream_local(ex);
 	} else {
 		uc = connpool_connect(w->pool, ex->uh);
 		if (uc == NULL)
@@ -324,8 +353,8 @@ static int up_connect(struct exchange *ex, bool allow_pooled)
 		METRIC_INC(&w->metrics, upstream_cx_total);
 		timer_arm(ex, &ex->connect_timer, connect_timeout_cb,
 			  ex_main(ex)->timeouts.upstream_connect_us);
+		up_attach(ex, uc);
 	}
-	up_attach(ex, uc);
 	/* A copy, not a move: the head is kept until the response starts, for a stale retry. */
 	evbuffer_add(bufferevent_get_output(uc->bev), evbuffer_pullup(ex->up_head, -1),
 		     evbuffer_get_length(ex->up_head));
@@ -468,13 +497,13 @@ void proxy_client_readable(struct exchange *ex)
 					evbuffer_add(out, data, dlen);
 					evbuffer_add(out, "\r\n", 2);
 					ex->req_started = true;
+					ex->bytes_in += dlen;
 				}
 				off += (size_t)k;
 				if (k == 0)
 					break;
 			}
 			evbuffer_drain(in, off);
-			ex->bytes_in += off;
 			if (ex->req_chunk.done) {
 				evbuffer_add(out, "0\r\n\r\n", 5);
 				ex->req_done = true;
@@ -506,7 +535,7 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	const struct headers_ops *dops = &ex->rd->headers;
 	const struct header_op_list *rops = &ex->route->headers.response;
-	size_t before = evbuffer_get_length(out), i;
+	size_t i;
 	bool keep_cl = ex->resp_kind == HTTP1_BODY_NONE && resp->status != 204 &&
 		       !(resp->status >= 100 && resp->status < 200);
 
@@ -554,7 +583,6 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	else if (ex->minor_version == 0)
 		evbuffer_add(out, "connection: keep-alive\r\n", 24);
 	evbuffer_add(out, "\r\n", 2);
-	ex->bytes_out += evbuffer_get_length(out) - before;
 	ex->resp_head_sent = true;
 	ex->status = resp->status;
 }
@@ -566,10 +594,8 @@ static void response_done(struct exchange *ex)
 	bool reusable = ex->upstream_reusable && ex->req_done && ex->uc != NULL &&
 			evbuffer_get_length(bufferevent_get_input(ex->uc->bev)) == 0;
 
-	if (ex->resp_chunked_out) {
+	if (ex->resp_chunked_out)
 		evbuffer_add(out, "0\r\n\r\n", 5);
-		ex->bytes_out += 5;
-	}
 	up_release(ex, reusable);
 	if (c->w->draining)
 		ex->client_keepalive = false;
@@ -691,6 +717,7 @@ static void handle_response_head(struct exchange *ex)
 			continue;
 		}
 		ex->upstream_time_us = (int64_t)(mono_us() - ex->upstream_sent_us);
+		ex->details = "via_upstream";
 		ex->upstream_reusable = !resp.conn_close && ex->resp_kind != HTTP1_BODY_UNTIL_CLOSE;
 		write_response_head(ex, &resp);
 		evbuffer_drain(in, (size_t)n);
@@ -725,6 +752,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		if (ex->connect_timer != NULL)
 			evtimer_del(ex->connect_timer);
+		note_upstream_local(ex);
 		return;
 	}
 	if (ex->connect_timer != NULL && evtimer_pending(ex->connect_timer, NULL)) {

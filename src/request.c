@@ -115,6 +115,7 @@ void request_finish(struct exchange *ex)
 	e.bytes_received = ex->bytes_in;
 	e.bytes_sent = ex->bytes_out;
 	e.upstream_host = ex->ep != NULL ? ex->ep->name : NULL;
+	e.upstream_local = ex->upstream_local[0] ? ex->upstream_local : NULL;
 	e.upstream_cluster = ex->cl != NULL ? ex->cl->name : NULL;
 	e.route_name = ex->route != NULL ? ex->route->name : NULL;
 	e.downstream_local = c->local;
@@ -361,7 +362,6 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	ex->head_request = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
 	ex->client_keepalive = !req->conn_close;
 	ex->expect_continue = req->expect_continue;
-	ex->bytes_in = head_len;
 	for (i = 0; i < req->nheaders; i++) {
 		const struct http1_header *h = &req->headers[i];
 
@@ -386,6 +386,7 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	if (http1_request_framing(req, &ex->req_kind, &ex->req_remaining, &status, &why) != 0) {
 		METRIC_INC(&w->metrics, downstream_rq_bad_request);
 		evbuffer_drain(in, head_len);
+		exchange_flag(ex, "DPE"); /* downstream protocol error, as Envoy flags it */
 		ex->details = why;
 		local_reply(ex, status, "text/plain", NULL, 0, NULL, true);
 		return REQ_CLOSED;
@@ -546,12 +547,12 @@ enum request_result request_begin(struct conn *c)
 	n = http1_parse_request(buf, want, &lim, &req, &status, &why);
 	if (n == MG_AGAIN)
 		return REQ_AGAIN;
+	METRIC_INC(&c->w->metrics, downstream_rq_total);
 	if (n < 0) {
 		METRIC_INC(&c->w->metrics, downstream_rq_bad_request);
 		local_reply_error(c, status, why);
 		return REQ_CLOSED;
 	}
-	METRIC_INC(&c->w->metrics, downstream_rq_total);
 	ex = request_new(c);
 	if (ex == NULL) {
 		conn_close(c, "out of memory");

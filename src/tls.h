@@ -1,0 +1,90 @@
+/* TLS contexts (OpenSSL 3) for Gateway servers (termination) and DestinationRule
+ * origination.  Built on the control thread at link time, owned by the snapshot (freed
+ * with its pool), read-only afterwards, so workers share them without locks.
+ *
+ * Defaults follow Mozilla's "intermediate" profile: TLS 1.2 and 1.3, ECDHE + AEAD ciphers
+ * only, groups X25519:P-256:P-384, server cipher preference off (clients choose among
+ * equally strong suites), compression and renegotiation off. */
+#ifndef MG_TLS_H
+#define MG_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "config/model.h"
+
+struct pool;
+struct diag;
+
+/* One terminating server context: certificate(s), key(s), client-certificate policy. */
+struct tls_server_ctx {
+	SSL_CTX *ctx;
+	enum tls_mode mode;
+	const struct gw_server *server;
+	int64_t not_after; /* earliest certificate expiry (unix seconds), for metrics/-t */
+	const char *cert_path;
+	/* client certificate pins (MUTUAL / OPTIONAL_MUTUAL), checked in the verify callback */
+	struct str_list subject_alt_names, verify_spki, verify_hash;
+};
+
+/* Build the context for a Gateway server's tls block (SIMPLE, MUTUAL, OPTIONAL_MUTUAL,
+ * ISTIO_MUTUAL).  Files: serverCertificate/privateKey/caCertificates/caCrl, or
+ * credentialName(s) resolved to <credentialsDir>/NAME/{tls.crt,tls.key,ca.crt} (also
+ * cert, key, cacert).  Reports at the tls node (file named): missing/unreadable files, key
+ * not matching its certificate, expired certificate (error), certificate expiring within 7
+ * days (warning), unknown cipher names, min > max.  ISTIO_MUTUAL uses m's mesh identity
+ * (not configured yet -> clear error).  Returns NULL on error. */
+struct tls_server_ctx *tls_server_ctx_new(struct pool *p, struct diag *d,
+					  const struct gw_server *srv, const struct cfg_main *m);
+
+/* The SNI table of one listener: servers in precedence order (exact host, longest
+ * "*.suffix", "*"), each with its context and an opaque per-server pointer the caller uses
+ * for its route table. */
+struct tls_sni_entry {
+	const char *host; /* "foo.com", "*.foo.com" or "*" (lower-case) */
+	struct tls_server_ctx *sctx;
+	void *user;
+};
+
+struct tls_sni_table {
+	struct tls_sni_entry *v;
+	size_t n;
+	struct tls_sni_entry *no_sni; /* for clients without SNI; NULL: handshake fails */
+	SSL_CTX *front; /* the context SSL objects are created from; its client-hello callback
+			 * switches to the selected server's context */
+};
+
+/* Build the front context and install the client-hello callback (SSL_CTX_set_client_hello_cb)
+ * that reads SNI, picks the entry (exact > longest wildcard > "*"; no SNI -> no_sni) and
+ * SSL_set_SSL_CTX()s to it. The chosen entry is retrievable after the handshake. */
+int tls_sni_table_init(struct pool *p, struct tls_sni_table *t);
+const struct tls_sni_entry *tls_sni_lookup(const struct tls_sni_table *t, const char *sni,
+					   size_t len);
+/* The entry the handshake selected (NULL before the client hello or when none matched). */
+const struct tls_sni_entry *tls_selected(const SSL *ssl);
+/* Why the last handshake on ssl failed, for the log ("no certificate for SNI x",
+ * "client certificate required", "client certificate SAN mismatch", OpenSSL's reason). */
+const char *tls_failure_reason(const SSL *ssl);
+
+/* Envoy-format x-forwarded-client-cert value for a verified peer certificate:
+ * Hash=<sha256 hex>;Subject="...";URI=...;DNS=...  Written into out; returns length or -1. */
+int tls_xfcc(const SSL *ssl, char *out, size_t size);
+
+/* Upstream origination: DestinationRule trafficPolicy.tls (DISABLE/SIMPLE/MUTUAL/
+ * ISTIO_MUTUAL) with caCertificates, clientCertificate, privateKey, credentialName, sni,
+ * subjectAltNames, insecureSkipVerify.  tls_node is the DR's tls map (decoded here). */
+struct tls_client_ctx {
+	SSL_CTX *ctx;
+	const char *sni; /* NULL: use the destination host */
+	struct str_list subject_alt_names;
+	bool verify;
+};
+struct tls_client_ctx *tls_client_ctx_new(struct pool *p, struct diag *d, struct node *tls_node,
+					  const struct cfg_main *m);
+/* Prepare an SSL for connecting: SNI, hostname/SAN verification, session resumption. */
+SSL *tls_client_ssl_new(const struct tls_client_ctx *c, const char *host);
+
+#endif
