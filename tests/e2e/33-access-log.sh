@@ -167,6 +167,9 @@ for d in docs:
             print("%s=%s" % (k, d.get(k)))
     if d.get("path") == "/unknown":
         print("nr=%s %s" % (d.get("response_code"), d.get("response_flags")))
+# workers flush their lines independently, so the order of the two objects varies; a last
+# line keeps every "\nkey=value\n" check independent of that order ($(...) eats the final \n)
+print("end")
 EOF
 )
 assert_not_contains "$out" "not-json" "every line is a JSON object"
