@@ -34,6 +34,7 @@ struct upconn {
 	bool reused; /* has served at least one exchange before the current one */
 	unsigned requests;
 	uint64_t id;
+	char local[64]; /* local ip:port, for the access log (filled on first use) */
 };
 
 struct connpool *connpool_new(struct worker *w);

@@ -301,29 +301,35 @@ static void route_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		fail_abort(ex, "UT", "upstream request timeout");
 }
 
-/* UPSTREAM_LOCAL_ADDRESS: the local end of the upstream connection, once it has one. */
+/* UPSTREAM_LOCAL_ADDRESS: the local end of the upstream connection.  Looked up once per
+ * connection (getsockname is a syscall) and copied into each exchange that uses it. */
 static void note_upstream_local(struct exchange *ex)
 {
+	struct upconn *uc = ex->uc;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char ip[INET6_ADDRSTRLEN];
-	evutil_socket_t fd = ex->uc != NULL ? bufferevent_getfd(ex->uc->bev) : -1;
+	evutil_socket_t fd;
 
-	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+	if (uc == NULL)
 		return;
-	if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+	fd = bufferevent_getfd(uc->bev);
+	if (uc->local[0] == '\0' && fd >= 0 &&
+	    getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
 
-		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-		snprintf(ex->upstream_local, sizeof(ex->upstream_local), "%s:%u", ip,
-			 ntohs(in->sin_port));
-	} else if (ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+			snprintf(uc->local, sizeof(uc->local), "%s:%u", ip, ntohs(in->sin_port));
+		} else if (ss.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
 
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-		snprintf(ex->upstream_local, sizeof(ex->upstream_local), "[%s]:%u", ip,
-			 ntohs(in6->sin6_port));
+			inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+			snprintf(uc->local, sizeof(uc->local), "[%s]:%u", ip,
+				 ntohs(in6->sin6_port));
+		}
 	}
+	memcpy(ex->upstream_local, uc->local, sizeof(ex->upstream_local));
 }
 
 static void up_attach(struct exchange *ex, struct upconn *uc)
