@@ -15,40 +15,7 @@ mg_start_config <<EOF
 workers: 2
 EOF
 
-mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: http, protocol: HTTP}
-    bind: 127.0.0.1
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: a
-spec:
-  hosts: [a.default.svc.cluster.local]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
-  - address: 127.0.0.1
-    ports: {http: $UP_A_PORT}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: a
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
-  - name: to-a
-    route: [{destination: {host: a}}]
-EOF
+mg_resource_simple a
 
 mg_start
 UUID_RE='^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'

@@ -16,40 +16,7 @@ timeouts:
   drain: 3s
 EOF
 
-mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: http, protocol: HTTP}
-    bind: 127.0.0.1
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: a
-spec:
-  hosts: [a.default.svc.cluster.local]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
-  - address: 127.0.0.1
-    ports: {http: $UP_A_PORT}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: a
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
-  - name: to-a
-    route: [{destination: {host: a}}]
-EOF
+mg_resource_simple a
 
 # stop_with SIG: send SIG, wait for the exit; sets STOP_RC and STOP_MS.
 stop_with() {

@@ -321,6 +321,68 @@ mg_start_config() {
 
 # mg_resource NAME: write stdin to $MG_RESOURCES/NAME (".yaml" added when
 # NAME has no extension). Use it before mg_start, or before mg_reload.
+# Building blocks for the common resource set, printed on stdout (pipe into mg_resource):
+#   mg_yaml_gateway            Gateway "gw": HTTP on 127.0.0.1:$MG_PORT for every host
+#   mg_yaml_service NAME PORT  ServiceEntry NAME.default.svc.cluster.local:80 -> 127.0.0.1:PORT
+#   mg_yaml_route_all NAME     VirtualService NAME: every host on gw, one route "to-NAME"
+#   mg_resource_simple NAME    all three, for the upstream started by `mg_upstream NAME`
+mg_yaml_gateway() {
+	cat <<EOF
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  servers:
+  - port: {number: $MG_PORT, name: http, protocol: HTTP}
+    bind: 127.0.0.1
+    hosts: ["*"]
+EOF
+}
+
+mg_yaml_service() {
+	cat <<EOF
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: $1
+spec:
+  hosts: [$1.default.svc.cluster.local]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+  - address: 127.0.0.1
+    ports: {http: $2}
+EOF
+}
+
+mg_yaml_route_all() {
+	cat <<EOF
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: $1
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http:
+  - name: to-$1
+    route: [{destination: {host: $1}}]
+EOF
+}
+
+mg_resource_simple() {
+	local port_var
+	port_var="UP_$(mg__varname "$1")_PORT"
+	{
+		mg_yaml_gateway
+		mg_yaml_service "$1" "${!port_var}"
+		mg_yaml_route_all "$1"
+	} | mg_resource all
+}
+
 mg_resource() {
 	local f=$1
 	case $f in *.yaml | *.yml) ;; *) f="$f.yaml" ;; esac
