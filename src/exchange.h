@@ -68,6 +68,7 @@ struct exchange {
 	uint64_t bytes_in, bytes_out;
 	struct event *connect_timer, *route_timer;
 	char upstream_local[64];
+	struct exchange *next_free; /* worker free list */
 
 	/* log fields (arena copies) */
 	const char *method, *path, *authority, *user_agent, *xff, *request_id;

@@ -314,8 +314,7 @@ static void note_upstream_local(struct exchange *ex)
 	if (uc == NULL)
 		return;
 	fd = bufferevent_getfd(uc->bev);
-	if (uc->local[0] == '\0' && fd >= 0 &&
-	    getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+	if (uc->local[0] == '\0' && fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET) {
 			const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
 
@@ -390,7 +389,8 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 		return -1;
 	}
 	ex->uh->active_rq++;
-	ex->up_head = evbuffer_new();
+	if (ex->up_head == NULL)
+		ex->up_head = evbuffer_new(); /* kept with the recycled exchange */
 	if (ex->up_head == NULL) {
 		up_release(ex, false);
 		local_reply(ex, 503, "text/plain", "out of memory\n", 14, NULL, false);
@@ -727,8 +727,8 @@ static void handle_response_head(struct exchange *ex)
 		ex->upstream_reusable = !resp.conn_close && ex->resp_kind != HTTP1_BODY_UNTIL_CLOSE;
 		write_response_head(ex, &resp);
 		evbuffer_drain(in, (size_t)n);
-		evbuffer_free(ex->up_head);
-		ex->up_head = NULL;
+		/* the head is no longer needed for a retry */
+		evbuffer_drain(ex->up_head, evbuffer_get_length(ex->up_head));
 		move_body(ex);
 		return;
 	}

@@ -2,6 +2,7 @@
 #include "config.h"
 #endif
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,12 +73,30 @@ void exchange_flag(struct exchange *ex, const char *flag)
 	strcpy(ex->flags + n, flag);
 }
 
+/* Exchanges are recycled per worker (with their timers and head buffer), so a request
+ * costs no malloc here; the arena, after the fields, is not cleared. */
+#define EX_FREE_MAX 256
+
 struct exchange *request_new(struct conn *c)
 {
-	struct exchange *ex = calloc(1, sizeof(*ex));
+	struct worker *w = c->w;
+	struct exchange *ex = w->ex_free;
 
-	if (ex == NULL)
-		return NULL;
+	if (ex != NULL) {
+		struct event *ct = ex->connect_timer, *rt = ex->route_timer;
+		struct evbuffer *uh = ex->up_head;
+
+		w->ex_free = ex->next_free;
+		w->nex_free--;
+		memset(ex, 0, offsetof(struct exchange, arena));
+		ex->connect_timer = ct;
+		ex->route_timer = rt;
+		ex->up_head = uh;
+	} else {
+		ex = calloc(1, sizeof(*ex));
+		if (ex == NULL)
+			return NULL;
+	}
 	ex->c = c;
 	ex->start_us = now_us();
 	clock_gettime(CLOCK_REALTIME, &ex->start_wall);
@@ -141,13 +160,31 @@ void request_finish(struct exchange *ex)
 	default:
 		break;
 	}
+	worker_snap_unpin(ex->ws);
+	ex->ws = NULL;
+	if (w->nex_free < EX_FREE_MAX) {
+		if (ex->connect_timer != NULL)
+			evtimer_del(ex->connect_timer);
+		if (ex->route_timer != NULL)
+			evtimer_del(ex->route_timer);
+		if (ex->up_head != NULL)
+			evbuffer_drain(ex->up_head, evbuffer_get_length(ex->up_head));
+		ex->next_free = w->ex_free;
+		w->ex_free = ex;
+		w->nex_free++;
+		return;
+	}
+	request_exchange_free(ex);
+}
+
+void request_exchange_free(struct exchange *ex)
+{
 	if (ex->connect_timer != NULL)
 		event_free(ex->connect_timer);
 	if (ex->route_timer != NULL)
 		event_free(ex->route_timer);
 	if (ex->up_head != NULL)
 		evbuffer_free(ex->up_head);
-	worker_snap_unpin(ex->ws);
 	free(ex);
 }
 

@@ -19,6 +19,8 @@ enum request_result request_begin(struct conn *c);
 void request_finish(struct exchange *ex);
 /* A bare exchange for replies that precede any parsed head (408, 400...). */
 struct exchange *request_new(struct conn *c);
+/* Really free an exchange (recycled ones are freed at worker exit). */
+void request_exchange_free(struct exchange *ex);
 /* Free the worker thread's parsing scratch space (at thread exit). */
 void request_thread_cleanup(void);
 

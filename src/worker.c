@@ -14,6 +14,7 @@
 
 #include "accesslog.h"
 #include "conn.h"
+#include "exchange.h"
 #include "connpool.h"
 #include "log.h"
 #include "request.h"
@@ -320,6 +321,12 @@ void workers_join(void)
 		for (size_t j = 0; j < w->nlisteners; j++)
 			wlistener_free(w->listeners[j]);
 		free(w->listeners);
+		while (w->ex_free != NULL) {
+			struct exchange *ex = w->ex_free;
+
+			w->ex_free = ex->next_free;
+			request_exchange_free(ex);
+		}
 		connpool_free(w->pool);
 		accesslog_buf_free(w->alog);
 		if (w->cur != NULL)

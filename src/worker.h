@@ -19,6 +19,7 @@ struct snapshot;
 struct connpool;
 struct accesslog_buf;
 struct conn;
+struct exchange;
 
 #define MG_MAX_WORKERS 256
 
@@ -57,6 +58,8 @@ struct worker {
 	uint32_t *rr; /* round-robin cursor per cluster index of cur->snap */
 	size_t nrr;
 	struct metrics_shard metrics;
+	struct exchange *ex_free; /* recycled exchanges (request.c) */
+	unsigned nex_free;
 };
 
 extern struct worker *workers[MG_MAX_WORKERS];
