@@ -4,7 +4,18 @@
  *
  * Defaults follow Mozilla's "intermediate" profile: TLS 1.2 and 1.3, ECDHE + AEAD ciphers
  * only, groups X25519:P-256:P-384, server cipher preference off (clients choose among
- * equally strong suites), compression and renegotiation off. */
+ * equally strong suites), compression and renegotiation off.
+ *
+ * Lifetimes (for the code that owns connections): SSL_CTX objects are refcounted by
+ * OpenSSL and the data their callbacks read (verification policy, client session cache)
+ * is owned by the SSL_CTX, so an SSL may outlive the snapshot that created it (a pooled
+ * upstream connection).  What is pool memory -- tls_selected()'s entry and its `user`, the
+ * tls_server_ctx/tls_client_ctx structs -- needs the snapshot pinned while it is used.
+ * Close cleanly with SSL_shutdown() (or at least SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN))
+ * before SSL_free(): OpenSSL marks the session of an SSL freed mid-connection as not
+ * resumable, which would defeat upstream session resumption.  Failure reasons read
+ * OpenSSL's per-thread error queue when an alert is sent: clear it (ERR_clear_error())
+ * before driving an SSL, as OpenSSL requires anyway. */
 #ifndef MG_TLS_H
 #define MG_TLS_H
 
@@ -55,27 +66,37 @@ struct tls_sni_table {
 	struct tls_sni_entry *no_sni; /* for clients without SNI; NULL: handshake fails */
 	SSL_CTX *front; /* the context SSL objects are created from; its client-hello callback
 			 * switches to the selected server's context */
+	struct tls_sni_index *index; /* built by tls_sni_table_init: sorted exact names and
+				      * wildcard suffixes, so lookups are O(labels * log n) */
 };
 
 /* Build the front context and install the client-hello callback (SSL_CTX_set_client_hello_cb)
  * that reads SNI, picks the entry (exact > longest wildcard > "*"; no SNI -> no_sni) and
  * SSL_set_SSL_CTX()s to it. The chosen entry is retrievable after the handshake. */
 int tls_sni_table_init(struct pool *p, struct tls_sni_table *t);
+/* Lookup needs tls_sni_table_init() first (it builds t->index); sni need not be
+ * lower-case nor NUL-terminated; a trailing dot is ignored. */
 const struct tls_sni_entry *tls_sni_lookup(const struct tls_sni_table *t, const char *sni,
 					   size_t len);
 /* The entry the handshake selected (NULL before the client hello or when none matched). */
 const struct tls_sni_entry *tls_selected(const SSL *ssl);
 /* Why the last handshake on ssl failed, for the log ("no certificate for SNI x",
- * "client certificate required", "client certificate SAN mismatch", OpenSSL's reason). */
+ * "client certificate required", "client certificate SAN mismatch", OpenSSL's reason).
+ * Never NULL: "handshake failed" when nothing more precise is known (e.g. the peer just
+ * closed the connection). */
 const char *tls_failure_reason(const SSL *ssl);
 
 /* Envoy-format x-forwarded-client-cert value for a verified peer certificate:
- * Hash=<sha256 hex>;Subject="...";URI=...;DNS=...  Written into out; returns length or -1. */
+ * Hash=<sha256 hex>;Subject="...";URI=...;DNS=...  Written into out; returns length or -1.
+ * -1 (and "") also when there is no verified peer certificate or out is too small.  It
+ * hashes and prints the certificate: compute it once per connection, not per request. */
 int tls_xfcc(const SSL *ssl, char *out, size_t size);
 
 /* Upstream origination: DestinationRule trafficPolicy.tls (DISABLE/SIMPLE/MUTUAL/
  * ISTIO_MUTUAL) with caCertificates, clientCertificate, privateKey, credentialName, sni,
- * subjectAltNames, insecureSkipVerify.  tls_node is the DR's tls map (decoded here). */
+ * subjectAltNames, insecureSkipVerify.  tls_node is the DR's tls map (decoded here).
+ * Also caCrl (Istio ClientTLSSettings has it).  DISABLE (or no tls map) returns a context
+ * with ctx == NULL: plaintext.  Thread-safe once built: workers share it. */
 struct tls_client_ctx {
 	SSL_CTX *ctx;
 	const char *sni; /* NULL: use the destination host */
@@ -84,7 +105,11 @@ struct tls_client_ctx {
 };
 struct tls_client_ctx *tls_client_ctx_new(struct pool *p, struct diag *d, struct node *tls_node,
 					  const struct cfg_main *m);
-/* Prepare an SSL for connecting: SNI, hostname/SAN verification, session resumption. */
+/* Prepare an SSL for connecting: SNI, hostname/SAN verification, session resumption.
+ * host is what the SNI defaults to and what resumption is keyed by (the destination host,
+ * or the request authority when that is what Istio would send); an IP literal is verified
+ * against the certificate's IP SANs and sends no SNI.  In connect state; NULL on error or
+ * when c->ctx is NULL. */
 SSL *tls_client_ssl_new(const struct tls_client_ctx *c, const char *host);
 
 #endif
