@@ -11,7 +11,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
@@ -23,6 +27,7 @@
 #include "proxy.h"
 #include "request.h"
 #include "snapshot.h"
+#include "tls.h"
 #include "worker.h"
 
 /* Reading stops when this much is buffered and unconsumed (pipelined requests, or body
@@ -83,6 +88,17 @@ static void conn_wait_idle(struct conn *c)
 	conn_arm_timer(c, m != NULL ? m->timeouts.idle_us : 60000000);
 }
 
+/* The TLS table of the listener a connection arrived on (the worker's current snapshot). */
+static const struct tls_sni_table *conn_listener_tls(struct worker *w, const char *key)
+{
+	const struct snapshot *s = w->cur != NULL ? w->cur->snap : NULL;
+
+	for (size_t i = 0; s != NULL && i < s->nlisteners; i++)
+		if (strcmp(s->listeners[i].key, key) == 0)
+			return s->listeners[i].tls;
+	return NULL;
+}
+
 void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr *sa,
 		 socklen_t salen)
 {
@@ -90,6 +106,7 @@ void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr
 	struct sockaddr_storage local;
 	socklen_t llen = sizeof(local);
 	const struct cfg_main *m;
+	const struct tls_sni_table *tls;
 	int one = 1;
 
 	if (w->draining) {
@@ -123,7 +140,25 @@ void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
-	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	tls = conn_listener_tls(w, wl->key);
+	if (tls != NULL) {
+		/* Server SSLs come from the listener's front context; its client-hello
+		 * callback switches to the server the SNI selects. */
+		ERR_clear_error();
+		c->ssl = SSL_new(tls->front);
+		c->bev = c->ssl == NULL ? NULL
+					: bufferevent_openssl_socket_new(w->base, fd, c->ssl,
+									 BUFFEREVENT_SSL_ACCEPTING,
+									 BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL && c->ssl != NULL) {
+			SSL_free(c->ssl);
+			c->ssl = NULL;
+		}
+		if (c->bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else {
+		c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	c->timer = evtimer_new(w->base, conn_timer_cb, c);
 	if (c->bev == NULL || c->timer == NULL) {
 		if (c->bev != NULL)
@@ -160,6 +195,12 @@ void conn_close(struct conn *c, const char *why)
 	w->nconns--;
 	atomic_fetch_sub_explicit(&mg_total_conns, 1, memory_order_relaxed);
 	event_free(c->timer);
+	if (c->ssl != NULL && c->handshake_done) {
+		/* A close_notify, best effort: an SSL freed without it marks its session as
+		 * not resumable. */
+		SSL_set_shutdown(c->ssl, SSL_RECEIVED_SHUTDOWN);
+		SSL_shutdown(c->ssl);
+	}
 	bufferevent_free(c->bev);
 	free(c);
 	worker_check_drained(w);
@@ -273,6 +314,11 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
+	if (what & BEV_EVENT_CONNECTED) {
+		c->handshake_done = true; /* a TLS handshake completed */
+		return;
+	}
+
 	if (what & BEV_EVENT_EOF) {
 		c->peer_eof = true;
 		METRIC_INC(&c->w->metrics, downstream_cx_destroy_remote);
@@ -295,6 +341,12 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && c->ex != NULL && !c->ex->req_done) {
 		proxy_client_timeout(c->ex);
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && c->ssl != NULL && !c->handshake_done) {
+		METRIC_INC(&c->w->metrics, downstream_cx_ssl_handshake_error);
+		log_info("TLS handshake from %s failed: %s", c->peer, tls_failure_reason(c->ssl));
+		conn_close(c, "TLS handshake failed");
 		return;
 	}
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {

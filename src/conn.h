@@ -37,6 +37,8 @@ struct conn {
 	bool close_after_flush;
 	bool peer_eof;
 	struct event *timer;
+	struct ssl_st *ssl; /* TLS-terminating listeners; owned by bev */
+	bool handshake_done;
 };
 
 void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr *sa,

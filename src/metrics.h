@@ -24,6 +24,7 @@
 	X(downstream_rq_no_route, counter, "Requests with no matching vhost or route (404 NR)")   \
 	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \
 	X(downstream_cx_destroy_remote, counter, "Client connections closed by the client")      \
+	X(downstream_cx_ssl_handshake_error, counter, "Failed TLS handshakes (reason in the log)") \
 	X(upstream_cx_total, counter, "Upstream connections opened")                              \
 	X(upstream_cx_connect_fail, counter, "Upstream connect failures (503 UF)")                \
 	X(upstream_cx_reuse, counter, "Requests sent on a reused pooled upstream connection")     \

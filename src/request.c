@@ -435,7 +435,7 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	memset(&rq, 0, sizeof(rq));
 	rq.method = req->method;
 	rq.method_len = req->method_len;
-	rq.scheme = "http";
+	rq.scheme = c->ssl != NULL ? "https" : "http";
 	rq.port = c->port;
 	rq.headers = (const struct msg_header *)req->headers;
 	rq.nheaders = req->nheaders;

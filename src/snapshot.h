@@ -15,6 +15,7 @@
 #include "config/model.h"
 
 struct pool;
+struct tls_sni_table;
 
 /* One upstream address of a cluster. */
 struct endpoint {
@@ -77,6 +78,7 @@ struct listener_cfg {
 	/* gateway servers merged on this port (for explain / config dump) */
 	const struct gw_server **servers;
 	size_t nservers;
+	struct tls_sni_table *tls; /* terminating HTTPS listener; NULL for plain HTTP */
 };
 
 struct snapshot {

@@ -23,6 +23,7 @@
 #include "regex.h"
 #include "router.h"
 #include "snapshot.h"
+#include "tls.h"
 
 /*
  * Linking runs once per generation on the control thread over everything loaded.  All
@@ -366,7 +367,14 @@ static void link_gateways(struct link *l)
 				    "AUTO_PASSTHROUGH is a mesh-only mode (an east-west "
 				    "gateway routing SNI to mesh clusters); meshgate does not "
 				    "implement it: use PASSTHROUGH with VirtualService tls routes");
-			else if (srv->protocol == GWP_HTTPS || srv->protocol == GWP_TLS)
+			else if (srv->protocol == GWP_HTTPS && srv->tls.given &&
+				 (srv->tls.mode == TLSM_SIMPLE || srv->tls.mode == TLSM_MUTUAL ||
+				  srv->tls.mode == TLSM_OPTIONAL_MUTUAL ||
+				  srv->tls.mode == TLSM_ISTIO_MUTUAL)) {
+				/* terminated here: its context is built now, so every certificate
+				 * problem is reported with the files named */
+				srv->tls_ctx = tls_server_ctx_new(l->p, l->d, srv, &set->main);
+			} else if (srv->protocol == GWP_HTTPS || srv->protocol == GWP_TLS)
 				diag_error(
 				    l->d, at,
 				    "protocol %s is not served yet (TLS support is tracked in "
@@ -1154,7 +1162,8 @@ static bool link_vs_bind(struct link *l, struct cfg_vs *vs, struct gw_info *gi)
 				if (name == NULL)
 					continue;
 				any = true;
-				if (b != NULL && srv->protocol == GWP_HTTP)
+				if (b != NULL &&
+				    (srv->protocol == GWP_HTTP || srv->tls_ctx != NULL))
 					link_vhost_add(l, b, name, vs, gw, srv);
 			}
 		}
@@ -1281,6 +1290,43 @@ static void link_vhost_table(struct link *l, struct lbuild *b)
 	}
 }
 
+/* A terminating listener's SNI table: every host of every server on it, each with that
+ * server's context.  Clients without SNI get the only server when there is one; with several,
+ * the handshake fails with a logged reason (a default server is a later main-config option). */
+static void link_sni_table(struct link *l, struct listener_cfg *lc)
+{
+	struct tls_sni_table *t;
+	size_t n = 0, k = 0;
+
+	if (lc->protocol != GWP_HTTPS)
+		return;
+	for (size_t s = 0; s < lc->nservers; s++) {
+		if (lc->servers[s]->tls_ctx == NULL)
+			return; /* its error is already reported */
+		n += lc->servers[s]->nhosts;
+	}
+	t = pool_alloc(l->p, sizeof(*t));
+	t->v = pool_calloc(l->p, n ? n : 1, sizeof(*t->v));
+	for (size_t s = 0; s < lc->nservers; s++) {
+		const struct gw_server *srv = lc->servers[s];
+
+		for (size_t h = 0; h < srv->nhosts; h++) {
+			t->v[k].host = srv->hosts[h].host;
+			t->v[k].sctx = srv->tls_ctx;
+			k++;
+		}
+	}
+	t->n = k;
+	if (lc->nservers == 1 && k > 0)
+		t->no_sni = &t->v[0];
+	if (tls_sni_table_init(l->p, t) != 0) {
+		diag_error(l->d, lc->servers[0]->node, "cannot build the TLS context of %s",
+			   lc->key);
+		return;
+	}
+	lc->tls = t;
+}
+
 struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *set)
 {
 	struct link l = {.p = p, .d = d, .set = set};
@@ -1298,6 +1344,7 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 	snap->listeners = pool_calloc(p, l.nlb ? l.nlb : 1, sizeof(*snap->listeners));
 	for (size_t i = 0; i < l.nlb; i++) {
 		link_vhost_table(&l, &l.lb[i]);
+		link_sni_table(&l, l.lb[i].lc);
 		snap->listeners[i] = *l.lb[i].lc;
 	}
 	snap->nlisteners = l.nlb;

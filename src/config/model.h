@@ -14,6 +14,7 @@
 
 struct node;
 struct cluster;
+struct tls_server_ctx;
 struct pcre2_real_code_8;
 
 /* ---- shared small types ---- */
@@ -172,6 +173,7 @@ struct gw_server {
 	size_t nhosts;
 	struct gw_tls tls;
 	struct node *node;
+	struct tls_server_ctx *tls_ctx; /* built by link when this server terminates TLS */
 };
 
 struct cfg_gateway {

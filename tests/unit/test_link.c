@@ -305,8 +305,8 @@ static void test_https_not_served(void **state)
 	      "  - port: {number: 80, name: http, protocol: HTTP}\n"
 	      "    hosts: [\"*\"]\n"
 	      "    tls: {httpsRedirect: true}\n",
-	      "r.yaml:6:48: Gateway default/gw: spec.servers[0].port.protocol: protocol HTTPS is "
-	      "not served yet (TLS support is tracked in the TLS work)\n"
+	      "r.yaml:8:41: Gateway default/gw: spec.servers[0].tls.credentialName: credentialName "
+	      "\"cert\" needs credentialsDir in the main config\n"
 	      "r.yaml:11:26: Gateway default/gw: spec.servers[1].tls.httpsRedirect: "
 	      "tls.httpsRedirect is not served yet (TLS support is tracked in the TLS work)\n");
 }

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# 40-tls-termination: HTTPS Gateway servers terminate TLS. SNI selects the server (and its
+# certificate) among several on one port; SIMPLE serves anyone; MUTUAL requires a client
+# certificate from the configured CA; TLS 1.2 and 1.3 both work; the upstream sees
+# x-forwarded-proto https; failed handshakes are logged with their reason and counted.
+# The PKI is made fresh by tests/unit/tls-fixtures.sh (openssl CLI).
+
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+mg_setup
+mg_need openssl
+mg_upstream a
+PKI="$MG_DIR/pki"
+bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
+	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+
+mg_start_config <<EOF
+workers: 2
+credentialsDir: $PKI/creds
+EOF
+
+mg_resource all <<EOF
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  servers:
+  - port: {number: $MG_PORT, name: https-a, protocol: HTTPS}
+    bind: 127.0.0.1
+    hosts: [a.example.com]
+    tls: {mode: SIMPLE, credentialName: a-cred}
+  - port: {number: $MG_PORT, name: https-wild, protocol: HTTPS}
+    bind: 127.0.0.1
+    hosts: ["*.wild.example.com"]
+    tls:
+      mode: MUTUAL
+      serverCertificate: $PKI/wild.crt
+      privateKey: $PKI/wild.key
+      caCertificates: $PKI/ca.crt
+$(mg_yaml_service a "$UP_A_PORT")
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: vs
+spec:
+  hosts: [a.example.com, "*.wild.example.com"]
+  gateways: [gw]
+  http:
+  - name: to-a
+    route: [{destination: {host: a}}]
+EOF
+mg_start
+
+# tls_get HOST [curl args]: GET https://HOST:PORT/echo through meshgate
+tls_get() {
+	local host=$1
+	shift
+	curl -sS --max-time 10 --cacert "$PKI/ca.crt" --resolve "$host:$MG_PORT:127.0.0.1" \
+		-o "$MG_BODY" -w '%{http_code}' "$@" "https://$host:$MG_PORT/echo" 2>"$MG_DIR/last.curlerr"
+}
+
+# subject_for SNI: the subject of the certificate meshgate presents for that SNI
+subject_for() {
+	openssl s_client -connect "127.0.0.1:$MG_PORT" -servername "$1" -CAfile "$PKI/ca.crt" \
+		</dev/null 2>/dev/null | openssl x509 -noout -subject 2>/dev/null
+}
+
+# SNI picks the certificate: the client verifies each name against the test CA.
+assert_eq "$(tls_get a.example.com)" 200 "SIMPLE server for a.example.com"
+assert_eq "$(mg_json name)" a "request reached upstream a"
+assert_eq "$(mg_json headers.x-forwarded-proto)" https "x-forwarded-proto is https"
+assert_contains "$(subject_for x.wild.example.com)" "wild.example.com" \
+	"SNI x.wild.example.com gets the wildcard certificate"
+assert_contains "$(subject_for a.example.com)" "a.example.com" \
+	"SNI a.example.com gets its own certificate"
+
+# Protocol versions of the intermediate profile.
+assert_eq "$(tls_get a.example.com --tlsv1.2 --tls-max 1.2)" 200 "TLS 1.2 accepted"
+assert_eq "$(tls_get a.example.com --tlsv1.3)" 200 "TLS 1.3 accepted"
+assert_ne "$(tls_get a.example.com --tlsv1.1 --tls-max 1.1)" 200 "TLS 1.1 refused"
+
+# MUTUAL: no certificate, a certificate from another CA, then a good one.
+assert_ne "$(tls_get x.wild.example.com)" 200 "MUTUAL without a client certificate fails"
+assert_log_contains "TLS handshake from .* failed: .*certificate"
+assert_ne "$(tls_get x.wild.example.com --cert "$PKI/wrong-client.crt" --key "$PKI/wrong-client.key")" \
+	200 "MUTUAL with a client certificate from another CA fails"
+assert_eq "$(tls_get x.wild.example.com --cert "$PKI/client.crt" --key "$PKI/client.key")" 200 \
+	"MUTUAL with a good client certificate"
+
+# An unknown SNI has no server on this port: the handshake fails, with the reason logged.
+assert_ne "$(tls_get nobody.example.org -k)" 200 "unknown SNI fails the handshake"
+n=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" |
+	awk '/^meshgate_downstream_cx_ssl_handshake_error /{print $2}')
+assert_cmp "${n:-0}" -ge 3 "failed handshakes are counted ($n)"
+
+# A certificate problem is a load-time error naming the file.
+mg_resource bad <<EOF
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: bad
+spec:
+  servers:
+  - port: {number: $MG_PORT, name: https-bad, protocol: HTTPS}
+    bind: 127.0.0.1
+    hosts: [bad.example.com]
+    tls: {mode: SIMPLE, serverCertificate: $PKI/missing.crt, privateKey: $PKI/a.key}
+EOF
+out=$("$MESHGATE" -c "$MG_CONFIG" -t 2>&1)
+assert_contains "$out" "missing.crt" "-t names the missing certificate file"
+rm -f "$MG_RESOURCES/bad.yaml"
+
+mg_finish
