@@ -832,6 +832,23 @@ static bool vs_mirrors(struct vs_ctx *c, struct node *route, struct http_route *
 	return ok;
 }
 
+/* corsPolicy allowHeaders / exposeHeaders: header names, or "*". */
+static bool vs_cors_header_list(struct vs_ctx *c, struct node *x, struct str_list *out)
+{
+	bool ok = true;
+
+	if (!cfg_decode_str_list(c->p, c->d, x, out, false))
+		return false;
+	for (size_t i = 0; i < out->n; i++) {
+		if (strcmp(out->v[i], "*") != 0 && !cfg_is_token(out->v[i])) {
+			diag_error(c->d, x->vals[i], "header name %s is not a valid header name",
+				   out->v[i]);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
 static bool vs_cors(struct vs_ctx *c, struct node *n, struct cors_policy *cp)
 {
 	struct node *ao, *old, *x;
@@ -897,34 +914,8 @@ static bool vs_cors(struct vs_ctx *c, struct node *n, struct cors_policy *cp)
 	} else {
 		ok = false;
 	}
-	x = node_get(n, "allowHeaders");
-	if (cfg_decode_str_list(c->p, c->d, x, &cp->allow_headers, false)) {
-		for (i = 0; i < cp->allow_headers.n; i++) {
-			const char *h = cp->allow_headers.v[i];
-
-			if (strcmp(h, "*") != 0 && !cfg_is_token(h)) {
-				diag_error(c->d, x->vals[i],
-					   "header name %s is not a valid header name", h);
-				ok = false;
-			}
-		}
-	} else {
-		ok = false;
-	}
-	x = node_get(n, "exposeHeaders");
-	if (cfg_decode_str_list(c->p, c->d, x, &cp->expose_headers, false)) {
-		for (i = 0; i < cp->expose_headers.n; i++) {
-			const char *h = cp->expose_headers.v[i];
-
-			if (strcmp(h, "*") != 0 && !cfg_is_token(h)) {
-				diag_error(c->d, x->vals[i],
-					   "header name %s is not a valid header name", h);
-				ok = false;
-			}
-		}
-	} else {
-		ok = false;
-	}
+	ok &= vs_cors_header_list(c, node_get(n, "allowHeaders"), &cp->allow_headers);
+	ok &= vs_cors_header_list(c, node_get(n, "exposeHeaders"), &cp->expose_headers);
 	ok &= cfg_decode_duration(c->d, node_get(n, "maxAge"), 1000, true, &cp->max_age_us);
 	if ((x = node_get(n, "allowCredentials")) != NULL) {
 		if (node_bool(c->d, x, &b))
