@@ -1019,6 +1019,23 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 			all = r;
 		if (!link_route_on_gateway(l, r))
 			continue;
+		/* Not enforced yet (traffic-management work): what changes the answer a client
+		 * gets is refused, what only adds resilience or a copy is accepted with a
+		 * warning.  Never silently ignored. */
+		if (r->fault.given)
+			diag_error(l->d, link_at(r->node, "fault"),
+				   "fault injection is not enforced yet (traffic-management work)");
+		if (r->cors.given)
+			diag_error(l->d, link_at(r->node, "corsPolicy"),
+				   "corsPolicy is not enforced yet (traffic-management work)");
+		if (r->retries.given)
+			diag_warn(
+			    l->d, link_at(r->node, "retries"),
+			    "retries are accepted but not enforced yet: each request is tried "
+			    "once (plus one retry of a stale pooled connection)");
+		if (r->nmirrors > 0)
+			diag_warn(l->d, r->node,
+				  "mirroring is accepted but not enforced yet: no copy is sent");
 		if (r->delegate.name != NULL) {
 			diag_error(l->d, link_at(r->node, "delegate"),
 				   "delegate is not supported yet (traffic-management work)");

@@ -409,6 +409,28 @@ static void test_no_host_matches(void **state)
 	      "VirtualService matches a server of Gateway default/gw\n");
 }
 
+/* Traffic-management fields on a served route: refused or warned, never silently ignored. */
+static void test_not_enforced_yet(void **state)
+{
+	check(
+	    LABELS,
+	    GW80 "apiVersion: networking.istio.io/v1\n"
+		 "kind: VirtualService\n"
+		 "metadata: {name: vs}\n"
+		 "spec:\n"
+		 "  hosts: [example.com]\n"
+		 "  gateways: [gw]\n"
+		 "  http:\n"
+		 "  - fault: {abort: {httpStatus: 555, percentage: {value: 100}}}\n"
+		 "    retries: {attempts: 3}\n"
+		 "    directResponse: {status: 200}\n",
+	    "r.yaml:17:12: VirtualService default/vs: spec.http[0].fault: fault injection is not "
+	    "enforced yet (traffic-management work)\n"
+	    "r.yaml:18:14: warning: VirtualService default/vs: spec.http[0].retries: retries are "
+	    "accepted but not enforced yet: each request is tried once (plus one retry of a stale "
+	    "pooled connection)\n");
+}
+
 static void test_catch_all_shadows(void **state)
 {
 	check(LABELS,
@@ -442,6 +464,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_service_entries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_host_matches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_catch_all_shadows, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_enforced_yet, setup, teardown),
 	};
 	int rc;
 
