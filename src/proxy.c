@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -71,28 +72,64 @@ static bool name_in_kv(const char *name, size_t len, const struct kv_list *l)
 	return false;
 }
 
+/* Case-insensitive compare against a literal, length first: most header names differ in
+ * length, so most checks end before touching a byte (and no strlen per call). */
+#define NAME_IS(n, len, lit)                                                                       \
+	((len) == sizeof(lit) - 1 && strncasecmp((n), (lit), sizeof(lit) - 1) == 0)
+
 /* RFC 9110 §7.6.1: connection-specific fields are not forwarded. */
 static bool hop_by_hop(const char *name, size_t len)
 {
-	return http1_name_eq(name, len, "connection") || http1_name_eq(name, len, "keep-alive") ||
-	       http1_name_eq(name, len, "proxy-connection") || http1_name_eq(name, len, "te") ||
-	       http1_name_eq(name, len, "trailer") ||
-	       http1_name_eq(name, len, "transfer-encoding") || http1_name_eq(name, len, "upgrade");
+	return NAME_IS(name, len, "connection") || NAME_IS(name, len, "keep-alive") ||
+	       NAME_IS(name, len, "proxy-connection") || NAME_IS(name, len, "te") ||
+	       NAME_IS(name, len, "trailer") || NAME_IS(name, len, "transfer-encoding") ||
+	       NAME_IS(name, len, "upgrade");
 }
 
-static bool listed_in_connection(const struct http1_header *h, size_t n, const char *name,
-				 size_t len)
-{
-	char tok[128];
-	size_t i;
+/* The field names a message's Connection fields list (RFC 9110 §7.6.1), split once per
+ * message so each header is checked against a few tokens instead of rescanning. */
+#define CONN_TOKENS_MAX 16
 
-	if (len >= sizeof(tok))
-		return false;
-	memcpy(tok, name, len);
-	tok[len] = '\0';
-	for (i = 0; i < n; i++)
-		if (http1_name_eq(h[i].name, h[i].name_len, "connection") &&
-		    http1_list_has(h[i].value, h[i].value_len, tok))
+struct conn_tokens {
+	const char *t[CONN_TOKENS_MAX];
+	size_t len[CONN_TOKENS_MAX];
+	size_t n;
+};
+
+static void conn_tokens_parse(const struct http1_header *h, size_t n, struct conn_tokens *ct)
+{
+	ct->n = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *v = h[i].value, *end = v + h[i].value_len;
+
+		if (!NAME_IS(h[i].name, h[i].name_len, "connection"))
+			continue;
+		while (v < end) {
+			const char *s, *e;
+
+			while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+				v++;
+			s = v;
+			while (v < end && *v != ',')
+				v++;
+			e = v;
+			while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			/* Past the cap the rest are dropped: more than 16 hop-by-hop names is
+			 * not a real client, and forwarding an extra header is the safe error. */
+			if (e > s && ct->n < CONN_TOKENS_MAX) {
+				ct->t[ct->n] = s;
+				ct->len[ct->n] = (size_t)(e - s);
+				ct->n++;
+			}
+		}
+	}
+}
+
+static bool listed_in_connection(const struct conn_tokens *ct, const char *name, size_t len)
+{
+	for (size_t i = 0; i < ct->n; i++)
+		if (ct->len[i] == len && strncasecmp(ct->t[i], name, len) == 0)
 			return true;
 	return false;
 }
@@ -167,12 +204,14 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 	char path[8192];
 	size_t plen = rewrite_path(route, rq, path, sizeof(path)), i;
 	const char *authority = route->rewrite.authority;
+	struct conn_tokens ct;
 	size_t alen = authority != NULL ? strlen(authority) : 0;
 
 	if (authority == NULL) {
 		authority = rq->authority;
 		alen = rq->authority_len;
 	}
+	conn_tokens_parse(req->headers, req->nheaders, &ct);
 	evbuffer_add(b, req->method, req->method_len);
 	evbuffer_add(b, " ", 1);
 	evbuffer_add(b, path, plen);
@@ -186,16 +225,15 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 	for (i = 0; i < req->nheaders; i++) {
 		const struct http1_header *h = &req->headers[i];
 
-		if (hop_by_hop(h->name, h->name_len) ||
-		    http1_name_eq(h->name, h->name_len, "host") ||
-		    http1_name_eq(h->name, h->name_len, "content-length") ||
-		    http1_name_eq(h->name, h->name_len, "expect") ||
-		    http1_name_eq(h->name, h->name_len, "x-forwarded-for") ||
-		    http1_name_eq(h->name, h->name_len, "x-forwarded-proto") ||
-		    http1_name_eq(h->name, h->name_len, "x-request-id") ||
+		if (hop_by_hop(h->name, h->name_len) || NAME_IS(h->name, h->name_len, "host") ||
+		    NAME_IS(h->name, h->name_len, "content-length") ||
+		    NAME_IS(h->name, h->name_len, "expect") ||
+		    NAME_IS(h->name, h->name_len, "x-forwarded-for") ||
+		    NAME_IS(h->name, h->name_len, "x-forwarded-proto") ||
+		    NAME_IS(h->name, h->name_len, "x-request-id") ||
 		    ops_drop(&route->headers.request, h->name, h->name_len) ||
 		    ops_drop(&dops->request, h->name, h->name_len) ||
-		    listed_in_connection(req->headers, req->nheaders, h->name, h->name_len))
+		    listed_in_connection(&ct, h->name, h->name_len))
 			continue;
 		evbuffer_add(b, h->name, h->name_len);
 		evbuffer_add(b, ": ", 2);
@@ -542,9 +580,11 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	const struct headers_ops *dops = &ex->rd->headers;
 	const struct header_op_list *rops = &ex->route->headers.response;
 	size_t i;
+	struct conn_tokens ct;
 	bool keep_cl = ex->resp_kind == HTTP1_BODY_NONE && resp->status != 204 &&
 		       !(resp->status >= 100 && resp->status < 200);
 
+	conn_tokens_parse(resp->headers, resp->nheaders, &ct);
 	evbuffer_add_printf(out, "HTTP/1.1 %d ", resp->status);
 	if (resp->reason_len > 0)
 		evbuffer_add(out, resp->reason, resp->reason_len);
@@ -554,12 +594,11 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	for (i = 0; i < resp->nheaders; i++) {
 		const struct http1_header *h = &resp->headers[i];
 
-		if (hop_by_hop(h->name, h->name_len) ||
-		    http1_name_eq(h->name, h->name_len, "server") ||
-		    (!keep_cl && http1_name_eq(h->name, h->name_len, "content-length")) ||
+		if (hop_by_hop(h->name, h->name_len) || NAME_IS(h->name, h->name_len, "server") ||
+		    (!keep_cl && NAME_IS(h->name, h->name_len, "content-length")) ||
 		    ops_drop(rops, h->name, h->name_len) ||
 		    ops_drop(&dops->response, h->name, h->name_len) ||
-		    listed_in_connection(resp->headers, resp->nheaders, h->name, h->name_len))
+		    listed_in_connection(&ct, h->name, h->name_len))
 			continue;
 		evbuffer_add(out, h->name, h->name_len);
 		evbuffer_add(out, ": ", 2);

@@ -387,7 +387,6 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	const char *target = req->target;
 	size_t tlen = req->target_len, i, host_len;
 	char norm[8192];
-	char gwname[512];
 	char hdrs[8192];
 	int status;
 	const char *why;
@@ -502,11 +501,8 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	ex->ws = worker_snap_pin(w);
 	ex->lc = ex->ws != NULL ? find_listener(ex->ws->snap, c->lkey) : NULL;
 	vh = ex->lc != NULL ? router_find_vhost(ex->lc, rq.host, rq.host_len) : NULL;
-	if (vh != NULL && vh->gateway != NULL) {
-		snprintf(gwname, sizeof(gwname), "%s/%s", vh->gateway->meta.ns,
-			 vh->gateway->meta.name);
-		rq.gateway = gwname;
-	}
+	if (vh != NULL && vh->gateway != NULL)
+		rq.gateway = vh->gateway->key; /* built once at link time */
 	route = vh != NULL ? router_match(vh, &rq) : NULL;
 	if (route == NULL) {
 		METRIC_INC(&w->metrics, downstream_rq_no_route);

@@ -343,8 +343,8 @@ static void link_gateways(struct link *l)
 
 		gi->gw = gw;
 		gi->lidx = pool_calloc(l->p, gw->nservers ? gw->nservers : 1, sizeof(int));
-		slot = link_map_slot(l->p, &l->gateways,
-				     pool_printf(l->p, "%s/%s", gw->meta.ns, gw->meta.name), true);
+		gw->key = pool_printf(l->p, "%s/%s", gw->meta.ns, gw->meta.name);
+		slot = link_map_slot(l->p, &l->gateways, gw->key, true);
 		if (*slot == NULL) /* the loader reports duplicate names */
 			*slot = gi;
 		for (size_t s = 0; s < gw->nservers; s++)

@@ -181,7 +181,8 @@ struct cfg_gateway {
 	struct kv_list selector;
 	struct gw_server *servers;
 	size_t nservers;
-	bool served; /* selector is a subset of the appliance labels (set by link) */
+	bool served;     /* selector is a subset of the appliance labels (set by link) */
+	const char *key; /* "ns/name", set by link: match.gateways compares against it */
 };
 
 /* ---- VirtualService ---- */
