@@ -244,10 +244,7 @@ static size_t path_normalize(const char *p, size_t len, char *out)
 			continue;
 		}
 		if (seg_len == 2 && p[seg_start] == '.' && p[seg_start + 1] == '.') {
-			while (o > 0 && out[o - 1] != '/')
-				o--;
-			if (o > 0)
-				o--;
+			/* pop the last output segment, its slash included */
 			while (o > 0 && out[o - 1] != '/')
 				o--;
 			if (o > 0)
