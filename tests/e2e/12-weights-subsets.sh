@@ -20,15 +20,7 @@ workers: 2
 EOF
 
 mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: http, protocol: HTTP}
-    bind: 127.0.0.1
-    hosts: ["*"]
+$(mg_yaml_gateway)
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry

@@ -15,15 +15,7 @@ EOF
 # base64 of the bytes 00 01 02 ff 0d 0a 'end'
 bin64=$(printf '\000\001\002\377\r\nend' | base64)
 mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: http, protocol: HTTP}
-    bind: 127.0.0.1
-    hosts: ["*"]
+$(mg_yaml_gateway)
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

@@ -21,27 +21,8 @@ timeouts:
 EOF
 
 mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: http, protocol: HTTP}
-    bind: 127.0.0.1
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: a
-spec:
-  hosts: [a.default.svc.cluster.local]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
-  - address: 127.0.0.1
-    ports: {http: $UP_A_PORT}
+$(mg_yaml_gateway)
+$(mg_yaml_service a "$UP_A_PORT")
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

@@ -20,15 +20,7 @@ EOF
 # gateway [EXTRA-PORT]: the Gateway, optionally with a second server.
 gateway() {
 	cat <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: http, protocol: HTTP}
-    bind: 127.0.0.1
-    hosts: ["*"]
+$(mg_yaml_gateway)
 EOF
 	if [ -n "${1:-}" ]; then
 		cat <<EOF
