@@ -67,6 +67,16 @@ struct exchange {
 	int64_t upstream_time_us;
 	uint64_t bytes_in, bytes_out;
 	struct event *connect_timer, *route_timer;
+
+	/* retries (src/retry.h): tries made so far (the first included), the endpoint of the
+	 * last try, and a copy of the request body sent so far for a replay */
+	unsigned tries;
+	const struct endpoint *prev_ep;
+	struct evbuffer *replay;
+	bool replay_ok; /* replay holds every body byte sent upstream */
+	bool retries_exhausted;
+	struct event *try_timer, *backoff_timer;
+
 	char upstream_local[64];
 	struct exchange *next_free; /* worker free list */
 

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "regex.h"
+#include "retry.h"
 #include "router.h"
 #include "snapshot.h"
 #include "upstream.h"
@@ -34,6 +35,8 @@
 #define BP_LOW (256 * 1024)
 #define UP_MAX_HEAD (64 * 1024)
 #define UP_MAX_HEADERS 256
+/* A request body is kept for a retry up to this size; a longer one is sent once. */
+#define RETRY_REPLAY_MAX (64 * 1024)
 
 static void up_read_cb(struct bufferevent *bev, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
@@ -272,13 +275,14 @@ static void timer_arm(struct exchange *ex, struct event **ev, event_callback_fn 
 	evtimer_add(*ev, &tv);
 }
 
-/* Release the upstream side: keep the connection for reuse, or close it. */
-static void up_release(struct exchange *ex, bool reusable)
+/* End the current try: its connection (kept for reuse or closed), its timers and its
+ * request count.  The route timer, which bounds all tries together, is left running. */
+static void up_drop(struct exchange *ex, bool reusable)
 {
 	if (ex->connect_timer != NULL)
 		evtimer_del(ex->connect_timer);
-	if (ex->route_timer != NULL)
-		evtimer_del(ex->route_timer);
+	if (ex->try_timer != NULL)
+		evtimer_del(ex->try_timer);
 	if (ex->uh != NULL && ex->uh->active_rq > 0)
 		ex->uh->active_rq--;
 	ex->uh = NULL;
@@ -291,6 +295,16 @@ static void up_release(struct exchange *ex, bool reusable)
 	ex->uc = NULL;
 }
 
+/* Release the upstream side for good: the exchange is ending. */
+static void up_release(struct exchange *ex, bool reusable)
+{
+	if (ex->route_timer != NULL)
+		evtimer_del(ex->route_timer);
+	if (ex->backoff_timer != NULL)
+		evtimer_del(ex->backoff_timer);
+	up_drop(ex, reusable);
+}
+
 /* End the exchange with a local error reply (nothing sent to the client yet). */
 static void fail_local(struct exchange *ex, int status, const char *flag, const char *details)
 {
@@ -300,6 +314,8 @@ static void fail_local(struct exchange *ex, int status, const char *flag, const 
 
 	up_release(ex, false);
 	exchange_flag(ex, flag);
+	if (ex->retries_exhausted)
+		exchange_flag(ex, "URX");
 	ex->details = details;
 	if (!ex->req_done)
 		ex->client_keepalive = false; /* unread body bytes: framing of the rest is lost */
@@ -320,12 +336,141 @@ static void fail_abort(struct exchange *ex, const char *flag, const char *detail
 	conn_close(c, details);
 }
 
+/* ---- retries (policy in src/retry.c) ---- */
+
+static int try_start(struct exchange *ex);
+static void backoff_cb(evutil_socket_t fd, short what, void *arg);
+
+static const struct retry_policy *ex_retry(const struct exchange *ex)
+{
+	return &ex->route->retries.policy;
+}
+
+/* After a failed try: schedule another one when the policy wants it (wanted), a retry is
+ * left, and the request can be replayed (no body byte sent, or all of them kept).
+ * Returns false when the caller must answer; a wanted retry that is over the limit marks
+ * the exchange for URX, as Envoy does. */
+static bool try_again(struct exchange *ex, bool wanted)
+{
+	struct worker *w = ex->c->w;
+	const struct retry_policy *rp = ex_retry(ex);
+
+	if (!wanted || rp->num_retries == 0 || ex->resp_head_sent ||
+	    (ex->req_started && !ex->replay_ok))
+		return false;
+	if (ex->tries > rp->num_retries) {
+		METRIC_INC(&w->metrics, upstream_rq_retry_limit_exceeded);
+		ex->retries_exhausted = true; /* flagged URX after the failure's own flag */
+		return false;
+	}
+	up_drop(ex, false);
+	METRIC_INC(&w->metrics, upstream_rq_retry);
+	/* no body bytes pile up while we wait: reading resumes when the next try starts */
+	if (!ex->req_done)
+		bufferevent_disable(ex->c->bev, EV_READ);
+	timer_arm(ex, &ex->backoff_timer, backoff_cb,
+		  retry_backoff_us(rp, ex->tries, worker_random(w)));
+	return true;
+}
+
+/* A try ended without a response: retry, or answer with status/flag. */
+static void up_failed(struct exchange *ex, enum retry_failure f, int status, const char *flag,
+		      const char *details)
+{
+	if (try_again(ex, retry_on_failure(ex_retry(ex), f)))
+		return;
+	fail_local(ex, status, flag, details);
+}
+
+static void backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *ex = arg;
+
+	if (try_start(ex) != 0) {
+		METRIC_INC(&ex->c->w->metrics, upstream_cx_connect_fail);
+		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
+		return;
+	}
+	if (!ex->req_done) {
+		conn_read_more(ex->c);
+		proxy_client_readable(ex);
+	}
+}
+
+static void try_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *ex = arg;
+
+	METRIC_INC(&ex->c->w->metrics, upstream_rq_per_try_timeout);
+	if (ex->resp_head_sent)
+		fail_abort(ex, "UT", "upstream per-try timeout");
+	else
+		up_failed(ex, RETRY_FAIL_PER_TRY, 504, "UT", "upstream per-try timeout");
+}
+
+/* grpc-status of a response head (trailers-only gRPC answers carry it there), or -1. */
+static int grpc_status_of(const struct http1_response *resp)
+{
+	for (size_t i = 0; i < resp->nheaders; i++) {
+		const struct http1_header *h = &resp->headers[i];
+
+		if (NAME_IS(h->name, h->name_len, "grpc-status") && h->value_len > 0 &&
+		    h->value_len < 4)
+			return atoi(h->value);
+	}
+	return -1;
+}
+
+/* A retry replays the request body: every byte sent upstream is also kept in ex->replay,
+ * up to RETRY_REPLAY_MAX; past that the copy is given up (and with it the retries). */
+static void *replay_room(struct exchange *ex, size_t n, struct evbuffer_iovec *v)
+{
+	if (!ex->replay_ok || n == 0)
+		return NULL;
+	if (ex->replay == NULL)
+		ex->replay = evbuffer_new(); /* kept with the recycled exchange */
+	if (ex->replay == NULL || evbuffer_get_length(ex->replay) + n > RETRY_REPLAY_MAX ||
+	    evbuffer_reserve_space(ex->replay, (ev_ssize_t)n, v, 1) != 1) {
+		ex->replay_ok = false;
+		if (ex->replay != NULL)
+			evbuffer_drain(ex->replay, evbuffer_get_length(ex->replay));
+		return NULL;
+	}
+	v->iov_len = n;
+	return v->iov_base;
+}
+
+/* Keep the first n bytes of src (about to move upstream). */
+static void replay_keep_buf(struct exchange *ex, struct evbuffer *src, size_t n)
+{
+	struct evbuffer_iovec v;
+	void *p = replay_room(ex, n, &v);
+
+	if (p != NULL) {
+		evbuffer_copyout(src, p, n);
+		evbuffer_commit_space(ex->replay, &v, 1);
+	}
+}
+
+/* Queue request body bytes upstream, keeping the copy. */
+static void body_add(struct exchange *ex, struct evbuffer *out, const void *data, size_t n)
+{
+	struct evbuffer_iovec v;
+	void *p = replay_room(ex, n, &v);
+
+	if (p != NULL) {
+		memcpy(p, data, n);
+		evbuffer_commit_space(ex->replay, &v, 1);
+	}
+	evbuffer_add(out, data, n);
+}
+
 static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exchange *ex = arg;
 
 	METRIC_INC(&ex->c->w->metrics, upstream_cx_connect_fail);
-	fail_local(ex, 503, "UF", "upstream connect timeout");
+	up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect timeout");
 }
 
 static void route_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -398,11 +543,37 @@ static int up_connect(struct exchange *ex, bool allow_pooled)
 			  ex_main(ex)->timeouts.upstream_connect_us);
 		up_attach(ex, uc);
 	}
-	/* A copy, not a move: the head is kept until the response starts, for a stale retry. */
+	/* A copy, not a move: the head (and the body kept so far) stay until the response
+	 * starts, for a retry. */
 	evbuffer_add(bufferevent_get_output(uc->bev), evbuffer_pullup(ex->up_head, -1),
 		     evbuffer_get_length(ex->up_head));
+	if (ex->req_started && ex->replay != NULL)
+		evbuffer_add(bufferevent_get_output(uc->bev), evbuffer_pullup(ex->replay, -1),
+			     evbuffer_get_length(ex->replay));
+	if (ex_retry(ex)->per_try_timeout_us > 0)
+		timer_arm(ex, &ex->try_timer, try_timeout_cb, ex_retry(ex)->per_try_timeout_us);
 	ex->upstream_sent_us = mono_us();
 	return 0;
+}
+
+/* One try: pick an endpoint (another one than last time when the policy says so and the
+ * cluster has one: Envoy's previous_hosts predicate, up to 5 picks), then connect. */
+static int try_start(struct exchange *ex)
+{
+	struct worker *w = ex->c->w;
+	const struct endpoint *ep = upstream_pick(w, ex->cl);
+
+	if (ex->tries > 0 && ex_retry(ex)->ignore_previous_hosts && ex->cl->nendpoints > 1)
+		for (int i = 0; i < 5 && ep == ex->prev_ep; i++)
+			ep = upstream_pick(w, ex->cl);
+	ex->ep = ep;
+	ex->prev_ep = ep;
+	ex->tries++;
+	ex->uh = connpool_host(w->pool, ep);
+	if (ex->uh == NULL)
+		return -1;
+	ex->uh->active_rq++;
+	return up_connect(ex, true);
 }
 
 int proxy_start(struct exchange *ex, const struct http1_request *req,
@@ -419,31 +590,26 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 		local_reply(ex, 503, "text/plain", "no healthy upstream\n", 20, NULL, false);
 		return -1;
 	}
-	ex->ep = upstream_pick(w, cl);
-	ex->uh = connpool_host(w->pool, ex->ep);
-	if (ex->uh == NULL) {
-		ex->details = "out of memory";
-		local_reply(ex, 503, "text/plain", "out of memory\n", 14, NULL, false);
-		return -1;
-	}
-	ex->uh->active_rq++;
 	if (ex->up_head == NULL)
 		ex->up_head = evbuffer_new(); /* kept with the recycled exchange */
 	if (ex->up_head == NULL) {
-		up_release(ex, false);
 		local_reply(ex, 503, "text/plain", "out of memory\n", 14, NULL, false);
 		return -1;
 	}
 	build_upstream_head(ex, req, rq);
+	ex->replay_ok = ex_retry(ex)->num_retries > 0;
 	if (ex->route->timeout_us > 0)
 		timer_arm(ex, &ex->route_timer, route_timeout_cb, ex->route->timeout_us);
-	if (up_connect(ex, true) != 0) {
+	if (try_start(ex) != 0) {
 		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
-		up_release(ex, false);
-		exchange_flag(ex, "UF");
-		ex->details = "upstream connect error";
-		local_reply(ex, 503, "text/plain", "upstream connect error\n", 23, NULL, false);
-		return -1;
+		if (!try_again(ex, retry_on_failure(ex_retry(ex), RETRY_FAIL_CONNECT))) {
+			up_release(ex, false);
+			exchange_flag(ex, "UF");
+			ex->details = "upstream connect error";
+			local_reply(ex, 503, "text/plain", "upstream connect error\n", 23, NULL,
+				    false);
+			return -1;
+		}
 	}
 	ex->c->ex = ex;
 	/* We answer 100-continue ourselves (and strip Expect): the client starts sending while
@@ -513,6 +679,7 @@ void proxy_client_readable(struct exchange *ex)
 		if (ex->req_kind == HTTP1_BODY_LENGTH) {
 			size_t n = avail < ex->req_remaining ? avail : (size_t)ex->req_remaining;
 
+			replay_keep_buf(ex, in, n);
 			evbuffer_remove_buffer(in, out, n);
 			ex->req_remaining -= n;
 			ex->bytes_in += n;
@@ -537,9 +704,12 @@ void proxy_client_readable(struct exchange *ex)
 					return;
 				}
 				if (dlen > 0) {
-					evbuffer_add_printf(out, "%zx\r\n", dlen);
-					evbuffer_add(out, data, dlen);
-					evbuffer_add(out, "\r\n", 2);
+					char size[24];
+					int sl = snprintf(size, sizeof(size), "%zx\r\n", dlen);
+
+					body_add(ex, out, size, (size_t)sl);
+					body_add(ex, out, data, dlen);
+					body_add(ex, out, "\r\n", 2);
 					ex->req_started = true;
 					ex->bytes_in += dlen;
 				}
@@ -549,7 +719,7 @@ void proxy_client_readable(struct exchange *ex)
 			}
 			evbuffer_drain(in, off);
 			if (ex->req_chunk.done) {
-				evbuffer_add(out, "0\r\n\r\n", 5);
+				body_add(ex, out, "0\r\n\r\n", 5);
 				ex->req_done = true;
 			} else if (off < chunk) {
 				break; /* need more bytes */
@@ -761,6 +931,14 @@ static void handle_response_head(struct exchange *ex)
 			evbuffer_drain(in, (size_t)n);
 			continue;
 		}
+		if ((resp.status >= 400 || (ex_retry(ex)->on & RETRY_ON_GRPC_ANY)) &&
+		    retry_on_status(ex_retry(ex), resp.status,
+				    (ex_retry(ex)->on & RETRY_ON_GRPC_ANY) ? grpc_status_of(&resp)
+									   : -1) &&
+		    try_again(ex, true))
+			return; /* this answer is dropped with its connection */
+		if (ex->retries_exhausted)
+			exchange_flag(ex, "URX");
 		ex->upstream_time_us = (int64_t)(mono_us() - ex->upstream_sent_us);
 		ex->details = "via_upstream";
 		ex->upstream_reusable = !resp.conn_close && ex->resp_kind != HTTP1_BODY_UNTIL_CLOSE;
@@ -804,7 +982,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 		/* still connecting: the connect failed */
 		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
 		log_debug("connect to %s failed", ex->ep->name);
-		fail_local(ex, 503, "UF", "upstream connect error");
+		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
 		return;
 	}
 	if (ex->resp_head_sent) {
@@ -832,7 +1010,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 			return;
 	}
 	METRIC_INC(&w->metrics, upstream_rq_reset);
-	fail_local(ex, 503, "UC", "upstream connection closed before response");
+	up_failed(ex, RETRY_FAIL_RESET, 503, "UC", "upstream connection closed before response");
 }
 
 void proxy_abort(struct exchange *ex)

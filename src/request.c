@@ -84,14 +84,18 @@ struct exchange *request_new(struct conn *c)
 
 	if (ex != NULL) {
 		struct event *ct = ex->connect_timer, *rt = ex->route_timer;
-		struct evbuffer *uh = ex->up_head;
+		struct event *tt = ex->try_timer, *bt = ex->backoff_timer;
+		struct evbuffer *uh = ex->up_head, *rb = ex->replay;
 
 		w->ex_free = ex->next_free;
 		w->nex_free--;
 		memset(ex, 0, offsetof(struct exchange, arena));
 		ex->connect_timer = ct;
 		ex->route_timer = rt;
+		ex->try_timer = tt;
+		ex->backoff_timer = bt;
 		ex->up_head = uh;
+		ex->replay = rb;
 	} else {
 		ex = calloc(1, sizeof(*ex));
 		if (ex == NULL)
@@ -167,8 +171,14 @@ void request_finish(struct exchange *ex)
 			evtimer_del(ex->connect_timer);
 		if (ex->route_timer != NULL)
 			evtimer_del(ex->route_timer);
+		if (ex->try_timer != NULL)
+			evtimer_del(ex->try_timer);
+		if (ex->backoff_timer != NULL)
+			evtimer_del(ex->backoff_timer);
 		if (ex->up_head != NULL)
 			evbuffer_drain(ex->up_head, evbuffer_get_length(ex->up_head));
+		if (ex->replay != NULL)
+			evbuffer_drain(ex->replay, evbuffer_get_length(ex->replay));
 		ex->next_free = w->ex_free;
 		w->ex_free = ex;
 		w->nex_free++;
@@ -183,8 +193,14 @@ void request_exchange_free(struct exchange *ex)
 		event_free(ex->connect_timer);
 	if (ex->route_timer != NULL)
 		event_free(ex->route_timer);
+	if (ex->try_timer != NULL)
+		event_free(ex->try_timer);
+	if (ex->backoff_timer != NULL)
+		event_free(ex->backoff_timer);
 	if (ex->up_head != NULL)
 		evbuffer_free(ex->up_head);
+	if (ex->replay != NULL)
+		evbuffer_free(ex->replay);
 	free(ex);
 }
 

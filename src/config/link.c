@@ -21,6 +21,7 @@
 #include "node.h"
 #include "pool.h"
 #include "regex.h"
+#include "retry.h"
 #include "router.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -1017,6 +1018,8 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 				  link_pos(l, all->node));
 		else if (link_route_matches_all(r))
 			all = r;
+		if (!r->retries.given)
+			retry_policy_default(&r->retries.policy);
 		if (!link_route_on_gateway(l, r))
 			continue;
 		/* Not enforced yet (traffic-management work): what changes the answer a client
@@ -1028,11 +1031,6 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 		if (r->cors.given)
 			diag_error(l->d, link_at(r->node, "corsPolicy"),
 				   "corsPolicy is not enforced yet (traffic-management work)");
-		if (r->retries.given)
-			diag_warn(
-			    l->d, link_at(r->node, "retries"),
-			    "retries are accepted but not enforced yet: each request is tried "
-			    "once (plus one retry of a stale pooled connection)");
 		if (r->nmirrors > 0)
 			diag_warn(l->d, r->node,
 				  "mirroring is accepted but not enforced yet: no copy is sent");

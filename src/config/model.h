@@ -246,12 +246,28 @@ struct direct_response {
 	bool given;
 };
 
+#define RETRY_MAX_CODES 16
+
+/* A route's retry behaviour, compiled by retry_policy_compile() (src/retry.h). */
+struct retry_policy {
+	uint32_t num_retries; /* retries after the first try; 0 = none */
+	uint32_t on;          /* enum retry_on bits */
+	uint64_t per_try_timeout_us;
+	uint64_t backoff_base_us;
+	bool ignore_previous_hosts;
+	uint8_t ncodes;
+	uint16_t codes[RETRY_MAX_CODES]; /* retriable status codes */
+};
+
 struct http_retry {
 	bool given;
 	int32_t attempts; /* -1 = not given */
 	uint64_t per_try_timeout_us;
 	const char *retry_on;
 	bool retry_remote_localities;
+	int ignore_previous_hosts;  /* -1 not given (Istio's default: true) */
+	uint64_t backoff_us;        /* 0 = not given (Envoy's default base: 25 ms) */
+	struct retry_policy policy; /* compiled by the decoder, or Istio's default by link */
 };
 
 struct http_fault {

@@ -12,6 +12,7 @@
 #include "diag.h"
 #include "node.h"
 #include "load.h"
+#include "retry.h"
 
 #define VS_WEIGHT_MAX 2147483647 /* Istio weights are int32 */
 #define VS_BODY_MAX (1024 * 1024)
@@ -30,25 +31,6 @@ static const char *const vs_derive_port[] = {"FROM_PROTOCOL_DEFAULT", "FROM_REQU
 static const char *const vs_preflight[] = {"UNSPECIFIED", "FORWARD", "IGNORE", NULL};
 static const char *const vs_methods[] = {"GET",    "HEAD",    "POST",    "PUT",   "PATCH",
 					 "DELETE", "CONNECT", "OPTIONS", "TRACE", NULL};
-static const char *const vs_retry_on[] = {
-    "5xx",
-    "gateway-error",
-    "reset",
-    "reset-before-request",
-    "connect-failure",
-    "envoy-ratelimited",
-    "retriable-4xx",
-    "refused-stream",
-    "retriable-status-codes",
-    "retriable-headers",
-    "http3-post-connect-failure",
-    "cancelled",
-    "deadline-exceeded",
-    "internal",
-    "resource-exhausted",
-    "unavailable",
-    NULL,
-};
 static const char *const vs_grpc_status[] = {
     "OK",
     "CANCELLED",
@@ -600,35 +582,15 @@ static bool vs_rewrite(struct vs_ctx *c, struct node *n, struct http_rewrite *rw
 	return ok;
 }
 
-static bool vs_retry_on_ok(struct vs_ctx *c, struct node *at, const char *s)
+static bool vs_retry_on_ok(struct vs_ctx *c, struct node *at, struct http_retry *rt)
 {
-	const char *p = s;
-	bool ok = true;
+	const char *bad;
+	size_t badlen;
 
-	for (;;) {
-		const char *e = strchr(p, ',');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		char *item;
-		char *end;
-		long code;
-
-		while (len > 0 && isspace((unsigned char)*p)) {
-			p++;
-			len--;
-		}
-		while (len > 0 && isspace((unsigned char)p[len - 1]))
-			len--;
-		item = pool_strndup(c->p, p, len);
-		code = strtol(item, &end, 10);
-		if (!vs_in(vs_retry_on, item) &&
-		    !(*item != '\0' && *end == '\0' && code >= 100 && code <= 599)) {
-			diag_error(c->d, at, "\"%s\" is not a valid retryOn policy", item);
-			ok = false;
-		}
-		if (e == NULL)
-			return ok;
-		p = e + 1;
-	}
+	if (retry_on_parse(rt->retry_on, &rt->policy, &bad, &badlen) == 0)
+		return true;
+	diag_error(c->d, at, "\"%.*s\" is not a valid retryOn policy", (int)badlen, bad);
+	return false;
 }
 
 static bool vs_retries(struct vs_ctx *c, struct node *n, struct http_retry *rt)
@@ -645,10 +607,16 @@ static bool vs_retries(struct vs_ctx *c, struct node *n, struct http_retry *rt)
 	ptt = node_get(n, "perTryTimeout");
 	on = node_get(n, "retryOn");
 	rrl = node_get(n, "retryRemoteLocalities");
-	if ((x = node_get(n, "retryIgnorePreviousHosts")) != NULL)
-		diag_warn(c->d, x, "retryIgnorePreviousHosts is accepted but not enforced yet");
-	if ((x = node_get(n, "backoff")) != NULL)
-		diag_warn(c->d, x, "backoff is accepted but not enforced yet");
+	rt->ignore_previous_hosts = -1;
+	if ((x = node_get(n, "retryIgnorePreviousHosts")) != NULL) {
+		bool b;
+
+		if (node_bool(c->d, x, &b))
+			rt->ignore_previous_hosts = b;
+		else
+			ok = false;
+	}
+	ok &= cfg_decode_duration(c->d, node_get(n, "backoff"), 1000, false, &rt->backoff_us);
 	node_check_unknown(c->d, n);
 	if (att != NULL) {
 		if (node_int(c->d, att, 0, INT32_MAX, &v))
@@ -658,7 +626,7 @@ static bool vs_retries(struct vs_ctx *c, struct node *n, struct http_retry *rt)
 	}
 	ok &= cfg_decode_duration(c->d, ptt, 1000, false, &rt->per_try_timeout_us);
 	if (on != NULL && node_str(c->d, on, &rt->retry_on))
-		ok &= vs_retry_on_ok(c, on, rt->retry_on);
+		ok &= vs_retry_on_ok(c, on, rt);
 	else if (on != NULL)
 		ok = false;
 	if (rrl != NULL)
@@ -669,6 +637,8 @@ static bool vs_retries(struct vs_ctx *c, struct node *n, struct http_retry *rt)
 			   "(disabled)");
 		ok = false;
 	}
+	if (ok)
+		retry_policy_compile(rt, &rt->policy);
 	return ok;
 }
 

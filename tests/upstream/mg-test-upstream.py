@@ -35,6 +35,9 @@ Endpoints (the first path segment selects; a query string is always allowed):
                     ?trailers=1 (with chunked) adds an x-body-sha256 trailer,
                     ?abort=K sends the head and K body bytes, then resets.
   /sha256           JSON {name, sha256, length, conn, req} of the request body
+  /flaky/N/REST     the first N requests for a key (?key=K, else REST) are
+                    answered as /REST (e.g. /flaky/2/status/503), later ones as
+                    /echo: for retries
   /close            answers like /echo with "Connection: close", then closes
   /reset            reads the request head, then resets the connection (RST)
                     without answering
@@ -133,6 +136,7 @@ class State:
         self.conns = 0
         self.total = 0
         self.stats_fd = None
+        self.flaky = {}
         if args.stats_file:
             self.stats_fd = os.open(args.stats_file,
                                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -473,6 +477,8 @@ class Conn:
         path = url.path if req.target.startswith("/") else (url.path or "/")
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         segs = path.split("/")
+        if len(segs) > 2 and segs[1] == "flaky":
+            segs = self.flaky(segs, query)
         what = segs[1] if len(segs) > 1 else ""
         arg = segs[2] if len(segs) > 2 else ""
         close = bool({"close"} & connection_tokens(req)) or (
@@ -530,6 +536,18 @@ class Conn:
         else:
             self.echo(req, close=close)
         return not close
+
+    def flaky(self, segs, query):
+        """/flaky/N/REST: the first N requests for a key are answered as /REST, later
+        ones as /echo.  The key is ?key=K, else REST."""
+        n = self.int_arg(segs[2], "/flaky/N/...")
+        key = query.get("key", "/".join(segs[3:]))
+        with self.st.lock:
+            hits = self.st.flaky.get(key, 0)
+            self.st.flaky[key] = hits + 1
+        if hits < n:
+            return [""] + segs[3:]
+        return ["", "echo"]
 
     @staticmethod
     def int_arg(arg, what):
