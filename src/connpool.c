@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clusterstate.h"
 #include "connpool.h"
 #include "log.h"
 #include "snapshot.h"
@@ -84,6 +85,7 @@ struct upstream_host *connpool_host(struct connpool *p, const struct endpoint *e
 	h->addrlen = ep->addrlen;
 	snprintf(h->name, sizeof(h->name), "%s", ep->name);
 	TAILQ_INIT(&h->idle);
+	TAILQ_INIT(&h->waiters);
 	h->next_in_bucket = p->buckets[slot];
 	p->buckets[slot] = h;
 	return h;
@@ -98,13 +100,48 @@ static void idle_unlink(struct upconn *uc)
 	}
 }
 
+void connpool_wait(struct upstream_host *h, struct upwaiter *wt)
+{
+	wt->host = h;
+	TAILQ_INSERT_TAIL(&h->waiters, wt, entry);
+}
+
+void connpool_unwait(struct upwaiter *wt)
+{
+	if (wt->host == NULL)
+		return;
+	TAILQ_REMOVE(&wt->host->waiters, wt, entry);
+	wt->host = NULL;
+}
+
+/* The first waiter of h, taken off the queue, or NULL. */
+static struct upwaiter *next_waiter(struct upstream_host *h)
+{
+	struct upwaiter *wt = TAILQ_FIRST(&h->waiters);
+
+	if (wt != NULL)
+		connpool_unwait(wt);
+	return wt;
+}
+
 void connpool_close(struct upconn *uc)
 {
+	struct upstream_host *h;
+	struct upwaiter *wt;
+
 	if (uc == NULL)
 		return;
+	h = uc->host;
 	idle_unlink(uc);
 	bufferevent_free(uc->bev);
+	if (uc->counted != NULL)
+		clusterstate_release(&uc->counted->cx_active);
 	free(uc);
+	if (h->ncx > 0)
+		h->ncx--;
+	/* a connection slot is free: the first waiter may open one */
+	if ((wt = next_waiter(h)) != NULL)
+		wt->ready(wt, NULL);
 }
 
 struct upconn *connpool_get_idle(struct connpool *p, struct upstream_host *h)
@@ -154,6 +191,7 @@ struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)
 		free(uc);
 		return NULL;
 	}
+	h->ncx++;
 	return uc;
 }
 
@@ -174,12 +212,23 @@ void connpool_release(struct upconn *uc)
 	struct upstream_host *h = uc->host;
 	struct snapshot *s = uc->pool->w->cur != NULL ? uc->pool->w->cur->snap : NULL;
 	struct timeval tv = {60, 0};
+	struct upwaiter *wt;
 
+	/* A request waiting for a connection to this host takes it at once. */
+	if ((wt = next_waiter(h)) != NULL) {
+		uc->reused = true;
+		uc->requests++;
+		wt->ready(wt, uc);
+		return;
+	}
 	if (h->nidle >= POOL_MAX_IDLE_PER_HOST) {
 		connpool_close(uc);
 		return;
 	}
-	if (s != NULL) {
+	if (uc->idle_us > 0) {
+		tv.tv_sec = (time_t)(uc->idle_us / 1000000);
+		tv.tv_usec = (suseconds_t)(uc->idle_us % 1000000);
+	} else if (s != NULL) {
 		tv.tv_sec = (time_t)(s->set->main.timeouts.upstream_idle_us / 1000000);
 		tv.tv_usec = (suseconds_t)(s->set->main.timeouts.upstream_idle_us % 1000000);
 	}

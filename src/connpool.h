@@ -14,6 +14,18 @@ struct bufferevent;
 struct endpoint;
 struct connpool;
 
+struct upconn;
+struct cluster_state;
+
+/* A request waiting for a connection to a host (cluster at its maxConnections): it is
+ * handed the next connection released to the pool, or told (uc NULL) that a connection
+ * closed so it may open one. */
+struct upwaiter {
+	TAILQ_ENTRY(upwaiter) entry;
+	void (*ready)(struct upwaiter *wt, struct upconn *uc);
+	struct upstream_host *host; /* set while queued */
+};
+
 /* One upstream address as seen by one worker. */
 struct upstream_host {
 	struct sockaddr_storage addr;
@@ -22,6 +34,8 @@ struct upstream_host {
 	uint32_t active_rq; /* exchanges currently using it */
 	TAILQ_HEAD(upconn_list, upconn) idle;
 	unsigned nidle;
+	unsigned ncx; /* this worker's open connections to it, idle or busy */
+	TAILQ_HEAD(upwaiter_list, upwaiter) waiters;
 	struct upstream_host *next_in_bucket;
 };
 
@@ -34,7 +48,10 @@ struct upconn {
 	bool reused; /* has served at least one exchange before the current one */
 	unsigned requests;
 	uint64_t id;
-	char local[64]; /* local ip:port, for the access log (filled on first use) */
+	char local[64];                /* local ip:port, for the access log (filled on first use) */
+	struct cluster_state *counted; /* counted in its cx_active (circuit breaking) */
+	uint64_t created_us;           /* monotonic, for maxConnectionDuration */
+	uint64_t idle_us;              /* pooled idle timeout; 0 = the main config's */
 };
 
 struct connpool *connpool_new(struct worker *w);
@@ -49,5 +66,8 @@ struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h);
 void connpool_release(struct upconn *uc);
 /* Close and free a connection that must not be reused. */
 void connpool_close(struct upconn *uc);
+/* Queue a waiter on h (FIFO) / take it off its queue (no-op when not queued). */
+void connpool_wait(struct upstream_host *h, struct upwaiter *wt);
+void connpool_unwait(struct upwaiter *wt);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "connpool.h"
 #include "http1.h"
 
 struct conn;
@@ -75,6 +76,8 @@ struct exchange {
 	struct evbuffer *replay;
 	bool replay_ok; /* replay holds every body byte sent upstream */
 	bool retries_exhausted;
+	bool rq_counted, retry_counted; /* admitted by the cluster's circuit breakers */
+	struct upwaiter waiter;         /* queued for a connection (maxConnections reached) */
 	struct event *try_timer, *backoff_timer;
 
 	char upstream_local[64];

@@ -33,6 +33,8 @@
 	X(upstream_rq_bad_response, counter, "Upstream responses rejected as malformed (502)")    \
 	X(upstream_rq_no_healthy, counter, "Requests to a cluster without endpoints (503 UH)")   \
 	X(upstream_rq_retry, counter, "Retries of a request (route retries policy)")               \
+	X(upstream_rq_retry_overflow, counter, "Retries refused by connectionPool maxRetries")     \
+	X(upstream_rq_overflow, counter, "Requests refused by a circuit breaker (503 UO)")        \
 	X(upstream_rq_retry_limit_exceeded, counter, "Retries wanted but exhausted (URX)")         \
 	X(upstream_rq_per_try_timeout, counter, "Tries that hit perTryTimeout")                   \
 	X(upstream_rq_retry_stale, counter, "Requests retried after a stale pooled connection")

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clusterstate.h"
 #include "conn.h"
 #include "connpool.h"
 #include "exchange.h"
@@ -279,6 +281,10 @@ static void timer_arm(struct exchange *ex, struct event **ev, event_callback_fn 
  * request count.  The route timer, which bounds all tries together, is left running. */
 static void up_drop(struct exchange *ex, bool reusable)
 {
+	if (ex->waiter.host != NULL) {
+		connpool_unwait(&ex->waiter);
+		clusterstate_release(&ex->cl->state->rq_pending);
+	}
 	if (ex->connect_timer != NULL)
 		evtimer_del(ex->connect_timer);
 	if (ex->try_timer != NULL)
@@ -303,6 +309,14 @@ static void up_release(struct exchange *ex, bool reusable)
 	if (ex->backoff_timer != NULL)
 		evtimer_del(ex->backoff_timer);
 	up_drop(ex, reusable);
+	if (ex->rq_counted) {
+		clusterstate_release(&ex->cl->state->rq_active);
+		ex->rq_counted = false;
+	}
+	if (ex->retry_counted) {
+		clusterstate_release(&ex->cl->state->retries_active);
+		ex->retry_counted = false;
+	}
 }
 
 /* End the exchange with a local error reply (nothing sent to the client yet). */
@@ -336,6 +350,17 @@ static void fail_abort(struct exchange *ex, const char *flag, const char *detail
 	conn_close(c, details);
 }
 
+/* up_connect's answers */
+enum { UP_OK = 0, UP_FAILED = -1, UP_OVERFLOW = -2 };
+
+/* A circuit breaker (DestinationRule connectionPool) refused the request: 503 UO at once,
+ * as Envoy answers an overflow. */
+static void overflow(struct exchange *ex, const char *details)
+{
+	METRIC_INC(&ex->c->w->metrics, upstream_rq_overflow);
+	fail_local(ex, 503, "UO", details);
+}
+
 /* ---- retries (policy in src/retry.c) ---- */
 
 static int try_start(struct exchange *ex);
@@ -363,6 +388,18 @@ static bool try_again(struct exchange *ex, bool wanted)
 		ex->retries_exhausted = true; /* flagged URX after the failure's own flag */
 		return false;
 	}
+	/* connectionPool.http.maxRetries: concurrent retries towards the cluster */
+	if (!ex->retry_counted && ex->cl->pool_limits != NULL &&
+	    ex->cl->pool_limits->max_retries > 0 && ex->cl->state != NULL) {
+		if (!clusterstate_admit(&ex->cl->state->retries_active,
+					ex->cl->pool_limits->max_retries)) {
+			atomic_fetch_add_explicit(&ex->cl->state->retry_overflow, 1,
+						  memory_order_relaxed);
+			METRIC_INC(&w->metrics, upstream_rq_retry_overflow);
+			return false;
+		}
+		ex->retry_counted = true;
+	}
 	up_drop(ex, false);
 	METRIC_INC(&w->metrics, upstream_rq_retry);
 	/* no body bytes pile up while we wait: reading resumes when the next try starts */
@@ -385,8 +422,13 @@ static void up_failed(struct exchange *ex, enum retry_failure f, int status, con
 static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exchange *ex = arg;
+	int rc = try_start(ex);
 
-	if (try_start(ex) != 0) {
+	if (rc == UP_OVERFLOW) {
+		overflow(ex, "upstream overflow: too many pending requests");
+		return;
+	}
+	if (rc != UP_OK) {
 		METRIC_INC(&ex->c->w->metrics, upstream_cx_connect_fail);
 		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
 		return;
@@ -525,35 +567,128 @@ static void up_attach(struct exchange *ex, struct upconn *uc)
 }
 
 /* Get a connection (pooled first) and queue the request head on it. */
+/* Queue the request head (and the body kept so far) on the attached connection.  A copy,
+ * not a move: both stay until the response starts, for a retry. */
+static void up_send(struct exchange *ex)
+{
+	struct evbuffer *out = bufferevent_get_output(ex->uc->bev);
+
+	evbuffer_add(out, evbuffer_pullup(ex->up_head, -1), evbuffer_get_length(ex->up_head));
+	if (ex->req_started && ex->replay != NULL)
+		evbuffer_add(out, evbuffer_pullup(ex->replay, -1), evbuffer_get_length(ex->replay));
+	if (ex_retry(ex)->per_try_timeout_us > 0)
+		timer_arm(ex, &ex->try_timer, try_timeout_cb, ex_retry(ex)->per_try_timeout_us);
+	ex->upstream_sent_us = mono_us();
+}
+
+static void up_keepalive(struct upconn *uc, const struct conn_pool_settings *lim)
+{
+	evutil_socket_t fd = bufferevent_getfd(uc->bev);
+	int on = 1, v;
+
+	if (fd < 0 || !lim->keepalive.given)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	if (lim->keepalive.probes > 0) {
+		v = (int)lim->keepalive.probes;
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
+	}
+	if (lim->keepalive.time_us > 0) {
+		v = (int)(lim->keepalive.time_us / 1000000);
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v));
+	}
+	if (lim->keepalive.interval_us > 0) {
+		v = (int)(lim->keepalive.interval_us / 1000000);
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
+	}
+}
+
+static void pending_ready(struct upwaiter *wt, struct upconn *uc);
+
+/* Get a connection (pooled first) and queue the request on it; at the cluster's
+ * maxConnections the request waits for one (bounded by http1MaxPendingRequests and the
+ * connect timeout).  Returns UP_OK (sent or queued), UP_FAILED (connect failed at once)
+ * or UP_OVERFLOW (a circuit breaker said no: 503 UO). */
+
 static int up_connect(struct exchange *ex, bool allow_pooled)
 {
 	struct worker *w = ex->c->w;
+	const struct conn_pool_settings *lim = ex->cl->pool_limits;
+	struct cluster_state *cs = ex->cl->state;
 	struct upconn *uc = allow_pooled ? connpool_get_idle(w->pool, ex->uh) : NULL;
+	uint64_t connect_us = ex_main(ex)->timeouts.upstream_connect_us;
+	bool counted = false;
 
 	if (uc != NULL) {
 		METRIC_INC(&w->metrics, upstream_cx_reuse);
 		up_attach(ex, uc);
 		note_upstream_local(ex);
-	} else {
-		uc = connpool_connect(w->pool, ex->uh);
-		if (uc == NULL)
-			return -1;
-		METRIC_INC(&w->metrics, upstream_cx_total);
-		timer_arm(ex, &ex->connect_timer, connect_timeout_cb,
-			  ex_main(ex)->timeouts.upstream_connect_us);
-		up_attach(ex, uc);
+		up_send(ex);
+		return UP_OK;
 	}
-	/* A copy, not a move: the head (and the body kept so far) stay until the response
-	 * starts, for a retry. */
-	evbuffer_add(bufferevent_get_output(uc->bev), evbuffer_pullup(ex->up_head, -1),
-		     evbuffer_get_length(ex->up_head));
-	if (ex->req_started && ex->replay != NULL)
-		evbuffer_add(bufferevent_get_output(uc->bev), evbuffer_pullup(ex->replay, -1),
-			     evbuffer_get_length(ex->replay));
-	if (ex_retry(ex)->per_try_timeout_us > 0)
-		timer_arm(ex, &ex->try_timer, try_timeout_cb, ex_retry(ex)->per_try_timeout_us);
-	ex->upstream_sent_us = mono_us();
-	return 0;
+	if (lim != NULL && lim->connect_timeout_us > 0)
+		connect_us = lim->connect_timeout_us;
+	if (lim != NULL && lim->max_connections > 0 && cs != NULL) {
+		counted = clusterstate_admit(&cs->cx_active, lim->max_connections);
+		/* Over the limit, a worker without any connection to the host still opens one
+		 * (as Envoy's per-worker pools do); otherwise the request waits. */
+		if (!counted && ex->uh->ncx > 0) {
+			atomic_fetch_add_explicit(&cs->cx_overflow, 1, memory_order_relaxed);
+			if (!clusterstate_admit(&cs->rq_pending, lim->max_pending)) {
+				atomic_fetch_add_explicit(&cs->rq_pending_overflow, 1,
+							  memory_order_relaxed);
+				return UP_OVERFLOW;
+			}
+			ex->waiter.ready = pending_ready;
+			connpool_wait(ex->uh, &ex->waiter);
+			timer_arm(ex, &ex->connect_timer, connect_timeout_cb, connect_us);
+			return UP_OK;
+		}
+		if (!counted)
+			atomic_fetch_add_explicit(&cs->cx_active, 1, memory_order_relaxed);
+		counted = true;
+	}
+	uc = connpool_connect(w->pool, ex->uh);
+	if (uc == NULL) {
+		if (counted)
+			clusterstate_release(&cs->cx_active);
+		return UP_FAILED;
+	}
+	METRIC_INC(&w->metrics, upstream_cx_total);
+	uc->counted = counted ? cs : NULL;
+	uc->created_us = mono_us();
+	if (lim != NULL) {
+		uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
+							    : lim->tcp_idle_timeout_us;
+		up_keepalive(uc, lim);
+	}
+	timer_arm(ex, &ex->connect_timer, connect_timeout_cb, connect_us);
+	up_attach(ex, uc);
+	up_send(ex);
+	return UP_OK;
+}
+
+/* A waiting request is handed a connection, or told that one closed so it may connect. */
+static void pending_ready(struct upwaiter *wt, struct upconn *uc)
+{
+	struct exchange *ex = (struct exchange *)((char *)wt - offsetof(struct exchange, waiter));
+	int rc;
+
+	clusterstate_release(&ex->cl->state->rq_pending);
+	if (ex->connect_timer != NULL)
+		evtimer_del(ex->connect_timer);
+	if (uc != NULL) {
+		METRIC_INC(&ex->c->w->metrics, upstream_cx_reuse);
+		up_attach(ex, uc);
+		note_upstream_local(ex);
+		up_send(ex);
+		return;
+	}
+	rc = up_connect(ex, true);
+	if (rc == UP_OVERFLOW)
+		overflow(ex, "upstream overflow: too many pending requests");
+	else if (rc != UP_OK)
+		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
 }
 
 /* One try: pick an endpoint (another one than last time when the policy says so and the
@@ -581,6 +716,8 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 {
 	struct worker *w = ex->c->w;
 	const struct cluster *cl = ex->rd != NULL ? ex->rd->dest.cluster : NULL;
+	const struct conn_pool_settings *lim;
+	int rc;
 
 	ex->cl = cl;
 	if (cl == NULL || cl->nendpoints == 0) {
@@ -596,11 +733,32 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 		local_reply(ex, 503, "text/plain", "out of memory\n", 14, NULL, false);
 		return -1;
 	}
+	lim = cl->pool_limits;
+	if (lim != NULL && lim->max_requests > 0 && cl->state != NULL) {
+		if (!clusterstate_admit(&cl->state->rq_active, lim->max_requests)) {
+			atomic_fetch_add_explicit(&cl->state->rq_overflow, 1, memory_order_relaxed);
+			METRIC_INC(&w->metrics, upstream_rq_overflow);
+			exchange_flag(ex, "UO");
+			ex->details = "upstream overflow: too many requests";
+			local_reply(ex, 503, "text/plain", "upstream overflow\n", 18, NULL, false);
+			return -1;
+		}
+		ex->rq_counted = true;
+	}
 	build_upstream_head(ex, req, rq);
 	ex->replay_ok = ex_retry(ex)->num_retries > 0;
 	if (ex->route->timeout_us > 0)
 		timer_arm(ex, &ex->route_timer, route_timeout_cb, ex->route->timeout_us);
-	if (try_start(ex) != 0) {
+	rc = try_start(ex);
+	if (rc == UP_OVERFLOW) {
+		up_release(ex, false);
+		METRIC_INC(&w->metrics, upstream_rq_overflow);
+		exchange_flag(ex, "UO");
+		ex->details = "upstream overflow: too many pending requests";
+		local_reply(ex, 503, "text/plain", "upstream overflow\n", 18, NULL, false);
+		return -1;
+	}
+	if (rc != UP_OK) {
 		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
 		if (!try_again(ex, retry_on_failure(ex_retry(ex), RETRY_FAIL_CONNECT))) {
 			up_release(ex, false);
@@ -806,8 +964,17 @@ static void response_done(struct exchange *ex)
 {
 	struct conn *c = ex->c;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	const struct conn_pool_settings *lim = ex->cl->pool_limits;
 	bool reusable = ex->upstream_reusable && ex->req_done && ex->uc != NULL &&
 			evbuffer_get_length(bufferevent_get_input(ex->uc->bev)) == 0;
+
+	/* maxRequestsPerConnection (1 disables keep-alive) and maxConnectionDuration */
+	if (reusable && lim != NULL &&
+	    ((lim->max_requests_per_connection > 0 &&
+	      ex->uc->requests >= lim->max_requests_per_connection) ||
+	     (lim->max_connection_duration_us > 0 &&
+	      mono_us() - ex->uc->created_us >= lim->max_connection_duration_us)))
+		reusable = false;
 
 	if (ex->resp_chunked_out)
 		evbuffer_add(out, "0\r\n\r\n", 5);
@@ -1006,7 +1173,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 		METRIC_INC(&w->metrics, upstream_rq_retry_stale);
 		connpool_close(ex->uc);
 		ex->uc = NULL;
-		if (up_connect(ex, false) == 0)
+		if (up_connect(ex, false) == UP_OK)
 			return;
 	}
 	METRIC_INC(&w->metrics, upstream_rq_reset);

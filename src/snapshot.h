@@ -16,6 +16,8 @@
 
 struct pool;
 struct tls_sni_table;
+struct cluster_state;
+struct endpoint_state;
 
 /* One upstream address of a cluster. */
 struct endpoint {
@@ -25,6 +27,7 @@ struct endpoint {
 	uint32_t weight;  /* >= 1 */
 	struct kv_list labels;
 	const char *locality;
+	struct endpoint_state *state; /* shared across workers and reloads (clusterstate.h) */
 };
 
 /* A cluster is what a destination resolves to: service host + port (+ subset).
@@ -40,6 +43,10 @@ struct cluster {
 	uint32_t index; /* position in snapshot->clusters: per-worker state arrays use it */
 	const struct cfg_se *se;
 	const struct cfg_dr *dr;
+	/* DestinationRule policies in force (subset over top level), NULL when not set */
+	const struct conn_pool_settings *pool_limits;
+	const struct outlier_settings *outlier;
+	struct cluster_state *state; /* attached before publication (clusterstate.h) */
 };
 
 /* The routes one host gets on one listener: VirtualServices for that host merged in load

@@ -10,6 +10,7 @@
 #include "diag.h"
 #include "node.h"
 #include "load.h"
+#include "dr_policy.h"
 
 /* Istio's SimpleLB names, mapped onto enum lb_simple (LEAST_CONN is LEAST_REQUEST's
  * deprecated alias). */
@@ -81,8 +82,8 @@ static bool dr_traffic_policy(struct diag *d, struct node *n, struct traffic_pol
 	}
 	if ((lb = node_get(n, "loadBalancer")) != NULL)
 		ok &= dr_load_balancer(d, lb, tp);
-	ok &= dr_deferred(d, node_get(n, "connectionPool"), false, &tp->connection_pool);
-	ok &= dr_deferred(d, node_get(n, "outlierDetection"), false, &tp->outlier_detection);
+	ok &= dr_policy_connection_pool(d, node_get(n, "connectionPool"), &tp->connection_pool);
+	ok &= dr_policy_outlier(d, node_get(n, "outlierDetection"), &tp->outlier);
 	ok &= dr_deferred(d, node_get(n, "tls"), false, &tp->tls);
 	ok &= dr_deferred(d, node_get(n, "portLevelSettings"), true, &tp->port_level_settings);
 	ok &= dr_deferred(d, node_get(n, "proxyProtocol"), false, &tp->proxy_protocol);

@@ -664,6 +664,15 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 				  link_at(link_spec(&dr->meta), "trafficPolicy"));
 	if (sub != NULL)
 		link_check_policy(l, &sub->policy, c->port, link_at(sub->node, "trafficPolicy"));
+	/* Istio merges a subset's trafficPolicy over the rule's, field by field. */
+	if (sub != NULL && sub->policy.connection_pool.given)
+		c->pool_limits = &sub->policy.connection_pool;
+	else if (dr != NULL && dr->policy.connection_pool.given)
+		c->pool_limits = &dr->policy.connection_pool;
+	if (sub != NULL && sub->policy.outlier.given)
+		c->outlier = &sub->policy.outlier;
+	else if (dr != NULL && dr->policy.outlier.given)
+		c->outlier = &dr->policy.outlier;
 
 	if (link_se_usable(l, se, r->info)) {
 		c->endpoints =

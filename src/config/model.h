@@ -367,6 +367,41 @@ enum lb_simple {
 	LB_PASSTHROUGH,
 };
 
+/* DestinationRule connectionPool (circuit breaking), enforced per appliance: see
+ * src/clusterstate.h.  0 = not set (unlimited / the main config's default). */
+struct conn_pool_settings {
+	bool given;
+	uint32_t max_connections; /* tcp.maxConnections */
+	uint64_t connect_timeout_us;
+	uint64_t max_connection_duration_us;
+	uint64_t tcp_idle_timeout_us;
+	struct {
+		bool given;
+		uint32_t probes;
+		uint64_t time_us, interval_us;
+	} keepalive;
+	uint32_t max_pending;  /* http.http1MaxPendingRequests */
+	uint32_t max_requests; /* http.http2MaxRequests (Envoy's max_requests, any protocol) */
+	uint32_t max_requests_per_connection;
+	uint32_t max_retries; /* concurrent retries towards the cluster */
+	uint64_t http_idle_timeout_us;
+	struct node *node;
+};
+
+/* DestinationRule outlierDetection with Istio's defaults filled in by the decoder. */
+struct outlier_settings {
+	bool given;
+	uint32_t consecutive_5xx;     /* 0 = off; default 5 */
+	uint32_t consecutive_gateway; /* 0 = off (the default) */
+	uint32_t consecutive_local;   /* with split_local_origin; default 5 */
+	bool split_local_origin;
+	uint64_t interval_us;          /* default 10s */
+	uint64_t base_ejection_us;     /* default 30s */
+	uint32_t max_ejection_percent; /* default 10 */
+	uint32_t min_health_percent;   /* default 0 */
+	struct node *node;
+};
+
 struct traffic_policy {
 	bool given;
 	struct {
@@ -376,9 +411,9 @@ struct traffic_policy {
 		struct node *locality_lb_setting;
 		uint64_t warmup_us;
 	} lb;
-	struct node *connection_pool; /* kept as nodes until their features land */
-	struct node *outlier_detection;
-	struct node *tls;
+	struct conn_pool_settings connection_pool;
+	struct outlier_settings outlier;
+	struct node *tls; /* kept as nodes until their features land */
 	struct node *port_level_settings;
 	struct node *proxy_protocol;
 	struct node *tunnel;

@@ -289,9 +289,7 @@ static const struct sample samples[] = {
      NULL,
      NULL,
      false,
-     {WARN("DestinationRule default/httpbin: spec.trafficPolicy.connectionPool: "
-	   "connectionPool is accepted but not enforced yet"),
-      WARN("DestinationRule default/httpbin: spec.trafficPolicy.outlierDetection: "
+     {WARN("DestinationRule default/httpbin: spec.trafficPolicy.outlierDetection: "
 	   "outlierDetection is accepted but not enforced yet"),
       WARN(NO_LISTENER)}},
     /* Upstream mTLS origination: no VirtualService uses the rule, so only the warning. */
