@@ -23,6 +23,7 @@
 #include "http1.h"
 #include "local_reply.h"
 #include "log.h"
+#include "outlier.h"
 #include "proxy.h"
 #include "regex.h"
 #include "retry.h"
@@ -351,7 +352,7 @@ static void fail_abort(struct exchange *ex, const char *flag, const char *detail
 }
 
 /* up_connect's answers */
-enum { UP_OK = 0, UP_FAILED = -1, UP_OVERFLOW = -2 };
+enum { UP_OK = 0, UP_FAILED = -1, UP_OVERFLOW = -2, UP_NO_HEALTHY = -3 };
 
 /* A circuit breaker (DestinationRule connectionPool) refused the request: 503 UO at once,
  * as Envoy answers an overflow. */
@@ -414,6 +415,9 @@ static bool try_again(struct exchange *ex, bool wanted)
 static void up_failed(struct exchange *ex, enum retry_failure f, int status, const char *flag,
 		      const char *details)
 {
+	/* the endpoint failed us (not our own pending queue): outlier detection counts it */
+	if (ex->cl->outlier != NULL && ex->ep != NULL && ex->waiter.host == NULL)
+		outlier_report(ex->cl, ex->ep, 0, mono_us());
 	if (try_again(ex, retry_on_failure(ex_retry(ex), f)))
 		return;
 	fail_local(ex, status, flag, details);
@@ -426,6 +430,11 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (rc == UP_OVERFLOW) {
 		overflow(ex, "upstream overflow: too many pending requests");
+		return;
+	}
+	if (rc == UP_NO_HEALTHY) {
+		METRIC_INC(&ex->c->w->metrics, upstream_rq_no_healthy);
+		fail_local(ex, 503, "UH", "no healthy upstream");
 		return;
 	}
 	if (rc != UP_OK) {
@@ -701,6 +710,8 @@ static int try_start(struct exchange *ex)
 	if (ex->tries > 0 && ex_retry(ex)->ignore_previous_hosts && ex->cl->nendpoints > 1)
 		for (int i = 0; i < 5 && ep == ex->prev_ep; i++)
 			ep = upstream_pick(w, ex->cl);
+	if (ex->cl->outlier != NULL && (ep = outlier_pick(w, ex->cl, ep, mono_us())) == NULL)
+		return UP_NO_HEALTHY;
 	ex->ep = ep;
 	ex->prev_ep = ep;
 	ex->tries++;
@@ -750,6 +761,14 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 	if (ex->route->timeout_us > 0)
 		timer_arm(ex, &ex->route_timer, route_timeout_cb, ex->route->timeout_us);
 	rc = try_start(ex);
+	if (rc == UP_NO_HEALTHY) {
+		up_release(ex, false);
+		METRIC_INC(&w->metrics, upstream_rq_no_healthy);
+		exchange_flag(ex, "UH");
+		ex->details = "no healthy upstream";
+		local_reply(ex, 503, "text/plain", "no healthy upstream\n", 20, NULL, false);
+		return -1;
+	}
 	if (rc == UP_OVERFLOW) {
 		up_release(ex, false);
 		METRIC_INC(&w->metrics, upstream_rq_overflow);
@@ -1098,6 +1117,8 @@ static void handle_response_head(struct exchange *ex)
 			evbuffer_drain(in, (size_t)n);
 			continue;
 		}
+		if (ex->cl->outlier != NULL)
+			outlier_report(ex->cl, ex->ep, resp.status, mono_us());
 		if ((resp.status >= 400 || (ex_retry(ex)->on & RETRY_ON_GRPC_ANY)) &&
 		    retry_on_status(ex_retry(ex), resp.status,
 				    (ex_retry(ex)->on & RETRY_ON_GRPC_ANY) ? grpc_status_of(&resp)

@@ -113,7 +113,6 @@ bool dr_policy_outlier(struct diag *d, struct node *n, struct outlier_settings *
 		return false;
 	od->given = true;
 	od->node = n;
-	diag_warn(d, n, "outlierDetection is accepted but not enforced yet");
 	/* Istio's (and Envoy's) defaults; consecutiveErrors is the deprecated spelling of
 	 * consecutive5xxErrors. */
 	od->consecutive_5xx = 5;

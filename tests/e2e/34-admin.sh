@@ -151,7 +151,8 @@ assert_contains "$cl" "outbound|80||svc.default.svc.cluster.local::127.0.0.1:$UP
 assert_contains "$cl" "outbound|80|v1|svc.default.svc.cluster.local::127.0.0.1:$UP_A_PORT::" "subset cluster, its endpoint"
 assert_not_contains "$cl" "outbound|80|v1|svc.default.svc.cluster.local::127.0.0.1:$UP_B_PORT::" "subset excludes other labels"
 assert_contains "$cl" "outbound|8080||down.internal::127.0.0.1:$DOWN_PORT::" "cluster of another ServiceEntry"
-assert_eq "$(grep -Evc '^[^ :]+::[0-9.]+:[0-9]+::weight::[0-9]+$' <<<"$cl")" 0 "every line is cluster::address:port::weight::n"
+assert_eq "$(grep '::weight::' <<<"$cl" | grep -Evc '^[^ :]+::[0-9.]+:[0-9]+::weight::[0-9]+$')" 0 "every endpoint line is cluster::address:port::weight::n"
+assert_contains "$cl" "outbound|80||svc.default.svc.cluster.local::cx_active::" "cluster counters shown"
 
 # --- /listeners, unknown paths --------------------------------------------------------------------
 assert_status GET "$ADMIN/listeners" 200

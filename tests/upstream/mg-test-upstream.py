@@ -9,6 +9,7 @@ response bodies streamed in bounded pieces (a 1 GB body never sits in memory).
 Usage:
   mg-test-upstream.py [--listen HOST:PORT] [--name NAME] [--stats-file PATH]
                       [--idle-timeout SEC] [--keepalive-max N] [--quiet]
+                      [--fail-status CODE]
   mg-test-upstream.py --print-sha256 N [SEED]   sha256 of what /bytes/N?seed=SEED sends
   mg-test-upstream.py --write-bytes N [SEED]    write those bytes to stdout
 
@@ -137,6 +138,7 @@ class State:
         self.total = 0
         self.stats_fd = None
         self.flaky = {}
+        self.fail_status = args.fail_status
         if args.stats_file:
             self.stats_fd = os.open(args.stats_file,
                                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -493,6 +495,10 @@ class Conn:
 
         self.read_body(req)
 
+        if self.st.fail_status:
+            code = self.st.fail_status
+            self.reply(req, code, b"failing with %d\n" % code, close=close)
+            return not close
         if what == "status":
             try:
                 code = int(arg)
@@ -726,6 +732,8 @@ def main():
     ap.add_argument("--keepalive-max", type=int, default=0,
                     help="close a connection after this many requests (0: no limit)")
     ap.add_argument("--quiet", action="store_true", help="no per-request line on stderr")
+    ap.add_argument("--fail-status", type=int, default=0, metavar="CODE",
+                    help="answer every request with CODE (an unhealthy endpoint)")
     ap.add_argument("--print-sha256", nargs="+", metavar=("N", "SEED"),
                     help="print the sha256 of /bytes/N?seed=SEED and exit")
     ap.add_argument("--write-bytes", nargs="+", metavar=("N", "SEED"),
