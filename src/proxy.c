@@ -16,6 +16,7 @@
 
 #include "conn.h"
 #include "connpool.h"
+#include "cors.h"
 #include "exchange.h"
 #include "errors.h"
 #include "http1.h"
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "regex.h"
+#include "request.h"
 #include "router.h"
 #include "snapshot.h"
 #include "upstream.h"
@@ -405,6 +407,17 @@ static int up_connect(struct exchange *ex, bool allow_pooled)
 	return 0;
 }
 
+int proxy_prepare(struct exchange *ex, const struct http1_request *req,
+		  const struct route_request *rq)
+{
+	if (ex->up_head == NULL)
+		ex->up_head = evbuffer_new(); /* kept with the recycled exchange */
+	if (ex->up_head == NULL)
+		return -1;
+	build_upstream_head(ex, req, rq);
+	return 0;
+}
+
 int proxy_start(struct exchange *ex, const struct http1_request *req,
 		const struct route_request *rq)
 {
@@ -427,14 +440,11 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 		return -1;
 	}
 	ex->uh->active_rq++;
-	if (ex->up_head == NULL)
-		ex->up_head = evbuffer_new(); /* kept with the recycled exchange */
-	if (ex->up_head == NULL) {
+	if (req != NULL && proxy_prepare(ex, req, rq) != 0) {
 		up_release(ex, false);
 		local_reply(ex, 503, "text/plain", "out of memory\n", 14, NULL, false);
 		return -1;
 	}
-	build_upstream_head(ex, req, rq);
 	if (ex->route->timeout_us > 0)
 		timer_arm(ex, &ex->route_timer, route_timeout_cb, ex->route->timeout_us);
 	if (up_connect(ex, true) != 0) {
@@ -598,7 +608,9 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		    (!keep_cl && NAME_IS(h->name, h->name_len, "content-length")) ||
 		    ops_drop(rops, h->name, h->name_len) ||
 		    ops_drop(&dops->response, h->name, h->name_len) ||
-		    listed_in_connection(&ct, h->name, h->name_len))
+		    listed_in_connection(&ct, h->name, h->name_len) ||
+		    (ex->cors == CORS_ACTUAL &&
+		     cors_replaces(&ex->route->cors, h->name, h->name_len)))
 			continue;
 		evbuffer_add(out, h->name, h->name_len);
 		evbuffer_add(out, ": ", 2);
@@ -609,6 +621,7 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 			    (long long)(ex->upstream_time_us / 1000));
 	add_header_ops(out, rops);
 	add_header_ops(out, &dops->response);
+	request_cors_response(ex, out);
 	if (ex->resp_kind == HTTP1_BODY_LENGTH) {
 		evbuffer_add_printf(out, "content-length: %llu\r\n",
 				    (unsigned long long)ex->resp_remaining);

@@ -424,8 +424,6 @@ static void test_not_enforced_yet(void **state)
 		 "  - fault: {abort: {httpStatus: 555, percentage: {value: 100}}}\n"
 		 "    retries: {attempts: 3}\n"
 		 "    directResponse: {status: 200}\n",
-	    "r.yaml:17:12: VirtualService default/vs: spec.http[0].fault: fault injection is not "
-	    "enforced yet (traffic-management work)\n"
 	    "r.yaml:18:14: warning: VirtualService default/vs: spec.http[0].retries: retries are "
 	    "accepted but not enforced yet: each request is tried once (plus one retry of a stale "
 	    "pooled connection)\n");
