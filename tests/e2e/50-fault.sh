@@ -169,7 +169,7 @@ t0=$(mg__now_ms)
 assert_status GET /td/delay/2000 504
 el=$(ms_since "$t0")
 assert_cmp "$el" -ge 1250 "the 500 ms timeout starts after the 800 ms delay ($el ms)"
-assert_cmp "$el" -lt 2500 "and still fires ($el ms)"
+assert_log_contains '"GET /td/delay/2000 HTTP/1\.1" 504 DI,UT ' "$MG_ACCESS_LOG"
 
 # --- delay before a direct response -----------------------------------------------------------
 t0=$(mg__now_ms)
@@ -208,9 +208,9 @@ assert_status GET /ratings/3 200
 t0=$(mg__now_ms)
 assert_status GET /reviews/1 200 -H 'end-user: jason'
 assert_cmp "$(ms_since "$t0")" -ge 650 "jason's reviews are delayed"
-t0=$(mg__now_ms)
 assert_status GET /reviews/2 200
-assert_cmp "$(ms_since "$t0")" -lt 600 "nobody else's"
+assert_log_contains '"GET /reviews/1 HTTP/1\.1" 200 DI ' "$MG_ACCESS_LOG"
+assert_log_contains '"GET /reviews/2 HTTP/1\.1" 200 - ' "$MG_ACCESS_LOG"
 assert_eq "$(mg_upstream_count a '^/ratings/1')" 0 "jason's aborted request stayed at the gateway"
 assert_log_not_contains '"GET /ratings/2 HTTP/1\.1" [0-9]+ FI' "$MG_ACCESS_LOG"
 
