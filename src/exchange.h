@@ -80,12 +80,19 @@ struct exchange {
 	struct upwaiter waiter;         /* queued for a connection (maxConnections reached) */
 	struct event *try_timer, *backoff_timer;
 
+	struct event *fault_timer; /* holds the request for an injected delay (request.c) */
+	bool grpc_request;         /* content-type application/grpc (fault routes only) */
+	unsigned char cors;        /* enum cors_kind; CORS_NONE on routes without corsPolicy */
 	char upstream_local[64];
 	struct exchange *next_free; /* worker free list */
 
 	/* log fields (arena copies) */
 	const char *method, *path, *authority, *user_agent, *xff, *request_id;
 	size_t method_len, path_len, authority_len, user_agent_len, xff_len, request_id_len;
+	/* CORS request values (arena copies, only when the route has a corsPolicy): the Origin
+	 * for the response headers, Access-Control-Request-Headers for a preflight answer */
+	const char *cors_origin, *cors_request_headers;
+	size_t cors_origin_len, cors_request_headers_len;
 	size_t arena_used;
 	char arena[EX_ARENA];
 };

@@ -23,6 +23,8 @@
 	X(downstream_rq_timeout, counter, "Requests answered 408 (header or body timeout)")       \
 	X(downstream_rq_no_route, counter, "Requests with no matching vhost or route (404 NR)")   \
 	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \
+	X(fault_delays_injected, counter, "Requests held by an injected fault delay (DI)")       \
+	X(fault_aborts_injected, counter, "Requests answered by an injected fault abort (FI)")  \
 	X(downstream_cx_destroy_remote, counter, "Client connections closed by the client")      \
 	X(downstream_cx_ssl_handshake_error, counter, "Failed TLS handshakes (reason in the log)") \
 	X(upstream_cx_total, counter, "Upstream connections opened")                              \

@@ -18,6 +18,7 @@
 #include "clusterstate.h"
 #include "conn.h"
 #include "connpool.h"
+#include "cors.h"
 #include "exchange.h"
 #include "errors.h"
 #include "http1.h"
@@ -26,6 +27,7 @@
 #include "outlier.h"
 #include "proxy.h"
 #include "regex.h"
+#include "request.h"
 #include "retry.h"
 #include "router.h"
 #include "snapshot.h"
@@ -722,6 +724,17 @@ static int try_start(struct exchange *ex)
 	return up_connect(ex, true);
 }
 
+int proxy_prepare(struct exchange *ex, const struct http1_request *req,
+		  const struct route_request *rq)
+{
+	if (ex->up_head == NULL)
+		ex->up_head = evbuffer_new(); /* kept with the recycled exchange */
+	if (ex->up_head == NULL)
+		return -1;
+	build_upstream_head(ex, req, rq);
+	return 0;
+}
+
 int proxy_start(struct exchange *ex, const struct http1_request *req,
 		const struct route_request *rq)
 {
@@ -738,12 +751,6 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 		local_reply(ex, 503, "text/plain", "no healthy upstream\n", 20, NULL, false);
 		return -1;
 	}
-	if (ex->up_head == NULL)
-		ex->up_head = evbuffer_new(); /* kept with the recycled exchange */
-	if (ex->up_head == NULL) {
-		local_reply(ex, 503, "text/plain", "out of memory\n", 14, NULL, false);
-		return -1;
-	}
 	lim = cl->pool_limits;
 	if (lim != NULL && lim->max_requests > 0 && cl->state != NULL) {
 		if (!clusterstate_admit(&cl->state->rq_active, lim->max_requests)) {
@@ -756,7 +763,11 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 		}
 		ex->rq_counted = true;
 	}
-	build_upstream_head(ex, req, rq);
+	if (req != NULL && proxy_prepare(ex, req, rq) != 0) {
+		up_release(ex, false);
+		local_reply(ex, 503, "text/plain", "out of memory\n", 14, NULL, false);
+		return -1;
+	}
 	ex->replay_ok = ex_retry(ex)->num_retries > 0;
 	if (ex->route->timeout_us > 0)
 		timer_arm(ex, &ex->route_timer, route_timeout_cb, ex->route->timeout_us);
@@ -945,7 +956,9 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		    (!keep_cl && NAME_IS(h->name, h->name_len, "content-length")) ||
 		    ops_drop(rops, h->name, h->name_len) ||
 		    ops_drop(&dops->response, h->name, h->name_len) ||
-		    listed_in_connection(&ct, h->name, h->name_len))
+		    listed_in_connection(&ct, h->name, h->name_len) ||
+		    (ex->cors == CORS_ACTUAL &&
+		     cors_replaces(&ex->route->cors, h->name, h->name_len)))
 			continue;
 		evbuffer_add(out, h->name, h->name_len);
 		evbuffer_add(out, ": ", 2);
@@ -956,6 +969,7 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 			    (long long)(ex->upstream_time_us / 1000));
 	add_header_ops(out, rops);
 	add_header_ops(out, &dops->response);
+	request_cors_response(ex, out);
 	if (ex->resp_kind == HTTP1_BODY_LENGTH) {
 		evbuffer_add_printf(out, "content-length: %llu\r\n",
 				    (unsigned long long)ex->resp_remaining);

@@ -1034,12 +1034,6 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 		/* Not enforced yet (traffic-management work): what changes the answer a client
 		 * gets is refused, what only adds resilience or a copy is accepted with a
 		 * warning.  Never silently ignored. */
-		if (r->fault.given)
-			diag_error(l->d, link_at(r->node, "fault"),
-				   "fault injection is not enforced yet (traffic-management work)");
-		if (r->cors.given)
-			diag_error(l->d, link_at(r->node, "corsPolicy"),
-				   "corsPolicy is not enforced yet (traffic-management work)");
 		if (r->nmirrors > 0)
 			diag_warn(l->d, r->node,
 				  "mirroring is accepted but not enforced yet: no copy is sent");

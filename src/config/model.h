@@ -281,6 +281,7 @@ struct http_fault {
 		bool given;
 		uint32_t http_status;
 		const char *grpc_status;
+		int grpc_code; /* grpc_status as a code, set with it by the decoder */
 		struct percent percentage;
 	} abort;
 };

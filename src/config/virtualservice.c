@@ -52,6 +52,15 @@ static const char *const vs_grpc_status[] = {
     NULL,
 };
 
+/* Position of s in names, or -1. */
+static int vs_index(const char *const *names, const char *s)
+{
+	for (int i = 0; names[i] != NULL; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	return -1;
+}
+
 static bool vs_in(const char *const *names, const char *s)
 {
 	for (; *names != NULL; names++)
@@ -662,6 +671,16 @@ static bool vs_fault_percent(struct vs_ctx *c, struct node *map, struct percent 
 	return ok;
 }
 
+/* Istio translates an absent percentage into 0 % (istio/istio#36303 settled on Envoy's
+ * behaviour and changed the documentation): valid, but almost certainly not what was meant. */
+static void vs_fault_never(struct vs_ctx *c, struct node *at, const char *what)
+{
+	diag_warn(c->d, at,
+		  "no percentage: Istio injects this %s into no request (percentage.value: 100 "
+		  "for every request)",
+		  what);
+}
+
 static bool vs_fault(struct vs_ctx *c, struct node *n, struct http_fault *f)
 {
 	struct node *delay, *abort_, *x;
@@ -681,6 +700,8 @@ static bool vs_fault(struct vs_ctx *c, struct node *n, struct http_fault *f)
 	if (delay != NULL && node_want_map(c->d, delay)) {
 		f->delay.given = true;
 		ok &= vs_fault_percent(c, delay, &f->delay.percentage);
+		if (node_get(delay, "percentage") == NULL && node_get(delay, "percent") == NULL)
+			vs_fault_never(c, delay, "delay");
 		x = node_get(delay, "fixedDelay");
 		if ((node_get(delay, "exponentialDelay")) != NULL) {
 			diag_error(c->d, node_get(delay, "exponentialDelay"),
@@ -701,7 +722,9 @@ static bool vs_fault(struct vs_ctx *c, struct node *n, struct http_fault *f)
 		struct node *h2 = node_get(abort_, "http2Error");
 
 		f->abort.given = true;
-		ok &= vs_fault_percent(c, abort_, &f->abort.percentage);
+		/* Unlike delay, abort has no deprecated integer percent (a reserved field) */
+		ok &=
+		    cfg_decode_percent(c->d, node_get(abort_, "percentage"), &f->abort.percentage);
 		node_check_unknown(c->d, abort_);
 		given = (hs != NULL) + (gs != NULL) + (h2 != NULL);
 		if (given > 1) {
@@ -718,7 +741,8 @@ static bool vs_fault(struct vs_ctx *c, struct node *n, struct http_fault *f)
 		}
 		ok &= cfg_decode_u32(c->d, hs, 200, 599, &f->abort.http_status);
 		if (gs != NULL && node_str(c->d, gs, &f->abort.grpc_status)) {
-			if (!vs_in(vs_grpc_status, f->abort.grpc_status)) {
+			f->abort.grpc_code = vs_index(vs_grpc_status, f->abort.grpc_status);
+			if (f->abort.grpc_code < 0) {
 				diag_error(c->d, gs,
 					   "gRPC status \"%s\" is not supported, for example "
 					   "NOT_FOUND",
@@ -728,6 +752,8 @@ static bool vs_fault(struct vs_ctx *c, struct node *n, struct http_fault *f)
 		} else if (gs != NULL) {
 			ok = false;
 		}
+		if (given == 1 && h2 == NULL && node_get(abort_, "percentage") == NULL)
+			vs_fault_never(c, abort_, "abort");
 	} else if (abort_ != NULL) {
 		ok = false;
 	}
