@@ -78,6 +78,9 @@ struct exchange {
 	bool retries_exhausted;
 	bool rq_counted, retry_counted; /* admitted by the cluster's circuit breakers */
 	struct upwaiter waiter;         /* queued for a connection (maxConnections reached) */
+	bool hash_given;                /* consistent hashing: the request's key (affinity.h) */
+	uint64_t hash_key;
+	char new_cookie[24]; /* an affinity cookie to set on the response, "" = none */
 	struct event *try_timer, *backoff_timer;
 
 	struct event *fault_timer; /* holds the request for an injected delay (request.c) */

@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "affinity.h"
 #include "clusterstate.h"
 #include "conn.h"
 #include "connpool.h"
@@ -22,6 +23,7 @@
 #include "exchange.h"
 #include "errors.h"
 #include "http1.h"
+#include "lb_hash.h"
 #include "local_reply.h"
 #include "log.h"
 #include "outlier.h"
@@ -707,11 +709,19 @@ static void pending_ready(struct upwaiter *wt, struct upconn *uc)
 static int try_start(struct exchange *ex)
 {
 	struct worker *w = ex->c->w;
-	const struct endpoint *ep = upstream_pick(w, ex->cl);
+	const struct cluster *cl = ex->cl;
+	bool other = ex->tries > 0 && ex_retry(ex)->ignore_previous_hosts && cl->nendpoints > 1;
+	const struct endpoint *ep;
 
-	if (ex->tries > 0 && ex_retry(ex)->ignore_previous_hosts && ex->cl->nendpoints > 1)
-		for (int i = 0; i < 5 && ep == ex->prev_ep; i++)
-			ep = upstream_pick(w, ex->cl);
+	if (cl->hash_table != NULL && ex->hash_given) {
+		/* a retry walks on to the next endpoint of the ring */
+		ep = &cl->endpoints[lb_hash_pick(cl->hash_table, cl->nendpoints, ex->hash_key,
+						 other ? ex->tries : 0)];
+	} else {
+		ep = upstream_pick(w, cl);
+		for (int i = 0; other && i < 5 && ep == ex->prev_ep; i++)
+			ep = upstream_pick(w, cl);
+	}
 	if (ex->cl->outlier != NULL && (ep = outlier_pick(w, ex->cl, ep, mono_us())) == NULL)
 		return UP_NO_HEALTHY;
 	ex->ep = ep;
@@ -732,6 +742,12 @@ int proxy_prepare(struct exchange *ex, const struct http1_request *req,
 	if (ex->up_head == NULL)
 		return -1;
 	build_upstream_head(ex, req, rq);
+	/* consistent hashing needs the request: its key is taken now, the head goes away */
+	if (ex->rd != NULL && ex->rd->dest.cluster != NULL &&
+	    ex->rd->dest.cluster->hash_policy != NULL)
+		ex->hash_given =
+		    affinity_key(ex->rd->dest.cluster->hash_policy, req, rq, ex->c->peer,
+				 worker_random(ex->c->w), &ex->hash_key, ex->new_cookie);
 	return 0;
 }
 
@@ -969,6 +985,13 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 			    (long long)(ex->upstream_time_us / 1000));
 	add_header_ops(out, rops);
 	add_header_ops(out, &dops->response);
+	if (ex->new_cookie[0] != '\0') {
+		char line[512];
+		size_t n =
+		    affinity_set_cookie(ex->cl->hash_policy, ex->new_cookie, line, sizeof(line));
+
+		evbuffer_add(out, line, n);
+	}
 	request_cors_response(ex, out);
 	if (ex->resp_kind == HTTP1_BODY_LENGTH) {
 		evbuffer_add_printf(out, "content-length: %llu\r\n",

@@ -18,6 +18,7 @@ struct pool;
 struct tls_sni_table;
 struct cluster_state;
 struct endpoint_state;
+struct lb_hash_table;
 
 /* One upstream address of a cluster. */
 struct endpoint {
@@ -46,6 +47,8 @@ struct cluster {
 	/* DestinationRule policies in force (subset over top level), NULL when not set */
 	const struct conn_pool_settings *pool_limits;
 	const struct outlier_settings *outlier;
+	const struct consistent_hash *hash_policy; /* loadBalancer.consistentHash */
+	const struct lb_hash_table *hash_table;    /* built from the endpoints by link */
 	struct cluster_state *state; /* attached before publication (clusterstate.h) */
 };
 

@@ -53,8 +53,7 @@ static bool dr_load_balancer(struct diag *d, struct node *n, struct traffic_poli
 		diag_error(d, ch, "only one of simple or consistentHash may be set");
 		ok = false;
 	}
-	ok &= dr_deferred(d, ch, false, &tp->lb.consistent_hash);
-	tp->lb.consistent_hash_given = tp->lb.consistent_hash != NULL;
+	ok &= dr_policy_consistent_hash(d, ch, &tp->lb.hash);
 	ok &= dr_deferred(d, node_get(n, "localityLbSetting"), false, &tp->lb.locality_lb_setting);
 	if ((x = node_get(n, "warmupDurationSecs")) != NULL) {
 		if (cfg_decode_duration(d, x, 1000, false, &tp->lb.warmup_us))

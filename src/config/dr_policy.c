@@ -142,3 +142,129 @@ bool dr_policy_outlier(struct diag *d, struct node *n, struct outlier_settings *
 	node_check_unknown(d, n);
 	return ok;
 }
+
+/* An optional positive integer up to max. */
+static bool dr_u64(struct diag *d, struct node *n, int64_t max, uint64_t *out)
+{
+	int64_t v;
+
+	if (n == NULL)
+		return true;
+	if (!node_int(d, n, 1, max, &v))
+		return false;
+	*out = (uint64_t)v;
+	return true;
+}
+
+static bool dr_is_prime(uint64_t n)
+{
+	if (n < 2)
+		return false;
+	for (uint64_t i = 2; i * i <= n; i++)
+		if (n % i == 0)
+			return false;
+	return true;
+}
+
+static bool dr_hash_cookie(struct diag *d, struct node *n, struct consistent_hash *ch)
+{
+	struct node *name, *ttl;
+	bool ok = true;
+
+	if (!node_want_map(d, n))
+		return false;
+	name = cfg_require(d, n, "name");
+	ok &= name != NULL && node_str(d, name, &ch->name);
+	if (node_get(n, "path") != NULL)
+		ok &= node_str(d, node_get(n, "path"), &ch->cookie_path);
+	if ((ttl = node_get(n, "ttl")) != NULL) {
+		ch->cookie_ttl_given = true;
+		ok &= cfg_decode_duration(d, ttl, 0, true, &ch->cookie_ttl_us);
+	}
+	if (node_get(n, "attributes") != NULL)
+		diag_warn(d, node_get(n, "attributes"),
+			  "cookie attributes are accepted but not added to the cookie yet");
+	node_check_unknown(d, n);
+	return ok;
+}
+
+bool dr_policy_consistent_hash(struct diag *d, struct node *n, struct consistent_hash *ch)
+{
+	static const char *const keys[] = {"httpHeaderName", "httpCookie", "useSourceIp",
+					   "httpQueryParameterName"};
+	struct node *ring, *maglev, *min_old, *x;
+	bool ok = true, b;
+	int nkeys = 0;
+
+	memset(ch, 0, sizeof(*ch));
+	if (n == NULL)
+		return true;
+	if (!node_want_map(d, n))
+		return false;
+	ch->given = true;
+	ch->node = n;
+	ch->table_size = 65537;
+	ch->minimum_ring_size = 1024;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (node_get(n, keys[i]) != NULL)
+			nkeys++;
+	if (nkeys != 1) {
+		diag_error(d, n,
+			   "consistentHash needs exactly one of httpHeaderName, httpCookie, "
+			   "useSourceIp, httpQueryParameterName");
+		ok = false;
+	}
+	if ((x = node_get(n, "httpHeaderName")) != NULL) {
+		ch->source = HASH_HEADER;
+		/* compared case-insensitively: no lower-cased copy needed */
+		if (!node_str(d, x, &ch->name) || *ch->name == '\0') {
+			if (ch->name != NULL)
+				diag_error(d, x, "httpHeaderName must not be empty");
+			ok = false;
+		}
+	}
+	if ((x = node_get(n, "httpCookie")) != NULL) {
+		ch->source = HASH_COOKIE;
+		ok &= dr_hash_cookie(d, x, ch);
+	}
+	if ((x = node_get(n, "useSourceIp")) != NULL) {
+		ch->source = HASH_SOURCE_IP;
+		if (!node_bool(d, x, &b))
+			ok = false;
+		else if (!b && nkeys == 1) {
+			diag_error(d, x, "useSourceIp: false selects no hash key");
+			ok = false;
+		}
+	}
+	if ((x = node_get(n, "httpQueryParameterName")) != NULL) {
+		ch->source = HASH_QUERY_PARAM;
+		ok &= node_str(d, x, &ch->name);
+	}
+	ring = node_get(n, "ringHash");
+	maglev = node_get(n, "maglev");
+	min_old = node_get(n, "minimumRingSize");
+	if (ring != NULL && maglev != NULL) {
+		diag_error(d, maglev, "only one of ringHash or maglev may be set");
+		ok = false;
+	}
+	if (ring != NULL && node_want_map(d, ring)) {
+		ok &= dr_u64(d, node_get(ring, "minimumRingSize"), 8388608, &ch->minimum_ring_size);
+		node_check_unknown(d, ring);
+	}
+	if (min_old != NULL)
+		ok &= dr_u64(d, min_old, 8388608, &ch->minimum_ring_size);
+	if (maglev != NULL && node_want_map(d, maglev)) {
+		ch->maglev = true;
+		if (node_get(maglev, "tableSize") != NULL) {
+			ok &= dr_u64(d, node_get(maglev, "tableSize"), 5000011, &ch->table_size);
+			if (!dr_is_prime(ch->table_size)) {
+				diag_error(d, node_get(maglev, "tableSize"),
+					   "maglev tableSize must be a prime number");
+				ok = false;
+			}
+		}
+		node_check_unknown(d, maglev);
+	}
+	node_check_unknown(d, n);
+	return ok;
+}

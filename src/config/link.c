@@ -15,6 +15,7 @@
 #include <pcre2.h>
 
 #include "diag.h"
+#include "lb_hash.h"
 #include "link.h"
 #include "load.h"
 #include "model.h"
@@ -640,6 +641,26 @@ static uint32_t link_endpoint_port(const struct se_endpoint *ep, const struct se
 	return sp->target_port != 0 ? sp->target_port : sp->number;
 }
 
+/* loadBalancer.consistentHash: the subset's loadBalancer replaces the rule's whole (Istio's
+ * merge), so a subset with `simple` has no hash policy. */
+static void link_cluster_hash(struct link *l, struct cluster *c, const struct cfg_dr *dr,
+			      const struct dr_subset *sub)
+{
+	const struct consistent_hash *ch = NULL;
+
+	if (sub != NULL && sub->policy.given &&
+	    (sub->policy.lb.hash.given || sub->policy.lb.simple != LB_UNSPECIFIED))
+		ch = sub->policy.lb.hash.given ? &sub->policy.lb.hash : NULL;
+	else if (dr != NULL && dr->policy.lb.hash.given)
+		ch = &dr->policy.lb.hash;
+	if (ch == NULL || c->nendpoints == 0)
+		return;
+	c->hash_policy = ch;
+	c->hash_table = lb_hash_build(l->p, c->endpoints, c->nendpoints, ch);
+	if (c->hash_table == NULL)
+		diag_error(l->d, ch->node, "out of memory building the consistent-hash table");
+}
+
 static struct cluster *link_cluster_new(struct link *l, const char *name, const char *fqdn,
 					struct se_ref *r, struct cfg_dr *dr,
 					const struct dr_subset *sub, struct node *at)
@@ -696,6 +717,7 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 			n++;
 		}
 		c->nendpoints = n;
+		link_cluster_hash(l, c, dr, sub);
 		if (n == 0)
 			diag_warn(l->d, at,
 				  "cluster %s has no endpoints: requests to it will get 503 (UH)",

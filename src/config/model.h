@@ -403,12 +403,33 @@ struct outlier_settings {
 	struct node *node;
 };
 
+/* DestinationRule loadBalancer.consistentHash: what the hash is taken from, and the
+ * table that maps it to an endpoint (ring hash, Istio's default, or Maglev). */
+enum hash_source {
+	HASH_HEADER = 1,
+	HASH_COOKIE,
+	HASH_SOURCE_IP,
+	HASH_QUERY_PARAM,
+};
+
+struct consistent_hash {
+	bool given;
+	enum hash_source source;
+	const char *name;        /* header (lower-cased), cookie or query parameter name */
+	const char *cookie_path; /* httpCookie.path, NULL = none */
+	bool cookie_ttl_given;   /* without a ttl no cookie is ever set */
+	uint64_t cookie_ttl_us;  /* 0 = a session cookie */
+	bool maglev;
+	uint64_t table_size;        /* maglev.tableSize: a prime; default 65537 */
+	uint64_t minimum_ring_size; /* ringHash.minimumRingSize; default 1024 */
+	struct node *node;
+};
+
 struct traffic_policy {
 	bool given;
 	struct {
 		enum lb_simple simple;
-		bool consistent_hash_given;
-		struct node *consistent_hash; /* decoded by the traffic-management work */
+		struct consistent_hash hash;
 		struct node *locality_lb_setting;
 		uint64_t warmup_us;
 	} lb;
