@@ -14,6 +14,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "delegate.h"
 #include "diag.h"
 #include "lb_hash.h"
 #include "link.h"
@@ -1059,11 +1060,6 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 		if (r->nmirrors > 0)
 			diag_warn(l->d, r->node,
 				  "mirroring is accepted but not enforced yet: no copy is sent");
-		if (r->delegate.name != NULL) {
-			diag_error(l->d, link_at(r->node, "delegate"),
-				   "delegate is not supported yet (traffic-management work)");
-			continue;
-		}
 		for (size_t k = 0; k < r->nmatches; k++) {
 			struct http_match *m = &r->matches[k];
 
@@ -1237,11 +1233,20 @@ static void link_vss(struct link *l)
 			break;
 		}
 	}
+	for (size_t i = 0; i < n; i++)
+		link_vs_validate(l, vss[i]);
+	delegate_expand(l->p, l->d, vss, n);
 	for (size_t i = 0; i < n; i++) {
 		struct cfg_vs *vs = vss[i];
 		bool mesh_only = true, served = false;
 
-		link_vs_validate(l, vs);
+		if (vs->hosts.n == 0) {
+			/* a delegate: served through the routes that delegate to it */
+			if (!vs->delegated)
+				diag_notice(l->d, link_spec(&vs->meta),
+					    "has no hosts and no route delegates to it: not served");
+			continue;
+		}
 		for (size_t g = 0; g < vs->gateways.n; g++) {
 			const char *ref = vs->gateways.v[g], *key;
 			struct gw_info *gi;

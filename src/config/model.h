@@ -356,6 +356,7 @@ struct cfg_vs {
 	size_t nhttp;
 	struct l4_route *tls, *tcp;
 	size_t ntls, ntcp;
+	bool delegated; /* no hosts, and a root route delegates to it (set by link) */
 };
 
 /* ---- DestinationRule ---- */
