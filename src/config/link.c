@@ -1243,8 +1243,9 @@ static void link_vss(struct link *l)
 		if (vs->hosts.n == 0) {
 			/* a delegate: served through the routes that delegate to it */
 			if (!vs->delegated)
-				diag_notice(l->d, link_spec(&vs->meta),
-					    "has no hosts and no route delegates to it: not served");
+				diag_notice(
+				    l->d, link_spec(&vs->meta),
+				    "has no hosts and no route delegates to it: not served");
 			continue;
 		}
 		for (size_t g = 0; g < vs->gateways.n; g++) {
