@@ -101,6 +101,9 @@ static void clusters_endpoint(struct evbuffer *b, const struct cluster *cl,
 	const struct endpoint_state *es = ep->state;
 
 	evbuffer_add_printf(b, "%s::%s::weight::%u\n", cl->name, ep->name, ep->weight);
+	if (es != NULL && cl->health_check != NULL)
+		evbuffer_add_printf(b, "%s::%s::active_health_check::%s\n", cl->name, ep->name,
+				    atomic_load(&es->hc_failed) ? "/failed_active_hc" : "healthy");
 	if (cl->outlier == NULL || es == NULL)
 		return;
 	if (outlier_ejected(cl, ep, now))

@@ -27,6 +27,7 @@ struct endpoint_state {
 	atomic_uint_fast64_t ejected_until_us; /* monotonic clock; 0 = in service */
 	atomic_uint ejections;                 /* times ejected: the ejection time multiplier */
 	atomic_bool ejected;
+	atomic_bool hc_failed; /* active health checking says unhealthy (healthcheck.h) */
 	struct endpoint_state *next;
 	char key[]; /* "cluster name|endpoint address" */
 };
@@ -37,6 +38,7 @@ struct cluster_state {
 	atomic_uint rq_pending;     /* requests waiting for a connection */
 	atomic_uint retries_active; /* retries in flight */
 	atomic_uint ejected;        /* endpoints ejected now */
+	atomic_uint hc_failed;      /* endpoints failing active health checks now */
 	/* counters for the admin endpoint and metrics */
 	atomic_uint_fast64_t cx_overflow, rq_pending_overflow, rq_overflow, retry_overflow;
 	atomic_uint_fast64_t ejections_total;

@@ -105,25 +105,35 @@ bool outlier_ejected(const struct cluster *cl, const struct endpoint *ep, uint64
 {
 	struct endpoint_state *es = ep->state;
 	struct cluster_state *cs = cl->state;
-	bool expected = true;
-	unsigned ejected;
+	bool expected = true, out;
+	uint32_t panic;
+	unsigned down;
 
-	if (cl->outlier == NULL || es == NULL || cs == NULL ||
-	    !atomic_load_explicit(&es->ejected, memory_order_relaxed))
+	if (es == NULL || cs == NULL)
 		return false;
-	if (now_us >= atomic_load_explicit(&es->ejected_until_us, memory_order_acquire)) {
-		/* back in service; the worker that flips the flag does the bookkeeping */
-		if (atomic_compare_exchange_strong(&es->ejected, &expected, false)) {
-			clusterstate_release(&cs->ejected);
-			log_info("outlier detection: %s back in %s", ep->name, cl->name);
+	out =
+	    cl->health_check != NULL && atomic_load_explicit(&es->hc_failed, memory_order_relaxed);
+	if (cl->outlier != NULL && atomic_load_explicit(&es->ejected, memory_order_relaxed)) {
+		if (now_us >= atomic_load_explicit(&es->ejected_until_us, memory_order_acquire)) {
+			/* back in service; the worker that flips the flag does the bookkeeping */
+			if (atomic_compare_exchange_strong(&es->ejected, &expected, false)) {
+				clusterstate_release(&cs->ejected);
+				log_info("outlier detection: %s back in %s", ep->name, cl->name);
+			}
+		} else {
+			out = true;
 		}
-		return false;
 	}
-	/* minHealthPercent: below it, Envoy's panic mode balances over every endpoint */
-	ejected = atomic_load_explicit(&cs->ejected, memory_order_relaxed);
-	if (cl->outlier->min_health_percent > 0 &&
-	    (uint64_t)(cl->nendpoints - ejected) * 100 <
-		(uint64_t)cl->nendpoints * cl->outlier->min_health_percent)
+	if (!out)
+		return false;
+	/* Below the panic threshold Envoy balances over every endpoint: minHealthPercent with
+	 * outlier detection (Istio's mapping, default 0 = never), else Envoy's default 50%. */
+	panic = cl->outlier != NULL ? cl->outlier->min_health_percent : 50;
+	down = atomic_load_explicit(&cs->ejected, memory_order_relaxed) +
+	       atomic_load_explicit(&cs->hc_failed, memory_order_relaxed);
+	if (down > cl->nendpoints)
+		down = (unsigned)cl->nendpoints;
+	if (panic > 0 && (uint64_t)(cl->nendpoints - down) * 100 < (uint64_t)cl->nendpoints * panic)
 		return false;
 	return true;
 }

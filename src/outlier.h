@@ -23,7 +23,8 @@ struct worker;
 void outlier_report(const struct cluster *cl, const struct endpoint *ep, int status,
 		    uint64_t now_us);
 
-/* Is ep out of service now (and the cluster not below minHealthPercent)? */
+/* Is ep out of service now: ejected, or failing active health checks (healthcheck.h), and
+ * the cluster not in panic mode? */
 bool outlier_ejected(const struct cluster *cl, const struct endpoint *ep, uint64_t now_us);
 
 /* Replace first (the balancer's pick) by an endpoint in service: first itself when it is,

@@ -722,7 +722,8 @@ static int try_start(struct exchange *ex)
 		for (int i = 0; other && i < 5 && ep == ex->prev_ep; i++)
 			ep = upstream_pick(w, cl);
 	}
-	if (ex->cl->outlier != NULL && (ep = outlier_pick(w, ex->cl, ep, mono_us())) == NULL)
+	if ((cl->outlier != NULL || cl->health_check != NULL) &&
+	    (ep = outlier_pick(w, cl, ep, mono_us())) == NULL)
 		return UP_NO_HEALTHY;
 	ex->ep = ep;
 	ex->prev_ep = ep;

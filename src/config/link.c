@@ -719,6 +719,15 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 		}
 		c->nendpoints = n;
 		link_cluster_hash(l, c, dr, sub);
+		for (size_t k = 0; k < l->set->main.nhealth_checks; k++) {
+			const struct cfg_health_check *hc = &l->set->main.health_checks[k];
+
+			if (hc->host != NULL && strcmp(hc->host, c->host) == 0 &&
+			    (hc->port == 0 || hc->port == c->port)) {
+				c->health_check = hc;
+				break;
+			}
+		}
 		if (n == 0)
 			diag_warn(l->d, at,
 				  "cluster %s has no endpoints: requests to it will get 503 (UH)",

@@ -106,6 +106,21 @@ enum accesslog_format {
 	ACCESSLOG_JSON,
 };
 
+/* Active health checking (meshgate's own, main config `healthChecks`): not in Istio's API,
+ * so it lives beside it and the Istio resources stay portable. */
+struct cfg_health_check {
+	const char *host; /* a ServiceEntry host, as destinations name it (expanded) */
+	uint32_t port;    /* 0 = every port of the host */
+	bool http;        /* false: a TCP connect is the check */
+	const char *path; /* http: request path, default "/" */
+	const char *authority;
+	uint32_t *statuses; /* http: healthy answers; default 200 */
+	size_t nstatuses;
+	uint64_t interval_us, timeout_us;
+	uint32_t healthy_threshold, unhealthy_threshold;
+	struct node *node;
+};
+
 struct cfg_main {
 	const char *path; /* the main file */
 	const char *dir;  /* its directory, for relative resource paths */
@@ -121,6 +136,8 @@ struct cfg_main {
 	    *user; /* drop to this user when started as root; default "meshgate" if it exists */
 	struct cfg_limits limits;
 	struct cfg_timeouts timeouts;
+	struct cfg_health_check *health_checks;
+	size_t nhealth_checks;
 	struct node *node;
 };
 
