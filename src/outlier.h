@@ -27,6 +27,11 @@ void outlier_report(const struct cluster *cl, const struct endpoint *ep, int sta
  * the cluster not in panic mode? */
 bool outlier_ejected(const struct cluster *cl, const struct endpoint *ep, uint64_t now_us);
 
+/* Out of service, the panic threshold not considered (locality ranks count with it). */
+bool outlier_out(const struct cluster *cl, const struct endpoint *ep, uint64_t now_us);
+/* Too few endpoints in service: Envoy's panic mode balances over all of them. */
+bool outlier_panic(const struct cluster *cl);
+
 /* Replace first (the balancer's pick) by an endpoint in service: first itself when it is,
  * else another (random start, then in order); NULL when every endpoint is ejected. */
 const struct endpoint *outlier_pick(struct worker *w, const struct cluster *cl,

@@ -25,6 +25,7 @@
 #include "http1.h"
 #include "lb_hash.h"
 #include "local_reply.h"
+#include "locality.h"
 #include "log.h"
 #include "outlier.h"
 #include "proxy.h"
@@ -717,6 +718,13 @@ static int try_start(struct exchange *ex)
 		/* a retry walks on to the next endpoint of the ring */
 		ep = &cl->endpoints[lb_hash_pick(cl->hash_table, cl->nendpoints, ex->hash_key,
 						 other ? ex->tries : 0)];
+	} else if (cl->nlevels > 1) {
+		/* locality ranks: the pick already skips what is out of service */
+		ep = locality_pick(w, cl, mono_us());
+		for (int i = 0; other && ep != NULL && i < 5 && ep == ex->prev_ep; i++)
+			ep = locality_pick(w, cl, mono_us());
+		if (ep == NULL)
+			return UP_NO_HEALTHY;
 	} else {
 		ep = upstream_pick(w, cl);
 		for (int i = 0; other && i < 5 && ep == ex->prev_ep; i++)

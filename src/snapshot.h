@@ -50,6 +50,11 @@ struct cluster {
 	const struct consistent_hash *hash_policy;   /* loadBalancer.consistentHash */
 	const struct lb_hash_table *hash_table;      /* built from the endpoints by link */
 	const struct cfg_health_check *health_check; /* main config healthChecks, or NULL */
+	/* locality ranks (locality.h): endpoints[levels[i].start ...] has rank i */
+	unsigned nlevels;
+	struct {
+		uint32_t start, count;
+	} levels[5];
 	struct cluster_state *state; /* attached before publication (clusterstate.h) */
 };
 

@@ -33,7 +33,8 @@ static bool dr_deferred(struct diag *d, struct node *n, bool seq, struct node **
 	return true;
 }
 
-static bool dr_load_balancer(struct diag *d, struct node *n, struct traffic_policy *tp)
+static bool dr_load_balancer(struct pool *p, struct diag *d, struct node *n,
+			     struct traffic_policy *tp)
 {
 	struct node *simple, *ch, *x;
 	bool ok = true;
@@ -54,7 +55,7 @@ static bool dr_load_balancer(struct diag *d, struct node *n, struct traffic_poli
 		ok = false;
 	}
 	ok &= dr_policy_consistent_hash(d, ch, &tp->lb.hash);
-	ok &= dr_deferred(d, node_get(n, "localityLbSetting"), false, &tp->lb.locality_lb_setting);
+	ok &= dr_policy_locality(p, d, node_get(n, "localityLbSetting"), &tp->lb.locality);
 	if ((x = node_get(n, "warmupDurationSecs")) != NULL) {
 		if (cfg_decode_duration(d, x, 1000, false, &tp->lb.warmup_us))
 			diag_warn(d, x, "warmupDurationSecs is accepted but not enforced yet");
@@ -65,7 +66,8 @@ static bool dr_load_balancer(struct diag *d, struct node *n, struct traffic_poli
 	return ok;
 }
 
-static bool dr_traffic_policy(struct diag *d, struct node *n, struct traffic_policy *tp)
+static bool dr_traffic_policy(struct pool *p, struct diag *d, struct node *n,
+			      struct traffic_policy *tp)
 {
 	struct node *lb;
 	bool ok = true;
@@ -80,7 +82,7 @@ static bool dr_traffic_policy(struct diag *d, struct node *n, struct traffic_pol
 		return false;
 	}
 	if ((lb = node_get(n, "loadBalancer")) != NULL)
-		ok &= dr_load_balancer(d, lb, tp);
+		ok &= dr_load_balancer(p, d, lb, tp);
 	ok &= dr_policy_connection_pool(d, node_get(n, "connectionPool"), &tp->connection_pool);
 	ok &= dr_policy_outlier(d, node_get(n, "outlierDetection"), &tp->outlier);
 	ok &= dr_deferred(d, node_get(n, "tls"), false, &tp->tls);
@@ -106,7 +108,7 @@ static bool dr_subset(struct pool *p, struct diag *d, struct node *n, struct dr_
 	s->node = n;
 	name = cfg_require(d, n, "name");
 	ok &= cfg_decode_labels(p, d, node_get(n, "labels"), &s->labels);
-	ok &= dr_traffic_policy(d, node_get(n, "trafficPolicy"), &s->policy);
+	ok &= dr_traffic_policy(p, d, node_get(n, "trafficPolicy"), &s->policy);
 	node_check_unknown(d, n);
 	if (name == NULL || !node_str(d, name, &s->name))
 		return false;
@@ -144,7 +146,7 @@ void cfg_dr_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 	dr = pool_alloc(p, sizeof(*dr));
 	dr->meta = *meta;
 	host = cfg_require(d, spec, "host");
-	dr_traffic_policy(d, node_get(spec, "trafficPolicy"), &dr->policy);
+	dr_traffic_policy(p, d, node_get(spec, "trafficPolicy"), &dr->policy);
 	subsets = node_get(spec, "subsets");
 	cfg_decode_export_to(p, d, node_get(spec, "exportTo"), meta->ns, false, &dr->export_to);
 	ws = node_get(spec, "workloadSelector");

@@ -18,6 +18,7 @@
 #include "diag.h"
 #include "lb_hash.h"
 #include "link.h"
+#include "locality.h"
 #include "load.h"
 #include "model.h"
 #include "node.h"
@@ -642,6 +643,19 @@ static uint32_t link_endpoint_port(const struct se_endpoint *ep, const struct se
 	return sp->target_port != 0 ? sp->target_port : sp->number;
 }
 
+/* loadBalancer.localityLbSetting, seen from the appliance's own locality (main config). */
+static void link_cluster_locality(struct link *l, struct cluster *c, const struct cfg_dr *dr,
+				  const struct dr_subset *sub)
+{
+	const struct locality_lb *ll = NULL;
+
+	if (sub != NULL && sub->policy.lb.locality.given)
+		ll = &sub->policy.lb.locality;
+	else if (dr != NULL && dr->policy.lb.locality.given)
+		ll = &dr->policy.lb.locality;
+	locality_assign(l->p, c, ll, l->set->main.locality);
+}
+
 /* loadBalancer.consistentHash: the subset's loadBalancer replaces the rule's whole (Istio's
  * merge), so a subset with `simple` has no hash policy. */
 static void link_cluster_hash(struct link *l, struct cluster *c, const struct cfg_dr *dr,
@@ -718,7 +732,6 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 			n++;
 		}
 		c->nendpoints = n;
-		link_cluster_hash(l, c, dr, sub);
 		for (size_t k = 0; k < l->set->main.nhealth_checks; k++) {
 			const struct cfg_health_check *hc = &l->set->main.health_checks[k];
 
@@ -728,6 +741,9 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 				break;
 			}
 		}
+		link_cluster_locality(l, c, dr, sub);
+		link_cluster_hash(l, c, dr, sub);
+		n = c->nendpoints; /* distribute may drop endpoints given no share */
 		if (n == 0)
 			diag_warn(l->d, at,
 				  "cluster %s has no endpoints: requests to it will get 503 (UH)",

@@ -267,5 +267,6 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 	if ((n = node_get(root, "timeouts")) != NULL)
 		mainconf_timeouts(d, n, &m->timeouts);
 	hc_conf_decode(p, d, node_get(root, "healthChecks"), m);
+	mainconf_string(p, d, node_get(root, "locality"), false, m, &m->locality);
 	node_check_unknown(d, root);
 }

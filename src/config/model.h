@@ -138,6 +138,7 @@ struct cfg_main {
 	struct cfg_timeouts timeouts;
 	struct cfg_health_check *health_checks;
 	size_t nhealth_checks;
+	const char *locality; /* where this appliance runs: "region/zone/subzone", or NULL */
 	struct node *node;
 };
 
@@ -443,12 +444,33 @@ struct consistent_hash {
 	struct node *node;
 };
 
+/* DestinationRule loadBalancer.localityLbSetting (Istio's LocalityLoadBalancerSetting).
+ * Localities are "region/zone/subzone" with "*" wildcards in from/to. */
+struct locality_distribute {
+	const char *from;
+	struct kv_list to; /* locality pattern -> weight (decimal) */
+};
+
+struct locality_failover {
+	const char *from, *to; /* regions */
+};
+
+struct locality_lb {
+	bool given;
+	bool enabled; /* `enabled`, default true */
+	struct locality_distribute *distribute;
+	size_t ndistribute;
+	struct locality_failover *failover;
+	size_t nfailover;
+	struct node *node;
+};
+
 struct traffic_policy {
 	bool given;
 	struct {
 		enum lb_simple simple;
 		struct consistent_hash hash;
-		struct node *locality_lb_setting;
+		struct locality_lb locality;
 		uint64_t warmup_us;
 	} lb;
 	struct conn_pool_settings connection_pool;
