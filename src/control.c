@@ -256,7 +256,7 @@ static int apply_snapshot(struct snapshot *s, bool initial)
 	/* Publish first so that workers adopting the new listeners route with the new
 	 * config; old listeners keep serving until the plan reaches each worker. */
 	s->generation = ++generation;
-	if (clusterstate_attach(s) != 0) {
+	if (clusterstate_attach(s, (unsigned)nworkers) != 0) {
 		log_warnx("out of memory attaching cluster state");
 		return -1;
 	}

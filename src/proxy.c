@@ -408,6 +408,7 @@ static bool try_again(struct exchange *ex, bool wanted)
 	}
 	up_drop(ex, false);
 	METRIC_INC(&w->metrics, upstream_rq_retry);
+	CLUSTER_COUNT(ex->cl, w->id, CC_RQ_RETRY);
 	/* no body bytes pile up while we wait: reading resumes when the next try starts */
 	if (!ex->req_done)
 		bufferevent_disable(ex->c->bev, EV_READ);
@@ -444,6 +445,8 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (rc != UP_OK) {
 		METRIC_INC(&ex->c->w->metrics, upstream_cx_connect_fail);
+		CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_CX_CONNECT_FAIL);
+		CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_CX_CONNECT_FAIL);
 		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
 		return;
 	}
@@ -458,6 +461,7 @@ static void try_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct exchange *ex = arg;
 
 	METRIC_INC(&ex->c->w->metrics, upstream_rq_per_try_timeout);
+	CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_RQ_TIMEOUT);
 	if (ex->resp_head_sent)
 		fail_abort(ex, "UT", "upstream per-try timeout");
 	else
@@ -526,6 +530,7 @@ static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct exchange *ex = arg;
 
 	METRIC_INC(&ex->c->w->metrics, upstream_cx_connect_fail);
+	CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_CX_CONNECT_FAIL);
 	up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect timeout");
 }
 
@@ -534,6 +539,7 @@ static void route_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct exchange *ex = arg;
 
 	METRIC_INC(&ex->c->w->metrics, upstream_rq_timeout);
+	CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_RQ_TIMEOUT);
 	if (!ex->resp_head_sent)
 		fail_local(ex, 504, "UT", "upstream request timeout");
 	else
@@ -815,6 +821,7 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 	}
 	if (rc != UP_OK) {
 		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
+		CLUSTER_COUNT(ex->cl, w->id, CC_CX_CONNECT_FAIL);
 		if (!try_again(ex, retry_on_failure(ex_retry(ex), RETRY_FAIL_CONNECT))) {
 			up_release(ex, false);
 			exchange_flag(ex, "UF");
@@ -1215,6 +1222,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (ex->connect_timer != NULL && evtimer_pending(ex->connect_timer, NULL)) {
 		/* still connecting: the connect failed */
 		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
+		CLUSTER_COUNT(ex->cl, w->id, CC_CX_CONNECT_FAIL);
 		log_debug("connect to %s failed", ex->ep->name);
 		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
 		return;
