@@ -50,10 +50,30 @@ static void ready_cb(struct evhttp_request *req, void *arg)
 
 /* Per-cluster counters as labelled series (cluster names hold no quote or backslash:
  * they are built from host names, ports and subset names). */
+struct route_family {
+	FILE *f;
+	enum cluster_counter k;
+};
+
+static void route_prometheus(const struct cluster_state *cs, const char *prefix, void *arg)
+{
+	const struct route_family *rf = arg;
+
+	fprintf(rf->f, "meshgate_route_%s{route=\"%s\"} %llu\n", cluster_counter_names[rf->k],
+		prefix, (unsigned long long)clusterstate_count(cs, rf->k));
+}
+
 static void clusters_prometheus(FILE *f)
 {
 	struct snapshot *s = snapshot_current();
 
+	/* a family's samples follow its TYPE line: one walk per counter */
+	for (int k = CC_RQ_TOTAL; k <= CC_RQ_5XX; k++) {
+		struct route_family rf = {f, (enum cluster_counter)k};
+
+		fprintf(f, "# TYPE meshgate_route_%s counter\n", cluster_counter_names[k]);
+		clusterstate_each_route(route_prometheus, &rf);
+	}
 	for (int k = 0; s != NULL && k < CC__COUNT; k++) {
 		fprintf(f, "# TYPE meshgate_cluster_%s counter\n", cluster_counter_names[k]);
 		for (size_t i = 0; i < s->nclusters; i++)

@@ -84,6 +84,54 @@ static struct endpoint_state *endpoint_find_or_add(const char *cluster, const ch
 	return es;
 }
 
+#define ROUTE_KEY "route:"
+
+static int attach_vhost(struct vhost *vh, unsigned nworkers)
+{
+	char key[256];
+
+	for (size_t i = 0; vh != NULL && i < vh->nroutes; i++) {
+		struct http_route *r = vh->routes[i];
+
+		if (r->stat_prefix == NULL || r->stats != NULL)
+			continue;
+		snprintf(key, sizeof(key), ROUTE_KEY "%s", r->stat_prefix);
+		r->stats = cluster_find_or_add(key, nworkers);
+		if (r->stats == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static int attach_routes(struct snapshot *s, unsigned nworkers)
+{
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		const struct vhost_table *t = &s->listeners[i].vhosts;
+
+		for (size_t k = 0; t->exact != NULL && k <= t->exact_mask; k++)
+			if (attach_vhost(t->exact[k], nworkers) != 0)
+				return -1;
+		for (size_t k = 0; k < t->nwild; k++)
+			if (attach_vhost(t->wild[k].vh, nworkers) != 0)
+				return -1;
+		if (attach_vhost(t->star, nworkers) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+void clusterstate_each_route(void (*fn)(const struct cluster_state *cs, const char *prefix,
+					void *arg),
+			     void *arg)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (size_t i = 0; clusters != NULL && i < REGISTRY_BUCKETS; i++)
+		for (const struct cluster_state *cs = clusters[i]; cs != NULL; cs = cs->next)
+			if (strncmp(cs->name, ROUTE_KEY, strlen(ROUTE_KEY)) == 0)
+				fn(cs, cs->name + strlen(ROUTE_KEY), arg);
+	pthread_mutex_unlock(&registry_lock);
+}
+
 int clusterstate_attach(struct snapshot *s, unsigned nworkers)
 {
 	int rc = 0;
@@ -107,6 +155,8 @@ int clusterstate_attach(struct snapshot *s, unsigned nworkers)
 				rc = -1;
 		}
 	}
+	if (rc == 0)
+		rc = attach_routes(s, nworkers);
 	pthread_mutex_unlock(&registry_lock);
 	return rc;
 }

@@ -2,7 +2,8 @@
  * across reloads: circuit-breaker counters (DestinationRule connectionPool) and
  * outlier-detection state.
  *
- * Keyed by cluster name ("outbound|80||svc") and endpoint address, created by the control
+ * Keyed by cluster name ("outbound|80||svc") and endpoint address (and, for the per-route
+ * counters of routes with a statPrefix, "route:" + the prefix), created by the control
  * thread before a snapshot is published (clusterstate_attach) and freed only at exit, so a
  * pooled upstream connection or an exchange that outlives its snapshot can still count
  * itself out.  Workers touch only the atomics: no lock on the data path.
@@ -16,6 +17,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct snapshot;
@@ -74,13 +76,19 @@ int clusterstate_attach(struct snapshot *s, unsigned nworkers);
 /* Sum of one counter over the workers' shards. */
 uint64_t clusterstate_count(const struct cluster_state *cs, enum cluster_counter id);
 
-/* Count one event for cluster cl on worker number wid (worker thread). */
-#define CLUSTER_COUNT(cl, wid, id)                                                                 \
-	do {                                                                                       \
-		struct cluster_state *cs_ = (cl)->state;                                           \
-		if (cs_ != NULL && (unsigned)(wid) < cs_->nshards)                                 \
-			cs_->shards[(wid)].v[(id)]++;                                              \
-	} while (0)
+/* Count one event on worker number wid's shard (worker thread). */
+static inline void clusterstate_bump(struct cluster_state *cs, int wid, enum cluster_counter id)
+{
+	if (cs != NULL && (unsigned)wid < cs->nshards)
+		cs->shards[wid].v[id]++;
+}
+
+#define CLUSTER_COUNT(cl, wid, id) clusterstate_bump((cl)->state, (wid), (id))
+
+/* Call fn for every route counter set (statPrefix routes, also of former configs). */
+void clusterstate_each_route(void (*fn)(const struct cluster_state *cs, const char *prefix,
+					void *arg),
+			     void *arg);
 /* Free every state (at exit, after the workers stopped). */
 void clusterstate_free_all(void);
 

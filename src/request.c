@@ -113,6 +113,18 @@ struct exchange *request_new(struct conn *c)
 	return ex;
 }
 
+/* Per-cluster and per-route (statPrefix) counters of a finished exchange. */
+static void request_count(struct cluster_state *cs, int wid, int status)
+{
+	static const enum cluster_counter by_class[6] = {CC_RQ_TOTAL, CC_RQ_TOTAL, CC_RQ_2XX,
+							 CC_RQ_3XX,   CC_RQ_4XX,   CC_RQ_5XX};
+	int cls = status / 100;
+
+	clusterstate_bump(cs, wid, CC_RQ_TOTAL);
+	if (cls >= 2 && cls <= 5)
+		clusterstate_bump(cs, wid, by_class[cls]);
+}
+
 void request_finish(struct exchange *ex)
 {
 	struct conn *c = ex->c;
@@ -149,15 +161,10 @@ void request_finish(struct exchange *ex)
 	e.downstream_remote = c->peer;
 	accesslog_write(w->alog, &e);
 
-	if (ex->cl != NULL) {
-		static const enum cluster_counter by_class[6] = {
-		    CC_RQ_TOTAL, CC_RQ_TOTAL, CC_RQ_2XX, CC_RQ_3XX, CC_RQ_4XX, CC_RQ_5XX};
-		int cls = ex->status / 100;
-
-		CLUSTER_COUNT(ex->cl, w->id, CC_RQ_TOTAL);
-		if (cls >= 2 && cls <= 5)
-			CLUSTER_COUNT(ex->cl, w->id, by_class[cls]);
-	}
+	if (ex->cl != NULL)
+		request_count(ex->cl->state, w->id, ex->status);
+	if (ex->route != NULL && ex->route->stats != NULL)
+		request_count(ex->route->stats, w->id, ex->status);
 	switch (ex->status / 100) {
 	case 1:
 		METRIC_INC(&w->metrics, downstream_rq_1xx);

@@ -14,6 +14,7 @@
 
 struct node;
 struct cluster;
+struct cluster_state;
 struct tls_server_ctx;
 struct pcre2_real_code_8;
 
@@ -345,6 +346,7 @@ struct http_route {
 	struct node *node;
 	/* resolved by link */
 	uint32_t total_weight;
+	struct cluster_state *stats; /* per-route counters under statPrefix (clusterstate.h) */
 };
 
 /* L4 routes (tls/tcp) - decoded now, served by the TLS/TCP work. */

@@ -71,7 +71,7 @@ spec:
     directResponse: {status: 200, body: {string: "d"}}
   - match: [{uri: {prefix: /down}}]
     route: [{destination: {host: down.internal}}]
-  - match: [{uri: {prefix: /echo}}]
+  - match: [{uri: {prefix: /echo}, statPrefix: echo-v1}]
     route: [{destination: {host: svc, subset: v1}}]
   - match: [{uri: {prefix: /whole}}]
     route: [{destination: {host: svc}}]
@@ -161,6 +161,7 @@ assert_contains "$cl" "outbound|8080||down.internal::stats::rq_total::1::rq_2xx:
 prom=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics")
 assert_contains "$prom" 'meshgate_cluster_rq_total{cluster="outbound|80|v1|svc.default.svc.cluster.local"} 10' \
 	"per-cluster counters in Prometheus form"
+assert_contains "$prom" 'meshgate_route_rq_2xx{route="echo-v1"} 10' "per-route counters under statPrefix"
 
 # --- /listeners, unknown paths --------------------------------------------------------------------
 assert_status GET "$ADMIN/listeners" 200
