@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clusterstate.h"
 #include "snapshot.h"
@@ -38,6 +39,26 @@ const char *const cluster_counter_names[CC__COUNT] = {
     "rq_total", "rq_2xx", "rq_3xx", "rq_4xx", "rq_5xx", "rq_retry", "rq_timeout", "cx_connect_fail",
 };
 
+static struct cluster_state *cluster_find(const char *name)
+{
+	for (struct cluster_state *cs = clusters[key_hash(name, NULL)]; cs != NULL; cs = cs->next)
+		if (strcmp(cs->name, name) == 0)
+			return cs;
+	return NULL;
+}
+
+static struct endpoint_state *endpoint_find(const char *cluster, const char *ep)
+{
+	size_t lc = strlen(cluster);
+
+	for (struct endpoint_state *es = endpoints[key_hash(cluster, ep)]; es != NULL;
+	     es = es->next)
+		if (strncmp(es->key, cluster, lc) == 0 && es->key[lc] == '|' &&
+		    strcmp(es->key + lc + 1, ep) == 0)
+			return es;
+	return NULL;
+}
+
 static struct cluster_state *cluster_find_or_add(const char *name, unsigned nworkers)
 {
 	struct cluster_state **slot = &clusters[key_hash(name, NULL)], *cs;
@@ -62,6 +83,14 @@ static struct cluster_state *cluster_find_or_add(const char *name, unsigned nwor
 	cs->next = *slot;
 	*slot = cs;
 	return cs;
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static struct endpoint_state *endpoint_find_or_add(const char *cluster, const char *ep)
@@ -146,13 +175,22 @@ int clusterstate_attach(struct snapshot *s, unsigned nworkers)
 	for (size_t i = 0; i < s->nclusters && rc == 0; i++) {
 		struct cluster *c = s->clusters[i];
 
+		bool existed = cluster_find(c->name) != NULL;
+
 		c->state = cluster_find_or_add(c->name, nworkers);
 		if (c->state == NULL)
 			rc = -1;
 		for (size_t k = 0; k < c->nendpoints && rc == 0; k++) {
+			bool known = endpoint_find(c->name, c->endpoints[k].name) != NULL;
+
 			c->endpoints[k].state = endpoint_find_or_add(c->name, c->endpoints[k].name);
 			if (c->endpoints[k].state == NULL)
 				rc = -1;
+			/* an endpoint added to a cluster that already served starts slowly
+			 * (warmupDurationSecs), as in Envoy; at startup nobody does */
+			else if (existed && !known)
+				atomic_store(&c->endpoints[k].state->in_service_since_us,
+					     mono_us());
 		}
 	}
 	if (rc == 0)

@@ -30,6 +30,8 @@ struct endpoint_state {
 	atomic_uint ejections;                 /* times ejected: the ejection time multiplier */
 	atomic_bool ejected;
 	atomic_bool hc_failed; /* active health checking says unhealthy (healthcheck.h) */
+	/* monotonic time it (re)entered service, for slow start; 0 = since the beginning */
+	atomic_uint_fast64_t in_service_since_us;
 	struct endpoint_state *next;
 	char key[]; /* "cluster name|endpoint address" */
 };

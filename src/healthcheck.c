@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -45,6 +46,14 @@ static struct snapshot *hc_snap; /* the cfg pointers live in its pool */
 static struct checker **checkers;
 static size_t nchecker;
 
+static uint64_t hc_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static void hc_schedule(struct checker *c, uint64_t us)
 {
 	struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
@@ -58,9 +67,10 @@ static void hc_set(struct checker *c, bool healthy)
 	for (size_t i = 0; i < c->ntargets; i++) {
 		bool was = atomic_exchange(&c->targets[i].es->hc_failed, !healthy);
 
-		if (was && healthy)
+		if (was && healthy) {
 			clusterstate_release(&c->targets[i].cs->hc_failed);
-		else if (!was && !healthy)
+			atomic_store(&c->targets[i].es->in_service_since_us, hc_now_us());
+		} else if (!was && !healthy)
 			atomic_fetch_add(&c->targets[i].cs->hc_failed, 1);
 	}
 	log_info("health check: %s is %s", c->name, healthy ? "healthy again" : "unhealthy");

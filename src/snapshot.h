@@ -50,6 +50,7 @@ struct cluster {
 	const struct consistent_hash *hash_policy;   /* loadBalancer.consistentHash */
 	const struct lb_hash_table *hash_table;      /* built from the endpoints by link */
 	const struct cfg_health_check *health_check; /* main config healthChecks, or NULL */
+	uint64_t warmup_us; /* loadBalancer.warmupDurationSecs: slow start window, 0 = off */
 	/* locality ranks (locality.h): endpoints[levels[i].start ...] has rank i */
 	unsigned nlevels;
 	struct {

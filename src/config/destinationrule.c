@@ -57,10 +57,7 @@ static bool dr_load_balancer(struct pool *p, struct diag *d, struct node *n,
 	ok &= dr_policy_consistent_hash(d, ch, &tp->lb.hash);
 	ok &= dr_policy_locality(p, d, node_get(n, "localityLbSetting"), &tp->lb.locality);
 	if ((x = node_get(n, "warmupDurationSecs")) != NULL) {
-		if (cfg_decode_duration(d, x, 1000, false, &tp->lb.warmup_us))
-			diag_warn(d, x, "warmupDurationSecs is accepted but not enforced yet");
-		else
-			ok = false;
+		ok &= cfg_decode_duration(d, x, 1000, false, &tp->lb.warmup_us);
 	}
 	node_check_unknown(d, n);
 	return ok;

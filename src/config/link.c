@@ -695,6 +695,9 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 		c->lb = dr->policy.lb.simple;
 	if (sub != NULL && sub->policy.given && sub->policy.lb.simple != LB_UNSPECIFIED)
 		c->lb = sub->policy.lb.simple;
+	c->warmup_us = sub != NULL && sub->policy.lb.warmup_us > 0 ? sub->policy.lb.warmup_us
+		       : dr != NULL                                ? dr->policy.lb.warmup_us
+								   : 0;
 	if (dr != NULL)
 		link_check_policy(l, &dr->policy, c->port,
 				  link_at(link_spec(&dr->meta), "trafficPolicy"));
