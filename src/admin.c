@@ -21,6 +21,7 @@
 #include "outlier.h"
 #include "router.h"
 #include "snapshot.h"
+#include "tls.h"
 #include "worker.h"
 
 static struct evhttp *admin_http;
@@ -63,6 +64,33 @@ static void route_prometheus(const struct cluster_state *cs, const char *prefix,
 		prefix, (unsigned long long)clusterstate_count(cs, rf->k));
 }
 
+/* Seconds until each served certificate expires (the earliest of a server's certificates),
+ * so an alert can fire well before clients see an expired one. */
+static void certs_prometheus(FILE *f)
+{
+	struct snapshot *s = snapshot_current();
+	time_t now = time(NULL);
+
+	fprintf(f, "# HELP meshgate_tls_certificate_expiry_seconds Seconds until the "
+		   "certificate expires (negative: expired)\n"
+		   "# TYPE meshgate_tls_certificate_expiry_seconds gauge\n");
+	for (size_t g = 0; s != NULL && g < s->set->ngateways; g++) {
+		const struct cfg_gateway *gw = s->set->gateways[g];
+
+		for (size_t i = 0; gw->served && i < gw->nservers; i++) {
+			const struct tls_server_ctx *t = gw->servers[i].tls_ctx;
+
+			if (t != NULL && t->cert_path != NULL)
+				fprintf(f,
+					"meshgate_tls_certificate_expiry_seconds{gateway=\"%s/%s\","
+					"port=\"%u\",file=\"%s\"} %lld\n",
+					gw->meta.ns, gw->meta.name, gw->servers[i].port,
+					t->cert_path, (long long)(t->not_after - (int64_t)now));
+		}
+	}
+	snapshot_unref(s);
+}
+
 static void clusters_prometheus(FILE *f)
 {
 	struct snapshot *s = snapshot_current();
@@ -95,6 +123,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	if (f != NULL) {
 		metrics_write_prometheus(f);
 		clusters_prometheus(f);
+		certs_prometheus(f);
 		fclose(f);
 		evbuffer_add(b, text, len);
 		free(text);
