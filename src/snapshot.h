@@ -50,6 +50,10 @@ struct vhost {
 	size_t nroutes;
 	const struct cfg_gateway *gateway;
 	const struct gw_server *server;
+	/* A server with tls.httpsRedirect contributes this host on a plain HTTP listener: every
+	 * request gets a redirect to https before any route is looked at (Envoy's
+	 * require_tls: ALL, which Istio sets). */
+	bool https_redirect;
 };
 
 /* Host -> vhost lookup for one listener: exact names in an open-addressing hash, wildcard

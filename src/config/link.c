@@ -383,11 +383,6 @@ static void link_gateways(struct link *l)
 			else if (srv->protocol != GWP_HTTP)
 				diag_error(l->d, at, "protocol %s is not served yet",
 					   link_protocol_names[srv->protocol]);
-			else if (srv->tls.https_redirect)
-				diag_error(l->d,
-					   link_at(link_at(srv->node, "tls"), "httpsRedirect"),
-					   "tls.httpsRedirect is not served yet (TLS support is "
-					   "tracked in the TLS work)");
 			gi->lidx[s] = link_listener(l, gw, srv);
 		}
 	}
@@ -1122,6 +1117,10 @@ static void link_vhost_add(struct link *l, struct lbuild *b, const char *name,
 		b->order = link_append(l->p, b->order, &b->nvh, &b->capvh, sizeof(*b->order));
 		b->order[b->nvh - 1] = vb;
 	}
+	/* Istio sets require_tls on a merged virtual host when any server it comes from
+	 * redirects. */
+	if (srv->protocol == GWP_HTTP && srv->tls.https_redirect)
+		vb->vh->https_redirect = true;
 	if (vb->last_vs == vs)
 		return;
 	vb->last_vs = vs;
@@ -1251,6 +1250,45 @@ static void link_vss(struct link *l)
 	}
 }
 
+/* Hosts of an httpsRedirect server that no VirtualService binds still redirect (Istio adds
+ * a require_tls virtual host for each of them), so the server needs no routes at all. */
+static void link_redirect_vhosts(struct link *l, struct lbuild *b)
+{
+	struct listener_cfg *lc = b->lc;
+
+	if (lc->protocol != GWP_HTTP)
+		return;
+	for (size_t s = 0; s < lc->nservers; s++) {
+		const struct gw_server *srv = lc->servers[s];
+
+		if (!srv->tls.https_redirect)
+			continue;
+		for (size_t h = 0; h < srv->nhosts; h++) {
+			const char *host = srv->hosts[h].host;
+			struct claim *c = link_map_get(&b->hosts, host);
+			void **slot;
+			struct vbuild *vb;
+
+			/* a host claimed twice is reported already; the claim owns it */
+			if (c == NULL || c->srv != srv)
+				continue;
+			slot = link_map_slot(l->p, &b->vhosts, host, true);
+			if (*slot != NULL)
+				continue; /* bound by a VirtualService: flagged in link_vhost_add */
+			vb = pool_alloc(l->p, sizeof(*vb));
+			vb->vh = pool_alloc(l->p, sizeof(*vb->vh));
+			vb->vh->name = host;
+			vb->vh->gateway = c->gw;
+			vb->vh->server = srv;
+			vb->vh->https_redirect = true;
+			*slot = vb;
+			b->order =
+			    link_append(l->p, b->order, &b->nvh, &b->capvh, sizeof(*b->order));
+			b->order[b->nvh - 1] = vb;
+		}
+	}
+}
+
 /* ---- compile the vhost tables ---- */
 
 static int link_wild_cmp(const void *a, const void *b)
@@ -1360,6 +1398,7 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 	snap->set = set;
 	snap->listeners = pool_calloc(p, l.nlb ? l.nlb : 1, sizeof(*snap->listeners));
 	for (size_t i = 0; i < l.nlb; i++) {
+		link_redirect_vhosts(&l, &l.lb[i]);
 		link_vhost_table(&l, &l.lb[i]);
 		link_sni_table(&l, l.lb[i].lc);
 		snap->listeners[i] = *l.lb[i].lc;

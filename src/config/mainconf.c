@@ -33,6 +33,7 @@ static void mainconf_defaults(struct cfg_main *m)
 	m->timeouts.upstream_connect_us = 5 * MAINCONF_SEC;
 	m->timeouts.upstream_idle_us = 60 * MAINCONF_SEC;
 	m->timeouts.drain_us = 15 * MAINCONF_SEC;
+	m->https_redirect_code = 301;
 }
 
 /* Relative paths in the main file are relative to its directory.  When that directory is the
@@ -229,6 +230,21 @@ static void mainconf_string(struct pool *p, struct diag *d, struct node *n, bool
 	*out = path ? mainconf_resolve(p, m, s) : s;
 }
 
+/* 301 is what Envoy's require_tls answers (Istio's httpsRedirect); 308 keeps the method and
+ * body of a POST, 302/307 are the temporary forms. */
+static void mainconf_redirect_code(struct diag *d, struct node *n, struct cfg_main *m)
+{
+	uint32_t code = 0;
+
+	if (n == NULL || !cfg_decode_u32(d, n, 0, UINT32_MAX, &code))
+		return;
+	if (code != 301 && code != 302 && code != 307 && code != 308) {
+		diag_error(d, n, "must be 301, 302, 307 or 308");
+		return;
+	}
+	m->https_redirect_code = code;
+}
+
 void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,
 		     struct cfg_main *m)
 {
@@ -261,6 +277,7 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 		mainconf_access_log(p, d, n, m);
 	mainconf_string(p, d, node_get(root, "credentialsDir"), true, m, &m->credentials_dir);
 	mainconf_string(p, d, node_get(root, "user"), false, m, &m->user);
+	mainconf_redirect_code(d, node_get(root, "httpsRedirectCode"), m);
 	if ((n = node_get(root, "limits")) != NULL)
 		mainconf_limits(d, n, &m->limits);
 	if ((n = node_get(root, "timeouts")) != NULL)

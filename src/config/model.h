@@ -119,6 +119,8 @@ struct cfg_main {
 	const char *credentials_dir;
 	const char
 	    *user; /* drop to this user when started as root; default "meshgate" if it exists */
+	uint32_t https_redirect_code; /* Gateway tls.httpsRedirect answer: 301 (Envoy's), 302,
+				       * 307 or 308 */
 	struct cfg_limits limits;
 	struct cfg_timeouts timeouts;
 	struct node *node;

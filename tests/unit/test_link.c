@@ -306,9 +306,54 @@ static void test_https_not_served(void **state)
 	      "    hosts: [\"*\"]\n"
 	      "    tls: {httpsRedirect: true}\n",
 	      "r.yaml:8:41: Gateway default/gw: spec.servers[0].tls.credentialName: credentialName "
-	      "\"cert\" needs credentialsDir in the main config\n"
-	      "r.yaml:11:26: Gateway default/gw: spec.servers[1].tls.httpsRedirect: "
-	      "tls.httpsRedirect is not served yet (TLS support is tracked in the TLS work)\n");
+	      "\"cert\" needs credentialsDir in the main config\n");
+}
+
+/* httpsRedirect marks the server's hosts on its listener: hosts a VirtualService binds and,
+ * without one, the server's own hosts; another server's hosts on the port are untouched. */
+static void test_https_redirect(void **state)
+{
+	struct snapshot *s =
+	    check(LABELS,
+		  "apiVersion: networking.istio.io/v1\n"
+		  "kind: Gateway\n"
+		  "metadata: {name: gw}\n"
+		  "spec:\n"
+		  "  selector: {istio: ingressgateway}\n"
+		  "  servers:\n"
+		  "  - port: {number: 80, name: http, protocol: HTTP}\n"
+		  "    hosts: [example.com, \"*.secure.example\"]\n"
+		  "    tls: {httpsRedirect: true}\n"
+		  "  - port: {number: 80, name: plain, protocol: HTTP}\n"
+		  "    hosts: [plain.example]\n"
+		  "---\n" SE_REVIEWS VS_HEAD "  - route: [{destination: {host: reviews}}]\n"
+		  "---\n"
+		  "apiVersion: networking.istio.io/v1\n"
+		  "kind: VirtualService\n"
+		  "metadata: {name: plain}\n"
+		  "spec:\n"
+		  "  hosts: [plain.example]\n"
+		  "  gateways: [gw]\n"
+		  "  http:\n"
+		  "  - route: [{destination: {host: reviews}}]\n",
+		  "");
+	const struct vhost *vh;
+
+	assert_int_equal(s->nlisteners, 1);
+	vh = router_find_vhost(&s->listeners[0], "example.com", 11);
+	assert_non_null(vh);
+	assert_true(vh->https_redirect);
+	assert_int_equal(vh->nroutes, 1);
+	/* no VirtualService for it: a route-less vhost that only redirects */
+	vh = router_find_vhost(&s->listeners[0], "a.secure.example", 16);
+	assert_non_null(vh);
+	assert_true(vh->https_redirect);
+	assert_int_equal(vh->nroutes, 0);
+	assert_string_equal(vh->name, "*.secure.example");
+	vh = router_find_vhost(&s->listeners[0], "plain.example", 13);
+	assert_non_null(vh);
+	assert_false(vh->https_redirect);
+	assert_null(router_find_vhost(&s->listeners[0], "other.example", 13));
 }
 
 static void test_mesh_only_and_selector(void **state)
@@ -459,6 +504,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_weights, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_conflict, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_https_not_served, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_https_redirect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mesh_only_and_selector, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_regex_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_service_entries, setup, teardown),
