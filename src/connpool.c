@@ -11,13 +11,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "connpool.h"
+#include "exchange.h"
 #include "log.h"
 #include "snapshot.h"
+#include "tls.h"
 #include "worker.h"
 
 #define POOL_BUCKETS 1024 /* power of two */
@@ -52,13 +60,16 @@ void connpool_free(struct connpool *p)
 			next = h->next_in_bucket;
 			while (!TAILQ_EMPTY(&h->idle))
 				connpool_close(TAILQ_FIRST(&h->idle));
+			SSL_CTX_free(h->tls_ctx);
+			free(h->tls_name);
+			free(h->tls_session);
 			free(h);
 		}
 	}
 	free(p);
 }
 
-static uint32_t addr_hash(const struct sockaddr_storage *a, socklen_t len)
+static uint32_t addr_hash(const struct sockaddr_storage *a, socklen_t len, uint64_t tls_id)
 {
 	const unsigned char *b = (const unsigned char *)a;
 	uint32_t h = 2166136261u;
@@ -66,16 +77,37 @@ static uint32_t addr_hash(const struct sockaddr_storage *a, socklen_t len)
 
 	for (i = 0; i < len; i++)
 		h = (h ^ b[i]) * 16777619u;
-	return h;
+	return h ^ (uint32_t)tls_id ^ (uint32_t)(tls_id >> 32);
+}
+
+/* A new record takes what its TLS connections need out of the snapshot: equal tls_ids mean
+ * equivalent contexts, so the first one seen serves every later snapshot too (and its
+ * session cache survives reloads). */
+static bool connpool_host_tls(struct upstream_host *h, const struct cluster *cl)
+{
+	const struct tls_client_ctx *tc = cl->tls;
+
+	if (!SSL_CTX_up_ref(tc->ctx))
+		return false;
+	h->tls_ctx = tc->ctx;
+	h->tls_id = cl->tls_id;
+	h->tls_check_name = tls_client_checks_name(tc);
+	h->tls_name = strdup(cl->tls_name);
+	if (h->tls_name != NULL && asprintf(&h->tls_session, "%s|%s", cl->tls_name, h->name) < 0)
+		h->tls_session = NULL;
+	return h->tls_name != NULL && h->tls_session != NULL;
 }
 
 struct upstream_host *connpool_host(struct connpool *p, const struct endpoint *ep)
 {
-	uint32_t slot = addr_hash(&ep->addr, ep->addrlen) & (POOL_BUCKETS - 1);
+	const struct cluster *cl = ep->cluster;
+	uint64_t tls_id = cl != NULL && cl->tls != NULL ? cl->tls_id : 0;
+	uint32_t slot = addr_hash(&ep->addr, ep->addrlen, tls_id) & (POOL_BUCKETS - 1);
 	struct upstream_host *h;
 
 	for (h = p->buckets[slot]; h != NULL; h = h->next_in_bucket)
-		if (h->addrlen == ep->addrlen && memcmp(&h->addr, &ep->addr, ep->addrlen) == 0)
+		if (h->addrlen == ep->addrlen && h->tls_id == tls_id &&
+		    memcmp(&h->addr, &ep->addr, ep->addrlen) == 0)
 			return h;
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)
@@ -83,6 +115,13 @@ struct upstream_host *connpool_host(struct connpool *p, const struct endpoint *e
 	memcpy(&h->addr, &ep->addr, ep->addrlen);
 	h->addrlen = ep->addrlen;
 	snprintf(h->name, sizeof(h->name), "%s", ep->name);
+	if (tls_id != 0 && !connpool_host_tls(h, cl)) {
+		SSL_CTX_free(h->tls_ctx);
+		free(h->tls_name);
+		free(h->tls_session);
+		free(h);
+		return NULL;
+	}
 	TAILQ_INIT(&h->idle);
 	h->next_in_bucket = p->buckets[slot];
 	p->buckets[slot] = h;
@@ -98,11 +137,32 @@ static void idle_unlink(struct upconn *uc)
 	}
 }
 
+/* Handshakes and resumptions, once per connection that completed one. */
+static void tls_count(struct upconn *uc)
+{
+	struct metrics_shard *m = &uc->pool->w->metrics;
+
+	if (uc->ssl == NULL || uc->tls_counted || !SSL_is_init_finished(uc->ssl))
+		return;
+	uc->tls_counted = true;
+	METRIC_INC(m, upstream_cx_ssl_handshake);
+	if (SSL_session_reused(uc->ssl))
+		METRIC_INC(m, upstream_cx_ssl_session_reused);
+}
+
 void connpool_close(struct upconn *uc)
 {
 	if (uc == NULL)
 		return;
 	idle_unlink(uc);
+	if (uc->ssl != NULL && SSL_is_init_finished(uc->ssl)) {
+		tls_count(uc);
+		/* close_notify, best effort (one non-blocking write): an SSL freed without
+		 * it marks its session not resumable.  Errors (a peer already gone) only
+		 * leave entries in this thread's error queue: clear them. */
+		SSL_shutdown(uc->ssl);
+		ERR_clear_error();
+	}
 	bufferevent_free(uc->bev);
 	free(uc);
 }
@@ -121,25 +181,53 @@ struct upconn *connpool_get_idle(struct connpool *p, struct upstream_host *h)
 	return uc;
 }
 
+/* A TLS bufferevent in connecting state, the socket made by bufferevent_socket_connect()
+ * (libevent's documented way for OpenSSL bufferevents). */
+static struct bufferevent *connpool_tls_bev(struct connpool *p, struct upstream_host *h, SSL **out)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	ERR_clear_error();
+	ssl = tls_client_ssl_open(h->tls_ctx, h->tls_name, h->tls_check_name, h->tls_session);
+	if (ssl == NULL) {
+		log_warnx("cannot prepare TLS to upstream %s (%s)", h->name, h->tls_name);
+		return NULL;
+	}
+	/* With BEV_OPT_CLOSE_ON_FREE libevent owns ssl from here, also when this fails. */
+	bev = bufferevent_openssl_socket_new(p->w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		return NULL;
+	/* A close without close_notify ends a body like a TCP close does (as in Envoy). */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	*out = ssl;
+	return bev;
+}
+
 struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)
 {
 	struct upconn *uc;
-	int fd, one = 1;
+	int fd = -1, one = 1;
 
-	fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		log_warn("socket for upstream %s", h->name);
-		return NULL;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	uc = calloc(1, sizeof(*uc));
-	if (uc == NULL) {
-		close(fd);
+	if (uc == NULL)
 		return NULL;
+	if (h->tls_ctx != NULL) {
+		uc->bev = connpool_tls_bev(p, h, &uc->ssl);
+	} else {
+		fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			log_warn("socket for upstream %s", h->name);
+			free(uc);
+			return NULL;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		uc->bev = bufferevent_socket_new(p->w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
-	uc->bev = bufferevent_socket_new(p->w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (uc->bev == NULL) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		free(uc);
 		return NULL;
 	}
@@ -154,7 +242,33 @@ struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)
 		free(uc);
 		return NULL;
 	}
+	if (uc->ssl != NULL && (fd = bufferevent_getfd(uc->bev)) >= 0) {
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
 	return uc;
+}
+
+const char *connpool_tls_failure(struct upconn *uc, struct exchange *ex)
+{
+	char buf[256];
+	const char *why;
+	size_t len, room;
+	const char *kept;
+
+	if (uc == NULL || uc->ssl == NULL ||
+	    (why = tls_client_failure(uc->ssl, buf, sizeof(buf))) == NULL)
+		return NULL;
+	METRIC_INC(&uc->pool->w->metrics, upstream_cx_ssl_handshake_error);
+	log_info("TLS to upstream %s (%s) failed: %s", uc->host->name, uc->host->tls_name, why);
+	/* ex->details outlives the connection (and its SSL): a NUL-terminated arena copy */
+	room = EX_ARENA - ex->arena_used;
+	if (room < 2)
+		return "tls handshake failed";
+	len = strlen(why) < room - 1 ? strlen(why) : room - 1;
+	kept = exchange_keep(ex, why, len, NULL);
+	exchange_keep(ex, "", 1, NULL);
+	return kept;
 }
 
 /* An idle pooled connection must not receive anything: data or EOF means the upstream
@@ -179,6 +293,7 @@ void connpool_release(struct upconn *uc)
 		connpool_close(uc);
 		return;
 	}
+	tls_count(uc);
 	if (s != NULL) {
 		tv.tv_sec = (time_t)(s->set->main.timeouts.upstream_idle_us / 1000000);
 		tv.tv_usec = (suseconds_t)(s->set->main.timeouts.upstream_idle_us % 1000000);

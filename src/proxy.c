@@ -793,11 +793,18 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct exchange *ex = arg;
 	struct worker *w = ex->c->w;
+	const char *tls_why;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (ex->connect_timer != NULL)
 			evtimer_del(ex->connect_timer);
 		note_upstream_local(ex);
+		return;
+	}
+	/* TLS origination whose handshake failed (bad certificate, alert): 503 UF, why logged */
+	if (!ex->resp_head_sent && (tls_why = connpool_tls_failure(ex->uc, ex)) != NULL) {
+		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
+		fail_local(ex, 503, "UF", tls_why);
 		return;
 	}
 	if (ex->connect_timer != NULL && evtimer_pending(ex->connect_timer, NULL)) {

@@ -16,6 +16,8 @@
 
 struct pool;
 struct tls_sni_table;
+struct tls_client_ctx;
+struct cluster;
 
 /* One upstream address of a cluster. */
 struct endpoint {
@@ -25,6 +27,7 @@ struct endpoint {
 	uint32_t weight;  /* >= 1 */
 	struct kv_list labels;
 	const char *locality;
+	const struct cluster *cluster; /* owner: the pool reads its TLS settings */
 };
 
 /* A cluster is what a destination resolves to: service host + port (+ subset).
@@ -40,6 +43,13 @@ struct cluster {
 	uint32_t index; /* position in snapshot->clusters: per-worker state arrays use it */
 	const struct cfg_se *se;
 	const struct cfg_dr *dr;
+	/* Upstream TLS (the DestinationRule's tls for this port and subset); NULL: plaintext.
+	 * tls_name is the SNI and the name verified: tls->sni, else the ISTIO_MUTUAL
+	 * "outbound_.PORT_.SUBSET_.HOST" name, else host.  tls_id keys the connection pools
+	 * (tls_client_origin_id), so TLS and plaintext connections to one address never mix. */
+	const struct tls_client_ctx *tls;
+	const char *tls_name;
+	uint64_t tls_id;
 };
 
 /* The routes one host gets on one listener: VirtualServices for that host merged in load

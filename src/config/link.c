@@ -155,6 +155,7 @@ struct link {
 	size_t ndrwild;
 	struct link_map clusters; /* name -> cluster */
 	struct link_map policies; /* traffic policies already checked (by address) */
+	struct link_map tls;      /* "tls node|mesh SANs" -> tls_client_ctx (or link_tls_failed) */
 	struct link_map regexes;  /* "c:" or "i:" + pattern -> compiled code, shared */
 	struct {                  /* destinations resolved lately: routes repeat them */
 		const char *fqdn, *subset;
@@ -581,47 +582,107 @@ static bool link_se_usable(struct link *l, struct cfg_se *se, struct se_info *in
 	return info->usable;
 }
 
-/* Upstream TLS from a DestinationRule would be silently dropped: refuse it instead. */
-static bool link_tls_wanted(const struct node *tls)
-{
-	const struct node *mode;
-
-	if (tls == NULL || tls->type != NODE_MAP)
-		return tls != NULL && tls->type != NODE_NULL;
-	mode = node_get((struct node *)tls, "mode");
-	return mode == NULL || mode->type != NODE_SCALAR || strcmp(mode->str, "DISABLE") != 0;
-}
-
+/* PASSTHROUGH (the original destination) has no meaning on a gateway.  Once per policy and
+ * port, however many clusters use it. */
 static void link_check_policy(struct link *l, const struct traffic_policy *tp, uint32_t port,
 			      struct node *at)
 {
-	struct node *pls = tp->port_level_settings;
 	void **seen;
 
 	if (!tp->given)
 		return;
-	/* Once per policy and port, however many clusters use it. */
 	seen = link_map_slot(l->p, &l->policies, pool_printf(l->p, "%p|%u", (const void *)tp, port),
 			     true);
 	if (*seen != NULL)
 		return;
 	*seen = (void *)tp;
-	if (link_tls_wanted(tp->tls))
-		diag_error(l->d, tp->tls,
-			   "upstream TLS is not supported yet (it comes with the TLS work)");
 	if (tp->lb.simple == LB_PASSTHROUGH)
 		diag_error(l->d, link_at(link_at(at, "loadBalancer"), "simple"),
 			   "loadBalancer.simple PASSTHROUGH is not supported by a gateway");
-	for (size_t i = 0; pls != NULL && pls->type == NODE_SEQ && i < pls->n; i++) {
-		struct node *it = pls->vals[i];
-		struct node *num = node_get(node_get(it, "port"), "number");
+	for (size_t i = 0; i < tp->nports; i++)
+		if (tp->ports[i].port == port && tp->ports[i].policy.lb.simple == LB_PASSTHROUGH)
+			diag_error(l->d,
+				   link_at(link_at(tp->ports[i].node, "loadBalancer"), "simple"),
+				   "loadBalancer.simple PASSTHROUGH is not supported by a gateway");
+}
 
-		if (num != NULL && num->type == NODE_SCALAR &&
-		    strtoul(num->str, NULL, 10) == port && link_tls_wanted(node_get(it, "tls")))
-			diag_error(
-			    l->d, node_get(it, "tls"),
-			    "upstream TLS is not supported yet (it comes with the TLS work)");
+/* The load balancer and TLS settings a cluster gets from its rule and subset, merged as
+ * Istio's MergeTrafficPolicy does: the rule's fields, replaced as a whole by its
+ * portLevelSettings entry for the port; then each field the subset sets, and the subset's
+ * entry for the port replacing them all again. */
+struct link_policy {
+	enum lb_simple lb;
+	struct node *tls;
+};
+
+static void link_policy_apply(const struct traffic_policy *tp, uint32_t port,
+			      struct link_policy *out)
+{
+	if (tp == NULL || !tp->given)
+		return;
+	if (tp->lb.simple != LB_UNSPECIFIED)
+		out->lb = tp->lb.simple;
+	if (tp->tls != NULL)
+		out->tls = tp->tls;
+	for (size_t i = 0; i < tp->nports; i++) {
+		const struct traffic_policy *pp = &tp->ports[i].policy;
+
+		if (tp->ports[i].port != port)
+			continue;
+		/* "port level policies do not inherit": what the entry lacks is the default */
+		out->lb = pp->lb.simple != LB_UNSPECIFIED ? pp->lb.simple : LB_LEAST_REQUEST;
+		out->tls = pp->tls;
+		break;
 	}
+}
+
+static char link_tls_failed; /* map value for a tls block whose context could not be built */
+
+/* Origination for cluster c: the context is built once per tls block (and per ServiceEntry
+ * SAN list for ISTIO_MUTUAL), its errors reported once, at the block, files named. */
+static void link_cluster_tls(struct link *l, struct cluster *c, struct node *tls)
+{
+	const struct str_list *sans =
+	    c->se->subject_alt_names.n > 0 ? &c->se->subject_alt_names : NULL;
+	struct tls_client_ctx *ctx;
+	void **slot, **first;
+
+	if (tls == NULL)
+		return;
+	slot = link_map_slot(l->p, &l->tls,
+			     pool_printf(l->p, "%p|%p", (void *)tls, (const void *)sans), true);
+	if (*slot == NULL) {
+		/* The same block with another SAN list decodes alike: report its problems
+		 * once, through the first build. */
+		first = link_map_slot(l->p, &l->tls, pool_printf(l->p, "%p", (void *)tls), true);
+		if (*first == &link_tls_failed) {
+			*slot = &link_tls_failed;
+		} else if (*first != NULL) {
+			struct diag quiet;
+
+			diag_init(&quiet);
+			ctx = tls_client_ctx_new(l->p, &quiet, tls, &l->set->main, sans);
+			diag_fini(&quiet);
+			*slot = ctx != NULL ? (void *)ctx : &link_tls_failed;
+		} else {
+			ctx = tls_client_ctx_new(l->p, l->d, tls, &l->set->main, sans);
+			*slot = *first = ctx != NULL ? (void *)ctx : &link_tls_failed;
+		}
+	}
+	if (*slot == &link_tls_failed)
+		return;
+	ctx = *slot;
+	if (ctx->ctx == NULL)
+		return; /* DISABLE */
+	c->tls = ctx;
+	if (ctx->sni != NULL)
+		c->tls_name = ctx->sni;
+	else if (ctx->mesh) /* what Istio's sidecars send to each other */
+		c->tls_name = pool_printf(l->p, "outbound_.%u_.%s_.%s", c->port,
+					  c->subset != NULL ? c->subset : "", c->host);
+	else
+		c->tls_name = c->host;
+	c->tls_id = tls_client_origin_id(ctx, c->tls_name);
 }
 
 static uint32_t link_endpoint_port(const struct se_endpoint *ep, const struct se_port *sp)
@@ -640,6 +701,7 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 {
 	struct cluster *c = pool_alloc(l->p, sizeof(*c));
 	struct cfg_se *se = r->se;
+	struct link_policy pol;
 	size_t n = 0;
 
 	c->name = name;
@@ -648,16 +710,19 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 	c->subset = sub != NULL ? sub->name : NULL;
 	c->se = se;
 	c->dr = dr;
-	c->lb = LB_LEAST_REQUEST; /* Istio's default */
-	if (dr != NULL && dr->policy.given && dr->policy.lb.simple != LB_UNSPECIFIED)
-		c->lb = dr->policy.lb.simple;
-	if (sub != NULL && sub->policy.given && sub->policy.lb.simple != LB_UNSPECIFIED)
-		c->lb = sub->policy.lb.simple;
-	if (dr != NULL)
+	pol.lb = LB_LEAST_REQUEST; /* Istio's default */
+	pol.tls = NULL;
+	if (dr != NULL) {
+		link_policy_apply(&dr->policy, c->port, &pol);
 		link_check_policy(l, &dr->policy, c->port,
 				  link_at(link_spec(&dr->meta), "trafficPolicy"));
-	if (sub != NULL)
+	}
+	if (sub != NULL) {
+		link_policy_apply(&sub->policy, c->port, &pol);
 		link_check_policy(l, &sub->policy, c->port, link_at(sub->node, "trafficPolicy"));
+	}
+	c->lb = pol.lb;
+	link_cluster_tls(l, c, pol.tls);
 
 	if (link_se_usable(l, se, r->info)) {
 		c->endpoints =
@@ -678,6 +743,7 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 			ep->weight = sep->weight != 0 ? sep->weight : 1;
 			ep->labels = sep->labels;
 			ep->locality = sep->locality;
+			ep->cluster = c;
 			n++;
 		}
 		c->nendpoints = n;

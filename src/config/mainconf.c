@@ -245,6 +245,32 @@ static void mainconf_redirect_code(struct diag *d, struct node *n, struct cfg_ma
 	m->https_redirect_code = code;
 }
 
+/* meshIdentity: what a sidecar gets from istiod (SDS) -- the workload certificate chain,
+ * its key and the mesh root -- given as files.  All three or none: an identity without its
+ * root cannot verify peers, a root without a certificate cannot present one. */
+static void mainconf_mesh_identity(struct pool *p, struct diag *d, struct node *n,
+				   struct cfg_main *m)
+{
+	const char *cert = NULL, *key = NULL, *ca = NULL;
+	struct node *c, *k, *a;
+
+	if (!node_want_map(d, n))
+		return;
+	c = cfg_require(d, n, "certificate");
+	k = cfg_require(d, n, "privateKey");
+	a = cfg_require(d, n, "caCertificates");
+	node_check_unknown(d, n);
+	mainconf_string(p, d, c, true, m, &cert);
+	mainconf_string(p, d, k, true, m, &key);
+	mainconf_string(p, d, a, true, m, &ca);
+	if (cert == NULL || key == NULL || ca == NULL)
+		return;
+	m->mesh_identity.certificate = cert;
+	m->mesh_identity.private_key = key;
+	m->mesh_identity.ca_certificates = ca;
+	m->mesh_identity.node = n;
+}
+
 void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,
 		     struct cfg_main *m)
 {
@@ -278,6 +304,8 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 	mainconf_string(p, d, node_get(root, "credentialsDir"), true, m, &m->credentials_dir);
 	mainconf_string(p, d, node_get(root, "user"), false, m, &m->user);
 	mainconf_redirect_code(d, node_get(root, "httpsRedirectCode"), m);
+	if ((n = node_get(root, "meshIdentity")) != NULL)
+		mainconf_mesh_identity(p, d, n, m);
 	if ((n = node_get(root, "limits")) != NULL)
 		mainconf_limits(d, n, &m->limits);
 	if ((n = node_get(root, "timeouts")) != NULL)

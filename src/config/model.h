@@ -121,6 +121,12 @@ struct cfg_main {
 	    *user; /* drop to this user when started as root; default "meshgate" if it exists */
 	uint32_t https_redirect_code; /* Gateway tls.httpsRedirect answer: 301 (Envoy's), 302,
 				       * 307 or 308 */
+	/* The appliance's own mesh workload identity, for ISTIO_MUTUAL: its certificate chain,
+	 * key and the mesh root CA (paths resolved); all NULL when not configured. */
+	struct {
+		const char *certificate, *private_key, *ca_certificates;
+		struct node *node;
+	} mesh_identity;
 	struct cfg_limits limits;
 	struct cfg_timeouts timeouts;
 	struct node *node;
@@ -353,6 +359,8 @@ enum lb_simple {
 	LB_PASSTHROUGH,
 };
 
+struct port_traffic_policy;
+
 struct traffic_policy {
 	bool given;
 	struct {
@@ -364,10 +372,22 @@ struct traffic_policy {
 	} lb;
 	struct node *connection_pool; /* kept as nodes until their features land */
 	struct node *outlier_detection;
-	struct node *tls;
+	struct node *tls; /* ClientTLSSettings: mode checked here, the rest decoded (files
+			   * loaded) by link for the clusters a gateway serves */
 	struct node *port_level_settings;
+	struct port_traffic_policy *ports; /* portLevelSettings, decoded */
+	size_t nports;
 	struct node *proxy_protocol;
 	struct node *tunnel;
+};
+
+/* One portLevelSettings entry: for the service port it names it replaces loadBalancer,
+ * connectionPool, outlierDetection and tls as a whole (absent ones fall back to defaults,
+ * not to the policy it sits in: Istio's merge). */
+struct port_traffic_policy {
+	uint32_t port;
+	struct traffic_policy policy;
+	struct node *node;
 };
 
 struct dr_subset {
