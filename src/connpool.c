@@ -256,8 +256,20 @@ const char *connpool_tls_failure(struct upconn *uc, struct exchange *ex)
 	size_t len, room;
 	const char *kept;
 
-	if (uc == NULL || uc->ssl == NULL ||
-	    (why = tls_client_failure(uc->ssl, buf, sizeof(buf))) == NULL)
+	if (uc == NULL || uc->ssl == NULL)
+		return NULL;
+	if (!uc->reused && SSL_is_init_finished(uc->ssl)) {
+		/* A TLS 1.3 server refuses our certificate (or its absence) after our side of
+		 * the handshake is done: its alert may still wait in the socket when the first
+		 * write already failed on the reset that followed it.  A peek reads it (the
+		 * info callback records it) and consumes no application data. */
+		char c;
+
+		ERR_clear_error();
+		SSL_peek(uc->ssl, &c, 1);
+		ERR_clear_error();
+	}
+	if ((why = tls_client_failure(uc->ssl, buf, sizeof(buf))) == NULL)
 		return NULL;
 	METRIC_INC(&uc->pool->w->metrics, upstream_cx_ssl_handshake_error);
 	log_info("TLS to upstream %s (%s) failed: %s", uc->host->name, uc->host->tls_name, why);

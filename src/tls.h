@@ -46,8 +46,8 @@ struct tls_server_ctx {
  * credentialName(s) resolved to <credentialsDir>/NAME/{tls.crt,tls.key,ca.crt} (also
  * cert, key, cacert).  Reports at the tls node (file named): missing/unreadable files, key
  * not matching its certificate, expired certificate (error), certificate expiring within 7
- * days (warning), unknown cipher names, min > max.  ISTIO_MUTUAL uses m's mesh identity
- * (not configured yet -> clear error).  Returns NULL on error. */
+ * days (warning), unknown cipher names, min > max.  ISTIO_MUTUAL is refused for now (the
+ * main config's meshIdentity serves origination only).  Returns NULL on error. */
 struct tls_server_ctx *tls_server_ctx_new(struct pool *p, struct diag *d,
 					  const struct gw_server *srv, const struct cfg_main *m);
 

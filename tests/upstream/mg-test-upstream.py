@@ -61,8 +61,9 @@ TLS: with --tls-cert and --tls-key every connection is TLS (1.2 or 1.3, python's
 ssl defaults); --tls-client-ca requires a client certificate signed by that CA;
 --tls-alpn offers those ALPN protocols (none by default). Over TLS the JSON of
 /echo (and of the endpoints answering like it) also has "sni" (the server name
-the client sent, or null), "tls_version", "tls_resumed" (true when the client
-resumed a session), "alpn" (the protocol chosen, or null), and with a client
+the client sent; absent without SNI), "tls_version", "tls_resumed" (true when
+the client resumed a session), "alpn" (the protocol chosen; absent when none),
+and with a client
 certificate "peer_subject" ("CN=client,O=..." from the certificate's RDNs, last
 first) and "peer_san" (["URI:...", "DNS:..."]). A failed handshake is logged on
 stderr ("tls handshake failed: ...") and counted as a connection.
@@ -382,8 +383,12 @@ def tls_context(args):
 
 def tls_info(sock):
     """What /echo reports about a TLS connection."""
-    info = {"sni": getattr(TLS_LOCAL, "sni", None), "tls_version": sock.version(),
-            "tls_resumed": sock.session_reused, "alpn": sock.selected_alpn_protocol()}
+    info = {"tls_version": sock.version(), "tls_resumed": sock.session_reused}
+    sni = getattr(TLS_LOCAL, "sni", None)
+    if sni is not None:
+        info["sni"] = sni
+    if sock.selected_alpn_protocol() is not None:
+        info["alpn"] = sock.selected_alpn_protocol()
     cert = sock.getpeercert()
     if cert:
         rdns = []
