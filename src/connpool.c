@@ -31,6 +31,8 @@
 #define POOL_BUCKETS 1024 /* power of two */
 #define POOL_MAX_IDLE_PER_HOST 256
 
+static void connpool_tls_drop(struct upstream_host *h);
+
 struct connpool {
 	struct worker *w;
 	struct upstream_host *buckets[POOL_BUCKETS];
@@ -60,9 +62,7 @@ void connpool_free(struct connpool *p)
 			next = h->next_in_bucket;
 			while (!TAILQ_EMPTY(&h->idle))
 				connpool_close(TAILQ_FIRST(&h->idle));
-			SSL_CTX_free(h->tls_ctx);
-			free(h->tls_name);
-			free(h->tls_session);
+			connpool_tls_drop(h);
 			free(h);
 		}
 	}
@@ -80,22 +80,30 @@ static uint32_t addr_hash(const struct sockaddr_storage *a, socklen_t len, uint6
 	return h ^ (uint32_t)tls_id ^ (uint32_t)(tls_id >> 32);
 }
 
-/* A new record takes what its TLS connections need out of the snapshot: equal tls_ids mean
- * equivalent contexts, so the first one seen serves every later snapshot too (and its
- * session cache survives reloads). */
-static bool connpool_host_tls(struct upstream_host *h, const struct cluster *cl)
+/* What a record's TLS connections are made from, taken out of the snapshot (a reference on
+ * the SSL_CTX, copies of the names).  Equal tls_ids mean equivalent contexts, so what one
+ * snapshot gave serves the next ones too, with its session cache. */
+static bool connpool_tls_take(struct upstream_host *h, const struct cluster *cl)
 {
 	const struct tls_client_ctx *tc = cl->tls;
 
 	if (!SSL_CTX_up_ref(tc->ctx))
 		return false;
 	h->tls_ctx = tc->ctx;
-	h->tls_id = cl->tls_id;
 	h->tls_check_name = tls_client_checks_name(tc);
 	h->tls_name = strdup(cl->tls_name);
 	if (h->tls_name != NULL && asprintf(&h->tls_session, "%s|%s", cl->tls_name, h->name) < 0)
 		h->tls_session = NULL;
 	return h->tls_name != NULL && h->tls_session != NULL;
+}
+
+static void connpool_tls_drop(struct upstream_host *h)
+{
+	SSL_CTX_free(h->tls_ctx);
+	free(h->tls_name);
+	free(h->tls_session);
+	h->tls_ctx = NULL;
+	h->tls_name = h->tls_session = NULL;
 }
 
 struct upstream_host *connpool_host(struct connpool *p, const struct endpoint *ep)
@@ -108,23 +116,23 @@ struct upstream_host *connpool_host(struct connpool *p, const struct endpoint *e
 	for (h = p->buckets[slot]; h != NULL; h = h->next_in_bucket)
 		if (h->addrlen == ep->addrlen && h->tls_id == tls_id &&
 		    memcmp(&h->addr, &ep->addr, ep->addrlen) == 0)
-			return h;
-	h = calloc(1, sizeof(*h));
-	if (h == NULL)
-		return NULL;
-	memcpy(&h->addr, &ep->addr, ep->addrlen);
-	h->addrlen = ep->addrlen;
-	snprintf(h->name, sizeof(h->name), "%s", ep->name);
-	if (tls_id != 0 && !connpool_host_tls(h, cl)) {
-		SSL_CTX_free(h->tls_ctx);
-		free(h->tls_name);
-		free(h->tls_session);
-		free(h);
+			break;
+	if (h == NULL) {
+		if ((h = calloc(1, sizeof(*h))) == NULL)
+			return NULL;
+		memcpy(&h->addr, &ep->addr, ep->addrlen);
+		h->addrlen = ep->addrlen;
+		h->tls_id = tls_id;
+		snprintf(h->name, sizeof(h->name), "%s", ep->name);
+		TAILQ_INIT(&h->idle);
+		h->next_in_bucket = p->buckets[slot];
+		p->buckets[slot] = h;
+	}
+	/* dropped when the record fell idle (connpool_close), taken again on its next use */
+	if (tls_id != 0 && h->tls_ctx == NULL && !connpool_tls_take(h, cl)) {
+		connpool_tls_drop(h);
 		return NULL;
 	}
-	TAILQ_INIT(&h->idle);
-	h->next_in_bucket = p->buckets[slot];
-	p->buckets[slot] = h;
 	return h;
 }
 
@@ -152,8 +160,11 @@ static void tls_count(struct upconn *uc)
 
 void connpool_close(struct upconn *uc)
 {
+	struct upstream_host *h;
+
 	if (uc == NULL)
 		return;
+	h = uc->host;
 	idle_unlink(uc);
 	if (uc->ssl != NULL && SSL_is_init_finished(uc->ssl)) {
 		tls_count(uc);
@@ -164,6 +175,10 @@ void connpool_close(struct upconn *uc)
 		ERR_clear_error();
 	}
 	bufferevent_free(uc->bev);
+	/* Records outlive reloads: one whose TLS settings changed must not keep its SSL_CTX
+	 * (CA store included) forever.  Nothing uses it now; its next use takes it again. */
+	if (h->tls_ctx != NULL && h->nidle == 0 && h->active_rq == 0)
+		connpool_tls_drop(h);
 	free(uc);
 }
 
@@ -210,6 +225,8 @@ struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)
 	struct upconn *uc;
 	int fd = -1, one = 1;
 
+	if (h->tls_id != 0 && h->tls_ctx == NULL)
+		return NULL; /* never plaintext where TLS is configured */
 	uc = calloc(1, sizeof(*uc));
 	if (uc == NULL)
 		return NULL;

@@ -231,6 +231,19 @@ m=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics")
 n=$(awk '/^meshgate_upstream_cx_ssl_handshake_error /{print $2}' <<<"$m")
 assert_cmp "${n:-0}" -ge 5 "failed upstream handshakes are counted ($n)"
 
+# a reload that changes nothing keeps the pooled TLS connection; new settings get a new one
+get a.example.com /echo
+conn=$(mg_header x-upstream-conn)
+assert_reload applied
+get a.example.com /echo
+assert_eq "$(mg_header x-upstream-conn)" "$conn" "an unchanged reload keeps the TLS connection"
+sed -i "s#{mode: SIMPLE, caCertificates: $PKI/ca.crt}#{mode: SIMPLE, caCertificates: $PKI/ca.crt, sni: a.example.com}#" \
+	"$MG_RESOURCES/all.yaml"
+assert_reload applied
+get a.example.com /echo
+assert_ne "$(mg_header x-upstream-conn)" "$conn" "changed TLS settings open a new connection"
+assert_eq "$(mg_json sni)" a.example.com "the new connection is verified and names a.example.com"
+
 # load-time errors: MUTUAL without a client certificate, ISTIO_MUTUAL without meshIdentity,
 # a missing CA file named with its position
 tls_case bad-mutual.test "$UP_M_PORT" "{mode: MUTUAL, caCertificates: $PKI/ca.crt}" | mg_resource bad
