@@ -642,13 +642,18 @@ static char link_tls_failed; /* map value for a tls block whose context could no
  * SAN list for ISTIO_MUTUAL), its errors reported once, at the block, files named. */
 static void link_cluster_tls(struct link *l, struct cluster *c, struct node *tls)
 {
-	const struct str_list *sans =
-	    c->se->subject_alt_names.n > 0 ? &c->se->subject_alt_names : NULL;
+	const struct str_list *sans = NULL;
 	struct tls_client_ctx *ctx;
+	struct node *mode;
 	void **slot, **first;
 
 	if (tls == NULL)
 		return;
+	/* only ISTIO_MUTUAL reads the ServiceEntry's accounts: other modes share a context */
+	mode = node_get(tls, "mode");
+	if (mode != NULL && mode->type == NODE_SCALAR && strcmp(mode->str, "ISTIO_MUTUAL") == 0 &&
+	    c->se->subject_alt_names.n > 0)
+		sans = &c->se->subject_alt_names;
 	slot = link_map_slot(l->p, &l->tls,
 			     pool_printf(l->p, "%p|%p", (void *)tls, (const void *)sans), true);
 	if (*slot == NULL) {

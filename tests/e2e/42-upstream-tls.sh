@@ -136,6 +136,47 @@ spec:
     portLevelSettings:
     - port: {number: 443}
       tls: {mode: SIMPLE, caCertificates: $PKI/ca.crt}
+---
+# the task's other form: a subset whose portLevelSettings originate TLS
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: cnn}
+spec:
+  hosts: [cnn.wild.example.com]
+  ports:
+  - {number: 80, name: http-port, protocol: HTTP}
+  - {number: 443, name: https-port, protocol: HTTPS}
+  resolution: STATIC
+  endpoints:
+  - address: 127.0.0.1
+    ports: {http-port: $UP_P_PORT, https-port: $UP_W_PORT}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: cnn}
+spec:
+  hosts: [cnn.wild.example.com]
+  gateways: [gw]
+  http:
+  - match: [{port: $MG_PORT}]
+    route:
+    - destination:
+        host: cnn.wild.example.com
+        subset: tls-origination
+        port: {number: 443}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: cnn}
+spec:
+  host: cnn.wild.example.com
+  subsets:
+  - name: tls-origination
+    trafficPolicy:
+      loadBalancer: {simple: ROUND_ROBIN}
+      portLevelSettings:
+      - port: {number: 443}
+        tls: {mode: SIMPLE, caCertificates: $PKI/ca.crt}
 EOF
 } | mg_resource all
 mg_start
@@ -226,6 +267,9 @@ assert_log_contains '"edition.wild.example.com" "127.0.0.1:[0-9]+" outbound\|443
 get edition.wild.example.com /plain
 assert_eq "$(mg_json name)" p "port 80 stays plaintext"
 assert_eq "$(mg_json sni)" "" "no TLS on port 80"
+get cnn.wild.example.com /echo
+assert_eq "$(mg_json sni)" cnn.wild.example.com "a subset's portLevelSettings originate TLS"
+assert_log_contains 'outbound\|443\|tls-origination\|cnn.wild.example.com' "$MG_ACCESS_LOG"
 
 m=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics")
 n=$(awk '/^meshgate_upstream_cx_ssl_handshake_error /{print $2}' <<<"$m")
