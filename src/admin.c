@@ -4,7 +4,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -12,9 +14,11 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admin.h"
+#include "clusterstate.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "outlier.h"
 #include "router.h"
 #include "snapshot.h"
 #include "worker.h"
@@ -61,18 +65,76 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(b);
 }
 
+#define LOAD(x) ((unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed))
+
+/* Envoy-like lines: the circuit breakers in force and their counters. */
+static void clusters_state(struct evbuffer *b, const struct cluster *cl)
+{
+	const struct conn_pool_settings *lim = cl->pool_limits;
+	const struct cluster_state *cs = cl->state;
+
+	if (lim != NULL)
+		evbuffer_add_printf(
+		    b,
+		    "%s::circuit_breakers::max_connections::%u::max_pending_requests::"
+		    "%u::max_requests::%u::max_retries::%u\n",
+		    cl->name, lim->max_connections, lim->max_pending, lim->max_requests,
+		    lim->max_retries);
+	if (cs == NULL)
+		return;
+	evbuffer_add_printf(b,
+			    "%s::cx_active::%llu::rq_active::%llu::rq_pending::%llu::"
+			    "retries_active::%llu\n",
+			    cl->name, LOAD(cs->cx_active), LOAD(cs->rq_active),
+			    LOAD(cs->rq_pending), LOAD(cs->retries_active));
+	evbuffer_add_printf(b, "%s::overflow::cx::%llu::rq_pending::%llu::rq::%llu::retry::%llu\n",
+			    cl->name, LOAD(cs->cx_overflow), LOAD(cs->rq_pending_overflow),
+			    LOAD(cs->rq_overflow), LOAD(cs->retry_overflow));
+	if (cl->outlier != NULL)
+		evbuffer_add_printf(b, "%s::outlier::ejected::%llu::ejections_total::%llu\n",
+				    cl->name, LOAD(cs->ejected), LOAD(cs->ejections_total));
+}
+
+static void clusters_endpoint(struct evbuffer *b, const struct cluster *cl,
+			      const struct endpoint *ep, uint64_t now)
+{
+	const struct endpoint_state *es = ep->state;
+
+	evbuffer_add_printf(b, "%s::%s::weight::%u\n", cl->name, ep->name, ep->weight);
+	if (cl->outlier == NULL || es == NULL)
+		return;
+	if (outlier_ejected(cl, ep, now))
+		evbuffer_add_printf(b,
+				    "%s::%s::health_flags::/failed_outlier_check::"
+				    "ejected_for_ms::%llu\n",
+				    cl->name, ep->name, (LOAD(es->ejected_until_us) - now) / 1000);
+	else
+		evbuffer_add_printf(b, "%s::%s::health_flags::healthy\n", cl->name, ep->name);
+	evbuffer_add_printf(b,
+			    "%s::%s::consecutive_5xx::%llu::consecutive_gateway::%llu::"
+			    "consecutive_local::%llu::ejections::%llu\n",
+			    cl->name, ep->name, LOAD(es->consecutive_5xx),
+			    LOAD(es->consecutive_gateway), LOAD(es->consecutive_local),
+			    LOAD(es->ejections));
+}
+
 static void clusters_cb(struct evhttp_request *req, void *arg)
 {
 	struct snapshot *s = snapshot_current();
 	struct evbuffer *b = evbuffer_new();
+	struct timespec ts;
+	uint64_t now;
 	size_t i, j;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 
 	for (i = 0; s != NULL && i < s->nclusters; i++) {
 		const struct cluster *cl = s->clusters[i];
 
+		clusters_state(b, cl);
 		for (j = 0; j < cl->nendpoints; j++)
-			evbuffer_add_printf(b, "%s::%s::weight::%u\n", cl->name,
-					    cl->endpoints[j].name, cl->endpoints[j].weight);
+			clusters_endpoint(b, cl, &cl->endpoints[j], now);
 		if (cl->nendpoints == 0)
 			evbuffer_add_printf(b, "%s::(no endpoints)\n", cl->name);
 	}

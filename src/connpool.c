@@ -21,6 +21,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include "clusterstate.h"
 #include "connpool.h"
 #include "exchange.h"
 #include "log.h"
@@ -125,6 +126,7 @@ struct upstream_host *connpool_host(struct connpool *p, const struct endpoint *e
 		h->tls_id = tls_id;
 		snprintf(h->name, sizeof(h->name), "%s", ep->name);
 		TAILQ_INIT(&h->idle);
+		TAILQ_INIT(&h->waiters);
 		h->next_in_bucket = p->buckets[slot];
 		p->buckets[slot] = h;
 	}
@@ -145,6 +147,30 @@ static void idle_unlink(struct upconn *uc)
 	}
 }
 
+void connpool_wait(struct upstream_host *h, struct upwaiter *wt)
+{
+	wt->host = h;
+	TAILQ_INSERT_TAIL(&h->waiters, wt, entry);
+}
+
+void connpool_unwait(struct upwaiter *wt)
+{
+	if (wt->host == NULL)
+		return;
+	TAILQ_REMOVE(&wt->host->waiters, wt, entry);
+	wt->host = NULL;
+}
+
+/* The first waiter of h, taken off the queue, or NULL. */
+static struct upwaiter *next_waiter(struct upstream_host *h)
+{
+	struct upwaiter *wt = TAILQ_FIRST(&h->waiters);
+
+	if (wt != NULL)
+		connpool_unwait(wt);
+	return wt;
+}
+
 /* Handshakes and resumptions, once per connection that completed one. */
 static void tls_count(struct upconn *uc)
 {
@@ -161,6 +187,7 @@ static void tls_count(struct upconn *uc)
 void connpool_close(struct upconn *uc)
 {
 	struct upstream_host *h;
+	struct upwaiter *wt;
 
 	if (uc == NULL)
 		return;
@@ -175,11 +202,20 @@ void connpool_close(struct upconn *uc)
 		ERR_clear_error();
 	}
 	bufferevent_free(uc->bev);
+	if (uc->counted != NULL)
+		clusterstate_release(&uc->counted->cx_active);
+	free(uc);
+	if (h->ncx > 0)
+		h->ncx--;
+	/* a connection slot is free: the first waiter may open one */
+	if ((wt = next_waiter(h)) != NULL) {
+		wt->ready(wt, NULL);
+		return;
+	}
 	/* Records outlive reloads: one whose TLS settings changed must not keep its SSL_CTX
 	 * (CA store included) forever.  Nothing uses it now; its next use takes it again. */
-	if (h->tls_ctx != NULL && h->nidle == 0 && h->active_rq == 0)
+	if (h->tls_ctx != NULL && h->ncx == 0 && h->active_rq == 0)
 		connpool_tls_drop(h);
-	free(uc);
 }
 
 struct upconn *connpool_get_idle(struct connpool *p, struct upstream_host *h)
@@ -263,6 +299,7 @@ struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
+	h->ncx++;
 	return uc;
 }
 
@@ -317,13 +354,24 @@ void connpool_release(struct upconn *uc)
 	struct upstream_host *h = uc->host;
 	struct snapshot *s = uc->pool->w->cur != NULL ? uc->pool->w->cur->snap : NULL;
 	struct timeval tv = {60, 0};
+	struct upwaiter *wt;
 
+	tls_count(uc);
+	/* A request waiting for a connection to this host takes it at once. */
+	if ((wt = next_waiter(h)) != NULL) {
+		uc->reused = true;
+		uc->requests++;
+		wt->ready(wt, uc);
+		return;
+	}
 	if (h->nidle >= POOL_MAX_IDLE_PER_HOST) {
 		connpool_close(uc);
 		return;
 	}
-	tls_count(uc);
-	if (s != NULL) {
+	if (uc->idle_us > 0) {
+		tv.tv_sec = (time_t)(uc->idle_us / 1000000);
+		tv.tv_usec = (suseconds_t)(uc->idle_us % 1000000);
+	} else if (s != NULL) {
 		tv.tv_sec = (time_t)(s->set->main.timeouts.upstream_idle_us / 1000000);
 		tv.tv_usec = (suseconds_t)(s->set->main.timeouts.upstream_idle_us % 1000000);
 	}

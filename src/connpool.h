@@ -4,9 +4,9 @@
  * TLS settings.  Also holds per-endpoint active request counts for LEAST_REQUEST.  Worker
  * thread only: no locks.
  *
- * TLS (DestinationRule tls): a host record keeps a reference on the SSL_CTX and copies of
- * the SNI name and session key, so its connections do not depend on the snapshot that
- * created them.  Connections are bufferevent_openssl sockets in connecting state; libevent
+ * TLS (DestinationRule tls): a host record in use keeps a reference on the SSL_CTX and
+ * copies of the SNI name and session key, so its connections do not depend on the snapshot
+ * that created them.  Connections are bufferevent_openssl sockets in connecting state; libevent
  * reports BEV_EVENT_CONNECTED once the handshake is done.  Sessions are resumed per host
  * (SNI name and address).  A finished TLS connection is closed with close_notify, which
  * also keeps its session resumable. */
@@ -25,6 +25,17 @@ struct connpool;
 struct exchange;
 struct ssl_st;
 struct ssl_ctx_st;
+struct upconn;
+struct cluster_state;
+
+/* A request waiting for a connection to a host (cluster at its maxConnections): it is
+ * handed the next connection released to the pool, or told (uc NULL) that a connection
+ * closed so it may open one. */
+struct upwaiter {
+	TAILQ_ENTRY(upwaiter) entry;
+	void (*ready)(struct upwaiter *wt, struct upconn *uc);
+	struct upstream_host *host; /* set while queued */
+};
 
 /* One upstream address (and TLS origination) as seen by one worker. */
 struct upstream_host {
@@ -32,13 +43,16 @@ struct upstream_host {
 	socklen_t addrlen;
 	char name[64];
 	uint64_t tls_id;            /* 0: plaintext */
-	struct ssl_ctx_st *tls_ctx; /* referenced while the record lives */
+	struct ssl_ctx_st *tls_ctx; /* referenced while in use; let go when the record
+				     * has no connection and no request */
 	char *tls_name;             /* SNI and verified name */
 	char *tls_session;          /* session cache key: "name|address" */
 	bool tls_check_name;
 	uint32_t active_rq; /* exchanges currently using it */
 	TAILQ_HEAD(upconn_list, upconn) idle;
 	unsigned nidle;
+	unsigned ncx; /* this worker's open connections to it, idle or busy */
+	TAILQ_HEAD(upwaiter_list, upwaiter) waiters;
 	struct upstream_host *next_in_bucket;
 };
 
@@ -53,7 +67,10 @@ struct upconn {
 	bool reused; /* has served at least one exchange before the current one */
 	unsigned requests;
 	uint64_t id;
-	char local[64]; /* local ip:port, for the access log (filled on first use) */
+	char local[64];                /* local ip:port, for the access log (filled on first use) */
+	struct cluster_state *counted; /* counted in its cx_active (circuit breaking) */
+	uint64_t created_us;           /* monotonic, for maxConnectionDuration */
+	uint64_t idle_us;              /* pooled idle timeout; 0 = the main config's */
 };
 
 struct connpool *connpool_new(struct worker *w);
@@ -69,6 +86,9 @@ struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h);
 void connpool_release(struct upconn *uc);
 /* Close and free a connection that must not be reused. */
 void connpool_close(struct upconn *uc);
+/* Queue a waiter on h (FIFO) / take it off its queue (no-op when not queued). */
+void connpool_wait(struct upstream_host *h, struct upwaiter *wt);
+void connpool_unwait(struct upwaiter *wt);
 /* For the upstream event callback before a response: when uc's TLS handshake failed, why
  * ("tls verify failed: ..." / "tls handshake failed: ..."), copied into ex's log arena,
  * logged and counted; NULL when uc is plaintext or the failure is not TLS (a refused

@@ -24,6 +24,7 @@
 #include "config/diag.h"
 #include "config/link.h"
 #include "config/load.h"
+#include "clusterstate.h"
 #include "control.h"
 #include "log.h"
 #include "pool.h"
@@ -254,6 +255,10 @@ static int apply_snapshot(struct snapshot *s, bool initial)
 	/* Publish first so that workers adopting the new listeners route with the new
 	 * config; old listeners keep serving until the plan reaches each worker. */
 	s->generation = ++generation;
+	if (clusterstate_attach(s) != 0) {
+		log_warnx("out of memory attaching cluster state");
+		return -1;
+	}
 	snapshot_publish(s);
 	if (reconcile_listeners(s) != 0) {
 		if (initial)
@@ -395,6 +400,7 @@ int control_run(const char *main_path)
 	s = snapshot_current();
 	snapshot_unref(s);
 	snapshot_publish_none();
+	clusterstate_free_all();
 	accesslog_close();
 	event_base_free(ctl_base);
 	libevent_global_shutdown();

@@ -18,6 +18,9 @@ struct pool;
 struct tls_sni_table;
 struct tls_client_ctx;
 struct cluster;
+struct cluster_state;
+struct endpoint_state;
+struct lb_hash_table;
 
 /* One upstream address of a cluster. */
 struct endpoint {
@@ -28,6 +31,7 @@ struct endpoint {
 	struct kv_list labels;
 	const char *locality;
 	const struct cluster *cluster; /* owner: the pool reads its TLS settings */
+	struct endpoint_state *state;  /* shared across workers and reloads (clusterstate.h) */
 };
 
 /* A cluster is what a destination resolves to: service host + port (+ subset).
@@ -50,6 +54,12 @@ struct cluster {
 	const struct tls_client_ctx *tls;
 	const char *tls_name;
 	uint64_t tls_id;
+	/* DestinationRule policies in force (subset over top level), NULL when not set */
+	const struct conn_pool_settings *pool_limits;
+	const struct outlier_settings *outlier;
+	const struct consistent_hash *hash_policy; /* loadBalancer.consistentHash */
+	const struct lb_hash_table *hash_table;    /* built from the endpoints by link */
+	struct cluster_state *state; /* attached before publication (clusterstate.h) */
 };
 
 /* The routes one host gets on one listener: VirtualServices for that host merged in load

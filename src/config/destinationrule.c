@@ -10,6 +10,7 @@
 #include "diag.h"
 #include "node.h"
 #include "load.h"
+#include "dr_policy.h"
 
 /* Istio's SimpleLB names, mapped onto enum lb_simple (LEAST_CONN is LEAST_REQUEST's
  * deprecated alias). */
@@ -52,8 +53,7 @@ static bool dr_load_balancer(struct diag *d, struct node *n, struct traffic_poli
 		diag_error(d, ch, "only one of simple or consistentHash may be set");
 		ok = false;
 	}
-	ok &= dr_deferred(d, ch, false, &tp->lb.consistent_hash);
-	tp->lb.consistent_hash_given = tp->lb.consistent_hash != NULL;
+	ok &= dr_policy_consistent_hash(d, ch, &tp->lb.hash);
 	ok &= dr_deferred(d, node_get(n, "localityLbSetting"), false, &tp->lb.locality_lb_setting);
 	if ((x = node_get(n, "warmupDurationSecs")) != NULL) {
 		if (cfg_decode_duration(d, x, 1000, false, &tp->lb.warmup_us))
@@ -158,8 +158,8 @@ static bool dr_traffic_policy(struct pool *p, struct diag *d, struct node *n,
 	}
 	if ((lb = node_get(n, "loadBalancer")) != NULL)
 		ok &= dr_load_balancer(d, lb, tp);
-	ok &= dr_deferred(d, node_get(n, "connectionPool"), false, &tp->connection_pool);
-	ok &= dr_deferred(d, node_get(n, "outlierDetection"), false, &tp->outlier_detection);
+	ok &= dr_policy_connection_pool(d, node_get(n, "connectionPool"), &tp->connection_pool);
+	ok &= dr_policy_outlier(d, node_get(n, "outlierDetection"), &tp->outlier);
 	ok &= dr_tls(d, node_get(n, "tls"), &tp->tls);
 	if (!port_level) {
 		ok &= dr_port_level(p, d, node_get(n, "portLevelSettings"), tp);

@@ -15,12 +15,14 @@
 #include <pcre2.h>
 
 #include "diag.h"
+#include "lb_hash.h"
 #include "link.h"
 #include "load.h"
 #include "model.h"
 #include "node.h"
 #include "pool.h"
 #include "regex.h"
+#include "retry.h"
 #include "router.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -606,22 +608,33 @@ static void link_check_policy(struct link *l, const struct traffic_policy *tp, u
 				   "loadBalancer.simple PASSTHROUGH is not supported by a gateway");
 }
 
-/* The load balancer and TLS settings a cluster gets from its rule and subset, merged as
- * Istio's MergeTrafficPolicy does: the rule's fields, replaced as a whole by its
- * portLevelSettings entry for the port; then each field the subset sets, and the subset's
- * entry for the port replacing them all again. */
+/* The policy a cluster gets from its rule and subset, merged as Istio's MergeTrafficPolicy
+ * does: the rule's fields, replaced as a whole by its portLevelSettings entry for the port;
+ * then each field the subset sets, and the subset's entry for the port replacing them all
+ * again.  loadBalancer is one field (simple or consistentHash, whichever is set). */
 struct link_policy {
-	enum lb_simple lb;
+	const struct traffic_policy *lb; /* whose loadBalancer applies; NULL: the default */
+	const struct conn_pool_settings *pool;
+	const struct outlier_settings *outlier;
 	struct node *tls;
 };
+
+static bool link_lb_given(const struct traffic_policy *tp)
+{
+	return tp->lb.simple != LB_UNSPECIFIED || tp->lb.hash.given;
+}
 
 static void link_policy_apply(const struct traffic_policy *tp, uint32_t port,
 			      struct link_policy *out)
 {
 	if (tp == NULL || !tp->given)
 		return;
-	if (tp->lb.simple != LB_UNSPECIFIED)
-		out->lb = tp->lb.simple;
+	if (link_lb_given(tp))
+		out->lb = tp;
+	if (tp->connection_pool.given)
+		out->pool = &tp->connection_pool;
+	if (tp->outlier.given)
+		out->outlier = &tp->outlier;
 	if (tp->tls != NULL)
 		out->tls = tp->tls;
 	for (size_t i = 0; i < tp->nports; i++) {
@@ -630,7 +643,9 @@ static void link_policy_apply(const struct traffic_policy *tp, uint32_t port,
 		if (tp->ports[i].port != port)
 			continue;
 		/* "port level policies do not inherit": what the entry lacks is the default */
-		out->lb = pp->lb.simple != LB_UNSPECIFIED ? pp->lb.simple : LB_LEAST_REQUEST;
+		out->lb = link_lb_given(pp) ? pp : NULL;
+		out->pool = pp->connection_pool.given ? &pp->connection_pool : NULL;
+		out->outlier = pp->outlier.given ? &pp->outlier : NULL;
 		out->tls = pp->tls;
 		break;
 	}
@@ -700,6 +715,20 @@ static uint32_t link_endpoint_port(const struct se_endpoint *ep, const struct se
 	return sp->target_port != 0 ? sp->target_port : sp->number;
 }
 
+/* loadBalancer.consistentHash of the merged policy (a loadBalancer with `simple` has none). */
+static void link_cluster_hash(struct link *l, struct cluster *c, const struct link_policy *pol)
+{
+	const struct consistent_hash *ch =
+	    pol->lb != NULL && pol->lb->lb.hash.given ? &pol->lb->lb.hash : NULL;
+
+	if (ch == NULL || c->nendpoints == 0)
+		return;
+	c->hash_policy = ch;
+	c->hash_table = lb_hash_build(l->p, c->endpoints, c->nendpoints, ch);
+	if (c->hash_table == NULL)
+		diag_error(l->d, ch->node, "out of memory building the consistent-hash table");
+}
+
 static struct cluster *link_cluster_new(struct link *l, const char *name, const char *fqdn,
 					struct se_ref *r, struct cfg_dr *dr,
 					const struct dr_subset *sub, struct node *at)
@@ -715,8 +744,7 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 	c->subset = sub != NULL ? sub->name : NULL;
 	c->se = se;
 	c->dr = dr;
-	pol.lb = LB_LEAST_REQUEST; /* Istio's default */
-	pol.tls = NULL;
+	memset(&pol, 0, sizeof(pol));
 	if (dr != NULL) {
 		link_policy_apply(&dr->policy, c->port, &pol);
 		link_check_policy(l, &dr->policy, c->port,
@@ -726,7 +754,10 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 		link_policy_apply(&sub->policy, c->port, &pol);
 		link_check_policy(l, &sub->policy, c->port, link_at(sub->node, "trafficPolicy"));
 	}
-	c->lb = pol.lb;
+	c->lb = pol.lb != NULL && pol.lb->lb.simple != LB_UNSPECIFIED ? pol.lb->lb.simple
+								      : LB_LEAST_REQUEST;
+	c->pool_limits = pol.pool;
+	c->outlier = pol.outlier;
 	link_cluster_tls(l, c, pol.tls);
 
 	if (link_se_usable(l, se, r->info)) {
@@ -752,6 +783,7 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 			n++;
 		}
 		c->nendpoints = n;
+		link_cluster_hash(l, c, &pol);
 		if (n == 0)
 			diag_warn(l->d, at,
 				  "cluster %s has no endpoints: requests to it will get 503 (UH)",
@@ -1083,22 +1115,13 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 				  link_pos(l, all->node));
 		else if (link_route_matches_all(r))
 			all = r;
+		if (!r->retries.given)
+			retry_policy_default(&r->retries.policy);
 		if (!link_route_on_gateway(l, r))
 			continue;
 		/* Not enforced yet (traffic-management work): what changes the answer a client
 		 * gets is refused, what only adds resilience or a copy is accepted with a
 		 * warning.  Never silently ignored. */
-		if (r->fault.given)
-			diag_error(l->d, link_at(r->node, "fault"),
-				   "fault injection is not enforced yet (traffic-management work)");
-		if (r->cors.given)
-			diag_error(l->d, link_at(r->node, "corsPolicy"),
-				   "corsPolicy is not enforced yet (traffic-management work)");
-		if (r->retries.given)
-			diag_warn(
-			    l->d, link_at(r->node, "retries"),
-			    "retries are accepted but not enforced yet: each request is tried "
-			    "once (plus one retry of a stale pooled connection)");
 		if (r->nmirrors > 0)
 			diag_warn(l->d, r->node,
 				  "mirroring is accepted but not enforced yet: no copy is sent");

@@ -4,11 +4,11 @@
 # host name = SNI = the destination host unless `sni` says otherwise, or subjectAltNames);
 # insecureSkipVerify does not; MUTUAL presents a client certificate (files or
 # credentialName); ISTIO_MUTUAL presents the main config's meshIdentity. A failed
-# verification is 503 UF with "tls verify failed: <reason>" in the access log. TLS
-# connections are kept alive and sessions resumed. portLevelSettings originate TLS on one
-# port of a service only (Istio's egress "TLS origination" task). The PKI is made fresh by
-# tests/unit/tls-fixtures.sh; the test upstream serves TLS and echoes the SNI and the
-# client certificate it saw.
+# verification is 503 UF (a connect failure: retried as one) with "tls verify failed:
+# <reason>" in the access log. TLS connections are kept alive and sessions resumed.
+# portLevelSettings originate TLS on one port of a service only (Istio's egress "TLS
+# origination" task). The PKI is made fresh by tests/unit/tls-fixtures.sh; the test
+# upstream serves TLS and echoes the SNI and the client certificate it saw.
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -213,10 +213,14 @@ hs=$(awk '/^meshgate_upstream_cx_ssl_handshake /{print $2}' <<<"$m")
 re=$(awk '/^meshgate_upstream_cx_ssl_session_reused /{print $2}' <<<"$m")
 assert_cmp "${re:-0}" -ge 3 "resumptions counted ($re of $hs handshakes)"
 
-# verification failures: 503 UF, the reason in the body and the access log
+# verification failures: 503 UF, the reason in the body and the access log. A failed
+# handshake is a connect failure, which Istio's default retry policy retries twice (URX).
+n0=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk '/^meshgate_upstream_cx_ssl_handshake_error /{print $2}')
 get wrongca.test /echo 503
 assert_body_contains "tls verify failed: unable to get local issuer certificate"
-assert_log_contains '503 UF tls_verify_failed:_unable_to_get_local_issuer_certificate' "$MG_ACCESS_LOG"
+assert_log_contains '503 UF,URX tls_verify_failed:_unable_to_get_local_issuer_certificate' "$MG_ACCESS_LOG"
+n1=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk '/^meshgate_upstream_cx_ssl_handshake_error /{print $2}')
+assert_eq "$((n1 - n0))" 3 "the handshake was tried three times (two default retries)"
 get mismatch.test /echo 503
 assert_body_contains "tls verify failed: hostname mismatch"
 assert_log_contains "TLS to upstream 127.0.0.1:$UP_S_PORT \(mismatch.test\) failed: tls verify failed: hostname mismatch"
@@ -240,7 +244,7 @@ get cred.test /echo
 assert_contains "$(mg_json peer_subject)" "CN=client" "credentialName provides it too"
 get nocert.test /echo 503
 assert_body_contains "tls handshake failed: upstream sent alert"
-assert_log_contains '503 UF tls_handshake_failed:_upstream_sent_alert' "$MG_ACCESS_LOG"
+assert_log_contains '503 UF,URX tls_handshake_failed:_upstream_sent_alert' "$MG_ACCESS_LOG"
 
 # ISTIO_MUTUAL: the mesh identity, Istio's SNI, the service account checked
 get mesh.test /echo

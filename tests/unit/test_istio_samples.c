@@ -283,17 +283,13 @@ static const struct sample samples[] = {
      {NOTE("skipping non-Istio kind Deployment"), NOTE("skipping non-Istio kind Service"),
       NOTE("skipping non-Istio kind ServiceAccount"), WARN(NO_LISTENER)}},
 
-    /* ---- accepted with a warning: traffic policy that later work enforces ---- */
+    /* ---- circuit breaking and outlier detection: enforced ---- */
     {"istio.io_tasks_traffic-management_circuit-breaking__snip_configuring_the_circuit_breaker_"
      "1.yaml",
      NULL,
      NULL,
      false,
-     {WARN("DestinationRule default/httpbin: spec.trafficPolicy.connectionPool: "
-	   "connectionPool is accepted but not enforced yet"),
-      WARN("DestinationRule default/httpbin: spec.trafficPolicy.outlierDetection: "
-	   "outlierDetection is accepted but not enforced yet"),
-      WARN(NO_LISTENER)}},
+     {WARN(NO_LISTENER)}},
     /* Upstream mTLS origination: no VirtualService uses the rule, so its credential is
      * never looked up (a served route would need credentialsDir). */
     {"istio.io_tasks_traffic-management_egress_egress-gateway-tls-origination__snip_configure_"

@@ -458,23 +458,17 @@ static void test_no_host_matches(void **state)
 /* Traffic-management fields on a served route: refused or warned, never silently ignored. */
 static void test_not_enforced_yet(void **state)
 {
-	check(
-	    LABELS,
-	    GW80 "apiVersion: networking.istio.io/v1\n"
-		 "kind: VirtualService\n"
-		 "metadata: {name: vs}\n"
-		 "spec:\n"
-		 "  hosts: [example.com]\n"
-		 "  gateways: [gw]\n"
-		 "  http:\n"
-		 "  - fault: {abort: {httpStatus: 555, percentage: {value: 100}}}\n"
-		 "    retries: {attempts: 3}\n"
-		 "    directResponse: {status: 200}\n",
-	    "r.yaml:17:12: VirtualService default/vs: spec.http[0].fault: fault injection is not "
-	    "enforced yet (traffic-management work)\n"
-	    "r.yaml:18:14: warning: VirtualService default/vs: spec.http[0].retries: retries are "
-	    "accepted but not enforced yet: each request is tried once (plus one retry of a stale "
-	    "pooled connection)\n");
+	check(LABELS,
+	      GW80 "apiVersion: networking.istio.io/v1\n"
+		   "kind: VirtualService\n"
+		   "metadata: {name: vs}\n"
+		   "spec:\n"
+		   "  hosts: [example.com]\n"
+		   "  gateways: [gw]\n"
+		   "  http:\n"
+		   "  - delegate: {name: other}\n",
+	      "r.yaml:17:15: VirtualService default/vs: spec.http[0].delegate: delegate is not "
+	      "supported yet (traffic-management work)\n");
 }
 
 static void test_catch_all_shadows(void **state)

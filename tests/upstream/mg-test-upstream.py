@@ -9,6 +9,7 @@ response bodies streamed in bounded pieces (a 1 GB body never sits in memory).
 Usage:
   mg-test-upstream.py [--listen HOST:PORT] [--name NAME] [--stats-file PATH]
                       [--idle-timeout SEC] [--keepalive-max N] [--quiet]
+                      [--fail-status CODE]
                       [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]
                        [--tls-alpn P1,P2]]
   mg-test-upstream.py --print-sha256 N [SEED]   sha256 of what /bytes/N?seed=SEED sends
@@ -37,6 +38,9 @@ Endpoints (the first path segment selects; a query string is always allowed):
                     ?trailers=1 (with chunked) adds an x-body-sha256 trailer,
                     ?abort=K sends the head and K body bytes, then resets.
   /sha256           JSON {name, sha256, length, conn, req} of the request body
+  /flaky/N/REST     the first N requests for a key (?key=K, else REST) are
+                    answered as /REST (e.g. /flaky/2/status/503), later ones as
+                    /echo: for retries
   /close            answers like /echo with "Connection: close", then closes
   /reset            reads the request head, then resets the connection (RST)
                     without answering
@@ -147,6 +151,8 @@ class State:
         self.conns = 0
         self.total = 0
         self.stats_fd = None
+        self.flaky = {}
+        self.fail_status = args.fail_status
         self.tls = tls_context(args)
         if args.stats_file:
             self.stats_fd = os.open(args.stats_file,
@@ -551,6 +557,8 @@ class Conn:
         path = url.path if req.target.startswith("/") else (url.path or "/")
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         segs = path.split("/")
+        if len(segs) > 2 and segs[1] == "flaky":
+            segs = self.flaky(segs, query)
         what = segs[1] if len(segs) > 1 else ""
         arg = segs[2] if len(segs) > 2 else ""
         close = bool({"close"} & connection_tokens(req)) or (
@@ -565,6 +573,10 @@ class Conn:
 
         self.read_body(req)
 
+        if self.st.fail_status:
+            code = self.st.fail_status
+            self.reply(req, code, b"failing with %d\n" % code, close=close)
+            return not close
         if what == "status":
             try:
                 code = int(arg)
@@ -608,6 +620,18 @@ class Conn:
         else:
             self.echo(req, close=close)
         return not close
+
+    def flaky(self, segs, query):
+        """/flaky/N/REST: the first N requests for a key are answered as /REST, later
+        ones as /echo.  The key is ?key=K, else REST."""
+        n = self.int_arg(segs[2], "/flaky/N/...")
+        key = query.get("key", "/".join(segs[3:]))
+        with self.st.lock:
+            hits = self.st.flaky.get(key, 0)
+            self.st.flaky[key] = hits + 1
+        if hits < n:
+            return [""] + segs[3:]
+        return ["", "echo"]
 
     @staticmethod
     def int_arg(arg, what):
@@ -788,6 +812,8 @@ def main():
     ap.add_argument("--keepalive-max", type=int, default=0,
                     help="close a connection after this many requests (0: no limit)")
     ap.add_argument("--quiet", action="store_true", help="no per-request line on stderr")
+    ap.add_argument("--fail-status", type=int, default=0, metavar="CODE",
+                    help="answer every request with CODE (an unhealthy endpoint)")
     ap.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (chain)")
     ap.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert")
     ap.add_argument("--tls-client-ca", metavar="FILE",

@@ -1,0 +1,59 @@
+/* Per-appliance state of clusters and endpoints, shared by every worker thread and kept
+ * across reloads: circuit-breaker counters (DestinationRule connectionPool) and
+ * outlier-detection state.
+ *
+ * Keyed by cluster name ("outbound|80||svc") and endpoint address, created by the control
+ * thread before a snapshot is published (clusterstate_attach) and freed only at exit, so a
+ * pooled upstream connection or an exchange that outlives its snapshot can still count
+ * itself out.  Workers touch only the atomics: no lock on the data path.
+ *
+ * Tolerance of the limits (written down as the issue asks): counters are exact across
+ * threads (atomic add/sub); a worker that holds no connection to a host may open one
+ * even at maxConnections, as Envoy's per-worker pools do, so the connection limit can be
+ * exceeded by at most one connection per worker and host. */
+#ifndef MG_CLUSTERSTATE_H
+#define MG_CLUSTERSTATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct snapshot;
+
+struct endpoint_state {
+	atomic_uint consecutive_5xx;
+	atomic_uint consecutive_gateway;
+	atomic_uint consecutive_local;
+	atomic_uint_fast64_t ejected_until_us; /* monotonic clock; 0 = in service */
+	atomic_uint ejections;                 /* times ejected: the ejection time multiplier */
+	atomic_bool ejected;
+	struct endpoint_state *next;
+	char key[]; /* "cluster name|endpoint address" */
+};
+
+struct cluster_state {
+	atomic_uint cx_active;      /* open upstream connections counted for this cluster */
+	atomic_uint rq_active;      /* requests in flight */
+	atomic_uint rq_pending;     /* requests waiting for a connection */
+	atomic_uint retries_active; /* retries in flight */
+	atomic_uint ejected;        /* endpoints ejected now */
+	/* counters for the admin endpoint and metrics */
+	atomic_uint_fast64_t cx_overflow, rq_pending_overflow, rq_overflow, retry_overflow;
+	atomic_uint_fast64_t ejections_total;
+	struct cluster_state *next;
+	char name[];
+};
+
+/* Attach (find or create) the state of every cluster and endpoint of s.  Control thread,
+ * before s is published.  Returns 0, or -1 when out of memory. */
+int clusterstate_attach(struct snapshot *s);
+/* Free every state (at exit, after the workers stopped). */
+void clusterstate_free_all(void);
+
+/* Counted admission: add one to *counter unless that would exceed max (0 = unlimited).
+ * Returns true when admitted. */
+bool clusterstate_admit(atomic_uint *counter, uint32_t max);
+/* Undo an admission (never below zero). */
+void clusterstate_release(atomic_uint *counter);
+
+#endif
