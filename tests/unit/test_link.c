@@ -527,9 +527,9 @@ static const struct cluster *cluster_named(const struct snapshot *s, const char 
 	return NULL;
 }
 
-/* DestinationRule tls merged as Istio does: the rule's tls, replaced for a port by its
- * portLevelSettings entry (which also resets the load balancer), then the subset's tls, and
- * the subset's entry for the port replacing everything again. */
+/* DestinationRule policies merged as Istio does: the rule's, replaced for a port by its
+ * portLevelSettings entry (every component: what it lacks is the default), then the
+ * subset's fields, and the subset's entry for the port replacing everything again. */
 static void test_upstream_tls_merge(void **state)
 {
 	struct snapshot *s =
@@ -541,6 +541,7 @@ static void test_upstream_tls_merge(void **state)
 				     "  host: ext.example.com\n"
 				     "  trafficPolicy:\n"
 				     "    loadBalancer: {simple: RANDOM}\n"
+				     "    connectionPool: {tcp: {maxConnections: 7}}\n"
 				     "    tls: {mode: SIMPLE, insecureSkipVerify: true}\n"
 				     "    portLevelSettings:\n"
 				     "    - port: {number: 443}\n"
@@ -552,7 +553,8 @@ static void test_upstream_tls_merge(void **state)
 				     "    trafficPolicy:\n"
 				     "      portLevelSettings:\n"
 				     "      - port: {number: 443}\n"
-				     "        loadBalancer: {simple: ROUND_ROBIN}\n",
+				     "        loadBalancer: {simple: ROUND_ROBIN}\n"
+				     "        connectionPool: {tcp: {maxConnections: 9}}\n",
 		  "");
 	const struct cluster *plain, *tls, *v1, *v2;
 
@@ -577,6 +579,14 @@ static void test_upstream_tls_merge(void **state)
 	/* the subset's port entry replaces tls too */
 	assert_null(v2->tls);
 	assert_int_equal(v2->lb, LB_ROUND_ROBIN);
+	/* connectionPool merges alike: the rule's on port 80, none through the rule's port
+	 * entry, the subset entry's own */
+	assert_non_null(plain->pool_limits);
+	assert_int_equal(plain->pool_limits->max_connections, 7);
+	assert_null(tls->pool_limits);
+	assert_null(v1->pool_limits);
+	assert_non_null(v2->pool_limits);
+	assert_int_equal(v2->pool_limits->max_connections, 9);
 }
 
 /* Contexts are built at link time for served clusters only, with the files' problems at
