@@ -48,6 +48,23 @@ static void ready_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(b);
 }
 
+/* Per-cluster counters as labelled series (cluster names hold no quote or backslash:
+ * they are built from host names, ports and subset names). */
+static void clusters_prometheus(FILE *f)
+{
+	struct snapshot *s = snapshot_current();
+
+	for (int k = 0; s != NULL && k < CC__COUNT; k++) {
+		fprintf(f, "# TYPE meshgate_cluster_%s counter\n", cluster_counter_names[k]);
+		for (size_t i = 0; i < s->nclusters; i++)
+			fprintf(f, "meshgate_cluster_%s{cluster=\"%s\"} %llu\n",
+				cluster_counter_names[k], s->clusters[i]->name,
+				(unsigned long long)clusterstate_count(s->clusters[i]->state,
+								       (enum cluster_counter)k));
+	}
+	snapshot_unref(s);
+}
+
 static void metrics_cb(struct evhttp_request *req, void *arg)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -57,6 +74,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 
 	if (f != NULL) {
 		metrics_write_prometheus(f);
+		clusters_prometheus(f);
 		fclose(f);
 		evbuffer_add(b, text, len);
 		free(text);
@@ -90,6 +108,12 @@ static void clusters_state(struct evbuffer *b, const struct cluster *cl)
 	evbuffer_add_printf(b, "%s::overflow::cx::%llu::rq_pending::%llu::rq::%llu::retry::%llu\n",
 			    cl->name, LOAD(cs->cx_overflow), LOAD(cs->rq_pending_overflow),
 			    LOAD(cs->rq_overflow), LOAD(cs->retry_overflow));
+	evbuffer_add_printf(b, "%s::stats", cl->name);
+	for (int k = 0; k < CC__COUNT; k++)
+		evbuffer_add_printf(
+		    b, "::%s::%llu", cluster_counter_names[k],
+		    (unsigned long long)clusterstate_count(cs, (enum cluster_counter)k));
+	evbuffer_add(b, "\n", 1);
 	if (cl->outlier != NULL)
 		evbuffer_add_printf(b, "%s::outlier::ejected::%llu::ejections_total::%llu\n",
 				    cl->name, LOAD(cs->ejected), LOAD(cs->ejections_total));
@@ -101,6 +125,9 @@ static void clusters_endpoint(struct evbuffer *b, const struct cluster *cl,
 	const struct endpoint_state *es = ep->state;
 
 	evbuffer_add_printf(b, "%s::%s::weight::%u\n", cl->name, ep->name, ep->weight);
+	if (es != NULL && cl->health_check != NULL)
+		evbuffer_add_printf(b, "%s::%s::active_health_check::%s\n", cl->name, ep->name,
+				    atomic_load(&es->hc_failed) ? "/failed_active_hc" : "healthy");
 	if (cl->outlier == NULL || es == NULL)
 		return;
 	if (outlier_ejected(cl, ep, now))

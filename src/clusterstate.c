@@ -34,7 +34,11 @@ static uint32_t key_hash(const char *a, const char *b)
 	return h & (REGISTRY_BUCKETS - 1);
 }
 
-static struct cluster_state *cluster_find_or_add(const char *name)
+const char *const cluster_counter_names[CC__COUNT] = {
+    "rq_total", "rq_2xx", "rq_3xx", "rq_4xx", "rq_5xx", "rq_retry", "rq_timeout", "cx_connect_fail",
+};
+
+static struct cluster_state *cluster_find_or_add(const char *name, unsigned nworkers)
 {
 	struct cluster_state **slot = &clusters[key_hash(name, NULL)], *cs;
 	size_t len = strlen(name);
@@ -45,6 +49,15 @@ static struct cluster_state *cluster_find_or_add(const char *name)
 	cs = calloc(1, sizeof(*cs) + len + 1);
 	if (cs == NULL)
 		return NULL;
+	if (nworkers > 0) {
+		cs->shards = aligned_alloc(64, nworkers * sizeof(*cs->shards));
+		if (cs->shards == NULL) {
+			free(cs);
+			return NULL;
+		}
+		memset(cs->shards, 0, nworkers * sizeof(*cs->shards));
+		cs->nshards = nworkers;
+	}
 	memcpy(cs->name, name, len + 1);
 	cs->next = *slot;
 	*slot = cs;
@@ -71,7 +84,7 @@ static struct endpoint_state *endpoint_find_or_add(const char *cluster, const ch
 	return es;
 }
 
-int clusterstate_attach(struct snapshot *s)
+int clusterstate_attach(struct snapshot *s, unsigned nworkers)
 {
 	int rc = 0;
 
@@ -85,7 +98,7 @@ int clusterstate_attach(struct snapshot *s)
 	for (size_t i = 0; i < s->nclusters && rc == 0; i++) {
 		struct cluster *c = s->clusters[i];
 
-		c->state = cluster_find_or_add(c->name);
+		c->state = cluster_find_or_add(c->name, nworkers);
 		if (c->state == NULL)
 			rc = -1;
 		for (size_t k = 0; k < c->nendpoints && rc == 0; k++) {
@@ -105,6 +118,7 @@ void clusterstate_free_all(void)
 		while (clusters[i] != NULL) {
 			struct cluster_state *next = clusters[i]->next;
 
+			free(clusters[i]->shards);
 			free(clusters[i]);
 			clusters[i] = next;
 		}
@@ -148,4 +162,13 @@ void clusterstate_release(atomic_uint *counter)
 	while (cur > 0 && !atomic_compare_exchange_weak_explicit(
 			      counter, &cur, cur - 1, memory_order_relaxed, memory_order_relaxed))
 		;
+}
+
+uint64_t clusterstate_count(const struct cluster_state *cs, enum cluster_counter id)
+{
+	uint64_t sum = 0;
+
+	for (unsigned w = 0; cs != NULL && w < cs->nshards; w++)
+		sum += __atomic_load_n(&cs->shards[w].v[id], __ATOMIC_RELAXED);
+	return sum;
 }

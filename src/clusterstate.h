@@ -27,16 +27,40 @@ struct endpoint_state {
 	atomic_uint_fast64_t ejected_until_us; /* monotonic clock; 0 = in service */
 	atomic_uint ejections;                 /* times ejected: the ejection time multiplier */
 	atomic_bool ejected;
+	atomic_bool hc_failed; /* active health checking says unhealthy (healthcheck.h) */
 	struct endpoint_state *next;
 	char key[]; /* "cluster name|endpoint address" */
 };
 
+/* Per-cluster request counters, one cache line per worker: a worker increments only its
+ * own shard (plain adds, no contention); the admin endpoint sums them with relaxed loads. */
+enum cluster_counter {
+	CC_RQ_TOTAL,
+	CC_RQ_2XX,
+	CC_RQ_3XX,
+	CC_RQ_4XX,
+	CC_RQ_5XX,
+	CC_RQ_RETRY,
+	CC_RQ_TIMEOUT,
+	CC_CX_CONNECT_FAIL,
+	CC__COUNT,
+};
+
+struct cluster_shard {
+	uint64_t v[CC__COUNT];
+} __attribute__((aligned(64)));
+
+extern const char *const cluster_counter_names[CC__COUNT];
+
 struct cluster_state {
+	struct cluster_shard *shards; /* one per worker */
+	unsigned nshards;
 	atomic_uint cx_active;      /* open upstream connections counted for this cluster */
 	atomic_uint rq_active;      /* requests in flight */
 	atomic_uint rq_pending;     /* requests waiting for a connection */
 	atomic_uint retries_active; /* retries in flight */
 	atomic_uint ejected;        /* endpoints ejected now */
+	atomic_uint hc_failed;      /* endpoints failing active health checks now */
 	/* counters for the admin endpoint and metrics */
 	atomic_uint_fast64_t cx_overflow, rq_pending_overflow, rq_overflow, retry_overflow;
 	atomic_uint_fast64_t ejections_total;
@@ -46,7 +70,17 @@ struct cluster_state {
 
 /* Attach (find or create) the state of every cluster and endpoint of s.  Control thread,
  * before s is published.  Returns 0, or -1 when out of memory. */
-int clusterstate_attach(struct snapshot *s);
+int clusterstate_attach(struct snapshot *s, unsigned nworkers);
+/* Sum of one counter over the workers' shards. */
+uint64_t clusterstate_count(const struct cluster_state *cs, enum cluster_counter id);
+
+/* Count one event for cluster cl on worker number wid (worker thread). */
+#define CLUSTER_COUNT(cl, wid, id)                                                                 \
+	do {                                                                                       \
+		struct cluster_state *cs_ = (cl)->state;                                           \
+		if (cs_ != NULL && (unsigned)(wid) < cs_->nshards)                                 \
+			cs_->shards[(wid)].v[(id)]++;                                              \
+	} while (0)
 /* Free every state (at exit, after the workers stopped). */
 void clusterstate_free_all(void);
 

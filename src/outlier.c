@@ -101,31 +101,46 @@ void outlier_report(const struct cluster *cl, const struct endpoint *ep, int sta
 		outlier_eject(cl, es, ep, now_us, "consecutive gateway errors");
 }
 
-bool outlier_ejected(const struct cluster *cl, const struct endpoint *ep, uint64_t now_us)
+bool outlier_out(const struct cluster *cl, const struct endpoint *ep, uint64_t now_us)
 {
 	struct endpoint_state *es = ep->state;
 	struct cluster_state *cs = cl->state;
 	bool expected = true;
-	unsigned ejected;
 
-	if (cl->outlier == NULL || es == NULL || cs == NULL ||
-	    !atomic_load_explicit(&es->ejected, memory_order_relaxed))
+	if (es == NULL || cs == NULL)
 		return false;
-	if (now_us >= atomic_load_explicit(&es->ejected_until_us, memory_order_acquire)) {
+	if (cl->outlier != NULL && atomic_load_explicit(&es->ejected, memory_order_relaxed)) {
+		if (now_us < atomic_load_explicit(&es->ejected_until_us, memory_order_acquire))
+			return true;
 		/* back in service; the worker that flips the flag does the bookkeeping */
 		if (atomic_compare_exchange_strong(&es->ejected, &expected, false)) {
 			clusterstate_release(&cs->ejected);
 			log_info("outlier detection: %s back in %s", ep->name, cl->name);
 		}
-		return false;
 	}
-	/* minHealthPercent: below it, Envoy's panic mode balances over every endpoint */
-	ejected = atomic_load_explicit(&cs->ejected, memory_order_relaxed);
-	if (cl->outlier->min_health_percent > 0 &&
-	    (uint64_t)(cl->nendpoints - ejected) * 100 <
-		(uint64_t)cl->nendpoints * cl->outlier->min_health_percent)
+	return cl->health_check != NULL &&
+	       atomic_load_explicit(&es->hc_failed, memory_order_relaxed);
+}
+
+bool outlier_panic(const struct cluster *cl)
+{
+	/* Below the panic threshold Envoy balances over every endpoint: minHealthPercent with
+	 * outlier detection (Istio's mapping, default 0 = never), else Envoy's default 50%. */
+	uint32_t panic = cl->outlier != NULL ? cl->outlier->min_health_percent : 50;
+	unsigned down;
+
+	if (panic == 0 || cl->state == NULL)
 		return false;
-	return true;
+	down = atomic_load_explicit(&cl->state->ejected, memory_order_relaxed) +
+	       atomic_load_explicit(&cl->state->hc_failed, memory_order_relaxed);
+	if (down > cl->nendpoints)
+		down = (unsigned)cl->nendpoints;
+	return (uint64_t)(cl->nendpoints - down) * 100 < (uint64_t)cl->nendpoints * panic;
+}
+
+bool outlier_ejected(const struct cluster *cl, const struct endpoint *ep, uint64_t now_us)
+{
+	return outlier_out(cl, ep, now_us) && !outlier_panic(cl);
 }
 
 const struct endpoint *outlier_pick(struct worker *w, const struct cluster *cl,
@@ -133,13 +148,13 @@ const struct endpoint *outlier_pick(struct worker *w, const struct cluster *cl,
 {
 	size_t n = cl->nendpoints, start;
 
-	if (!outlier_ejected(cl, first, now_us))
+	if (!outlier_out(cl, first, now_us) || outlier_panic(cl))
 		return first;
 	start = n > 1 ? (size_t)(worker_random(w) % n) : 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct endpoint *ep = &cl->endpoints[(start + i) % n];
 
-		if (!outlier_ejected(cl, ep, now_us))
+		if (!outlier_out(cl, ep, now_us))
 			return ep;
 	}
 	return NULL;

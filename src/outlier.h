@@ -23,8 +23,14 @@ struct worker;
 void outlier_report(const struct cluster *cl, const struct endpoint *ep, int status,
 		    uint64_t now_us);
 
-/* Is ep out of service now (and the cluster not below minHealthPercent)? */
+/* Is ep out of service now: ejected, or failing active health checks (healthcheck.h), and
+ * the cluster not in panic mode? */
 bool outlier_ejected(const struct cluster *cl, const struct endpoint *ep, uint64_t now_us);
+
+/* Out of service, the panic threshold not considered (locality ranks count with it). */
+bool outlier_out(const struct cluster *cl, const struct endpoint *ep, uint64_t now_us);
+/* Too few endpoints in service: Envoy's panic mode balances over all of them. */
+bool outlier_panic(const struct cluster *cl);
 
 /* Replace first (the balancer's pick) by an endpoint in service: first itself when it is,
  * else another (random start, then in order); NULL when every endpoint is ejected. */

@@ -25,6 +25,7 @@
 #include "http1.h"
 #include "lb_hash.h"
 #include "local_reply.h"
+#include "locality.h"
 #include "log.h"
 #include "outlier.h"
 #include "proxy.h"
@@ -407,6 +408,7 @@ static bool try_again(struct exchange *ex, bool wanted)
 	}
 	up_drop(ex, false);
 	METRIC_INC(&w->metrics, upstream_rq_retry);
+	CLUSTER_COUNT(ex->cl, w->id, CC_RQ_RETRY);
 	/* no body bytes pile up while we wait: reading resumes when the next try starts */
 	if (!ex->req_done)
 		bufferevent_disable(ex->c->bev, EV_READ);
@@ -443,6 +445,8 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (rc != UP_OK) {
 		METRIC_INC(&ex->c->w->metrics, upstream_cx_connect_fail);
+		CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_CX_CONNECT_FAIL);
+		CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_CX_CONNECT_FAIL);
 		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
 		return;
 	}
@@ -457,6 +461,7 @@ static void try_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct exchange *ex = arg;
 
 	METRIC_INC(&ex->c->w->metrics, upstream_rq_per_try_timeout);
+	CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_RQ_TIMEOUT);
 	if (ex->resp_head_sent)
 		fail_abort(ex, "UT", "upstream per-try timeout");
 	else
@@ -525,6 +530,7 @@ static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct exchange *ex = arg;
 
 	METRIC_INC(&ex->c->w->metrics, upstream_cx_connect_fail);
+	CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_CX_CONNECT_FAIL);
 	up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect timeout");
 }
 
@@ -533,6 +539,7 @@ static void route_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct exchange *ex = arg;
 
 	METRIC_INC(&ex->c->w->metrics, upstream_rq_timeout);
+	CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_RQ_TIMEOUT);
 	if (!ex->resp_head_sent)
 		fail_local(ex, 504, "UT", "upstream request timeout");
 	else
@@ -717,12 +724,20 @@ static int try_start(struct exchange *ex)
 		/* a retry walks on to the next endpoint of the ring */
 		ep = &cl->endpoints[lb_hash_pick(cl->hash_table, cl->nendpoints, ex->hash_key,
 						 other ? ex->tries : 0)];
+	} else if (cl->nlevels > 1) {
+		/* locality ranks: the pick already skips what is out of service */
+		ep = locality_pick(w, cl, mono_us());
+		for (int i = 0; other && ep != NULL && i < 5 && ep == ex->prev_ep; i++)
+			ep = locality_pick(w, cl, mono_us());
+		if (ep == NULL)
+			return UP_NO_HEALTHY;
 	} else {
 		ep = upstream_pick(w, cl);
 		for (int i = 0; other && i < 5 && ep == ex->prev_ep; i++)
 			ep = upstream_pick(w, cl);
 	}
-	if (ex->cl->outlier != NULL && (ep = outlier_pick(w, ex->cl, ep, mono_us())) == NULL)
+	if ((cl->outlier != NULL || cl->health_check != NULL) &&
+	    (ep = outlier_pick(w, cl, ep, mono_us())) == NULL)
 		return UP_NO_HEALTHY;
 	ex->ep = ep;
 	ex->prev_ep = ep;
@@ -806,6 +821,7 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 	}
 	if (rc != UP_OK) {
 		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
+		CLUSTER_COUNT(ex->cl, w->id, CC_CX_CONNECT_FAIL);
 		if (!try_again(ex, retry_on_failure(ex_retry(ex), RETRY_FAIL_CONNECT))) {
 			up_release(ex, false);
 			exchange_flag(ex, "UF");
@@ -1214,6 +1230,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (ex->connect_timer != NULL && evtimer_pending(ex->connect_timer, NULL)) {
 		/* still connecting: the connect failed */
 		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
+		CLUSTER_COUNT(ex->cl, w->id, CC_CX_CONNECT_FAIL);
 		log_debug("connect to %s failed", ex->ep->name);
 		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
 		return;

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "accesslog.h"
+#include "clusterstate.h"
 #include "conn.h"
 #include "cors.h"
 #include "exchange.h"
@@ -148,6 +149,15 @@ void request_finish(struct exchange *ex)
 	e.downstream_remote = c->peer;
 	accesslog_write(w->alog, &e);
 
+	if (ex->cl != NULL) {
+		static const enum cluster_counter by_class[6] = {
+		    CC_RQ_TOTAL, CC_RQ_TOTAL, CC_RQ_2XX, CC_RQ_3XX, CC_RQ_4XX, CC_RQ_5XX};
+		int cls = ex->status / 100;
+
+		CLUSTER_COUNT(ex->cl, w->id, CC_RQ_TOTAL);
+		if (cls >= 2 && cls <= 5)
+			CLUSTER_COUNT(ex->cl, w->id, by_class[cls]);
+	}
 	switch (ex->status / 100) {
 	case 1:
 		METRIC_INC(&w->metrics, downstream_rq_1xx);

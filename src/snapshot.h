@@ -57,8 +57,14 @@ struct cluster {
 	/* DestinationRule policies in force (subset over top level), NULL when not set */
 	const struct conn_pool_settings *pool_limits;
 	const struct outlier_settings *outlier;
-	const struct consistent_hash *hash_policy; /* loadBalancer.consistentHash */
-	const struct lb_hash_table *hash_table;    /* built from the endpoints by link */
+	const struct consistent_hash *hash_policy;   /* loadBalancer.consistentHash */
+	const struct lb_hash_table *hash_table;      /* built from the endpoints by link */
+	const struct cfg_health_check *health_check; /* main config healthChecks, or NULL */
+	/* locality ranks (locality.h): endpoints[levels[i].start ...] has rank i */
+	unsigned nlevels;
+	struct {
+		uint32_t start, count;
+	} levels[5];
 	struct cluster_state *state; /* attached before publication (clusterstate.h) */
 };
 

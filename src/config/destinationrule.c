@@ -33,7 +33,8 @@ static bool dr_deferred(struct diag *d, struct node *n, bool seq, struct node **
 	return true;
 }
 
-static bool dr_load_balancer(struct diag *d, struct node *n, struct traffic_policy *tp)
+static bool dr_load_balancer(struct pool *p, struct diag *d, struct node *n,
+			     struct traffic_policy *tp)
 {
 	struct node *simple, *ch, *x;
 	bool ok = true;
@@ -54,7 +55,7 @@ static bool dr_load_balancer(struct diag *d, struct node *n, struct traffic_poli
 		ok = false;
 	}
 	ok &= dr_policy_consistent_hash(d, ch, &tp->lb.hash);
-	ok &= dr_deferred(d, node_get(n, "localityLbSetting"), false, &tp->lb.locality_lb_setting);
+	ok &= dr_policy_locality(p, d, node_get(n, "localityLbSetting"), &tp->lb.locality);
 	if ((x = node_get(n, "warmupDurationSecs")) != NULL) {
 		if (cfg_decode_duration(d, x, 1000, false, &tp->lb.warmup_us))
 			diag_warn(d, x, "warmupDurationSecs is accepted but not enforced yet");
@@ -157,7 +158,7 @@ static bool dr_traffic_policy(struct pool *p, struct diag *d, struct node *n,
 		return false;
 	}
 	if ((lb = node_get(n, "loadBalancer")) != NULL)
-		ok &= dr_load_balancer(d, lb, tp);
+		ok &= dr_load_balancer(p, d, lb, tp);
 	ok &= dr_policy_connection_pool(d, node_get(n, "connectionPool"), &tp->connection_pool);
 	ok &= dr_policy_outlier(d, node_get(n, "outlierDetection"), &tp->outlier);
 	ok &= dr_tls(d, node_get(n, "tls"), &tp->tls);

@@ -4,12 +4,14 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "diag.h"
 #include "dr_policy.h"
 #include "load.h"
 #include "node.h"
+#include "pool.h"
 
 static const char *const dr_h2_upgrade[] = {"DEFAULT", "DO_NOT_UPGRADE", "UPGRADE", NULL};
 
@@ -265,6 +267,135 @@ bool dr_policy_consistent_hash(struct diag *d, struct node *n, struct consistent
 		}
 		node_check_unknown(d, maglev);
 	}
+	node_check_unknown(d, n);
+	return ok;
+}
+
+/* "region/zone/subzone" with at most three parts; "*" alone or as the last part. */
+static bool dr_locality_ok(const char *s, bool wildcard)
+{
+	int parts = 1;
+
+	if (*s == '\0')
+		return false;
+	for (const char *c = s; *c != '\0'; c++) {
+		if (*c == '/') {
+			if (c == s || c[1] == '\0' || ++parts > 3)
+				return false;
+		} else if (*c == '*' && (!wildcard || c[1] != '\0' || (c != s && c[-1] != '/'))) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool dr_locality_str(struct diag *d, struct node *n, bool wildcard, const char **out)
+{
+	if (n == NULL || !node_str(d, n, out))
+		return false;
+	if (!dr_locality_ok(*out, wildcard)) {
+		diag_error(d, n, "invalid locality \"%s\": want region[/zone[/subzone]]%s", *out,
+			   wildcard ? " with an optional trailing *" : "");
+		return false;
+	}
+	return true;
+}
+
+static bool dr_distribute(struct pool *p, struct diag *d, struct node *n,
+			  struct locality_distribute *ld)
+{
+	struct node *to;
+	bool ok = true;
+	uint32_t sum = 0;
+
+	if (!node_want_map(d, n))
+		return false;
+	ok &= dr_locality_str(d, cfg_require(d, n, "from"), true, &ld->from);
+	to = cfg_require(d, n, "to");
+	if (to != NULL && cfg_decode_kv_map(p, d, to, &ld->to)) {
+		for (size_t i = 0; i < ld->to.n; i++) {
+			const char *w = ld->to.v[i].value;
+			char *end;
+			unsigned long v = strtoul(w, &end, 10);
+
+			if (!dr_locality_ok(ld->to.v[i].key, true)) {
+				diag_error(d, node_get(to, ld->to.v[i].key),
+					   "invalid locality \"%s\"", ld->to.v[i].key);
+				ok = false;
+			}
+			if (*w == '\0' || *end != '\0' || v > 100) {
+				diag_error(d, node_get(to, ld->to.v[i].key),
+					   "weight must be an integer 0..100, got \"%s\"", w);
+				ok = false;
+			}
+			sum += (uint32_t)v;
+		}
+		if (ok && sum != 100) {
+			diag_error(d, to, "locality weights must sum to 100, got %u", sum);
+			ok = false;
+		}
+	} else {
+		ok = false;
+	}
+	node_check_unknown(d, n);
+	return ok;
+}
+
+bool dr_policy_locality(struct pool *p, struct diag *d, struct node *n, struct locality_lb *ll)
+{
+	struct node *dist, *fo, *x;
+	bool ok = true;
+
+	memset(ll, 0, sizeof(*ll));
+	if (n == NULL)
+		return true;
+	if (!node_want_map(d, n))
+		return false;
+	ll->given = true;
+	ll->enabled = true;
+	ll->node = n;
+	if ((x = node_get(n, "enabled")) != NULL)
+		ok &= node_bool(d, x, &ll->enabled);
+	dist = node_get(n, "distribute");
+	fo = node_get(n, "failover");
+	if (dist != NULL && fo != NULL) {
+		diag_error(d, fo, "failover and distribute cannot be set together");
+		ok = false;
+	}
+	if (dist != NULL && node_want_seq(d, dist)) {
+		ll->distribute = pool_calloc(p, dist->n ? dist->n : 1, sizeof(*ll->distribute));
+		for (size_t i = 0; i < dist->n; i++)
+			ok &=
+			    dr_distribute(p, d, dist->vals[i], &ll->distribute[ll->ndistribute++]);
+	}
+	if (fo != NULL && node_want_seq(d, fo)) {
+		ll->failover = pool_calloc(p, fo->n ? fo->n : 1, sizeof(*ll->failover));
+		for (size_t i = 0; i < fo->n; i++) {
+			struct node *it = fo->vals[i];
+			struct locality_failover *f = &ll->failover[ll->nfailover++];
+
+			if (!node_want_map(d, it)) {
+				ok = false;
+				continue;
+			}
+			ok &= dr_locality_str(d, cfg_require(d, it, "from"), false, &f->from);
+			ok &= dr_locality_str(d, cfg_require(d, it, "to"), false, &f->to);
+			if (f->from != NULL && strchr(f->from, '/') != NULL) {
+				diag_error(d, node_get(it, "from"),
+					   "failover from must be a region");
+				ok = false;
+			}
+			if (f->to != NULL && strchr(f->to, '/') != NULL) {
+				diag_error(d, node_get(it, "to"), "failover to must be a region");
+				ok = false;
+			}
+			node_check_unknown(d, it);
+		}
+	}
+	if ((x = node_get(n, "failoverPriority")) != NULL)
+		diag_warn(d, x,
+			  "failoverPriority is accepted but not enforced yet: the locality "
+			  "order applies");
 	node_check_unknown(d, n);
 	return ok;
 }

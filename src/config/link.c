@@ -14,9 +14,11 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "delegate.h"
 #include "diag.h"
 #include "lb_hash.h"
 #include "link.h"
+#include "locality.h"
 #include "load.h"
 #include "model.h"
 #include "node.h"
@@ -601,11 +603,20 @@ static void link_check_policy(struct link *l, const struct traffic_policy *tp, u
 	if (tp->lb.simple == LB_PASSTHROUGH)
 		diag_error(l->d, link_at(link_at(at, "loadBalancer"), "simple"),
 			   "loadBalancer.simple PASSTHROUGH is not supported by a gateway");
-	for (size_t i = 0; i < tp->nports; i++)
-		if (tp->ports[i].port == port && tp->ports[i].policy.lb.simple == LB_PASSTHROUGH)
-			diag_error(l->d,
-				   link_at(link_at(tp->ports[i].node, "loadBalancer"), "simple"),
+	for (size_t i = 0; i < tp->nports; i++) {
+		const struct traffic_policy *pp = &tp->ports[i].policy;
+		struct node *lb = link_at(tp->ports[i].node, "loadBalancer");
+
+		if (tp->ports[i].port != port)
+			continue;
+		if (pp->lb.simple == LB_PASSTHROUGH)
+			diag_error(l->d, link_at(lb, "simple"),
 				   "loadBalancer.simple PASSTHROUGH is not supported by a gateway");
+		if (pp->lb.locality.given)
+			diag_warn(l->d, link_at(lb, "localityLbSetting"),
+				  "localityLbSetting is not applied per port: the rule's or the "
+				  "subset's applies");
+	}
 }
 
 /* The policy a cluster gets from its rule and subset, merged as Istio's MergeTrafficPolicy
@@ -715,6 +726,19 @@ static uint32_t link_endpoint_port(const struct se_endpoint *ep, const struct se
 	return sp->target_port != 0 ? sp->target_port : sp->number;
 }
 
+/* loadBalancer.localityLbSetting, seen from the appliance's own locality (main config). */
+static void link_cluster_locality(struct link *l, struct cluster *c, const struct cfg_dr *dr,
+				  const struct dr_subset *sub)
+{
+	const struct locality_lb *ll = NULL;
+
+	if (sub != NULL && sub->policy.lb.locality.given)
+		ll = &sub->policy.lb.locality;
+	else if (dr != NULL && dr->policy.lb.locality.given)
+		ll = &dr->policy.lb.locality;
+	locality_assign(l->p, c, ll, l->set->main.locality);
+}
+
 /* loadBalancer.consistentHash of the merged policy (a loadBalancer with `simple` has none). */
 static void link_cluster_hash(struct link *l, struct cluster *c, const struct link_policy *pol)
 {
@@ -783,7 +807,18 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 			n++;
 		}
 		c->nendpoints = n;
+		for (size_t k = 0; k < l->set->main.nhealth_checks; k++) {
+			const struct cfg_health_check *hc = &l->set->main.health_checks[k];
+
+			if (hc->host != NULL && strcmp(hc->host, c->host) == 0 &&
+			    (hc->port == 0 || hc->port == c->port)) {
+				c->health_check = hc;
+				break;
+			}
+		}
+		link_cluster_locality(l, c, dr, sub);
 		link_cluster_hash(l, c, &pol);
+		n = c->nendpoints; /* distribute may drop endpoints given no share */
 		if (n == 0)
 			diag_warn(l->d, at,
 				  "cluster %s has no endpoints: requests to it will get 503 (UH)",
@@ -1125,11 +1160,6 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 		if (r->nmirrors > 0)
 			diag_warn(l->d, r->node,
 				  "mirroring is accepted but not enforced yet: no copy is sent");
-		if (r->delegate.name != NULL) {
-			diag_error(l->d, link_at(r->node, "delegate"),
-				   "delegate is not supported yet (traffic-management work)");
-			continue;
-		}
 		for (size_t k = 0; k < r->nmatches; k++) {
 			struct http_match *m = &r->matches[k];
 
@@ -1307,11 +1337,21 @@ static void link_vss(struct link *l)
 			break;
 		}
 	}
+	for (size_t i = 0; i < n; i++)
+		link_vs_validate(l, vss[i]);
+	delegate_expand(l->p, l->d, vss, n);
 	for (size_t i = 0; i < n; i++) {
 		struct cfg_vs *vs = vss[i];
 		bool mesh_only = true, served = false;
 
-		link_vs_validate(l, vs);
+		if (vs->hosts.n == 0) {
+			/* a delegate: served through the routes that delegate to it */
+			if (!vs->delegated)
+				diag_notice(
+				    l->d, link_spec(&vs->meta),
+				    "has no hosts and no route delegates to it: not served");
+			continue;
+		}
 		for (size_t g = 0; g < vs->gateways.n; g++) {
 			const char *ref = vs->gateways.v[g], *key;
 			struct gw_info *gi;

@@ -10,6 +10,7 @@
 #include "pool.h"
 #include "diag.h"
 #include "node.h"
+#include "hc_conf.h"
 #include "load.h"
 
 #define MAINCONF_MAX_WORKERS 256
@@ -310,5 +311,7 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 		mainconf_limits(d, n, &m->limits);
 	if ((n = node_get(root, "timeouts")) != NULL)
 		mainconf_timeouts(d, n, &m->timeouts);
+	hc_conf_decode(p, d, node_get(root, "healthChecks"), m);
+	mainconf_string(p, d, node_get(root, "locality"), false, m, &m->locality);
 	node_check_unknown(d, root);
 }

@@ -106,6 +106,21 @@ enum accesslog_format {
 	ACCESSLOG_JSON,
 };
 
+/* Active health checking (meshgate's own, main config `healthChecks`): not in Istio's API,
+ * so it lives beside it and the Istio resources stay portable. */
+struct cfg_health_check {
+	const char *host; /* a ServiceEntry host, as destinations name it (expanded) */
+	uint32_t port;    /* 0 = every port of the host */
+	bool http;        /* false: a TCP connect is the check */
+	const char *path; /* http: request path, default "/" */
+	const char *authority;
+	uint32_t *statuses; /* http: healthy answers; default 200 */
+	size_t nstatuses;
+	uint64_t interval_us, timeout_us;
+	uint32_t healthy_threshold, unhealthy_threshold;
+	struct node *node;
+};
+
 struct cfg_main {
 	const char *path; /* the main file */
 	const char *dir;  /* its directory, for relative resource paths */
@@ -129,6 +144,9 @@ struct cfg_main {
 	} mesh_identity;
 	struct cfg_limits limits;
 	struct cfg_timeouts timeouts;
+	struct cfg_health_check *health_checks;
+	size_t nhealth_checks;
+	const char *locality; /* where this appliance runs: "region/zone/subzone", or NULL */
 	struct node *node;
 };
 
@@ -364,6 +382,7 @@ struct cfg_vs {
 	size_t nhttp;
 	struct l4_route *tls, *tcp;
 	size_t ntls, ntcp;
+	bool delegated; /* no hosts, and a root route delegates to it (set by link) */
 };
 
 /* ---- DestinationRule ---- */
@@ -434,12 +453,33 @@ struct consistent_hash {
 	struct node *node;
 };
 
+/* DestinationRule loadBalancer.localityLbSetting (Istio's LocalityLoadBalancerSetting).
+ * Localities are "region/zone/subzone" with "*" wildcards in from/to. */
+struct locality_distribute {
+	const char *from;
+	struct kv_list to; /* locality pattern -> weight (decimal) */
+};
+
+struct locality_failover {
+	const char *from, *to; /* regions */
+};
+
+struct locality_lb {
+	bool given;
+	bool enabled; /* `enabled`, default true */
+	struct locality_distribute *distribute;
+	size_t ndistribute;
+	struct locality_failover *failover;
+	size_t nfailover;
+	struct node *node;
+};
+
 struct traffic_policy {
 	bool given;
 	struct {
 		enum lb_simple simple;
 		struct consistent_hash hash;
-		struct node *locality_lb_setting;
+		struct locality_lb locality;
 		uint64_t warmup_us;
 	} lb;
 	struct conn_pool_settings connection_pool;

@@ -64,7 +64,7 @@ EOF
 mg_resource all <<EOF
 $(mg_yaml_gateway)
 $(se mixed "$UP_GOOD_PORT" "$UP_BAD_PORT")
-$(dr mixed "{consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 2s, maxEjectionPercent: 100}")
+$(dr mixed "{consecutive5xxErrors: 3, interval: 10s, baseEjectionTime: 2s, maxEjectionPercent: 100}")
 $(se refused "$UP_GOOD_PORT" "$dead")
 $(dr refused "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}")
 $(se lonely "$UP_BAD_PORT")

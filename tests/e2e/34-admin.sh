@@ -152,7 +152,15 @@ assert_contains "$cl" "outbound|80|v1|svc.default.svc.cluster.local::127.0.0.1:$
 assert_not_contains "$cl" "outbound|80|v1|svc.default.svc.cluster.local::127.0.0.1:$UP_B_PORT::" "subset excludes other labels"
 assert_contains "$cl" "outbound|8080||down.internal::127.0.0.1:$DOWN_PORT::" "cluster of another ServiceEntry"
 assert_eq "$(grep '::weight::' <<<"$cl" | grep -Evc '^[^ :]+::[0-9.]+:[0-9]+::weight::[0-9]+$')" 0 "every endpoint line is cluster::address:port::weight::n"
-assert_contains "$cl" "outbound|80||svc.default.svc.cluster.local::cx_active::" "cluster counters shown"
+assert_contains "$cl" "outbound|80||svc.default.svc.cluster.local::cx_active::" "cluster gauges shown"
+# the 10 proxied requests went to subset v1; the 503 to down (after 2 retries)
+assert_contains "$cl" "outbound|80|v1|svc.default.svc.cluster.local::stats::rq_total::10::rq_2xx::10::" \
+	"per-cluster request counters"
+assert_contains "$cl" "outbound|8080||down.internal::stats::rq_total::1::rq_2xx::0::rq_3xx::0::rq_4xx::0::rq_5xx::1::rq_retry::2::rq_timeout::0::cx_connect_fail::3" \
+	"per-cluster failures, retries and connect failures"
+prom=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics")
+assert_contains "$prom" 'meshgate_cluster_rq_total{cluster="outbound|80|v1|svc.default.svc.cluster.local"} 10' \
+	"per-cluster counters in Prometheus form"
 
 # --- /listeners, unknown paths --------------------------------------------------------------------
 assert_status GET "$ADMIN/listeners" 200

@@ -73,6 +73,7 @@ struct sample {
 /* Messages that recur across the table. */
 #define NOT_YET "kind not implemented yet by meshgate"
 #define MESH_ONLY "bound to mesh only and is not served by a gateway"
+#define UNDELEGATED "has no hosts and no route delegates to it: not served"
 #define NO_LISTENER "no listener is configured"
 #define TLS_NOT_YET "protocol HTTPS is not served yet (TLS support is tracked in the TLS work)"
 /* A terminating HTTPS server's credentialName names a Kubernetes Secret; on a VM it is a
@@ -220,11 +221,12 @@ static const struct sample samples[] = {
      NULL,
      NULL,
      false,
-     {NOTE("VirtualService default/reviews: spec: " MESH_ONLY),
-      NOTE("VirtualService default/reviews-bogussubset: spec: " MESH_ONLY),
-      NOTE("VirtualService default/reviews-fqdn: spec: " MESH_ONLY),
-      NOTE("VirtualService default/reviews-mirror: spec: " MESH_ONLY),
-      NOTE("VirtualService default/reviews-mirror-bogussubset: spec: " MESH_ONLY),
+     /* no hosts: Istio reads them as delegates, and nothing delegates to them */
+     {NOTE("VirtualService default/reviews: spec: " UNDELEGATED),
+      NOTE("VirtualService default/reviews-bogussubset: spec: " UNDELEGATED),
+      NOTE("VirtualService default/reviews-fqdn: spec: " UNDELEGATED),
+      NOTE("VirtualService default/reviews-mirror: spec: " UNDELEGATED),
+      NOTE("VirtualService default/reviews-mirror-bogussubset: spec: " UNDELEGATED),
       WARN(NO_LISTENER)}},
 
     /* ---- accepted: registry and DestinationRules only (no Gateway) ---- */

@@ -455,20 +455,35 @@ static void test_no_host_matches(void **state)
 	      "VirtualService matches a server of Gateway default/gw\n");
 }
 
-/* Traffic-management fields on a served route: refused or warned, never silently ignored. */
-static void test_not_enforced_yet(void **state)
+/* Delegation: a missing delegate is an error at the reference; a delegate route outside
+ * the root route's match is dropped with a warning. */
+static void test_delegate(void **state)
 {
-	check(LABELS,
-	      GW80 "apiVersion: networking.istio.io/v1\n"
-		   "kind: VirtualService\n"
-		   "metadata: {name: vs}\n"
-		   "spec:\n"
-		   "  hosts: [example.com]\n"
-		   "  gateways: [gw]\n"
-		   "  http:\n"
-		   "  - delegate: {name: other}\n",
-	      "r.yaml:17:15: VirtualService default/vs: spec.http[0].delegate: delegate is not "
-	      "supported yet (traffic-management work)\n");
+	check(
+	    LABELS,
+	    GW80 "apiVersion: networking.istio.io/v1\n"
+		 "kind: VirtualService\n"
+		 "metadata: {name: vs}\n"
+		 "spec:\n"
+		 "  hosts: [example.com]\n"
+		 "  gateways: [gw]\n"
+		 "  http:\n"
+		 "  - delegate: {name: other}\n"
+		 "  - match: [{uri: {exact: /a}}]\n"
+		 "    delegate: {name: leaf}\n"
+		 "---\n"
+		 "apiVersion: networking.istio.io/v1\n"
+		 "kind: VirtualService\n"
+		 "metadata: {name: leaf}\n"
+		 "spec:\n"
+		 "  http:\n"
+		 "  - match: [{uri: {prefix: /a}}]\n"
+		 "    directResponse: {status: 200}\n",
+	    "r.yaml:17:15: VirtualService default/vs: spec.http[0].delegate: delegate "
+	    "VirtualService default/other not found\n"
+	    "r.yaml:26:5: warning: VirtualService default/leaf: spec.http[0]: this delegate route "
+	    "conflicts with the match of the route delegating to it (VirtualService default/vs "
+	    "http[1]) and is dropped there\n");
 }
 
 static void test_catch_all_shadows(void **state)
@@ -650,7 +665,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_service_entries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_host_matches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_catch_all_shadows, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_not_enforced_yet, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delegate, setup, teardown),
 	};
 	int rc;
 
