@@ -1,6 +1,15 @@
-/* Per-worker keep-alive pools of upstream connections, keyed by endpoint address, so they
- * survive config reloads that keep the endpoint.  Also holds per-endpoint active request
- * counts for LEAST_REQUEST.  Worker thread only: no locks. */
+/* Per-worker keep-alive pools of upstream connections, keyed by endpoint address and TLS
+ * origination (the cluster's tls_id: 0 for plaintext), so TLS and plaintext connections to
+ * one address never mix, and pools survive config reloads that keep the endpoint and its
+ * TLS settings.  Also holds per-endpoint active request counts for LEAST_REQUEST.  Worker
+ * thread only: no locks.
+ *
+ * TLS (DestinationRule tls): a host record in use keeps a reference on the SSL_CTX and
+ * copies of the SNI name and session key, so its connections do not depend on the snapshot
+ * that created them.  Connections are bufferevent_openssl sockets in connecting state; libevent
+ * reports BEV_EVENT_CONNECTED once the handshake is done.  Sessions are resumed per host
+ * (SNI name and address).  A finished TLS connection is closed with close_notify, which
+ * also keeps its session resumable. */
 #ifndef MG_CONNPOOL_H
 #define MG_CONNPOOL_H
 
@@ -13,7 +22,9 @@ struct worker;
 struct bufferevent;
 struct endpoint;
 struct connpool;
-
+struct exchange;
+struct ssl_st;
+struct ssl_ctx_st;
 struct upconn;
 struct cluster_state;
 
@@ -26,11 +37,17 @@ struct upwaiter {
 	struct upstream_host *host; /* set while queued */
 };
 
-/* One upstream address as seen by one worker. */
+/* One upstream address (and TLS origination) as seen by one worker. */
 struct upstream_host {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	char name[64];
+	uint64_t tls_id;            /* 0: plaintext */
+	struct ssl_ctx_st *tls_ctx; /* referenced while in use; let go when the record
+				     * has no connection and no request */
+	char *tls_name;             /* SNI and verified name */
+	char *tls_session;          /* session cache key: "name|address" */
+	bool tls_check_name;
 	uint32_t active_rq; /* exchanges currently using it */
 	TAILQ_HEAD(upconn_list, upconn) idle;
 	unsigned nidle;
@@ -41,6 +58,8 @@ struct upstream_host {
 
 struct upconn {
 	struct bufferevent *bev;
+	struct ssl_st *ssl; /* TLS origination; owned by bev */
+	bool tls_counted;   /* handshake counted in the metrics */
 	struct upstream_host *host;
 	struct connpool *pool;
 	TAILQ_ENTRY(upconn) idle_entry;
@@ -56,7 +75,8 @@ struct upconn {
 
 struct connpool *connpool_new(struct worker *w);
 void connpool_free(struct connpool *p);
-/* The worker's record for an endpoint (created on first use). */
+/* The worker's record for an endpoint and its cluster's TLS origination (created on first
+ * use). */
 struct upstream_host *connpool_host(struct connpool *p, const struct endpoint *ep);
 /* An idle keep-alive connection to h, or NULL. The caller owns it (set its callbacks). */
 struct upconn *connpool_get_idle(struct connpool *p, struct upstream_host *h);
@@ -69,5 +89,10 @@ void connpool_close(struct upconn *uc);
 /* Queue a waiter on h (FIFO) / take it off its queue (no-op when not queued). */
 void connpool_wait(struct upstream_host *h, struct upwaiter *wt);
 void connpool_unwait(struct upwaiter *wt);
+/* For the upstream event callback before a response: when uc's TLS handshake failed, why
+ * ("tls verify failed: ..." / "tls handshake failed: ..."), copied into ex's log arena,
+ * logged and counted; NULL when uc is plaintext or the failure is not TLS (a refused
+ * connect). */
+const char *connpool_tls_failure(struct upconn *uc, struct exchange *ex);
 
 #endif

@@ -30,6 +30,9 @@
 	X(upstream_cx_total, counter, "Upstream connections opened")                              \
 	X(upstream_cx_connect_fail, counter, "Upstream connect failures (503 UF)")                \
 	X(upstream_cx_reuse, counter, "Requests sent on a reused pooled upstream connection")     \
+	X(upstream_cx_ssl_handshake, counter, "Upstream TLS handshakes completed")                \
+	X(upstream_cx_ssl_session_reused, counter, "Upstream TLS handshakes that resumed a session") \
+	X(upstream_cx_ssl_handshake_error, counter, "Upstream TLS handshakes failed (503 UF)")    \
 	X(upstream_rq_timeout, counter, "Route timeouts (504 UT)")                                \
 	X(upstream_rq_reset, counter, "Upstream resets/closes before a complete response")       \
 	X(upstream_rq_bad_response, counter, "Upstream responses rejected as malformed (502)")    \

@@ -1212,11 +1212,19 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct exchange *ex = arg;
 	struct worker *w = ex->c->w;
+	const char *tls_why;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (ex->connect_timer != NULL)
 			evtimer_del(ex->connect_timer);
 		note_upstream_local(ex);
+		return;
+	}
+	/* TLS origination whose handshake failed (bad certificate, alert): a connect failure
+	 * (503 UF, retried as one), with why it failed as the details */
+	if (!ex->resp_head_sent && (tls_why = connpool_tls_failure(ex->uc, ex)) != NULL) {
+		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
+		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", tls_why);
 		return;
 	}
 	if (ex->connect_timer != NULL && evtimer_pending(ex->connect_timer, NULL)) {

@@ -392,6 +392,39 @@ static void build_redirect(struct exchange *ex, const struct http_redirect *rd,
 		    route_response_headers(ex->route, loc, hdrs, sizeof(hdrs)), false);
 }
 
+/* tls.httpsRedirect: the same URL over https.  Envoy's require_tls copies the Host as is;
+ * its https_redirect route action (which this follows) drops a ":80" that would be wrong
+ * for https and keeps any other port, which the operator chose on purpose. */
+static void build_https_redirect(struct exchange *ex, const struct route_request *rq, bool has_body)
+{
+	char loc[4096];
+	size_t alen = rq->authority_len;
+	int n;
+
+	if (alen >= 3 && memcmp(rq->authority + alen - 3, ":80", 3) == 0 &&
+	    rq->host_len == alen - 3)
+		alen -= 3;
+	if (alen == 0) {
+		/* HTTP/1.0 without Host: there is no URL to send the client to */
+		ex->details = "https_redirect_without_host";
+		local_reply(ex, 400, "text/plain", "a Host is required\n", 19, NULL, has_body);
+		return;
+	}
+	n = snprintf(loc, sizeof(loc), "location: https://%.*s%.*s%s%.*s\r\n", (int)alen,
+		     rq->authority, (int)rq->path_len, rq->path, rq->query != NULL ? "?" : "",
+		     rq->query != NULL ? (int)rq->query_len : 0,
+		     rq->query != NULL ? rq->query : "");
+	if (n < 0 || (size_t)n >= sizeof(loc)) {
+		ex->details = "https_redirect_location_too_long";
+		local_reply(ex, 500, "text/plain", "redirect location too long\n", 27, NULL,
+			    has_body);
+		return;
+	}
+	ex->details = "https_redirect";
+	local_reply(ex, (int)ex->ws->snap->set->main.https_redirect_code, NULL, NULL, 0, loc,
+		    has_body);
+}
+
 /* Several x-forwarded-for fields form one list (RFC 9110 §5.3); the proxy appends the peer to
  * the joined list, so keep it whole (bounded by the arena: a longer chain is cut, which
  * only loses the oldest-forged entries' tail). */
@@ -728,6 +761,12 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	vh = ex->lc != NULL ? router_find_vhost(ex->lc, rq.host, rq.host_len) : NULL;
 	if (vh != NULL && vh->gateway != NULL)
 		rq.gateway = vh->gateway->key; /* built once at link time */
+	if (vh != NULL && vh->https_redirect && c->ssl == NULL) {
+		METRIC_INC(&w->metrics, downstream_rq_direct_response);
+		build_https_redirect(ex, &rq, has_body);
+		evbuffer_drain(in, head_len);
+		return has_body ? REQ_CLOSED : REQ_DONE;
+	}
 	route = vh != NULL ? router_match(vh, &rq) : NULL;
 	if (route == NULL) {
 		METRIC_INC(&w->metrics, downstream_rq_no_route);

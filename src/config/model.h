@@ -135,6 +135,14 @@ struct cfg_main {
 	const char *credentials_dir;
 	const char
 	    *user; /* drop to this user when started as root; default "meshgate" if it exists */
+	uint32_t https_redirect_code; /* Gateway tls.httpsRedirect answer: 301 (Envoy's), 302,
+				       * 307 or 308 */
+	/* The appliance's own mesh workload identity, for ISTIO_MUTUAL: its certificate chain,
+	 * key and the mesh root CA (paths resolved); all NULL when not configured. */
+	struct {
+		const char *certificate, *private_key, *ca_certificates;
+		struct node *node;
+	} mesh_identity;
 	struct cfg_limits limits;
 	struct cfg_timeouts timeouts;
 	struct cfg_health_check *health_checks;
@@ -389,6 +397,7 @@ enum lb_simple {
 	LB_PASSTHROUGH,
 };
 
+struct port_traffic_policy;
 /* DestinationRule connectionPool (circuit breaking), enforced per appliance: see
  * src/clusterstate.h.  0 = not set (unlimited / the main config's default). */
 struct conn_pool_settings {
@@ -477,10 +486,22 @@ struct traffic_policy {
 	} lb;
 	struct conn_pool_settings connection_pool;
 	struct outlier_settings outlier;
-	struct node *tls; /* kept as nodes until their features land */
+	struct node *tls; /* ClientTLSSettings: mode checked here, the rest decoded (files
+			   * loaded) by link for the clusters a gateway serves */
 	struct node *port_level_settings;
+	struct port_traffic_policy *ports; /* portLevelSettings, decoded */
+	size_t nports;
 	struct node *proxy_protocol;
 	struct node *tunnel;
+};
+
+/* One portLevelSettings entry: for the service port it names it replaces loadBalancer,
+ * connectionPool, outlierDetection and tls as a whole (absent ones fall back to defaults,
+ * not to the policy it sits in: Istio's merge). */
+struct port_traffic_policy {
+	uint32_t port;
+	struct traffic_policy policy;
+	struct node *node;
 };
 
 struct dr_subset {

@@ -292,42 +292,33 @@ static const struct sample samples[] = {
      NULL,
      false,
      {WARN(NO_LISTENER)}},
-    /* Upstream mTLS origination: no VirtualService uses the rule, so only the warning. */
+    /* Upstream mTLS origination: no VirtualService uses the rule, so its credential is
+     * never looked up (a served route would need credentialsDir). */
     {"istio.io_tasks_traffic-management_egress_egress-gateway-tls-origination__snip_configure_"
      "mutual_tls_origination_for_egress_traffic_4.yaml",
      NULL,
      NULL,
      false,
-     {WARN("DestinationRule default/originate-mtls-for-nginx: spec.trafficPolicy."
-	   "portLevelSettings: portLevelSettings is accepted but not enforced yet"),
-      WARN(NO_LISTENER)}},
+     {WARN(NO_LISTENER)}},
     {"istio.io_tasks_traffic-management_egress_egress-tls-origination__snip_apply_origination."
      "yaml",
      NULL,
      NULL,
      false,
-     {WARN("DestinationRule default/edition-cnn-com: spec.subsets[0].trafficPolicy."
-	   "portLevelSettings: portLevelSettings is accepted but not enforced yet"),
-      NOTE("VirtualService default/edition-cnn-com: spec: " MESH_ONLY), WARN(NO_LISTENER)}},
+     {NOTE("VirtualService default/edition-cnn-com: spec: " MESH_ONLY), WARN(NO_LISTENER)}},
     {"samples_bookinfo_networking__egress-rule-google-apis.yaml",
      NULL,
      NULL,
      false,
-     {WARN("DestinationRule default/originate-tls-for-googleapis: spec.trafficPolicy."
-	   "portLevelSettings: portLevelSettings is accepted but not enforced yet"),
-      NOTE("VirtualService default/rewrite-port-for-googleapis: spec: " MESH_ONLY),
+     {NOTE("VirtualService default/rewrite-port-for-googleapis: spec: " MESH_ONLY),
       WARN(NO_LISTENER)}},
-    /* ISTIO_MUTUAL is the sidecars' mesh mTLS: ignored with a message (INDEX.md). */
+    /* ISTIO_MUTUAL is the sidecars' mesh mTLS; no served route uses these rules, so the
+     * missing meshIdentity of the main config does not matter. */
     {"samples_bookinfo_networking__destination-rule-all-mtls.yaml",
      NULL,
      NULL,
      false,
-     {WARN("DestinationRule default/productpage: spec.trafficPolicy.tls: tls is accepted but "
-	   "not enforced yet"),
-      WARN("DestinationRule default/reviews: spec.trafficPolicy.tls: tls is accepted"),
-      WARN("DestinationRule default/ratings: spec.trafficPolicy.tls: tls is accepted"),
-      WARN("DestinationRule default/details: spec.trafficPolicy.tls: tls is accepted"),
-      WARN(NO_LISTENER)}},
+     {WARN(NO_LISTENER)}},
     /* Istio still accepts the deprecated integer `percent`. */
     {"istio.io_tasks_traffic-management_request-timeouts__snip_request_timeouts_2.yaml",
      NULL,
@@ -359,19 +350,15 @@ static const struct sample samples[] = {
      false,
      {{0, NULL}}},
     /* TLS origination on the gateway leg (edition.cnn.com:443 with portLevelSettings tls
-     * SIMPLE): upstream TLS comes with the TLS work, refused rather than sent in clear.
-     * The task's Gateway is the one of egress-gateway snippet 3. */
+     * SIMPLE, verified with the system CAs): served.  The task's Gateway is the one of
+     * egress-gateway snippet 3. */
     {"istio.io_tasks_traffic-management_egress_egress-gateway-tls-origination__snip_perform_tls_"
      "origination_with_an_egress_gateway_4.yaml",
      EGRESS,
      "istio.io_tasks_traffic-management_egress_egress-gateway__snip_egress_gateway_for_http_"
      "traffic_3.yaml",
-     true,
-     {WARN("DestinationRule default/originate-tls-for-edition-cnn-com: spec.trafficPolicy."
-	   "portLevelSettings: portLevelSettings is accepted but not enforced yet"),
-      ERR("DestinationRule default/originate-tls-for-edition-cnn-com: spec.trafficPolicy."
-	  "portLevelSettings[0].tls: upstream TLS is not supported yet (it comes with the TLS "
-	  "work)")}},
+     false,
+     {{0, NULL}}},
     /* SNI passthrough egress: TLS listeners come with the TLS work. */
     {"istio.io_tasks_traffic-management_egress_egress-gateway__snip_egress_gateway_for_https_"
      "traffic_3.yaml",
