@@ -39,9 +39,7 @@ static const struct endpoint *by_weight(const struct cluster *cl, uint64_t r, ui
 	return &cl->endpoints[cl->nendpoints - 1];
 }
 
-/* Slow start (warmupDurationSecs, Envoy's formula with aggression 1): an endpoint that
- * entered service less than the window ago weighs weight x max(10%, elapsed / window). */
-static uint64_t warm_weight(const struct cluster *cl, const struct endpoint *ep, uint64_t now)
+uint64_t upstream_warm_weight(const struct cluster *cl, const struct endpoint *ep, uint64_t now)
 {
 	uint64_t since = ep->state != NULL ? atomic_load_explicit(&ep->state->in_service_since_us,
 								  memory_order_relaxed)
@@ -63,14 +61,14 @@ static const struct endpoint *warm_pick(struct worker *w, const struct cluster *
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 	for (size_t i = 0; i < cl->nendpoints; i++) {
-		total += warm_weight(cl, &cl->endpoints[i], now);
+		total += upstream_warm_weight(cl, &cl->endpoints[i], now);
 		full += (uint64_t)cl->endpoints[i].weight * 1000;
 	}
 	if (total == full || total == 0)
 		return NULL;
 	pos = worker_random(w) % total;
 	for (size_t i = 0; i < cl->nendpoints; i++) {
-		uint64_t ww = warm_weight(cl, &cl->endpoints[i], now);
+		uint64_t ww = upstream_warm_weight(cl, &cl->endpoints[i], now);
 
 		if (pos < ww)
 			return &cl->endpoints[i];

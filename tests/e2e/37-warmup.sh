@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 37-warmup: DestinationRule loadBalancer.warmupDurationSecs (slow start)
 # through the real binary: an endpoint added by a reload starts with a small
-# share of the traffic and reaches its full share after the window; the
+# share of the traffic (the ramp to its full share is test_upstream's); the
 # endpoints present at startup are not in slow start.
 
 # shellcheck source=lib.sh
@@ -36,7 +36,7 @@ metadata: {name: svc}
 spec:
   host: svc.example
   trafficPolicy:
-    loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 6s}
+    loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 60s}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -65,11 +65,10 @@ mg_upstream new2 --quiet
 write_config "$UP_OLD_PORT" "$UP_NEW2_PORT"
 assert_reload applied
 n=$(share 40 new2)
-assert_cmp "$n" -le 14 "a new endpoint starts with a small share ($n of 40; 20 without slow start)"
-sleep 6.5
-n=$(share 100 new2)
-assert_cmp "$n" -ge 35 "after the window it has its full share ($n of 100)"
-assert_cmp "$n" -le 65 "after the window it has its full share ($n of 100)"
+# a minute's window: even a slow test run stays in its first sixth (the formula, up to the
+# full weight, is test_upstream's)
+assert_cmp "$n" -le 12 "a new endpoint starts with a small share ($n of 40; 20 without slow start)"
+assert_cmp "$n" -ge 1 "... but it does get some"
 
 assert_alive
 mg_finish

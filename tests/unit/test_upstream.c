@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "clusterstate.h"
 #include "connpool.h"
 #include "snapshot.h"
 #include "upstream.h"
@@ -130,6 +132,28 @@ static void test_least_request_avoids_busy(void **state)
 		assert_in_range(hits[i], 9000, 11000);
 }
 
+/* Slow start: weight x max(10%, elapsed / window), full outside the window. */
+static void test_warmup_weight(void **state)
+{
+	struct endpoint_state es;
+	const uint64_t win = 10000000, t0 = 5000000;
+
+	memset(&es, 0, sizeof(es));
+	cl.warmup_us = win;
+	eps[0].weight = 2;
+	eps[0].state = &es;
+	assert_int_equal(upstream_warm_weight(&cl, &eps[0], t0), 2000); /* since 0: never warming */
+	atomic_store(&es.in_service_since_us, t0);
+	assert_int_equal(upstream_warm_weight(&cl, &eps[0], t0), 200); /* floor 10% */
+	assert_int_equal(upstream_warm_weight(&cl, &eps[0], t0 + win / 20), 200);
+	assert_int_equal(upstream_warm_weight(&cl, &eps[0], t0 + win / 4), 500);
+	assert_int_equal(upstream_warm_weight(&cl, &eps[0], t0 + win / 2), 1000);
+	assert_int_equal(upstream_warm_weight(&cl, &eps[0], t0 + win), 2000);
+	assert_int_equal(upstream_warm_weight(&cl, &eps[0], t0 + 3 * win), 2000);
+	eps[0].state = NULL;
+	cl.warmup_us = 0;
+}
+
 static void test_single_endpoint(void **state)
 {
 	cl.nendpoints = 1;
@@ -147,6 +171,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_random_weighted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_least_request_avoids_busy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_single_endpoint, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_warmup_weight, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
