@@ -202,6 +202,7 @@ void conn_close(struct conn *c, const char *why)
 		SSL_shutdown(c->ssl);
 	}
 	bufferevent_free(c->bev);
+	free(c->xfcc);
 	free(c);
 	worker_check_drained(w);
 }
@@ -211,6 +212,18 @@ void conn_drain(struct conn *c)
 	if (c->ex == NULL && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_close(c, "draining");
 	/* else: the exchange in progress answers with Connection: close, then we close. */
+}
+
+const char *conn_xfcc(struct conn *c)
+{
+	char buf[8192];
+
+	if (!c->xfcc_done) {
+		c->xfcc_done = true;
+		if (c->ssl != NULL && tls_xfcc(c->ssl, buf, sizeof(buf)) > 0)
+			c->xfcc = strdup(buf);
+	}
+	return c->xfcc;
 }
 
 void conn_read_more(struct conn *c)

@@ -39,6 +39,8 @@ struct conn {
 	struct event *timer;
 	struct ssl_st *ssl; /* TLS-terminating listeners; owned by bev */
 	bool handshake_done;
+	bool xfcc_done;
+	char *xfcc; /* the client certificate's x-forwarded-client-cert value, or NULL */
 };
 
 void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr *sa,
@@ -53,5 +55,8 @@ void conn_exchange_done(struct conn *c);
 bool conn_exchange_end(struct conn *c);
 /* Resume reading the client (after back-pressure or when the proxy wants body bytes). */
 void conn_read_more(struct conn *c);
+/* Envoy-format x-forwarded-client-cert of a verified client certificate (computed once per
+ * connection), or NULL. */
+const char *conn_xfcc(struct conn *c);
 
 #endif

@@ -242,6 +242,7 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		    NAME_IS(h->name, h->name_len, "x-forwarded-for") ||
 		    NAME_IS(h->name, h->name_len, "x-forwarded-proto") ||
 		    NAME_IS(h->name, h->name_len, "x-request-id") ||
+		    NAME_IS(h->name, h->name_len, "x-forwarded-client-cert") ||
 		    ops_drop(&route->headers.request, h->name, h->name_len) ||
 		    ops_drop(&dops->request, h->name, h->name_len) ||
 		    listed_in_connection(&ct, h->name, h->name_len))
@@ -260,6 +261,14 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		evbuffer_add_printf(b, "x-forwarded-for: %s\r\n", ex->c->peer_ip);
 	evbuffer_add_printf(b, "x-forwarded-proto: %s\r\nx-request-id: %.*s\r\n", rq->scheme,
 			    (int)ex->request_id_len, ex->request_id);
+	/* Istio's gateway default (SANITIZE_SET): a client's own x-forwarded-client-cert is
+	 * dropped above; a verified client certificate sets it. */
+	if (ex->c->ssl != NULL) {
+		const char *xfcc = conn_xfcc(ex->c);
+
+		if (xfcc != NULL)
+			evbuffer_add_printf(b, "x-forwarded-client-cert: %s\r\n", xfcc);
+	}
 	add_header_ops(b, &route->headers.request);
 	add_header_ops(b, &dops->request);
 	if (ex->req_kind == HTTP1_BODY_LENGTH)

@@ -225,6 +225,14 @@ static bool tls_server_certs(struct pool *p, struct diag *d, const struct cfg_ma
 	size_t i;
 
 	memset(trust, 0, sizeof(*trust));
+	if (t->mode == TLSM_ISTIO_MUTUAL) {
+		struct node *at = m->mesh_identity.node != NULL ? m->mesh_identity.node : t->node;
+
+		trust->ca = m->mesh_identity.ca_certificates;
+		s->cert_path = m->mesh_identity.certificate;
+		return tls_load_cert_key(ctx, d, at, m->mesh_identity.certificate,
+					 m->mesh_identity.private_key, &s->not_after, &types);
+	}
 	if (t->credential_name != NULL && t->credential_name[0] != '\0') {
 		struct node *at = tls_server_at(t, "credentialName");
 
@@ -300,7 +308,7 @@ static bool tls_server_client_auth(struct pool *p, struct diag *d, const struct 
 				  node_get(t->node, "verifyCertificateSpki"), &t->verify_hash,
 				  node_get(t->node, "verifyCertificateHash")) == NULL)
 		return false;
-	if (t->mode == TLSM_MUTUAL)
+	if (t->mode == TLSM_MUTUAL || t->mode == TLSM_ISTIO_MUTUAL)
 		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
 	SSL_CTX_set_verify(ctx, mode, tls_verify_cb);
 	return true;
@@ -420,10 +428,16 @@ struct tls_server_ctx *tls_server_ctx_new(struct pool *p, struct diag *d,
 	case TLSM_OPTIONAL_MUTUAL:
 		break;
 	case TLSM_ISTIO_MUTUAL:
-		diag_error(d, tls_server_at(t, "mode"),
-			   "ISTIO_MUTUAL on a Gateway server is not supported yet (meshIdentity "
-			   "serves DestinationRule origination only)");
-		return NULL;
+		/* the mesh-facing side: the appliance's workload identity, peers verified
+		 * against the mesh root, as a sidecar does */
+		if (m->mesh_identity.certificate == NULL) {
+			diag_error(d, tls_server_at(t, "mode"),
+				   "ISTIO_MUTUAL needs the appliance's mesh identity: set "
+				   "meshIdentity {certificate, privateKey, caCertificates} in the "
+				   "main config");
+			return NULL;
+		}
+		break;
 	case TLSM_PASSTHROUGH:
 	case TLSM_AUTO_PASSTHROUGH:
 	default:

@@ -600,7 +600,7 @@ static void test_bad_pins_and_modes(void **state)
 	    fx_has(f, "verifyCertificateHash[1]: \"zz\" is not a hex SHA-256 digest", NULL));
 	fx_clear(f);
 	assert_null(fx_sctx(f, "mode: ISTIO_MUTUAL\n", "a.example.com"));
-	assert_true(fx_has(f, "mode: ISTIO_MUTUAL on a Gateway server is not supported yet", NULL));
+	assert_true(fx_has(f, "mode: ISTIO_MUTUAL needs the appliance's mesh identity", NULL));
 	fx_clear(f);
 	assert_null(fx_sctx(f, "mode: PASSTHROUGH\n", "a.example.com"));
 	assert_true(fx_has(f, "PASSTHROUGH servers do not terminate TLS", NULL));
