@@ -1517,6 +1517,7 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 	struct snapshot *snap;
 
 	link_gateways(&l);
+	pa_apply(d, set);
 	link_index_ses(&l);
 	link_index_drs(&l);
 	link_vss(&l);

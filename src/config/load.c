@@ -37,7 +37,7 @@ static const struct load_kind load_kinds[] = {
     {"networking.istio.io", "WorkloadEntry", NULL},
     {"networking.istio.io", "WorkloadGroup", NULL},
     {"networking.istio.io", "ProxyConfig", NULL},
-    {"security.istio.io", "PeerAuthentication", NULL},
+    {"security.istio.io", "PeerAuthentication", cfg_pa_decode},
     {"security.istio.io", "AuthorizationPolicy", NULL},
     {"security.istio.io", "RequestAuthentication", NULL},
     {"telemetry.istio.io", "Telemetry", NULL},

@@ -28,6 +28,12 @@ void cfg_vs_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 		   struct node *spec);
 void cfg_dr_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
 		   struct node *spec);
+void cfg_pa_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
+		   struct node *spec);
+/* PeerAuthentication on the served ISTIO_MUTUAL Gateway servers (peerauthentication.c):
+ * the most specific policy that selects this appliance (workload, namespace, mesh-wide
+ * in rootNamespace) decides per port; link calls it once the gateways are known. */
+void pa_apply(struct diag *d, const struct cfg_set *set);
 void cfg_se_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
 		   struct node *spec);
 

@@ -22,6 +22,7 @@ static void mainconf_defaults(struct cfg_main *m)
 {
 	m->workers = 0;
 	m->ns = "default";
+	m->root_namespace = "istio-system";
 	m->admin_address = "127.0.0.1:15000";
 	m->access_log_format = ACCESSLOG_TEXT;
 	m->limits.max_header_bytes = 65536;
@@ -313,5 +314,6 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 		mainconf_timeouts(d, n, &m->timeouts);
 	hc_conf_decode(p, d, node_get(root, "healthChecks"), m);
 	mainconf_string(p, d, node_get(root, "locality"), false, m, &m->locality);
+	mainconf_string(p, d, node_get(root, "rootNamespace"), false, m, &m->root_namespace);
 	node_check_unknown(d, root);
 }

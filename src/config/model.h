@@ -147,7 +147,8 @@ struct cfg_main {
 	struct cfg_timeouts timeouts;
 	struct cfg_health_check *health_checks;
 	size_t nhealth_checks;
-	const char *locality; /* where this appliance runs: "region/zone/subzone", or NULL */
+	const char *locality;       /* where this appliance runs: "region/zone/subzone", or NULL */
+	const char *root_namespace; /* Istio's mesh-wide policy namespace, "istio-system" */
 	struct node *node;
 };
 
@@ -569,6 +570,31 @@ struct cfg_se {
 	struct str_list subject_alt_names;
 };
 
+/* ---- PeerAuthentication (security.istio.io) ---- */
+
+enum pa_mode {
+	PA_UNSET = 0, /* inherit from the less specific policy; Istio's default is PERMISSIVE */
+	PA_DISABLE,
+	PA_PERMISSIVE,
+	PA_STRICT,
+};
+
+struct pa_port {
+	uint32_t port;
+	enum pa_mode mode;
+	struct node *node;
+};
+
+struct cfg_pa {
+	struct cfg_meta meta;
+	bool has_selector;
+	struct kv_list selector; /* selector.matchLabels */
+	enum pa_mode mode;       /* mtls.mode */
+	struct node *mode_node;
+	struct pa_port *ports; /* portLevelMtls */
+	size_t nports;
+};
+
 /* ---- everything loaded for one generation ---- */
 
 struct cfg_set {
@@ -581,7 +607,9 @@ struct cfg_set {
 	size_t ndrs;
 	struct cfg_se **ses;
 	size_t nses;
-	/* security kinds decoded later; kept so -t can say "not implemented yet" precisely */
+	struct cfg_pa **pas;
+	size_t npas;
+	/* the other security kinds come later; -t says "not implemented yet" precisely */
 	int order_counter;
 };
 
