@@ -21,6 +21,8 @@
 #include <openssl/ssl.h>
 #include <openssl/tls1.h>
 
+#include "clienthello.h"
+#include "errors.h"
 #include "pool.h"
 #include "tls.h"
 #include "tls_int.h"
@@ -116,44 +118,6 @@ const struct tls_sni_entry *tls_sni_lookup(const struct tls_sni_table *t, const 
 	return ix->any;
 }
 
-/* The server_name extension body (RFC 6066 §3): a non-empty list holding exactly one
- * host_name, as OpenSSL itself requires.  Returns the name or NULL when malformed. */
-static const unsigned char *tls_sni_parse(const unsigned char *p, size_t len, size_t *nlen)
-{
-	size_t list, n;
-
-	if (len < 2)
-		return NULL;
-	list = (size_t)p[0] << 8 | p[1];
-	if (list != len - 2 || list < 3)
-		return NULL;
-	if (p[2] != TLSEXT_NAMETYPE_host_name)
-		return NULL;
-	n = (size_t)p[3] << 8 | p[4];
-	if (n == 0 || n != list - 3)
-		return NULL;
-	*nlen = n;
-	return p + 5;
-}
-
-/* Letters, digits, '-', '_' and '.': what may appear in a DNS name, and what is safe to
- * put in a log line. */
-static bool tls_sni_valid(const unsigned char *s, size_t n)
-{
-	size_t i;
-
-	if (n > TLS_SNI_MAX)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
 /* Moves ssl to ctx and re-applies what SSL_new() copied from the front context. */
 static bool tls_sni_switch(SSL *ssl, SSL_CTX *ctx)
 {
@@ -189,11 +153,11 @@ static int tls_sni_hello(SSL *ssl, int *al, void *arg)
 			*al = SSL_AD_UNRECOGNIZED_NAME;
 			return SSL_CLIENT_HELLO_ERROR;
 		}
-	} else if ((name = tls_sni_parse(ext, extlen, &n)) == NULL) {
+	} else if (clienthello_sni_ext(ext, extlen, &name, &n) != MG_OK) {
 		tls_set_reason(ssl, "malformed server_name extension");
 		*al = SSL_AD_DECODE_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
-	} else if (!tls_sni_valid(name, n)) {
+	} else if (!clienthello_host_valid(name, n)) {
 		tls_set_reason(ssl, "invalid SNI host name");
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_CLIENT_HELLO_ERROR;
