@@ -166,6 +166,13 @@ static int tls_sni_hello(SSL *ssl, int *al, void *arg)
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
+	/* A passthrough host reaches this only when the ClientHello changed between the peek
+	 * and the handshake (a HelloRetryRequest's second hello): it is not ours to answer. */
+	if (e->sctx == NULL) {
+		tls_set_reason(ssl, "SNI %.*s is a passthrough host", (int)n, (const char *)name);
+		*al = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
 	/* After a HelloRetryRequest the second ClientHello must name the same server. */
 	prev = SSL_get_ex_data(ssl, tls_ex.ssl_entry);
 	if (prev != NULL && prev != e) {
@@ -189,7 +196,7 @@ const struct tls_sni_entry *tls_selected(const SSL *ssl)
 	return SSL_get_ex_data(ssl, tls_ex.ssl_entry);
 }
 
-static void tls_sni_build_index(struct pool *p, struct tls_sni_table *t)
+void tls_sni_table_index(struct pool *p, struct tls_sni_table *t)
 {
 	struct tls_sni_index *ix = pool_alloc(p, sizeof(*ix));
 	size_t i;
@@ -199,7 +206,7 @@ static void tls_sni_build_index(struct pool *p, struct tls_sni_table *t)
 	for (i = 0; i < t->n; i++) {
 		const struct tls_sni_entry *e = &t->v[i];
 
-		if (e->host == NULL || e->sctx == NULL)
+		if (e->host == NULL || (e->sctx == NULL && e->user == NULL))
 			continue;
 		if (strcmp(e->host, "*") == 0) {
 			if (ix->any == NULL)
@@ -225,7 +232,7 @@ int tls_sni_table_init(struct pool *p, struct tls_sni_table *t)
 
 	if (tls_init() < 0)
 		return -1;
-	tls_sni_build_index(p, t);
+	tls_sni_table_index(p, t);
 	if ((front = SSL_CTX_new(TLS_server_method())) == NULL)
 		return -1;
 	pool_on_free(p, tls_sni_release, front);

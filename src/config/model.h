@@ -312,7 +312,7 @@ struct http_route {
 	uint32_t total_weight;
 };
 
-/* L4 routes (tls/tcp) - decoded now, served by the TLS/TCP work. */
+/* L4 routes: VirtualService tls (SNI passthrough) and tcp routes. */
 struct l4_match {
 	struct str_list destination_subnets;
 	uint32_t port;
@@ -328,6 +328,8 @@ struct l4_route {
 	struct route_destination *route;
 	size_t nroute;
 	struct node *node;
+	/* resolved by link */
+	uint32_t total_weight;
 };
 
 struct cfg_vs {
