@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "accesslog.h"
@@ -32,9 +31,9 @@
 #include "upstream.h"
 #include "worker.h"
 
-/* Reading a side resumes once the other side's queue is back under this. */
+/* A paused reader resumes once the queue it fills is back under this. */
 #define L4PROXY_LOW_WM (64 * 1024)
-/* Bigger reads than libevent's 16 KiB default: fewer syscalls per megabyte relayed. */
+/* One read's worth: what a socket typically holds when it wakes us. */
 #define L4PROXY_READ_MAX (64 * 1024)
 
 enum l4_state {
@@ -43,12 +42,17 @@ enum l4_state {
 	L4_RELAY,      /* copying both ways */
 };
 
+/* One end of the relay.  Bytes read from it go straight to the other end; only what the
+ * other end does not take at once waits in `pending` (the other end's queue), so an idle
+ * or keeping-up relay holds no buffer. */
 struct l4side {
-	struct bufferevent *bev;
-	uint64_t bytes; /* read from this side */
-	bool eof;       /* this side sent FIN */
-	bool shut;      /* we sent FIN to this side */
-	bool paused;    /* not read: the other side's queue is full */
+	int fd;
+	struct event *rev, *wev;  /* readable (persistent), writable (while pending) */
+	struct evbuffer *pending; /* read from the other side, not yet written here */
+	uint64_t in, out;         /* bytes read from / written to this side */
+	bool reading, writing;    /* rev / wev added */
+	bool eof;                 /* this side sent FIN */
+	bool shut;                /* we sent FIN to this side */
 };
 
 struct l4conn {
@@ -57,8 +61,7 @@ struct l4conn {
 	struct wsnap *ws;
 	const struct listener_cfg *lc;
 	enum l4_state state;
-	int fd;              /* the client socket, until down.bev owns it */
-	struct event *rev;   /* L4_HELLO: the client is readable (edge-triggered) */
+	struct event *hev;   /* L4_HELLO: the client is readable (edge-triggered) */
 	struct event *timer; /* hello deadline, connect timeout, idle check */
 	struct l4side down, up;
 	const struct cluster *cl;
@@ -79,13 +82,10 @@ struct l4conn {
 	size_t sni_len;
 };
 
-/* ClientHello peeks: one worker thread reads one at a time. */
-static __thread uint8_t l4_peek[CLIENTHELLO_WIRE_MAX];
+/* ClientHello peeks and relay reads: one worker thread uses it for one call at a time. */
+#define L4_BUF (L4PROXY_READ_MAX > CLIENTHELLO_WIRE_MAX ? L4PROXY_READ_MAX : CLIENTHELLO_WIRE_MAX)
+static __thread uint8_t l4_buf[L4_BUF];
 static __thread uint8_t l4_scratch[CLIENTHELLO_SCRATCH];
-
-static void l4_relay_read_cb(struct bufferevent *bev, void *arg);
-static void l4_relay_write_cb(struct bufferevent *bev, void *arg);
-static void l4_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static uint64_t l4_now_us(void)
 {
@@ -111,13 +111,7 @@ static const struct cfg_main *l4_main(const struct l4conn *c)
 static void l4_log(struct l4conn *c)
 {
 	struct accesslog_entry e;
-	uint64_t sent = c->up.bytes;
 
-	if (c->down.bev != NULL) {
-		size_t queued = evbuffer_get_length(bufferevent_get_output(c->down.bev));
-
-		sent = sent > queued ? sent - queued : 0;
-	}
 	memset(&e, 0, sizeof(e));
 	e.start = c->start_wall;
 	e.duration_us = l4_now_us() - c->start_us;
@@ -126,8 +120,8 @@ static void l4_log(struct l4conn *c)
 	e.status = 0;
 	e.flags = c->flags[0] ? c->flags : "-";
 	e.details = c->details != NULL ? c->details : "-";
-	e.bytes_received = c->down.bytes;
-	e.bytes_sent = sent;
+	e.bytes_received = c->down.in;
+	e.bytes_sent = c->down.out;
 	e.upstream_host = c->ep != NULL ? c->ep->name : NULL;
 	e.upstream_cluster = c->cl != NULL ? c->cl->name : NULL;
 	e.upstream_local = c->up_local[0] ? c->up_local : NULL;
@@ -138,6 +132,18 @@ static void l4_log(struct l4conn *c)
 	accesslog_write(c->w->alog, &e);
 }
 
+static void l4_side_free(struct l4side *s)
+{
+	if (s->rev != NULL)
+		event_free(s->rev);
+	if (s->wev != NULL)
+		event_free(s->wev);
+	if (s->pending != NULL)
+		evbuffer_free(s->pending);
+	if (s->fd >= 0)
+		close(s->fd);
+}
+
 /* The one exit: log, release everything, uncount. */
 static void l4_close(struct l4conn *c, const char *why)
 {
@@ -146,16 +152,12 @@ static void l4_close(struct l4conn *c, const char *why)
 	if (c->logged)
 		l4_log(c);
 	log_debug("l4 connection from %s on %s closed: %s", c->peer, c->lkey, why);
-	if (c->rev != NULL)
-		event_free(c->rev);
+	if (c->hev != NULL)
+		event_free(c->hev);
 	if (c->timer != NULL)
 		event_free(c->timer);
-	if (c->down.bev != NULL)
-		bufferevent_free(c->down.bev);
-	else if (c->fd >= 0)
-		close(c->fd);
-	if (c->up.bev != NULL)
-		bufferevent_free(c->up.bev);
+	l4_side_free(&c->down);
+	l4_side_free(&c->up);
 	if (c->uh != NULL && c->uh->active_rq > 0)
 		c->uh->active_rq--;
 	LIST_REMOVE(c, entry);
@@ -201,58 +203,127 @@ static struct l4side *l4_other(struct l4conn *c, struct l4side *s)
 	return s == &c->down ? &c->up : &c->down;
 }
 
-static struct l4side *l4_side(struct l4conn *c, struct bufferevent *bev)
+static void l4_want_read(struct l4side *s, bool on)
 {
-	return bev == c->down.bev ? &c->down : &c->up;
-}
-
-/* Both directions finished: FIN passed on each way and everything delivered. */
-static bool l4_done(const struct l4conn *c)
-{
-	return c->down.eof && c->up.eof && c->down.shut && c->up.shut;
-}
-
-/* s's peer sent FIN: pass it on to s once s has nothing left to write. */
-static void l4_pass_eof(struct l4conn *c, struct l4side *s)
-{
-	if (s->shut || !l4_other(c, s)->eof ||
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+	if (s->reading == on)
 		return;
-	shutdown(bufferevent_getfd(s->bev), SHUT_WR);
-	s->shut = true;
+	s->reading = on;
+	if (on)
+		event_add(s->rev, NULL);
+	else
+		event_del(s->rev);
 }
 
-static void l4_relay_read_cb(struct bufferevent *bev, void *arg)
+static void l4_want_write(struct l4side *s, bool on)
 {
-	struct l4conn *c = arg;
-	struct l4side *src = l4_side(c, bev), *dst = l4_other(c, src);
-	struct evbuffer *in = bufferevent_get_input(bev);
-	struct evbuffer *out = bufferevent_get_output(dst->bev);
-
-	src->bytes += evbuffer_get_length(in);
-	c->last_us = l4_now_us();
-	/* Moves the chains, no copy; the write happens when dst is writable. */
-	evbuffer_add_buffer(out, in);
-	if (evbuffer_get_length(out) >= L4PROXY_HIGH_WM) {
-		bufferevent_disable(bev, EV_READ);
-		src->paused = true;
-	}
+	if (s->writing == on)
+		return;
+	s->writing = on;
+	if (on)
+		event_add(s->wev, NULL);
+	else
+		event_del(s->wev);
 }
 
-static void l4_relay_write_cb(struct bufferevent *bev, void *arg)
+static size_t l4_pending(const struct l4side *s)
 {
-	struct l4conn *c = arg;
-	struct l4side *dst = l4_side(c, bev), *src = l4_other(c, dst);
+	return s->pending != NULL ? evbuffer_get_length(s->pending) : 0;
+}
 
-	c->last_us = l4_now_us();
-	if (src->paused && evbuffer_get_length(bufferevent_get_output(bev)) < L4PROXY_LOW_WM) {
-		src->paused = false;
-		if (!src->eof)
-			bufferevent_enable(src->bev, EV_READ);
+/* dst's peer sent FIN and everything before it is delivered: pass it on.  Returns false
+ * when the relay closed (both directions done). */
+static bool l4_pass_eof(struct l4conn *c, struct l4side *dst)
+{
+	if (!dst->shut && l4_other(c, dst)->eof && l4_pending(dst) == 0) {
+		shutdown(dst->fd, SHUT_WR);
+		dst->shut = true;
 	}
-	l4_pass_eof(c, dst);
-	if (l4_done(c))
+	if (c->down.shut && c->up.shut) {
 		l4_close(c, "both directions done");
+		return false;
+	}
+	return true;
+}
+
+/* Write what is queued for dst; resume its source once the queue is short again.  Returns
+ * false when the relay closed. */
+static bool l4_flush(struct l4conn *c, struct l4side *dst)
+{
+	struct l4side *src = l4_other(c, dst);
+	int n;
+
+	if (l4_pending(dst) > 0) {
+		n = evbuffer_write(dst->pending, dst->fd);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			l4_close(c,
+				 dst == &c->down ? "client write error" : "upstream write error");
+			return false;
+		}
+		if (n > 0)
+			dst->out += (uint64_t)n;
+	}
+	l4_want_write(dst, l4_pending(dst) > 0);
+	if (!src->eof && !src->reading && l4_pending(dst) < L4PROXY_LOW_WM)
+		l4_want_read(src, true);
+	return l4_pass_eof(c, dst);
+}
+
+static void l4_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct l4conn *c = arg;
+	struct l4side *src = fd == c->down.fd ? &c->down : &c->up, *dst = l4_other(c, src);
+	ssize_t n, w = 0;
+
+	n = read(src->fd, l4_buf, L4PROXY_READ_MAX);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		l4_close(c, src == &c->down ? "client read error" : "upstream read error");
+		return;
+	}
+	c->last_us = l4_now_us();
+	if (n == 0) {
+		/* A half-close: the other direction may go on. */
+		src->eof = true;
+		l4_want_read(src, false);
+		l4_pass_eof(c, dst);
+		return;
+	}
+	src->in += (uint64_t)n;
+	/* Straight through when nothing is queued; the rest waits for dst to be writable. */
+	if (l4_pending(dst) == 0) {
+		w = write(dst->fd, l4_buf, (size_t)n);
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			l4_close(c,
+				 dst == &c->down ? "client write error" : "upstream write error");
+			return;
+		}
+		if (w < 0)
+			w = 0;
+		dst->out += (uint64_t)w;
+	}
+	if (w < n) {
+		if (dst->pending == NULL && (dst->pending = evbuffer_new()) == NULL) {
+			l4_close(c, "out of memory");
+			return;
+		}
+		if (evbuffer_add(dst->pending, l4_buf + w, (size_t)(n - w)) != 0) {
+			l4_close(c, "out of memory");
+			return;
+		}
+		l4_want_write(dst, true);
+		/* Back-pressure: the source waits while its bytes pile up here. */
+		if (l4_pending(dst) >= L4PROXY_HIGH_WM)
+			l4_want_read(src, false);
+	}
+}
+
+static void l4_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct l4conn *c = arg;
+
+	c->last_us = l4_now_us();
+	l4_flush(c, fd == c->down.fd ? &c->down : &c->up);
 }
 
 static void l4_idle_cb(evutil_socket_t fd, short what, void *arg)
@@ -269,40 +340,34 @@ static void l4_idle_cb(evutil_socket_t fd, short what, void *arg)
 	l4_arm(c, c->idle_us - since);
 }
 
-static bool l4_side_setup(struct l4conn *c, struct l4side *s)
+static bool l4_side_events(struct l4conn *c, struct l4side *s)
 {
-	bufferevent_setcb(s->bev, l4_relay_read_cb, l4_relay_write_cb, l4_event_cb, c);
-	/* The write callback fires under the low mark: it resumes the paused reader, and at
-	 * an empty queue passes a pending FIN on. */
-	bufferevent_setwatermark(s->bev, EV_WRITE, L4PROXY_LOW_WM - 1, 0);
-	bufferevent_set_max_single_read(s->bev, L4PROXY_READ_MAX);
-	bufferevent_set_max_single_write(s->bev, L4PROXY_READ_MAX);
-	return bufferevent_enable(s->bev, EV_READ | EV_WRITE) == 0;
+	s->rev = event_new(c->w->base, s->fd, EV_READ | EV_PERSIST, l4_read_cb, c);
+	s->wev = event_new(c->w->base, s->fd, EV_WRITE | EV_PERSIST, l4_write_cb, c);
+	return s->rev != NULL && s->wev != NULL;
 }
 
 static void l4_connected(struct l4conn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	char ip[64];
 
 	c->state = L4_RELAY;
 	evtimer_del(c->timer);
-	if (getsockname(bufferevent_getfd(c->up.bev), (struct sockaddr *)&ss, &sl) == 0) {
-		char ip[64];
-
+	if (getsockname(c->up.fd, (struct sockaddr *)&ss, &sl) == 0)
 		conn_sockaddr_format((struct sockaddr *)&ss, ip, sizeof(ip), c->up_local,
 				     sizeof(c->up_local));
-	}
-	c->down.bev = bufferevent_socket_new(c->w->base, c->fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->down.bev == NULL) {
+	/* The connect wait used up.wev: from now on it means "pending bytes to write". */
+	event_del(c->up.wev);
+	event_assign(c->up.wev, c->w->base, c->up.fd, EV_WRITE | EV_PERSIST, l4_write_cb, c);
+	c->up.writing = false;
+	if (!l4_side_events(c, &c->down) || c->up.rev == NULL) {
 		l4_close(c, "out of memory");
 		return;
 	}
-	c->fd = -1;
-	if (!l4_side_setup(c, &c->down) || !l4_side_setup(c, &c->up)) {
-		l4_close(c, "cannot set up the relay");
-		return;
-	}
+	l4_want_read(&c->down, true);
+	l4_want_read(&c->up, true);
 	c->idle_us = l4_main(c)->timeouts.idle_us;
 	c->last_us = l4_now_us();
 	event_assign(c->timer, c->w->base, -1, 0, l4_idle_cb, c);
@@ -324,28 +389,20 @@ static void l4_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	l4_connect_failed(arg, "upstream connect timeout");
 }
 
-static void l4_event_cb(struct bufferevent *bev, short what, void *arg)
+/* The upstream socket became writable: connected, or the connect failed. */
+static void l4_connect_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct l4conn *c = arg;
-	struct l4side *s;
+	int err = 0;
+	socklen_t len = sizeof(err);
 
-	if (c->state == L4_CONNECTING) {
-		if (what & BEV_EVENT_CONNECTED)
-			l4_connected(c);
-		else
-			l4_connect_failed(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err != 0) {
+		l4_connect_failed(c, strerror(err));
 		return;
 	}
-	s = l4_side(c, bev);
-	if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)) {
-		/* A half-close: the other direction may go on. */
-		s->eof = true;
-		l4_pass_eof(c, l4_other(c, s));
-		if (l4_done(c))
-			l4_close(c, "both directions done");
-		return;
-	}
-	l4_close(c, s == &c->down ? "client error" : "upstream error");
+	l4_connected(c);
 }
 
 /* Connect to an endpoint of the route's cluster; the client is read once connected. */
@@ -353,7 +410,7 @@ static void l4_route(struct l4conn *c, const struct l4_target *t)
 {
 	struct worker *w = c->w;
 	const struct route_destination *rd;
-	int fd, one = 1;
+	int one = 1;
 
 	rd = router_l4_pick(t->route, t->route->total_weight > 0
 					  ? (uint32_t)(worker_random(w) % t->route->total_weight)
@@ -376,25 +433,25 @@ static void l4_route(struct l4conn *c, const struct l4_target *t)
 	if (c->uh != NULL)
 		c->uh->active_rq++; /* LEAST_REQUEST counts open relays */
 	METRIC_INC(&w->metrics, upstream_cx_total);
-	fd = socket(c->ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
+	c->up.fd = socket(c->ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->up.fd < 0) {
 		l4_connect_failed(c, strerror(errno));
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->up.bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->up.bev == NULL) {
-		close(fd);
+	setsockopt(c->up.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->state = L4_CONNECTING;
+	if (connect(c->up.fd, (const struct sockaddr *)&c->ep->addr, c->ep->addrlen) != 0 &&
+	    errno != EINPROGRESS) {
+		l4_connect_failed(c, strerror(errno));
+		return;
+	}
+	c->up.rev = event_new(w->base, c->up.fd, EV_READ | EV_PERSIST, l4_read_cb, c);
+	c->up.wev = event_new(w->base, c->up.fd, EV_WRITE, l4_connect_cb, c);
+	if (c->up.rev == NULL || c->up.wev == NULL) {
 		l4_close(c, "out of memory");
 		return;
 	}
-	c->state = L4_CONNECTING;
-	bufferevent_setcb(c->up.bev, NULL, NULL, l4_event_cb, c);
-	if (bufferevent_socket_connect(c->up.bev, (const struct sockaddr *)&c->ep->addr,
-				       (int)c->ep->addrlen) != 0) {
-		l4_connect_failed(c, "connect failed");
-		return;
-	}
+	event_add(c->up.wev, NULL);
 	event_assign(c->timer, w->base, -1, 0, l4_connect_timeout_cb, c);
 	l4_arm(c, l4_main(c)->timeouts.upstream_connect_us);
 }
@@ -417,9 +474,9 @@ static void l4_handoff(struct l4conn *c)
 {
 	struct worker *w = c->w;
 	struct wsnap *ws = c->ws;
-	int fd = c->fd;
+	int fd = c->down.fd;
 
-	event_free(c->rev);
+	event_free(c->hev);
 	event_free(c->timer);
 	LIST_REMOVE(c, entry);
 	w->nl4--;
@@ -438,7 +495,7 @@ static void l4_hello_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 	int rc;
 
-	n = recv(c->fd, l4_peek, sizeof(l4_peek), MSG_PEEK);
+	n = recv(c->down.fd, l4_buf, CLIENTHELLO_WIRE_MAX, MSG_PEEK);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
@@ -449,16 +506,16 @@ static void l4_hello_cb(evutil_socket_t fd, short what, void *arg)
 		l4_hello_failed(c, "client closed before its ClientHello");
 		return;
 	}
-	rc = clienthello_parse(l4_peek, (size_t)n, l4_scratch, &ch, &why);
+	rc = clienthello_parse(l4_buf, (size_t)n, l4_scratch, &ch, &why);
 	if (rc == MG_AGAIN) {
 		/* The next segment raises a new edge; without edge triggering, look again
 		 * shortly (level triggering would report the peeked bytes at once). */
 		if (!c->edge) {
 			struct timeval tv = {0, 5000};
 
-			event_del(c->rev);
-			event_assign(c->rev, c->w->base, -1, 0, l4_hello_cb, c);
-			evtimer_add(c->rev, &tv);
+			event_del(c->hev);
+			event_assign(c->hev, c->w->base, -1, 0, l4_hello_cb, c);
+			evtimer_add(c->hev, &tv);
 		}
 		return;
 	}
@@ -488,8 +545,8 @@ static void l4_hello_cb(evutil_socket_t fd, short what, void *arg)
 		l4_handoff(c);
 		return;
 	}
-	event_free(c->rev);
-	c->rev = NULL;
+	event_free(c->hev);
+	c->hev = NULL;
 	evtimer_del(c->timer);
 	t = router_l4_select(e->user, (const struct sockaddr *)&c->local_sa);
 	if (t == NULL) {
@@ -515,7 +572,8 @@ void l4proxy_accept(struct worker *w, const char *lkey, uint32_t port, int fd,
 	c->w = w;
 	c->ws = ws;
 	c->lc = lc;
-	c->fd = fd;
+	c->down.fd = fd;
+	c->up.fd = -1;
 	c->port = port;
 	c->start_us = c->last_us = l4_now_us();
 	clock_gettime(CLOCK_REALTIME, &c->start_wall);
@@ -550,9 +608,9 @@ void l4proxy_accept(struct worker *w, const char *lkey, uint32_t port, int fd,
 	/* Edge-triggered: the peek leaves the bytes queued, so a level-triggered event would
 	 * fire again at once; an edge comes with each new segment. */
 	c->edge = (event_base_get_features(w->base) & EV_FEATURE_ET) != 0;
-	c->rev =
+	c->hev =
 	    event_new(w->base, fd, EV_READ | (c->edge ? EV_PERSIST | EV_ET : 0), l4_hello_cb, c);
-	if (c->rev == NULL || event_add(c->rev, NULL) != 0) {
+	if (c->hev == NULL || event_add(c->hev, NULL) != 0) {
 		l4_close(c, "cannot watch the client");
 		return;
 	}

@@ -8,8 +8,10 @@
  * the connection (NR).  A TCP listener takes its first applicable tcp route at once.
  *
  * The relay connects to an endpoint of the route's cluster (upstreamConnect timeout; a
- * failure closes the client, UF,URX), then copies both ways through bounded buffers: a side
- * is not read while the other side has L4PROXY_HIGH_WM bytes queued.  EOF from one side is
+ * failure closes the client, UF,URX), then copies both ways on the plain sockets: each read
+ * (up to 64 KiB) is written to the other side at once, and only what that side does not take
+ * is queued, so an idle relay holds no buffer; a side is not read while the other side has
+ * L4PROXY_HIGH_WM bytes queued, and is read again below 64 KiB.  EOF from one side is
  * passed on as a half-close (shutdown SHUT_WR) once what it sent is delivered; the relay
  * ends when both directions are done, on an error, or after the main config's idle timeout
  * without a byte either way.  One access-log line per connection, in Envoy tcp_proxy's
