@@ -254,6 +254,9 @@ assert_cmp "$big" -ge 1 "the 16 MiB response is counted in bytes sent"
 # The terminated request's line names its SNI too.
 assert_log_contains "\"GET /echo HTTP/1\.1\" 200 .* x\.wild\.example\.com -\$" "$MG_ACCESS_LOG"
 
+assert_contains "$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/listeners")" \
+	"127.0.0.1:$MG_PORT 1 virtual host, 3 passthrough SNI hosts" "/listeners counts SNI hosts"
+
 metric() {
 	curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk -v m="meshgate_$1" '$1 == m { print $2 }'
 }

@@ -170,6 +170,9 @@ assert_cmp "$dt" -ge 1500 "not before the idle timeout (${dt} ms)"
 assert_cmp "$dt" -lt 10000 "soon after it (${dt} ms)"
 assert_log_contains "\"- - -\" 0 - idle_timeout " "$MG_ACCESS_LOG"
 
+assert_contains "$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/listeners")" \
+	"127.0.0.1:$MG_PORT 0 virtual hosts, 1 tcp route" "/listeners counts tcp routes"
+
 metric() {
 	curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk -v m="meshgate_$1" '$1 == m { print $2 }'
 }
