@@ -3,7 +3,8 @@
 # traffic shifting task): HTTP through a tcp route, large bodies both ways with their
 # sha256 intact, a half-closing client still gets its answer, weights 80/20 over ~100
 # connections, destinationSubnets, upstream down -> closed with UF,URX, the access-log line
-# of a TCP connection, idle timeout, and relays that survive a reload and a SIGTERM drain.
+# of a TCP connection, idle timeout, relays that survive a reload and a SIGTERM drain, and
+# the drain deadline closing a relay that outlives it.
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -17,7 +18,8 @@ TCP_SUBNET=$(mg_port)  # TCP server whose only route wants another destination s
 mg_start_config <<EOF
 workers: 2
 timeouts:
-  idle: 2s
+  idle: 3s
+  drain: 2s
 EOF
 
 mg_resource all <<EOF
@@ -156,7 +158,7 @@ assert_eq "$out" "" "no tcp route for this destination address: closed"
 assert_log_contains "\"- - -\" 0 NR filter_chain_not_found .* 127\.0\.0\.1:$TCP_SUBNET " "$MG_ACCESS_LOG"
 assert_log_contains "closed: no tcp route"
 
-# Idle timeout (2s here): a silent relay is closed.
+# Idle timeout (3s here): a silent relay is closed.
 t0=$(mg__now_ms)
 out=$("$PYTHON" - "$MG_PORT" <<'EOF'
 import socket, sys
@@ -166,7 +168,7 @@ EOF
 )
 dt=$(($(mg__now_ms) - t0))
 assert_eq "$out" closed "an idle relay is closed"
-assert_cmp "$dt" -ge 1500 "not before the idle timeout (${dt} ms)"
+assert_cmp "$dt" -ge 2500 "not before the idle timeout (${dt} ms)"
 assert_cmp "$dt" -lt 10000 "soon after it (${dt} ms)"
 assert_log_contains "\"- - -\" 0 - idle_timeout " "$MG_ACCESS_LOG"
 
@@ -191,13 +193,23 @@ assert_reload applied
 wait "$bg"
 assert_eq "$(cat "$MG_DIR/reload.code")" 200 "a relay open across the reload completes"
 
-# ... and a SIGTERM drain: the relay finishes before the process exits.
-curl -s --max-time 10 -o "$MG_DIR/drain.body" -w '%{http_code}' \
-	"http://127.0.0.1:$MG_PORT/delay/1500" >"$MG_DIR/drain.code" &
-bg=$!
-sleep 0.4
+# ... and a SIGTERM drain (2s here): a relay that ends within it completes, one that
+# does not is closed at the deadline, and then the process exits.
+curl -s --max-time 10 -o /dev/null -w '%{http_code}' \
+	"http://127.0.0.1:$MG_PORT/delay/500" >"$MG_DIR/drain-short.code" &
+bg1=$!
+curl -s --max-time 10 -o /dev/null -w '%{http_code}' \
+	"http://127.0.0.1:$MG_PORT/delay/6000" >"$MG_DIR/drain-long.code" &
+bg2=$!
+sleep 0.3
+t0=$(mg__now_ms)
 mg_stop
-wait "$bg"
-assert_eq "$(cat "$MG_DIR/drain.code")" 200 "a relay open at SIGTERM completes during the drain"
+dt=$(($(mg__now_ms) - t0))
+wait "$bg1" "$bg2"
+assert_eq "$(cat "$MG_DIR/drain-short.code")" 200 "a relay open at SIGTERM completes during the drain"
+assert_eq "$(cat "$MG_DIR/drain-long.code")" 000 "a relay still open at the drain deadline is closed"
+assert_cmp "$dt" -ge 1500 "the drain waited for the open relay (${dt} ms)"
+assert_cmp "$dt" -lt 9000 "and not beyond its deadline (${dt} ms)"
+assert_log_contains "drain deadline reached with 1 connections open"
 
 mg_finish
