@@ -4,7 +4,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -12,9 +14,11 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admin.h"
+#include "clusterstate.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "outlier.h"
 #include "router.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -45,6 +49,70 @@ static void ready_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(b);
 }
 
+/* Per-cluster counters as labelled series (cluster names hold no quote or backslash:
+ * they are built from host names, ports and subset names). */
+struct route_family {
+	FILE *f;
+	enum cluster_counter k;
+};
+
+static void route_prometheus(const struct cluster_state *cs, const char *prefix, void *arg)
+{
+	const struct route_family *rf = arg;
+
+	fprintf(rf->f, "meshgate_route_%s{route=\"%s\"} %llu\n", cluster_counter_names[rf->k],
+		prefix, (unsigned long long)clusterstate_count(cs, rf->k));
+}
+
+/* Seconds until each served certificate expires (the earliest of a server's certificates),
+ * so an alert can fire well before clients see an expired one. */
+static void certs_prometheus(FILE *f)
+{
+	struct snapshot *s = snapshot_current();
+	time_t now = time(NULL);
+
+	fprintf(f, "# HELP meshgate_tls_certificate_expiry_seconds Seconds until the "
+		   "certificate expires (negative: expired)\n"
+		   "# TYPE meshgate_tls_certificate_expiry_seconds gauge\n");
+	for (size_t g = 0; s != NULL && g < s->set->ngateways; g++) {
+		const struct cfg_gateway *gw = s->set->gateways[g];
+
+		for (size_t i = 0; gw->served && i < gw->nservers; i++) {
+			const struct tls_server_ctx *t = gw->servers[i].tls_ctx;
+
+			if (t != NULL && t->cert_path != NULL)
+				fprintf(f,
+					"meshgate_tls_certificate_expiry_seconds{gateway=\"%s/%s\","
+					"port=\"%u\",file=\"%s\"} %lld\n",
+					gw->meta.ns, gw->meta.name, gw->servers[i].port,
+					t->cert_path, (long long)(t->not_after - (int64_t)now));
+		}
+	}
+	snapshot_unref(s);
+}
+
+static void clusters_prometheus(FILE *f)
+{
+	struct snapshot *s = snapshot_current();
+
+	/* a family's samples follow its TYPE line: one walk per counter */
+	for (int k = CC_RQ_TOTAL; k <= CC_RQ_5XX; k++) {
+		struct route_family rf = {f, (enum cluster_counter)k};
+
+		fprintf(f, "# TYPE meshgate_route_%s counter\n", cluster_counter_names[k]);
+		clusterstate_each_route(route_prometheus, &rf);
+	}
+	for (int k = 0; s != NULL && k < CC__COUNT; k++) {
+		fprintf(f, "# TYPE meshgate_cluster_%s counter\n", cluster_counter_names[k]);
+		for (size_t i = 0; i < s->nclusters; i++)
+			fprintf(f, "meshgate_cluster_%s{cluster=\"%s\"} %llu\n",
+				cluster_counter_names[k], s->clusters[i]->name,
+				(unsigned long long)clusterstate_count(s->clusters[i]->state,
+								       (enum cluster_counter)k));
+	}
+	snapshot_unref(s);
+}
+
 static void metrics_cb(struct evhttp_request *req, void *arg)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -54,6 +122,8 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 
 	if (f != NULL) {
 		metrics_write_prometheus(f);
+		clusters_prometheus(f);
+		certs_prometheus(f);
 		fclose(f);
 		evbuffer_add(b, text, len);
 		free(text);
@@ -62,18 +132,85 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(b);
 }
 
+#define LOAD(x) ((unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed))
+
+/* Envoy-like lines: the circuit breakers in force and their counters. */
+static void clusters_state(struct evbuffer *b, const struct cluster *cl)
+{
+	const struct conn_pool_settings *lim = cl->pool_limits;
+	const struct cluster_state *cs = cl->state;
+
+	if (lim != NULL)
+		evbuffer_add_printf(
+		    b,
+		    "%s::circuit_breakers::max_connections::%u::max_pending_requests::"
+		    "%u::max_requests::%u::max_retries::%u\n",
+		    cl->name, lim->max_connections, lim->max_pending, lim->max_requests,
+		    lim->max_retries);
+	if (cs == NULL)
+		return;
+	evbuffer_add_printf(b,
+			    "%s::cx_active::%llu::rq_active::%llu::rq_pending::%llu::"
+			    "retries_active::%llu\n",
+			    cl->name, LOAD(cs->cx_active), LOAD(cs->rq_active),
+			    LOAD(cs->rq_pending), LOAD(cs->retries_active));
+	evbuffer_add_printf(b, "%s::overflow::cx::%llu::rq_pending::%llu::rq::%llu::retry::%llu\n",
+			    cl->name, LOAD(cs->cx_overflow), LOAD(cs->rq_pending_overflow),
+			    LOAD(cs->rq_overflow), LOAD(cs->retry_overflow));
+	evbuffer_add_printf(b, "%s::stats", cl->name);
+	for (int k = 0; k < CC__COUNT; k++)
+		evbuffer_add_printf(
+		    b, "::%s::%llu", cluster_counter_names[k],
+		    (unsigned long long)clusterstate_count(cs, (enum cluster_counter)k));
+	evbuffer_add(b, "\n", 1);
+	if (cl->outlier != NULL)
+		evbuffer_add_printf(b, "%s::outlier::ejected::%llu::ejections_total::%llu\n",
+				    cl->name, LOAD(cs->ejected), LOAD(cs->ejections_total));
+}
+
+static void clusters_endpoint(struct evbuffer *b, const struct cluster *cl,
+			      const struct endpoint *ep, uint64_t now)
+{
+	const struct endpoint_state *es = ep->state;
+
+	evbuffer_add_printf(b, "%s::%s::weight::%u\n", cl->name, ep->name, ep->weight);
+	if (es != NULL && cl->health_check != NULL)
+		evbuffer_add_printf(b, "%s::%s::active_health_check::%s\n", cl->name, ep->name,
+				    atomic_load(&es->hc_failed) ? "/failed_active_hc" : "healthy");
+	if (cl->outlier == NULL || es == NULL)
+		return;
+	if (outlier_ejected(cl, ep, now))
+		evbuffer_add_printf(b,
+				    "%s::%s::health_flags::/failed_outlier_check::"
+				    "ejected_for_ms::%llu\n",
+				    cl->name, ep->name, (LOAD(es->ejected_until_us) - now) / 1000);
+	else
+		evbuffer_add_printf(b, "%s::%s::health_flags::healthy\n", cl->name, ep->name);
+	evbuffer_add_printf(b,
+			    "%s::%s::consecutive_5xx::%llu::consecutive_gateway::%llu::"
+			    "consecutive_local::%llu::ejections::%llu\n",
+			    cl->name, ep->name, LOAD(es->consecutive_5xx),
+			    LOAD(es->consecutive_gateway), LOAD(es->consecutive_local),
+			    LOAD(es->ejections));
+}
+
 static void clusters_cb(struct evhttp_request *req, void *arg)
 {
 	struct snapshot *s = snapshot_current();
 	struct evbuffer *b = evbuffer_new();
+	struct timespec ts;
+	uint64_t now;
 	size_t i, j;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 
 	for (i = 0; s != NULL && i < s->nclusters; i++) {
 		const struct cluster *cl = s->clusters[i];
 
+		clusters_state(b, cl);
 		for (j = 0; j < cl->nendpoints; j++)
-			evbuffer_add_printf(b, "%s::%s::weight::%u\n", cl->name,
-					    cl->endpoints[j].name, cl->endpoints[j].weight);
+			clusters_endpoint(b, cl, &cl->endpoints[j], now);
 		if (cl->nendpoints == 0)
 			evbuffer_add_printf(b, "%s::(no endpoints)\n", cl->name);
 	}

@@ -11,17 +11,28 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include "clusterstate.h"
 #include "connpool.h"
+#include "exchange.h"
 #include "log.h"
 #include "snapshot.h"
+#include "tls.h"
 #include "worker.h"
 
 #define POOL_BUCKETS 1024 /* power of two */
 #define POOL_MAX_IDLE_PER_HOST 256
+
+static void connpool_tls_drop(struct upstream_host *h);
 
 struct connpool {
 	struct worker *w;
@@ -52,13 +63,14 @@ void connpool_free(struct connpool *p)
 			next = h->next_in_bucket;
 			while (!TAILQ_EMPTY(&h->idle))
 				connpool_close(TAILQ_FIRST(&h->idle));
+			connpool_tls_drop(h);
 			free(h);
 		}
 	}
 	free(p);
 }
 
-static uint32_t addr_hash(const struct sockaddr_storage *a, socklen_t len)
+static uint32_t addr_hash(const struct sockaddr_storage *a, socklen_t len, uint64_t tls_id)
 {
 	const unsigned char *b = (const unsigned char *)a;
 	uint32_t h = 2166136261u;
@@ -66,26 +78,63 @@ static uint32_t addr_hash(const struct sockaddr_storage *a, socklen_t len)
 
 	for (i = 0; i < len; i++)
 		h = (h ^ b[i]) * 16777619u;
-	return h;
+	return h ^ (uint32_t)tls_id ^ (uint32_t)(tls_id >> 32);
+}
+
+/* What a record's TLS connections are made from, taken out of the snapshot (a reference on
+ * the SSL_CTX, copies of the names).  Equal tls_ids mean equivalent contexts, so what one
+ * snapshot gave serves the next ones too, with its session cache. */
+static bool connpool_tls_take(struct upstream_host *h, const struct cluster *cl)
+{
+	const struct tls_client_ctx *tc = cl->tls;
+
+	if (!SSL_CTX_up_ref(tc->ctx))
+		return false;
+	h->tls_ctx = tc->ctx;
+	h->tls_check_name = tls_client_checks_name(tc);
+	h->tls_name = strdup(cl->tls_name);
+	if (h->tls_name != NULL && asprintf(&h->tls_session, "%s|%s", cl->tls_name, h->name) < 0)
+		h->tls_session = NULL;
+	return h->tls_name != NULL && h->tls_session != NULL;
+}
+
+static void connpool_tls_drop(struct upstream_host *h)
+{
+	SSL_CTX_free(h->tls_ctx);
+	free(h->tls_name);
+	free(h->tls_session);
+	h->tls_ctx = NULL;
+	h->tls_name = h->tls_session = NULL;
 }
 
 struct upstream_host *connpool_host(struct connpool *p, const struct endpoint *ep)
 {
-	uint32_t slot = addr_hash(&ep->addr, ep->addrlen) & (POOL_BUCKETS - 1);
+	const struct cluster *cl = ep->cluster;
+	uint64_t tls_id = cl != NULL && cl->tls != NULL ? cl->tls_id : 0;
+	uint32_t slot = addr_hash(&ep->addr, ep->addrlen, tls_id) & (POOL_BUCKETS - 1);
 	struct upstream_host *h;
 
 	for (h = p->buckets[slot]; h != NULL; h = h->next_in_bucket)
-		if (h->addrlen == ep->addrlen && memcmp(&h->addr, &ep->addr, ep->addrlen) == 0)
-			return h;
-	h = calloc(1, sizeof(*h));
-	if (h == NULL)
+		if (h->addrlen == ep->addrlen && h->tls_id == tls_id &&
+		    memcmp(&h->addr, &ep->addr, ep->addrlen) == 0)
+			break;
+	if (h == NULL) {
+		if ((h = calloc(1, sizeof(*h))) == NULL)
+			return NULL;
+		memcpy(&h->addr, &ep->addr, ep->addrlen);
+		h->addrlen = ep->addrlen;
+		h->tls_id = tls_id;
+		snprintf(h->name, sizeof(h->name), "%s", ep->name);
+		TAILQ_INIT(&h->idle);
+		TAILQ_INIT(&h->waiters);
+		h->next_in_bucket = p->buckets[slot];
+		p->buckets[slot] = h;
+	}
+	/* dropped when the record fell idle (connpool_close), taken again on its next use */
+	if (tls_id != 0 && h->tls_ctx == NULL && !connpool_tls_take(h, cl)) {
+		connpool_tls_drop(h);
 		return NULL;
-	memcpy(&h->addr, &ep->addr, ep->addrlen);
-	h->addrlen = ep->addrlen;
-	snprintf(h->name, sizeof(h->name), "%s", ep->name);
-	TAILQ_INIT(&h->idle);
-	h->next_in_bucket = p->buckets[slot];
-	p->buckets[slot] = h;
+	}
 	return h;
 }
 
@@ -98,13 +147,75 @@ static void idle_unlink(struct upconn *uc)
 	}
 }
 
+void connpool_wait(struct upstream_host *h, struct upwaiter *wt)
+{
+	wt->host = h;
+	TAILQ_INSERT_TAIL(&h->waiters, wt, entry);
+}
+
+void connpool_unwait(struct upwaiter *wt)
+{
+	if (wt->host == NULL)
+		return;
+	TAILQ_REMOVE(&wt->host->waiters, wt, entry);
+	wt->host = NULL;
+}
+
+/* The first waiter of h, taken off the queue, or NULL. */
+static struct upwaiter *next_waiter(struct upstream_host *h)
+{
+	struct upwaiter *wt = TAILQ_FIRST(&h->waiters);
+
+	if (wt != NULL)
+		connpool_unwait(wt);
+	return wt;
+}
+
+/* Handshakes and resumptions, once per connection that completed one. */
+static void tls_count(struct upconn *uc)
+{
+	struct metrics_shard *m = &uc->pool->w->metrics;
+
+	if (uc->ssl == NULL || uc->tls_counted || !SSL_is_init_finished(uc->ssl))
+		return;
+	uc->tls_counted = true;
+	METRIC_INC(m, upstream_cx_ssl_handshake);
+	if (SSL_session_reused(uc->ssl))
+		METRIC_INC(m, upstream_cx_ssl_session_reused);
+}
+
 void connpool_close(struct upconn *uc)
 {
+	struct upstream_host *h;
+	struct upwaiter *wt;
+
 	if (uc == NULL)
 		return;
+	h = uc->host;
 	idle_unlink(uc);
+	if (uc->ssl != NULL && SSL_is_init_finished(uc->ssl)) {
+		tls_count(uc);
+		/* close_notify, best effort (one non-blocking write): an SSL freed without
+		 * it marks its session not resumable.  Errors (a peer already gone) only
+		 * leave entries in this thread's error queue: clear them. */
+		SSL_shutdown(uc->ssl);
+		ERR_clear_error();
+	}
 	bufferevent_free(uc->bev);
+	if (uc->counted != NULL)
+		clusterstate_release(&uc->counted->cx_active);
 	free(uc);
+	if (h->ncx > 0)
+		h->ncx--;
+	/* a connection slot is free: the first waiter may open one */
+	if ((wt = next_waiter(h)) != NULL) {
+		wt->ready(wt, NULL);
+		return;
+	}
+	/* Records outlive reloads: one whose TLS settings changed must not keep its SSL_CTX
+	 * (CA store included) forever.  Nothing uses it now; its next use takes it again. */
+	if (h->tls_ctx != NULL && h->ncx == 0 && h->active_rq == 0)
+		connpool_tls_drop(h);
 }
 
 struct upconn *connpool_get_idle(struct connpool *p, struct upstream_host *h)
@@ -121,25 +232,55 @@ struct upconn *connpool_get_idle(struct connpool *p, struct upstream_host *h)
 	return uc;
 }
 
+/* A TLS bufferevent in connecting state, the socket made by bufferevent_socket_connect()
+ * (libevent's documented way for OpenSSL bufferevents). */
+static struct bufferevent *connpool_tls_bev(struct connpool *p, struct upstream_host *h, SSL **out)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	ERR_clear_error();
+	ssl = tls_client_ssl_open(h->tls_ctx, h->tls_name, h->tls_check_name, h->tls_session);
+	if (ssl == NULL) {
+		log_warnx("cannot prepare TLS to upstream %s (%s)", h->name, h->tls_name);
+		return NULL;
+	}
+	/* With BEV_OPT_CLOSE_ON_FREE libevent owns ssl from here, also when this fails. */
+	bev = bufferevent_openssl_socket_new(p->w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		return NULL;
+	/* A close without close_notify ends a body like a TCP close does (as in Envoy). */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	*out = ssl;
+	return bev;
+}
+
 struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)
 {
 	struct upconn *uc;
-	int fd, one = 1;
+	int fd = -1, one = 1;
 
-	fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		log_warn("socket for upstream %s", h->name);
-		return NULL;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (h->tls_id != 0 && h->tls_ctx == NULL)
+		return NULL; /* never plaintext where TLS is configured */
 	uc = calloc(1, sizeof(*uc));
-	if (uc == NULL) {
-		close(fd);
+	if (uc == NULL)
 		return NULL;
+	if (h->tls_ctx != NULL) {
+		uc->bev = connpool_tls_bev(p, h, &uc->ssl);
+	} else {
+		fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			log_warn("socket for upstream %s", h->name);
+			free(uc);
+			return NULL;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		uc->bev = bufferevent_socket_new(p->w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
-	uc->bev = bufferevent_socket_new(p->w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (uc->bev == NULL) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		free(uc);
 		return NULL;
 	}
@@ -154,7 +295,46 @@ struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)
 		free(uc);
 		return NULL;
 	}
+	if (uc->ssl != NULL && (fd = bufferevent_getfd(uc->bev)) >= 0) {
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	h->ncx++;
 	return uc;
+}
+
+const char *connpool_tls_failure(struct upconn *uc, struct exchange *ex)
+{
+	char buf[256];
+	const char *why;
+	size_t len, room;
+	const char *kept;
+
+	if (uc == NULL || uc->ssl == NULL)
+		return NULL;
+	if (!uc->reused && SSL_is_init_finished(uc->ssl)) {
+		/* A TLS 1.3 server refuses our certificate (or its absence) after our side of
+		 * the handshake is done: its alert may still wait in the socket when the first
+		 * write already failed on the reset that followed it.  A peek reads it (the
+		 * info callback records it) and consumes no application data. */
+		char c;
+
+		ERR_clear_error();
+		SSL_peek(uc->ssl, &c, 1);
+		ERR_clear_error();
+	}
+	if ((why = tls_client_failure(uc->ssl, buf, sizeof(buf))) == NULL)
+		return NULL;
+	METRIC_INC(&uc->pool->w->metrics, upstream_cx_ssl_handshake_error);
+	log_info("TLS to upstream %s (%s) failed: %s", uc->host->name, uc->host->tls_name, why);
+	/* ex->details outlives the connection (and its SSL): a NUL-terminated arena copy */
+	room = EX_ARENA - ex->arena_used;
+	if (room < 2)
+		return "tls handshake failed";
+	len = strlen(why) < room - 1 ? strlen(why) : room - 1;
+	kept = exchange_keep(ex, why, len, NULL);
+	exchange_keep(ex, "", 1, NULL);
+	return kept;
 }
 
 /* An idle pooled connection must not receive anything: data or EOF means the upstream
@@ -174,12 +354,24 @@ void connpool_release(struct upconn *uc)
 	struct upstream_host *h = uc->host;
 	struct snapshot *s = uc->pool->w->cur != NULL ? uc->pool->w->cur->snap : NULL;
 	struct timeval tv = {60, 0};
+	struct upwaiter *wt;
 
+	tls_count(uc);
+	/* A request waiting for a connection to this host takes it at once. */
+	if ((wt = next_waiter(h)) != NULL) {
+		uc->reused = true;
+		uc->requests++;
+		wt->ready(wt, uc);
+		return;
+	}
 	if (h->nidle >= POOL_MAX_IDLE_PER_HOST) {
 		connpool_close(uc);
 		return;
 	}
-	if (s != NULL) {
+	if (uc->idle_us > 0) {
+		tv.tv_sec = (time_t)(uc->idle_us / 1000000);
+		tv.tv_usec = (suseconds_t)(uc->idle_us % 1000000);
+	} else if (s != NULL) {
 		tv.tv_sec = (time_t)(s->set->main.timeouts.upstream_idle_us / 1000000);
 		tv.tv_usec = (suseconds_t)(s->set->main.timeouts.upstream_idle_us % 1000000);
 	}

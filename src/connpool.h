@@ -1,6 +1,15 @@
-/* Per-worker keep-alive pools of upstream connections, keyed by endpoint address, so they
- * survive config reloads that keep the endpoint.  Also holds per-endpoint active request
- * counts for LEAST_REQUEST.  Worker thread only: no locks. */
+/* Per-worker keep-alive pools of upstream connections, keyed by endpoint address and TLS
+ * origination (the cluster's tls_id: 0 for plaintext), so TLS and plaintext connections to
+ * one address never mix, and pools survive config reloads that keep the endpoint and its
+ * TLS settings.  Also holds per-endpoint active request counts for LEAST_REQUEST.  Worker
+ * thread only: no locks.
+ *
+ * TLS (DestinationRule tls): a host record in use keeps a reference on the SSL_CTX and
+ * copies of the SNI name and session key, so its connections do not depend on the snapshot
+ * that created them.  Connections are bufferevent_openssl sockets in connecting state; libevent
+ * reports BEV_EVENT_CONNECTED once the handshake is done.  Sessions are resumed per host
+ * (SNI name and address).  A finished TLS connection is closed with close_notify, which
+ * also keeps its session resumable. */
 #ifndef MG_CONNPOOL_H
 #define MG_CONNPOOL_H
 
@@ -13,20 +22,44 @@ struct worker;
 struct bufferevent;
 struct endpoint;
 struct connpool;
+struct exchange;
+struct ssl_st;
+struct ssl_ctx_st;
+struct upconn;
+struct cluster_state;
 
-/* One upstream address as seen by one worker. */
+/* A request waiting for a connection to a host (cluster at its maxConnections): it is
+ * handed the next connection released to the pool, or told (uc NULL) that a connection
+ * closed so it may open one. */
+struct upwaiter {
+	TAILQ_ENTRY(upwaiter) entry;
+	void (*ready)(struct upwaiter *wt, struct upconn *uc);
+	struct upstream_host *host; /* set while queued */
+};
+
+/* One upstream address (and TLS origination) as seen by one worker. */
 struct upstream_host {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	char name[64];
+	uint64_t tls_id;            /* 0: plaintext */
+	struct ssl_ctx_st *tls_ctx; /* referenced while in use; let go when the record
+				     * has no connection and no request */
+	char *tls_name;             /* SNI and verified name */
+	char *tls_session;          /* session cache key: "name|address" */
+	bool tls_check_name;
 	uint32_t active_rq; /* exchanges currently using it */
 	TAILQ_HEAD(upconn_list, upconn) idle;
 	unsigned nidle;
+	unsigned ncx; /* this worker's open connections to it, idle or busy */
+	TAILQ_HEAD(upwaiter_list, upwaiter) waiters;
 	struct upstream_host *next_in_bucket;
 };
 
 struct upconn {
 	struct bufferevent *bev;
+	struct ssl_st *ssl; /* TLS origination; owned by bev */
+	bool tls_counted;   /* handshake counted in the metrics */
 	struct upstream_host *host;
 	struct connpool *pool;
 	TAILQ_ENTRY(upconn) idle_entry;
@@ -34,12 +67,16 @@ struct upconn {
 	bool reused; /* has served at least one exchange before the current one */
 	unsigned requests;
 	uint64_t id;
-	char local[64]; /* local ip:port, for the access log (filled on first use) */
+	char local[64];                /* local ip:port, for the access log (filled on first use) */
+	struct cluster_state *counted; /* counted in its cx_active (circuit breaking) */
+	uint64_t created_us;           /* monotonic, for maxConnectionDuration */
+	uint64_t idle_us;              /* pooled idle timeout; 0 = the main config's */
 };
 
 struct connpool *connpool_new(struct worker *w);
 void connpool_free(struct connpool *p);
-/* The worker's record for an endpoint (created on first use). */
+/* The worker's record for an endpoint and its cluster's TLS origination (created on first
+ * use). */
 struct upstream_host *connpool_host(struct connpool *p, const struct endpoint *ep);
 /* An idle keep-alive connection to h, or NULL. The caller owns it (set its callbacks). */
 struct upconn *connpool_get_idle(struct connpool *p, struct upstream_host *h);
@@ -49,5 +86,13 @@ struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h);
 void connpool_release(struct upconn *uc);
 /* Close and free a connection that must not be reused. */
 void connpool_close(struct upconn *uc);
+/* Queue a waiter on h (FIFO) / take it off its queue (no-op when not queued). */
+void connpool_wait(struct upstream_host *h, struct upwaiter *wt);
+void connpool_unwait(struct upwaiter *wt);
+/* For the upstream event callback before a response: when uc's TLS handshake failed, why
+ * ("tls verify failed: ..." / "tls handshake failed: ..."), copied into ex's log arena,
+ * logged and counted; NULL when uc is plaintext or the failure is not TLS (a refused
+ * connect). */
+const char *connpool_tls_failure(struct upconn *uc, struct exchange *ex);
 
 #endif

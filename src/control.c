@@ -24,7 +24,9 @@
 #include "config/diag.h"
 #include "config/link.h"
 #include "config/load.h"
+#include "clusterstate.h"
 #include "control.h"
+#include "healthcheck.h"
 #include "log.h"
 #include "pool.h"
 #include "snapshot.h"
@@ -254,7 +256,12 @@ static int apply_snapshot(struct snapshot *s, bool initial)
 	/* Publish first so that workers adopting the new listeners route with the new
 	 * config; old listeners keep serving until the plan reaches each worker. */
 	s->generation = ++generation;
+	if (clusterstate_attach(s, (unsigned)nworkers) != 0) {
+		log_warnx("out of memory attaching cluster state");
+		return -1;
+	}
 	snapshot_publish(s);
+	healthcheck_apply(ctl_base, s);
 	if (reconcile_listeners(s) != 0) {
 		if (initial)
 			fatalx("cannot open the configured listeners");
@@ -392,9 +399,11 @@ int control_run(const char *main_path)
 	for (size_t i = 0; i < nctl_listeners; i++)
 		free(ctl_listeners[i].key);
 	free(ctl_listeners);
+	healthcheck_stop();
 	s = snapshot_current();
 	snapshot_unref(s);
 	snapshot_publish_none();
+	clusterstate_free_all();
 	accesslog_close();
 	event_base_free(ctl_base);
 	libevent_global_shutdown();

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "connpool.h"
 #include "http1.h"
 
 struct conn;
@@ -67,12 +68,34 @@ struct exchange {
 	int64_t upstream_time_us;
 	uint64_t bytes_in, bytes_out;
 	struct event *connect_timer, *route_timer;
+
+	/* retries (src/retry.h): tries made so far (the first included), the endpoint of the
+	 * last try, and a copy of the request body sent so far for a replay */
+	unsigned tries;
+	const struct endpoint *prev_ep;
+	struct evbuffer *replay;
+	bool replay_ok; /* replay holds every body byte sent upstream */
+	bool retries_exhausted;
+	bool rq_counted, retry_counted; /* admitted by the cluster's circuit breakers */
+	struct upwaiter waiter;         /* queued for a connection (maxConnections reached) */
+	bool hash_given;                /* consistent hashing: the request's key (affinity.h) */
+	uint64_t hash_key;
+	char new_cookie[24]; /* an affinity cookie to set on the response, "" = none */
+	struct event *try_timer, *backoff_timer;
+
+	struct event *fault_timer; /* holds the request for an injected delay (request.c) */
+	bool grpc_request;         /* content-type application/grpc (fault routes only) */
+	unsigned char cors;        /* enum cors_kind; CORS_NONE on routes without corsPolicy */
 	char upstream_local[64];
 	struct exchange *next_free; /* worker free list */
 
 	/* log fields (arena copies) */
 	const char *method, *path, *authority, *user_agent, *xff, *request_id;
 	size_t method_len, path_len, authority_len, user_agent_len, xff_len, request_id_len;
+	/* CORS request values (arena copies, only when the route has a corsPolicy): the Origin
+	 * for the response headers, Access-Control-Request-Headers for a preflight answer */
+	const char *cors_origin, *cors_request_headers;
+	size_t cors_origin_len, cors_request_headers_len;
 	size_t arena_used;
 	char arena[EX_ARENA];
 };

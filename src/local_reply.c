@@ -121,6 +121,7 @@ void local_reply(struct exchange *ex, int status, const char *content_type, cons
 		evbuffer_add_printf(out, "content-length: %zu\r\n", body_len);
 	if (extra_headers != NULL)
 		evbuffer_add(out, extra_headers, strlen(extra_headers));
+	request_cors_response(ex, out); /* Envoy's CORS filter also sees local replies */
 	if (!ex->client_keepalive || c->w->draining)
 		evbuffer_add(out, "connection: close\r\n", 19);
 	else if (ex->minor_version == 0)

@@ -23,6 +23,8 @@
 	X(downstream_rq_timeout, counter, "Requests answered 408 (header or body timeout)")       \
 	X(downstream_rq_no_route, counter, "Requests with no matching vhost or route (404 NR)")   \
 	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \
+	X(fault_delays_injected, counter, "Requests held by an injected fault delay (DI)")       \
+	X(fault_aborts_injected, counter, "Requests answered by an injected fault abort (FI)")  \
 	X(downstream_cx_destroy_remote, counter, "Client connections closed by the client")      \
 	X(downstream_cx_ssl_handshake_error, counter, "Failed TLS handshakes (reason in the log)") \
 	X(upstream_cx_total, counter, "Upstream connections opened")                              \
@@ -32,10 +34,18 @@
 	X(downstream_cx_hello_fail, counter, "Passthrough connections without a ClientHello in time") \
 	X(upstream_cx_connect_fail, counter, "Upstream connect failures (503 UF, or UF,URX at L4)") \
 	X(upstream_cx_reuse, counter, "Requests sent on a reused pooled upstream connection")     \
+	X(upstream_cx_ssl_handshake, counter, "Upstream TLS handshakes completed")                \
+	X(upstream_cx_ssl_session_reused, counter, "Upstream TLS handshakes that resumed a session") \
+	X(upstream_cx_ssl_handshake_error, counter, "Upstream TLS handshakes failed (503 UF)")    \
 	X(upstream_rq_timeout, counter, "Route timeouts (504 UT)")                                \
 	X(upstream_rq_reset, counter, "Upstream resets/closes before a complete response")       \
 	X(upstream_rq_bad_response, counter, "Upstream responses rejected as malformed (502)")    \
 	X(upstream_rq_no_healthy, counter, "Requests to a cluster without endpoints (503 UH)")   \
+	X(upstream_rq_retry, counter, "Retries of a request (route retries policy)")               \
+	X(upstream_rq_retry_overflow, counter, "Retries refused by connectionPool maxRetries")     \
+	X(upstream_rq_overflow, counter, "Requests refused by a circuit breaker (503 UO)")        \
+	X(upstream_rq_retry_limit_exceeded, counter, "Retries wanted but exhausted (URX)")         \
+	X(upstream_rq_per_try_timeout, counter, "Tries that hit perTryTimeout")                   \
 	X(upstream_rq_retry_stale, counter, "Requests retried after a stale pooled connection")
 /* clang-format on */
 

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +15,23 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "affinity.h"
+#include "clusterstate.h"
 #include "conn.h"
 #include "connpool.h"
+#include "cors.h"
 #include "exchange.h"
 #include "errors.h"
 #include "http1.h"
+#include "lb_hash.h"
 #include "local_reply.h"
+#include "locality.h"
 #include "log.h"
+#include "outlier.h"
 #include "proxy.h"
 #include "regex.h"
+#include "request.h"
+#include "retry.h"
 #include "router.h"
 #include "snapshot.h"
 #include "upstream.h"
@@ -34,6 +43,8 @@
 #define BP_LOW (256 * 1024)
 #define UP_MAX_HEAD (64 * 1024)
 #define UP_MAX_HEADERS 256
+/* A request body is kept for a retry up to this size; a longer one is sent once. */
+#define RETRY_REPLAY_MAX (64 * 1024)
 
 static void up_read_cb(struct bufferevent *bev, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
@@ -272,13 +283,18 @@ static void timer_arm(struct exchange *ex, struct event **ev, event_callback_fn 
 	evtimer_add(*ev, &tv);
 }
 
-/* Release the upstream side: keep the connection for reuse, or close it. */
-static void up_release(struct exchange *ex, bool reusable)
+/* End the current try: its connection (kept for reuse or closed), its timers and its
+ * request count.  The route timer, which bounds all tries together, is left running. */
+static void up_drop(struct exchange *ex, bool reusable)
 {
+	if (ex->waiter.host != NULL) {
+		connpool_unwait(&ex->waiter);
+		clusterstate_release(&ex->cl->state->rq_pending);
+	}
 	if (ex->connect_timer != NULL)
 		evtimer_del(ex->connect_timer);
-	if (ex->route_timer != NULL)
-		evtimer_del(ex->route_timer);
+	if (ex->try_timer != NULL)
+		evtimer_del(ex->try_timer);
 	if (ex->uh != NULL && ex->uh->active_rq > 0)
 		ex->uh->active_rq--;
 	ex->uh = NULL;
@@ -291,6 +307,24 @@ static void up_release(struct exchange *ex, bool reusable)
 	ex->uc = NULL;
 }
 
+/* Release the upstream side for good: the exchange is ending. */
+static void up_release(struct exchange *ex, bool reusable)
+{
+	if (ex->route_timer != NULL)
+		evtimer_del(ex->route_timer);
+	if (ex->backoff_timer != NULL)
+		evtimer_del(ex->backoff_timer);
+	up_drop(ex, reusable);
+	if (ex->rq_counted) {
+		clusterstate_release(&ex->cl->state->rq_active);
+		ex->rq_counted = false;
+	}
+	if (ex->retry_counted) {
+		clusterstate_release(&ex->cl->state->retries_active);
+		ex->retry_counted = false;
+	}
+}
+
 /* End the exchange with a local error reply (nothing sent to the client yet). */
 static void fail_local(struct exchange *ex, int status, const char *flag, const char *details)
 {
@@ -300,6 +334,8 @@ static void fail_local(struct exchange *ex, int status, const char *flag, const 
 
 	up_release(ex, false);
 	exchange_flag(ex, flag);
+	if (ex->retries_exhausted)
+		exchange_flag(ex, "URX");
 	ex->details = details;
 	if (!ex->req_done)
 		ex->client_keepalive = false; /* unread body bytes: framing of the rest is lost */
@@ -320,12 +356,182 @@ static void fail_abort(struct exchange *ex, const char *flag, const char *detail
 	conn_close(c, details);
 }
 
+/* up_connect's answers */
+enum { UP_OK = 0, UP_FAILED = -1, UP_OVERFLOW = -2, UP_NO_HEALTHY = -3 };
+
+/* A circuit breaker (DestinationRule connectionPool) refused the request: 503 UO at once,
+ * as Envoy answers an overflow. */
+static void overflow(struct exchange *ex, const char *details)
+{
+	METRIC_INC(&ex->c->w->metrics, upstream_rq_overflow);
+	fail_local(ex, 503, "UO", details);
+}
+
+/* ---- retries (policy in src/retry.c) ---- */
+
+static int try_start(struct exchange *ex);
+static void backoff_cb(evutil_socket_t fd, short what, void *arg);
+
+static const struct retry_policy *ex_retry(const struct exchange *ex)
+{
+	return &ex->route->retries.policy;
+}
+
+/* After a failed try: schedule another one when the policy wants it (wanted), a retry is
+ * left, and the request can be replayed (no body byte sent, or all of them kept).
+ * Returns false when the caller must answer; a wanted retry that is over the limit marks
+ * the exchange for URX, as Envoy does. */
+static bool try_again(struct exchange *ex, bool wanted)
+{
+	struct worker *w = ex->c->w;
+	const struct retry_policy *rp = ex_retry(ex);
+
+	if (!wanted || rp->num_retries == 0 || ex->resp_head_sent ||
+	    (ex->req_started && !ex->replay_ok))
+		return false;
+	if (ex->tries > rp->num_retries) {
+		METRIC_INC(&w->metrics, upstream_rq_retry_limit_exceeded);
+		ex->retries_exhausted = true; /* flagged URX after the failure's own flag */
+		return false;
+	}
+	/* connectionPool.http.maxRetries: concurrent retries towards the cluster */
+	if (!ex->retry_counted && ex->cl->pool_limits != NULL &&
+	    ex->cl->pool_limits->max_retries > 0 && ex->cl->state != NULL) {
+		if (!clusterstate_admit(&ex->cl->state->retries_active,
+					ex->cl->pool_limits->max_retries)) {
+			atomic_fetch_add_explicit(&ex->cl->state->retry_overflow, 1,
+						  memory_order_relaxed);
+			METRIC_INC(&w->metrics, upstream_rq_retry_overflow);
+			return false;
+		}
+		ex->retry_counted = true;
+	}
+	up_drop(ex, false);
+	METRIC_INC(&w->metrics, upstream_rq_retry);
+	CLUSTER_COUNT(ex->cl, w->id, CC_RQ_RETRY);
+	/* no body bytes pile up while we wait: reading resumes when the next try starts */
+	if (!ex->req_done)
+		bufferevent_disable(ex->c->bev, EV_READ);
+	timer_arm(ex, &ex->backoff_timer, backoff_cb,
+		  retry_backoff_us(rp, ex->tries, worker_random(w)));
+	return true;
+}
+
+/* A try ended without a response: retry, or answer with status/flag. */
+static void up_failed(struct exchange *ex, enum retry_failure f, int status, const char *flag,
+		      const char *details)
+{
+	/* the endpoint failed us (not our own pending queue): outlier detection counts it */
+	if (ex->cl->outlier != NULL && ex->ep != NULL && ex->waiter.host == NULL)
+		outlier_report(ex->cl, ex->ep, 0, mono_us());
+	if (try_again(ex, retry_on_failure(ex_retry(ex), f)))
+		return;
+	fail_local(ex, status, flag, details);
+}
+
+static void backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *ex = arg;
+	int rc = try_start(ex);
+
+	if (rc == UP_OVERFLOW) {
+		overflow(ex, "upstream overflow: too many pending requests");
+		return;
+	}
+	if (rc == UP_NO_HEALTHY) {
+		METRIC_INC(&ex->c->w->metrics, upstream_rq_no_healthy);
+		fail_local(ex, 503, "UH", "no healthy upstream");
+		return;
+	}
+	if (rc != UP_OK) {
+		METRIC_INC(&ex->c->w->metrics, upstream_cx_connect_fail);
+		CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_CX_CONNECT_FAIL);
+		CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_CX_CONNECT_FAIL);
+		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
+		return;
+	}
+	if (!ex->req_done) {
+		conn_read_more(ex->c);
+		proxy_client_readable(ex);
+	}
+}
+
+static void try_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *ex = arg;
+
+	METRIC_INC(&ex->c->w->metrics, upstream_rq_per_try_timeout);
+	CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_RQ_TIMEOUT);
+	if (ex->resp_head_sent)
+		fail_abort(ex, "UT", "upstream per-try timeout");
+	else
+		up_failed(ex, RETRY_FAIL_PER_TRY, 504, "UT", "upstream per-try timeout");
+}
+
+/* grpc-status of a response head (trailers-only gRPC answers carry it there), or -1. */
+static int grpc_status_of(const struct http1_response *resp)
+{
+	for (size_t i = 0; i < resp->nheaders; i++) {
+		const struct http1_header *h = &resp->headers[i];
+
+		if (NAME_IS(h->name, h->name_len, "grpc-status") && h->value_len > 0 &&
+		    h->value_len < 4)
+			return atoi(h->value);
+	}
+	return -1;
+}
+
+/* A retry replays the request body: every byte sent upstream is also kept in ex->replay,
+ * up to RETRY_REPLAY_MAX; past that the copy is given up (and with it the retries). */
+static void *replay_room(struct exchange *ex, size_t n, struct evbuffer_iovec *v)
+{
+	if (!ex->replay_ok || n == 0)
+		return NULL;
+	if (ex->replay == NULL)
+		ex->replay = evbuffer_new(); /* kept with the recycled exchange */
+	if (ex->replay == NULL || evbuffer_get_length(ex->replay) + n > RETRY_REPLAY_MAX ||
+	    evbuffer_reserve_space(ex->replay, (ev_ssize_t)n, v, 1) != 1) {
+		ex->replay_ok = false;
+		if (ex->replay != NULL)
+			evbuffer_drain(ex->replay, evbuffer_get_length(ex->replay));
+		return NULL;
+	}
+	v->iov_len = n;
+	return v->iov_base;
+}
+
+/* Keep the first n bytes of src (about to move upstream). */
+static void replay_keep_buf(struct exchange *ex, struct evbuffer *src, size_t n)
+{
+	struct evbuffer_iovec v;
+	void *p = replay_room(ex, n, &v);
+
+	if (p != NULL) {
+		evbuffer_copyout(src, p, n);
+		evbuffer_commit_space(ex->replay, &v, 1);
+	}
+}
+
+/* Queue request body bytes upstream, keeping the copy. */
+static void body_add(struct exchange *ex, struct evbuffer *out, const void *data, size_t n)
+{
+	struct evbuffer_iovec v;
+	void *p = replay_room(ex, n, &v);
+
+	if (p != NULL) {
+		memcpy(p, data, n);
+		evbuffer_commit_space(ex->replay, &v, 1);
+	}
+	evbuffer_add(out, data, n);
+}
+
 static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exchange *ex = arg;
 
 	METRIC_INC(&ex->c->w->metrics, upstream_cx_connect_fail);
-	fail_local(ex, 503, "UF", "upstream connect timeout");
+	CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_CX_CONNECT_FAIL);
+	up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect timeout");
 }
 
 static void route_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -333,6 +539,7 @@ static void route_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct exchange *ex = arg;
 
 	METRIC_INC(&ex->c->w->metrics, upstream_rq_timeout);
+	CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_RQ_TIMEOUT);
 	if (!ex->resp_head_sent)
 		fail_local(ex, 504, "UT", "upstream request timeout");
 	else
@@ -380,28 +587,182 @@ static void up_attach(struct exchange *ex, struct upconn *uc)
 }
 
 /* Get a connection (pooled first) and queue the request head on it. */
+/* Queue the request head (and the body kept so far) on the attached connection.  A copy,
+ * not a move: both stay until the response starts, for a retry. */
+static void up_send(struct exchange *ex)
+{
+	struct evbuffer *out = bufferevent_get_output(ex->uc->bev);
+
+	evbuffer_add(out, evbuffer_pullup(ex->up_head, -1), evbuffer_get_length(ex->up_head));
+	if (ex->req_started && ex->replay != NULL)
+		evbuffer_add(out, evbuffer_pullup(ex->replay, -1), evbuffer_get_length(ex->replay));
+	if (ex_retry(ex)->per_try_timeout_us > 0)
+		timer_arm(ex, &ex->try_timer, try_timeout_cb, ex_retry(ex)->per_try_timeout_us);
+	ex->upstream_sent_us = mono_us();
+}
+
+static void up_keepalive(struct upconn *uc, const struct conn_pool_settings *lim)
+{
+	evutil_socket_t fd = bufferevent_getfd(uc->bev);
+	int on = 1, v;
+
+	if (fd < 0 || !lim->keepalive.given)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	if (lim->keepalive.probes > 0) {
+		v = (int)lim->keepalive.probes;
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
+	}
+	if (lim->keepalive.time_us > 0) {
+		v = (int)(lim->keepalive.time_us / 1000000);
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v));
+	}
+	if (lim->keepalive.interval_us > 0) {
+		v = (int)(lim->keepalive.interval_us / 1000000);
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
+	}
+}
+
+static void pending_ready(struct upwaiter *wt, struct upconn *uc);
+
+/* Get a connection (pooled first) and queue the request on it; at the cluster's
+ * maxConnections the request waits for one (bounded by http1MaxPendingRequests and the
+ * connect timeout).  Returns UP_OK (sent or queued), UP_FAILED (connect failed at once)
+ * or UP_OVERFLOW (a circuit breaker said no: 503 UO). */
+
 static int up_connect(struct exchange *ex, bool allow_pooled)
 {
 	struct worker *w = ex->c->w;
+	const struct conn_pool_settings *lim = ex->cl->pool_limits;
+	struct cluster_state *cs = ex->cl->state;
 	struct upconn *uc = allow_pooled ? connpool_get_idle(w->pool, ex->uh) : NULL;
+	uint64_t connect_us = ex_main(ex)->timeouts.upstream_connect_us;
+	bool counted = false;
 
 	if (uc != NULL) {
 		METRIC_INC(&w->metrics, upstream_cx_reuse);
 		up_attach(ex, uc);
 		note_upstream_local(ex);
-	} else {
-		uc = connpool_connect(w->pool, ex->uh);
-		if (uc == NULL)
-			return -1;
-		METRIC_INC(&w->metrics, upstream_cx_total);
-		timer_arm(ex, &ex->connect_timer, connect_timeout_cb,
-			  ex_main(ex)->timeouts.upstream_connect_us);
-		up_attach(ex, uc);
+		up_send(ex);
+		return UP_OK;
 	}
-	/* A copy, not a move: the head is kept until the response starts, for a stale retry. */
-	evbuffer_add(bufferevent_get_output(uc->bev), evbuffer_pullup(ex->up_head, -1),
-		     evbuffer_get_length(ex->up_head));
-	ex->upstream_sent_us = mono_us();
+	if (lim != NULL && lim->connect_timeout_us > 0)
+		connect_us = lim->connect_timeout_us;
+	if (lim != NULL && lim->max_connections > 0 && cs != NULL) {
+		counted = clusterstate_admit(&cs->cx_active, lim->max_connections);
+		/* Over the limit, a worker without any connection to the host still opens one
+		 * (as Envoy's per-worker pools do); otherwise the request waits. */
+		if (!counted && ex->uh->ncx > 0) {
+			atomic_fetch_add_explicit(&cs->cx_overflow, 1, memory_order_relaxed);
+			if (!clusterstate_admit(&cs->rq_pending, lim->max_pending)) {
+				atomic_fetch_add_explicit(&cs->rq_pending_overflow, 1,
+							  memory_order_relaxed);
+				return UP_OVERFLOW;
+			}
+			ex->waiter.ready = pending_ready;
+			connpool_wait(ex->uh, &ex->waiter);
+			timer_arm(ex, &ex->connect_timer, connect_timeout_cb, connect_us);
+			return UP_OK;
+		}
+		if (!counted)
+			atomic_fetch_add_explicit(&cs->cx_active, 1, memory_order_relaxed);
+		counted = true;
+	}
+	uc = connpool_connect(w->pool, ex->uh);
+	if (uc == NULL) {
+		if (counted)
+			clusterstate_release(&cs->cx_active);
+		return UP_FAILED;
+	}
+	METRIC_INC(&w->metrics, upstream_cx_total);
+	uc->counted = counted ? cs : NULL;
+	uc->created_us = mono_us();
+	if (lim != NULL) {
+		uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
+							    : lim->tcp_idle_timeout_us;
+		up_keepalive(uc, lim);
+	}
+	timer_arm(ex, &ex->connect_timer, connect_timeout_cb, connect_us);
+	up_attach(ex, uc);
+	up_send(ex);
+	return UP_OK;
+}
+
+/* A waiting request is handed a connection, or told that one closed so it may connect. */
+static void pending_ready(struct upwaiter *wt, struct upconn *uc)
+{
+	struct exchange *ex = (struct exchange *)((char *)wt - offsetof(struct exchange, waiter));
+	int rc;
+
+	clusterstate_release(&ex->cl->state->rq_pending);
+	if (ex->connect_timer != NULL)
+		evtimer_del(ex->connect_timer);
+	if (uc != NULL) {
+		METRIC_INC(&ex->c->w->metrics, upstream_cx_reuse);
+		up_attach(ex, uc);
+		note_upstream_local(ex);
+		up_send(ex);
+		return;
+	}
+	rc = up_connect(ex, true);
+	if (rc == UP_OVERFLOW)
+		overflow(ex, "upstream overflow: too many pending requests");
+	else if (rc != UP_OK)
+		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
+}
+
+/* One try: pick an endpoint (another one than last time when the policy says so and the
+ * cluster has one: Envoy's previous_hosts predicate, up to 5 picks), then connect. */
+static int try_start(struct exchange *ex)
+{
+	struct worker *w = ex->c->w;
+	const struct cluster *cl = ex->cl;
+	bool other = ex->tries > 0 && ex_retry(ex)->ignore_previous_hosts && cl->nendpoints > 1;
+	const struct endpoint *ep;
+
+	if (cl->hash_table != NULL && ex->hash_given) {
+		/* a retry walks on to the next endpoint of the ring */
+		ep = &cl->endpoints[lb_hash_pick(cl->hash_table, cl->nendpoints, ex->hash_key,
+						 other ? ex->tries : 0)];
+	} else if (cl->nlevels > 1) {
+		/* locality ranks: the pick already skips what is out of service */
+		ep = locality_pick(w, cl, mono_us());
+		for (int i = 0; other && ep != NULL && i < 5 && ep == ex->prev_ep; i++)
+			ep = locality_pick(w, cl, mono_us());
+		if (ep == NULL)
+			return UP_NO_HEALTHY;
+	} else {
+		ep = upstream_pick(w, cl);
+		for (int i = 0; other && i < 5 && ep == ex->prev_ep; i++)
+			ep = upstream_pick(w, cl);
+	}
+	if ((cl->outlier != NULL || cl->health_check != NULL) &&
+	    (ep = outlier_pick(w, cl, ep, mono_us())) == NULL)
+		return UP_NO_HEALTHY;
+	ex->ep = ep;
+	ex->prev_ep = ep;
+	ex->tries++;
+	ex->uh = connpool_host(w->pool, ep);
+	if (ex->uh == NULL)
+		return -1;
+	ex->uh->active_rq++;
+	return up_connect(ex, true);
+}
+
+int proxy_prepare(struct exchange *ex, const struct http1_request *req,
+		  const struct route_request *rq)
+{
+	if (ex->up_head == NULL)
+		ex->up_head = evbuffer_new(); /* kept with the recycled exchange */
+	if (ex->up_head == NULL)
+		return -1;
+	build_upstream_head(ex, req, rq);
+	/* consistent hashing needs the request: its key is taken now, the head goes away */
+	if (ex->rd != NULL && ex->rd->dest.cluster != NULL &&
+	    ex->rd->dest.cluster->hash_policy != NULL)
+		ex->hash_given =
+		    affinity_key(ex->rd->dest.cluster->hash_policy, req, rq, ex->c->peer,
+				 worker_random(ex->c->w), &ex->hash_key, ex->new_cookie);
 	return 0;
 }
 
@@ -410,6 +771,8 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 {
 	struct worker *w = ex->c->w;
 	const struct cluster *cl = ex->rd != NULL ? ex->rd->dest.cluster : NULL;
+	const struct conn_pool_settings *lim;
+	int rc;
 
 	ex->cl = cl;
 	if (cl == NULL || cl->nendpoints == 0) {
@@ -419,31 +782,54 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 		local_reply(ex, 503, "text/plain", "no healthy upstream\n", 20, NULL, false);
 		return -1;
 	}
-	ex->ep = upstream_pick(w, cl);
-	ex->uh = connpool_host(w->pool, ex->ep);
-	if (ex->uh == NULL) {
-		ex->details = "out of memory";
-		local_reply(ex, 503, "text/plain", "out of memory\n", 14, NULL, false);
-		return -1;
+	lim = cl->pool_limits;
+	if (lim != NULL && lim->max_requests > 0 && cl->state != NULL) {
+		if (!clusterstate_admit(&cl->state->rq_active, lim->max_requests)) {
+			atomic_fetch_add_explicit(&cl->state->rq_overflow, 1, memory_order_relaxed);
+			METRIC_INC(&w->metrics, upstream_rq_overflow);
+			exchange_flag(ex, "UO");
+			ex->details = "upstream overflow: too many requests";
+			local_reply(ex, 503, "text/plain", "upstream overflow\n", 18, NULL, false);
+			return -1;
+		}
+		ex->rq_counted = true;
 	}
-	ex->uh->active_rq++;
-	if (ex->up_head == NULL)
-		ex->up_head = evbuffer_new(); /* kept with the recycled exchange */
-	if (ex->up_head == NULL) {
+	if (req != NULL && proxy_prepare(ex, req, rq) != 0) {
 		up_release(ex, false);
 		local_reply(ex, 503, "text/plain", "out of memory\n", 14, NULL, false);
 		return -1;
 	}
-	build_upstream_head(ex, req, rq);
+	ex->replay_ok = ex_retry(ex)->num_retries > 0;
 	if (ex->route->timeout_us > 0)
 		timer_arm(ex, &ex->route_timer, route_timeout_cb, ex->route->timeout_us);
-	if (up_connect(ex, true) != 0) {
-		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
+	rc = try_start(ex);
+	if (rc == UP_NO_HEALTHY) {
 		up_release(ex, false);
-		exchange_flag(ex, "UF");
-		ex->details = "upstream connect error";
-		local_reply(ex, 503, "text/plain", "upstream connect error\n", 23, NULL, false);
+		METRIC_INC(&w->metrics, upstream_rq_no_healthy);
+		exchange_flag(ex, "UH");
+		ex->details = "no healthy upstream";
+		local_reply(ex, 503, "text/plain", "no healthy upstream\n", 20, NULL, false);
 		return -1;
+	}
+	if (rc == UP_OVERFLOW) {
+		up_release(ex, false);
+		METRIC_INC(&w->metrics, upstream_rq_overflow);
+		exchange_flag(ex, "UO");
+		ex->details = "upstream overflow: too many pending requests";
+		local_reply(ex, 503, "text/plain", "upstream overflow\n", 18, NULL, false);
+		return -1;
+	}
+	if (rc != UP_OK) {
+		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
+		CLUSTER_COUNT(ex->cl, w->id, CC_CX_CONNECT_FAIL);
+		if (!try_again(ex, retry_on_failure(ex_retry(ex), RETRY_FAIL_CONNECT))) {
+			up_release(ex, false);
+			exchange_flag(ex, "UF");
+			ex->details = "upstream connect error";
+			local_reply(ex, 503, "text/plain", "upstream connect error\n", 23, NULL,
+				    false);
+			return -1;
+		}
 	}
 	ex->c->ex = ex;
 	/* We answer 100-continue ourselves (and strip Expect): the client starts sending while
@@ -513,6 +899,7 @@ void proxy_client_readable(struct exchange *ex)
 		if (ex->req_kind == HTTP1_BODY_LENGTH) {
 			size_t n = avail < ex->req_remaining ? avail : (size_t)ex->req_remaining;
 
+			replay_keep_buf(ex, in, n);
 			evbuffer_remove_buffer(in, out, n);
 			ex->req_remaining -= n;
 			ex->bytes_in += n;
@@ -537,9 +924,12 @@ void proxy_client_readable(struct exchange *ex)
 					return;
 				}
 				if (dlen > 0) {
-					evbuffer_add_printf(out, "%zx\r\n", dlen);
-					evbuffer_add(out, data, dlen);
-					evbuffer_add(out, "\r\n", 2);
+					char size[24];
+					int sl = snprintf(size, sizeof(size), "%zx\r\n", dlen);
+
+					body_add(ex, out, size, (size_t)sl);
+					body_add(ex, out, data, dlen);
+					body_add(ex, out, "\r\n", 2);
 					ex->req_started = true;
 					ex->bytes_in += dlen;
 				}
@@ -549,7 +939,7 @@ void proxy_client_readable(struct exchange *ex)
 			}
 			evbuffer_drain(in, off);
 			if (ex->req_chunk.done) {
-				evbuffer_add(out, "0\r\n\r\n", 5);
+				body_add(ex, out, "0\r\n\r\n", 5);
 				ex->req_done = true;
 			} else if (off < chunk) {
 				break; /* need more bytes */
@@ -598,7 +988,9 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		    (!keep_cl && NAME_IS(h->name, h->name_len, "content-length")) ||
 		    ops_drop(rops, h->name, h->name_len) ||
 		    ops_drop(&dops->response, h->name, h->name_len) ||
-		    listed_in_connection(&ct, h->name, h->name_len))
+		    listed_in_connection(&ct, h->name, h->name_len) ||
+		    (ex->cors == CORS_ACTUAL &&
+		     cors_replaces(&ex->route->cors, h->name, h->name_len)))
 			continue;
 		evbuffer_add(out, h->name, h->name_len);
 		evbuffer_add(out, ": ", 2);
@@ -609,6 +1001,14 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 			    (long long)(ex->upstream_time_us / 1000));
 	add_header_ops(out, rops);
 	add_header_ops(out, &dops->response);
+	if (ex->new_cookie[0] != '\0') {
+		char line[512];
+		size_t n =
+		    affinity_set_cookie(ex->cl->hash_policy, ex->new_cookie, line, sizeof(line));
+
+		evbuffer_add(out, line, n);
+	}
+	request_cors_response(ex, out);
 	if (ex->resp_kind == HTTP1_BODY_LENGTH) {
 		evbuffer_add_printf(out, "content-length: %llu\r\n",
 				    (unsigned long long)ex->resp_remaining);
@@ -636,8 +1036,17 @@ static void response_done(struct exchange *ex)
 {
 	struct conn *c = ex->c;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	const struct conn_pool_settings *lim = ex->cl->pool_limits;
 	bool reusable = ex->upstream_reusable && ex->req_done && ex->uc != NULL &&
 			evbuffer_get_length(bufferevent_get_input(ex->uc->bev)) == 0;
+
+	/* maxRequestsPerConnection (1 disables keep-alive) and maxConnectionDuration */
+	if (reusable && lim != NULL &&
+	    ((lim->max_requests_per_connection > 0 &&
+	      ex->uc->requests >= lim->max_requests_per_connection) ||
+	     (lim->max_connection_duration_us > 0 &&
+	      mono_us() - ex->uc->created_us >= lim->max_connection_duration_us)))
+		reusable = false;
 
 	if (ex->resp_chunked_out)
 		evbuffer_add(out, "0\r\n\r\n", 5);
@@ -761,6 +1170,16 @@ static void handle_response_head(struct exchange *ex)
 			evbuffer_drain(in, (size_t)n);
 			continue;
 		}
+		if (ex->cl->outlier != NULL)
+			outlier_report(ex->cl, ex->ep, resp.status, mono_us());
+		if ((resp.status >= 400 || (ex_retry(ex)->on & RETRY_ON_GRPC_ANY)) &&
+		    retry_on_status(ex_retry(ex), resp.status,
+				    (ex_retry(ex)->on & RETRY_ON_GRPC_ANY) ? grpc_status_of(&resp)
+									   : -1) &&
+		    try_again(ex, true))
+			return; /* this answer is dropped with its connection */
+		if (ex->retries_exhausted)
+			exchange_flag(ex, "URX");
 		ex->upstream_time_us = (int64_t)(mono_us() - ex->upstream_sent_us);
 		ex->details = "via_upstream";
 		ex->upstream_reusable = !resp.conn_close && ex->resp_kind != HTTP1_BODY_UNTIL_CLOSE;
@@ -793,6 +1212,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct exchange *ex = arg;
 	struct worker *w = ex->c->w;
+	const char *tls_why;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (ex->connect_timer != NULL)
@@ -800,11 +1220,19 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 		note_upstream_local(ex);
 		return;
 	}
+	/* TLS origination whose handshake failed (bad certificate, alert): a connect failure
+	 * (503 UF, retried as one), with why it failed as the details */
+	if (!ex->resp_head_sent && (tls_why = connpool_tls_failure(ex->uc, ex)) != NULL) {
+		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
+		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", tls_why);
+		return;
+	}
 	if (ex->connect_timer != NULL && evtimer_pending(ex->connect_timer, NULL)) {
 		/* still connecting: the connect failed */
 		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
+		CLUSTER_COUNT(ex->cl, w->id, CC_CX_CONNECT_FAIL);
 		log_debug("connect to %s failed", ex->ep->name);
-		fail_local(ex, 503, "UF", "upstream connect error");
+		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
 		return;
 	}
 	if (ex->resp_head_sent) {
@@ -828,11 +1256,11 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 		METRIC_INC(&w->metrics, upstream_rq_retry_stale);
 		connpool_close(ex->uc);
 		ex->uc = NULL;
-		if (up_connect(ex, false) == 0)
+		if (up_connect(ex, false) == UP_OK)
 			return;
 	}
 	METRIC_INC(&w->metrics, upstream_rq_reset);
-	fail_local(ex, 503, "UC", "upstream connection closed before response");
+	up_failed(ex, RETRY_FAIL_RESET, 503, "UC", "upstream connection closed before response");
 }
 
 void proxy_abort(struct exchange *ex)

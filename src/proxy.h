@@ -12,9 +12,15 @@ struct evbuffer;
 
 /* Start forwarding: ex->route and ex->rd are set, the request head is parsed (req) and still
  * in the client's input buffer.  Builds the upstream head (must finish before the caller
- * drains the head bytes). Returns 0, or -1 after having answered locally (503 UH etc.). */
+ * drains the head bytes). Returns 0, or -1 after having answered locally (503 UH etc.).
+ * req and rq NULL: the head was built before by proxy_prepare(). */
 int proxy_start(struct exchange *ex, const struct http1_request *req,
 		const struct route_request *rq);
+/* Build the upstream request head now, for a request that proxy_start(ex, NULL, NULL)
+ * forwards later (held by a fault delay: the parsed head does not outlive the call). Only
+ * the head: no endpoint is picked and no timer runs.  Returns 0, -1 out of memory. */
+int proxy_prepare(struct exchange *ex, const struct http1_request *req,
+		  const struct route_request *rq);
 /* Client has more body bytes, or its output drained (back-pressure release). */
 void proxy_client_readable(struct exchange *ex);
 void proxy_client_drained(struct exchange *ex);

@@ -15,9 +15,12 @@
 #include <event2/event.h>
 
 #include "accesslog.h"
+#include "clusterstate.h"
 #include "conn.h"
+#include "cors.h"
 #include "exchange.h"
 #include "errors.h"
+#include "fault.h"
 #include "http1.h"
 #include "local_reply.h"
 #include "log.h"
@@ -85,15 +88,20 @@ struct exchange *request_new(struct conn *c)
 	struct exchange *ex = w->ex_free;
 
 	if (ex != NULL) {
-		struct event *ct = ex->connect_timer, *rt = ex->route_timer;
-		struct evbuffer *uh = ex->up_head;
+		struct event *ct = ex->connect_timer, *rt = ex->route_timer, *ft = ex->fault_timer;
+		struct event *tt = ex->try_timer, *bt = ex->backoff_timer;
+		struct evbuffer *uh = ex->up_head, *rb = ex->replay;
 
 		w->ex_free = ex->next_free;
 		w->nex_free--;
 		memset(ex, 0, offsetof(struct exchange, arena));
 		ex->connect_timer = ct;
 		ex->route_timer = rt;
+		ex->try_timer = tt;
+		ex->backoff_timer = bt;
+		ex->fault_timer = ft;
 		ex->up_head = uh;
+		ex->replay = rb;
 	} else {
 		ex = calloc(1, sizeof(*ex));
 		if (ex == NULL)
@@ -105,6 +113,18 @@ struct exchange *request_new(struct conn *c)
 	ex->upstream_time_us = -1;
 	ex->minor_version = 1;
 	return ex;
+}
+
+/* Per-cluster and per-route (statPrefix) counters of a finished exchange. */
+static void request_count(struct cluster_state *cs, int wid, int status)
+{
+	static const enum cluster_counter by_class[6] = {CC_RQ_TOTAL, CC_RQ_TOTAL, CC_RQ_2XX,
+							 CC_RQ_3XX,   CC_RQ_4XX,   CC_RQ_5XX};
+	int cls = status / 100;
+
+	clusterstate_bump(cs, wid, CC_RQ_TOTAL);
+	if (cls >= 2 && cls <= 5)
+		clusterstate_bump(cs, wid, by_class[cls]);
 }
 
 void request_finish(struct exchange *ex)
@@ -150,6 +170,10 @@ void request_finish(struct exchange *ex)
 	}
 	accesslog_write(w->alog, &e);
 
+	if (ex->cl != NULL)
+		request_count(ex->cl->state, w->id, ex->status);
+	if (ex->route != NULL && ex->route->stats != NULL)
+		request_count(ex->route->stats, w->id, ex->status);
 	switch (ex->status / 100) {
 	case 1:
 		METRIC_INC(&w->metrics, downstream_rq_1xx);
@@ -176,8 +200,16 @@ void request_finish(struct exchange *ex)
 			evtimer_del(ex->connect_timer);
 		if (ex->route_timer != NULL)
 			evtimer_del(ex->route_timer);
+		if (ex->try_timer != NULL)
+			evtimer_del(ex->try_timer);
+		if (ex->backoff_timer != NULL)
+			evtimer_del(ex->backoff_timer);
+		if (ex->fault_timer != NULL)
+			evtimer_del(ex->fault_timer); /* a client that left during a delay */
 		if (ex->up_head != NULL)
 			evbuffer_drain(ex->up_head, evbuffer_get_length(ex->up_head));
+		if (ex->replay != NULL)
+			evbuffer_drain(ex->replay, evbuffer_get_length(ex->replay));
 		ex->next_free = w->ex_free;
 		w->ex_free = ex;
 		w->nex_free++;
@@ -192,8 +224,16 @@ void request_exchange_free(struct exchange *ex)
 		event_free(ex->connect_timer);
 	if (ex->route_timer != NULL)
 		event_free(ex->route_timer);
+	if (ex->try_timer != NULL)
+		event_free(ex->try_timer);
+	if (ex->backoff_timer != NULL)
+		event_free(ex->backoff_timer);
+	if (ex->fault_timer != NULL)
+		event_free(ex->fault_timer);
 	if (ex->up_head != NULL)
 		evbuffer_free(ex->up_head);
+	if (ex->replay != NULL)
+		evbuffer_free(ex->replay);
 	free(ex);
 }
 
@@ -361,6 +401,39 @@ static void build_redirect(struct exchange *ex, const struct http_redirect *rd,
 		    route_response_headers(ex->route, loc, hdrs, sizeof(hdrs)), false);
 }
 
+/* tls.httpsRedirect: the same URL over https.  Envoy's require_tls copies the Host as is;
+ * its https_redirect route action (which this follows) drops a ":80" that would be wrong
+ * for https and keeps any other port, which the operator chose on purpose. */
+static void build_https_redirect(struct exchange *ex, const struct route_request *rq, bool has_body)
+{
+	char loc[4096];
+	size_t alen = rq->authority_len;
+	int n;
+
+	if (alen >= 3 && memcmp(rq->authority + alen - 3, ":80", 3) == 0 &&
+	    rq->host_len == alen - 3)
+		alen -= 3;
+	if (alen == 0) {
+		/* HTTP/1.0 without Host: there is no URL to send the client to */
+		ex->details = "https_redirect_without_host";
+		local_reply(ex, 400, "text/plain", "a Host is required\n", 19, NULL, has_body);
+		return;
+	}
+	n = snprintf(loc, sizeof(loc), "location: https://%.*s%.*s%s%.*s\r\n", (int)alen,
+		     rq->authority, (int)rq->path_len, rq->path, rq->query != NULL ? "?" : "",
+		     rq->query != NULL ? (int)rq->query_len : 0,
+		     rq->query != NULL ? rq->query : "");
+	if (n < 0 || (size_t)n >= sizeof(loc)) {
+		ex->details = "https_redirect_location_too_long";
+		local_reply(ex, 500, "text/plain", "redirect location too long\n", 27, NULL,
+			    has_body);
+		return;
+	}
+	ex->details = "https_redirect";
+	local_reply(ex, (int)ex->ws->snap->set->main.https_redirect_code, NULL, NULL, 0, loc,
+		    has_body);
+}
+
 /* Several x-forwarded-for fields form one list (RFC 9110 §5.3); the proxy appends the peer to
  * the joined list, so keep it whole (bounded by the arena: a longer chain is cut, which
  * only loses the oldest-forged entries' tail). */
@@ -381,6 +454,195 @@ static void xff_join(struct exchange *ex, const char *v, size_t len)
 	ex->xff_len += 2 + len;
 }
 
+/* ---- route policies applied before the router: fault injection, then CORS (Istio's
+ * filter order: fault, cors, router) ---- */
+
+/* Longest Origin kept for the response headers: a real one is scheme://host:port. */
+#define CORS_ORIGIN_MAX 1024
+
+static bool keep_whole(struct exchange *ex, const struct http1_header *h, size_t max,
+		       const char **out, size_t *out_len)
+{
+	if (h->value_len > max || h->value_len > EX_ARENA - ex->arena_used)
+		return false; /* never a truncated copy: it would go into a response header */
+	*out = exchange_keep(ex, h->value, h->value_len, out_len);
+	return true;
+}
+
+/* What the route's fault and CORS policies need from the request, found in one pass over
+ * the headers; routes without either policy never come here. */
+static void note_route_policies(struct exchange *ex, const struct http1_request *req)
+{
+	const struct http_route *route = ex->route;
+	const struct cors_policy *cp = &route->cors;
+	const struct http1_header *origin = NULL, *acrm = NULL, *acrh = NULL;
+	bool want_ct = route->fault.given && route->fault.abort.given;
+	enum cors_kind kind;
+
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http1_header *h = &req->headers[i];
+
+		if (cp->given) {
+			if (origin == NULL && http1_name_eq(h->name, h->name_len, "origin"))
+				origin = h;
+			else if (http1_name_eq(h->name, h->name_len,
+					       "access-control-request-method"))
+				acrm = h;
+			else if (http1_name_eq(h->name, h->name_len,
+					       "access-control-request-headers"))
+				acrh = h;
+		}
+		if (want_ct && http1_name_eq(h->name, h->name_len, "content-type"))
+			ex->grpc_request = fault_is_grpc(h->value, h->value_len);
+	}
+	if (!cp->given || origin == NULL)
+		return;
+	kind = cors_classify(cp, req->method, req->method_len, origin->value, origin->value_len,
+			     acrm != NULL ? acrm->value_len : 0);
+	if ((kind == CORS_ACTUAL || kind == CORS_PREFLIGHT) &&
+	    !keep_whole(ex, origin, CORS_ORIGIN_MAX, &ex->cors_origin, &ex->cors_origin_len))
+		kind = CORS_NONE; /* an Origin too long to echo is served as if absent */
+	if ((kind == CORS_PREFLIGHT || kind == CORS_PREFLIGHT_IGNORE) && acrh != NULL &&
+	    cp->allow_headers.n == 1 && strcmp(cp->allow_headers.v[0], "*") == 0)
+		keep_whole(ex, acrh, 1024, &ex->cors_request_headers,
+			   &ex->cors_request_headers_len);
+	ex->cors = (unsigned char)kind;
+}
+
+/* Draw the route's abort and answer with it; false when it does not fire. */
+static bool fault_answer(struct exchange *ex, bool close)
+{
+	struct fault_reply r;
+
+	if (!fault_abort(&ex->route->fault, worker_random(ex->c->w), ex->grpc_request, &r))
+		return false;
+	METRIC_INC(&ex->c->w->metrics, fault_aborts_injected);
+	exchange_flag(ex, "FI");
+	ex->details = "fault_filter_abort";
+	/* The fault filter runs before the CORS filter: its answer carries no CORS headers. */
+	ex->cors = CORS_NONE;
+	local_reply(ex, r.status, r.content_type, r.body, r.body_len,
+		    r.headers[0] != '\0' ? r.headers : NULL, close);
+	return true;
+}
+
+/* Answer a preflight the policy decides here; false for every other request. */
+static bool cors_answer(struct exchange *ex, bool close)
+{
+	char hdrs[8192];
+	bool with_origin = ex->cors == CORS_PREFLIGHT;
+
+	if (ex->cors != CORS_PREFLIGHT && ex->cors != CORS_PREFLIGHT_IGNORE)
+		return false;
+	ex->cors = CORS_NONE; /* a preflight answer gets no actual-response headers */
+	ex->details = "cors_response";
+	if (cors_preflight_headers(&ex->route->cors, with_origin, ex->cors_origin,
+				   ex->cors_origin_len, ex->cors_request_headers,
+				   ex->cors_request_headers_len, hdrs, sizeof(hdrs)) < 0) {
+		ex->details = "cors_headers_too_long";
+		local_reply(ex, 500, "text/plain", "CORS headers too long\n", 22, NULL, close);
+		return true;
+	}
+	local_reply(ex, 200, NULL, NULL, 0, hdrs[0] != '\0' ? hdrs : NULL, close);
+	return true;
+}
+
+static void answer_direct(struct exchange *ex, bool close)
+{
+	const struct http_route *route = ex->route;
+	char hdrs[8192];
+
+	METRIC_INC(&ex->c->w->metrics, downstream_rq_direct_response);
+	ex->details = "direct_response";
+	local_reply(ex, (int)route->direct_response.status, "text/plain",
+		    route->direct_response.body, route->direct_response.body_len,
+		    route_response_headers(route, NULL, hdrs, sizeof(hdrs)), close);
+}
+
+/* The injected delay is over: the rest of what request_route() would have done.  The head
+ * was drained when the delay began (the upstream head was built then); the body, if any,
+ * is still unread in the client's input buffer. */
+static void fault_delay_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *ex = arg;
+	struct conn *c = ex->c;
+	bool unread = !ex->req_done; /* then a local answer must close the connection */
+
+	(void)fd;
+	(void)what;
+	/* The decoder refuses fault with redirect, so a held route forwards or answers
+	 * directly. */
+	if (fault_answer(ex, unread) || cors_answer(ex, unread)) {
+		conn_exchange_done(c);
+		return;
+	}
+	if (ex->route->direct_response.given) {
+		answer_direct(ex, unread);
+		conn_exchange_done(c);
+		return;
+	}
+	/* The route timeout starts here: in Envoy the delay does not count towards it. */
+	if (proxy_start(ex, NULL, NULL) != 0) {
+		if (unread)
+			ex->client_keepalive = false;
+		conn_exchange_done(c);
+		return;
+	}
+	if (unread)
+		proxy_client_readable(ex);
+}
+
+/* Hold the request for an injected delay: build what needs the parsed head now, drain the
+ * head, and leave the body unread (the input buffer's high-water mark stops reading from
+ * the client) until fault_delay_done().  Nothing is sent upstream before. */
+static enum request_result fault_hold(struct exchange *ex, const struct http1_request *req,
+				      const struct route_request *rq, size_t head_len,
+				      bool has_body, uint64_t delay_us)
+{
+	const struct http_route *route = ex->route;
+	struct worker *w = ex->c->w;
+	struct evbuffer *in = bufferevent_get_input(ex->c->bev);
+	struct timeval tv;
+	bool ok;
+
+	if (ex->fault_timer == NULL)
+		ex->fault_timer =
+		    evtimer_new(w->base, fault_delay_done, ex); /* kept on recycling */
+	ok = ex->fault_timer != NULL;
+	if (ok && route->nroute > 0) {
+		ex->rd = router_pick_destination(
+		    route,
+		    route->total_weight ? (uint32_t)(worker_random(w) % route->total_weight) : 0);
+		ok = proxy_prepare(ex, req, rq) == 0;
+	}
+	evbuffer_drain(in, head_len);
+	if (!ok) {
+		ex->details = "out of memory";
+		local_reply(ex, 503, "text/plain", "out of memory\n", 14, NULL, has_body);
+		return has_body ? REQ_CLOSED : REQ_DONE;
+	}
+	ex->req_done = !has_body;
+	METRIC_INC(&w->metrics, fault_delays_injected);
+	exchange_flag(ex, "DI");
+	tv.tv_sec = (time_t)(delay_us / 1000000);
+	tv.tv_usec = (suseconds_t)(delay_us % 1000000);
+	evtimer_add(ex->fault_timer, &tv);
+	return REQ_STARTED;
+}
+
+void request_cors_response(const struct exchange *ex, struct evbuffer *out)
+{
+	char hdrs[4096];
+	int n;
+
+	if (ex->cors != CORS_ACTUAL)
+		return;
+	n = cors_response_headers(&ex->route->cors, ex->cors_origin, ex->cors_origin_len, hdrs,
+				  sizeof(hdrs));
+	if (n > 0)
+		evbuffer_add(out, hdrs, (size_t)n);
+}
+
 /* Everything from a parsed head up to "routed": returns what conn.c should do next. */
 static enum request_result request_route(struct conn *c, struct exchange *ex,
 					 struct http1_request *req, size_t head_len)
@@ -393,7 +655,6 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	const char *target = req->target;
 	size_t tlen = req->target_len, i, host_len;
 	char norm[8192];
-	char hdrs[8192];
 	int status;
 	const char *why;
 	bool has_body;
@@ -509,6 +770,12 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	vh = ex->lc != NULL ? router_find_vhost(ex->lc, rq.host, rq.host_len) : NULL;
 	if (vh != NULL && vh->gateway != NULL)
 		rq.gateway = vh->gateway->key; /* built once at link time */
+	if (vh != NULL && vh->https_redirect && c->ssl == NULL) {
+		METRIC_INC(&w->metrics, downstream_rq_direct_response);
+		build_https_redirect(ex, &rq, has_body);
+		evbuffer_drain(in, head_len);
+		return has_body ? REQ_CLOSED : REQ_DONE;
+	}
 	route = vh != NULL ? router_match(vh, &rq) : NULL;
 	if (route == NULL) {
 		METRIC_INC(&w->metrics, downstream_rq_no_route);
@@ -519,16 +786,26 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		return has_body ? REQ_CLOSED : REQ_DONE;
 	}
 	ex->route = route;
+	if (route->fault.given || route->cors.given)
+		note_route_policies(ex, req);
+	if (route->fault.given) {
+		uint64_t delay_us = fault_delay_us(&route->fault, worker_random(w));
+
+		if (delay_us > 0)
+			return fault_hold(ex, req, &rq, head_len, has_body, delay_us);
+	}
+	if ((route->fault.given && fault_answer(ex, has_body)) || cors_answer(ex, has_body)) {
+		evbuffer_drain(in, head_len);
+		return has_body ? REQ_CLOSED : REQ_DONE;
+	}
 	if (route->direct_response.given || route->redirect != NULL) {
-		METRIC_INC(&w->metrics, downstream_rq_direct_response);
-		ex->details = route->redirect != NULL ? "redirect" : "direct_response";
-		if (route->redirect != NULL)
+		if (route->redirect != NULL) {
+			METRIC_INC(&w->metrics, downstream_rq_direct_response);
+			ex->details = "redirect";
 			build_redirect(ex, route->redirect, &rq);
-		else
-			local_reply(ex, (int)route->direct_response.status, "text/plain",
-				    route->direct_response.body, route->direct_response.body_len,
-				    route_response_headers(route, NULL, hdrs, sizeof(hdrs)),
-				    has_body);
+		} else {
+			answer_direct(ex, has_body);
+		}
 		evbuffer_drain(in, head_len);
 		if (has_body) {
 			/* We did not read the body: the connection cannot be reused. */

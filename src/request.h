@@ -6,6 +6,7 @@
 
 struct conn;
 struct exchange;
+struct evbuffer;
 
 enum request_result {
 	REQ_AGAIN = 0, /* head incomplete */
@@ -21,6 +22,9 @@ void request_finish(struct exchange *ex);
 struct exchange *request_new(struct conn *c);
 /* Really free an exchange (recycled ones are freed at worker exit). */
 void request_exchange_free(struct exchange *ex);
+/* The CORS header lines for the response to ex, appended to out: only for a request from an
+ * origin the route's corsPolicy allows (cors.h), nothing otherwise. */
+void request_cors_response(const struct exchange *ex, struct evbuffer *out);
 /* Free the worker thread's parsing scratch space (at thread exit). */
 void request_thread_cleanup(void);
 

@@ -568,6 +568,11 @@ const struct http_route *router_explain(const struct listener_cfg *l,
 	if (vh->gateway != NULL)
 		router_trace_printf(t, " (Gateway %s/%s)", vh->gateway->meta.ns,
 				    vh->gateway->meta.name);
+	if (vh->https_redirect && (rq->scheme == NULL || strcmp(rq->scheme, "https") != 0)) {
+		router_trace_printf(t, "\ntls.httpsRedirect: plain HTTP is redirected to https "
+				       "before any route is tried\n");
+		return NULL;
+	}
 	router_trace_printf(t, "\nrequest: %.*s ", (int)rq->method_len,
 			    rq->method ? rq->method : "");
 	router_trace_quote(t, rq->path, rq->path_len);

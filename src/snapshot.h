@@ -16,6 +16,11 @@
 
 struct pool;
 struct tls_sni_table;
+struct tls_client_ctx;
+struct cluster;
+struct cluster_state;
+struct endpoint_state;
+struct lb_hash_table;
 
 /* One upstream address of a cluster. */
 struct endpoint {
@@ -25,6 +30,8 @@ struct endpoint {
 	uint32_t weight;  /* >= 1 */
 	struct kv_list labels;
 	const char *locality;
+	const struct cluster *cluster; /* owner: the pool reads its TLS settings */
+	struct endpoint_state *state;  /* shared across workers and reloads (clusterstate.h) */
 };
 
 /* A cluster is what a destination resolves to: service host + port (+ subset).
@@ -40,6 +47,26 @@ struct cluster {
 	uint32_t index; /* position in snapshot->clusters: per-worker state arrays use it */
 	const struct cfg_se *se;
 	const struct cfg_dr *dr;
+	/* Upstream TLS (the DestinationRule's tls for this port and subset); NULL: plaintext.
+	 * tls_name is the SNI and the name verified: tls->sni, else the ISTIO_MUTUAL
+	 * "outbound_.PORT_.SUBSET_.HOST" name, else host.  tls_id keys the connection pools
+	 * (tls_client_origin_id), so TLS and plaintext connections to one address never mix. */
+	const struct tls_client_ctx *tls;
+	const char *tls_name;
+	uint64_t tls_id;
+	/* DestinationRule policies in force (subset over top level), NULL when not set */
+	const struct conn_pool_settings *pool_limits;
+	const struct outlier_settings *outlier;
+	const struct consistent_hash *hash_policy;   /* loadBalancer.consistentHash */
+	const struct lb_hash_table *hash_table;      /* built from the endpoints by link */
+	const struct cfg_health_check *health_check; /* main config healthChecks, or NULL */
+	uint64_t warmup_us; /* loadBalancer.warmupDurationSecs: slow start window, 0 = off */
+	/* locality ranks (locality.h): endpoints[levels[i].start ...] has rank i */
+	unsigned nlevels;
+	struct {
+		uint32_t start, count;
+	} levels[5];
+	struct cluster_state *state; /* attached before publication (clusterstate.h) */
 };
 
 /* The routes one host gets on one listener: VirtualServices for that host merged in load
@@ -50,6 +77,10 @@ struct vhost {
 	size_t nroutes;
 	const struct cfg_gateway *gateway;
 	const struct gw_server *server;
+	/* A server with tls.httpsRedirect contributes this host on a plain HTTP listener: every
+	 * request gets a redirect to https before any route is looked at (Envoy's
+	 * require_tls: ALL, which Istio sets). */
+	bool https_redirect;
 };
 
 /* Host -> vhost lookup for one listener: exact names in an open-addressing hash, wildcard

@@ -46,8 +46,8 @@ struct tls_server_ctx {
  * credentialName(s) resolved to <credentialsDir>/NAME/{tls.crt,tls.key,ca.crt} (also
  * cert, key, cacert).  Reports at the tls node (file named): missing/unreadable files, key
  * not matching its certificate, expired certificate (error), certificate expiring within 7
- * days (warning), unknown cipher names, min > max.  ISTIO_MUTUAL uses m's mesh identity
- * (not configured yet -> clear error).  Returns NULL on error. */
+ * days (warning), unknown cipher names, min > max.  ISTIO_MUTUAL is refused for now (the
+ * main config's meshIdentity serves origination only).  Returns NULL on error. */
 struct tls_server_ctx *tls_server_ctx_new(struct pool *p, struct diag *d,
 					  const struct gw_server *srv, const struct cfg_main *m);
 
@@ -100,20 +100,45 @@ int tls_xfcc(const SSL *ssl, char *out, size_t size);
  * ISTIO_MUTUAL) with caCertificates, clientCertificate, privateKey, credentialName, sni,
  * subjectAltNames, insecureSkipVerify.  tls_node is the DR's tls map (decoded here).
  * Also caCrl (Istio ClientTLSSettings has it).  DISABLE (or no tls map) returns a context
- * with ctx == NULL: plaintext.  Thread-safe once built: workers share it. */
+ * with ctx == NULL: plaintext.  ISTIO_MUTUAL presents m's meshIdentity certificate and
+ * verifies the peer against its mesh root, by mesh_sans (the ServiceEntry's
+ * subjectAltNames; may be NULL) unless the tls block names subjectAltNames; without a mesh
+ * identity it is an error saying what to configure.  Thread-safe once built: workers share
+ * it. */
 struct tls_client_ctx {
 	SSL_CTX *ctx;
 	const char *sni; /* NULL: use the destination host */
 	struct str_list subject_alt_names;
 	bool verify;
+	bool mesh;   /* ISTIO_MUTUAL */
+	uint64_t id; /* fingerprint of the settings and the files' identities (not contents) */
 };
 struct tls_client_ctx *tls_client_ctx_new(struct pool *p, struct diag *d, struct node *tls_node,
-					  const struct cfg_main *m);
+					  const struct cfg_main *m,
+					  const struct str_list *mesh_sans);
+/* Whether connections verify the certificate against the name they send (SNI): a verifying
+ * context without subjectAltNames, except ISTIO_MUTUAL (mesh certificates name SPIFFE
+ * identities, not hosts). */
+bool tls_client_checks_name(const struct tls_client_ctx *c);
+/* A pool key for connections of c to name: equal ids give interchangeable connections (same
+ * settings, same files, same name), so pools survive reloads that do not change them. */
+uint64_t tls_client_origin_id(const struct tls_client_ctx *c, const char *name);
 /* Prepare an SSL for connecting: SNI, hostname/SAN verification, session resumption.
  * host is what the SNI defaults to and what resumption is keyed by (the destination host,
  * or the request authority when that is what Istio would send); an IP literal is verified
  * against the certificate's IP SANs and sends no SNI.  In connect state; NULL on error or
  * when c->ctx is NULL. */
 SSL *tls_client_ssl_new(const struct tls_client_ctx *c, const char *host);
+/* The same from the pieces a pooled-connection record keeps beyond its snapshot (ctx is
+ * refcounted): name is sent as SNI (never an IP literal) and, with check_name, verified
+ * against the certificate; the newest session stored under session_key (NULL: name) is
+ * offered for resumption, and a new one is stored there. */
+SSL *tls_client_ssl_open(SSL_CTX *ctx, const char *name, bool check_name, const char *session_key);
+/* Why the handshake of a client SSL failed, for the access log: "tls verify failed:
+ * <reason>" when the upstream certificate was refused (chain, name, SAN), "tls handshake
+ * failed: <reason>" for anything else (an alert, a closed connection).  NULL when the
+ * handshake did not fail: it finished without a fatal alert, or never began because the TCP
+ * connect failed.  Written into buf. */
+const char *tls_client_failure(const SSL *ssl, char *buf, size_t size);
 
 #endif

@@ -12,8 +12,10 @@
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -142,7 +144,7 @@ static bool tls_client_is_ip(const char *s)
 struct tls_client_cfg {
 	int mode;
 	const char *ca, *cert, *key, *cred, *crl, *sni;
-	struct node *ca_at, *cert_at, *key_at, *cred_at, *crl_at;
+	struct node *ca_at, *cert_at, *key_at, *cred_at, *crl_at, *insecure_at;
 	struct str_list san;
 	bool insecure;
 };
@@ -179,8 +181,10 @@ static bool tls_client_decode(struct pool *p, struct diag *d, struct node *n,
 	ok &= tls_client_str(d, n, "credentialName", &cfg->cred, &cfg->cred_at);
 	ok &= tls_client_str(d, n, "caCrl", &cfg->crl, &cfg->crl_at);
 	ok &= tls_client_str(d, n, "sni", &cfg->sni, &unused);
-	if ((x = node_get(n, "insecureSkipVerify")) != NULL)
+	if ((x = node_get(n, "insecureSkipVerify")) != NULL) {
+		cfg->insecure_at = x;
 		ok &= node_bool(d, x, &cfg->insecure);
+	}
 	if ((x = node_get(n, "subjectAltNames")) != NULL && x->type != NODE_NULL) {
 		if (!node_want_seq(d, x)) {
 			ok = false;
@@ -200,6 +204,42 @@ static bool tls_client_decode(struct pool *p, struct diag *d, struct node *n,
 		ok = false;
 	}
 	return ok;
+}
+
+/* ISTIO_MUTUAL: the files are the appliance's mesh identity; the tls block may only choose
+ * sni and subjectAltNames (Istio refuses certificates and credentials in this mode). */
+static bool tls_client_mesh_files(struct diag *d, const struct cfg_main *m, struct node *n,
+				  struct tls_client_cfg *cfg)
+{
+	struct node *own = cfg->cert_at != NULL   ? cfg->cert_at
+			   : cfg->key_at != NULL  ? cfg->key_at
+			   : cfg->ca_at != NULL   ? cfg->ca_at
+			   : cfg->cred_at != NULL ? cfg->cred_at
+						  : cfg->crl_at;
+
+	if (own != NULL) {
+		diag_error(d, own,
+			   "ISTIO_MUTUAL uses the appliance's mesh identity: clientCertificate, "
+			   "privateKey, caCertificates, caCrl and credentialName cannot be set");
+		return false;
+	}
+	if (cfg->insecure) {
+		diag_error(d, cfg->insecure_at,
+			   "insecureSkipVerify cannot be used with ISTIO_MUTUAL");
+		return false;
+	}
+	if (m == NULL || m->mesh_identity.certificate == NULL) {
+		diag_error(d, node_get(n, "mode"),
+			   "ISTIO_MUTUAL needs the appliance's mesh identity: set meshIdentity "
+			   "(certificate, privateKey, caCertificates) in the main config");
+		return false;
+	}
+	cfg->cert = m->mesh_identity.certificate;
+	cfg->key = m->mesh_identity.private_key;
+	cfg->ca = m->mesh_identity.ca_certificates;
+	cfg->cert_at = node_get(m->mesh_identity.node, "certificate");
+	cfg->ca_at = node_get(m->mesh_identity.node, "caCertificates");
+	return true;
 }
 
 /* Where the context's files come from: explicit paths win over the credential's. */
@@ -298,15 +338,80 @@ static bool tls_client_sessions(SSL_CTX *ctx)
 	return true;
 }
 
+/* FNV-1a over what a context is made of: equal fingerprints make contexts interchangeable
+ * for pooled connections, across reloads too.  Files count by identity (device, inode,
+ * size, mtime), so a rotated certificate makes a new fingerprint without reading it. */
+static uint64_t tls_client_mix(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *b = data;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ b[i]) * 1099511628211ULL;
+	return h;
+}
+
+static uint64_t tls_client_mix_str(uint64_t h, const char *s)
+{
+	return s != NULL ? tls_client_mix(h, s, strlen(s) + 1) : tls_client_mix(h, "", 1) ^ 1;
+}
+
+static uint64_t tls_client_mix_file(uint64_t h, const char *path)
+{
+	struct stat st;
+	int64_t v[4] = {0, 0, 0, 0};
+
+	h = tls_client_mix_str(h, path);
+	if (path != NULL && stat(path, &st) == 0) {
+		v[0] = (int64_t)st.st_dev;
+		v[1] = (int64_t)st.st_ino;
+		v[2] = (int64_t)st.st_size;
+		v[3] = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	}
+	return tls_client_mix(h, v, sizeof(v));
+}
+
+static uint64_t tls_client_fingerprint(const struct tls_client_cfg *cfg)
+{
+	uint64_t h = 14695981039346656037ULL;
+	unsigned char flags[2] = {(unsigned char)cfg->mode, cfg->insecure};
+
+	h = tls_client_mix(h, flags, sizeof(flags));
+	h = tls_client_mix_file(h, cfg->ca);
+	h = tls_client_mix_file(h, cfg->cert);
+	h = tls_client_mix_file(h, cfg->key);
+	h = tls_client_mix_file(h, cfg->crl);
+	h = tls_client_mix_str(h, cfg->sni);
+	for (size_t i = 0; i < cfg->san.n; i++)
+		h = tls_client_mix_str(h, cfg->san.v[i]);
+	return h;
+}
+
+uint64_t tls_client_origin_id(const struct tls_client_ctx *c, const char *name)
+{
+	unsigned char check = tls_client_checks_name(c);
+
+	return tls_client_mix(tls_client_mix_str(c->id, name), &check, 1);
+}
+
+bool tls_client_checks_name(const struct tls_client_ctx *c)
+{
+	return c->ctx != NULL && c->verify && c->subject_alt_names.n == 0 && !c->mesh;
+}
+
 struct tls_client_ctx *tls_client_ctx_new(struct pool *p, struct diag *d, struct node *tls_node,
-					  const struct cfg_main *m)
+					  const struct cfg_main *m,
+					  const struct str_list *mesh_sans)
 {
 	static const unsigned char alpn[] = "\x08http/1.1";
+	/* What an Istio sidecar offers towards a mesh peer over HTTP/1.1 (istio-http/1.1
+	 * selects the peer's mTLS HTTP filter chain), then plain http/1.1. */
+	static const unsigned char mesh_alpn[] = "\x0eistio-http/1.1\x05istio\x08http/1.1";
 	struct tls_client_cfg cfg;
 	struct tls_client_ctx *c;
 	int64_t not_after = INT64_MAX;
 	unsigned types = 0;
 	char err[256];
+	bool mesh;
 	SSL_CTX *ctx;
 
 	if (!tls_client_decode(p, d, tls_node, &cfg))
@@ -314,19 +419,22 @@ struct tls_client_ctx *tls_client_ctx_new(struct pool *p, struct diag *d, struct
 	c = pool_alloc(p, sizeof(*c));
 	if (cfg.mode == TLSC_DISABLE)
 		return c; /* c->ctx == NULL: plaintext */
-	if (cfg.mode == TLSC_ISTIO_MUTUAL) {
-		diag_error(d, node_get(tls_node, "mode"),
-			   "ISTIO_MUTUAL needs the appliance's mesh identity (certificate, key and "
-			   "mesh root CA in the main config), which is not supported yet");
-		return NULL;
-	}
+	mesh = cfg.mode == TLSC_ISTIO_MUTUAL;
 	if (tls_init() < 0) {
 		diag_error(d, tls_node, "cannot initialise OpenSSL: %s",
 			   tls_err_string(err, sizeof(err)));
 		return NULL;
 	}
-	if (!tls_client_files(p, d, m, tls_node, &cfg))
+	if (mesh) {
+		if (!tls_client_mesh_files(d, m, tls_node, &cfg))
+			return NULL;
+		/* Istio verifies a mesh peer against the service's accounts (the
+		 * ServiceEntry's subjectAltNames) unless the rule names its own. */
+		if (cfg.san.n == 0 && mesh_sans != NULL)
+			cfg.san = *mesh_sans;
+	} else if (!tls_client_files(p, d, m, tls_node, &cfg)) {
 		return NULL;
+	}
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		diag_error(d, tls_node, "cannot create a TLS context: %s",
 			   tls_err_string(err, sizeof(err)));
@@ -334,14 +442,15 @@ struct tls_client_ctx *tls_client_ctx_new(struct pool *p, struct diag *d, struct
 	}
 	pool_on_free(p, tls_client_release, ctx);
 	if (tls_ctx_defaults(ctx) < 0 || !tls_client_sessions(ctx) ||
-	    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0) {
+	    (mesh ? SSL_CTX_set_alpn_protos(ctx, mesh_alpn, sizeof(mesh_alpn) - 1)
+		  : SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1)) != 0) {
 		diag_error(d, tls_node, "cannot configure the TLS context: %s",
 			   tls_err_string(err, sizeof(err)));
 		return NULL;
 	}
 	if (!tls_client_verify(d, ctx, tls_node, &cfg))
 		return NULL;
-	if (cfg.mode == TLSC_MUTUAL &&
+	if ((cfg.mode == TLSC_MUTUAL || mesh) &&
 	    !tls_load_cert_key(ctx, d, cfg.cert_at != NULL ? cfg.cert_at : tls_node, cfg.cert,
 			       cfg.key, &not_after, &types))
 		return NULL;
@@ -349,25 +458,27 @@ struct tls_client_ctx *tls_client_ctx_new(struct pool *p, struct diag *d, struct
 	c->sni = cfg.sni;
 	c->subject_alt_names = cfg.san;
 	c->verify = !cfg.insecure;
+	c->mesh = mesh;
+	c->id = tls_client_fingerprint(&cfg);
 	return c;
 }
 
-SSL *tls_client_ssl_new(const struct tls_client_ctx *c, const char *host)
+SSL *tls_client_ssl_open(SSL_CTX *ctx, const char *name, bool check_name, const char *session_key)
 {
 	struct tls_sess_cache *cache;
 	SSL_SESSION *sess;
-	const char *name;
 	char *key;
 	bool ip;
 	SSL *ssl;
 
-	if (c == NULL || c->ctx == NULL || host == NULL || host[0] == '\0')
+	if (ctx == NULL || name == NULL || name[0] == '\0')
 		return NULL;
-	name = c->sni != NULL ? c->sni : host;
+	if (session_key == NULL)
+		session_key = name;
 	ip = tls_client_is_ip(name);
-	if ((ssl = SSL_new(c->ctx)) == NULL)
+	if ((ssl = SSL_new(ctx)) == NULL)
 		return NULL;
-	if ((key = strdup(host)) == NULL || !SSL_set_ex_data(ssl, tls_ex.ssl_host, key)) {
+	if ((key = strdup(session_key)) == NULL || !SSL_set_ex_data(ssl, tls_ex.ssl_host, key)) {
 		free(key);
 		goto fail;
 	}
@@ -376,7 +487,7 @@ SSL *tls_client_ssl_new(const struct tls_client_ctx *c, const char *host)
 		goto fail;
 	/* Without subjectAltNames the certificate must match the name we asked for; with them,
 	 * the verify callback checks those instead (URI SANs included, SPIFFE style). */
-	if (c->verify && c->subject_alt_names.n == 0) {
+	if (check_name) {
 		X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
 
 		X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -384,8 +495,8 @@ SSL *tls_client_ssl_new(const struct tls_client_ctx *c, const char *host)
 		       : !X509_VERIFY_PARAM_set1_host(param, name, 0))
 			goto fail;
 	}
-	cache = SSL_CTX_get_ex_data(c->ctx, tls_ex.ctx_sessions);
-	if (cache != NULL && (sess = tls_client_cached(cache, host)) != NULL) {
+	cache = SSL_CTX_get_ex_data(ctx, tls_ex.ctx_sessions);
+	if (cache != NULL && (sess = tls_client_cached(cache, session_key)) != NULL) {
 		int ok = SSL_set_session(ssl, sess);
 
 		SSL_SESSION_free(sess);
@@ -397,4 +508,47 @@ SSL *tls_client_ssl_new(const struct tls_client_ctx *c, const char *host)
 fail:
 	SSL_free(ssl);
 	return NULL;
+}
+
+SSL *tls_client_ssl_new(const struct tls_client_ctx *c, const char *host)
+{
+	if (c == NULL || c->ctx == NULL || host == NULL || host[0] == '\0')
+		return NULL;
+	return tls_client_ssl_open(c->ctx, c->sni != NULL ? c->sni : host,
+				   tls_client_checks_name(c), host);
+}
+
+/* The verify callback's reasons name the side ("upstream certificate ..."): the access log
+ * says "tls verify failed: " first, so only what follows is kept. */
+static const char *tls_client_strip(const char *r)
+{
+	static const char *const prefixes[] = {
+	    "upstream certificate verify failed: ", "upstream certificate ", NULL};
+
+	for (size_t i = 0; prefixes[i] != NULL; i++)
+		if (strncmp(r, prefixes[i], strlen(prefixes[i])) == 0)
+			return r + strlen(prefixes[i]);
+	return r;
+}
+
+const char *tls_client_failure(const SSL *ssl, char *buf, size_t size)
+{
+	BIO *wbio;
+	bool sent;
+
+	if (ssl == NULL || size == 0)
+		return NULL;
+	wbio = SSL_get_wbio(ssl);
+	/* Bytes written: the TCP connection was up (a refused connect writes nothing). */
+	sent = wbio != NULL && BIO_number_written(wbio) > 0;
+	if (!tls_has_reason(ssl) && (SSL_is_init_finished(ssl) || !sent))
+		return NULL;
+	if (SSL_get_verify_result(ssl) != X509_V_OK)
+		snprintf(buf, size, "tls verify failed: %s",
+			 tls_client_strip(tls_failure_reason(ssl)));
+	else if (tls_has_reason(ssl))
+		snprintf(buf, size, "tls handshake failed: %s", tls_failure_reason(ssl));
+	else
+		snprintf(buf, size, "tls handshake failed: connection closed by the upstream");
+	return buf;
 }

@@ -421,8 +421,8 @@ struct tls_server_ctx *tls_server_ctx_new(struct pool *p, struct diag *d,
 		break;
 	case TLSM_ISTIO_MUTUAL:
 		diag_error(d, tls_server_at(t, "mode"),
-			   "ISTIO_MUTUAL needs the appliance's mesh identity (certificate, key and "
-			   "mesh root CA in the main config), which is not supported yet");
+			   "ISTIO_MUTUAL on a Gateway server is not supported yet (meshIdentity "
+			   "serves DestinationRule origination only)");
 		return NULL;
 	case TLSM_PASSTHROUGH:
 	case TLSM_AUTO_PASSTHROUGH:

@@ -2,8 +2,11 @@
 #include "config.h"
 #endif
 
+#include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
+#include "clusterstate.h"
 #include "connpool.h"
 #include "snapshot.h"
 #include "upstream.h"
@@ -36,14 +39,57 @@ static const struct endpoint *by_weight(const struct cluster *cl, uint64_t r, ui
 	return &cl->endpoints[cl->nendpoints - 1];
 }
 
+/* Slow start (warmupDurationSecs, Envoy's formula with aggression 1): an endpoint that
+ * entered service less than the window ago weighs weight x max(10%, elapsed / window). */
+static uint64_t warm_weight(const struct cluster *cl, const struct endpoint *ep, uint64_t now)
+{
+	uint64_t since = ep->state != NULL ? atomic_load_explicit(&ep->state->in_service_since_us,
+								  memory_order_relaxed)
+					   : 0;
+	uint64_t w = (uint64_t)ep->weight * 1000, elapsed;
+
+	if (since == 0 || now >= since + cl->warmup_us)
+		return w;
+	elapsed = now > since ? now - since : 0;
+	return elapsed * 10 < cl->warmup_us ? w / 10 : w * elapsed / cl->warmup_us;
+}
+
+/* Weighted random pick over the warmed weights, or NULL when nobody is warming up. */
+static const struct endpoint *warm_pick(struct worker *w, const struct cluster *cl)
+{
+	struct timespec ts;
+	uint64_t now, total = 0, full = 0, pos;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	for (size_t i = 0; i < cl->nendpoints; i++) {
+		total += warm_weight(cl, &cl->endpoints[i], now);
+		full += (uint64_t)cl->endpoints[i].weight * 1000;
+	}
+	if (total == full || total == 0)
+		return NULL;
+	pos = worker_random(w) % total;
+	for (size_t i = 0; i < cl->nendpoints; i++) {
+		uint64_t ww = warm_weight(cl, &cl->endpoints[i], now);
+
+		if (pos < ww)
+			return &cl->endpoints[i];
+		pos -= ww;
+	}
+	return &cl->endpoints[cl->nendpoints - 1];
+}
+
 const struct endpoint *upstream_pick(struct worker *w, const struct cluster *cl)
 {
+	const struct endpoint *warm;
 	bool uniform;
 	uint32_t total;
 	size_t n = cl->nendpoints;
 
 	if (n == 1)
 		return &cl->endpoints[0];
+	if (cl->warmup_us > 0 && (warm = warm_pick(w, cl)) != NULL)
+		return warm;
 	total = total_weight(cl, &uniform);
 	switch (cl->lb) {
 	case LB_ROUND_ROBIN:

@@ -10,6 +10,7 @@
 #include "diag.h"
 #include "node.h"
 #include "load.h"
+#include "dr_policy.h"
 
 /* Istio's SimpleLB names, mapped onto enum lb_simple (LEAST_CONN is LEAST_REQUEST's
  * deprecated alias). */
@@ -32,7 +33,8 @@ static bool dr_deferred(struct diag *d, struct node *n, bool seq, struct node **
 	return true;
 }
 
-static bool dr_load_balancer(struct diag *d, struct node *n, struct traffic_policy *tp)
+static bool dr_load_balancer(struct pool *p, struct diag *d, struct node *n,
+			     struct traffic_policy *tp)
 {
 	struct node *simple, *ch, *x;
 	bool ok = true;
@@ -52,20 +54,92 @@ static bool dr_load_balancer(struct diag *d, struct node *n, struct traffic_poli
 		diag_error(d, ch, "only one of simple or consistentHash may be set");
 		ok = false;
 	}
-	ok &= dr_deferred(d, ch, false, &tp->lb.consistent_hash);
-	tp->lb.consistent_hash_given = tp->lb.consistent_hash != NULL;
-	ok &= dr_deferred(d, node_get(n, "localityLbSetting"), false, &tp->lb.locality_lb_setting);
+	ok &= dr_policy_consistent_hash(d, ch, &tp->lb.hash);
+	ok &= dr_policy_locality(p, d, node_get(n, "localityLbSetting"), &tp->lb.locality);
 	if ((x = node_get(n, "warmupDurationSecs")) != NULL) {
-		if (cfg_decode_duration(d, x, 1000, false, &tp->lb.warmup_us))
-			diag_warn(d, x, "warmupDurationSecs is accepted but not enforced yet");
-		else
-			ok = false;
+		ok &= cfg_decode_duration(d, x, 1000, false, &tp->lb.warmup_us);
 	}
 	node_check_unknown(d, n);
 	return ok;
 }
 
-static bool dr_traffic_policy(struct diag *d, struct node *n, struct traffic_policy *tp)
+static const char *const dr_tls_modes[] = {"DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL", NULL};
+
+/* ClientTLSSettings: the shape and the mode here, for every rule; the fields and their files
+ * are decoded by link when a served route needs the cluster (tls_client_ctx_new), so a rule
+ * no gateway uses never has its files read.  Not marked used: link reports unknown fields. */
+static bool dr_tls(struct diag *d, struct node *n, struct node **out)
+{
+	struct node *mode;
+	int m;
+
+	if (n == NULL)
+		return true;
+	if (n->type == NODE_NULL)
+		return true;
+	if (!node_want_map(d, n))
+		return false;
+	if ((mode = node_get(n, "mode")) != NULL && !node_enum(d, mode, dr_tls_modes, &m))
+		return false;
+	*out = n;
+	return true;
+}
+
+static bool dr_traffic_policy(struct pool *p, struct diag *d, struct node *n,
+			      struct traffic_policy *tp, bool port_level);
+
+/* portLevelSettings[]: port.number and the per-port subset of a traffic policy.  A port named
+ * twice: Istio applies the first entry, so the second is reported and dropped. */
+static bool dr_port_level(struct pool *p, struct diag *d, struct node *seq,
+			  struct traffic_policy *tp)
+{
+	bool ok = true;
+
+	if (seq == NULL)
+		return true;
+	if (!node_want_seq(d, seq))
+		return false;
+	tp->port_level_settings = seq;
+	tp->ports = pool_calloc(p, seq->n ? seq->n : 1, sizeof(*tp->ports));
+	for (size_t i = 0; i < seq->n; i++) {
+		struct port_traffic_policy *pp = &tp->ports[tp->nports];
+		struct node *it = seq->vals[i], *port, *num = NULL;
+		bool fields_ok;
+		size_t j;
+
+		memset(pp, 0, sizeof(*pp));
+		if (!node_want_map(d, it)) {
+			ok = false;
+			continue;
+		}
+		pp->node = it;
+		port = cfg_require(d, it, "port");
+		if (port != NULL && node_want_map(d, port)) {
+			num = cfg_require(d, port, "number");
+			node_check_unknown(d, port);
+		}
+		/* the entry's fields are checked even when its port is wrong */
+		fields_ok = dr_traffic_policy(p, d, it, &pp->policy, true);
+		if (!fields_ok || num == NULL || !cfg_decode_port(d, num, &pp->port)) {
+			ok = false;
+			continue;
+		}
+		for (j = 0; j < tp->nports; j++)
+			if (tp->ports[j].port == pp->port)
+				break;
+		if (j < tp->nports) {
+			diag_warn(d, num,
+				  "port %u already has settings (entry %zu): this entry is ignored",
+				  pp->port, j);
+			continue;
+		}
+		tp->nports++;
+	}
+	return ok;
+}
+
+static bool dr_traffic_policy(struct pool *p, struct diag *d, struct node *n,
+			      struct traffic_policy *tp, bool port_level)
 {
 	struct node *lb;
 	bool ok = true;
@@ -75,18 +149,21 @@ static bool dr_traffic_policy(struct diag *d, struct node *n, struct traffic_pol
 	if (!node_want_map(d, n))
 		return false;
 	tp->given = true;
-	if (n->n == 0) {
-		diag_error(d, n, "traffic policy must have at least one field");
+	if (n->n == (port_level && node_get(n, "port") != NULL ? 1u : 0u)) {
+		diag_error(d, n, "%s must have at least one field",
+			   port_level ? "port traffic policy" : "traffic policy");
 		return false;
 	}
 	if ((lb = node_get(n, "loadBalancer")) != NULL)
-		ok &= dr_load_balancer(d, lb, tp);
-	ok &= dr_deferred(d, node_get(n, "connectionPool"), false, &tp->connection_pool);
-	ok &= dr_deferred(d, node_get(n, "outlierDetection"), false, &tp->outlier_detection);
-	ok &= dr_deferred(d, node_get(n, "tls"), false, &tp->tls);
-	ok &= dr_deferred(d, node_get(n, "portLevelSettings"), true, &tp->port_level_settings);
-	ok &= dr_deferred(d, node_get(n, "proxyProtocol"), false, &tp->proxy_protocol);
-	ok &= dr_deferred(d, node_get(n, "tunnel"), false, &tp->tunnel);
+		ok &= dr_load_balancer(p, d, lb, tp);
+	ok &= dr_policy_connection_pool(d, node_get(n, "connectionPool"), &tp->connection_pool);
+	ok &= dr_policy_outlier(d, node_get(n, "outlierDetection"), &tp->outlier);
+	ok &= dr_tls(d, node_get(n, "tls"), &tp->tls);
+	if (!port_level) {
+		ok &= dr_port_level(p, d, node_get(n, "portLevelSettings"), tp);
+		ok &= dr_deferred(d, node_get(n, "proxyProtocol"), false, &tp->proxy_protocol);
+		ok &= dr_deferred(d, node_get(n, "tunnel"), false, &tp->tunnel);
+	}
 	node_check_unknown(d, n);
 	if (tp->tunnel != NULL && tp->proxy_protocol != NULL) {
 		diag_error(d, n, "tunnel and proxyProtocol must not be set together");
@@ -106,7 +183,7 @@ static bool dr_subset(struct pool *p, struct diag *d, struct node *n, struct dr_
 	s->node = n;
 	name = cfg_require(d, n, "name");
 	ok &= cfg_decode_labels(p, d, node_get(n, "labels"), &s->labels);
-	ok &= dr_traffic_policy(d, node_get(n, "trafficPolicy"), &s->policy);
+	ok &= dr_traffic_policy(p, d, node_get(n, "trafficPolicy"), &s->policy, false);
 	node_check_unknown(d, n);
 	if (name == NULL || !node_str(d, name, &s->name))
 		return false;
@@ -144,7 +221,7 @@ void cfg_dr_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 	dr = pool_alloc(p, sizeof(*dr));
 	dr->meta = *meta;
 	host = cfg_require(d, spec, "host");
-	dr_traffic_policy(d, node_get(spec, "trafficPolicy"), &dr->policy);
+	dr_traffic_policy(p, d, node_get(spec, "trafficPolicy"), &dr->policy, false);
 	subsets = node_get(spec, "subsets");
 	cfg_decode_export_to(p, d, node_get(spec, "exportTo"), meta->ns, false, &dr->export_to);
 	ws = node_get(spec, "workloadSelector");

@@ -14,13 +14,17 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "delegate.h"
 #include "diag.h"
+#include "lb_hash.h"
 #include "link.h"
+#include "locality.h"
 #include "load.h"
 #include "model.h"
 #include "node.h"
 #include "pool.h"
 #include "regex.h"
+#include "retry.h"
 #include "router.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -167,6 +171,7 @@ struct link {
 	size_t ndrwild;
 	struct link_map clusters; /* name -> cluster */
 	struct link_map policies; /* traffic policies already checked (by address) */
+	struct link_map tls;      /* "tls node|mesh SANs" -> tls_client_ctx (or link_tls_failed) */
 	struct link_map regexes;  /* "c:" or "i:" + pattern -> compiled code, shared */
 	struct {                  /* destinations resolved lately: routes repeat them */
 		const char *fqdn, *subset;
@@ -431,11 +436,6 @@ static void link_gateways(struct link *l)
 			else if (srv->protocol != GWP_HTTP)
 				diag_error(l->d, at, "protocol %s is not served yet",
 					   link_protocol_names[srv->protocol]);
-			else if (srv->tls.https_redirect)
-				diag_error(l->d,
-					   link_at(link_at(srv->node, "tls"), "httpsRedirect"),
-					   "tls.httpsRedirect is not served yet (TLS support is "
-					   "tracked in the TLS work)");
 			gi->lidx[s] = link_listener(l, gw, srv);
 		}
 	}
@@ -634,47 +634,131 @@ static bool link_se_usable(struct link *l, struct cfg_se *se, struct se_info *in
 	return info->usable;
 }
 
-/* Upstream TLS from a DestinationRule would be silently dropped: refuse it instead. */
-static bool link_tls_wanted(const struct node *tls)
-{
-	const struct node *mode;
-
-	if (tls == NULL || tls->type != NODE_MAP)
-		return tls != NULL && tls->type != NODE_NULL;
-	mode = node_get((struct node *)tls, "mode");
-	return mode == NULL || mode->type != NODE_SCALAR || strcmp(mode->str, "DISABLE") != 0;
-}
-
+/* PASSTHROUGH (the original destination) has no meaning on a gateway.  Once per policy and
+ * port, however many clusters use it. */
 static void link_check_policy(struct link *l, const struct traffic_policy *tp, uint32_t port,
 			      struct node *at)
 {
-	struct node *pls = tp->port_level_settings;
 	void **seen;
 
 	if (!tp->given)
 		return;
-	/* Once per policy and port, however many clusters use it. */
 	seen = link_map_slot(l->p, &l->policies, pool_printf(l->p, "%p|%u", (const void *)tp, port),
 			     true);
 	if (*seen != NULL)
 		return;
 	*seen = (void *)tp;
-	if (link_tls_wanted(tp->tls))
-		diag_error(l->d, tp->tls,
-			   "upstream TLS is not supported yet (it comes with the TLS work)");
 	if (tp->lb.simple == LB_PASSTHROUGH)
 		diag_error(l->d, link_at(link_at(at, "loadBalancer"), "simple"),
 			   "loadBalancer.simple PASSTHROUGH is not supported by a gateway");
-	for (size_t i = 0; pls != NULL && pls->type == NODE_SEQ && i < pls->n; i++) {
-		struct node *it = pls->vals[i];
-		struct node *num = node_get(node_get(it, "port"), "number");
+	for (size_t i = 0; i < tp->nports; i++) {
+		const struct traffic_policy *pp = &tp->ports[i].policy;
+		struct node *lb = link_at(tp->ports[i].node, "loadBalancer");
 
-		if (num != NULL && num->type == NODE_SCALAR &&
-		    strtoul(num->str, NULL, 10) == port && link_tls_wanted(node_get(it, "tls")))
-			diag_error(
-			    l->d, node_get(it, "tls"),
-			    "upstream TLS is not supported yet (it comes with the TLS work)");
+		if (tp->ports[i].port != port)
+			continue;
+		if (pp->lb.simple == LB_PASSTHROUGH)
+			diag_error(l->d, link_at(lb, "simple"),
+				   "loadBalancer.simple PASSTHROUGH is not supported by a gateway");
 	}
+}
+
+/* The policy a cluster gets from its rule and subset, merged as Istio's MergeTrafficPolicy
+ * does: the rule's fields, replaced as a whole by its portLevelSettings entry for the port;
+ * then each field the subset sets, and the subset's entry for the port replacing them all
+ * again.  loadBalancer is one field (simple, consistentHash, localityLbSetting, warmup). */
+struct link_policy {
+	const struct traffic_policy *lb; /* whose loadBalancer applies; NULL: the default */
+	const struct conn_pool_settings *pool;
+	const struct outlier_settings *outlier;
+	struct node *tls;
+};
+
+static bool link_lb_given(const struct traffic_policy *tp)
+{
+	return tp->lb.simple != LB_UNSPECIFIED || tp->lb.hash.given || tp->lb.warmup_us > 0 ||
+	       tp->lb.locality.given;
+}
+
+static void link_policy_apply(const struct traffic_policy *tp, uint32_t port,
+			      struct link_policy *out)
+{
+	if (tp == NULL || !tp->given)
+		return;
+	if (link_lb_given(tp))
+		out->lb = tp;
+	if (tp->connection_pool.given)
+		out->pool = &tp->connection_pool;
+	if (tp->outlier.given)
+		out->outlier = &tp->outlier;
+	if (tp->tls != NULL)
+		out->tls = tp->tls;
+	for (size_t i = 0; i < tp->nports; i++) {
+		const struct traffic_policy *pp = &tp->ports[i].policy;
+
+		if (tp->ports[i].port != port)
+			continue;
+		/* "port level policies do not inherit": what the entry lacks is the default */
+		out->lb = link_lb_given(pp) ? pp : NULL;
+		out->pool = pp->connection_pool.given ? &pp->connection_pool : NULL;
+		out->outlier = pp->outlier.given ? &pp->outlier : NULL;
+		out->tls = pp->tls;
+		break;
+	}
+}
+
+static char link_tls_failed; /* map value for a tls block whose context could not be built */
+
+/* Origination for cluster c: the context is built once per tls block (and per ServiceEntry
+ * SAN list for ISTIO_MUTUAL), its errors reported once, at the block, files named. */
+static void link_cluster_tls(struct link *l, struct cluster *c, struct node *tls)
+{
+	const struct str_list *sans = NULL;
+	struct tls_client_ctx *ctx;
+	struct node *mode;
+	void **slot, **first;
+
+	if (tls == NULL)
+		return;
+	/* only ISTIO_MUTUAL reads the ServiceEntry's accounts: other modes share a context */
+	mode = node_get(tls, "mode");
+	if (mode != NULL && mode->type == NODE_SCALAR && strcmp(mode->str, "ISTIO_MUTUAL") == 0 &&
+	    c->se->subject_alt_names.n > 0)
+		sans = &c->se->subject_alt_names;
+	slot = link_map_slot(l->p, &l->tls,
+			     pool_printf(l->p, "%p|%p", (void *)tls, (const void *)sans), true);
+	if (*slot == NULL) {
+		/* The same block with another SAN list decodes alike: report its problems
+		 * once, through the first build. */
+		first = link_map_slot(l->p, &l->tls, pool_printf(l->p, "%p", (void *)tls), true);
+		if (*first == &link_tls_failed) {
+			*slot = &link_tls_failed;
+		} else if (*first != NULL) {
+			struct diag quiet;
+
+			diag_init(&quiet);
+			ctx = tls_client_ctx_new(l->p, &quiet, tls, &l->set->main, sans);
+			diag_fini(&quiet);
+			*slot = ctx != NULL ? (void *)ctx : &link_tls_failed;
+		} else {
+			ctx = tls_client_ctx_new(l->p, l->d, tls, &l->set->main, sans);
+			*slot = *first = ctx != NULL ? (void *)ctx : &link_tls_failed;
+		}
+	}
+	if (*slot == &link_tls_failed)
+		return;
+	ctx = *slot;
+	if (ctx->ctx == NULL)
+		return; /* DISABLE */
+	c->tls = ctx;
+	if (ctx->sni != NULL)
+		c->tls_name = ctx->sni;
+	else if (ctx->mesh) /* what Istio's sidecars send to each other */
+		c->tls_name = pool_printf(l->p, "outbound_.%u_.%s_.%s", c->port,
+					  c->subset != NULL ? c->subset : "", c->host);
+	else
+		c->tls_name = c->host;
+	c->tls_id = tls_client_origin_id(ctx, c->tls_name);
 }
 
 static uint32_t link_endpoint_port(const struct se_endpoint *ep, const struct se_port *sp)
@@ -687,12 +771,36 @@ static uint32_t link_endpoint_port(const struct se_endpoint *ep, const struct se
 	return sp->target_port != 0 ? sp->target_port : sp->number;
 }
 
+/* loadBalancer.localityLbSetting, seen from the appliance's own locality (main config). */
+static void link_cluster_locality(struct link *l, struct cluster *c, const struct link_policy *pol)
+{
+	const struct locality_lb *ll =
+	    pol->lb != NULL && pol->lb->lb.locality.given ? &pol->lb->lb.locality : NULL;
+
+	locality_assign(l->p, c, ll, l->set->main.locality);
+}
+
+/* loadBalancer.consistentHash of the merged policy (a loadBalancer with `simple` has none). */
+static void link_cluster_hash(struct link *l, struct cluster *c, const struct link_policy *pol)
+{
+	const struct consistent_hash *ch =
+	    pol->lb != NULL && pol->lb->lb.hash.given ? &pol->lb->lb.hash : NULL;
+
+	if (ch == NULL || c->nendpoints == 0)
+		return;
+	c->hash_policy = ch;
+	c->hash_table = lb_hash_build(l->p, c->endpoints, c->nendpoints, ch);
+	if (c->hash_table == NULL)
+		diag_error(l->d, ch->node, "out of memory building the consistent-hash table");
+}
+
 static struct cluster *link_cluster_new(struct link *l, const char *name, const char *fqdn,
 					struct se_ref *r, struct cfg_dr *dr,
 					const struct dr_subset *sub, struct node *at)
 {
 	struct cluster *c = pool_alloc(l->p, sizeof(*c));
 	struct cfg_se *se = r->se;
+	struct link_policy pol;
 	size_t n = 0;
 
 	c->name = name;
@@ -701,16 +809,22 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 	c->subset = sub != NULL ? sub->name : NULL;
 	c->se = se;
 	c->dr = dr;
-	c->lb = LB_LEAST_REQUEST; /* Istio's default */
-	if (dr != NULL && dr->policy.given && dr->policy.lb.simple != LB_UNSPECIFIED)
-		c->lb = dr->policy.lb.simple;
-	if (sub != NULL && sub->policy.given && sub->policy.lb.simple != LB_UNSPECIFIED)
-		c->lb = sub->policy.lb.simple;
-	if (dr != NULL)
+	memset(&pol, 0, sizeof(pol));
+	if (dr != NULL) {
+		link_policy_apply(&dr->policy, c->port, &pol);
 		link_check_policy(l, &dr->policy, c->port,
 				  link_at(link_spec(&dr->meta), "trafficPolicy"));
-	if (sub != NULL)
+	}
+	if (sub != NULL) {
+		link_policy_apply(&sub->policy, c->port, &pol);
 		link_check_policy(l, &sub->policy, c->port, link_at(sub->node, "trafficPolicy"));
+	}
+	c->lb = pol.lb != NULL && pol.lb->lb.simple != LB_UNSPECIFIED ? pol.lb->lb.simple
+								      : LB_LEAST_REQUEST;
+	c->warmup_us = pol.lb != NULL ? pol.lb->lb.warmup_us : 0;
+	c->pool_limits = pol.pool;
+	c->outlier = pol.outlier;
+	link_cluster_tls(l, c, pol.tls);
 
 	if (link_se_usable(l, se, r->info)) {
 		c->endpoints =
@@ -731,9 +845,22 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 			ep->weight = sep->weight != 0 ? sep->weight : 1;
 			ep->labels = sep->labels;
 			ep->locality = sep->locality;
+			ep->cluster = c;
 			n++;
 		}
 		c->nendpoints = n;
+		for (size_t k = 0; k < l->set->main.nhealth_checks; k++) {
+			const struct cfg_health_check *hc = &l->set->main.health_checks[k];
+
+			if (hc->host != NULL && strcmp(hc->host, c->host) == 0 &&
+			    (hc->port == 0 || hc->port == c->port)) {
+				c->health_check = hc;
+				break;
+			}
+		}
+		link_cluster_locality(l, c, &pol);
+		link_cluster_hash(l, c, &pol);
+		n = c->nendpoints; /* distribute may drop endpoints given no share */
 		if (n == 0)
 			diag_warn(l->d, at,
 				  "cluster %s has no endpoints: requests to it will get 503 (UH)",
@@ -1090,30 +1217,16 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 				  link_pos(l, all->node));
 		else if (link_route_matches_all(r))
 			all = r;
+		if (!r->retries.given)
+			retry_policy_default(&r->retries.policy);
 		if (!link_route_on_gateway(l, r))
 			continue;
 		/* Not enforced yet (traffic-management work): what changes the answer a client
 		 * gets is refused, what only adds resilience or a copy is accepted with a
 		 * warning.  Never silently ignored. */
-		if (r->fault.given)
-			diag_error(l->d, link_at(r->node, "fault"),
-				   "fault injection is not enforced yet (traffic-management work)");
-		if (r->cors.given)
-			diag_error(l->d, link_at(r->node, "corsPolicy"),
-				   "corsPolicy is not enforced yet (traffic-management work)");
-		if (r->retries.given)
-			diag_warn(
-			    l->d, link_at(r->node, "retries"),
-			    "retries are accepted but not enforced yet: each request is tried "
-			    "once (plus one retry of a stale pooled connection)");
 		if (r->nmirrors > 0)
 			diag_warn(l->d, r->node,
 				  "mirroring is accepted but not enforced yet: no copy is sent");
-		if (r->delegate.name != NULL) {
-			diag_error(l->d, link_at(r->node, "delegate"),
-				   "delegate is not supported yet (traffic-management work)");
-			continue;
-		}
 		for (size_t k = 0; k < r->nmatches; k++) {
 			struct http_match *m = &r->matches[k];
 
@@ -1195,6 +1308,10 @@ static void link_vhost_add(struct link *l, struct lbuild *b, const char *name,
 		b->order = link_append(l->p, b->order, &b->nvh, &b->capvh, sizeof(*b->order));
 		b->order[b->nvh - 1] = vb;
 	}
+	/* Istio sets require_tls on a merged virtual host when any server it comes from
+	 * redirects. */
+	if (srv->protocol == GWP_HTTP && srv->tls.https_redirect)
+		vb->vh->https_redirect = true;
 	if (vb->last_vs == vs)
 		return;
 	vb->last_vs = vs;
@@ -1548,11 +1665,21 @@ static void link_vss(struct link *l)
 			break;
 		}
 	}
+	for (size_t i = 0; i < n; i++)
+		link_vs_validate(l, vss[i]);
+	delegate_expand(l->p, l->d, vss, n);
 	for (size_t i = 0; i < n; i++) {
 		struct cfg_vs *vs = vss[i];
 		bool mesh_only = true, served = false;
 
-		link_vs_validate(l, vs);
+		if (vs->hosts.n == 0) {
+			/* a delegate: served through the routes that delegate to it */
+			if (!vs->delegated)
+				diag_notice(
+				    l->d, link_spec(&vs->meta),
+				    "has no hosts and no route delegates to it: not served");
+			continue;
+		}
 		for (size_t g = 0; g < vs->gateways.n; g++) {
 			const char *ref = vs->gateways.v[g], *key;
 			struct gw_info *gi;
@@ -1584,6 +1711,45 @@ static void link_vss(struct link *l)
 			link_vs_resolve(l, vs);
 			link_vs_l4(l, vs, true);
 			link_vs_l4(l, vs, false);
+		}
+	}
+}
+
+/* Hosts of an httpsRedirect server that no VirtualService binds still redirect (Istio adds
+ * a require_tls virtual host for each of them), so the server needs no routes at all. */
+static void link_redirect_vhosts(struct link *l, struct lbuild *b)
+{
+	struct listener_cfg *lc = b->lc;
+
+	if (lc->protocol != GWP_HTTP)
+		return;
+	for (size_t s = 0; s < lc->nservers; s++) {
+		const struct gw_server *srv = lc->servers[s];
+
+		if (!srv->tls.https_redirect)
+			continue;
+		for (size_t h = 0; h < srv->nhosts; h++) {
+			const char *host = srv->hosts[h].host;
+			struct claim *c = link_map_get(&b->hosts, host);
+			void **slot;
+			struct vbuild *vb;
+
+			/* a host claimed twice is reported already; the claim owns it */
+			if (c == NULL || c->srv != srv)
+				continue;
+			slot = link_map_slot(l->p, &b->vhosts, host, true);
+			if (*slot != NULL)
+				continue; /* bound by a VirtualService: flagged in link_vhost_add */
+			vb = pool_alloc(l->p, sizeof(*vb));
+			vb->vh = pool_alloc(l->p, sizeof(*vb->vh));
+			vb->vh->name = host;
+			vb->vh->gateway = c->gw;
+			vb->vh->server = srv;
+			vb->vh->https_redirect = true;
+			*slot = vb;
+			b->order =
+			    link_append(l->p, b->order, &b->nvh, &b->capvh, sizeof(*b->order));
+			b->order[b->nvh - 1] = vb;
 		}
 	}
 }
@@ -1741,6 +1907,7 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 	snap->set = set;
 	snap->listeners = pool_calloc(p, l.nlb ? l.nlb : 1, sizeof(*snap->listeners));
 	for (size_t i = 0; i < l.nlb; i++) {
+		link_redirect_vhosts(&l, &l.lb[i]);
 		link_vhost_table(&l, &l.lb[i]);
 		link_sni_table(&l, &l.lb[i]);
 		snap->listeners[i] = *l.lb[i].lc;

@@ -10,6 +10,7 @@
 #include "pool.h"
 #include "diag.h"
 #include "node.h"
+#include "hc_conf.h"
 #include "load.h"
 
 #define MAINCONF_MAX_WORKERS 256
@@ -33,6 +34,7 @@ static void mainconf_defaults(struct cfg_main *m)
 	m->timeouts.upstream_connect_us = 5 * MAINCONF_SEC;
 	m->timeouts.upstream_idle_us = 60 * MAINCONF_SEC;
 	m->timeouts.drain_us = 15 * MAINCONF_SEC;
+	m->https_redirect_code = 301;
 }
 
 /* Relative paths in the main file are relative to its directory.  When that directory is the
@@ -229,6 +231,47 @@ static void mainconf_string(struct pool *p, struct diag *d, struct node *n, bool
 	*out = path ? mainconf_resolve(p, m, s) : s;
 }
 
+/* 301 is what Envoy's require_tls answers (Istio's httpsRedirect); 308 keeps the method and
+ * body of a POST, 302/307 are the temporary forms. */
+static void mainconf_redirect_code(struct diag *d, struct node *n, struct cfg_main *m)
+{
+	uint32_t code = 0;
+
+	if (n == NULL || !cfg_decode_u32(d, n, 0, UINT32_MAX, &code))
+		return;
+	if (code != 301 && code != 302 && code != 307 && code != 308) {
+		diag_error(d, n, "must be 301, 302, 307 or 308");
+		return;
+	}
+	m->https_redirect_code = code;
+}
+
+/* meshIdentity: what a sidecar gets from istiod (SDS) -- the workload certificate chain,
+ * its key and the mesh root -- given as files.  All three or none: an identity without its
+ * root cannot verify peers, a root without a certificate cannot present one. */
+static void mainconf_mesh_identity(struct pool *p, struct diag *d, struct node *n,
+				   struct cfg_main *m)
+{
+	const char *cert = NULL, *key = NULL, *ca = NULL;
+	struct node *c, *k, *a;
+
+	if (!node_want_map(d, n))
+		return;
+	c = cfg_require(d, n, "certificate");
+	k = cfg_require(d, n, "privateKey");
+	a = cfg_require(d, n, "caCertificates");
+	node_check_unknown(d, n);
+	mainconf_string(p, d, c, true, m, &cert);
+	mainconf_string(p, d, k, true, m, &key);
+	mainconf_string(p, d, a, true, m, &ca);
+	if (cert == NULL || key == NULL || ca == NULL)
+		return;
+	m->mesh_identity.certificate = cert;
+	m->mesh_identity.private_key = key;
+	m->mesh_identity.ca_certificates = ca;
+	m->mesh_identity.node = n;
+}
+
 void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,
 		     struct cfg_main *m)
 {
@@ -261,9 +304,14 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 		mainconf_access_log(p, d, n, m);
 	mainconf_string(p, d, node_get(root, "credentialsDir"), true, m, &m->credentials_dir);
 	mainconf_string(p, d, node_get(root, "user"), false, m, &m->user);
+	mainconf_redirect_code(d, node_get(root, "httpsRedirectCode"), m);
+	if ((n = node_get(root, "meshIdentity")) != NULL)
+		mainconf_mesh_identity(p, d, n, m);
 	if ((n = node_get(root, "limits")) != NULL)
 		mainconf_limits(d, n, &m->limits);
 	if ((n = node_get(root, "timeouts")) != NULL)
 		mainconf_timeouts(d, n, &m->timeouts);
+	hc_conf_decode(p, d, node_get(root, "healthChecks"), m);
+	mainconf_string(p, d, node_get(root, "locality"), false, m, &m->locality);
 	node_check_unknown(d, root);
 }

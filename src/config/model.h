@@ -14,6 +14,7 @@
 
 struct node;
 struct cluster;
+struct cluster_state;
 struct tls_server_ctx;
 struct pcre2_real_code_8;
 
@@ -106,6 +107,21 @@ enum accesslog_format {
 	ACCESSLOG_JSON,
 };
 
+/* Active health checking (meshgate's own, main config `healthChecks`): not in Istio's API,
+ * so it lives beside it and the Istio resources stay portable. */
+struct cfg_health_check {
+	const char *host; /* a ServiceEntry host, as destinations name it (expanded) */
+	uint32_t port;    /* 0 = every port of the host */
+	bool http;        /* false: a TCP connect is the check */
+	const char *path; /* http: request path, default "/" */
+	const char *authority;
+	uint32_t *statuses; /* http: healthy answers; default 200 */
+	size_t nstatuses;
+	uint64_t interval_us, timeout_us;
+	uint32_t healthy_threshold, unhealthy_threshold;
+	struct node *node;
+};
+
 struct cfg_main {
 	const char *path; /* the main file */
 	const char *dir;  /* its directory, for relative resource paths */
@@ -119,8 +135,19 @@ struct cfg_main {
 	const char *credentials_dir;
 	const char
 	    *user; /* drop to this user when started as root; default "meshgate" if it exists */
+	uint32_t https_redirect_code; /* Gateway tls.httpsRedirect answer: 301 (Envoy's), 302,
+				       * 307 or 308 */
+	/* The appliance's own mesh workload identity, for ISTIO_MUTUAL: its certificate chain,
+	 * key and the mesh root CA (paths resolved); all NULL when not configured. */
+	struct {
+		const char *certificate, *private_key, *ca_certificates;
+		struct node *node;
+	} mesh_identity;
 	struct cfg_limits limits;
 	struct cfg_timeouts timeouts;
+	struct cfg_health_check *health_checks;
+	size_t nhealth_checks;
+	const char *locality; /* where this appliance runs: "region/zone/subzone", or NULL */
 	struct node *node;
 };
 
@@ -246,12 +273,28 @@ struct direct_response {
 	bool given;
 };
 
+#define RETRY_MAX_CODES 16
+
+/* A route's retry behaviour, compiled by retry_policy_compile() (src/retry.h). */
+struct retry_policy {
+	uint32_t num_retries; /* retries after the first try; 0 = none */
+	uint32_t on;          /* enum retry_on bits */
+	uint64_t per_try_timeout_us;
+	uint64_t backoff_base_us;
+	bool ignore_previous_hosts;
+	uint8_t ncodes;
+	uint16_t codes[RETRY_MAX_CODES]; /* retriable status codes */
+};
+
 struct http_retry {
 	bool given;
 	int32_t attempts; /* -1 = not given */
 	uint64_t per_try_timeout_us;
 	const char *retry_on;
 	bool retry_remote_localities;
+	int ignore_previous_hosts;  /* -1 not given (Istio's default: true) */
+	uint64_t backoff_us;        /* 0 = not given (Envoy's default base: 25 ms) */
+	struct retry_policy policy; /* compiled by the decoder, or Istio's default by link */
 };
 
 struct http_fault {
@@ -265,6 +308,7 @@ struct http_fault {
 		bool given;
 		uint32_t http_status;
 		const char *grpc_status;
+		int grpc_code; /* grpc_status as a code, set with it by the decoder */
 		struct percent percentage;
 	} abort;
 };
@@ -310,6 +354,7 @@ struct http_route {
 	struct node *node;
 	/* resolved by link */
 	uint32_t total_weight;
+	struct cluster_state *stats; /* per-route counters under statPrefix (clusterstate.h) */
 };
 
 /* L4 routes: VirtualService tls (SNI passthrough) and tcp routes. */
@@ -341,6 +386,7 @@ struct cfg_vs {
 	size_t nhttp;
 	struct l4_route *tls, *tcp;
 	size_t ntls, ntcp;
+	bool delegated; /* no hosts, and a root route delegates to it (set by link) */
 };
 
 /* ---- DestinationRule ---- */
@@ -353,21 +399,111 @@ enum lb_simple {
 	LB_PASSTHROUGH,
 };
 
+struct port_traffic_policy;
+/* DestinationRule connectionPool (circuit breaking), enforced per appliance: see
+ * src/clusterstate.h.  0 = not set (unlimited / the main config's default). */
+struct conn_pool_settings {
+	bool given;
+	uint32_t max_connections; /* tcp.maxConnections */
+	uint64_t connect_timeout_us;
+	uint64_t max_connection_duration_us;
+	uint64_t tcp_idle_timeout_us;
+	struct {
+		bool given;
+		uint32_t probes;
+		uint64_t time_us, interval_us;
+	} keepalive;
+	uint32_t max_pending;  /* http.http1MaxPendingRequests */
+	uint32_t max_requests; /* http.http2MaxRequests (Envoy's max_requests, any protocol) */
+	uint32_t max_requests_per_connection;
+	uint32_t max_retries; /* concurrent retries towards the cluster */
+	uint64_t http_idle_timeout_us;
+	struct node *node;
+};
+
+/* DestinationRule outlierDetection with Istio's defaults filled in by the decoder. */
+struct outlier_settings {
+	bool given;
+	uint32_t consecutive_5xx;     /* 0 = off; default 5 */
+	uint32_t consecutive_gateway; /* 0 = off (the default) */
+	uint32_t consecutive_local;   /* with split_local_origin; default 5 */
+	bool split_local_origin;
+	uint64_t interval_us;          /* default 10s */
+	uint64_t base_ejection_us;     /* default 30s */
+	uint32_t max_ejection_percent; /* default 10 */
+	uint32_t min_health_percent;   /* default 0 */
+	struct node *node;
+};
+
+/* DestinationRule loadBalancer.consistentHash: what the hash is taken from, and the
+ * table that maps it to an endpoint (ring hash, Istio's default, or Maglev). */
+enum hash_source {
+	HASH_HEADER = 1,
+	HASH_COOKIE,
+	HASH_SOURCE_IP,
+	HASH_QUERY_PARAM,
+};
+
+struct consistent_hash {
+	bool given;
+	enum hash_source source;
+	const char *name;        /* header (lower-cased), cookie or query parameter name */
+	const char *cookie_path; /* httpCookie.path, NULL = none */
+	bool cookie_ttl_given;   /* without a ttl no cookie is ever set */
+	uint64_t cookie_ttl_us;  /* 0 = a session cookie */
+	bool maglev;
+	uint64_t table_size;        /* maglev.tableSize: a prime; default 65537 */
+	uint64_t minimum_ring_size; /* ringHash.minimumRingSize; default 1024 */
+	struct node *node;
+};
+
+/* DestinationRule loadBalancer.localityLbSetting (Istio's LocalityLoadBalancerSetting).
+ * Localities are "region/zone/subzone" with "*" wildcards in from/to. */
+struct locality_distribute {
+	const char *from;
+	struct kv_list to; /* locality pattern -> weight (decimal) */
+};
+
+struct locality_failover {
+	const char *from, *to; /* regions */
+};
+
+struct locality_lb {
+	bool given;
+	bool enabled; /* `enabled`, default true */
+	struct locality_distribute *distribute;
+	size_t ndistribute;
+	struct locality_failover *failover;
+	size_t nfailover;
+	struct node *node;
+};
+
 struct traffic_policy {
 	bool given;
 	struct {
 		enum lb_simple simple;
-		bool consistent_hash_given;
-		struct node *consistent_hash; /* decoded by the traffic-management work */
-		struct node *locality_lb_setting;
+		struct consistent_hash hash;
+		struct locality_lb locality;
 		uint64_t warmup_us;
 	} lb;
-	struct node *connection_pool; /* kept as nodes until their features land */
-	struct node *outlier_detection;
-	struct node *tls;
+	struct conn_pool_settings connection_pool;
+	struct outlier_settings outlier;
+	struct node *tls; /* ClientTLSSettings: mode checked here, the rest decoded (files
+			   * loaded) by link for the clusters a gateway serves */
 	struct node *port_level_settings;
+	struct port_traffic_policy *ports; /* portLevelSettings, decoded */
+	size_t nports;
 	struct node *proxy_protocol;
 	struct node *tunnel;
+};
+
+/* One portLevelSettings entry: for the service port it names it replaces loadBalancer,
+ * connectionPool, outlierDetection and tls as a whole (absent ones fall back to defaults,
+ * not to the policy it sits in: Istio's merge). */
+struct port_traffic_policy {
+	uint32_t port;
+	struct traffic_policy policy;
+	struct node *node;
 };
 
 struct dr_subset {

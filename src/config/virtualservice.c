@@ -12,6 +12,7 @@
 #include "diag.h"
 #include "node.h"
 #include "load.h"
+#include "retry.h"
 
 #define VS_WEIGHT_MAX 2147483647 /* Istio weights are int32 */
 #define VS_BODY_MAX (1024 * 1024)
@@ -30,25 +31,6 @@ static const char *const vs_derive_port[] = {"FROM_PROTOCOL_DEFAULT", "FROM_REQU
 static const char *const vs_preflight[] = {"UNSPECIFIED", "FORWARD", "IGNORE", NULL};
 static const char *const vs_methods[] = {"GET",    "HEAD",    "POST",    "PUT",   "PATCH",
 					 "DELETE", "CONNECT", "OPTIONS", "TRACE", NULL};
-static const char *const vs_retry_on[] = {
-    "5xx",
-    "gateway-error",
-    "reset",
-    "reset-before-request",
-    "connect-failure",
-    "envoy-ratelimited",
-    "retriable-4xx",
-    "refused-stream",
-    "retriable-status-codes",
-    "retriable-headers",
-    "http3-post-connect-failure",
-    "cancelled",
-    "deadline-exceeded",
-    "internal",
-    "resource-exhausted",
-    "unavailable",
-    NULL,
-};
 static const char *const vs_grpc_status[] = {
     "OK",
     "CANCELLED",
@@ -69,6 +51,15 @@ static const char *const vs_grpc_status[] = {
     "UNAUTHENTICATED",
     NULL,
 };
+
+/* Position of s in names, or -1. */
+static int vs_index(const char *const *names, const char *s)
+{
+	for (int i = 0; names[i] != NULL; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	return -1;
+}
 
 static bool vs_in(const char *const *names, const char *s)
 {
@@ -600,35 +591,15 @@ static bool vs_rewrite(struct vs_ctx *c, struct node *n, struct http_rewrite *rw
 	return ok;
 }
 
-static bool vs_retry_on_ok(struct vs_ctx *c, struct node *at, const char *s)
+static bool vs_retry_on_ok(struct vs_ctx *c, struct node *at, struct http_retry *rt)
 {
-	const char *p = s;
-	bool ok = true;
+	const char *bad;
+	size_t badlen;
 
-	for (;;) {
-		const char *e = strchr(p, ',');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		char *item;
-		char *end;
-		long code;
-
-		while (len > 0 && isspace((unsigned char)*p)) {
-			p++;
-			len--;
-		}
-		while (len > 0 && isspace((unsigned char)p[len - 1]))
-			len--;
-		item = pool_strndup(c->p, p, len);
-		code = strtol(item, &end, 10);
-		if (!vs_in(vs_retry_on, item) &&
-		    !(*item != '\0' && *end == '\0' && code >= 100 && code <= 599)) {
-			diag_error(c->d, at, "\"%s\" is not a valid retryOn policy", item);
-			ok = false;
-		}
-		if (e == NULL)
-			return ok;
-		p = e + 1;
-	}
+	if (retry_on_parse(rt->retry_on, &rt->policy, &bad, &badlen) == 0)
+		return true;
+	diag_error(c->d, at, "\"%.*s\" is not a valid retryOn policy", (int)badlen, bad);
+	return false;
 }
 
 static bool vs_retries(struct vs_ctx *c, struct node *n, struct http_retry *rt)
@@ -645,10 +616,16 @@ static bool vs_retries(struct vs_ctx *c, struct node *n, struct http_retry *rt)
 	ptt = node_get(n, "perTryTimeout");
 	on = node_get(n, "retryOn");
 	rrl = node_get(n, "retryRemoteLocalities");
-	if ((x = node_get(n, "retryIgnorePreviousHosts")) != NULL)
-		diag_warn(c->d, x, "retryIgnorePreviousHosts is accepted but not enforced yet");
-	if ((x = node_get(n, "backoff")) != NULL)
-		diag_warn(c->d, x, "backoff is accepted but not enforced yet");
+	rt->ignore_previous_hosts = -1;
+	if ((x = node_get(n, "retryIgnorePreviousHosts")) != NULL) {
+		bool b;
+
+		if (node_bool(c->d, x, &b))
+			rt->ignore_previous_hosts = b;
+		else
+			ok = false;
+	}
+	ok &= cfg_decode_duration(c->d, node_get(n, "backoff"), 1000, false, &rt->backoff_us);
 	node_check_unknown(c->d, n);
 	if (att != NULL) {
 		if (node_int(c->d, att, 0, INT32_MAX, &v))
@@ -658,7 +635,7 @@ static bool vs_retries(struct vs_ctx *c, struct node *n, struct http_retry *rt)
 	}
 	ok &= cfg_decode_duration(c->d, ptt, 1000, false, &rt->per_try_timeout_us);
 	if (on != NULL && node_str(c->d, on, &rt->retry_on))
-		ok &= vs_retry_on_ok(c, on, rt->retry_on);
+		ok &= vs_retry_on_ok(c, on, rt);
 	else if (on != NULL)
 		ok = false;
 	if (rrl != NULL)
@@ -669,6 +646,8 @@ static bool vs_retries(struct vs_ctx *c, struct node *n, struct http_retry *rt)
 			   "(disabled)");
 		ok = false;
 	}
+	if (ok)
+		retry_policy_compile(rt, &rt->policy);
 	return ok;
 }
 
@@ -692,6 +671,16 @@ static bool vs_fault_percent(struct vs_ctx *c, struct node *map, struct percent 
 	return ok;
 }
 
+/* Istio translates an absent percentage into 0 % (istio/istio#36303 settled on Envoy's
+ * behaviour and changed the documentation): valid, but almost certainly not what was meant. */
+static void vs_fault_never(struct vs_ctx *c, struct node *at, const char *what)
+{
+	diag_warn(c->d, at,
+		  "no percentage: Istio injects this %s into no request (percentage.value: 100 "
+		  "for every request)",
+		  what);
+}
+
 static bool vs_fault(struct vs_ctx *c, struct node *n, struct http_fault *f)
 {
 	struct node *delay, *abort_, *x;
@@ -711,6 +700,8 @@ static bool vs_fault(struct vs_ctx *c, struct node *n, struct http_fault *f)
 	if (delay != NULL && node_want_map(c->d, delay)) {
 		f->delay.given = true;
 		ok &= vs_fault_percent(c, delay, &f->delay.percentage);
+		if (node_get(delay, "percentage") == NULL && node_get(delay, "percent") == NULL)
+			vs_fault_never(c, delay, "delay");
 		x = node_get(delay, "fixedDelay");
 		if ((node_get(delay, "exponentialDelay")) != NULL) {
 			diag_error(c->d, node_get(delay, "exponentialDelay"),
@@ -731,7 +722,9 @@ static bool vs_fault(struct vs_ctx *c, struct node *n, struct http_fault *f)
 		struct node *h2 = node_get(abort_, "http2Error");
 
 		f->abort.given = true;
-		ok &= vs_fault_percent(c, abort_, &f->abort.percentage);
+		/* Unlike delay, abort has no deprecated integer percent (a reserved field) */
+		ok &=
+		    cfg_decode_percent(c->d, node_get(abort_, "percentage"), &f->abort.percentage);
 		node_check_unknown(c->d, abort_);
 		given = (hs != NULL) + (gs != NULL) + (h2 != NULL);
 		if (given > 1) {
@@ -748,7 +741,8 @@ static bool vs_fault(struct vs_ctx *c, struct node *n, struct http_fault *f)
 		}
 		ok &= cfg_decode_u32(c->d, hs, 200, 599, &f->abort.http_status);
 		if (gs != NULL && node_str(c->d, gs, &f->abort.grpc_status)) {
-			if (!vs_in(vs_grpc_status, f->abort.grpc_status)) {
+			f->abort.grpc_code = vs_index(vs_grpc_status, f->abort.grpc_status);
+			if (f->abort.grpc_code < 0) {
 				diag_error(c->d, gs,
 					   "gRPC status \"%s\" is not supported, for example "
 					   "NOT_FOUND",
@@ -758,6 +752,8 @@ static bool vs_fault(struct vs_ctx *c, struct node *n, struct http_fault *f)
 		} else if (gs != NULL) {
 			ok = false;
 		}
+		if (given == 1 && h2 == NULL && node_get(abort_, "percentage") == NULL)
+			vs_fault_never(c, abort_, "abort");
 	} else if (abort_ != NULL) {
 		ok = false;
 	}

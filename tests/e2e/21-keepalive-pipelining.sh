@@ -211,7 +211,9 @@ done
 wait "${pids[@]}"
 el=$(($(mg__now_ms) - t0))
 assert_eq "$(cat "$MG_DIR"/par* | grep -c '^200$')" 20 "20 concurrent /delay/500 all 200"
-assert_cmp "$el" -lt 2500 "20 concurrent /delay/500 served in parallel ($el ms)"
+# one after another they would take 10 s; in parallel about 0.5 s (the bound is loose
+# so that a loaded machine does not fail it)
+assert_cmp "$el" -lt 8000 "20 concurrent /delay/500 served in parallel ($el ms)"
 
 # --- an upstream that closes idle connections itself (after 0.5 s) ---------------------------
 fails=0

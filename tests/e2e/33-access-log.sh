@@ -104,7 +104,7 @@ assert_eq "$(($(nlines) - before))" "$sent" "one line per request ($sent request
 assert_log_contains '"GET /known HTTP/1\.1" 200 - .* r-known$' "$MG_ACCESS_LOG"
 assert_log_contains '"GET /unknown HTTP/1\.1" 404 NR ' "$MG_ACCESS_LOG"
 assert_log_contains '"GET /x HTTP/1\.1" 404 NR .*"no-such-host\.test"' "$MG_ACCESS_LOG"
-assert_log_contains '"GET /down HTTP/1\.1" 503 UF .* r-down$' "$MG_ACCESS_LOG"
+assert_log_contains '"GET /down HTTP/1\.1" 503 UF,URX .* r-down$' "$MG_ACCESS_LOG"
 assert_log_contains '"GET /t/delay/2000 HTTP/1\.1" 504 UT .* r-timeout$' "$MG_ACCESS_LOG"
 assert_log_contains '"GET /reset HTTP/1\.1" 503 UC ' "$MG_ACCESS_LOG"
 assert_log_contains '"GET /garbage HTTP/1\.1" 502 UPE ' "$MG_ACCESS_LOG"

@@ -71,7 +71,7 @@ spec:
     directResponse: {status: 200, body: {string: "d"}}
   - match: [{uri: {prefix: /down}}]
     route: [{destination: {host: down.internal}}]
-  - match: [{uri: {prefix: /echo}}]
+  - match: [{uri: {prefix: /echo}, statPrefix: echo-v1}]
     route: [{destination: {host: svc, subset: v1}}]
   - match: [{uri: {prefix: /whole}}]
     route: [{destination: {host: svc}}]
@@ -135,11 +135,12 @@ delta meshgate_downstream_rq_5xx 1 "1 5xx (upstream down)"
 delta meshgate_downstream_rq_no_route 3
 delta meshgate_downstream_rq_direct_response 2
 delta meshgate_downstream_rq_bad_request 1
-delta meshgate_upstream_cx_connect_fail 1
+# the connect to down fails three times: Istio's default policy retries twice
+delta meshgate_upstream_cx_connect_fail 3
 up_new=$(($(m "$MG_DIR/m1" meshgate_upstream_cx_total) - $(m "$MG_DIR/m0" meshgate_upstream_cx_total)))
 reuse=$(($(m "$MG_DIR/m1" meshgate_upstream_cx_reuse) - $(m "$MG_DIR/m0" meshgate_upstream_cx_reuse)))
 # 10 proxied requests to svc succeed: each used a new or a reused connection
-assert_eq "$((up_new + reuse))" 11 "upstream connections opened + reused = 10 proxied + 1 attempt to down ($up_new + $reuse)"
+assert_eq "$((up_new + reuse))" 13 "upstream connections opened + reused = 10 proxied + 3 attempts to down ($up_new + $reuse)"
 assert_cmp "$reuse" -ge 3 "reuse counted on the kept-alive client connection ($reuse)"
 
 # --- /clusters -----------------------------------------------------------------------------------
@@ -150,7 +151,17 @@ assert_contains "$cl" "outbound|80||svc.default.svc.cluster.local::127.0.0.1:$UP
 assert_contains "$cl" "outbound|80|v1|svc.default.svc.cluster.local::127.0.0.1:$UP_A_PORT::" "subset cluster, its endpoint"
 assert_not_contains "$cl" "outbound|80|v1|svc.default.svc.cluster.local::127.0.0.1:$UP_B_PORT::" "subset excludes other labels"
 assert_contains "$cl" "outbound|8080||down.internal::127.0.0.1:$DOWN_PORT::" "cluster of another ServiceEntry"
-assert_eq "$(grep -Evc '^[^ :]+::[0-9.]+:[0-9]+::weight::[0-9]+$' <<<"$cl")" 0 "every line is cluster::address:port::weight::n"
+assert_eq "$(grep '::weight::' <<<"$cl" | grep -Evc '^[^ :]+::[0-9.]+:[0-9]+::weight::[0-9]+$')" 0 "every endpoint line is cluster::address:port::weight::n"
+assert_contains "$cl" "outbound|80||svc.default.svc.cluster.local::cx_active::" "cluster gauges shown"
+# the 10 proxied requests went to subset v1; the 503 to down (after 2 retries)
+assert_contains "$cl" "outbound|80|v1|svc.default.svc.cluster.local::stats::rq_total::10::rq_2xx::10::" \
+	"per-cluster request counters"
+assert_contains "$cl" "outbound|8080||down.internal::stats::rq_total::1::rq_2xx::0::rq_3xx::0::rq_4xx::0::rq_5xx::1::rq_retry::2::rq_timeout::0::cx_connect_fail::3" \
+	"per-cluster failures, retries and connect failures"
+prom=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics")
+assert_contains "$prom" 'meshgate_cluster_rq_total{cluster="outbound|80|v1|svc.default.svc.cluster.local"} 10' \
+	"per-cluster counters in Prometheus form"
+assert_contains "$prom" 'meshgate_route_rq_2xx{route="echo-v1"} 10' "per-route counters under statPrefix"
 
 # --- /listeners, unknown paths --------------------------------------------------------------------
 assert_status GET "$ADMIN/listeners" 200

@@ -95,6 +95,13 @@ n=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" |
 	awk '/^meshgate_downstream_cx_ssl_handshake_error /{print $2}')
 assert_cmp "${n:-0}" -ge 3 "failed handshakes are counted ($n)"
 
+# Every served certificate's time to expiry is a gauge (the test CA issues for days).
+prom=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics")
+exp=$(awk -F' ' '/^meshgate_tls_certificate_expiry_seconds\{/ { print $2; exit }' <<<"$prom")
+assert_cmp "${exp:-0}" -gt 86400 "certificate expiry exported in seconds ($exp)"
+assert_match "$prom" 'meshgate_tls_certificate_expiry_seconds\{gateway="default/[a-z0-9-]+",port="[0-9]+",file="[^"]+\.crt"\}' \
+	"labelled with gateway, port and file"
+
 # A certificate problem is a load-time error naming the file.
 mg_resource bad <<EOF
 apiVersion: networking.istio.io/v1

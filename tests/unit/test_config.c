@@ -218,6 +218,7 @@ static void test_main_defaults(void **state)
 	assert_int_equal(set->main.timeouts.upstream_connect_us, 5000000);
 	assert_int_equal(set->main.timeouts.upstream_idle_us, 60000000);
 	assert_int_equal(set->main.timeouts.drain_us, 15000000);
+	assert_int_equal(set->main.https_redirect_code, 301);
 	assert_string_equal(set->main.dir, ".");
 	assert_int_equal(set->ngateways + set->nvss + set->ndrs + set->nses, 0);
 	free(out);
@@ -247,6 +248,7 @@ static void test_main_full(void **state)
 	assert_int_equal(m->access_log_format, ACCESSLOG_JSON);
 	assert_string_equal(m->credentials_dir, "/etc/meshgate/credentials");
 	assert_string_equal(m->user, "meshgate");
+	assert_int_equal(m->https_redirect_code, 308);
 	assert_int_equal(m->limits.max_header_bytes, 32768);
 	assert_int_equal(m->limits.max_headers, 50);
 	assert_int_equal(m->limits.max_request_line_bytes, 8192);

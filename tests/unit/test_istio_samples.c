@@ -73,6 +73,7 @@ struct sample {
 /* Messages that recur across the table. */
 #define NOT_YET "kind not implemented yet by meshgate"
 #define MESH_ONLY "bound to mesh only and is not served by a gateway"
+#define UNDELEGATED "has no hosts and no route delegates to it: not served"
 #define NO_LISTENER "no listener is configured"
 /* A terminating HTTPS server's credentialName names a Kubernetes Secret; on a VM it is a
  * directory under the main config's credentialsDir, which these samples cannot have. */
@@ -218,11 +219,12 @@ static const struct sample samples[] = {
      NULL,
      NULL,
      false,
-     {NOTE("VirtualService default/reviews: spec: " MESH_ONLY),
-      NOTE("VirtualService default/reviews-bogussubset: spec: " MESH_ONLY),
-      NOTE("VirtualService default/reviews-fqdn: spec: " MESH_ONLY),
-      NOTE("VirtualService default/reviews-mirror: spec: " MESH_ONLY),
-      NOTE("VirtualService default/reviews-mirror-bogussubset: spec: " MESH_ONLY),
+     /* no hosts: Istio reads them as delegates, and nothing delegates to them */
+     {NOTE("VirtualService default/reviews: spec: " UNDELEGATED),
+      NOTE("VirtualService default/reviews-bogussubset: spec: " UNDELEGATED),
+      NOTE("VirtualService default/reviews-fqdn: spec: " UNDELEGATED),
+      NOTE("VirtualService default/reviews-mirror: spec: " UNDELEGATED),
+      NOTE("VirtualService default/reviews-mirror-bogussubset: spec: " UNDELEGATED),
       WARN(NO_LISTENER)}},
 
     /* ---- accepted: registry and DestinationRules only (no Gateway) ---- */
@@ -281,53 +283,40 @@ static const struct sample samples[] = {
      {NOTE("skipping non-Istio kind Deployment"), NOTE("skipping non-Istio kind Service"),
       NOTE("skipping non-Istio kind ServiceAccount"), WARN(NO_LISTENER)}},
 
-    /* ---- accepted with a warning: traffic policy that later work enforces ---- */
+    /* ---- circuit breaking and outlier detection: enforced ---- */
     {"istio.io_tasks_traffic-management_circuit-breaking__snip_configuring_the_circuit_breaker_"
      "1.yaml",
      NULL,
      NULL,
      false,
-     {WARN("DestinationRule default/httpbin: spec.trafficPolicy.connectionPool: "
-	   "connectionPool is accepted but not enforced yet"),
-      WARN("DestinationRule default/httpbin: spec.trafficPolicy.outlierDetection: "
-	   "outlierDetection is accepted but not enforced yet"),
-      WARN(NO_LISTENER)}},
-    /* Upstream mTLS origination: no VirtualService uses the rule, so only the warning. */
+     {WARN(NO_LISTENER)}},
+    /* Upstream mTLS origination: no VirtualService uses the rule, so its credential is
+     * never looked up (a served route would need credentialsDir). */
     {"istio.io_tasks_traffic-management_egress_egress-gateway-tls-origination__snip_configure_"
      "mutual_tls_origination_for_egress_traffic_4.yaml",
      NULL,
      NULL,
      false,
-     {WARN("DestinationRule default/originate-mtls-for-nginx: spec.trafficPolicy."
-	   "portLevelSettings: portLevelSettings is accepted but not enforced yet"),
-      WARN(NO_LISTENER)}},
+     {WARN(NO_LISTENER)}},
     {"istio.io_tasks_traffic-management_egress_egress-tls-origination__snip_apply_origination."
      "yaml",
      NULL,
      NULL,
      false,
-     {WARN("DestinationRule default/edition-cnn-com: spec.subsets[0].trafficPolicy."
-	   "portLevelSettings: portLevelSettings is accepted but not enforced yet"),
-      NOTE("VirtualService default/edition-cnn-com: spec: " MESH_ONLY), WARN(NO_LISTENER)}},
+     {NOTE("VirtualService default/edition-cnn-com: spec: " MESH_ONLY), WARN(NO_LISTENER)}},
     {"samples_bookinfo_networking__egress-rule-google-apis.yaml",
      NULL,
      NULL,
      false,
-     {WARN("DestinationRule default/originate-tls-for-googleapis: spec.trafficPolicy."
-	   "portLevelSettings: portLevelSettings is accepted but not enforced yet"),
-      NOTE("VirtualService default/rewrite-port-for-googleapis: spec: " MESH_ONLY),
+     {NOTE("VirtualService default/rewrite-port-for-googleapis: spec: " MESH_ONLY),
       WARN(NO_LISTENER)}},
-    /* ISTIO_MUTUAL is the sidecars' mesh mTLS: ignored with a message (INDEX.md). */
+    /* ISTIO_MUTUAL is the sidecars' mesh mTLS; no served route uses these rules, so the
+     * missing meshIdentity of the main config does not matter. */
     {"samples_bookinfo_networking__destination-rule-all-mtls.yaml",
      NULL,
      NULL,
      false,
-     {WARN("DestinationRule default/productpage: spec.trafficPolicy.tls: tls is accepted but "
-	   "not enforced yet"),
-      WARN("DestinationRule default/reviews: spec.trafficPolicy.tls: tls is accepted"),
-      WARN("DestinationRule default/ratings: spec.trafficPolicy.tls: tls is accepted"),
-      WARN("DestinationRule default/details: spec.trafficPolicy.tls: tls is accepted"),
-      WARN(NO_LISTENER)}},
+     {WARN(NO_LISTENER)}},
     /* Istio still accepts the deprecated integer `percent`. */
     {"istio.io_tasks_traffic-management_request-timeouts__snip_request_timeouts_2.yaml",
      NULL,
@@ -359,19 +348,15 @@ static const struct sample samples[] = {
      false,
      {{0, NULL}}},
     /* TLS origination on the gateway leg (edition.cnn.com:443 with portLevelSettings tls
-     * SIMPLE): upstream TLS comes with the TLS work, refused rather than sent in clear.
-     * The task's Gateway is the one of egress-gateway snippet 3. */
+     * SIMPLE, verified with the system CAs): served.  The task's Gateway is the one of
+     * egress-gateway snippet 3. */
     {"istio.io_tasks_traffic-management_egress_egress-gateway-tls-origination__snip_perform_tls_"
      "origination_with_an_egress_gateway_4.yaml",
      EGRESS,
      "istio.io_tasks_traffic-management_egress_egress-gateway__snip_egress_gateway_for_http_"
      "traffic_3.yaml",
-     true,
-     {WARN("DestinationRule default/originate-tls-for-edition-cnn-com: spec.trafficPolicy."
-	   "portLevelSettings: portLevelSettings is accepted but not enforced yet"),
-      ERR("DestinationRule default/originate-tls-for-edition-cnn-com: spec.trafficPolicy."
-	  "portLevelSettings[0].tls: upstream TLS is not supported yet (it comes with the TLS "
-	  "work)")}},
+     false,
+     {{0, NULL}}},
     /* SNI passthrough egress (TLS and HTTPS servers with tls.mode PASSTHROUGH): the tls
      * route whose match names the egress gateway is served, the one for `mesh` is not (its
      * destination, the egress gateway's own service, is never resolved). */

@@ -309,9 +309,54 @@ static void test_https_not_served(void **state)
 	      "    hosts: [\"*\"]\n"
 	      "    tls: {httpsRedirect: true}\n",
 	      "r.yaml:8:41: Gateway default/gw: spec.servers[0].tls.credentialName: credentialName "
-	      "\"cert\" needs credentialsDir in the main config\n"
-	      "r.yaml:11:26: Gateway default/gw: spec.servers[1].tls.httpsRedirect: "
-	      "tls.httpsRedirect is not served yet (TLS support is tracked in the TLS work)\n");
+	      "\"cert\" needs credentialsDir in the main config\n");
+}
+
+/* httpsRedirect marks the server's hosts on its listener: hosts a VirtualService binds and,
+ * without one, the server's own hosts; another server's hosts on the port are untouched. */
+static void test_https_redirect(void **state)
+{
+	struct snapshot *s =
+	    check(LABELS,
+		  "apiVersion: networking.istio.io/v1\n"
+		  "kind: Gateway\n"
+		  "metadata: {name: gw}\n"
+		  "spec:\n"
+		  "  selector: {istio: ingressgateway}\n"
+		  "  servers:\n"
+		  "  - port: {number: 80, name: http, protocol: HTTP}\n"
+		  "    hosts: [example.com, \"*.secure.example\"]\n"
+		  "    tls: {httpsRedirect: true}\n"
+		  "  - port: {number: 80, name: plain, protocol: HTTP}\n"
+		  "    hosts: [plain.example]\n"
+		  "---\n" SE_REVIEWS VS_HEAD "  - route: [{destination: {host: reviews}}]\n"
+		  "---\n"
+		  "apiVersion: networking.istio.io/v1\n"
+		  "kind: VirtualService\n"
+		  "metadata: {name: plain}\n"
+		  "spec:\n"
+		  "  hosts: [plain.example]\n"
+		  "  gateways: [gw]\n"
+		  "  http:\n"
+		  "  - route: [{destination: {host: reviews}}]\n",
+		  "");
+	const struct vhost *vh;
+
+	assert_int_equal(s->nlisteners, 1);
+	vh = router_find_vhost(&s->listeners[0], "example.com", 11);
+	assert_non_null(vh);
+	assert_true(vh->https_redirect);
+	assert_int_equal(vh->nroutes, 1);
+	/* no VirtualService for it: a route-less vhost that only redirects */
+	vh = router_find_vhost(&s->listeners[0], "a.secure.example", 16);
+	assert_non_null(vh);
+	assert_true(vh->https_redirect);
+	assert_int_equal(vh->nroutes, 0);
+	assert_string_equal(vh->name, "*.secure.example");
+	vh = router_find_vhost(&s->listeners[0], "plain.example", 13);
+	assert_non_null(vh);
+	assert_false(vh->https_redirect);
+	assert_null(router_find_vhost(&s->listeners[0], "other.example", 13));
 }
 
 static void test_mesh_only_and_selector(void **state)
@@ -412,8 +457,9 @@ static void test_no_host_matches(void **state)
 	      "VirtualService matches a server of Gateway default/gw\n");
 }
 
-/* Traffic-management fields on a served route: refused or warned, never silently ignored. */
-static void test_not_enforced_yet(void **state)
+/* Delegation: a missing delegate is an error at the reference; a delegate route outside
+ * the root route's match is dropped with a warning. */
+static void test_delegate(void **state)
 {
 	check(
 	    LABELS,
@@ -424,14 +470,22 @@ static void test_not_enforced_yet(void **state)
 		 "  hosts: [example.com]\n"
 		 "  gateways: [gw]\n"
 		 "  http:\n"
-		 "  - fault: {abort: {httpStatus: 555, percentage: {value: 100}}}\n"
-		 "    retries: {attempts: 3}\n"
+		 "  - delegate: {name: other}\n"
+		 "  - match: [{uri: {exact: /a}}]\n"
+		 "    delegate: {name: leaf}\n"
+		 "---\n"
+		 "apiVersion: networking.istio.io/v1\n"
+		 "kind: VirtualService\n"
+		 "metadata: {name: leaf}\n"
+		 "spec:\n"
+		 "  http:\n"
+		 "  - match: [{uri: {prefix: /a}}]\n"
 		 "    directResponse: {status: 200}\n",
-	    "r.yaml:17:12: VirtualService default/vs: spec.http[0].fault: fault injection is not "
-	    "enforced yet (traffic-management work)\n"
-	    "r.yaml:18:14: warning: VirtualService default/vs: spec.http[0].retries: retries are "
-	    "accepted but not enforced yet: each request is tried once (plus one retry of a stale "
-	    "pooled connection)\n");
+	    "r.yaml:17:15: VirtualService default/vs: spec.http[0].delegate: delegate "
+	    "VirtualService default/other not found\n"
+	    "r.yaml:26:5: warning: VirtualService default/leaf: spec.http[0]: this delegate route "
+	    "conflicts with the match of the route delegating to it (VirtualService default/vs "
+	    "http[1]) and is dropped there\n");
 }
 
 static void test_catch_all_shadows(void **state)
@@ -449,6 +503,149 @@ static void test_catch_all_shadows(void **state)
 	      "r.yaml:23:3: warning: VirtualService default/vs: spec: routes for host example.com "
 	      "can never match: VirtualService default/first (route at r.yaml:17) matches every "
 	      "request first\n");
+}
+
+#define SE_EXT                                                                                     \
+	"apiVersion: networking.istio.io/v1\n"                                                     \
+	"kind: ServiceEntry\n"                                                                     \
+	"metadata: {name: ext}\n"                                                                  \
+	"spec:\n"                                                                                  \
+	"  hosts: [ext.example.com]\n"                                                             \
+	"  ports:\n"                                                                               \
+	"  - {number: 80, name: http, protocol: HTTP}\n"                                           \
+	"  - {number: 443, name: https, protocol: HTTPS}\n"                                        \
+	"  resolution: STATIC\n"                                                                   \
+	"  endpoints: [{address: 10.0.0.9, labels: {version: v1}}]\n"                              \
+	"---\n"
+
+#define VS_EXT                                                                                     \
+	"apiVersion: networking.istio.io/v1\n"                                                     \
+	"kind: VirtualService\n"                                                                   \
+	"metadata: {name: vs}\n"                                                                   \
+	"spec:\n"                                                                                  \
+	"  hosts: [example.com]\n"                                                                 \
+	"  gateways: [gw]\n"                                                                       \
+	"  http:\n"                                                                                \
+	"  - match: [{uri: {prefix: /plain}}]\n"                                                   \
+	"    route: [{destination: {host: ext.example.com, port: {number: 80}}}]\n"                \
+	"  - match: [{uri: {prefix: /v1}}]\n"                                                      \
+	"    route: [{destination: {host: ext.example.com, port: {number: 443}, subset: v1}}]\n"   \
+	"  - match: [{uri: {prefix: /v2}}]\n"                                                      \
+	"    route: [{destination: {host: ext.example.com, port: {number: 443}, subset: v2}}]\n"   \
+	"  - route: [{destination: {host: ext.example.com, port: {number: 443}}}]\n"               \
+	"---\n"
+
+static const struct cluster *cluster_named(const struct snapshot *s, const char *name)
+{
+	for (size_t i = 0; i < s->nclusters; i++)
+		if (strcmp(s->clusters[i]->name, name) == 0)
+			return s->clusters[i];
+	fail_msg("no cluster %s", name);
+	return NULL;
+}
+
+/* DestinationRule policies merged as Istio does: the rule's, replaced for a port by its
+ * portLevelSettings entry (every component: what it lacks is the default), then the
+ * subset's fields, and the subset's entry for the port replacing everything again. */
+static void test_upstream_tls_merge(void **state)
+{
+	struct snapshot *s =
+	    check(LABELS,
+		  GW80 SE_EXT VS_EXT "apiVersion: networking.istio.io/v1\n"
+				     "kind: DestinationRule\n"
+				     "metadata: {name: ext}\n"
+				     "spec:\n"
+				     "  host: ext.example.com\n"
+				     "  trafficPolicy:\n"
+				     "    loadBalancer: {simple: RANDOM}\n"
+				     "    connectionPool: {tcp: {maxConnections: 7}}\n"
+				     "    tls: {mode: SIMPLE, insecureSkipVerify: true}\n"
+				     "    portLevelSettings:\n"
+				     "    - port: {number: 443}\n"
+				     "      tls: {mode: SIMPLE, sni: api.example.com}\n"
+				     "  subsets:\n"
+				     "  - name: v1\n"
+				     "    trafficPolicy: {tls: {mode: DISABLE}}\n"
+				     "  - name: v2\n"
+				     "    trafficPolicy:\n"
+				     "      portLevelSettings:\n"
+				     "      - port: {number: 443}\n"
+				     "        loadBalancer: {simple: ROUND_ROBIN}\n"
+				     "        connectionPool: {tcp: {maxConnections: 9}}\n",
+		  "");
+	const struct cluster *plain, *tls, *v1, *v2;
+
+	plain = cluster_named(s, "outbound|80||ext.example.com");
+	tls = cluster_named(s, "outbound|443||ext.example.com");
+	v1 = cluster_named(s, "outbound|443|v1|ext.example.com");
+	v2 = cluster_named(s, "outbound|443|v2|ext.example.com");
+	/* port 80: the rule's own tls and load balancer */
+	assert_non_null(plain->tls);
+	assert_false(plain->tls->verify);
+	assert_string_equal(plain->tls_name, "ext.example.com");
+	assert_int_equal(plain->lb, LB_RANDOM);
+	/* port 443: the entry's tls; the load balancer falls back to the default */
+	assert_non_null(tls->tls);
+	assert_true(tls->tls->verify);
+	assert_string_equal(tls->tls_name, "api.example.com");
+	assert_int_equal(tls->lb, LB_LEAST_REQUEST);
+	assert_true(tls->tls_id != 0 && tls->tls_id != plain->tls_id);
+	assert_ptr_equal(tls->endpoints[0].cluster, tls);
+	/* the subset's DISABLE wins over the port entry of the rule */
+	assert_null(v1->tls);
+	/* the subset's port entry replaces tls too */
+	assert_null(v2->tls);
+	assert_int_equal(v2->lb, LB_ROUND_ROBIN);
+	/* connectionPool merges alike: the rule's on port 80, none through the rule's port
+	 * entry, the subset entry's own */
+	assert_non_null(plain->pool_limits);
+	assert_int_equal(plain->pool_limits->max_connections, 7);
+	assert_null(tls->pool_limits);
+	assert_null(v1->pool_limits);
+	assert_non_null(v2->pool_limits);
+	assert_int_equal(v2->pool_limits->max_connections, 9);
+}
+
+/* Contexts are built at link time for served clusters only, with the files' problems at
+ * the field that names them; ISTIO_MUTUAL needs the main config's meshIdentity. */
+static void test_upstream_tls_errors(void **state)
+{
+	check(
+	    LABELS,
+	    GW80 SE_EXT VS_EXT
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: DestinationRule\n"
+	    "metadata: {name: ext}\n"
+	    "spec:\n"
+	    "  host: ext.example.com\n"
+	    "  trafficPolicy:\n"
+	    "    tls: {mode: SIMPLE, caCertificates: /nonexistent/ca.pem}\n"
+	    "    portLevelSettings:\n"
+	    "    - port: {number: 443}\n"
+	    "      tls: {mode: ISTIO_MUTUAL, sni: x}\n"
+	    "  subsets:\n"
+	    "  - name: v1\n"
+	    "    trafficPolicy: {tls: {mode: MUTUAL, caCertificate: x}}\n"
+	    "  - name: v2\n"
+	    "    trafficPolicy: {tls: {mode: MUTUAL}}\n"
+	    "---\n"
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: DestinationRule\n"
+	    "metadata: {name: unused}\n"
+	    "spec:\n"
+	    "  host: nobody.example.com\n"
+	    "  trafficPolicy: {tls: {mode: SIMPLE, caCertificates: /nope.pem}}\n",
+	    "r.yaml:56:9: warning: DestinationRule default/unused: spec.host: no ServiceEntry "
+	    "declares host nobody.example.com: this DestinationRule has no effect\n"
+	    "r.yaml:42:41: DestinationRule default/ext: spec.trafficPolicy.tls.caCertificates: "
+	    "cannot read CA certificates /nonexistent/ca.pem: No such file or directory\n"
+	    "r.yaml:48:41: DestinationRule default/ext: spec.subsets[0].trafficPolicy.tls."
+	    "caCertificate: unknown field \"caCertificate\"\n"
+	    "r.yaml:50:26: DestinationRule default/ext: spec.subsets[1].trafficPolicy.tls: MUTUAL "
+	    "TLS requires clientCertificate and privateKey (or credentialName)\n"
+	    "r.yaml:45:19: DestinationRule default/ext: spec.trafficPolicy.portLevelSettings[0]."
+	    "tls.mode: ISTIO_MUTUAL needs the appliance's mesh identity: set meshIdentity "
+	    "(certificate, privateKey, caCertificates) in the main config\n");
 }
 
 /* ---- tls passthrough and tcp routes ---- */
@@ -678,12 +875,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_weights, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_conflict, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_https_not_served, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_https_redirect, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upstream_tls_merge, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upstream_tls_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mesh_only_and_selector, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_regex_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_service_entries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_host_matches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_catch_all_shadows, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_not_enforced_yet, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delegate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_l4_routes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_l4_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_l4_unused, setup, teardown),

@@ -600,7 +600,7 @@ static void test_bad_pins_and_modes(void **state)
 	    fx_has(f, "verifyCertificateHash[1]: \"zz\" is not a hex SHA-256 digest", NULL));
 	fx_clear(f);
 	assert_null(fx_sctx(f, "mode: ISTIO_MUTUAL\n", "a.example.com"));
-	assert_true(fx_has(f, "mode: ISTIO_MUTUAL needs the appliance's mesh identity", NULL));
+	assert_true(fx_has(f, "mode: ISTIO_MUTUAL on a Gateway server is not supported yet", NULL));
 	fx_clear(f);
 	assert_null(fx_sctx(f, "mode: PASSTHROUGH\n", "a.example.com"));
 	assert_true(fx_has(f, "PASSTHROUGH servers do not terminate TLS", NULL));
@@ -1181,7 +1181,7 @@ static void test_xfcc(void **state)
 
 static struct tls_client_ctx *fx_cctx(struct fx *f, const char *yaml)
 {
-	return tls_client_ctx_new(f->p, &f->d, fx_yaml(f, yaml), &f->m);
+	return tls_client_ctx_new(f->p, &f->d, fx_yaml(f, yaml), &f->m, NULL);
 }
 
 static bool fx_origin(struct tls_client_ctx *c, const char *host, struct tls_sni_table *t,
@@ -1393,6 +1393,164 @@ static void test_resumption_tls12(void **state)
 	/* the client identity survives resumption */
 	assert_true(tls_xfcc(h.s, out, sizeof(out)) > 0);
 	hs_free(&h);
+}
+
+/* What the access log says about a failed origination handshake. */
+static void test_client_failure(void **state)
+{
+	struct fx *f = *state;
+	struct tls_sni_table *t = fx_sni_table(f, true);
+	struct tls_sni_table *m;
+	struct tls_client_ctx *c = fx_cctx(f, "mode: SIMPLE\ncaCertificates: ca.crt\n");
+	struct hs h = {0};
+	char buf[256], rd[8];
+	SSL *ssl;
+
+	assert_true(fx_origin(c, "a.example.com", t, &h));
+	assert_null(tls_client_failure(h.c, buf, sizeof(buf)));
+	hs_free(&h);
+	assert_false(fx_origin(c, "b.example.com", t, &h));
+	assert_string_equal(tls_client_failure(h.c, buf, sizeof(buf)),
+			    "tls verify failed: hostname mismatch (depth 0)");
+	hs_free(&h);
+	c = fx_cctx(f, "mode: SIMPLE\ncaCertificates: other-ca.crt\n");
+	assert_false(fx_origin(c, "a.example.com", t, &h));
+	assert_string_equal(tls_client_failure(h.c, buf, sizeof(buf)),
+			    "tls verify failed: unable to get local issuer certificate (depth 0)");
+	hs_free(&h);
+	c = fx_cctx(f, "mode: SIMPLE\ncaCertificates: ca.crt\nsubjectAltNames: [x.example.com]\n");
+	assert_false(fx_origin(c, "a.example.com", t, &h));
+	assert_string_equal(tls_client_failure(h.c, buf, sizeof(buf)),
+			    "tls verify failed: SAN mismatch");
+	hs_free(&h);
+	/* nothing sent yet (a refused TCP connect): not a TLS failure */
+	ssl = tls_client_ssl_new(c, "a.example.com");
+	assert_null(tls_client_failure(ssl, buf, sizeof(buf)));
+	SSL_free(ssl);
+	/* a server that wants a client certificate: TLS 1.2 says so in the handshake, TLS 1.3
+	 * with an alert after it, on the first read */
+	c = fx_cctx(f, "mode: SIMPLE\ncaCertificates: ca.crt\n");
+	m = fx_one(f, "mode: MUTUAL\ncredentialName: a-cred\nmaxProtocolVersion: TLSV1_2\n");
+	assert_false(fx_origin(c, "a.example.com", m, &h));
+	assert_string_equal(tls_client_failure(h.c, buf, sizeof(buf)),
+			    "tls handshake failed: upstream sent alert handshake failure");
+	hs_free(&h);
+	m = fx_one(f, "mode: MUTUAL\ncredentialName: a-cred\n");
+	assert_false(fx_origin(c, "a.example.com", m, &h));
+	assert_true(SSL_read(h.c, rd, sizeof(rd)) <= 0);
+	ERR_clear_error();
+	assert_string_equal(tls_client_failure(h.c, buf, sizeof(buf)),
+			    "tls handshake failed: upstream sent alert certificate required");
+	hs_free(&h);
+}
+
+/* ISTIO_MUTUAL: the main config's mesh identity is presented and the peer is verified
+ * against the mesh root, by the ServiceEntry's accounts when given, never by host name. */
+static void test_client_istio_mutual(void **state)
+{
+	struct fx *f = *state;
+	struct tls_sni_table *t = fx_one_host(f, "mode: MUTUAL\ncredentialName: a-cred\n", "*");
+	const char *sans_v[] = {"spiffe://cluster.local/ns/default/sa/a"},
+		   *dns_v[] = {"a.example.com"};
+	struct str_list sans = {sans_v, 1}, dns = {dns_v, 1};
+	const unsigned char *alpn;
+	struct tls_client_ctx *c;
+	struct hs h = {0};
+	char buf[512];
+	unsigned alen;
+
+	f->m.mesh_identity.certificate = fxp(f, "client.crt");
+	f->m.mesh_identity.private_key = fxp(f, "client.key");
+	f->m.mesh_identity.ca_certificates = fxp(f, "ca.crt");
+	c = fx_cctx(f, "mode: ISTIO_MUTUAL\n");
+	assert_non_null(c);
+	assert_true(c->mesh);
+	assert_false(tls_client_checks_name(c));
+	h.c = tls_client_ssl_open(c->ctx, "outbound_.443_._.a.example.com", false, NULL);
+	h.s = SSL_new(t->front);
+	assert_true(hs_run(&h));
+	assert_true(tls_xfcc(h.s, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, ";URI=spiffe://cluster.local/ns/default/sa/client"));
+	SSL_get0_alpn_selected(h.c, &alpn, &alen);
+	assert_int_equal(alen, 8);
+	assert_memory_equal(alpn, "http/1.1", 8);
+	hs_free(&h);
+	/* the ServiceEntry's accounts: a.crt names no SPIFFE identity */
+	c = tls_client_ctx_new(f->p, &f->d, fx_yaml(f, "mode: ISTIO_MUTUAL\n"), &f->m, &sans);
+	assert_non_null(c);
+	assert_false(fx_origin(c, "a.example.com", t, &h));
+	assert_string_equal(tls_client_failure(h.c, buf, sizeof(buf)),
+			    "tls verify failed: SAN mismatch");
+	hs_free(&h);
+	c = tls_client_ctx_new(f->p, &f->d, fx_yaml(f, "mode: ISTIO_MUTUAL\n"), &f->m, &dns);
+	assert_true(fx_origin(c, "outbound_.443_._.a.example.com", t, &h));
+	hs_free(&h);
+	/* the rule's own subjectAltNames win */
+	c = tls_client_ctx_new(f->p, &f->d,
+			       fx_yaml(f, "mode: ISTIO_MUTUAL\nsubjectAltNames: [a.example.com]\n"),
+			       &f->m, &sans);
+	assert_true(fx_origin(c, "a.example.com", t, &h));
+	hs_free(&h);
+	assert_int_equal(f->d.n, 0);
+	/* the mode's own files only */
+	assert_null(fx_cctx(f, "mode: ISTIO_MUTUAL\ncaCertificates: ca.crt\n"));
+	assert_true(fx_has(f,
+			   "t.yaml:2:17: caCertificates: ISTIO_MUTUAL uses the appliance's mesh "
+			   "identity: clientCertificate, privateKey, caCertificates, caCrl and "
+			   "credentialName cannot be set",
+			   NULL));
+	fx_clear(f);
+	assert_null(fx_cctx(f, "mode: ISTIO_MUTUAL\ninsecureSkipVerify: true\n"));
+	assert_true(fx_has(f, "insecureSkipVerify cannot be used with ISTIO_MUTUAL", NULL));
+}
+
+/* Fingerprints: equal settings and files give equal ids (pools survive reloads), any change
+ * a new one; the origin id adds the name connections are made for. */
+static void test_client_fingerprint(void **state)
+{
+	struct fx *f = *state;
+	struct tls_client_ctx *a = fx_cctx(f, "mode: SIMPLE\ncaCertificates: ca.crt\n");
+	struct tls_client_ctx *b = fx_cctx(f, "mode: SIMPLE\ncaCertificates: ca.crt\n");
+
+	assert_true(a->id == b->id);
+	assert_true(a->ctx != b->ctx);
+	assert_true(tls_client_origin_id(a, "h1") == tls_client_origin_id(b, "h1"));
+	assert_true(tls_client_origin_id(a, "h1") != tls_client_origin_id(a, "h2"));
+	assert_true(a->id != fx_cctx(f, "mode: SIMPLE\ncaCertificates: other-ca.crt\n")->id);
+	assert_true(a->id != fx_cctx(f, "mode: SIMPLE\ncaCertificates: ca.crt\nsni: x\n")->id);
+	assert_true(a->id != fx_cctx(f, "mode: SIMPLE\ninsecureSkipVerify: true\n")->id);
+	assert_true(a->id != fx_cctx(f, "mode: SIMPLE\ncaCertificates: ca.crt\n"
+					"subjectAltNames: [a.example.com]\n")
+				 ->id);
+	/* rewriting the CA file (a rotation) changes its identity */
+	assert_int_equal(
+	    system(pool_printf(f->p, "cp '%s' '%s.new' && mv '%s.new' '%s'", fxp(f, "ca.crt"),
+			       fxp(f, "ca.crt"), fxp(f, "ca.crt"), fxp(f, "ca.crt"))),
+	    0);
+	assert_true(a->id != fx_cctx(f, "mode: SIMPLE\ncaCertificates: ca.crt\n")->id);
+	assert_int_equal(f->d.n, 0);
+}
+
+/* Sessions are stored and offered per session key (name and address in the pool), so two
+ * endpoints of one name never trade tickets. */
+static void test_client_session_keys(void **state)
+{
+	struct fx *f = *state;
+	struct tls_sni_table *t = fx_sni_table(f, true);
+	struct tls_client_ctx *c = fx_cctx(f, "mode: SIMPLE\ncaCertificates: ca.crt\n");
+	struct hs h = {0};
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		h.c = tls_client_ssl_open(c->ctx, "a.example.com", true,
+					  i < 2 ? "a.example.com|10.0.0.1:443"
+						: "a.example.com|10.0.0.2:443");
+		h.s = SSL_new(t->front);
+		assert_true(hs_run(&h));
+		assert_int_equal(SSL_session_reused(h.c), i == 1);
+		hs_exchange(&h);
+		hs_free(&h);
+	}
 }
 
 /* ---- benchmark (not a test) ---- */
@@ -1665,6 +1823,10 @@ int main(int argc, char **argv)
 	    T(test_client_mutual),
 	    T(test_resumption),
 	    T(test_resumption_tls12),
+	    T(test_client_failure),
+	    T(test_client_istio_mutual),
+	    T(test_client_fingerprint),
+	    T(test_client_session_keys),
 	};
 #undef T
 	int rc;

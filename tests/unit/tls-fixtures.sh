@@ -20,6 +20,9 @@
 #                                and DNS client.example.com, O=meshgate "test", CN=client
 #   revoked.{crt,key}            client certificate revoked by ca.crl
 #   wrong-client.{crt,key}       client certificate signed by other-ca
+#   mesh-server.{crt,key}        a mesh workload's certificate: URI
+#                                spiffe://cluster.local/ns/default/sa/server, server and client
+#                                use (what a sidecar presents)
 #   ca.crl                       CRL of the root revoking revoked.crt
 #   creds/NAME/...               credentialName layouts:
 #     a-cred/{tls.crt,tls.key,ca.crt}, dual-rsa/{tls.crt,tls.key}, dual-ec/{tls.crt,tls.key},
@@ -116,6 +119,15 @@ sign revoked ca 825 revoked.ext "/O=meshgate test/CN=revoked"
 ec_key wrong-client
 client_ext wrong-client.ext "URI:spiffe://cluster.local/ns/default/sa/client"
 sign wrong-client other-ca 825 wrong-client.ext "/O=somebody else/CN=client"
+
+ec_key mesh-server
+cat >mesh-server.ext <<EOF
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = URI:spiffe://cluster.local/ns/default/sa/server
+EOF
+sign mesh-server ca 825 mesh-server.ext "/O=cluster.local/CN=server"
 
 # `openssl ca` for what `openssl x509` cannot do here: a validity period in the past and a CRL.
 mkdir -p cadb

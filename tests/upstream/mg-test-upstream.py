@@ -9,6 +9,9 @@ response bodies streamed in bounded pieces (a 1 GB body never sits in memory).
 Usage:
   mg-test-upstream.py [--listen HOST:PORT] [--name NAME] [--stats-file PATH]
                       [--idle-timeout SEC] [--keepalive-max N] [--quiet]
+                      [--fail-status CODE]
+                      [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]
+                       [--tls-alpn P1,P2]]
   mg-test-upstream.py --print-sha256 N [SEED]   sha256 of what /bytes/N?seed=SEED sends
   mg-test-upstream.py --write-bytes N [SEED]    write those bytes to stdout
 
@@ -35,6 +38,9 @@ Endpoints (the first path segment selects; a query string is always allowed):
                     ?trailers=1 (with chunked) adds an x-body-sha256 trailer,
                     ?abort=K sends the head and K body bytes, then resets.
   /sha256           JSON {name, sha256, length, conn, req} of the request body
+  /flaky/N/REST     the first N requests for a key (?key=K, else REST) are
+                    answered as /REST (e.g. /flaky/2/status/503), later ones as
+                    /echo: for retries
   /close            answers like /echo with "Connection: close", then closes
   /reset            reads the request head, then resets the connection (RST)
                     without answering
@@ -55,6 +61,17 @@ decimal); /bytes/N sends its first N bytes.
 --stats-file PATH appends "name conn req method target" per request (one
 O_APPEND write each, so several upstreams may share one file).
 
+TLS: with --tls-cert and --tls-key every connection is TLS (1.2 or 1.3, python's
+ssl defaults); --tls-client-ca requires a client certificate signed by that CA;
+--tls-alpn offers those ALPN protocols (none by default). Over TLS the JSON of
+/echo (and of the endpoints answering like it) also has "sni" (the server name
+the client sent; absent without SNI), "tls_version", "tls_resumed" (true when
+the client resumed a session), "alpn" (the protocol chosen; absent when none),
+and with a client
+certificate "peer_subject" ("CN=client,O=..." from the certificate's RDNs, last
+first) and "peer_san" (["URI:...", "DNS:..."]). A failed handshake is logged on
+stderr ("tls handshake failed: ...") and counted as a connection.
+
 A request that is not valid HTTP/1.1 gets a 400 with the reason in the body and
 the connection is closed; this server is deliberately strict so that a gateway
 sending bad framing is noticed.
@@ -67,6 +84,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -133,6 +151,9 @@ class State:
         self.conns = 0
         self.total = 0
         self.stats_fd = None
+        self.flaky = {}
+        self.fail_status = args.fail_status
+        self.tls = tls_context(args)
         if args.stats_file:
             self.stats_fd = os.open(args.stats_file,
                                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -340,6 +361,51 @@ def connection_tokens(req):
 # one connection
 
 
+# The SNI of the handshake in progress on this thread (set by the sni_callback).
+TLS_LOCAL = threading.local()
+
+RDN_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+             "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}
+
+
+def tls_context(args):
+    """A server SSLContext from the --tls-* options, or None."""
+    if not args.tls_cert:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_client_ca:
+        ctx.load_verify_locations(args.tls_client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    if args.tls_alpn:
+        ctx.set_alpn_protocols(args.tls_alpn.split(","))
+
+    def on_sni(sslobj, name, context):
+        TLS_LOCAL.sni = name
+
+    ctx.sni_callback = on_sni
+    return ctx
+
+
+def tls_info(sock):
+    """What /echo reports about a TLS connection."""
+    info = {"tls_version": sock.version(), "tls_resumed": sock.session_reused}
+    sni = getattr(TLS_LOCAL, "sni", None)
+    if sni is not None:
+        info["sni"] = sni
+    if sock.selected_alpn_protocol() is not None:
+        info["alpn"] = sock.selected_alpn_protocol()
+    cert = sock.getpeercert()
+    if cert:
+        rdns = []
+        for rdn in cert.get("subject", ()):
+            for key, value in rdn:
+                rdns.append("%s=%s" % (RDN_SHORT.get(key, key), value))
+        info["peer_subject"] = ",".join(reversed(rdns))
+        info["peer_san"] = ["%s:%s" % kv for kv in cert.get("subjectAltName", ())]
+    return info
+
+
 class Conn:
     def __init__(self, state, sock, peer):
         self.st = state
@@ -348,6 +414,7 @@ class Conn:
         self.id = state.next_conn()
         self.nreq = 0
         self.rd = Reader(sock)
+        self.tls = None
 
     # -- output ----------------------------------------------------------------
 
@@ -450,7 +517,7 @@ class Conn:
     # -- endpoints -----------------------------------------------------------------
 
     def echo_doc(self, req):
-        return {
+        doc = {
             "name": self.st.name,
             "method": req.method,
             "path": req.target,
@@ -462,6 +529,23 @@ class Conn:
             "conn": self.id,
             "req": self.nreq,
         }
+        if self.tls is not None:
+            doc.update(self.tls)
+        return doc
+
+    def start_tls(self):
+        """Handshake (in this connection's thread); False when it failed."""
+        TLS_LOCAL.sni = None
+        try:
+            self.sock = self.st.tls.wrap_socket(self.sock, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            self.st.log("conn=%d tls handshake failed: %s" % (self.id, e))
+            return False
+        self.rd = Reader(self.sock)
+        self.tls = tls_info(self.sock)
+        self.st.log("conn=%d tls %s sni=%s resumed=%s" % (
+            self.id, self.tls["tls_version"], self.tls["sni"], self.tls["tls_resumed"]))
+        return True
 
     def echo(self, req, status=200, extra=(), close=False):
         body = (json.dumps(self.echo_doc(req), indent=1, sort_keys=True) + "\n").encode()
@@ -473,6 +557,8 @@ class Conn:
         path = url.path if req.target.startswith("/") else (url.path or "/")
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         segs = path.split("/")
+        if len(segs) > 2 and segs[1] == "flaky":
+            segs = self.flaky(segs, query)
         what = segs[1] if len(segs) > 1 else ""
         arg = segs[2] if len(segs) > 2 else ""
         close = bool({"close"} & connection_tokens(req)) or (
@@ -487,6 +573,10 @@ class Conn:
 
         self.read_body(req)
 
+        if self.st.fail_status:
+            code = self.st.fail_status
+            self.reply(req, code, b"failing with %d\n" % code, close=close)
+            return not close
         if what == "status":
             try:
                 code = int(arg)
@@ -530,6 +620,18 @@ class Conn:
         else:
             self.echo(req, close=close)
         return not close
+
+    def flaky(self, segs, query):
+        """/flaky/N/REST: the first N requests for a key are answered as /REST, later
+        ones as /echo.  The key is ?key=K, else REST."""
+        n = self.int_arg(segs[2], "/flaky/N/...")
+        key = query.get("key", "/".join(segs[3:]))
+        with self.st.lock:
+            hits = self.st.flaky.get(key, 0)
+            self.st.flaky[key] = hits + 1
+        if hits < n:
+            return [""] + segs[3:]
+        return ["", "echo"]
 
     @staticmethod
     def int_arg(arg, what):
@@ -622,6 +724,8 @@ class Conn:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.st.idle_timeout:
                 self.sock.settimeout(self.st.idle_timeout)
+            if self.st.tls is not None and not self.start_tls():
+                return
             while True:
                 req = None
                 try:
@@ -708,6 +812,13 @@ def main():
     ap.add_argument("--keepalive-max", type=int, default=0,
                     help="close a connection after this many requests (0: no limit)")
     ap.add_argument("--quiet", action="store_true", help="no per-request line on stderr")
+    ap.add_argument("--fail-status", type=int, default=0, metavar="CODE",
+                    help="answer every request with CODE (an unhealthy endpoint)")
+    ap.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (chain)")
+    ap.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert")
+    ap.add_argument("--tls-client-ca", metavar="FILE",
+                    help="require a client certificate signed by this CA")
+    ap.add_argument("--tls-alpn", metavar="P1,P2", help="ALPN protocols to accept")
     ap.add_argument("--print-sha256", nargs="+", metavar=("N", "SEED"),
                     help="print the sha256 of /bytes/N?seed=SEED and exit")
     ap.add_argument("--write-bytes", nargs="+", metavar=("N", "SEED"),
@@ -716,6 +827,10 @@ def main():
     for opt in (args.print_sha256, args.write_bytes):
         if opt is not None and len(opt) > 2:
             ap.error("N [SEED] expected")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
+    if (args.tls_client_ca or args.tls_alpn) and not args.tls_cert:
+        ap.error("--tls-client-ca and --tls-alpn need --tls-cert")
     try:
         if args.print_sha256:
             print(stream_sha256(parse_size(args.print_sha256[0]),

@@ -1,0 +1,198 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/model.h"
+#include "locality.h"
+#include "outlier.h"
+#include "pool.h"
+#include "snapshot.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define LOCALITY_RANKS 5
+#define OVERPROVISIONING 1.4 /* Envoy's default overprovisioning factor */
+
+/* Part i (0 region, 1 zone, 2 subzone) of a locality into out; false when absent. */
+static bool locality_part(const char *l, int i, const char **out, size_t *len)
+{
+	for (; l != NULL && i > 0; i--) {
+		l = strchr(l, '/');
+		if (l != NULL)
+			l++;
+	}
+	if (l == NULL || *l == '\0')
+		return false;
+	*out = l;
+	*len = strcspn(l, "/");
+	return true;
+}
+
+static bool part_eq(const char *a, const char *b, int i)
+{
+	const char *x, *y;
+	size_t xl, yl;
+
+	if (!locality_part(a, i, &x, &xl) || !locality_part(b, i, &y, &yl))
+		return false;
+	return xl == yl && memcmp(x, y, xl) == 0;
+}
+
+bool locality_match(const char *pattern, const char *locality)
+{
+	size_t n = strlen(pattern);
+
+	if (locality == NULL)
+		return strcmp(pattern, "*") == 0;
+	if (n > 0 && pattern[n - 1] == '*')
+		return strncmp(pattern, locality, n - 1) == 0;
+	return strcmp(pattern, locality) == 0 ||
+	       (strncmp(pattern, locality, n) == 0 && locality[n] == '/');
+}
+
+static unsigned locality_rank(const char *here, const char *there, const struct locality_lb *ll,
+			      bool failover_listed)
+{
+	if (there == NULL)
+		return LOCALITY_RANKS - 1;
+	if (part_eq(here, there, 0)) {
+		if (part_eq(here, there, 1))
+			return part_eq(here, there, 2) ? 0 : 1;
+		return 2;
+	}
+	for (size_t i = 0; ll != NULL && i < ll->nfailover; i++) {
+		const char *r;
+		size_t rl;
+
+		if (locality_part(here, 0, &r, &rl) && strlen(ll->failover[i].from) == rl &&
+		    memcmp(ll->failover[i].from, r, rl) == 0 &&
+		    part_eq(ll->failover[i].to, there, 0))
+			return 3;
+	}
+	return failover_listed ? 4 : 3;
+}
+
+static void locality_distribute(struct cluster *c, const struct locality_distribute *rule)
+{
+	uint64_t sum[64] = {0};
+	size_t n = 0;
+	int *group = calloc(c->nendpoints ? c->nendpoints : 1, sizeof(*group));
+
+	if (group == NULL)
+		return;
+	/* the first `to` pattern that covers an endpoint's locality is its group */
+	for (size_t i = 0; i < c->nendpoints; i++) {
+		group[i] = -1;
+		for (size_t k = 0; k < rule->to.n && k < 64; k++)
+			if (locality_match(rule->to.v[k].key, c->endpoints[i].locality)) {
+				group[i] = (int)k;
+				sum[k] += c->endpoints[i].weight;
+				break;
+			}
+	}
+	/* weight = group share x the endpoint's share of its group; weight 0 leaves */
+	for (size_t i = 0; i < c->nendpoints; i++) {
+		uint64_t w = 0;
+
+		if (group[i] >= 0 && sum[group[i]] > 0)
+			w = strtoul(rule->to.v[group[i]].value, NULL, 10) * 1000 *
+			    c->endpoints[i].weight / sum[group[i]];
+		if (w == 0)
+			continue;
+		c->endpoints[n] = c->endpoints[i];
+		c->endpoints[n].weight = (uint32_t)w;
+		n++;
+	}
+	c->nendpoints = n;
+	free(group);
+}
+
+void locality_assign(struct pool *p, struct cluster *c, const struct locality_lb *ll,
+		     const char *here)
+{
+	unsigned rank[LOCALITY_RANKS] = {0};
+	struct endpoint *sorted;
+	bool listed;
+	size_t k = 0;
+
+	if (here == NULL || c->nendpoints == 0 || (ll != NULL && !ll->enabled))
+		return;
+	for (size_t i = 0; ll != NULL && i < ll->ndistribute; i++)
+		if (locality_match(ll->distribute[i].from, here)) {
+			locality_distribute(c, &ll->distribute[i]);
+			return;
+		}
+	/* failover needs a way to see endpoints fail (Istio: outlier detection) */
+	if (c->outlier == NULL && c->health_check == NULL)
+		return;
+	listed = ll != NULL && ll->nfailover > 0;
+	for (size_t i = 0; i < c->nendpoints; i++)
+		rank[locality_rank(here, c->endpoints[i].locality, ll, listed)]++;
+	sorted = pool_calloc(p, c->nendpoints, sizeof(*sorted));
+	c->nlevels = 0;
+	for (unsigned r = 0; r < LOCALITY_RANKS; r++) {
+		if (rank[r] == 0)
+			continue;
+		c->levels[c->nlevels].start = (uint32_t)k;
+		c->levels[c->nlevels].count = rank[r];
+		c->nlevels++;
+		for (size_t i = 0; i < c->nendpoints; i++)
+			if (locality_rank(here, c->endpoints[i].locality, ll, listed) == r)
+				sorted[k++] = c->endpoints[i];
+	}
+	c->endpoints = sorted;
+	if (c->nlevels < 2)
+		c->nlevels = 0; /* one rank: plain balancing */
+}
+
+const struct endpoint *locality_pick(struct worker *w, const struct cluster *c, uint64_t now_us)
+{
+	double load[LOCALITY_RANKS], left = 1.0, total = 0, draw;
+	const struct endpoint *ep, *rank;
+	struct cluster view;
+	unsigned lv = 0;
+	uint32_t n, start;
+
+	if (outlier_panic(c))
+		return upstream_pick(w, c);
+	for (unsigned i = 0; i < c->nlevels; i++) {
+		unsigned avail = 0;
+
+		for (uint32_t k = 0; k < c->levels[i].count; k++)
+			if (!outlier_out(c, &c->endpoints[c->levels[i].start + k], now_us))
+				avail++;
+		load[i] = OVERPROVISIONING * avail / c->levels[i].count;
+		if (load[i] > left)
+			load[i] = left;
+		left -= load[i];
+		total += load[i];
+	}
+	if (total <= 0)
+		return NULL; /* nothing available anywhere */
+	/* what no rank could carry is shared in proportion (Envoy normalises the same way) */
+	draw = (double)(worker_random(w) % 1000000) / 1000000.0 * total;
+	while (lv + 1 < c->nlevels && (draw >= load[lv] || load[lv] <= 0)) {
+		draw -= load[lv];
+		lv++;
+	}
+	rank = c->endpoints + c->levels[lv].start;
+	view = *c;
+	view.endpoints = (struct endpoint *)rank;
+	view.nendpoints = n = c->levels[lv].count;
+	view.nlevels = 0;
+	ep = upstream_pick(w, &view);
+	if (!outlier_out(c, ep, now_us))
+		return ep;
+	start = n > 1 ? (uint32_t)(worker_random(w) % n) : 0;
+	for (uint32_t i = 0; i < n; i++) {
+		ep = &rank[(start + i) % n];
+		if (!outlier_out(c, ep, now_us))
+			return ep;
+	}
+	return NULL;
+}

@@ -1,0 +1,36 @@
+/* Locality-aware load balancing (DestinationRule localityLbSetting, Istio's semantics on
+ * Envoy's priorities): with the appliance's own locality in the main config,
+ *   - failover: endpoints are ranked - same region/zone/subzone, same zone, same region,
+ *     the failover regions named for this region, everything else - and each rank takes
+ *     the traffic its available endpoints can carry with Envoy's overprovisioning factor
+ *     1.4, the rest spilling to the next rank.  Istio enables it when the cluster has
+ *     outlier detection (here also with an active health check), since only then can an
+ *     endpoint be seen to fail;
+ *   - distribute: the first rule whose `from` matches the appliance's locality shares
+ *     the traffic between endpoint localities by the given percentages.
+ * Rank ranges are built by link (the endpoints are sorted by rank); the pick runs per
+ * request on the worker. */
+#ifndef MG_LOCALITY_H
+#define MG_LOCALITY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pool;
+struct cluster;
+struct endpoint;
+struct worker;
+struct locality_lb;
+
+/* Config time: reorder and reweight c's endpoints for policy ll (NULL = none given) seen
+ * from the appliance's locality here (NULL = unknown: nothing to do). */
+void locality_assign(struct pool *p, struct cluster *c, const struct locality_lb *ll,
+		     const char *here);
+
+/* Does pattern ("region/zone/subzone", trailing "*" allowed) cover locality? */
+bool locality_match(const char *pattern, const char *locality);
+
+/* Data path: an endpoint by rank (c->nlevels > 1), NULL when none is available. */
+const struct endpoint *locality_pick(struct worker *w, const struct cluster *c, uint64_t now_us);
+
+#endif

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# 35-health-checks: active health checking (main config healthChecks) through
+# the real binary: an endpoint whose health endpoint fails is taken out of
+# service after unhealthyThreshold probes and brought back after
+# healthyThreshold; a TCP check notices a dead endpoint; /clusters shows the
+# state; below half healthy Envoy's panic mode keeps every endpoint in use.
+
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+mg_setup
+mg_upstream good --quiet
+mg_upstream flappy --quiet
+mg_upstream lone --quiet
+
+mg_start_config <<EOF
+workers: 2
+healthChecks:
+- host: flap.example
+  interval: 200ms
+  timeout: 100ms
+  unhealthyThreshold: 2
+  healthyThreshold: 2
+  http: {path: /flaky/3/status/503?key=hc, expectedStatuses: [200, 204]}
+- host: tcp.example
+  interval: 200ms
+  timeout: 100ms
+  unhealthyThreshold: 1
+  tcp: {}
+EOF
+
+ep() { printf '  - address: 127.0.0.1\n    ports: {http: %s}\n' "$1"; }
+
+mg_resource all <<EOF
+$(mg_yaml_gateway)
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: flap}
+spec:
+  hosts: [flap.example]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+$(ep "$UP_FLAPPY_PORT")
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tcp}
+spec:
+  hosts: [tcp.example]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+$(ep "$UP_LONE_PORT")
+$(ep "$UP_GOOD_PORT")
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: routes}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http:
+  - match: [{uri: {prefix: /flap/}}]
+    rewrite: {uri: /}
+    route: [{destination: {host: flap.example}}]
+  - match: [{uri: {prefix: /tcp/}}]
+    rewrite: {uri: /}
+    route: [{destination: {host: tcp.example}}]
+EOF
+
+mg_start
+clusters() { curl -s "http://127.0.0.1:$MG_ADMIN_PORT/clusters"; }
+flappy="127.0.0.1:$UP_FLAPPY_PORT"
+
+# The health path answers 503 to the first 3 probes, then 200 (the test upstream's
+# /flaky): down after 2, back after 2 more.
+if mg_wait_until 5 sh -c "curl -s http://127.0.0.1:$MG_ADMIN_PORT/clusters | grep -q '::$flappy::active_health_check::/failed_active_hc'"; then
+	mg_ok "failing probes take the endpoint out of service"
+else
+	mg_fail "failing probes take the endpoint out of service: $(clusters | grep active_health)"
+fi
+assert_log_contains "health check: $flappy is unhealthy" "$MG_LOG"
+if mg_wait_until 5 sh -c "curl -s http://127.0.0.1:$MG_ADMIN_PORT/clusters | grep -q '::$flappy::active_health_check::healthy'"; then
+	mg_ok "passing probes bring it back (healthyThreshold 2)"
+else
+	mg_fail "passing probes bring it back: $(clusters | grep active_health)"
+fi
+assert_log_contains "health check: $flappy is healthy again" "$MG_LOG"
+
+# --- TCP: a dead endpoint is taken out; its share of requests goes elsewhere -----------------
+mg_upstream_stop lone
+if mg_wait_until 5 sh -c "curl -s http://127.0.0.1:$MG_ADMIN_PORT/clusters | grep -q 'tcp.example::127.0.0.1:$UP_LONE_PORT::active_health_check::/failed_active_hc'"; then
+	mg_ok "a TCP check notices a dead endpoint"
+else
+	mg_fail "a TCP check notices a dead endpoint: $(clusters | grep active_health)"
+fi
+# one of two endpoints down is 50% healthy: not below Envoy's panic threshold
+metric() {
+	curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk -v n="meshgate_$1" '$1 == n { print $2 }'
+}
+fails=$(metric upstream_cx_connect_fail)
+ok=0
+for i in $(seq 1 12); do
+	assert_status GET "/tcp/echo?i=$i" 200 >/dev/null && [ "$(mg_header x-upstream)" = good ] && ok=$((ok + 1))
+done
+assert_eq "$ok" 12 "every request answered by the healthy endpoint"
+assert_eq "$(metric upstream_cx_connect_fail)" "$fails" "no request even tried the unhealthy one"
+
+assert_alive
+mg_finish
