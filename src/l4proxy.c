@@ -19,12 +19,17 @@
 #include <event2/event.h>
 
 #include "accesslog.h"
+#include "affinity.h"
 #include "clienthello.h"
+#include "clusterstate.h"
 #include "conn.h"
 #include "connpool.h"
 #include "errors.h"
 #include "l4proxy.h"
+#include "lb_hash.h"
+#include "locality.h"
 #include "log.h"
+#include "outlier.h"
 #include "router.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -67,6 +72,7 @@ struct l4conn {
 	const struct cluster *cl;
 	const struct endpoint *ep;
 	struct upstream_host *uh;
+	struct cluster_state *counted; /* counted in its cx_active (circuit breaking) */
 	bool logged;    /* a decision was made: the close writes an access-log line */
 	bool edge;      /* the backend has edge-triggered events (epoll) */
 	char flags[16]; /* "-" when empty */
@@ -86,6 +92,15 @@ struct l4conn {
 #define L4_BUF (L4PROXY_READ_MAX > CLIENTHELLO_WIRE_MAX ? L4PROXY_READ_MAX : CLIENTHELLO_WIRE_MAX)
 static __thread uint8_t l4_buf[L4_BUF];
 static __thread uint8_t l4_scratch[CLIENTHELLO_SCRATCH];
+
+/* Outlier detection and locality keep their times on this clock (as proxy.c does). */
+static uint64_t l4_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static uint64_t l4_now_us(void)
 {
@@ -160,6 +175,8 @@ static void l4_close(struct l4conn *c, const char *why)
 	l4_side_free(&c->up);
 	if (c->uh != NULL && c->uh->active_rq > 0)
 		c->uh->active_rq--;
+	if (c->counted != NULL)
+		clusterstate_release(&c->counted->cx_active);
 	LIST_REMOVE(c, entry);
 	w->nl4--;
 	atomic_fetch_sub_explicit(&mg_total_conns, 1, memory_order_relaxed);
@@ -368,7 +385,13 @@ static void l4_connected(struct l4conn *c)
 	}
 	l4_want_read(&c->down, true);
 	l4_want_read(&c->up, true);
-	c->idle_us = l4_main(c)->timeouts.idle_us;
+	/* A connection that works resets the endpoint's consecutive failures. */
+	if (c->cl->outlier != NULL)
+		outlier_report(c->cl, c->ep, 200, l4_mono_us());
+	/* connectionPool.tcp.idleTimeout is what Istio gives tcp_proxy's idle_timeout. */
+	c->idle_us = c->cl->pool_limits != NULL && c->cl->pool_limits->tcp_idle_timeout_us > 0
+			 ? c->cl->pool_limits->tcp_idle_timeout_us
+			 : l4_main(c)->timeouts.idle_us;
 	c->last_us = l4_now_us();
 	event_assign(c->timer, c->w->base, -1, 0, l4_idle_cb, c);
 	l4_arm(c, c->idle_us);
@@ -377,6 +400,9 @@ static void l4_connected(struct l4conn *c)
 static void l4_connect_failed(struct l4conn *c, const char *why)
 {
 	METRIC_INC(&c->w->metrics, upstream_cx_connect_fail);
+	CLUSTER_COUNT(c->cl, c->w->id, CC_CX_CONNECT_FAIL);
+	if (c->cl->outlier != NULL)
+		outlier_report(c->cl, c->ep, 0, l4_mono_us());
 	log_debug("connect to %s failed: %s", c->ep->name, why);
 	/* Envoy's tcp_proxy: connect failure, and no attempt left. */
 	l4_flag(c, "UF");
@@ -405,11 +431,58 @@ static void l4_connect_cb(evutil_socket_t fd, short what, void *arg)
 	l4_connected(c);
 }
 
+/* An endpoint as the HTTP path picks one: consistent hashing (at L4 only useSourceIp has a
+ * key; other policies pick as if unhashed, as Envoy's tcp_proxy), locality ranks, the
+ * balancer, then around ejected or unhealthy endpoints.  NULL: none in service. */
+static const struct endpoint *l4_pick(struct l4conn *c)
+{
+	const struct cluster *cl = c->cl;
+	const struct endpoint *ep;
+	char cookie[AFFINITY_COOKIE_LEN + 1];
+	uint64_t key, now = l4_mono_us();
+
+	if (cl->hash_table != NULL && cl->hash_policy != NULL &&
+	    cl->hash_policy->source == HASH_SOURCE_IP &&
+	    affinity_key(cl->hash_policy, NULL, NULL, c->peer, 0, &key, cookie))
+		ep = &cl->endpoints[lb_hash_pick(cl->hash_table, cl->nendpoints, key, 0)];
+	else if (cl->nlevels > 1)
+		ep = locality_pick(c->w, cl, now);
+	else
+		ep = upstream_pick(c->w, cl);
+	if (ep != NULL && (cl->outlier != NULL || cl->health_check != NULL))
+		ep = outlier_pick(c->w, cl, ep, now);
+	return ep;
+}
+
+/* DestinationRule connectionPool.tcp.keepalive on the upstream socket. */
+static void l4_keepalive(int fd, const struct conn_pool_settings *lim)
+{
+	int on = 1, v;
+
+	if (lim == NULL || !lim->keepalive.given)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	if (lim->keepalive.probes > 0) {
+		v = (int)lim->keepalive.probes;
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
+	}
+	if (lim->keepalive.time_us > 0) {
+		v = (int)(lim->keepalive.time_us / 1000000);
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v));
+	}
+	if (lim->keepalive.interval_us > 0) {
+		v = (int)(lim->keepalive.interval_us / 1000000);
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
+	}
+}
+
 /* Connect to an endpoint of the route's cluster; the client is read once connected. */
 static void l4_route(struct l4conn *c, const struct l4_target *t)
 {
 	struct worker *w = c->w;
 	const struct route_destination *rd;
+	const struct conn_pool_settings *lim;
+	uint64_t connect_us;
 	int one = 1;
 
 	rd = router_l4_pick(t->route, t->route->total_weight > 0
@@ -428,7 +501,28 @@ static void l4_route(struct l4conn *c, const struct l4_target *t)
 		l4_close(c, "no healthy upstream");
 		return;
 	}
-	c->ep = upstream_pick(w, c->cl);
+	lim = c->cl->pool_limits;
+	/* connectionPool.tcp.maxConnections: Envoy's tcp_proxy closes the connection (UO). */
+	if (lim != NULL && lim->max_connections > 0 && c->cl->state != NULL) {
+		if (!clusterstate_admit(&c->cl->state->cx_active, lim->max_connections)) {
+			atomic_fetch_add_explicit(&c->cl->state->cx_overflow, 1,
+						  memory_order_relaxed);
+			METRIC_INC(&w->metrics, upstream_rq_overflow);
+			l4_flag(c, "UO");
+			c->details = "upstream_overflow";
+			l4_close(c, "upstream overflow: maxConnections");
+			return;
+		}
+		c->counted = c->cl->state;
+	}
+	c->ep = l4_pick(c);
+	if (c->ep == NULL) {
+		METRIC_INC(&w->metrics, upstream_rq_no_healthy);
+		l4_flag(c, "UH");
+		c->details = "no_healthy_upstream";
+		l4_close(c, "no healthy upstream");
+		return;
+	}
 	c->uh = connpool_host(w->pool, c->ep);
 	if (c->uh != NULL)
 		c->uh->active_rq++; /* LEAST_REQUEST counts open relays */
@@ -439,6 +533,7 @@ static void l4_route(struct l4conn *c, const struct l4_target *t)
 		return;
 	}
 	setsockopt(c->up.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	l4_keepalive(c->up.fd, lim);
 	c->state = L4_CONNECTING;
 	if (connect(c->up.fd, (const struct sockaddr *)&c->ep->addr, c->ep->addrlen) != 0 &&
 	    errno != EINPROGRESS) {
@@ -452,8 +547,11 @@ static void l4_route(struct l4conn *c, const struct l4_target *t)
 		return;
 	}
 	event_add(c->up.wev, NULL);
+	connect_us = lim != NULL && lim->connect_timeout_us > 0
+			 ? lim->connect_timeout_us
+			 : l4_main(c)->timeouts.upstream_connect_us;
 	event_assign(c->timer, w->base, -1, 0, l4_connect_timeout_cb, c);
-	l4_arm(c, l4_main(c)->timeouts.upstream_connect_us);
+	l4_arm(c, connect_us);
 }
 
 /* ---- the passthrough front ---- */

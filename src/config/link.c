@@ -1634,8 +1634,19 @@ static void link_vs_l4(struct link *l, struct cfg_vs *vs, bool tls)
 		}
 		if (!used)
 			continue;
-		for (size_t d = 0; d < r->nroute; d++)
-			link_destination(l, &r->route[d].dest);
+		for (size_t d = 0; d < r->nroute; d++) {
+			struct destination *dest = &r->route[d].dest;
+
+			link_destination(l, dest);
+			/* Sending plaintext where the DestinationRule asks for TLS would be a
+			 * silent downgrade. */
+			if (dest->cluster != NULL && dest->cluster->tls != NULL)
+				diag_error(l->d, dest->node,
+					   "cluster %s originates TLS (DestinationRule tls): %s "
+					   "routes relay the client's bytes as they are and do not "
+					   "originate TLS",
+					   dest->cluster->name, what);
+		}
 	}
 }
 

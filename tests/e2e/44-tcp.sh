@@ -14,6 +14,7 @@ mg_upstream v2
 DOWN_PORT=$(mg_port)   # nothing listens there
 TCP_DOWN=$(mg_port)    # TCP server whose route goes to DOWN_PORT
 TCP_SUBNET=$(mg_port)  # TCP server whose only route wants another destination subnet
+TCP_STICKY=$(mg_port)  # TCP server to a cluster with useSourceIp hashing and maxConnections 1
 
 mg_start_config <<EOF
 workers: 2
@@ -38,6 +39,9 @@ spec:
   - port: {number: $TCP_SUBNET, name: tcp-subnet, protocol: TCP}
     bind: 127.0.0.1
     hosts: ["*"]
+  - port: {number: $TCP_STICKY, name: tcp-sticky, protocol: TCP}
+    bind: 127.0.0.1
+    hosts: ["*"]
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -60,6 +64,28 @@ spec:
   ports: [{number: 9000, name: tcp, protocol: TCP}]
   resolution: STATIC
   endpoints: [{address: 127.0.0.1, ports: {tcp: $DOWN_PORT}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: sticky
+spec:
+  hosts: [sticky.default.svc.cluster.local]
+  ports: [{number: 9000, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints:
+  - {address: 127.0.0.1, ports: {tcp: $UP_V1_PORT}}
+  - {address: 127.0.0.1, ports: {tcp: $UP_V2_PORT}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: sticky
+spec:
+  host: sticky
+  trafficPolicy:
+    loadBalancer: {consistentHash: {useSourceIp: true}}
+    connectionPool: {tcp: {maxConnections: 1}}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -89,6 +115,8 @@ spec:
     route: [{destination: {host: down}}]
   - match: [{port: $TCP_SUBNET, destinationSubnets: [10.0.0.0/8]}]
     route: [{destination: {host: tcp-echo, subset: v1}}]
+  - match: [{port: $TCP_STICKY}]
+    route: [{destination: {host: sticky}}]
 EOF
 mg_start
 
@@ -157,6 +185,24 @@ out=$(printf 'GET / HTTP/1.1\r\nHost: s\r\n\r\n' | mg_raw -t 5 "$TCP_SUBNET")
 assert_eq "$out" "" "no tcp route for this destination address: closed"
 assert_log_contains "\"- - -\" 0 NR filter_chain_not_found .* 127\.0\.0\.1:$TCP_SUBNET " "$MG_ACCESS_LOG"
 assert_log_contains "closed: no tcp route"
+
+# The DestinationRule applies to relays: useSourceIp hashing sends every connection from
+# 127.0.0.1 to one endpoint, and tcp.maxConnections 1 closes a second concurrent one (UO).
+names=""
+for _ in $(seq 1 8); do
+	printf 'GET /echo HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n' | mg_raw "$TCP_STICKY" >"$MG_DIR/sticky.out"
+	names="$names $(sed -n 's/^x-upstream: *\([a-z0-9]*\).*/\1/p' "$MG_DIR/sticky.out" | tr -d '\r')"
+done
+assert_match "$names" '^( v1){8}$|^( v2){8}$' "useSourceIp: one endpoint for one client address ($names)"
+curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$TCP_STICKY/delay/1500" \
+	>"$MG_DIR/sticky-hold.code" &
+bg=$!
+sleep 0.4
+out=$(printf 'GET /echo HTTP/1.1\r\nHost: s\r\n\r\n' | mg_raw -t 5 "$TCP_STICKY")
+assert_eq "$out" "" "over tcp.maxConnections: the connection is closed"
+wait "$bg"
+assert_eq "$(cat "$MG_DIR/sticky-hold.code")" 200 "the connection within the limit is served"
+assert_log_contains "\"- - -\" 0 UO upstream_overflow .* outbound\|9000\|\|sticky\.default\.svc\.cluster\.local " "$MG_ACCESS_LOG"
 
 # Idle timeout (3s here): a silent relay is closed.
 t0=$(mg__now_ms)

@@ -864,6 +864,43 @@ static void test_l4_unused(void **state)
 	      "route reaches this TCP server: its connections are closed (NR)\n");
 }
 
+/* A DestinationRule that originates TLS cannot apply to a relay of the client's bytes. */
+static void test_l4_tls_origination(void **state)
+{
+	check(LABELS,
+	      GW_L4 "apiVersion: networking.istio.io/v1\n"
+		    "kind: VirtualService\n"
+		    "metadata: {name: tcp}\n"
+		    "spec:\n"
+		    "  hosts: [\"*\"]\n"
+		    "  gateways: [gw]\n"
+		    "  tcp:\n"
+		    "  - route: [{destination: {host: tlsback.example}}]\n"
+		    "---\n"
+		    "apiVersion: networking.istio.io/v1\n"
+		    "kind: ServiceEntry\n"
+		    "metadata: {name: tlsback}\n"
+		    "spec:\n"
+		    "  hosts: [tlsback.example]\n"
+		    "  ports: [{number: 443, name: tls, protocol: TLS}]\n"
+		    "  resolution: STATIC\n"
+		    "  endpoints: [{address: 10.0.0.9}]\n"
+		    "---\n"
+		    "apiVersion: networking.istio.io/v1\n"
+		    "kind: DestinationRule\n"
+		    "metadata: {name: tlsback}\n"
+		    "spec:\n"
+		    "  host: tlsback.example\n"
+		    "  trafficPolicy: {tls: {mode: SIMPLE, insecureSkipVerify: true}}\n",
+	      "r.yaml:40:27: VirtualService default/tcp: spec.tcp[0].route[0].destination: "
+	      "cluster outbound|443||tlsback.example originates TLS (DestinationRule tls): tcp "
+	      "routes relay the client's bytes as they are and do not originate TLS\n"
+	      "r.yaml:6:5: warning: Gateway default/gw: spec.servers[0]: no VirtualService tls "
+	      "route reaches this PASSTHROUGH server: its connections are closed (NR)\n"
+	      "r.yaml:9:5: warning: Gateway default/gw: spec.servers[1]: no VirtualService tls "
+	      "route reaches this PASSTHROUGH server: its connections are closed (NR)\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -887,6 +924,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_l4_routes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_l4_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_l4_unused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_l4_tls_origination, setup, teardown),
 	};
 	int rc;
 
