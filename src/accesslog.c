@@ -206,7 +206,9 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 		at = puts0(line, at, e->downstream_local, false);
 		at = lit(line, at, " ");
 		at = puts0(line, at, e->downstream_remote, false);
-		at = lit(line, at, " - ");
+		at = lit(line, at, " ");
+		at = put(line, at, e->requested_server_name, e->requested_server_name_len, false);
+		at = lit(line, at, " ");
 		at = puts0(line, at, e->route_name, false);
 	} else {
 		at = lit(line, at, "{\"start_time\":\"");
@@ -252,7 +254,14 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 		at = puts0(line, at, e->downstream_local, true);
 		at = lit(line, at, "\",\"downstream_remote_address\":\"");
 		at = puts0(line, at, e->downstream_remote, true);
-		at = lit(line, at, "\",\"requested_server_name\":null,\"route_name\":\"");
+		if (e->requested_server_name_len > 0) {
+			at = lit(line, at, "\",\"requested_server_name\":\"");
+			at = put(line, at, e->requested_server_name, e->requested_server_name_len,
+				 true);
+			at = lit(line, at, "\",\"route_name\":\"");
+		} else {
+			at = lit(line, at, "\",\"requested_server_name\":null,\"route_name\":\"");
+		}
 		at = puts0(line, at, e->route_name, true);
 		at = lit(line, at, "\"}");
 	}

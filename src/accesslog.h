@@ -1,5 +1,6 @@
-/* Access log: one line per exchange, buffered per worker and written with one write(2) per
- * flush on an O_APPEND descriptor, so lines from workers never interleave. */
+/* Access log: one line per exchange (per connection for TLS passthrough and TCP relays,
+ * as Envoy's tcp_proxy logs: no method or path, status 0), buffered per worker and written with one
+ * write(2) per flush on an O_APPEND descriptor, so lines from workers never interleave. */
 #ifndef MG_ACCESSLOG_H
 #define MG_ACCESSLOG_H
 
@@ -32,6 +33,8 @@ struct accesslog_entry {
 	uint64_t bytes_received, bytes_sent;
 	const char *upstream_host, *upstream_cluster, *route_name, *upstream_local;
 	const char *downstream_local, *downstream_remote;
+	const char *requested_server_name; /* SNI, validated (clienthello_host_valid) */
+	size_t requested_server_name_len;
 };
 
 void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e);

@@ -225,10 +225,22 @@ static void listeners_cb(struct evhttp_request *req, void *arg)
 	struct evbuffer *b = evbuffer_new();
 	size_t i;
 
-	for (i = 0; s != NULL && i < s->nlisteners; i++)
-		evbuffer_add_printf(b, "%s %zu virtual host%s\n", s->listeners[i].key,
-				    s->listeners[i].vhosts.nvhosts,
-				    s->listeners[i].vhosts.nvhosts == 1 ? "" : "s");
+	for (i = 0; s != NULL && i < s->nlisteners; i++) {
+		const struct listener_cfg *lc = &s->listeners[i];
+		size_t npt = 0;
+
+		for (size_t k = 0; lc->tls != NULL && k < lc->tls->n; k++)
+			npt += lc->tls->v[k].sctx == NULL;
+		evbuffer_add_printf(b, "%s %zu virtual host%s", lc->key, lc->vhosts.nvhosts,
+				    lc->vhosts.nvhosts == 1 ? "" : "s");
+		if (npt > 0)
+			evbuffer_add_printf(b, ", %zu passthrough SNI host%s", npt,
+					    npt == 1 ? "" : "s");
+		if (lc->protocol == GWP_TCP)
+			evbuffer_add_printf(b, ", %zu tcp route%s", lc->tcp.n,
+					    lc->tcp.n == 1 ? "" : "s");
+		evbuffer_add(b, "\n", 1);
+	}
 	snapshot_unref(s);
 	reply_text(req, 200, "OK", b, "text/plain");
 	evbuffer_free(b);

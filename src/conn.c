@@ -22,6 +22,7 @@
 #include "accesslog.h"
 #include "conn.h"
 #include "exchange.h"
+#include "l4proxy.h"
 #include "local_reply.h"
 #include "log.h"
 #include "proxy.h"
@@ -40,8 +41,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct conn *c);
 
-static void sockaddr_format(const struct sockaddr *sa, char *ip, size_t iplen, char *full,
-			    size_t fulllen)
+void conn_sockaddr_format(const struct sockaddr *sa, char *ip, size_t iplen, char *full,
+			  size_t fulllen)
 {
 	char buf[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;
@@ -88,60 +89,74 @@ static void conn_wait_idle(struct conn *c)
 	conn_arm_timer(c, m != NULL ? m->timeouts.idle_us : 60000000);
 }
 
-/* The TLS table of the listener a connection arrived on (the worker's current snapshot). */
-static const struct tls_sni_table *conn_listener_tls(struct worker *w, const char *key)
+static const struct listener_cfg *conn_listener(const struct snapshot *s, const char *key)
 {
-	const struct snapshot *s = w->cur != NULL ? w->cur->snap : NULL;
-
 	for (size_t i = 0; s != NULL && i < s->nlisteners; i++)
 		if (strcmp(s->listeners[i].key, key) == 0)
-			return s->listeners[i].tls;
+			return &s->listeners[i];
 	return NULL;
 }
 
 void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr *sa,
 		 socklen_t salen)
 {
-	struct conn *c;
-	struct sockaddr_storage local;
-	socklen_t llen = sizeof(local);
+	const struct listener_cfg *lc;
 	const struct cfg_main *m;
-	const struct tls_sni_table *tls;
-	int one = 1;
+	struct wsnap *ws;
 
 	if (w->draining) {
 		evutil_closesocket(fd);
 		return;
 	}
-	if (w->cur == NULL)
-		worker_snap_unpin(worker_snap_pin(w));
-	m = w->cur != NULL ? &w->cur->snap->set->main : NULL;
+	/* The newest snapshot decides what this listener is; a TLS handshake or an L4 relay
+	 * keeps it pinned while it reads it. */
+	ws = worker_snap_pin(w);
+	m = ws != NULL ? &ws->snap->set->main : NULL;
 	if (m != NULL && atomic_load_explicit(&mg_total_conns, memory_order_relaxed) >=
 			     m->limits.max_connections) {
 		METRIC_INC(&w->metrics, downstream_cx_overflow);
 		evutil_closesocket(fd);
+		worker_snap_unpin(ws);
 		return;
 	}
+	METRIC_INC(&w->metrics, downstream_cx_total);
+	lc = conn_listener(ws != NULL ? ws->snap : NULL, wl->key);
+	if (lc != NULL && (lc->peek || lc->protocol == GWP_TCP)) {
+		l4proxy_accept(w, wl->key, wl->port, fd, sa, ws, lc);
+		return;
+	}
+	conn_start(w, wl->key, wl->port, fd, sa, ws, lc != NULL ? lc->tls : NULL);
+	(void)salen;
+}
+
+void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
+		const struct sockaddr *sa, struct wsnap *ws, const struct tls_sni_table *tls)
+{
+	struct conn *c;
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	int one = 1;
+
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		evutil_closesocket(fd);
+		worker_snap_unpin(ws);
 		return;
 	}
 	c->w = w;
 	c->id = ++w->next_conn_id;
-	c->port = wl->port;
-	snprintf(c->lkey, sizeof(c->lkey), "%s", wl->key);
-	sockaddr_format(sa, c->peer_ip, sizeof(c->peer_ip), c->peer, sizeof(c->peer));
+	c->port = port;
+	snprintf(c->lkey, sizeof(c->lkey), "%s", lkey);
+	conn_sockaddr_format(sa, c->peer_ip, sizeof(c->peer_ip), c->peer, sizeof(c->peer));
 	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
 		char ip[INET6_ADDRSTRLEN];
 
-		sockaddr_format((struct sockaddr *)&local, ip, sizeof(ip), c->local,
-				sizeof(c->local));
+		conn_sockaddr_format((struct sockaddr *)&local, ip, sizeof(ip), c->local,
+				     sizeof(c->local));
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
-	tls = conn_listener_tls(w, wl->key);
-	if (tls != NULL) {
+	if (tls != NULL && tls->front != NULL) {
 		/* Server SSLs come from the listener's front context; its client-hello
 		 * callback switches to the server the SNI selects. */
 		ERR_clear_error();
@@ -168,17 +183,21 @@ void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr
 		if (c->timer != NULL)
 			event_free(c->timer);
 		free(c);
+		worker_snap_unpin(ws);
 		return;
 	}
+	/* The SNI table the handshake reads is snapshot memory. */
+	if (c->ssl != NULL)
+		c->hs_ws = ws;
+	else
+		worker_snap_unpin(ws);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH_WM);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	LIST_INSERT_HEAD(&w->conns, c, entry);
 	w->nconns++;
 	atomic_fetch_add_explicit(&mg_total_conns, 1, memory_order_relaxed);
-	METRIC_INC(&w->metrics, downstream_cx_total);
 	conn_wait_idle(c);
-	(void)salen;
 }
 
 void conn_close(struct conn *c, const char *why)
@@ -203,6 +222,7 @@ void conn_close(struct conn *c, const char *why)
 	}
 	bufferevent_free(c->bev);
 	free(c->xfcc);
+	worker_snap_unpin(c->hs_ws);
 	free(c);
 	worker_check_drained(w);
 }
@@ -329,6 +349,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		c->handshake_done = true; /* a TLS handshake completed */
+		worker_snap_unpin(c->hs_ws);
+		c->hs_ws = NULL;
 		return;
 	}
 

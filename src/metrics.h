@@ -28,7 +28,11 @@
 	X(downstream_cx_destroy_remote, counter, "Client connections closed by the client")      \
 	X(downstream_cx_ssl_handshake_error, counter, "Failed TLS handshakes (reason in the log)") \
 	X(upstream_cx_total, counter, "Upstream connections opened")                              \
-	X(upstream_cx_connect_fail, counter, "Upstream connect failures (503 UF)")                \
+	X(downstream_cx_passthrough, counter, "TLS passthrough connections relayed by SNI")       \
+	X(downstream_cx_tcp, counter, "Connections relayed by a VirtualService tcp route")        \
+	X(downstream_cx_no_route, counter, "L4 connections closed for want of a route (NR)")     \
+	X(downstream_cx_hello_fail, counter, "Passthrough connections without a ClientHello in time") \
+	X(upstream_cx_connect_fail, counter, "Upstream connect failures (503 UF, or UF,URX at L4)") \
 	X(upstream_cx_reuse, counter, "Requests sent on a reused pooled upstream connection")     \
 	X(upstream_cx_ssl_handshake, counter, "Upstream TLS handshakes completed")                \
 	X(upstream_cx_ssl_session_reused, counter, "Upstream TLS handshakes that resumed a session") \

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/ssl.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -159,6 +161,13 @@ void request_finish(struct exchange *ex)
 	e.route_name = ex->route != NULL ? ex->route->name : NULL;
 	e.downstream_local = c->local;
 	e.downstream_remote = c->peer;
+	if (c->ssl != NULL) {
+		/* Checked by the SNI callback (tls_sni.c) before the handshake went on. */
+		const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+
+		e.requested_server_name = sni;
+		e.requested_server_name_len = sni != NULL ? strlen(sni) : 0;
+	}
 	accesslog_write(w->alog, &e);
 
 	if (ex->cl != NULL)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "config/model.h"
 #include "msg.h"
@@ -470,6 +472,59 @@ const struct route_destination *router_pick_destination(const struct http_route 
 			return &route->route[i];
 	}
 	/* Only reached with r >= total_weight (a caller bug): stay deterministic. */
+	return route->nroute > 0 ? &route->route[route->nroute - 1] : NULL;
+}
+
+/* ---- L4 ---- */
+
+static bool router_cidr_has(const struct l4_cidr *c, const uint8_t *a, size_t alen)
+{
+	size_t full = c->prefix / 8, rest = c->prefix % 8;
+
+	if ((c->family == AF_INET ? 4u : 16u) != alen)
+		return false;
+	if (memcmp(c->addr, a, full) != 0)
+		return false;
+	return rest == 0 || ((c->addr[full] ^ a[full]) & (uint8_t)(0xff00 >> rest)) == 0;
+}
+
+const struct l4_target *router_l4_select(const struct l4_targets *t, const struct sockaddr *local)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	const uint8_t *a = NULL, *a4 = NULL;
+	size_t alen = 0;
+
+	if (local != NULL && local->sa_family == AF_INET) {
+		a = a4 = (const uint8_t *)&((const struct sockaddr_in *)local)->sin_addr;
+		alen = 4;
+	} else if (local != NULL && local->sa_family == AF_INET6) {
+		a = (const uint8_t *)&((const struct sockaddr_in6 *)local)->sin6_addr;
+		alen = 16;
+		if (memcmp(a, mapped, sizeof(mapped)) == 0)
+			a4 = a + 12;
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		const struct l4_target *x = &t->v[i];
+
+		if (x->nsubnets == 0)
+			return x;
+		for (size_t k = 0; k < x->nsubnets && a != NULL; k++)
+			if (router_cidr_has(&x->subnets[k], a, alen) ||
+			    (a4 != NULL && router_cidr_has(&x->subnets[k], a4, 4)))
+				return x;
+	}
+	return NULL;
+}
+
+const struct route_destination *router_l4_pick(const struct l4_route *route, uint32_t r)
+{
+	uint32_t acc = 0;
+
+	for (size_t i = 0; i < route->nroute; i++) {
+		acc += route->route[i].weight;
+		if (r < acc)
+			return &route->route[i];
+	}
 	return route->nroute > 0 ? &route->route[route->nroute - 1] : NULL;
 }
 

@@ -47,6 +47,17 @@ const struct http_route *router_match(const struct vhost *vh, const struct route
 /* Pick one weighted destination; r is a uniform random number in [0, total_weight). */
 const struct route_destination *router_pick_destination(const struct http_route *route, uint32_t r);
 
+/* L4 (tls/tcp routes): the first target whose match's destinationSubnets hold local, the
+ * address the client connected to (no subnets: any); NULL when none applies.  An IPv4
+ * prefix also holds the IPv4-mapped form of its addresses (a dual-stack listener). */
+struct sockaddr;
+struct l4_targets;
+struct l4_target;
+struct l4_route;
+const struct l4_target *router_l4_select(const struct l4_targets *t, const struct sockaddr *local);
+/* Pick one weighted destination of an L4 route; r uniform in [0, total_weight). */
+const struct route_destination *router_l4_pick(const struct l4_route *route, uint32_t r);
+
 /* Explain: the same decisions as router_find_vhost + router_match, narrated into a
  * growing text buffer (control thread / admin only; allocates). Returns the route or NULL. */
 struct router_trace {

@@ -98,6 +98,32 @@ struct vhost_table {
 	size_t nvhosts;
 };
 
+/* A destinationSubnets entry: an IPv4 or IPv6 prefix (a bare address is a full-length one). */
+struct l4_cidr {
+	sa_family_t family; /* AF_INET or AF_INET6 */
+	uint8_t prefix;     /* bits */
+	uint8_t addr[16];
+};
+
+/* One L4 route as a listener serves it: a VirtualService tls or tcp route, reached through
+ * one of its match blocks (NULL for a tcp route without any).  Link resolved the match's
+ * port, gateways and SNI hosts; only its destinationSubnets are left for connection time. */
+struct l4_target {
+	const struct l4_route *route;
+	const struct l4_match *match;
+	const struct cfg_vs *vs;
+	const struct cfg_gateway *gateway;
+	const struct l4_cidr *subnets; /* none: any destination address */
+	size_t nsubnets;
+};
+
+/* Candidates in VirtualService load order, then route and match order: first applicable
+ * wins (router_l4_select). */
+struct l4_targets {
+	struct l4_target *v;
+	size_t n;
+};
+
 struct listener_cfg {
 	const char *key; /* "bind:port", identity across reloads */
 	const char *bind;
@@ -109,7 +135,11 @@ struct listener_cfg {
 	/* gateway servers merged on this port (for explain / config dump) */
 	const struct gw_server **servers;
 	size_t nservers;
-	struct tls_sni_table *tls; /* terminating HTTPS listener; NULL for plain HTTP */
+	/* HTTPS/TLS listener: SNI -> server.  An entry with a context terminates TLS; one
+	 * without is a passthrough SNI host whose `user` is its struct l4_targets. */
+	struct tls_sni_table *tls;
+	bool peek;             /* some server is PASSTHROUGH: read SNI before choosing */
+	struct l4_targets tcp; /* TCP listener: its tcp routes */
 };
 
 struct snapshot {

@@ -53,7 +53,9 @@ struct tls_server_ctx *tls_server_ctx_new(struct pool *p, struct diag *d,
 
 /* The SNI table of one listener: servers in precedence order (exact host, longest
  * "*.suffix", "*"), each with its context and an opaque per-server pointer the caller uses
- * for its route table. */
+ * for its route table.  An entry without a context is a TLS passthrough host (its `user`
+ * says where to relay): lookups find it like any other, and a handshake that selects it
+ * fails. */
 struct tls_sni_entry {
 	const char *host; /* "foo.com", "*.foo.com" or "*" (lower-case) */
 	struct tls_server_ctx *sctx;
@@ -74,6 +76,8 @@ struct tls_sni_table {
  * that reads SNI, picks the entry (exact > longest wildcard > "*"; no SNI -> no_sni) and
  * SSL_set_SSL_CTX()s to it. The chosen entry is retrievable after the handshake. */
 int tls_sni_table_init(struct pool *p, struct tls_sni_table *t);
+/* Only the lookup index (front stays NULL): a listener where every host is passed through. */
+void tls_sni_table_index(struct pool *p, struct tls_sni_table *t);
 /* Lookup needs tls_sni_table_init() first (it builds t->index); sni need not be
  * lower-case nor NUL-terminated; a trailing dot is ignored. */
 const struct tls_sni_entry *tls_sni_lookup(const struct tls_sni_table *t, const char *sni,

@@ -21,6 +21,8 @@
 #include <openssl/ssl.h>
 #include <openssl/tls1.h>
 
+#include "clienthello.h"
+#include "errors.h"
 #include "pool.h"
 #include "tls.h"
 #include "tls_int.h"
@@ -116,44 +118,6 @@ const struct tls_sni_entry *tls_sni_lookup(const struct tls_sni_table *t, const 
 	return ix->any;
 }
 
-/* The server_name extension body (RFC 6066 §3): a non-empty list holding exactly one
- * host_name, as OpenSSL itself requires.  Returns the name or NULL when malformed. */
-static const unsigned char *tls_sni_parse(const unsigned char *p, size_t len, size_t *nlen)
-{
-	size_t list, n;
-
-	if (len < 2)
-		return NULL;
-	list = (size_t)p[0] << 8 | p[1];
-	if (list != len - 2 || list < 3)
-		return NULL;
-	if (p[2] != TLSEXT_NAMETYPE_host_name)
-		return NULL;
-	n = (size_t)p[3] << 8 | p[4];
-	if (n == 0 || n != list - 3)
-		return NULL;
-	*nlen = n;
-	return p + 5;
-}
-
-/* Letters, digits, '-', '_' and '.': what may appear in a DNS name, and what is safe to
- * put in a log line. */
-static bool tls_sni_valid(const unsigned char *s, size_t n)
-{
-	size_t i;
-
-	if (n > TLS_SNI_MAX)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
 /* Moves ssl to ctx and re-applies what SSL_new() copied from the front context. */
 static bool tls_sni_switch(SSL *ssl, SSL_CTX *ctx)
 {
@@ -189,16 +153,23 @@ static int tls_sni_hello(SSL *ssl, int *al, void *arg)
 			*al = SSL_AD_UNRECOGNIZED_NAME;
 			return SSL_CLIENT_HELLO_ERROR;
 		}
-	} else if ((name = tls_sni_parse(ext, extlen, &n)) == NULL) {
+	} else if (clienthello_sni_ext(ext, extlen, &name, &n) != MG_OK) {
 		tls_set_reason(ssl, "malformed server_name extension");
 		*al = SSL_AD_DECODE_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
-	} else if (!tls_sni_valid(name, n)) {
+	} else if (!clienthello_host_valid(name, n)) {
 		tls_set_reason(ssl, "invalid SNI host name");
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_CLIENT_HELLO_ERROR;
 	} else if ((e = tls_sni_lookup(t, (const char *)name, n)) == NULL) {
 		tls_set_reason(ssl, "no certificate for SNI %.*s", (int)n, (const char *)name);
+		*al = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	/* A passthrough host reaches this only when the ClientHello changed between the peek
+	 * and the handshake (a HelloRetryRequest's second hello): it is not ours to answer. */
+	if (e->sctx == NULL) {
+		tls_set_reason(ssl, "SNI %.*s is a passthrough host", (int)n, (const char *)name);
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -225,7 +196,7 @@ const struct tls_sni_entry *tls_selected(const SSL *ssl)
 	return SSL_get_ex_data(ssl, tls_ex.ssl_entry);
 }
 
-static void tls_sni_build_index(struct pool *p, struct tls_sni_table *t)
+void tls_sni_table_index(struct pool *p, struct tls_sni_table *t)
 {
 	struct tls_sni_index *ix = pool_alloc(p, sizeof(*ix));
 	size_t i;
@@ -235,7 +206,7 @@ static void tls_sni_build_index(struct pool *p, struct tls_sni_table *t)
 	for (i = 0; i < t->n; i++) {
 		const struct tls_sni_entry *e = &t->v[i];
 
-		if (e->host == NULL || e->sctx == NULL)
+		if (e->host == NULL || (e->sctx == NULL && e->user == NULL))
 			continue;
 		if (strcmp(e->host, "*") == 0) {
 			if (ix->any == NULL)
@@ -261,7 +232,7 @@ int tls_sni_table_init(struct pool *p, struct tls_sni_table *t)
 
 	if (tls_init() < 0)
 		return -1;
-	tls_sni_build_index(p, t);
+	tls_sni_table_index(p, t);
 	if ((front = SSL_CTX_new(TLS_server_method())) == NULL)
 		return -1;
 	pool_on_free(p, tls_sni_release, front);

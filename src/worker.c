@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "exchange.h"
 #include "connpool.h"
+#include "l4proxy.h"
 #include "log.h"
 #include "request.h"
 #include "snapshot.h"
@@ -212,15 +213,17 @@ static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 
-	log_info("drain deadline reached with %u connections open; closing them", w->nconns);
+	log_info("drain deadline reached with %u connections open; closing them",
+		 w->nconns + w->nl4);
 	while (!LIST_EMPTY(&w->conns))
 		conn_close(LIST_FIRST(&w->conns), "drain deadline");
+	l4proxy_close_all(w);
 	event_base_loopexit(w->base, NULL);
 }
 
 void worker_check_drained(struct worker *w)
 {
-	if (w->draining && w->nconns == 0)
+	if (w->draining && w->nconns == 0 && w->nl4 == 0)
 		event_base_loopexit(w->base, NULL);
 }
 
@@ -297,6 +300,7 @@ int workers_start(int n)
 		if (w->rng == 0)
 			w->rng = 1;
 		LIST_INIT(&w->conns);
+		LIST_INIT(&w->l4conns);
 		w->pool = connpool_new(w);
 		w->alog = accesslog_buf_new();
 		workers[i] = w;

@@ -53,6 +53,8 @@ struct worker {
 	uint64_t rng;
 	LIST_HEAD(conn_list, conn) conns;
 	unsigned nconns;
+	LIST_HEAD(l4conn_list, l4conn) l4conns; /* passthrough and tcp relays (l4proxy.c) */
+	unsigned nl4;
 	bool draining;
 	struct event *drain_timer;
 	uint32_t *rr; /* round-robin cursor per cluster index of cur->snap */

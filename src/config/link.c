@@ -101,7 +101,8 @@ static void *link_map_get(struct link_map *m, const char *key)
 
 struct gw_info {
 	struct cfg_gateway *gw;
-	int *lidx; /* per server: listener index, -1 when not served */
+	int *lidx;     /* per server: listener index, -1 when not served */
+	bool *l4_used; /* per server: a tls/tcp route reaches it */
 };
 
 struct se_info {
@@ -136,6 +137,13 @@ struct vbuild {
 	const struct http_route *catch_all; /* first route without match blocks */
 };
 
+/* The passthrough routes of one SNI host on one listener. */
+struct sni_build {
+	const char *host;
+	struct l4_targets t;
+	size_t cap;
+};
+
 struct lbuild {
 	struct listener_cfg *lc;
 	struct link_map hosts;  /* server host -> struct claim (conflicts) */
@@ -143,6 +151,10 @@ struct lbuild {
 	struct vbuild **order;  /* vhosts in creation order */
 	size_t nvh, capvh;
 	size_t capsrv;
+	struct link_map sni; /* passthrough SNI host -> struct sni_build */
+	struct sni_build **sni_order;
+	size_t nsni, capsni;
+	size_t captcp;
 };
 
 #define LINK_RECENT 64 /* power of two */
@@ -253,6 +265,36 @@ static const char *const link_protocol_names[] = {
 
 /* ---- Gateways and listeners ---- */
 
+/* HTTPS and TLS servers share a port (SNI tells them apart), as Istio merges them. */
+static bool link_tls_class(enum gw_protocol p)
+{
+	return p == GWP_HTTPS || p == GWP_TLS;
+}
+
+/* Relayed by SNI without terminating TLS (Istio treats HTTPS + PASSTHROUGH as TLS). */
+static bool link_passthrough(const struct gw_server *srv)
+{
+	return link_tls_class(srv->protocol) && srv->tls.given && srv->tls.mode == TLSM_PASSTHROUGH;
+}
+
+static const char *const link_mode_names[] = {
+    [TLSM_PASSTHROUGH] = "PASSTHROUGH",
+    [TLSM_SIMPLE] = "SIMPLE",
+    [TLSM_MUTUAL] = "MUTUAL",
+    [TLSM_AUTO_PASSTHROUGH] = "AUTO_PASSTHROUGH",
+    [TLSM_ISTIO_MUTUAL] = "ISTIO_MUTUAL",
+    [TLSM_OPTIONAL_MUTUAL] = "OPTIONAL_MUTUAL",
+};
+
+/* "HTTPS with tls.mode SIMPLE", "HTTP", ...: what a server is, for messages. */
+static const char *link_server_kind(struct link *l, const struct gw_server *srv)
+{
+	if (!srv->tls.given || !link_tls_class(srv->protocol))
+		return link_protocol_names[srv->protocol];
+	return pool_printf(l->p, "%s with tls.mode %s", link_protocol_names[srv->protocol],
+			   link_mode_names[srv->tls.mode]);
+}
+
 static int link_listener(struct link *l, const struct cfg_gateway *gw, struct gw_server *srv)
 {
 	const char *bind = srv->bind != NULL ? srv->bind : "0.0.0.0";
@@ -285,7 +327,8 @@ static int link_listener(struct link *l, const struct cfg_gateway *gw, struct gw
 	slot = link_map_slot(l->p, &l->lkeys, key, true);
 	if (*slot != NULL) {
 		b = &l->lb[(uintptr_t)*slot - 1];
-		if (b->lc->protocol != srv->protocol) {
+		if (b->lc->protocol != srv->protocol &&
+		    !(link_tls_class(b->lc->protocol) && link_tls_class(srv->protocol))) {
 			const struct gw_server *first = b->lc->servers[0];
 
 			diag_error(l->d, link_at(link_at(srv->node, "port"), "protocol"),
@@ -348,6 +391,7 @@ static void link_gateways(struct link *l)
 
 		gi->gw = gw;
 		gi->lidx = pool_calloc(l->p, gw->nservers ? gw->nservers : 1, sizeof(int));
+		gi->l4_used = pool_calloc(l->p, gw->nservers ? gw->nservers : 1, sizeof(bool));
 		gw->key = pool_printf(l->p, "%s/%s", gw->meta.ns, gw->meta.name);
 		slot = link_map_slot(l->p, &l->gateways, gw->key, true);
 		if (*slot == NULL) /* the loader reports duplicate names */
@@ -379,12 +423,16 @@ static void link_gateways(struct link *l)
 				/* terminated here: its context is built now, so every certificate
 				 * problem is reported with the files named */
 				srv->tls_ctx = tls_server_ctx_new(l->p, l->d, srv, &set->main);
-			} else if (srv->protocol == GWP_HTTPS || srv->protocol == GWP_TLS)
-				diag_error(
-				    l->d, at,
-				    "protocol %s is not served yet (TLS support is tracked in "
-				    "the TLS work)",
-				    link_protocol_names[srv->protocol]);
+			} else if (link_passthrough(srv) || srv->protocol == GWP_TCP) {
+				/* relayed at L4: tls/tcp routes fill its tables (link_vs_l4) */
+			} else if (srv->protocol == GWP_TLS && srv->tls.given)
+				diag_error(l->d, link_at(link_at(srv->node, "tls"), "mode"),
+					   "protocol TLS with tls.mode %s (TLS terminated in front "
+					   "of tcp routes) is not served yet; PASSTHROUGH is",
+					   link_mode_names[srv->tls.mode]);
+			else if (link_tls_class(srv->protocol))
+				diag_error(l->d, at, "protocol %s without tls is not served",
+					   link_protocol_names[srv->protocol]);
 			else if (srv->protocol != GWP_HTTP)
 				diag_error(l->d, at, "protocol %s is not served yet",
 					   link_protocol_names[srv->protocol]);
@@ -1047,9 +1095,34 @@ static void link_uri_regex_rewrite(struct link *l, struct http_route *r)
 			   ncap == 1 ? "" : "s");
 }
 
+/* tls/tcp routes: gateway references resolved as for http, weights normalised. */
+static void link_l4_validate(struct link *l, struct cfg_vs *vs, struct l4_route *routes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct l4_route *r = &routes[i];
+		uint32_t sum = 0;
+
+		for (size_t k = 0; k < r->nmatches; k++) {
+			struct l4_match *m = &r->matches[k];
+
+			for (size_t g = 0; g < m->gateways.n; g++)
+				if (strcmp(m->gateways.v[g], "mesh") != 0)
+					m->gateways.v[g] =
+					    link_gateway_ref(l, m->gateways.v[g], vs->meta.ns);
+		}
+		if (r->nroute == 1)
+			r->route[0].weight = 100;
+		for (size_t d = 0; d < r->nroute; d++)
+			sum += r->route[d].weight;
+		r->total_weight = sum;
+	}
+}
+
 /* Checks that hold whether or not the VirtualService is served (Istio validation). */
 static void link_vs_validate(struct link *l, struct cfg_vs *vs)
 {
+	link_l4_validate(l, vs, vs->tls, vs->ntls);
+	link_l4_validate(l, vs, vs->tcp, vs->ntcp);
 	for (size_t i = 0; i < vs->nhttp; i++) {
 		struct http_route *r = &vs->http[i];
 		uint32_t sum = 0;
@@ -1305,6 +1378,278 @@ static bool link_vs_bind(struct link *l, struct cfg_vs *vs, struct gw_info *gi)
 	return any;
 }
 
+/* ---- tls and tcp routes ---- */
+
+static bool link_cidr(const char *s, struct l4_cidr *c)
+{
+	const char *slash = strchr(s, '/');
+	size_t len = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	unsigned max;
+	char addr[64];
+
+	memset(c, 0, sizeof(*c));
+	if (len >= sizeof(addr))
+		return false;
+	memcpy(addr, s, len);
+	addr[len] = '\0';
+	if (inet_pton(AF_INET, addr, c->addr) == 1) {
+		c->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, c->addr) == 1) {
+		c->family = AF_INET6;
+		max = 128;
+	} else {
+		return false;
+	}
+	c->prefix = (uint8_t)max;
+	if (slash != NULL) {
+		char *end;
+		unsigned long bits = strtoul(slash + 1, &end, 10);
+
+		if (*end != '\0' || bits > max)
+			return false;
+		c->prefix = (uint8_t)bits;
+	}
+	return true;
+}
+
+/* Append (route, match) to a candidate list unless it is there already (a route reached
+ * through two servers or gateways sharing the listener). Returns the new target or NULL. */
+static struct l4_target *link_target_add(struct link *l, struct l4_targets *t, size_t *cap,
+					 const struct cfg_vs *vs, const struct l4_route *r,
+					 const struct l4_match *m, const struct cfg_gateway *gw)
+{
+	struct l4_target *x;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].route == r && t->v[i].match == m)
+			return NULL;
+	t->v = link_append(l->p, t->v, &t->n, cap, sizeof(*t->v));
+	x = &t->v[t->n - 1];
+	memset(x, 0, sizeof(*x));
+	x->route = r;
+	x->match = m;
+	x->vs = vs;
+	x->gateway = gw;
+	if (m != NULL && m->destination_subnets.n > 0) {
+		struct l4_cidr *c = pool_calloc(l->p, m->destination_subnets.n, sizeof(*c));
+
+		for (size_t k = 0; k < m->destination_subnets.n; k++)
+			if (link_cidr(m->destination_subnets.v[k], &c[x->nsubnets]))
+				x->nsubnets++; /* the decoder refused what does not parse */
+		x->subnets = c;
+	}
+	return x;
+}
+
+/* Does the match apply on gateway key (its own `gateways`, when given, must name it)? */
+static bool link_l4_on(const struct l4_match *m, const char *key)
+{
+	if (m == NULL || m->gateways.n == 0)
+		return true;
+	for (size_t g = 0; g < m->gateways.n; g++)
+		if (strcmp(m->gateways.v[g], key) == 0)
+			return true;
+	return false;
+}
+
+/* The server host a VS-side name gets on server host gh (namespace rules as for http). */
+static const char *link_l4_host(const struct cfg_vs *vs, const struct cfg_gateway *gw,
+				const struct gw_host *gh, const char *name)
+{
+	const char *ns = gh->ns;
+
+	if (ns != NULL && strcmp(ns, ".") == 0)
+		ns = gw->meta.ns;
+	if (ns != NULL && strcmp(ns, "*") != 0 && strcmp(ns, vs->meta.ns) != 0)
+		return NULL;
+	return link_host_intersect(name, gh->host);
+}
+
+/* One SNI host of a tls match on one passthrough server: a candidate of its SNI entry. */
+static void link_sni_add(struct link *l, struct lbuild *b, const char *host, struct cfg_vs *vs,
+			 const struct l4_route *r, const struct l4_match *m, size_t si,
+			 const struct cfg_gateway *gw)
+{
+	struct node *at = link_item(link_at(m->node, "sniHosts"), si);
+	struct claim *c = link_map_get(&b->hosts, host);
+	void **slot = link_map_slot(l->p, &b->sni, host, true);
+	struct sni_build *sb = *slot;
+
+	/* SNI picks terminating and passthrough servers alike: one name, one owner. */
+	if (c != NULL && !link_passthrough(c->srv)) {
+		diag_error(l->d, at,
+			   "SNI host %s on %s belongs to the %s server of Gateway %s/%s (at %s): "
+			   "this tls route would never be used",
+			   host, b->lc->key, link_server_kind(l, c->srv), c->gw->meta.ns,
+			   c->gw->meta.name, link_pos(l, c->srv->node));
+		return;
+	}
+	if (sb == NULL) {
+		sb = pool_alloc(l->p, sizeof(*sb));
+		sb->host = host;
+		*slot = sb;
+		b->sni_order =
+		    link_append(l->p, b->sni_order, &b->nsni, &b->capsni, sizeof(*b->sni_order));
+		b->sni_order[b->nsni - 1] = sb;
+	}
+	for (size_t i = 0; i < sb->t.n; i++) {
+		const struct l4_target *x = &sb->t.v[i];
+
+		if (x->route == r && x->match == m)
+			return;
+		/* An earlier route for any destination address takes every connection. */
+		if (x->nsubnets == 0) {
+			diag_error(l->d, at,
+				   "SNI host %s on %s is already routed by VirtualService %s/%s "
+				   "(match at %s)",
+				   host, b->lc->key, x->vs->meta.ns, x->vs->meta.name,
+				   link_pos(l, x->match->node));
+			return;
+		}
+	}
+	link_target_add(l, &sb->t, &sb->cap, vs, r, m, gw);
+}
+
+/* A tcp route on a TCP listener, after the routes of earlier VirtualServices. */
+static void link_tcp_add(struct link *l, struct lbuild *b, struct cfg_vs *vs,
+			 const struct l4_route *r, const struct l4_match *m,
+			 const struct cfg_gateway *gw)
+{
+	struct l4_targets *t = &b->lc->tcp;
+	const struct l4_target *all = NULL;
+
+	for (size_t i = 0; i < t->n && all == NULL; i++)
+		if (t->v[i].nsubnets == 0 && t->v[i].route != r)
+			all = &t->v[i];
+	if (link_target_add(l, t, &b->captcp, vs, r, m, gw) != NULL && all != NULL)
+		diag_warn(l->d, m != NULL ? m->node : r->node,
+			  "this tcp route can never match on %s: the tcp route at %s takes every "
+			  "connection first",
+			  b->lc->key, link_pos(l, all->route->node));
+}
+
+/* Does the VirtualService bind to server srv of gw (a host of each intersects, within the
+ * server host's namespace)?  Istio's pickMatchingGatewayHosts. */
+static bool link_l4_binds(struct link *l, const struct cfg_vs *vs, const struct cfg_gateway *gw,
+			  const struct gw_server *srv)
+{
+	for (size_t h = 0; h < srv->nhosts; h++)
+		for (size_t v = 0; v < vs->hosts.n; v++)
+			if (link_l4_host(vs, gw, &srv->hosts[h],
+					 cfg_expand_host(l->p, vs->hosts.v[v], vs->meta.ns)) !=
+			    NULL)
+				return true;
+	return false;
+}
+
+/* The servers a tls or tcp match reaches through one served gateway (port, and the
+ * VirtualService bound through its hosts); fills their listeners' tables.  Its SNI hosts
+ * are keys as written, like Envoy's server_names: the server hosts only bind.  *other gets
+ * a server the match reaches that cannot take it. */
+static bool link_l4_gateway(struct link *l, struct cfg_vs *vs, struct gw_info *gi,
+			    const struct l4_route *r, const struct l4_match *m, bool tls,
+			    const struct gw_server **other)
+{
+	struct cfg_gateway *gw = gi->gw;
+	bool hit = false;
+
+	for (size_t s = 0; s < gw->nservers; s++) {
+		const struct gw_server *srv = &gw->servers[s];
+		struct lbuild *b = gi->lidx[s] >= 0 ? &l->lb[gi->lidx[s]] : NULL;
+
+		if (b == NULL || (m != NULL && m->port != 0 && m->port != srv->port) ||
+		    !link_l4_binds(l, vs, gw, srv))
+			continue;
+		if (!(tls ? link_passthrough(srv) : srv->protocol == GWP_TCP)) {
+			*other = srv;
+			continue;
+		}
+		hit = gi->l4_used[s] = true;
+		if (!tls)
+			link_tcp_add(l, b, vs, r, m, gw);
+		for (size_t si = 0; tls && si < m->sni_hosts.n; si++)
+			link_sni_add(l, b, m->sni_hosts.v[si], vs, r, m, si, gw);
+	}
+	return hit;
+}
+
+/* A served VirtualService's tls and tcp routes: into the SNI tables of the PASSTHROUGH
+ * servers and the route lists of the TCP servers they reach; destinations resolved for the
+ * routes that are used. */
+static void link_vs_l4(struct link *l, struct cfg_vs *vs, bool tls)
+{
+	struct l4_route *routes = tls ? vs->tls : vs->tcp;
+	size_t n = tls ? vs->ntls : vs->ntcp;
+	const char *what = tls ? "tls" : "tcp";
+
+	for (size_t i = 0; i < n; i++) {
+		struct l4_route *r = &routes[i];
+		bool used = false;
+
+		for (size_t k = 0; k < (r->nmatches ? r->nmatches : 1); k++) {
+			const struct l4_match *m = r->nmatches ? &r->matches[k] : NULL;
+			const struct gw_server *other = NULL;
+			bool on = false, hit = false;
+
+			for (size_t g = 0; g < vs->gateways.n; g++) {
+				const char *ref = vs->gateways.v[g], *key;
+				struct gw_info *gi;
+
+				if (strcmp(ref, "mesh") == 0)
+					continue;
+				key = link_gateway_ref(l, ref, vs->meta.ns);
+				gi = link_map_get(&l->gateways, key);
+				if (gi == NULL || !gi->gw->served || !link_l4_on(m, key))
+					continue;
+				on = true;
+				hit |= link_l4_gateway(l, vs, gi, r, m, tls, &other);
+			}
+			if (!on)
+				continue; /* mesh-only, or for gateways on other appliances */
+			if (m != NULL && m->source_labels.n > 0)
+				diag_error(l->d, link_at(m->node, "sourceLabels"),
+					   "sourceLabels selects sidecar workloads; it is not "
+					   "supported on a gateway");
+			used |= hit;
+			if (hit)
+				continue;
+			if (other != NULL && tls)
+				diag_error(
+				    l->d, m->node,
+				    "tls routes need a server with tls.mode PASSTHROUGH: the "
+				    "server this match reaches (at %s) is %s",
+				    link_pos(l, other->node), link_server_kind(l, other));
+			else if (other != NULL)
+				diag_warn(l->d, m != NULL ? m->node : r->node,
+					  "tcp routes apply to TCP servers only: the server this "
+					  "route reaches (at %s) is %s, so it is never used",
+					  link_pos(l, other->node), link_server_kind(l, other));
+			else
+				diag_warn(
+				    l->d, m != NULL ? m->node : r->node,
+				    "this %s route reaches no server of its gateways (by port "
+				    "and hosts): it is never used",
+				    what);
+		}
+		if (!used)
+			continue;
+		for (size_t d = 0; d < r->nroute; d++) {
+			struct destination *dest = &r->route[d].dest;
+
+			link_destination(l, dest);
+			/* Sending plaintext where the DestinationRule asks for TLS would be a
+			 * silent downgrade. */
+			if (dest->cluster != NULL && dest->cluster->tls != NULL)
+				diag_error(l->d, dest->node,
+					   "cluster %s originates TLS (DestinationRule tls): %s "
+					   "routes relay the client's bytes as they are and do not "
+					   "originate TLS",
+					   dest->cluster->name, what);
+		}
+	}
+}
+
 static int link_vs_cmp(const void *a, const void *b)
 {
 	const struct cfg_vs *x = *(struct cfg_vs *const *)a, *y = *(struct cfg_vs *const *)b;
@@ -1373,8 +1718,11 @@ static void link_vss(struct link *l)
 			diag_notice(l->d,
 				    vs->gateways.n ? link_vs_gateways(vs) : link_spec(&vs->meta),
 				    "bound to mesh only and is not served by a gateway");
-		if (served)
+		if (served) {
 			link_vs_resolve(l, vs);
+			link_vs_l4(l, vs, true);
+			link_vs_l4(l, vs, false);
+		}
 	}
 }
 
@@ -1473,41 +1821,84 @@ static void link_vhost_table(struct link *l, struct lbuild *b)
 	}
 }
 
-/* A terminating listener's SNI table: every host of every server on it, each with that
- * server's context.  Clients without SNI get the only server when there is one; with several,
- * the handshake fails with a logged reason (a default server is a later main-config option). */
-static void link_sni_table(struct link *l, struct listener_cfg *lc)
+/* An HTTPS/TLS listener's SNI table: every host of its terminating servers with that
+ * server's context, and every SNI host its tls routes pass through (with their targets).
+ * Clients without SNI get the only server when there is one terminating server and
+ * nothing else; otherwise the handshake fails (or the connection closes) with a logged
+ * reason (a default server is a later main-config option). */
+static void link_sni_table(struct link *l, struct lbuild *b)
 {
+	struct listener_cfg *lc = b->lc;
 	struct tls_sni_table *t;
-	size_t n = 0, k = 0;
+	size_t n = b->nsni, k = 0, nterm = 0;
 
-	if (lc->protocol != GWP_HTTPS)
+	if (!link_tls_class(lc->protocol))
 		return;
 	for (size_t s = 0; s < lc->nservers; s++) {
-		if (lc->servers[s]->tls_ctx == NULL)
+		const struct gw_server *srv = lc->servers[s];
+
+		if (link_passthrough(srv)) {
+			lc->peek = true;
+			continue;
+		}
+		if (srv->tls_ctx == NULL)
 			return; /* its error is already reported */
-		n += lc->servers[s]->nhosts;
+		n += srv->nhosts;
+		nterm++;
 	}
 	t = pool_alloc(l->p, sizeof(*t));
 	t->v = pool_calloc(l->p, n ? n : 1, sizeof(*t->v));
 	for (size_t s = 0; s < lc->nservers; s++) {
 		const struct gw_server *srv = lc->servers[s];
 
-		for (size_t h = 0; h < srv->nhosts; h++) {
+		for (size_t h = 0; srv->tls_ctx != NULL && h < srv->nhosts; h++) {
 			t->v[k].host = srv->hosts[h].host;
 			t->v[k].sctx = srv->tls_ctx;
 			k++;
 		}
 	}
+	for (size_t i = 0; i < b->nsni; i++) {
+		t->v[k].host = b->sni_order[i]->host;
+		t->v[k].user = &b->sni_order[i]->t;
+		k++;
+	}
 	t->n = k;
-	if (lc->nservers == 1 && k > 0)
+	if (lc->nservers == 1 && nterm == 1 && k > 0)
 		t->no_sni = &t->v[0];
-	if (tls_sni_table_init(l->p, t) != 0) {
+	if (nterm == 0) {
+		tls_sni_table_index(l->p, t);
+	} else if (tls_sni_table_init(l->p, t) != 0) {
 		diag_error(l->d, lc->servers[0]->node, "cannot build the TLS context of %s",
 			   lc->key);
 		return;
 	}
 	lc->tls = t;
+}
+
+/* PASSTHROUGH and TCP servers that no route reaches close every connection (NR). */
+static void link_l4_unused(struct link *l)
+{
+	for (size_t g = 0; g < l->set->ngateways; g++) {
+		struct gw_info *gi = link_map_get(&l->gateways, l->set->gateways[g]->key);
+
+		if (gi == NULL || gi->gw != l->set->gateways[g] || !gi->gw->served)
+			continue;
+		for (size_t s = 0; s < gi->gw->nservers; s++) {
+			const struct gw_server *srv = &gi->gw->servers[s];
+
+			if (gi->lidx[s] < 0 || gi->l4_used[s])
+				continue;
+			if (link_passthrough(srv))
+				diag_warn(l->d, srv->node,
+					  "no VirtualService tls route reaches this PASSTHROUGH "
+					  "server: its connections are closed (NR)");
+			else if (srv->protocol == GWP_TCP)
+				diag_warn(
+				    l->d, srv->node,
+				    "no VirtualService tcp route reaches this TCP server: its "
+				    "connections are closed (NR)");
+		}
+	}
 }
 
 struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *set)
@@ -1521,6 +1912,7 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 	link_index_ses(&l);
 	link_index_drs(&l);
 	link_vss(&l);
+	link_l4_unused(&l);
 
 	snap = pool_alloc(p, sizeof(*snap));
 	snap->pool = p;
@@ -1529,7 +1921,7 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 	for (size_t i = 0; i < l.nlb; i++) {
 		link_redirect_vhosts(&l, &l.lb[i]);
 		link_vhost_table(&l, &l.lb[i]);
-		link_sni_table(&l, l.lb[i].lc);
+		link_sni_table(&l, &l.lb[i]);
 		snap->listeners[i] = *l.lb[i].lc;
 	}
 	snap->nlisteners = l.nlb;

@@ -358,7 +358,7 @@ struct http_route {
 	struct cluster_state *stats; /* per-route counters under statPrefix (clusterstate.h) */
 };
 
-/* L4 routes (tls/tcp) - decoded now, served by the TLS/TCP work. */
+/* L4 routes: VirtualService tls (SNI passthrough) and tcp routes. */
 struct l4_match {
 	struct str_list destination_subnets;
 	uint32_t port;
@@ -374,6 +374,8 @@ struct l4_route {
 	struct route_destination *route;
 	size_t nroute;
 	struct node *node;
+	/* resolved by link */
+	uint32_t total_weight;
 };
 
 struct cfg_vs {

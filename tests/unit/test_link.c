@@ -5,6 +5,8 @@
 #include "config.h"
 #endif
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -646,6 +648,259 @@ static void test_upstream_tls_errors(void **state)
 	    "(certificate, privateKey, caCertificates) in the main config\n");
 }
 
+/* ---- tls passthrough and tcp routes ---- */
+
+#define GW_L4                                                                                      \
+	"apiVersion: networking.istio.io/v1\n"                                                     \
+	"kind: Gateway\n"                                                                          \
+	"metadata: {name: gw}\n"                                                                   \
+	"spec:\n"                                                                                  \
+	"  servers:\n"                                                                             \
+	"  - port: {number: 443, name: tls, protocol: TLS}\n"                                      \
+	"    hosts: [a.example.com, \"*.b.example.com\"]\n"                                        \
+	"    tls: {mode: PASSTHROUGH}\n"                                                           \
+	"  - port: {number: 443, name: https, protocol: HTTPS}\n"                                  \
+	"    hosts: [c.example.com]\n"                                                             \
+	"    tls: {mode: PASSTHROUGH}\n"                                                           \
+	"  - port: {number: 9000, name: tcp, protocol: TCP}\n"                                     \
+	"    hosts: [\"*\"]\n"                                                                     \
+	"---\n"                                                                                    \
+	"apiVersion: networking.istio.io/v1\n"                                                     \
+	"kind: ServiceEntry\n"                                                                     \
+	"metadata: {name: backend}\n"                                                              \
+	"spec:\n"                                                                                  \
+	"  hosts: [backend.example]\n"                                                             \
+	"  ports: [{number: 8443, name: tls, protocol: TLS}]\n"                                    \
+	"  resolution: STATIC\n"                                                                   \
+	"  endpoints:\n"                                                                           \
+	"  - {address: 10.0.0.1, labels: {version: v1}}\n"                                         \
+	"  - {address: 10.0.0.2, labels: {version: v2}}\n"                                         \
+	"---\n"                                                                                    \
+	"apiVersion: networking.istio.io/v1\n"                                                     \
+	"kind: DestinationRule\n"                                                                  \
+	"metadata: {name: backend}\n"                                                              \
+	"spec:\n"                                                                                  \
+	"  host: backend.example\n"                                                                \
+	"  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]\n"      \
+	"---\n"
+
+/* Lines 1-14 the Gateway, 15-33 the ServiceEntry and DestinationRule, VS from line 34. */
+
+static void test_l4_routes(void **state)
+{
+	struct snapshot *s = check(
+	    LABELS,
+	    GW_L4 "apiVersion: networking.istio.io/v1\n"
+		  "kind: VirtualService\n"
+		  "metadata: {name: pt}\n"
+		  "spec:\n"
+		  "  hosts: [\"*.example.com\"]\n"
+		  "  gateways: [gw]\n"
+		  "  tls:\n"
+		  "  - match: [{port: 443, sniHosts: [a.example.com, c.example.com]}]\n"
+		  "    route: [{destination: {host: backend.example, subset: v1}}]\n"
+		  "  - match: [{sniHosts: [\"*.example.com\"]}]\n"
+		  "    route:\n"
+		  "    - {destination: {host: backend.example, subset: v1}, weight: 80}\n"
+		  "    - {destination: {host: backend.example, subset: v2}, weight: 20}\n"
+		  "  tcp:\n"
+		  "  - match: [{port: 9000, destinationSubnets: [10.1.0.0/16, \"fd00::/8\"]}]\n"
+		  "    route: [{destination: {host: backend.example, subset: v2}}]\n"
+		  "  - route: [{destination: {host: backend.example}}]\n",
+	    "");
+	const struct listener_cfg *tls = NULL, *tcp = NULL;
+	const struct tls_sni_entry *e;
+	const struct l4_targets *t;
+	const struct l4_target *x;
+	struct sockaddr_in in4 = {.sin_family = AF_INET};
+	struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+
+	assert_non_null(s);
+	assert_int_equal(s->nlisteners, 2);
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		if (s->listeners[i].port == 443)
+			tls = &s->listeners[i];
+		else
+			tcp = &s->listeners[i];
+	}
+	/* TLS and HTTPS passthrough servers share the port; SNI picks the route. */
+	assert_non_null(tls);
+	assert_true(tls->peek);
+	assert_null(tls->tls->front); /* nothing terminates here */
+	e = tls_sni_lookup(tls->tls, "A.Example.COM", 13);
+	assert_non_null(e);
+	assert_null(e->sctx);
+	t = e->user;
+	assert_int_equal(t->n, 1);
+	assert_string_equal(t->v[0].route->route[0].dest.cluster->name,
+			    "outbound|8443|v1|backend.example");
+	e = tls_sni_lookup(tls->tls, "c.example.com", 13);
+	assert_non_null(e);
+	assert_ptr_equal(((const struct l4_targets *)e->user)->v[0].route, t->v[0].route);
+	/* SNI hosts are keys as written (Envoy's server_names): the server hosts bind. */
+	e = tls_sni_lookup(tls->tls, "x.b.example.com", 15);
+	assert_non_null(e);
+	assert_string_equal(e->host, "*.example.com");
+	x = &((const struct l4_targets *)e->user)->v[0];
+	assert_int_equal(x->route->total_weight, 100);
+	assert_string_equal(router_l4_pick(x->route, 79)->dest.subset, "v1");
+	assert_string_equal(router_l4_pick(x->route, 80)->dest.subset, "v2");
+	assert_ptr_equal(tls_sni_lookup(tls->tls, "d.example.com", 13), e);
+	assert_null(tls_sni_lookup(tls->tls, "d.example.org", 13));
+	assert_null(tls_sni_lookup(tls->tls, NULL, 0)); /* no SNI: no route */
+
+	/* TCP: destinationSubnets decide between the two routes. */
+	assert_non_null(tcp);
+	assert_false(tcp->peek);
+	assert_int_equal(tcp->tcp.n, 2);
+	inet_pton(AF_INET, "10.1.200.3", &in4.sin_addr);
+	x = router_l4_select(&tcp->tcp, (struct sockaddr *)&in4);
+	assert_string_equal(x->route->route[0].dest.subset, "v2");
+	inet_pton(AF_INET, "10.2.0.1", &in4.sin_addr);
+	x = router_l4_select(&tcp->tcp, (struct sockaddr *)&in4);
+	assert_null(x->route->route[0].dest.subset);
+	assert_int_equal(x->route->total_weight, 100);
+	inet_pton(AF_INET6, "::ffff:10.1.0.9", &in6.sin6_addr); /* dual-stack listener */
+	x = router_l4_select(&tcp->tcp, (struct sockaddr *)&in6);
+	assert_string_equal(x->route->route[0].dest.subset, "v2");
+	inet_pton(AF_INET6, "fd12::1", &in6.sin6_addr);
+	x = router_l4_select(&tcp->tcp, (struct sockaddr *)&in6);
+	assert_string_equal(x->route->route[0].dest.subset, "v2");
+	inet_pton(AF_INET6, "fe80::1", &in6.sin6_addr);
+	x = router_l4_select(&tcp->tcp, (struct sockaddr *)&in6);
+	assert_null(x->route->route[0].dest.subset);
+}
+
+static void test_l4_errors(void **state)
+{
+	check(LABELS,
+	      "apiVersion: networking.istio.io/v1\n"
+	      "kind: Gateway\n"
+	      "metadata: {name: gw}\n"
+	      "spec:\n"
+	      "  servers:\n"
+	      "  - port: {number: 80, name: http, protocol: HTTP}\n"
+	      "    hosts: [\"*\"]\n"
+	      "  - port: {number: 443, name: tls, protocol: TLS}\n"
+	      "    hosts: [\"*.example.com\"]\n"
+	      "    tls: {mode: PASSTHROUGH}\n"
+	      "  - port: {number: 9000, name: tcp, protocol: TCP}\n"
+	      "    hosts: [\"*\"]\n"
+	      "  - port: {number: 9443, name: tls-term, protocol: TLS}\n"
+	      "    hosts: [\"*\"]\n"
+	      "    tls: {mode: SIMPLE, serverCertificate: x.crt, privateKey: x.key}\n"
+	      "---\n"
+	      "apiVersion: networking.istio.io/v1\n"
+	      "kind: ServiceEntry\n"
+	      "metadata: {name: backend}\n"
+	      "spec:\n"
+	      "  hosts: [backend.example]\n"
+	      "  ports: [{number: 8443, name: tls, protocol: TLS}]\n"
+	      "  resolution: STATIC\n"
+	      "  endpoints: [{address: 10.0.0.1}]\n"
+	      "---\n"
+	      "apiVersion: networking.istio.io/v1\n"
+	      "kind: VirtualService\n"
+	      "metadata: {name: first}\n"
+	      "spec:\n"
+	      "  hosts: [\"*.example.com\"]\n"
+	      "  gateways: [gw]\n"
+	      "  tls:\n"
+	      "  - match: [{sniHosts: [dup.example.com]}]\n"
+	      "    route: [{destination: {host: backend.example}}]\n"
+	      "  - match: [{port: 80, sniHosts: [web.example.com]}]\n"
+	      "    route: [{destination: {host: backend.example}}]\n"
+	      "  tcp:\n"
+	      "  - match: [{port: 80}]\n"
+	      "    route: [{destination: {host: backend.example}}]\n"
+	      "---\n"
+	      "apiVersion: networking.istio.io/v1\n"
+	      "kind: VirtualService\n"
+	      "metadata: {name: second}\n"
+	      "spec:\n"
+	      "  hosts: [dup.example.com]\n"
+	      "  gateways: [gw]\n"
+	      "  tls:\n"
+	      "  - match: [{sniHosts: [dup.example.com], gateways: [mesh]}]\n"
+	      "    route: [{destination: {host: nowhere.example}}]\n"
+	      "  - match: [{sniHosts: [dup.example.com]}]\n"
+	      "    route: [{destination: {host: backend.example}}]\n"
+	      "  - match: [{port: 8443, sniHosts: [dup.example.com]}]\n"
+	      "    route: [{destination: {host: backend.example}}]\n",
+	      "r.yaml:15:17: Gateway default/gw: spec.servers[3].tls.mode: protocol TLS with "
+	      "tls.mode SIMPLE (TLS terminated in front of tcp routes) is not served yet; "
+	      "PASSTHROUGH is\n"
+	      "r.yaml:35:13: VirtualService default/first: spec.tls[1].match[0]: tls routes need a "
+	      "server with tls.mode PASSTHROUGH: the server this match reaches (at r.yaml:6) is "
+	      "HTTP\n"
+	      "r.yaml:38:13: warning: VirtualService default/first: spec.tcp[0].match[0]: tcp "
+	      "routes apply to TCP servers only: the server this route reaches (at r.yaml:6) is "
+	      "HTTP, so it is never used\n"
+	      "r.yaml:50:25: VirtualService default/second: spec.tls[1].match[0].sniHosts[0]: SNI "
+	      "host dup.example.com on 0.0.0.0:443 is already routed by VirtualService "
+	      "default/first (match at r.yaml:33)\n"
+	      "r.yaml:52:13: warning: VirtualService default/second: spec.tls[2].match[0]: this "
+	      "tls route reaches no server of its gateways (by port and hosts): it is never used\n"
+	      "r.yaml:11:5: warning: Gateway default/gw: spec.servers[2]: no VirtualService tcp "
+	      "route reaches this TCP server: its connections are closed (NR)\n");
+}
+
+static void test_l4_unused(void **state)
+{
+	check(LABELS,
+	      "apiVersion: networking.istio.io/v1\n"
+	      "kind: Gateway\n"
+	      "metadata: {name: gw}\n"
+	      "spec:\n"
+	      "  servers:\n"
+	      "  - port: {number: 443, name: https, protocol: HTTPS}\n"
+	      "    hosts: [\"*\"]\n"
+	      "    tls: {mode: PASSTHROUGH}\n"
+	      "  - port: {number: 9000, name: tcp, protocol: TCP}\n"
+	      "    hosts: [\"*\"]\n",
+	      "r.yaml:6:5: warning: Gateway default/gw: spec.servers[0]: no VirtualService tls "
+	      "route reaches this PASSTHROUGH server: its connections are closed (NR)\n"
+	      "r.yaml:9:5: warning: Gateway default/gw: spec.servers[1]: no VirtualService tcp "
+	      "route reaches this TCP server: its connections are closed (NR)\n");
+}
+
+/* A DestinationRule that originates TLS cannot apply to a relay of the client's bytes. */
+static void test_l4_tls_origination(void **state)
+{
+	check(LABELS,
+	      GW_L4 "apiVersion: networking.istio.io/v1\n"
+		    "kind: VirtualService\n"
+		    "metadata: {name: tcp}\n"
+		    "spec:\n"
+		    "  hosts: [\"*\"]\n"
+		    "  gateways: [gw]\n"
+		    "  tcp:\n"
+		    "  - route: [{destination: {host: tlsback.example}}]\n"
+		    "---\n"
+		    "apiVersion: networking.istio.io/v1\n"
+		    "kind: ServiceEntry\n"
+		    "metadata: {name: tlsback}\n"
+		    "spec:\n"
+		    "  hosts: [tlsback.example]\n"
+		    "  ports: [{number: 443, name: tls, protocol: TLS}]\n"
+		    "  resolution: STATIC\n"
+		    "  endpoints: [{address: 10.0.0.9}]\n"
+		    "---\n"
+		    "apiVersion: networking.istio.io/v1\n"
+		    "kind: DestinationRule\n"
+		    "metadata: {name: tlsback}\n"
+		    "spec:\n"
+		    "  host: tlsback.example\n"
+		    "  trafficPolicy: {tls: {mode: SIMPLE, insecureSkipVerify: true}}\n",
+	      "r.yaml:40:27: VirtualService default/tcp: spec.tcp[0].route[0].destination: "
+	      "cluster outbound|443||tlsback.example originates TLS (DestinationRule tls): tcp "
+	      "routes relay the client's bytes as they are and do not originate TLS\n"
+	      "r.yaml:6:5: warning: Gateway default/gw: spec.servers[0]: no VirtualService tls "
+	      "route reaches this PASSTHROUGH server: its connections are closed (NR)\n"
+	      "r.yaml:9:5: warning: Gateway default/gw: spec.servers[1]: no VirtualService tls "
+	      "route reaches this PASSTHROUGH server: its connections are closed (NR)\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -666,6 +921,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_no_host_matches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_catch_all_shadows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delegate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_l4_routes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_l4_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_l4_unused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_l4_tls_origination, setup, teardown),
 	};
 	int rc;
 
