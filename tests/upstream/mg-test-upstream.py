@@ -72,6 +72,12 @@ certificate "peer_subject" ("CN=client,O=..." from the certificate's RDNs, last
 first) and "peer_san" (["URI:...", "DNS:..."]). A failed handshake is logged on
 stderr ("tls handshake failed: ...") and counted as a connection.
 
+--record-file PATH appends one JSON line per request once its body is read:
+{name, method, target, host, request_id, body_len, body_sha256} (one O_APPEND
+write each), so a test can see requests whose responses nobody reads (mirrors).
+--delay-all MS waits MS milliseconds after reading each request's body, before
+answering (a slow upstream for every path).
+
 A request that is not valid HTTP/1.1 gets a 400 with the reason in the body and
 the connection is closed; this server is deliberately strict so that a gateway
 sending bad framing is noticed.
@@ -157,6 +163,11 @@ class State:
         if args.stats_file:
             self.stats_fd = os.open(args.stats_file,
                                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.record_fd = None
+        if args.record_file:
+            self.record_fd = os.open(args.record_file,
+                                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.delay_all = args.delay_all
 
     def next_conn(self):
         with self.lock:
@@ -172,6 +183,14 @@ class State:
         if self.stats_fd is not None:
             line = "%s %d %d %s %s\n" % (self.name, conn, req, method, target)
             os.write(self.stats_fd, line.encode("latin-1", "replace"))
+
+    def record(self, req):
+        if self.record_fd is not None:
+            fields = header_map(req.fields)
+            doc = {"name": self.name, "method": req.method, "target": req.target,
+                   "host": fields.get("host"), "request_id": fields.get("x-request-id"),
+                   "body_len": req.body_len, "body_sha256": req.body_sha256}
+            os.write(self.record_fd, (json.dumps(doc, sort_keys=True) + "\n").encode())
 
     def log(self, msg):
         if not self.quiet:
@@ -572,6 +591,9 @@ class Conn:
             return False
 
         self.read_body(req)
+        self.st.record(req)
+        if self.st.delay_all:
+            time.sleep(self.st.delay_all / 1000.0)
 
         if self.st.fail_status:
             code = self.st.fail_status
@@ -807,6 +829,10 @@ def main():
                     help="HOST:PORT to listen on (port 0: any free port)")
     ap.add_argument("--name", default="upstream", help="sent as x-upstream on every response")
     ap.add_argument("--stats-file", help="append 'name conn req method target' per request")
+    ap.add_argument("--record-file",
+                    help="append a JSON line (method, target, host, body sha256) per request")
+    ap.add_argument("--delay-all", type=int, default=0, metavar="MS",
+                    help="wait MS milliseconds before answering any request")
     ap.add_argument("--idle-timeout", type=float, default=0,
                     help="close a connection idle this many seconds (0: never)")
     ap.add_argument("--keepalive-max", type=int, default=0,
