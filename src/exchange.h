@@ -20,6 +20,7 @@ struct cluster;
 struct endpoint;
 struct upstream_host;
 struct upconn;
+struct mirror;
 struct evbuffer;
 struct event;
 
@@ -88,6 +89,7 @@ struct exchange {
 	unsigned char cors;        /* enum cors_kind; CORS_NONE on routes without corsPolicy */
 	char upstream_local[64];
 	struct exchange *next_free; /* worker free list */
+	struct mirror *mirrors;     /* copies fed while the request body streams (mirror.c) */
 
 	/* log fields (arena copies) */
 	const char *method, *path, *authority, *user_agent, *xff, *request_id;

@@ -40,6 +40,9 @@
 	X(upstream_rq_timeout, counter, "Route timeouts (504 UT)")                                \
 	X(upstream_rq_reset, counter, "Upstream resets/closes before a complete response")       \
 	X(upstream_rq_bad_response, counter, "Upstream responses rejected as malformed (502)")    \
+	X(upstream_rq_mirror_sent, counter, "Mirror copies sent to a mirror destination")         \
+	X(upstream_rq_mirror_failed, counter, "Mirror copies failed (connect, timeout, reply)")    \
+	X(upstream_rq_mirror_dropped, counter, "Mirror copies dropped (cap) or abandoned (bound)") \
 	X(upstream_rq_no_healthy, counter, "Requests to a cluster without endpoints (503 UH)")   \
 	X(upstream_rq_retry, counter, "Retries of a request (route retries policy)")               \
 	X(upstream_rq_retry_overflow, counter, "Retries refused by connectionPool maxRetries")     \

@@ -18,6 +18,7 @@
 #include "connpool.h"
 #include "l4proxy.h"
 #include "log.h"
+#include "mirror.h"
 #include "request.h"
 #include "snapshot.h"
 #include "worker.h"
@@ -113,6 +114,12 @@ struct wsnap *worker_snap_pin(struct worker *w)
 		return NULL;
 	w->cur->local_refs++;
 	return w->cur;
+}
+
+struct wsnap *worker_snap_ref(struct wsnap *ws)
+{
+	ws->local_refs++;
+	return ws;
 }
 
 void worker_snap_unpin(struct wsnap *ws)
@@ -223,7 +230,8 @@ static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 void worker_check_drained(struct worker *w)
 {
-	if (w->draining && w->nconns == 0 && w->nl4 == 0)
+	/* Mirrors in flight finish too, bounded by their own deadline and the drain's. */
+	if (w->draining && w->nconns == 0 && w->nl4 == 0 && mirror_inflight(w) == 0)
 		event_base_loopexit(w->base, NULL);
 }
 
@@ -331,6 +339,7 @@ void workers_join(void)
 			w->ex_free = ex->next_free;
 			request_exchange_free(ex);
 		}
+		mirror_worker_free(w); /* before the pool and snapshot they use */
 		connpool_free(w->pool);
 		accesslog_buf_free(w->alog);
 		if (w->cur != NULL)

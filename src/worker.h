@@ -20,6 +20,7 @@ struct connpool;
 struct accesslog_buf;
 struct conn;
 struct exchange;
+struct mirror_state;
 
 #define MG_MAX_WORKERS 256
 
@@ -62,6 +63,7 @@ struct worker {
 	struct metrics_shard metrics;
 	struct exchange *ex_free; /* recycled exchanges (request.c) */
 	unsigned nex_free;
+	struct mirror_state *mirror; /* mirrors in flight and recycled (mirror.c) */
 };
 
 extern struct worker *workers[MG_MAX_WORKERS];
@@ -77,6 +79,8 @@ void worker_post(struct worker *w, void (*fn)(struct worker *, void *), void *ar
 /* Per-exchange snapshot pinning (worker thread only). */
 struct wsnap *worker_snap_pin(struct worker *w);
 void worker_snap_unpin(struct wsnap *ws);
+/* One more pin on a snapshot already pinned (a mirror outliving its exchange). */
+struct wsnap *worker_snap_ref(struct wsnap *ws);
 
 /* Control -> worker: listener set changes and shutdown. */
 struct listener_plan_add {

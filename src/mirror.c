@@ -1,0 +1,675 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "conn.h"
+#include "connpool.h"
+#include "errors.h"
+#include "exchange.h"
+#include "http1.h"
+#include "log.h"
+#include "metrics.h"
+#include "mirror.h"
+#include "snapshot.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define MIRROR_MAX_HEAD (64 * 1024)
+#define MIRROR_MAX_HEADERS 256
+#define MIRROR_FREE_MAX 64 /* recycled mirrors (with their timer and head buffer) per worker */
+#define SHADOW_SUFFIX "-shadow"
+#define SHADOW_SUFFIX_LEN (sizeof(SHADOW_SUFFIX) - 1)
+
+struct mirror {
+	struct worker *w;
+	struct wsnap *ws; /* pinned while in flight: ep and its cluster live in that snapshot */
+	const struct endpoint *ep;
+	struct upstream_host *uh;
+	struct upconn *uc;
+	struct evbuffer *head; /* the shadow head, kept until the response starts (stale retry) */
+	struct event *timer;
+	struct mirror *next;      /* the exchange's list, or the worker's free list */
+	LIST_ENTRY(mirror) entry; /* the worker's in-flight list */
+	uint64_t deadline_us;     /* monotonic */
+	uint64_t connect_us;
+	uint64_t req_left; /* Content-Length body bytes still to come from the exchange */
+	enum http1_body_kind req_kind;
+	enum http1_body_kind resp_kind;
+	uint64_t resp_left;
+	struct http1_chunked resp_chunk;
+	bool attached;    /* in an exchange's list: body pieces may still come */
+	bool inflight;    /* talking to its upstream; counted in the worker */
+	bool body_done;   /* the whole request is in the output */
+	bool body_sent;   /* some body byte is in the output (no stale retry then) */
+	bool head_seen;   /* the response head was parsed */
+	bool head_method; /* a HEAD request: the response has no body */
+	bool resp_close;
+	bool retried;
+};
+
+struct mirror_state {
+	LIST_HEAD(mirror_list, mirror) inflight;
+	unsigned ninflight;
+	struct mirror *free;
+	unsigned nfree;
+};
+
+enum mirror_outcome {
+	MO_REUSE, /* complete response, connection back to the pool */
+	MO_DONE,  /* complete response, connection closed */
+	MO_FAIL,  /* connect error, timeout, reset, invalid response */
+	MO_DROP,  /* abandoned: output over the bound, or the request ended early */
+};
+
+static void mirror_read_cb(struct bufferevent *bev, void *arg);
+static void mirror_event_cb(struct bufferevent *bev, short what, void *arg);
+static void mirror_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* ---- pure helpers ---- */
+
+/* Where "-shadow" goes: before the port, found as Envoy finds it (the last ':' that is not
+ * inside an IPv6 literal's brackets). */
+static size_t shadow_split(const char *host, size_t len)
+{
+	size_t i = len;
+
+	while (i > 0) {
+		i--;
+		if (host[i] == ']')
+			return len;
+		if (host[i] == ':')
+			return i;
+	}
+	return len;
+}
+
+size_t mirror_shadow_host(const char *host, size_t len, char *out, size_t outsize)
+{
+	size_t at = shadow_split(host, len);
+
+	if (len + SHADOW_SUFFIX_LEN > outsize)
+		return 0;
+	memcpy(out, host, at);
+	memcpy(out + at, SHADOW_SUFFIX, SHADOW_SUFFIX_LEN);
+	memcpy(out + at + SHADOW_SUFFIX_LEN, host + at, len - at);
+	return len + SHADOW_SUFFIX_LEN;
+}
+
+static const char *find_crlf(const char *p, const char *end)
+{
+	for (; p + 1 < end; p++)
+		if (p[0] == '\r' && p[1] == '\n')
+			return p;
+	return NULL;
+}
+
+int mirror_shadow_head(const char *head, size_t len, struct evbuffer *out)
+{
+	const char *end = head + len, *p, *e;
+
+	p = find_crlf(head, end);
+	if (p == NULL)
+		return -1;
+	for (p += 2; p < end && (e = find_crlf(p, end)) != NULL && e > p; p = e + 2) {
+		const char *v, *ve;
+		size_t at;
+
+		if (e - p < 5 || strncasecmp(p, "host:", 5) != 0)
+			continue;
+		for (v = p + 5; v < e && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (ve = e; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+			;
+		at = shadow_split(v, (size_t)(ve - v));
+		evbuffer_add(out, head, (size_t)(v - head) + at);
+		evbuffer_add(out, SHADOW_SUFFIX, SHADOW_SUFFIX_LEN);
+		evbuffer_add(out, v + at, (size_t)(end - (v + at)));
+		return 0;
+	}
+	evbuffer_add(out, head, len); /* no Host field: nothing to mark */
+	return 0;
+}
+
+bool mirror_sampled(const struct percent *p, uint64_t r)
+{
+	uint64_t ppm;
+
+	if (p == NULL || !p->given)
+		return true;
+	/* Parts per million, as Istio hands the percentage to Envoy (FractionalPercent with
+	 * a MILLION denominator). */
+	ppm = (uint64_t)(p->value * 10000.0 + 0.5);
+	if (ppm >= 1000000)
+		return true;
+	return r % 1000000 < ppm;
+}
+
+/* ---- per-worker state and recycling ---- */
+
+static struct mirror_state *mirror_state(struct worker *w)
+{
+	if (w->mirror == NULL) {
+		w->mirror = calloc(1, sizeof(*w->mirror));
+		if (w->mirror != NULL)
+			LIST_INIT(&w->mirror->inflight);
+	}
+	return w->mirror;
+}
+
+unsigned mirror_inflight(const struct worker *w)
+{
+	return w->mirror != NULL ? w->mirror->ninflight : 0;
+}
+
+static struct mirror *mirror_new(struct worker *w, struct mirror_state *ms)
+{
+	struct mirror *m = ms->free;
+	struct event *timer;
+	struct evbuffer *head;
+
+	if (m != NULL) {
+		ms->free = m->next;
+		ms->nfree--;
+		timer = m->timer;
+		head = m->head;
+	} else {
+		/* The timer's argument is this struct, which keeps its address when recycled. */
+		m = malloc(sizeof(*m));
+		if (m == NULL)
+			return NULL;
+		timer = evtimer_new(w->base, mirror_timer_cb, m);
+		head = evbuffer_new();
+		if (timer == NULL || head == NULL) {
+			if (timer != NULL)
+				event_free(timer);
+			if (head != NULL)
+				evbuffer_free(head);
+			free(m);
+			return NULL;
+		}
+	}
+	memset(m, 0, sizeof(*m));
+	m->w = w;
+	m->timer = timer;
+	m->head = head;
+	return m;
+}
+
+static void mirror_destroy(struct mirror *m)
+{
+	event_free(m->timer);
+	evbuffer_free(m->head);
+	free(m);
+}
+
+static void mirror_recycle(struct mirror *m)
+{
+	struct mirror_state *ms = m->w->mirror;
+
+	evtimer_del(m->timer);
+	evbuffer_drain(m->head, evbuffer_get_length(m->head));
+	if (ms->nfree >= MIRROR_FREE_MAX) {
+		mirror_destroy(m);
+		return;
+	}
+	m->next = ms->free;
+	ms->free = m;
+	ms->nfree++;
+}
+
+/* Let go of the upstream side and the snapshot; no counting, no callbacks. */
+static void mirror_release(struct mirror *m, bool reusable)
+{
+	evtimer_del(m->timer);
+	if (m->uh != NULL && m->uh->active_rq > 0)
+		m->uh->active_rq--;
+	if (m->uc != NULL) {
+		if (reusable)
+			connpool_release(m->uc);
+		else
+			connpool_close(m->uc);
+	}
+	m->uc = NULL;
+	m->uh = NULL;
+	m->ep = NULL;
+	worker_snap_unpin(m->ws);
+	m->ws = NULL;
+	LIST_REMOVE(m, entry);
+	m->w->mirror->ninflight--;
+	m->inflight = false;
+}
+
+/* The mirror is over: count it, free what it holds; the struct itself waits for its
+ * exchange to let go of it when still attached. */
+static void mirror_end(struct mirror *m, enum mirror_outcome how, const char *why)
+{
+	struct worker *w = m->w;
+
+	if (!m->inflight)
+		return;
+	switch (how) {
+	case MO_FAIL:
+		METRIC_INC(&w->metrics, upstream_rq_mirror_failed);
+		log_debug("mirror to %s failed: %s", m->ep->name, why);
+		break;
+	case MO_DROP:
+		METRIC_INC(&w->metrics, upstream_rq_mirror_dropped);
+		log_debug("mirror to %s abandoned: %s", m->ep->name, why);
+		break;
+	case MO_REUSE:
+	case MO_DONE:
+		break;
+	}
+	mirror_release(m, how == MO_REUSE);
+	if (!m->attached)
+		mirror_recycle(m);
+	if (w->draining)
+		worker_check_drained(w);
+}
+
+/* ---- upstream connection ---- */
+
+static void mirror_timer_arm(struct mirror *m, uint64_t us)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(us / 1000000);
+	tv.tv_usec = (suseconds_t)(us % 1000000);
+	evtimer_add(m->timer, &tv);
+}
+
+static uint64_t mirror_time_left(const struct mirror *m)
+{
+	uint64_t now = mono_us();
+
+	return m->deadline_us > now ? m->deadline_us - now : 1;
+}
+
+/* Take a pooled connection (or open one) and queue the head on it. */
+static int mirror_connect(struct mirror *m, bool allow_pooled)
+{
+	struct connpool *pool = m->w->pool;
+	struct upconn *uc = allow_pooled ? connpool_get_idle(pool, m->uh) : NULL;
+	uint64_t left = mirror_time_left(m);
+
+	if (uc != NULL) {
+		mirror_timer_arm(m, left);
+	} else {
+		uc = connpool_connect(pool, m->uh);
+		if (uc == NULL)
+			return -1;
+		mirror_timer_arm(m, m->connect_us < left ? m->connect_us : left);
+	}
+	m->uc = uc;
+	bufferevent_setcb(uc->bev, mirror_read_cb, NULL, mirror_event_cb, m);
+	bufferevent_setwatermark(uc->bev, EV_READ, 0, 0);
+	bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(uc->bev, NULL, NULL);
+	bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+	/* A copy: the head stays until the response starts, for a stale-connection retry. */
+	evbuffer_add(bufferevent_get_output(uc->bev), evbuffer_pullup(m->head, -1),
+		     evbuffer_get_length(m->head));
+	return 0;
+}
+
+static void mirror_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mirror *m = arg;
+
+	mirror_end(m, MO_FAIL, m->head_seen ? "timeout reading the response" : "timeout");
+}
+
+/* Returns 1 when the response head was parsed, 0 when more bytes are needed, -1 when the
+ * mirror ended. */
+static int mirror_response_head(struct mirror *m, struct evbuffer *in)
+{
+	struct http1_limits lim = {MIRROR_MAX_HEAD, MIRROR_MAX_HEAD, MIRROR_MAX_HEADERS};
+	struct http1_header hdrs[MIRROR_MAX_HEADERS];
+	struct http1_response resp;
+	const char *why = NULL;
+
+	for (;;) {
+		size_t len = evbuffer_get_length(in);
+		size_t want = len < MIRROR_MAX_HEAD + 4 ? len : MIRROR_MAX_HEAD + 4;
+		const char *buf;
+		int n;
+
+		if (len == 0)
+			return 0;
+		buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+		memset(&resp, 0, sizeof(resp));
+		resp.headers = hdrs;
+		n = http1_parse_response(buf, want, &lim, &resp, &why);
+		if (n == MG_AGAIN)
+			return 0;
+		if (n < 0 || http1_response_framing(&resp, m->head_method ? "HEAD" : "GET",
+						    m->head_method ? 4 : 3, &m->resp_kind,
+						    &m->resp_left, &why) != 0) {
+			mirror_end(m, MO_FAIL, why != NULL ? why : "invalid response");
+			return -1;
+		}
+		evbuffer_drain(in, (size_t)n);
+		if (resp.status >= 100 && resp.status < 200)
+			continue; /* interim: the final head follows */
+		m->head_seen = true;
+		m->resp_close = resp.conn_close;
+		evbuffer_drain(m->head, evbuffer_get_length(m->head));
+		return 1;
+	}
+}
+
+/* Read and drop response body bytes.  Returns 1 when the body is complete, 0 when more
+ * are needed, -1 when the mirror ended. */
+static int mirror_discard_body(struct mirror *m, struct evbuffer *in)
+{
+	size_t avail = evbuffer_get_length(in);
+
+	switch (m->resp_kind) {
+	case HTTP1_BODY_NONE:
+		return 1;
+	case HTTP1_BODY_LENGTH: {
+		size_t n = avail < m->resp_left ? avail : (size_t)m->resp_left;
+
+		evbuffer_drain(in, n);
+		m->resp_left -= n;
+		return m->resp_left == 0;
+	}
+	case HTTP1_BODY_UNTIL_CLOSE:
+		evbuffer_drain(in, avail);
+		return 0; /* ends at EOF */
+	case HTTP1_BODY_CHUNKED:
+		/* Decoded only to find where the body ends, so the connection can be reused. */
+		while (avail > 0 && !m->resp_chunk.done) {
+			size_t chunk = avail < 65536 ? avail : 65536, off = 0;
+			const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)chunk);
+
+			while (off < chunk && !m->resp_chunk.done) {
+				const char *data, *why = NULL;
+				size_t dlen = 0;
+				ssize_t k = http1_chunked_step(&m->resp_chunk, buf + off,
+							       chunk - off, &data, &dlen, &why);
+
+				if (k < 0) {
+					mirror_end(m, MO_FAIL,
+						   why != NULL ? why : "bad chunked response body");
+					return -1;
+				}
+				off += (size_t)k;
+				if (k == 0)
+					break;
+			}
+			evbuffer_drain(in, off);
+			avail = evbuffer_get_length(in);
+			if (off < chunk && !m->resp_chunk.done)
+				break;
+		}
+		return m->resp_chunk.done ? 1 : 0;
+	}
+	return 0;
+}
+
+static void mirror_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct mirror *m = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	bool reusable;
+
+	if (!m->head_seen && mirror_response_head(m, in) <= 0)
+		return;
+	if (mirror_discard_body(m, in) <= 0)
+		return;
+	/* Reusable only when both directions ended cleanly: an upstream that answered before
+	 * the whole request went out leaves the framing of the rest in doubt. */
+	reusable = !m->resp_close && m->resp_kind != HTTP1_BODY_UNTIL_CLOSE && m->body_done &&
+		   evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
+		   evbuffer_get_length(in) == 0;
+	mirror_end(m, reusable ? MO_REUSE : MO_DONE, NULL);
+}
+
+static void mirror_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct mirror *m = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (what & BEV_EVENT_CONNECTED) {
+		mirror_timer_arm(m, mirror_time_left(m));
+		return;
+	}
+	if (m->head_seen && m->resp_kind == HTTP1_BODY_UNTIL_CLOSE && (what & BEV_EVENT_EOF)) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		mirror_end(m, MO_DONE, NULL);
+		return;
+	}
+	/* A pooled connection the upstream closed just as we reused it: once more on a fresh
+	 * one, when no body byte was lost with it (as the main request does). */
+	if (!m->head_seen && m->uc->reused && !m->body_sent && !m->retried &&
+	    evbuffer_get_length(in) == 0) {
+		m->retried = true;
+		connpool_close(m->uc);
+		m->uc = NULL;
+		if (mirror_connect(m, false) == 0)
+			return;
+		mirror_end(m, MO_FAIL, "connect error");
+		return;
+	}
+	mirror_end(m, MO_FAIL,
+		   (what & BEV_EVENT_EOF) ? "connection closed before a complete response"
+					  : "connection error");
+}
+
+/* ---- hooks ---- */
+
+void mirror_start(struct exchange *ex)
+{
+	const struct http_route *r = ex->route;
+	const struct cfg_timeouts *t;
+	struct mirror **tail = &ex->mirrors;
+	struct worker *w;
+	const char *head;
+	size_t hlen;
+
+	if (r == NULL || r->nmirrors == 0 || ex->mirrors != NULL || ex->up_head == NULL ||
+	    ex->ws == NULL)
+		return;
+	w = ex->c->w;
+	t = &ex->ws->snap->set->main.timeouts;
+	hlen = evbuffer_get_length(ex->up_head);
+	head = (const char *)evbuffer_pullup(ex->up_head, -1);
+	for (size_t i = 0; i < r->nmirrors; i++) {
+		const struct http_mirror *hm = &r->mirrors[i];
+		const struct cluster *cl = hm->dest.cluster;
+		struct mirror_state *ms;
+		struct mirror *m;
+
+		if (hm->percentage.given && !mirror_sampled(&hm->percentage, worker_random(w)))
+			continue;
+		ms = mirror_state(w);
+		if (ms == NULL || ms->ninflight >= MIRROR_MAX_INFLIGHT) {
+			METRIC_INC(&w->metrics, upstream_rq_mirror_dropped);
+			log_debug("mirror to %s dropped: %u mirrors in flight on this worker",
+				  cl != NULL ? cl->name : "?", ms != NULL ? ms->ninflight : 0);
+			continue;
+		}
+		if (cl == NULL || cl->nendpoints == 0) {
+			METRIC_INC(&w->metrics, upstream_rq_mirror_failed);
+			log_debug("mirror to %s failed: no healthy upstream",
+				  cl != NULL ? cl->name : "?");
+			continue;
+		}
+		m = mirror_new(w, ms);
+		if (m == NULL) {
+			METRIC_INC(&w->metrics, upstream_rq_mirror_dropped);
+			continue;
+		}
+		m->ep = upstream_pick(w, cl);
+		m->uh = connpool_host(w->pool, m->ep);
+		if (m->uh == NULL || mirror_shadow_head(head, hlen, m->head) != 0) {
+			METRIC_INC(&w->metrics, upstream_rq_mirror_failed);
+			mirror_recycle(m);
+			continue;
+		}
+		m->uh->active_rq++;
+		m->ws = worker_snap_ref(ex->ws);
+		m->connect_us = t->upstream_connect_us;
+		m->deadline_us =
+		    mono_us() + (r->timeout_us > 0 ? r->timeout_us
+						   : t->upstream_connect_us + t->upstream_idle_us);
+		m->req_kind = ex->req_kind;
+		m->req_left = ex->req_remaining;
+		m->body_done = ex->req_kind == HTTP1_BODY_NONE ||
+			       (ex->req_kind == HTTP1_BODY_LENGTH && ex->req_remaining == 0);
+		m->head_method = ex->head_request;
+		m->inflight = true;
+		LIST_INSERT_HEAD(&ms->inflight, m, entry);
+		ms->ninflight++;
+		if (mirror_connect(m, true) != 0) {
+			mirror_end(m, MO_FAIL, "connect error");
+			continue;
+		}
+		METRIC_INC(&w->metrics, upstream_rq_mirror_sent);
+		m->attached = true;
+		*tail = m;
+		tail = &m->next;
+	}
+}
+
+/* A mirror that cannot keep up is abandoned: the client and the main upstream set the pace,
+ * never the mirror. */
+static void mirror_check_pending(struct mirror *m)
+{
+	if (evbuffer_get_length(bufferevent_get_output(m->uc->bev)) > MIRROR_MAX_PENDING)
+		mirror_end(m, MO_DROP, "more than 1 MiB of request pending");
+}
+
+static bool mirror_wants_body(const struct mirror *m)
+{
+	return m->inflight && !m->body_done;
+}
+
+void mirror_body_buffer(struct exchange *ex, struct evbuffer *src, size_t n)
+{
+	struct evbuffer_iovec v[16];
+	struct evbuffer_ptr pos;
+	struct mirror *m;
+	size_t left = n;
+
+	if (ex->mirrors == NULL || n == 0)
+		return;
+	if (evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET) != 0)
+		return;
+	while (left > 0) {
+		int k = evbuffer_peek(src, (ev_ssize_t)left, &pos, v, 16);
+		size_t done = 0;
+
+		if (k <= 0)
+			break;
+		for (int i = 0; i < k && i < 16 && done < left; i++) {
+			size_t l = v[i].iov_len < left - done ? v[i].iov_len : left - done;
+
+			for (m = ex->mirrors; m != NULL; m = m->next)
+				if (mirror_wants_body(m) && m->req_kind == HTTP1_BODY_LENGTH)
+					evbuffer_add(bufferevent_get_output(m->uc->bev),
+						     v[i].iov_base, l);
+			done += l;
+		}
+		left -= done;
+		if (left > 0 && evbuffer_ptr_set(src, &pos, done, EVBUFFER_PTR_ADD) != 0)
+			break;
+	}
+	for (m = ex->mirrors; m != NULL; m = m->next) {
+		if (!mirror_wants_body(m) || m->req_kind != HTTP1_BODY_LENGTH)
+			continue;
+		m->body_sent = true;
+		m->req_left -= n < m->req_left ? n : m->req_left;
+		if (m->req_left == 0)
+			m->body_done = true;
+		mirror_check_pending(m);
+	}
+}
+
+void mirror_body(struct exchange *ex, const void *data, size_t len)
+{
+	struct mirror *m;
+
+	if (len == 0)
+		return;
+	for (m = ex->mirrors; m != NULL; m = m->next) {
+		struct evbuffer *out;
+
+		if (!mirror_wants_body(m) || m->req_kind != HTTP1_BODY_CHUNKED)
+			continue;
+		out = bufferevent_get_output(m->uc->bev);
+		evbuffer_add_printf(out, "%zx\r\n", len);
+		evbuffer_add(out, data, len);
+		evbuffer_add(out, "\r\n", 2);
+		m->body_sent = true;
+		mirror_check_pending(m);
+	}
+}
+
+void mirror_body_end(struct exchange *ex)
+{
+	struct mirror *m;
+
+	for (m = ex->mirrors; m != NULL; m = m->next) {
+		if (!mirror_wants_body(m) || m->req_kind != HTTP1_BODY_CHUNKED)
+			continue;
+		evbuffer_add(bufferevent_get_output(m->uc->bev), "0\r\n\r\n", 5);
+		m->body_done = true;
+	}
+}
+
+void mirror_exchange_end(struct exchange *ex)
+{
+	struct mirror *m = ex->mirrors, *next;
+
+	ex->mirrors = NULL;
+	for (; m != NULL; m = next) {
+		next = m->next;
+		m->next = NULL;
+		m->attached = false;
+		if (!m->inflight)
+			mirror_recycle(m);
+		else if (!m->body_done)
+			mirror_end(m, MO_DROP, "the request ended before its body");
+	}
+}
+
+void mirror_worker_free(struct worker *w)
+{
+	struct mirror_state *ms = w->mirror;
+	struct mirror *m;
+
+	if (ms == NULL)
+		return;
+	/* The loop has ended, so every connection, and every exchange with it, is gone: no
+	 * list still points at these. */
+	while ((m = LIST_FIRST(&ms->inflight)) != NULL) {
+		mirror_release(m, false);
+		mirror_destroy(m);
+	}
+	while ((m = ms->free) != NULL) {
+		ms->free = m->next;
+		mirror_destroy(m);
+	}
+	free(ms);
+	w->mirror = NULL;
+}
