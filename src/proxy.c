@@ -27,6 +27,7 @@
 #include "local_reply.h"
 #include "locality.h"
 #include "log.h"
+#include "mirror.h"
 #include "outlier.h"
 #include "proxy.h"
 #include "regex.h"
@@ -840,6 +841,7 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 			return -1;
 		}
 	}
+	mirror_start(ex);
 	ex->c->ex = ex;
 	/* We answer 100-continue ourselves (and strip Expect): the client starts sending while
 	 * the upstream connection is being set up. */
@@ -909,6 +911,7 @@ void proxy_client_readable(struct exchange *ex)
 			size_t n = avail < ex->req_remaining ? avail : (size_t)ex->req_remaining;
 
 			replay_keep_buf(ex, in, n);
+			mirror_body_buffer(ex, in, n);
 			evbuffer_remove_buffer(in, out, n);
 			ex->req_remaining -= n;
 			ex->bytes_in += n;
@@ -936,6 +939,7 @@ void proxy_client_readable(struct exchange *ex)
 					char size[24];
 					int sl = snprintf(size, sizeof(size), "%zx\r\n", dlen);
 
+					mirror_body(ex, data, dlen);
 					body_add(ex, out, size, (size_t)sl);
 					body_add(ex, out, data, dlen);
 					body_add(ex, out, "\r\n", 2);
@@ -948,6 +952,7 @@ void proxy_client_readable(struct exchange *ex)
 			}
 			evbuffer_drain(in, off);
 			if (ex->req_chunk.done) {
+				mirror_body_end(ex);
 				body_add(ex, out, "0\r\n\r\n", 5);
 				ex->req_done = true;
 			} else if (off < chunk) {

@@ -24,6 +24,7 @@
 #include "http1.h"
 #include "local_reply.h"
 #include "log.h"
+#include "mirror.h"
 #include "proxy.h"
 #include "request.h"
 #include "router.h"
@@ -193,6 +194,7 @@ void request_finish(struct exchange *ex)
 	default:
 		break;
 	}
+	mirror_exchange_end(ex); /* before the exchange is recycled */
 	worker_snap_unpin(ex->ws);
 	ex->ws = NULL;
 	if (w->nex_free < EX_FREE_MAX) {

@@ -1221,12 +1221,11 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 			retry_policy_default(&r->retries.policy);
 		if (!link_route_on_gateway(l, r))
 			continue;
-		/* Not enforced yet (traffic-management work): what changes the answer a client
-		 * gets is refused, what only adds resilience or a copy is accepted with a
-		 * warning.  Never silently ignored. */
-		if (r->nmirrors > 0)
-			diag_warn(l->d, r->node,
-				  "mirroring is accepted but not enforced yet: no copy is sent");
+		/* Istio accepts it, Envoy has nothing to copy: say so rather than ignore it. */
+		if (r->nmirrors > 0 && (r->redirect != NULL || r->direct_response.given))
+			diag_warn(l->d, link_at(link_at(r->node, "mirrors"), "mirror"),
+				  "mirroring has no effect on a %s route: nothing is forwarded",
+				  r->redirect != NULL ? "redirect" : "directResponse");
 		for (size_t k = 0; k < r->nmatches; k++) {
 			struct http_match *m = &r->matches[k];
 

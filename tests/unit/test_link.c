@@ -488,6 +488,54 @@ static void test_delegate(void **state)
 	    "http[1]) and is dropped there\n");
 }
 
+/* Mirrors resolve to clusters like route destinations (and fail the same way); a served route
+ * with mirrors loads without a warning now that they are enforced. */
+static void test_mirrors(void **state)
+{
+	struct snapshot *s = check(LABELS,
+				   GW80 SE_REVIEWS VS_HEAD
+				   "  - route: [{destination: {host: reviews}}]\n"
+				   "    mirrors:\n"
+				   "    - destination: {host: reviews, port: {number: 9080}}\n"
+				   "    - destination: {host: reviews}\n"
+				   "      percentage: {value: 25}\n",
+				   "");
+	const struct vhost *vh = router_find_vhost(&s->listeners[0], "example.com", 11);
+	const struct http_route *r;
+
+	assert_non_null(vh);
+	r = vh->routes[0];
+	assert_non_null(r);
+	assert_int_equal(r->nmirrors, 2);
+	assert_non_null(r->mirrors[0].dest.cluster);
+	assert_ptr_equal(r->mirrors[0].dest.cluster, r->route[0].dest.cluster);
+	assert_ptr_equal(r->mirrors[1].dest.cluster, r->route[0].dest.cluster);
+	assert_false(r->mirrors[0].percentage.given);
+	assert_true(r->mirrors[1].percentage.given);
+
+	teardown(state);
+	setup(state);
+	check(LABELS,
+	      GW80 SE_REVIEWS VS_HEAD "  - route: [{destination: {host: reviews}}]\n"
+				      "    mirror: {host: ratings}\n",
+	      "r.yaml:29:20: VirtualService default/vs: spec.http[0].mirror.host: destination "
+	      "host ratings.default.svc.cluster.local is not declared by any ServiceEntry\n");
+	teardown(state);
+	setup(state);
+	check(LABELS,
+	      GW80 SE_REVIEWS VS_HEAD "  - route: [{destination: {host: reviews}}]\n"
+				      "    mirror: {host: reviews, port: {number: 81}}\n",
+	      "r.yaml:29:35: VirtualService default/vs: spec.http[0].mirror.port: port 81 is not "
+	      "declared for host reviews.default.svc.cluster.local (ServiceEntry ports: 9080)\n");
+	teardown(state);
+	setup(state);
+	check(LABELS,
+	      GW80 SE_REVIEWS VS_HEAD "  - directResponse: {status: 200}\n"
+				      "    mirror: {host: reviews}\n",
+	      "r.yaml:29:13: warning: VirtualService default/vs: spec.http[0].mirror: mirroring "
+	      "has no effect on a directResponse route: nothing is forwarded\n");
+}
+
 static void test_catch_all_shadows(void **state)
 {
 	check(LABELS,
@@ -925,6 +973,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_l4_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_l4_unused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_l4_tls_origination, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mirrors, setup, teardown),
 	};
 	int rc;
 
