@@ -2,6 +2,7 @@
 #include "config.h"
 #endif
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,6 +13,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clusterstate.h"
 #include "conn.h"
 #include "connpool.h"
 #include "errors.h"
@@ -36,6 +38,10 @@ struct mirror {
 	const struct endpoint *ep;
 	struct upstream_host *uh;
 	struct upconn *uc;
+	/* the mirror cluster's circuit breakers (connectionPool), as Envoy applies them to
+	 * shadow requests: cs outlives every snapshot, lim lives in the pinned one */
+	struct cluster_state *cs;
+	const struct conn_pool_settings *lim;
 	struct evbuffer *head; /* the shadow head, kept until the response starts (stale retry) */
 	struct event *timer;
 	struct mirror *next;      /* the exchange's list, or the worker's free list */
@@ -55,6 +61,7 @@ struct mirror {
 	bool head_method; /* a HEAD request: the response has no body */
 	bool resp_close;
 	bool retried;
+	bool rq_counted; /* admitted in cs->rq_active */
 };
 
 struct mirror_state {
@@ -63,6 +70,9 @@ struct mirror_state {
 	struct mirror *free;
 	unsigned nfree;
 };
+
+/* mirror_connect's answers */
+enum { MC_OK = 0, MC_FAILED = -1, MC_OVERFLOW = -2 };
 
 enum mirror_outcome {
 	MO_REUSE, /* complete response, connection back to the pool */
@@ -235,26 +245,31 @@ static void mirror_recycle(struct mirror *m)
 	ms->nfree++;
 }
 
-/* Let go of the upstream side and the snapshot; no counting, no callbacks. */
-static void mirror_release(struct mirror *m, bool reusable)
+/* Let go of everything but the connection, which is returned: the caller hands it back to
+ * the pool or closes it as its very last step, because the pool may run a waiting
+ * exchange's code right there (connectionPool waiters), and that may end this mirror's
+ * own exchange and recycle the mirror. */
+static struct upconn *mirror_detach(struct mirror *m)
 {
+	struct upconn *uc = m->uc;
+
 	evtimer_del(m->timer);
 	if (m->uh != NULL && m->uh->active_rq > 0)
 		m->uh->active_rq--;
-	if (m->uc != NULL) {
-		if (reusable)
-			connpool_release(m->uc);
-		else
-			connpool_close(m->uc);
-	}
+	if (m->rq_counted)
+		clusterstate_release(&m->cs->rq_active);
+	m->rq_counted = false;
 	m->uc = NULL;
 	m->uh = NULL;
 	m->ep = NULL;
+	m->cs = NULL;
+	m->lim = NULL;
 	worker_snap_unpin(m->ws);
 	m->ws = NULL;
 	LIST_REMOVE(m, entry);
 	m->w->mirror->ninflight--;
 	m->inflight = false;
+	return uc;
 }
 
 /* The mirror is over: count it, free what it holds; the struct itself waits for its
@@ -262,6 +277,7 @@ static void mirror_release(struct mirror *m, bool reusable)
 static void mirror_end(struct mirror *m, enum mirror_outcome how, const char *why)
 {
 	struct worker *w = m->w;
+	struct upconn *uc;
 
 	if (!m->inflight)
 		return;
@@ -278,9 +294,16 @@ static void mirror_end(struct mirror *m, enum mirror_outcome how, const char *wh
 	case MO_DONE:
 		break;
 	}
-	mirror_release(m, how == MO_REUSE);
+	uc = mirror_detach(m);
 	if (!m->attached)
 		mirror_recycle(m);
+	/* m may be gone once the pool has the connection */
+	if (uc != NULL) {
+		if (how == MO_REUSE)
+			connpool_release(uc);
+		else
+			connpool_close(uc);
+	}
 	if (w->draining)
 		worker_check_drained(w);
 }
@@ -303,20 +326,50 @@ static uint64_t mirror_time_left(const struct mirror *m)
 	return m->deadline_us > now ? m->deadline_us - now : 1;
 }
 
-/* Take a pooled connection (or open one) and queue the head on it. */
-static int mirror_connect(struct mirror *m, bool allow_pooled)
+/* Take a pooled connection (or open one) and queue the head on it.  A new connection obeys
+ * the cluster's maxConnections, but a mirror never waits for one (MC_OVERFLOW: dropped);
+ * one that replaces a stale connection takes over that one's place in the count. */
+static int mirror_connect(struct mirror *m, bool allow_pooled, struct upconn *replacing)
 {
 	struct connpool *pool = m->w->pool;
+	const struct conn_pool_settings *lim = m->lim;
+	struct cluster_state *cs = m->cs, *counted = NULL;
 	struct upconn *uc = allow_pooled ? connpool_get_idle(pool, m->uh) : NULL;
-	uint64_t left = mirror_time_left(m);
+	uint64_t left = mirror_time_left(m), connect_us = m->connect_us;
 
 	if (uc != NULL) {
 		mirror_timer_arm(m, left);
 	} else {
+		if (replacing != NULL && replacing->counted != NULL) {
+			counted = replacing->counted;
+			replacing->counted = NULL;
+		} else if (lim != NULL && lim->max_connections > 0 && cs != NULL) {
+			/* as proxy.c: a worker without a connection to the host still opens one */
+			if (!clusterstate_admit(&cs->cx_active, lim->max_connections)) {
+				if (m->uh->ncx > 0) {
+					atomic_fetch_add_explicit(&cs->cx_overflow, 1,
+								  memory_order_relaxed);
+					return MC_OVERFLOW;
+				}
+				atomic_fetch_add_explicit(&cs->cx_active, 1, memory_order_relaxed);
+			}
+			counted = cs;
+		}
 		uc = connpool_connect(pool, m->uh);
-		if (uc == NULL)
-			return -1;
-		mirror_timer_arm(m, m->connect_us < left ? m->connect_us : left);
+		if (uc == NULL) {
+			if (counted != NULL)
+				clusterstate_release(&counted->cx_active);
+			return MC_FAILED;
+		}
+		uc->counted = counted;
+		uc->created_us = mono_us();
+		if (lim != NULL) {
+			uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
+								    : lim->tcp_idle_timeout_us;
+			if (lim->connect_timeout_us > 0)
+				connect_us = lim->connect_timeout_us;
+		}
+		mirror_timer_arm(m, connect_us < left ? connect_us : left);
 	}
 	m->uc = uc;
 	bufferevent_setcb(uc->bev, mirror_read_cb, NULL, mirror_event_cb, m);
@@ -327,7 +380,7 @@ static int mirror_connect(struct mirror *m, bool allow_pooled)
 	/* A copy: the head stays until the response starts, for a stale-connection retry. */
 	evbuffer_add(bufferevent_get_output(uc->bev), evbuffer_pullup(m->head, -1),
 		     evbuffer_get_length(m->head));
-	return 0;
+	return MC_OK;
 }
 
 static void mirror_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -441,6 +494,13 @@ static void mirror_read_cb(struct bufferevent *bev, void *arg)
 	reusable = !m->resp_close && m->resp_kind != HTTP1_BODY_UNTIL_CLOSE && m->body_done &&
 		   evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
 		   evbuffer_get_length(in) == 0;
+	/* maxRequestsPerConnection and maxConnectionDuration, as for the main requests */
+	if (reusable && m->lim != NULL &&
+	    ((m->lim->max_requests_per_connection > 0 &&
+	      m->uc->requests >= m->lim->max_requests_per_connection) ||
+	     (m->lim->max_connection_duration_us > 0 &&
+	      mono_us() - m->uc->created_us >= m->lim->max_connection_duration_us)))
+		reusable = false;
 	mirror_end(m, reusable ? MO_REUSE : MO_DONE, NULL);
 }
 
@@ -462,12 +522,20 @@ static void mirror_event_cb(struct bufferevent *bev, short what, void *arg)
 	 * one, when no body byte was lost with it (as the main request does). */
 	if (!m->head_seen && m->uc->reused && !m->body_sent && !m->retried &&
 	    evbuffer_get_length(in) == 0) {
+		struct upconn *stale = m->uc;
+		int rc;
+
 		m->retried = true;
-		connpool_close(m->uc);
 		m->uc = NULL;
-		if (mirror_connect(m, false) == 0)
+		rc = mirror_connect(m, false, stale);
+		if (rc != MC_OK) {
+			m->uc = stale; /* closed by mirror_end */
+			mirror_end(m, rc == MC_OVERFLOW ? MO_DROP : MO_FAIL,
+				   rc == MC_OVERFLOW ? "cluster at maxConnections"
+						     : "connect error");
 			return;
-		mirror_end(m, MO_FAIL, "connect error");
+		}
+		connpool_close(stale); /* last: see mirror_detach */
 		return;
 	}
 	mirror_end(m, MO_FAIL,
@@ -498,6 +566,7 @@ void mirror_start(struct exchange *ex)
 		const struct cluster *cl = hm->dest.cluster;
 		struct mirror_state *ms;
 		struct mirror *m;
+		int rc;
 
 		if (hm->percentage.given && !mirror_sampled(&hm->percentage, worker_random(w)))
 			continue;
@@ -526,6 +595,20 @@ void mirror_start(struct exchange *ex)
 			mirror_recycle(m);
 			continue;
 		}
+		/* connectionPool http2MaxRequests of the mirror cluster: over it, no copy */
+		m->cs = cl->state;
+		m->lim = cl->pool_limits;
+		if (m->lim != NULL && m->lim->max_requests > 0 && m->cs != NULL) {
+			if (!clusterstate_admit(&m->cs->rq_active, m->lim->max_requests)) {
+				atomic_fetch_add_explicit(&m->cs->rq_overflow, 1,
+							  memory_order_relaxed);
+				METRIC_INC(&w->metrics, upstream_rq_mirror_dropped);
+				log_debug("mirror to %s dropped: maxRequests reached", cl->name);
+				mirror_recycle(m);
+				continue;
+			}
+			m->rq_counted = true;
+		}
 		m->uh->active_rq++;
 		m->ws = worker_snap_ref(ex->ws);
 		m->connect_us = t->upstream_connect_us;
@@ -540,8 +623,10 @@ void mirror_start(struct exchange *ex)
 		m->inflight = true;
 		LIST_INSERT_HEAD(&ms->inflight, m, entry);
 		ms->ninflight++;
-		if (mirror_connect(m, true) != 0) {
-			mirror_end(m, MO_FAIL, "connect error");
+		rc = mirror_connect(m, true, NULL);
+		if (rc != MC_OK) {
+			mirror_end(m, rc == MC_OVERFLOW ? MO_DROP : MO_FAIL,
+				   rc == MC_OVERFLOW ? "maxConnections reached" : "connect error");
 			continue;
 		}
 		METRIC_INC(&w->metrics, upstream_rq_mirror_sent);
@@ -663,7 +748,7 @@ void mirror_worker_free(struct worker *w)
 	/* The loop has ended, so every connection, and every exchange with it, is gone: no
 	 * list still points at these. */
 	while ((m = LIST_FIRST(&ms->inflight)) != NULL) {
-		mirror_release(m, false);
+		connpool_close(mirror_detach(m));
 		mirror_destroy(m);
 	}
 	while ((m = ms->free) != NULL) {

@@ -5,7 +5,8 @@
 # half, 0 none; `mirrors:` feeds two destinations; a mirror that is down, slow (past the
 # route timeout) or does not read changes nothing for the client and only counts; a reload
 # with a mirror in flight is safe; SIGTERM is not held past the drain timeout by a slow
-# mirror.  Mirrored requests are seen through the upstreams' --record-file (their responses
+# mirror; the mirror cluster's connectionPool limits apply to the copies.  Mirrored
+# requests are seen through the upstreams' --record-file (their responses
 # are discarded by meshgate).
 
 # shellcheck source=lib.sh
@@ -76,6 +77,15 @@ vs_routes() {
     match: [{uri: {prefix: /delay/}}]
     route: [{destination: {host: main}}]
     mirror: {host: shadow}
+  - name: retried
+    match: [{uri: {prefix: /flaky/}}]
+    route: [{destination: {host: main}}]
+    retries: {attempts: 2, retryOn: "503"}
+    mirror: {host: shadow}
+  - name: breaker
+    match: [{uri: {prefix: /cb/}}]
+    route: [{destination: {host: main}}]
+    mirror: {host: slowcb}
   - name: sink
     match: [{uri: {prefix: /sink/}}]
     route: [{destination: {host: main}}]
@@ -92,6 +102,17 @@ $(mg_yaml_service shadow2 "$UP_SHADOW2_PORT")
 $(mg_yaml_service slow "$UP_SLOW_PORT")
 $(mg_yaml_service down "$DOWN_PORT")
 $(mg_yaml_service sink "$SINK_PORT")
+$(mg_yaml_service slowcb "$UP_SLOW_PORT")
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: slowcb
+spec:
+  host: slowcb
+  trafficPolicy:
+    connectionPool:
+      http: {http2MaxRequests: 1}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -216,6 +237,13 @@ assert_cmp "$el" -lt 1200 "the mirror got its copy while the main upstream still
 wait "$cpid"
 assert_eq "$(mg_json path "$MG_DIR/parallel.body")" /delay/1500 "the main answer came after 1.5 s"
 
+# --- a retried request is mirrored once (Envoy shadows the request, not each try) -----------
+assert_status GET '/flaky/1/status/503?key=m1' 200 -H 'Host: a.example'
+assert_eq "$(mg_upstream_count main '^/flaky/1/status/503')" 2 "the main upstream saw a 503, then the retry"
+mg_wait_until 5 rec_has shadow '^/flaky/1/status/503' || mg_fail "the mirror did not receive the retried request"
+sleep 0.3
+assert_eq "$(rec_count shadow '^/flaky/1/status/503')" 1 "one copy for a request tried twice"
+
 # --- mirrorPercentage -----------------------------------------------------------------------
 urls=()
 for i in $(seq 1 200); do urls+=("http://127.0.0.1:$MG_PORT/half/echo/$i"); done
@@ -286,6 +314,17 @@ assert_eq "$(mg_json body_sha256)" "$bigsum" "mirror not reading: the main uploa
 assert_cmp "$el" -lt 10000 "mirror not reading: no back-pressure on the client ($el ms)"
 assert_cmp "$(metric upstream_rq_mirror_dropped)" -gt "${dropped0:-0}" \
 	"mirror over the 1 MiB bound counted in upstream_rq_mirror_dropped"
+
+# --- the mirror cluster's connectionPool applies to the copies (they never wait) -----------
+dropped2=$(metric upstream_rq_mirror_dropped)
+assert_status GET /cb/echo/1 200 -H 'Host: a.example'
+mg_wait_until 5 stats_has slow '^/cb/echo/1$' || mg_fail "the first /cb/ copy did not reach the mirror"
+assert_status GET /cb/echo/2 200 -H 'Host: a.example'
+assert_header x-upstream main "a copy over the mirror's limit changes nothing for the client"
+mg_wait_until 5 metric_gt upstream_rq_mirror_dropped "$dropped2" ||
+	mg_fail "a copy over the mirror cluster's http2MaxRequests (1) is dropped"
+sleep 0.3
+assert_eq "$(mg_upstream_count slow '^/cb/echo/2$')" 0 "the copy over http2MaxRequests never reached the mirror"
 
 # --- reload while a mirror is in flight ------------------------------------------------------
 before=$(mg_upstream_count slow)
