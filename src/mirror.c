@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mirror.h"
+#include "outlier.h"
 #include "snapshot.h"
 #include "upstream.h"
 #include "worker.h"
@@ -34,7 +35,8 @@
 
 struct mirror {
 	struct worker *w;
-	struct wsnap *ws; /* pinned while in flight: ep and its cluster live in that snapshot */
+	struct wsnap *ws; /* pinned while in flight: cl and ep live in that snapshot */
+	const struct cluster *cl;
 	const struct endpoint *ep;
 	struct upstream_host *uh;
 	struct upconn *uc;
@@ -261,6 +263,7 @@ static struct upconn *mirror_detach(struct mirror *m)
 	m->rq_counted = false;
 	m->uc = NULL;
 	m->uh = NULL;
+	m->cl = NULL;
 	m->ep = NULL;
 	m->cs = NULL;
 	m->lim = NULL;
@@ -326,6 +329,14 @@ static uint64_t mirror_time_left(const struct mirror *m)
 	return m->deadline_us > now ? m->deadline_us - now : 1;
 }
 
+/* Outlier detection of the mirror cluster sees the copies' outcomes, as Envoy's does for
+ * shadow requests: a status, or 0 for a failure to get one (connect, reset, timeout). */
+static void mirror_outlier(const struct mirror *m, int status)
+{
+	if (m->cl != NULL && m->cl->outlier != NULL)
+		outlier_report(m->cl, m->ep, status, mono_us());
+}
+
 /* Take a pooled connection (or open one) and queue the head on it.  A new connection obeys
  * the cluster's maxConnections, but a mirror never waits for one (MC_OVERFLOW: dropped);
  * one that replaces a stale connection takes over that one's place in the count. */
@@ -387,6 +398,8 @@ static void mirror_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mirror *m = arg;
 
+	if (!m->head_seen)
+		mirror_outlier(m, 0);
 	mirror_end(m, MO_FAIL, m->head_seen ? "timeout reading the response" : "timeout");
 }
 
@@ -424,6 +437,7 @@ static int mirror_response_head(struct mirror *m, struct evbuffer *in)
 			continue; /* interim: the final head follows */
 		m->head_seen = true;
 		m->resp_close = resp.conn_close;
+		mirror_outlier(m, resp.status);
 		evbuffer_drain(m->head, evbuffer_get_length(m->head));
 		return 1;
 	}
@@ -529,6 +543,8 @@ static void mirror_event_cb(struct bufferevent *bev, short what, void *arg)
 		m->uc = NULL;
 		rc = mirror_connect(m, false, stale);
 		if (rc != MC_OK) {
+			if (rc == MC_FAILED)
+				mirror_outlier(m, 0);
 			m->uc = stale; /* closed by mirror_end */
 			mirror_end(m, rc == MC_OVERFLOW ? MO_DROP : MO_FAIL,
 				   rc == MC_OVERFLOW ? "cluster at maxConnections"
@@ -538,6 +554,8 @@ static void mirror_event_cb(struct bufferevent *bev, short what, void *arg)
 		connpool_close(stale); /* last: see mirror_detach */
 		return;
 	}
+	if (!m->head_seen)
+		mirror_outlier(m, 0);
 	mirror_end(m, MO_FAIL,
 		   (what & BEV_EVENT_EOF) ? "connection closed before a complete response"
 					  : "connection error");
@@ -564,6 +582,7 @@ void mirror_start(struct exchange *ex)
 	for (size_t i = 0; i < r->nmirrors; i++) {
 		const struct http_mirror *hm = &r->mirrors[i];
 		const struct cluster *cl = hm->dest.cluster;
+		const struct endpoint *ep;
 		struct mirror_state *ms;
 		struct mirror *m;
 		int rc;
@@ -583,12 +602,19 @@ void mirror_start(struct exchange *ex)
 				  cl != NULL ? cl->name : "?");
 			continue;
 		}
+		ep = upstream_pick(w, cl);
+		if (cl->outlier != NULL && (ep = outlier_pick(w, cl, ep, mono_us())) == NULL) {
+			METRIC_INC(&w->metrics, upstream_rq_mirror_failed);
+			log_debug("mirror to %s failed: every endpoint is ejected", cl->name);
+			continue;
+		}
 		m = mirror_new(w, ms);
 		if (m == NULL) {
 			METRIC_INC(&w->metrics, upstream_rq_mirror_dropped);
 			continue;
 		}
-		m->ep = upstream_pick(w, cl);
+		m->cl = cl;
+		m->ep = ep;
 		m->uh = connpool_host(w->pool, m->ep);
 		if (m->uh == NULL || mirror_shadow_head(head, hlen, m->head) != 0) {
 			METRIC_INC(&w->metrics, upstream_rq_mirror_failed);
@@ -625,6 +651,8 @@ void mirror_start(struct exchange *ex)
 		ms->ninflight++;
 		rc = mirror_connect(m, true, NULL);
 		if (rc != MC_OK) {
+			if (rc == MC_FAILED)
+				mirror_outlier(m, 0);
 			mirror_end(m, rc == MC_OVERFLOW ? MO_DROP : MO_FAIL,
 				   rc == MC_OVERFLOW ? "maxConnections reached" : "connect error");
 			continue;

@@ -12,7 +12,10 @@
  * Bounds: a mirror whose pending output exceeds MIRROR_MAX_PENDING is abandoned (the client
  * and the main upstream are never slowed for it); each mirror has a deadline (the route's
  * timeout, else upstreamConnect + upstreamIdle); a worker runs at most MIRROR_MAX_INFLIGHT
- * at once.  Failures only count (metrics) and log at debug level.  Worker thread only. */
+ * at once; the mirror cluster's connectionPool limits apply (a copy never waits: over a
+ * limit it is dropped) and its outlierDetection sees the copies' outcomes, as Envoy's do
+ * for shadow requests.  Failures only count (metrics) and log at debug level.  Worker
+ * thread only. */
 #ifndef MG_MIRROR_H
 #define MG_MIRROR_H
 

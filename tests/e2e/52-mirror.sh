@@ -5,7 +5,8 @@
 # half, 0 none; `mirrors:` feeds two destinations; a mirror that is down, slow (past the
 # route timeout) or does not read changes nothing for the client and only counts; a reload
 # with a mirror in flight is safe; SIGTERM is not held past the drain timeout by a slow
-# mirror; the mirror cluster's connectionPool limits apply to the copies.  Mirrored
+# mirror; the mirror cluster's connectionPool limits and outlierDetection apply to the
+# copies.  Mirrored
 # requests are seen through the upstreams' --record-file (their responses
 # are discarded by meshgate).
 
@@ -18,6 +19,7 @@ mg_upstream main
 mg_upstream shadow --record-file "$REC"
 mg_upstream shadow2 --record-file "$REC"
 mg_upstream slow --record-file "$REC" --delay-all 3000
+mg_upstream failing --fail-status 500
 DOWN_PORT=$(mg_port) # nothing listens there
 
 # A mirror that accepts connections (the kernel does) but never reads: its bytes pile up.
@@ -82,6 +84,10 @@ vs_routes() {
     route: [{destination: {host: main}}]
     retries: {attempts: 2, retryOn: "503"}
     mirror: {host: shadow}
+  - name: ejecting
+    match: [{uri: {prefix: /ej/}}]
+    route: [{destination: {host: main}}]
+    mirror: {host: failing}
   - name: breaker
     match: [{uri: {prefix: /cb/}}]
     route: [{destination: {host: main}}]
@@ -103,6 +109,16 @@ $(mg_yaml_service slow "$UP_SLOW_PORT")
 $(mg_yaml_service down "$DOWN_PORT")
 $(mg_yaml_service sink "$SINK_PORT")
 $(mg_yaml_service slowcb "$UP_SLOW_PORT")
+$(mg_yaml_service failing "$UP_FAILING_PORT")
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: failing
+spec:
+  host: failing
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 3m, maxEjectionPercent: 100}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -294,10 +310,11 @@ assert_log_not_contains 'mirror.*(failed|abandoned)' # debug level only
 
 # a client that leaves mid-body: the copy cannot be completed, it is abandoned (counted)
 dropped1=$(metric upstream_rq_mirror_dropped)
-{
-	printf 'POST /m/echo/cut HTTP/1.1\r\nHost: a.example\r\nContent-Length: 100000\r\n\r\n'
-	head -c 1000 /dev/zero
-} | mg_raw -s -t 1 "$MG_PORT" >/dev/null
+"$PYTHON" -c 'import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"POST /m/echo/cut HTTP/1.1\r\nHost: a.example\r\nContent-Length: 100000\r\n\r\n" + b"a" * 1000)
+time.sleep(0.5)
+s.close()' "$MG_PORT"
 mg_wait_until 5 metric_gt upstream_rq_mirror_dropped "$dropped1" ||
 	mg_fail "a copy whose request was cut short is counted in upstream_rq_mirror_dropped"
 mg_wait_until 5 stats_has shadow '^/rw/echo/cut$' ||
@@ -325,6 +342,23 @@ mg_wait_until 5 metric_gt upstream_rq_mirror_dropped "$dropped2" ||
 	mg_fail "a copy over the mirror cluster's http2MaxRequests (1) is dropped"
 sleep 0.3
 assert_eq "$(mg_upstream_count slow '^/cb/echo/2$')" 0 "the copy over http2MaxRequests never reached the mirror"
+
+# --- the mirror cluster's outlierDetection sees the copies' answers ------------------------
+failed3=$(metric upstream_rq_mirror_failed)
+for i in 1 2; do
+	assert_status GET "/ej/echo/$i" 200 -H 'Host: a.example'
+	mg_wait_until 5 stats_has failing "^/ej/echo/$i\$" || mg_fail "copy $i did not reach the failing mirror"
+	sleep 0.3 # its 500 is read and reported
+done
+for i in 3 4; do
+	assert_status GET "/ej/echo/$i" 200 -H 'Host: a.example'
+	assert_header x-upstream main "the mirror's ejection changes nothing for the client"
+done
+mg_wait_until 5 metric_gt upstream_rq_mirror_failed "$((${failed3:-0} + 1))" ||
+	mg_fail "copies to an ejected mirror endpoint are counted as failed"
+assert_eq "$(mg_upstream_count failing '^/ej/')" 2 "after 2 answers of 500 the mirror endpoint is ejected: no more copies"
+assert_match "$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/clusters")" "failing.*::health_flags::/failed_outlier_check" \
+	"/clusters shows the mirror endpoint ejected"
 
 # --- reload while a mirror is in flight ------------------------------------------------------
 before=$(mg_upstream_count slow)
