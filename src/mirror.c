@@ -19,6 +19,7 @@
 #include "errors.h"
 #include "exchange.h"
 #include "http1.h"
+#include "locality.h"
 #include "log.h"
 #include "metrics.h"
 #include "mirror.h"
@@ -63,6 +64,7 @@ struct mirror {
 	bool head_method; /* a HEAD request: the response has no body */
 	bool resp_close;
 	bool retried;
+	bool connected;  /* the connection is established (pooled, or connect done) */
 	bool rq_counted; /* admitted in cs->rq_active */
 };
 
@@ -337,6 +339,28 @@ static void mirror_outlier(const struct mirror *m, int status)
 		outlier_report(m->cl, m->ep, status, mono_us());
 }
 
+/* The mirror cluster's own counters (/clusters, meshgate_cluster_*) count the copies, as
+ * Envoy's shadow cluster stats do. */
+static void mirror_count_status(const struct mirror *m, int status)
+{
+	static const enum cluster_counter cls[] = {CC_RQ_2XX, CC_RQ_3XX, CC_RQ_4XX, CC_RQ_5XX};
+
+	if (status >= 200 && status < 600)
+		CLUSTER_COUNT(m->cl, m->w->id, cls[status / 100 - 2]);
+}
+
+/* A copy that got no answer: outlier detection counts it as a failure (before any answer
+ * head), the cluster's counters as a connect failure or a timeout. */
+static void mirror_no_answer(struct mirror *m, bool timeout)
+{
+	if (!m->head_seen)
+		mirror_outlier(m, 0);
+	if (!m->connected)
+		CLUSTER_COUNT(m->cl, m->w->id, CC_CX_CONNECT_FAIL);
+	else if (timeout)
+		CLUSTER_COUNT(m->cl, m->w->id, CC_RQ_TIMEOUT);
+}
+
 /* Take a pooled connection (or open one) and queue the head on it.  A new connection obeys
  * the cluster's maxConnections, but a mirror never waits for one (MC_OVERFLOW: dropped);
  * one that replaces a stale connection takes over that one's place in the count. */
@@ -348,6 +372,7 @@ static int mirror_connect(struct mirror *m, bool allow_pooled, struct upconn *re
 	struct upconn *uc = allow_pooled ? connpool_get_idle(pool, m->uh) : NULL;
 	uint64_t left = mirror_time_left(m), connect_us = m->connect_us;
 
+	m->connected = uc != NULL;
 	if (uc != NULL) {
 		mirror_timer_arm(m, left);
 	} else {
@@ -398,8 +423,7 @@ static void mirror_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mirror *m = arg;
 
-	if (!m->head_seen)
-		mirror_outlier(m, 0);
+	mirror_no_answer(m, true);
 	mirror_end(m, MO_FAIL, m->head_seen ? "timeout reading the response" : "timeout");
 }
 
@@ -438,6 +462,7 @@ static int mirror_response_head(struct mirror *m, struct evbuffer *in)
 		m->head_seen = true;
 		m->resp_close = resp.conn_close;
 		mirror_outlier(m, resp.status);
+		mirror_count_status(m, resp.status);
 		evbuffer_drain(m->head, evbuffer_get_length(m->head));
 		return 1;
 	}
@@ -524,6 +549,7 @@ static void mirror_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	if (what & BEV_EVENT_CONNECTED) {
+		m->connected = true;
 		mirror_timer_arm(m, mirror_time_left(m));
 		return;
 	}
@@ -544,7 +570,7 @@ static void mirror_event_cb(struct bufferevent *bev, short what, void *arg)
 		rc = mirror_connect(m, false, stale);
 		if (rc != MC_OK) {
 			if (rc == MC_FAILED)
-				mirror_outlier(m, 0);
+				mirror_no_answer(m, false);
 			m->uc = stale; /* closed by mirror_end */
 			mirror_end(m, rc == MC_OVERFLOW ? MO_DROP : MO_FAIL,
 				   rc == MC_OVERFLOW ? "cluster at maxConnections"
@@ -554,11 +580,26 @@ static void mirror_event_cb(struct bufferevent *bev, short what, void *arg)
 		connpool_close(stale); /* last: see mirror_detach */
 		return;
 	}
-	if (!m->head_seen)
-		mirror_outlier(m, 0);
+	mirror_no_answer(m, false);
 	mirror_end(m, MO_FAIL,
 		   (what & BEV_EVENT_EOF) ? "connection closed before a complete response"
 					  : "connection error");
+}
+
+/* An endpoint of cl in service, chosen as proxy.c chooses one for a main request (locality
+ * ranks, then the balancer; ejected or unhealthy endpoints skipped), except that a copy is
+ * not consistently hashed: the key belongs to the main destination's policy.  NULL when
+ * none is in service. */
+static const struct endpoint *mirror_pick(struct worker *w, const struct cluster *cl)
+{
+	const struct endpoint *ep;
+
+	if (cl->nlevels > 1)
+		return locality_pick(w, cl, mono_us());
+	ep = upstream_pick(w, cl);
+	if (cl->outlier != NULL || cl->health_check != NULL)
+		ep = outlier_pick(w, cl, ep, mono_us());
+	return ep;
 }
 
 /* ---- hooks ---- */
@@ -602,10 +643,10 @@ void mirror_start(struct exchange *ex)
 				  cl != NULL ? cl->name : "?");
 			continue;
 		}
-		ep = upstream_pick(w, cl);
-		if (cl->outlier != NULL && (ep = outlier_pick(w, cl, ep, mono_us())) == NULL) {
+		ep = mirror_pick(w, cl);
+		if (ep == NULL) {
 			METRIC_INC(&w->metrics, upstream_rq_mirror_failed);
-			log_debug("mirror to %s failed: every endpoint is ejected", cl->name);
+			log_debug("mirror to %s failed: no endpoint in service", cl->name);
 			continue;
 		}
 		m = mirror_new(w, ms);
@@ -652,12 +693,13 @@ void mirror_start(struct exchange *ex)
 		rc = mirror_connect(m, true, NULL);
 		if (rc != MC_OK) {
 			if (rc == MC_FAILED)
-				mirror_outlier(m, 0);
+				mirror_no_answer(m, false);
 			mirror_end(m, rc == MC_OVERFLOW ? MO_DROP : MO_FAIL,
 				   rc == MC_OVERFLOW ? "maxConnections reached" : "connect error");
 			continue;
 		}
 		METRIC_INC(&w->metrics, upstream_rq_mirror_sent);
+		CLUSTER_COUNT(cl, w->id, CC_RQ_TOTAL);
 		m->attached = true;
 		*tail = m;
 		tail = &m->next;

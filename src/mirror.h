@@ -13,9 +13,10 @@
  * and the main upstream are never slowed for it); each mirror has a deadline (the route's
  * timeout, else upstreamConnect + upstreamIdle); a worker runs at most MIRROR_MAX_INFLIGHT
  * at once; the mirror cluster's connectionPool limits apply (a copy never waits: over a
- * limit it is dropped) and its outlierDetection sees the copies' outcomes, as Envoy's do
- * for shadow requests.  Failures only count (metrics) and log at debug level.  Worker
- * thread only. */
+ * limit it is dropped), its endpoint is chosen as for a main request (locality, health,
+ * outlier ejection; no consistent hashing), and its outlierDetection and /clusters
+ * counters see the copies' outcomes, as Envoy's do for shadow requests.  Failures only
+ * count (metrics) and log at debug level.  Worker thread only. */
 #ifndef MG_MIRROR_H
 #define MG_MIRROR_H
 

@@ -6,7 +6,7 @@
 # route timeout) or does not read changes nothing for the client and only counts; a reload
 # with a mirror in flight is safe; SIGTERM is not held past the drain timeout by a slow
 # mirror; the mirror cluster's connectionPool limits and outlierDetection apply to the
-# copies.  Mirrored
+# copies, and its /clusters counters count them.  Mirrored
 # requests are seen through the upstreams' --record-file (their responses
 # are discarded by meshgate).
 
@@ -282,6 +282,11 @@ assert_status GET /two/echo 200 -H 'Host: b.example'
 mg_wait_until 5 rec_has shadow '^/two/echo$' || mg_fail "mirrors[0] did not receive /two/echo"
 mg_wait_until 5 rec_has shadow2 '^/two/echo$' || mg_fail "mirrors[1] did not receive /two/echo"
 assert_eq "$(rec_get shadow2 /two/echo host)" b.example-shadow "mirrors[1]: shadow Host"
+# the mirror cluster's own counters count the copy (shadow2 gets nothing else)
+sleep 0.3
+assert_contains "$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/clusters")" \
+	"outbound|80||shadow2.default.svc.cluster.local::stats::rq_total::1::rq_2xx::1::" \
+	"/clusters counts the copy in the mirror cluster's stats"
 
 # --- a mirror that is down, slow, or does not read changes nothing for the client ---------
 failed0=$(metric upstream_rq_mirror_failed)
@@ -359,6 +364,9 @@ mg_wait_until 5 metric_gt upstream_rq_mirror_failed "$((${failed3:-0} + 1))" ||
 assert_eq "$(mg_upstream_count failing '^/ej/')" 2 "after 2 answers of 500 the mirror endpoint is ejected: no more copies"
 assert_match "$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/clusters")" "failing.*::health_flags::/failed_outlier_check" \
 	"/clusters shows the mirror endpoint ejected"
+assert_contains "$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/clusters")" \
+	"outbound|80||failing.default.svc.cluster.local::stats::rq_total::2::rq_2xx::0::rq_3xx::0::rq_4xx::0::rq_5xx::2::" \
+	"/clusters counts the copies' 500s in the mirror cluster's stats"
 
 # --- reload while a mirror is in flight ------------------------------------------------------
 before=$(mg_upstream_count slow)
