@@ -6,13 +6,15 @@
 # route timeout) or does not read changes nothing for the client and only counts; a reload
 # with a mirror in flight is safe; SIGTERM is not held past the drain timeout by a slow
 # mirror; the mirror cluster's connectionPool limits and outlierDetection apply to the
-# copies, and its /clusters counters count them.  Mirrored
+# copies, and its /clusters counters count them; its DestinationRule tls originates TLS
+# for the copies.  Mirrored
 # requests are seen through the upstreams' --record-file (their responses
 # are discarded by meshgate).
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 mg_setup
+mg_need openssl
 REC="$MG_DIR/records"
 : >"$REC"
 mg_upstream main
@@ -20,6 +22,11 @@ mg_upstream shadow --record-file "$REC"
 mg_upstream shadow2 --record-file "$REC"
 mg_upstream slow --record-file "$REC" --delay-all 3000
 mg_upstream failing --fail-status 500
+# a TLS mirror (DestinationRule tls originates TLS for the copies too)
+PKI="$MG_DIR/pki"
+bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
+	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+mg_upstream tlsm --record-file "$REC" --tls-cert "$PKI/a.crt" --tls-key "$PKI/a.key"
 DOWN_PORT=$(mg_port) # nothing listens there
 
 # A mirror that accepts connections (the kernel does) but never reads: its bytes pile up.
@@ -84,6 +91,10 @@ vs_routes() {
     route: [{destination: {host: main}}]
     retries: {attempts: 2, retryOn: "503"}
     mirror: {host: shadow}
+  - name: to-tls
+    match: [{uri: {prefix: /tls/}}]
+    route: [{destination: {host: main}}]
+    mirror: {host: tlsm}
   - name: ejecting
     match: [{uri: {prefix: /ej/}}]
     route: [{destination: {host: main}}]
@@ -110,6 +121,16 @@ $(mg_yaml_service down "$DOWN_PORT")
 $(mg_yaml_service sink "$SINK_PORT")
 $(mg_yaml_service slowcb "$UP_SLOW_PORT")
 $(mg_yaml_service failing "$UP_FAILING_PORT")
+$(mg_yaml_service tlsm "$UP_TLSM_PORT")
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: tlsm
+spec:
+  host: tlsm
+  trafficPolicy:
+    tls: {mode: SIMPLE, insecureSkipVerify: true}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -276,6 +297,12 @@ curl -s -o /dev/null --max-time 60 -H 'Host: a.example' "${urls[@]}"
 assert_eq "$(mg_upstream_count main '^/zero/')" 20 "all 20 /zero/ requests reached the main upstream"
 sleep 0.5
 assert_eq "$(rec_count shadow '^/zero/')" 0 "mirrorPercentage 0: nothing mirrored"
+
+# --- a mirror whose DestinationRule originates TLS gets its copy over TLS ---------------------
+assert_status POST /tls/sha256 200 -H 'Host: a.example' --data-binary "@$MG_DIR/body"
+mg_wait_until 5 rec_has tlsm '^/tls/sha256$' || mg_fail "the TLS mirror did not receive its copy"
+assert_eq "$(rec_get tlsm /tls/sha256 body_sha256)" "$sum" "TLS mirror: same body"
+assert_eq "$(rec_get tlsm /tls/sha256 host)" a.example-shadow "TLS mirror: shadow Host"
 
 # --- mirrors: two destinations ------------------------------------------------------------
 assert_status GET /two/echo 200 -H 'Host: b.example'
