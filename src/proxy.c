@@ -456,7 +456,6 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 	if (rc != UP_OK) {
 		METRIC_INC(&ex->c->w->metrics, upstream_cx_connect_fail);
 		CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_CX_CONNECT_FAIL);
-		CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_CX_CONNECT_FAIL);
 		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
 		return;
 	}
