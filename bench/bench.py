@@ -1137,7 +1137,7 @@ spec:
     def header(self):
         m = machine()
         self.machine = m
-        mg_ver = tool_version([self.meshgate, "-v"], r"(\S+.*)").strip()
+        mg_ver = tool_version([self.meshgate, "-v"], r"(?:meshgate )?(\S+)")
         rev = subprocess.run(["git", "-C", TOP, "describe", "--always", "--dirty"],
                              capture_output=True, text=True).stdout.strip()
         versions = {
@@ -1211,7 +1211,7 @@ spec:
             r = s.get("x_haproxy_us_per_req")
             verdict = "met" if r is not None and r <= goal else "MISSED"
             if s["invalid"]:
-                verdict += " (row invalid: %s)" % "; ".join(s["invalid"])
+                verdict = "not judged, row invalid: %s" % "; ".join(s["invalid"])
             p99 = s.get("x_haproxy_p99_ms")
             self.out("   %-13s target <= %.2f: %s -> %s; p99 x%s" % (
                 sid, goal, fmt(r, 2), verdict, fmt(p99, 2)))
@@ -1261,7 +1261,7 @@ def main():
     ap.add_argument("--hs-conns", default=env("BENCH_HS_CONNS", "16"))
     ap.add_argument("--idle-conns", default=env("BENCH_IDLE_CONNS", "10000"))
     ap.add_argument("--scale-sizes", default=env("BENCH_SCALE_SIZES", "10 1000 10000"))
-    ap.add_argument("--scale-runs", default=env("BENCH_SCALE_RUNS", "2"))
+    ap.add_argument("--scale-runs", default=env("BENCH_SCALE_RUNS", "1"))
     ap.add_argument("--scenarios", default=env("BENCH_SCENARIOS", ""),
                     help="comma list of h1,h1-16k,https,handshake,handshake-py,h2")
     ap.add_argument("--only", default=env("BENCH_ONLY", ""),
@@ -1292,13 +1292,15 @@ def main():
         status = 1
     finally:
         b.cleanup()
+        b.out("")
+        b.out("bench: %.0f s; load average at the end %.1f" % (time.monotonic() - t0,
+                                                              os.getloadavg()[0]))
         b.record("end", seconds=round(time.monotonic() - t0, 1), status=status,
                  loadavg=os.getloadavg()[0])
         b.jsonl.close()
         with open(b.txt_path, "w") as f:
             f.write("\n".join(b.report) + "\n")
-        print("\nbench: %.0f s; results in %s (and .txt)" % (time.monotonic() - t0,
-                                                            os.path.relpath(b.jsonl_path)))
+        print("bench: results in %s (and .txt)" % os.path.relpath(b.jsonl_path))
     return status
 
 
