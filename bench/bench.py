@@ -76,6 +76,16 @@ def cpu_ticks(pids):
     return total
 
 
+def proc_start(pid):
+    """Start time of a process (clock ticks after boot), None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+        return int(data[data.rindex(")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def vmrss_kib(pids):
     total = 0
     for pid in pids:
@@ -306,7 +316,7 @@ class Bench:
         self.dir = tempfile.mkdtemp(prefix="mg-bench.")
         os.chmod(self.dir, 0o755)  # nginx workers run as nobody when started as root
         self.procs = []  # (name, Popen) of everything started, in order
-        self.known_pids = set()  # every PID seen, nginx workers included
+        self.known_pids = {}  # every PID started, nginx workers included: its start time
         self.loadgen = None
         self.report = []
         self.ports = []
@@ -343,14 +353,20 @@ class Bench:
             p = subprocess.Popen(["taskset", "-c", str(cpu)] + argv, stdin=subprocess.DEVNULL,
                                  stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append((name, p))
-        self.known_pids.add(p.pid)
+        self.remember([p.pid])
         return p
+
+    def remember(self, pids):
+        for pid in pids:
+            st = proc_start(pid)
+            if st is not None:
+                self.known_pids.setdefault(pid, st)
 
     def stop(self, p, grace=5.0):
         if p is None:
             return
         kids = children(p.pid)
-        self.known_pids.update(kids)
+        self.remember(kids)
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
             try:
@@ -362,8 +378,10 @@ class Bench:
             self.kill_pid(pid)
 
     def kill_pid(self, pid):
-        """SIGKILL a PID we started if it still runs as the same program (an nginx worker
-        whose master was killed)."""
+        """SIGKILL a process we started that still runs (an nginx worker whose master was
+        killed); the start time tells it from a later process that got the same PID."""
+        if pid not in self.known_pids or proc_start(pid) != self.known_pids[pid]:
+            return
         try:
             with open("/proc/%d/stat" % pid) as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]
@@ -380,7 +398,7 @@ class Bench:
             self.loadgen.wait()
         for name, p in reversed(self.procs):
             self.stop(p, grace=3.0)
-        for pid in self.known_pids:
+        for pid in list(self.known_pids):
             self.kill_pid(pid)
         left = [p for p in self.ports if port_listening(p)]
         if left:
@@ -531,7 +549,7 @@ events { worker_connections %d; }
                 "-c", path, "-g", "daemon off;"]
         p = self.spawn(name, argv, cpu, name + ".log")
         self.wait_port(wait_port, p, name)
-        self.known_pids.update(children(p.pid))
+        self.remember(children(p.pid))
         return p
 
     def start_proxy_nginx(self):
