@@ -549,6 +549,18 @@ events { worker_connections %d; }
                 "-c", path, "-g", "daemon off;"]
         p = self.spawn(name, argv, cpu, name + ".log")
         self.wait_port(wait_port, p, name)
+        # The master listens before it forks the worker: wait until the worker answers, or
+        # the worker would be missing from the PIDs measured.
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                if children(p.pid) and http_get(wait_port, "/", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("%s: no worker answering on %d" % (name, wait_port))
         self.remember(children(p.pid))
         return p
 
@@ -1047,6 +1059,10 @@ spec:
             while time.monotonic() < end and nfds(pids) - fds0 < res["open"]:
                 time.sleep(0.1)
             res["fds_added"] = nfds(pids) - fds0
+            if res["fds_added"] < 0.95 * res["open"]:
+                res["error"] = "the proxy holds %d descriptors more, not %d" % (
+                    res["fds_added"], res["open"])
+                return res
             time.sleep(1.0)
             rss1 = vmrss_kib(pids)
             res["rss1_kib"] = rss1
