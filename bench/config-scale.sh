@@ -4,16 +4,27 @@
 # <= 1 s and <= 64 MiB.  A benchmark, not a test: it prints numbers and never fails on them.
 #
 # Usage: bench/config-scale.sh [path/to/meshgate]     (default: ./meshgate of this tree)
+#        bench/config-scale.sh --gen N DIR            only write the config for N vhosts in DIR
 # Environment: SIZES="10 1000 10000" (vhost counts), RUNS=3 (best wall time of RUNS),
-#              KEEP=1 keeps the generated configs (their directory is printed).
+#              KEEP=1 keeps the generated configs (their directory is printed),
+#              GW_PORT=18080 (the Gateway's port), UPSTREAM_PORT (when set, the four
+#              endpoints 127.0.0.1-4 are reached on this port: bench/run serves them).
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+gw_port=${GW_PORT:-18080}
+up_port=${UPSTREAM_PORT:-}
+gen_only=
+if [ "${1:-}" = --gen ]; then
+	[ $# -eq 3 ] || { echo "usage: config-scale.sh --gen N DIR" >&2; exit 2; }
+	gen_only=1
+fi
 bin=${1:-$here/meshgate}
 sizes=${SIZES:-10 1000 10000}
 runs=${RUNS:-3}
 
-[ -x "$bin" ] || { echo "config-scale: $bin is not executable (build first)" >&2; exit 1; }
+[ -n "$gen_only" ] || [ -x "$bin" ] ||
+	{ echo "config-scale: $bin is not executable (build first)" >&2; exit 1; }
 timer=
 if [ -x /usr/bin/time ] && /usr/bin/time -v true >/dev/null 2>&1; then
 	timer=/usr/bin/time
@@ -33,6 +44,13 @@ fi
 # unique (per-service paths), the other is shared by all (a common header pattern).
 gen() {
 	n=$1 dir=$2
+	ports=
+	[ -z "$up_port" ] || ports=" ports: {http: $up_port},"
+	eps=$(for a in 1 2 3 4; do
+		v=v1
+		[ "$a" -le 2 ] || v=v2
+		printf '\n  - {address: 127.0.0.%d,%s labels: {version: %s}}' "$a" "$ports" "$v"
+	done)
 	mkdir -p "$dir"
 	cat >"$dir/main.yaml" <<-MAIN
 	labels: {istio: ingressgateway}
@@ -46,7 +64,7 @@ gen() {
 	spec:
 	  selector: {istio: ingressgateway}
 	  servers:
-	  - port: {number: 18080, name: http, protocol: HTTP}
+	  - port: {number: $gw_port, name: http, protocol: HTTP}
 	    hosts: ["*"]
 	---
 	apiVersion: networking.istio.io/v1
@@ -58,11 +76,7 @@ gen() {
 	  ports:
 	  - {number: 8080, name: http, protocol: HTTP}
 	  resolution: STATIC
-	  endpoints:
-	  - {address: 127.0.0.1, labels: {version: v1}}
-	  - {address: 127.0.0.2, labels: {version: v1}}
-	  - {address: 127.0.0.3, labels: {version: v2}}
-	  - {address: 127.0.0.4, labels: {version: v2}}
+	  endpoints:$eps
 	---
 	apiVersion: networking.istio.io/v1
 	kind: DestinationRule
@@ -102,6 +116,11 @@ gen() {
 		}
 	}' >"$dir/vs.yaml"
 }
+
+if [ -n "$gen_only" ]; then
+	gen "$2" "$3"
+	exit 0
+fi
 
 # Prints "wall_seconds max_rss_kib" of one `meshgate -t` run; exits when -t fails.  Wall time
 # is taken around the run (GNU time prints it in centiseconds only).
