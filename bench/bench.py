@@ -650,6 +650,8 @@ backend big
                  'admin: {address: "127.0.0.1:%d"}' % admin_port,
                  "limits: {maxConnections: %d}" % self.maxconn,
                  "timeouts: {idle: 600s, requestHeaders: 600s, drain: 1s}",
+                 # like nginx's ssl_session_tickets off and HAProxy's no-tls-tickets
+                 "tlsSessionResumption: false",
                  "resources: [%s]" % ", ".join(resources)]
         if self.is_root:
             lines.append("user: root")  # else it would switch to the user meshgate
@@ -1223,7 +1225,7 @@ spec:
             res = "RESUMED" if i.get("resumed") else "refused (full handshake)"
             note = ""
             if name == "meshgate" and i.get("resumed"):
-                note = ("  <- meshgate has no setting to disable session tickets; wrk "
+                note = ("  <- meshgate resumed although tlsSessionResumption is false; wrk "
                         "resumes, so the wrk handshake row is not full handshakes")
             self.out("   %-9s %s %s alpn=%s; resumption %s%s" % (
                 name, i.get("version"), i.get("cipher"), i.get("alpn") or "none", res, note))

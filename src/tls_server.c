@@ -468,6 +468,12 @@ struct tls_server_ctx *tls_server_ctx_new(struct pool *p, struct diag *d,
 			   tls_err_string(err, sizeof(err)));
 		return NULL;
 	}
+	/* tlsSessionResumption: false: every connection a full handshake (no tickets; the
+	 * session cache is off anyway), what a handshake benchmark needs */
+	if (m->tls_no_resumption) {
+		SSL_CTX_set_num_tickets(ctx, 0);
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	}
 	SSL_CTX_set_alpn_select_cb(ctx, tls_server_alpn, NULL);
 	ok = tls_server_versions(ctx, d, t);
 	ok &= tls_server_ciphers(p, d, ctx, t);

@@ -315,5 +315,11 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 	hc_conf_decode(p, d, node_get(root, "healthChecks"), m);
 	mainconf_string(p, d, node_get(root, "locality"), false, m, &m->locality);
 	mainconf_string(p, d, node_get(root, "rootNamespace"), false, m, &m->root_namespace);
+	if ((n = node_get(root, "tlsSessionResumption")) != NULL) {
+		bool on = true;
+
+		node_bool(d, n, &on);
+		m->tls_no_resumption = !on;
+	}
 	node_check_unknown(d, root);
 }

@@ -149,6 +149,7 @@ struct cfg_main {
 	size_t nhealth_checks;
 	const char *locality;       /* where this appliance runs: "region/zone/subzone", or NULL */
 	const char *root_namespace; /* Istio's mesh-wide policy namespace, "istio-system" */
+	bool tls_no_resumption;     /* tlsSessionResumption: false (default: tickets on) */
 	struct node *node;
 };
 
