@@ -14,6 +14,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "clusterstate.h"
 #include "log.h"
 #include "metrics.h"
@@ -198,12 +199,10 @@ static void clusters_cb(struct evhttp_request *req, void *arg)
 {
 	struct snapshot *s = snapshot_current();
 	struct evbuffer *b = evbuffer_new();
-	struct timespec ts;
 	uint64_t now;
 	size_t i, j;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	now = clock_mono_us();
 
 	for (i = 0; s != NULL && i < s->nclusters; i++) {
 		const struct cluster *cl = s->clusters[i];

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "clusterstate.h"
 #include "snapshot.h"
 
@@ -83,14 +84,6 @@ static struct cluster_state *cluster_find_or_add(const char *name, unsigned nwor
 	cs->next = *slot;
 	*slot = cs;
 	return cs;
-}
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static struct endpoint_state *endpoint_find_or_add(const char *cluster, const char *ep)
@@ -190,7 +183,7 @@ int clusterstate_attach(struct snapshot *s, unsigned nworkers)
 			 * (warmupDurationSecs), as in Envoy; at startup nobody does */
 			else if (existed && !known)
 				atomic_store(&c->endpoints[k].state->in_service_since_us,
-					     mono_us());
+					     clock_mono_us());
 		}
 	}
 	if (rc == 0)

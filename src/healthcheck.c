@@ -13,6 +13,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clock.h"
 #include "clusterstate.h"
 #include "healthcheck.h"
 #include "log.h"
@@ -46,14 +47,6 @@ static struct snapshot *hc_snap; /* the cfg pointers live in its pool */
 static struct checker **checkers;
 static size_t nchecker;
 
-static uint64_t hc_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static void hc_schedule(struct checker *c, uint64_t us)
 {
 	struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
@@ -69,7 +62,7 @@ static void hc_set(struct checker *c, bool healthy)
 
 		if (was && healthy) {
 			clusterstate_release(&c->targets[i].cs->hc_failed);
-			atomic_store(&c->targets[i].es->in_service_since_us, hc_now_us());
+			atomic_store(&c->targets[i].es->in_service_since_us, clock_mono_us());
 		} else if (!was && !healthy)
 			atomic_fetch_add(&c->targets[i].cs->hc_failed, 1);
 	}

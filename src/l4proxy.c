@@ -21,6 +21,7 @@
 #include "accesslog.h"
 #include "affinity.h"
 #include "clienthello.h"
+#include "clock.h"
 #include "clusterstate.h"
 #include "conn.h"
 #include "connpool.h"
@@ -92,15 +93,6 @@ struct l4conn {
 #define L4_BUF (L4PROXY_READ_MAX > CLIENTHELLO_WIRE_MAX ? L4PROXY_READ_MAX : CLIENTHELLO_WIRE_MAX)
 static __thread uint8_t l4_buf[L4_BUF];
 static __thread uint8_t l4_scratch[CLIENTHELLO_SCRATCH];
-
-/* Outlier detection and locality keep their times on this clock (as proxy.c does). */
-static uint64_t l4_mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static uint64_t l4_now_us(void)
 {
@@ -387,7 +379,7 @@ static void l4_connected(struct l4conn *c)
 	l4_want_read(&c->up, true);
 	/* A connection that works resets the endpoint's consecutive failures. */
 	if (c->cl->outlier != NULL)
-		outlier_report(c->cl, c->ep, 200, l4_mono_us());
+		outlier_report(c->cl, c->ep, 200, clock_mono_us());
 	/* connectionPool.tcp.idleTimeout is what Istio gives tcp_proxy's idle_timeout. */
 	c->idle_us = c->cl->pool_limits != NULL && c->cl->pool_limits->tcp_idle_timeout_us > 0
 			 ? c->cl->pool_limits->tcp_idle_timeout_us
@@ -402,7 +394,7 @@ static void l4_connect_failed(struct l4conn *c, const char *why)
 	METRIC_INC(&c->w->metrics, upstream_cx_connect_fail);
 	CLUSTER_COUNT(c->cl, c->w->id, CC_CX_CONNECT_FAIL);
 	if (c->cl->outlier != NULL)
-		outlier_report(c->cl, c->ep, 0, l4_mono_us());
+		outlier_report(c->cl, c->ep, 0, clock_mono_us());
 	log_debug("connect to %s failed: %s", c->ep->name, why);
 	/* Envoy's tcp_proxy: connect failure, and no attempt left. */
 	l4_flag(c, "UF");
@@ -439,7 +431,7 @@ static const struct endpoint *l4_pick(struct l4conn *c)
 	const struct cluster *cl = c->cl;
 	const struct endpoint *ep;
 	char cookie[AFFINITY_COOKIE_LEN + 1];
-	uint64_t key, now = l4_mono_us();
+	uint64_t key, now = clock_mono_us();
 
 	if (cl->hash_table != NULL && cl->hash_policy != NULL &&
 	    cl->hash_policy->source == HASH_SOURCE_IP &&

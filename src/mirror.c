@@ -13,6 +13,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clock.h"
 #include "clusterstate.h"
 #include "conn.h"
 #include "connpool.h"
@@ -88,14 +89,6 @@ enum mirror_outcome {
 static void mirror_read_cb(struct bufferevent *bev, void *arg);
 static void mirror_event_cb(struct bufferevent *bev, short what, void *arg);
 static void mirror_timer_cb(evutil_socket_t fd, short what, void *arg);
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* ---- pure helpers ---- */
 
@@ -326,7 +319,7 @@ static void mirror_timer_arm(struct mirror *m, uint64_t us)
 
 static uint64_t mirror_time_left(const struct mirror *m)
 {
-	uint64_t now = mono_us();
+	uint64_t now = clock_mono_us();
 
 	return m->deadline_us > now ? m->deadline_us - now : 1;
 }
@@ -336,7 +329,7 @@ static uint64_t mirror_time_left(const struct mirror *m)
 static void mirror_outlier(const struct mirror *m, int status)
 {
 	if (m->cl != NULL && m->cl->outlier != NULL)
-		outlier_report(m->cl, m->ep, status, mono_us());
+		outlier_report(m->cl, m->ep, status, clock_mono_us());
 }
 
 /* The mirror cluster's own counters (/clusters, meshgate_cluster_*) count the copies, as
@@ -398,7 +391,7 @@ static int mirror_connect(struct mirror *m, bool allow_pooled, struct upconn *re
 			return MC_FAILED;
 		}
 		uc->counted = counted;
-		uc->created_us = mono_us();
+		uc->created_us = clock_mono_us();
 		if (lim != NULL) {
 			uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
 								    : lim->tcp_idle_timeout_us;
@@ -538,7 +531,7 @@ static void mirror_read_cb(struct bufferevent *bev, void *arg)
 	    ((m->lim->max_requests_per_connection > 0 &&
 	      m->uc->requests >= m->lim->max_requests_per_connection) ||
 	     (m->lim->max_connection_duration_us > 0 &&
-	      mono_us() - m->uc->created_us >= m->lim->max_connection_duration_us)))
+	      clock_mono_us() - m->uc->created_us >= m->lim->max_connection_duration_us)))
 		reusable = false;
 	mirror_end(m, reusable ? MO_REUSE : MO_DONE, NULL);
 }
@@ -595,10 +588,10 @@ static const struct endpoint *mirror_pick(struct worker *w, const struct cluster
 	const struct endpoint *ep;
 
 	if (cl->nlevels > 1)
-		return locality_pick(w, cl, mono_us());
+		return locality_pick(w, cl, clock_mono_us());
 	ep = upstream_pick(w, cl);
 	if (cl->outlier != NULL || cl->health_check != NULL)
-		ep = outlier_pick(w, cl, ep, mono_us());
+		ep = outlier_pick(w, cl, ep, clock_mono_us());
 	return ep;
 }
 
@@ -679,9 +672,9 @@ void mirror_start(struct exchange *ex)
 		m->uh->active_rq++;
 		m->ws = worker_snap_ref(ex->ws);
 		m->connect_us = t->upstream_connect_us;
-		m->deadline_us =
-		    mono_us() + (r->timeout_us > 0 ? r->timeout_us
-						   : t->upstream_connect_us + t->upstream_idle_us);
+		m->deadline_us = clock_mono_us() +
+				 (r->timeout_us > 0 ? r->timeout_us
+						    : t->upstream_connect_us + t->upstream_idle_us);
 		m->req_kind = ex->req_kind;
 		m->req_left = ex->req_remaining;
 		m->body_done = ex->req_kind == HTTP1_BODY_NONE ||

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "affinity.h"
+#include "clock.h"
 #include "clusterstate.h"
 #include "conn.h"
 #include "connpool.h"
@@ -50,14 +51,6 @@
 static void up_read_cb(struct bufferevent *bev, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static const struct cfg_main *ex_main(const struct exchange *ex)
 {
@@ -433,7 +426,7 @@ static void up_failed(struct exchange *ex, enum retry_failure f, int status, con
 {
 	/* the endpoint failed us (not our own pending queue): outlier detection counts it */
 	if (ex->cl->outlier != NULL && ex->ep != NULL && ex->waiter.host == NULL)
-		outlier_report(ex->cl, ex->ep, 0, mono_us());
+		outlier_report(ex->cl, ex->ep, 0, clock_mono_us());
 	if (try_again(ex, retry_on_failure(ex_retry(ex), f)))
 		return;
 	fail_local(ex, status, flag, details);
@@ -607,7 +600,7 @@ static void up_send(struct exchange *ex)
 		evbuffer_add(out, evbuffer_pullup(ex->replay, -1), evbuffer_get_length(ex->replay));
 	if (ex_retry(ex)->per_try_timeout_us > 0)
 		timer_arm(ex, &ex->try_timer, try_timeout_cb, ex_retry(ex)->per_try_timeout_us);
-	ex->upstream_sent_us = mono_us();
+	ex->upstream_sent_us = clock_mono_us();
 }
 
 static void up_keepalive(struct upconn *uc, const struct conn_pool_settings *lim)
@@ -685,7 +678,7 @@ static int up_connect(struct exchange *ex, bool allow_pooled)
 	}
 	METRIC_INC(&w->metrics, upstream_cx_total);
 	uc->counted = counted ? cs : NULL;
-	uc->created_us = mono_us();
+	uc->created_us = clock_mono_us();
 	if (lim != NULL) {
 		uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
 							    : lim->tcp_idle_timeout_us;
@@ -735,9 +728,9 @@ static int try_start(struct exchange *ex)
 						 other ? ex->tries : 0)];
 	} else if (cl->nlevels > 1) {
 		/* locality ranks: the pick already skips what is out of service */
-		ep = locality_pick(w, cl, mono_us());
+		ep = locality_pick(w, cl, clock_mono_us());
 		for (int i = 0; other && ep != NULL && i < 5 && ep == ex->prev_ep; i++)
-			ep = locality_pick(w, cl, mono_us());
+			ep = locality_pick(w, cl, clock_mono_us());
 		if (ep == NULL)
 			return UP_NO_HEALTHY;
 	} else {
@@ -746,7 +739,7 @@ static int try_start(struct exchange *ex)
 			ep = upstream_pick(w, cl);
 	}
 	if ((cl->outlier != NULL || cl->health_check != NULL) &&
-	    (ep = outlier_pick(w, cl, ep, mono_us())) == NULL)
+	    (ep = outlier_pick(w, cl, ep, clock_mono_us())) == NULL)
 		return UP_NO_HEALTHY;
 	ex->ep = ep;
 	ex->prev_ep = ep;
@@ -1058,7 +1051,7 @@ static void response_done(struct exchange *ex)
 	    ((lim->max_requests_per_connection > 0 &&
 	      ex->uc->requests >= lim->max_requests_per_connection) ||
 	     (lim->max_connection_duration_us > 0 &&
-	      mono_us() - ex->uc->created_us >= lim->max_connection_duration_us)))
+	      clock_mono_us() - ex->uc->created_us >= lim->max_connection_duration_us)))
 		reusable = false;
 
 	if (ex->resp_chunked_out)
@@ -1184,7 +1177,7 @@ static void handle_response_head(struct exchange *ex)
 			continue;
 		}
 		if (ex->cl->outlier != NULL)
-			outlier_report(ex->cl, ex->ep, resp.status, mono_us());
+			outlier_report(ex->cl, ex->ep, resp.status, clock_mono_us());
 		if ((resp.status >= 400 || (ex_retry(ex)->on & RETRY_ON_GRPC_ANY)) &&
 		    retry_on_status(ex_retry(ex), resp.status,
 				    (ex_retry(ex)->on & RETRY_ON_GRPC_ANY) ? grpc_status_of(&resp)
@@ -1193,7 +1186,7 @@ static void handle_response_head(struct exchange *ex)
 			return; /* this answer is dropped with its connection */
 		if (ex->retries_exhausted)
 			exchange_flag(ex, "URX");
-		ex->upstream_time_us = (int64_t)(mono_us() - ex->upstream_sent_us);
+		ex->upstream_time_us = (int64_t)(clock_mono_us() - ex->upstream_sent_us);
 		ex->details = "via_upstream";
 		ex->upstream_reusable = !resp.conn_close && ex->resp_kind != HTTP1_BODY_UNTIL_CLOSE;
 		write_response_head(ex, &resp);

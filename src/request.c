@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "accesslog.h"
+#include "clock.h"
 #include "clusterstate.h"
 #include "conn.h"
 #include "cors.h"
@@ -44,14 +45,6 @@ void request_thread_cleanup(void)
 	free(hdr_slots);
 	hdr_slots = NULL;
 	hdr_nslots = 0;
-}
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 const char *exchange_keep(struct exchange *ex, const char *s, size_t len, size_t *out_len)
@@ -109,7 +102,7 @@ struct exchange *request_new(struct conn *c)
 			return NULL;
 	}
 	ex->c = c;
-	ex->start_us = now_us();
+	ex->start_us = clock_mono_us();
 	clock_gettime(CLOCK_REALTIME, &ex->start_wall);
 	ex->upstream_time_us = -1;
 	ex->minor_version = 1;
@@ -136,7 +129,7 @@ void request_finish(struct exchange *ex)
 
 	memset(&e, 0, sizeof(e));
 	e.start = ex->start_wall;
-	e.duration_us = now_us() - ex->start_us;
+	e.duration_us = clock_mono_us() - ex->start_us;
 	e.upstream_time_us = ex->upstream_time_us;
 	e.method = ex->method;
 	e.method_len = ex->method_len;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "clock.h"
 #include "clusterstate.h"
 #include "connpool.h"
 #include "snapshot.h"
@@ -55,11 +56,9 @@ uint64_t upstream_warm_weight(const struct cluster *cl, const struct endpoint *e
 /* Weighted random pick over the warmed weights, or NULL when nobody is warming up. */
 static const struct endpoint *warm_pick(struct worker *w, const struct cluster *cl)
 {
-	struct timespec ts;
 	uint64_t now, total = 0, full = 0, pos;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	now = clock_mono_us();
 	for (size_t i = 0; i < cl->nendpoints; i++) {
 		total += upstream_warm_weight(cl, &cl->endpoints[i], now);
 		full += (uint64_t)cl->endpoints[i].weight * 1000;
