@@ -93,21 +93,13 @@ EOF
 write_config "$UP_A_PORT" "$UP_B_PORT" "$UP_C_PORT" "$UP_D_PORT"
 mg_start
 
-# owner PATH [CURL-ARGS]: the x-upstream that answered
-owner() {
-	local path=$1
-	shift
-	curl -s -o /dev/null -D - --max-time 10 "$@" "$(mg_url "$path")" |
-		tr -d '\r' | awk -F': ' 'tolower($1) == "x-upstream" { print $2 }'
-}
-
 # stickiness KIND: 40 users x 3 requests each; prints "user owner" per user, fails on a split
 stickiness() {
 	local u o1 o2 o3
 	for u in $(seq 1 40); do
-		o1=$(owner "/$1/echo" -H "x-user: user-$u")
-		o2=$(owner "/$1/echo" -H "x-user: user-$u")
-		o3=$(owner "/$1/echo" -H "x-user: user-$u")
+		o1=$(mg_owner "/$1/echo" -H "x-user: user-$u")
+		o2=$(mg_owner "/$1/echo" -H "x-user: user-$u")
+		o3=$(mg_owner "/$1/echo" -H "x-user: user-$u")
 		[ "$o1" = "$o2" ] && [ "$o2" = "$o3" ] || echo "SPLIT user-$u $o1 $o2 $o3"
 		echo "user-$u $o1"
 	done
@@ -144,22 +136,22 @@ first=$(mg_header x-upstream)
 value=$(sed -n 's/^affinity="\([0-9a-f]*\)".*/\1/p' <<<"$set_cookie")
 same=0
 for _ in $(seq 1 10); do
-	[ "$(owner /cookie/echo -H "cookie: other=1; affinity=\"$value\"")" = "$first" ] && same=$((same + 1))
+	[ "$(mg_owner /cookie/echo -H "cookie: other=1; affinity=\"$value\"")" = "$first" ] && same=$((same + 1))
 done
 assert_eq "$same" 10 "requests with the cookie stick to the endpoint that set it"
 assert_status GET /cookie/echo 200 -H "cookie: affinity=\"$value\""
 assert_no_header set-cookie "no new cookie when the request has one"
 owners=""
-for _ in $(seq 1 12); do owners+="$(owner /cookie/echo) "; done
+for _ in $(seq 1 12); do owners+="$(mg_owner /cookie/echo) "; done
 assert_cmp "$(tr ' ' '\n' <<<"$owners" | sort -u | grep -c .)" -ge 2 "new clients get new cookies, spread ($owners)"
 
 # --- source IP and query parameter -------------------------------------------------------------
-o=$(for _ in $(seq 1 8); do owner /ip/echo; done | sort -u | wc -l)
+o=$(for _ in $(seq 1 8); do mg_owner /ip/echo; done | sort -u | wc -l)
 assert_eq "$o" 1 "useSourceIp: one client address, one endpoint"
 split=0
 for u in $(seq 1 12); do
-	a=$(owner "/query/echo?x=1&u=q$u")
-	b=$(owner "/query/echo?u=q$u")
+	a=$(mg_owner "/query/echo?x=1&u=q$u")
+	b=$(mg_owner "/query/echo?u=q$u")
 	[ "$a" = "$b" ] || split=$((split + 1))
 done
 assert_eq "$split" 0 "httpQueryParameterName: the parameter's value decides"

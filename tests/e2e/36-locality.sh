@@ -89,28 +89,19 @@ EOF
 
 mg_start
 
-# owners N PATH: the distinct x-upstream values of N requests, sorted, space-separated
-owners() {
-	local i
-	for i in $(seq 1 "$1"); do
-		curl -s -o /dev/null -D - --max-time 10 "$(mg_url "$2?i=$i")" |
-			tr -d '\r' | awk -F': ' 'tolower($1) == "x-upstream" { print $2 }'
-	done | sort | uniq -c | awk '{ print $2 "=" $1 }' | paste -sd' '
-}
-
-assert_eq "$(owners 10 /hello)" "z1=10" "traffic stays in the appliance's zone"
+assert_eq "$(mg_owners 10 /hello)" "z1=10" "traffic stays in the appliance's zone"
 mg_upstream_stop z1
-assert_eq "$(owners 10 /hello)" "z2=10" "zone down: the same region's other zone takes over"
+assert_eq "$(mg_owners 10 /hello)" "z2=10" "zone down: the same region's other zone takes over"
 mg_upstream_stop z2
-assert_eq "$(owners 10 /hello)" "r3=10" "region down: the failover region (region3), not region2"
+assert_eq "$(mg_owners 10 /hello)" "r3=10" "region down: the failover region (region3), not region2"
 mg_upstream_stop r3
-assert_eq "$(owners 10 /hello)" "r2=10" "failover region down: any other region"
+assert_eq "$(mg_owners 10 /hello)" "r2=10" "failover region down: any other region"
 
 # --- distribute ---------------------------------------------------------------------------
-out=$(owners 200 /split/x)
-sr2=$(sed -n 's/.*sr2=\([0-9]*\).*/\1/p' <<<"$out")
-assert_cmp "${sr2:-0}" -ge 35 "distribute: region2 gets about 30% ($out)"
-assert_cmp "${sr2:-0}" -le 85 "distribute: region2 gets about 30% ($out)"
+out=$(mg_owners 200 /split/x)
+sr2=$(mg_share sr2 "$out")
+assert_cmp "$sr2" -ge 35 "distribute: region2 gets about 30% ($out)"
+assert_cmp "$sr2" -le 85 "distribute: region2 gets about 30% ($out)"
 assert_contains "$out" "sz1=" "distribute: the appliance's zone gets the rest"
 assert_not_contains "$out" "sr3=" "distribute: a locality without a share gets nothing"
 

@@ -8,36 +8,19 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 mg_setup
-mg_need openssl
 mg_upstream a
-PKI="$MG_DIR/pki"
-bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
-	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+mg_pki
 
 mg_start_config <<EOF
 workers: 2
 credentialsDir: $PKI/creds
 EOF
 
+wild_tls="{mode: MUTUAL, serverCertificate: $PKI/wild.crt, privateKey: $PKI/wild.key"
+wild_tls+=", caCertificates: $PKI/ca.crt}"
 mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: https-a, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: [a.example.com]
-    tls: {mode: SIMPLE, credentialName: a-cred}
-  - port: {number: $MG_PORT, name: https-wild, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: ["*.wild.example.com"]
-    tls:
-      mode: MUTUAL
-      serverCertificate: $PKI/wild.crt
-      privateKey: $PKI/wild.key
-      caCertificates: $PKI/ca.crt
+$(mg_yaml_https_gateway '[a.example.com]' '{mode: SIMPLE, credentialName: a-cred}' \
+	'["*.wild.example.com"]' "$wild_tls")
 $(mg_yaml_service a "$UP_A_PORT")
 ---
 apiVersion: networking.istio.io/v1
