@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clusterstate.h"
 #include "config/model.h"
 #include "locality.h"
 #include "outlier.h"
@@ -15,7 +16,7 @@
 #include "upstream.h"
 #include "worker.h"
 
-#define LOCALITY_RANKS 5
+#define LOCALITY_RANKS LB_RANKS
 #define OVERPROVISIONING 1.4 /* Envoy's default overprovisioning factor */
 
 /* Part i (0 region, 1 zone, 2 subzone) of a locality into out; false when absent. */
@@ -150,28 +151,64 @@ void locality_assign(struct pool *p, struct cluster *c, const struct locality_lb
 		c->nlevels = 0; /* one rank: plain balancing */
 }
 
+/* The share of traffic each rank carries: its available endpoints with Envoy's
+ * overprovisioning, what a rank cannot carry spilling to the next.  Cached in the worker's
+ * slot until an endpoint of c changes state (the cluster's generation) or an ejection ends
+ * by itself; without a slot (an older snapshot's cluster) computed in place. */
+static const double *rank_loads(struct worker *w, const struct cluster *c, uint64_t now_us,
+				double *mine, double *total)
+{
+	struct lb_slot *s = upstream_slot(w, c);
+	unsigned gen = clusterstate_gen(c->state);
+	uint64_t until = UINT64_MAX;
+	double left = 1.0, *load = s != NULL ? s->load : mine;
+
+	if (s != NULL && s->loc_valid && s->loc_gen == gen && now_us < s->loc_until_us) {
+		*total = s->total;
+		return s->load;
+	}
+	*total = 0;
+	for (unsigned i = 0; i < c->nlevels; i++) {
+		unsigned avail = 0;
+
+		for (uint32_t k = 0; k < c->levels[i].count; k++) {
+			const struct endpoint *ep = &c->endpoints[c->levels[i].start + k];
+			uint64_t back;
+
+			if (!outlier_out(c, ep, now_us)) {
+				avail++;
+				continue;
+			}
+			back = outlier_back_at(c, ep);
+			if (back < until)
+				until = back;
+		}
+		load[i] = OVERPROVISIONING * avail / c->levels[i].count;
+		if (load[i] > left)
+			load[i] = left;
+		left -= load[i];
+		*total += load[i];
+	}
+	if (s != NULL) {
+		s->loc_valid = true;
+		s->loc_gen = gen;
+		s->loc_until_us = until;
+		s->total = *total;
+	}
+	return load;
+}
+
 const struct endpoint *locality_pick(struct worker *w, const struct cluster *c, uint64_t now_us)
 {
-	double load[LOCALITY_RANKS], left = 1.0, total = 0, draw;
+	double mine[LOCALITY_RANKS], total, draw;
+	const double *load;
 	const struct endpoint *ep, *rank;
-	struct cluster view;
 	unsigned lv = 0;
 	uint32_t n, start;
 
 	if (outlier_panic(c))
 		return upstream_pick(w, c);
-	for (unsigned i = 0; i < c->nlevels; i++) {
-		unsigned avail = 0;
-
-		for (uint32_t k = 0; k < c->levels[i].count; k++)
-			if (!outlier_out(c, &c->endpoints[c->levels[i].start + k], now_us))
-				avail++;
-		load[i] = OVERPROVISIONING * avail / c->levels[i].count;
-		if (load[i] > left)
-			load[i] = left;
-		left -= load[i];
-		total += load[i];
-	}
+	load = rank_loads(w, c, now_us, mine, &total);
 	if (total <= 0)
 		return NULL; /* nothing available anywhere */
 	/* what no rank could carry is shared in proportion (Envoy normalises the same way) */
@@ -181,11 +218,8 @@ const struct endpoint *locality_pick(struct worker *w, const struct cluster *c, 
 		lv++;
 	}
 	rank = c->endpoints + c->levels[lv].start;
-	view = *c;
-	view.endpoints = (struct endpoint *)rank;
-	view.nendpoints = n = c->levels[lv].count;
-	view.nlevels = 0;
-	ep = upstream_pick(w, &view);
+	n = c->levels[lv].count;
+	ep = upstream_pick_range(w, c, c->levels[lv].start, n, c->levels[lv].uniform);
 	if (!outlier_out(c, ep, now_us))
 		return ep;
 	start = n > 1 ? (uint32_t)(worker_random(w) % n) : 0;

@@ -9,7 +9,10 @@
  *   - distribute: the first rule whose `from` matches the appliance's locality shares
  *     the traffic between endpoint localities by the given percentages.
  * Rank ranges are built by link (the endpoints are sorted by rank); the pick runs per
- * request on the worker. */
+ * request on the worker.  The share each rank carries depends on which endpoints are in
+ * service: each worker caches it (struct lb_slot) and recomputes it only when the
+ * cluster's state generation moves (clusterstate_changed: ejection, return, health
+ * verdict) or an ejection ends by itself, so the common pick costs no scan. */
 #ifndef MG_LOCALITY_H
 #define MG_LOCALITY_H
 

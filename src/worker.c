@@ -21,6 +21,7 @@
 #include "mirror.h"
 #include "request.h"
 #include "snapshot.h"
+#include "upstream.h"
 #include "worker.h"
 
 struct worker *workers[MG_MAX_WORKERS];
@@ -97,10 +98,15 @@ static void worker_adopt_newest(struct worker *w)
 	ws->snap = s;
 	ws->w = w;
 	w->cur = ws;
-	/* Per-cluster round-robin cursors are per snapshot: cluster indexes change. */
-	free(w->rr);
-	w->nrr = s->nclusters;
-	w->rr = calloc(w->nrr ? w->nrr : 1, sizeof(*w->rr));
+	/* Per-cluster balancer slots are per snapshot: cluster indexes change. */
+	free(w->lb);
+	w->nlb = 0;
+	w->lb = calloc(s->nclusters ? s->nclusters : 1, sizeof(*w->lb));
+	if (w->lb != NULL) {
+		w->nlb = s->nclusters;
+		for (size_t i = 0; i < s->nclusters; i++)
+			w->lb[i].cl = s->clusters[i];
+	}
 	if (old != NULL && old->local_refs == 0)
 		wsnap_release(old);
 	/* else: the last exchange on it releases it (worker_snap_unpin). */
@@ -344,7 +350,7 @@ void workers_join(void)
 		accesslog_buf_free(w->alog);
 		if (w->cur != NULL)
 			wsnap_release(w->cur);
-		free(w->rr);
+		free(w->lb);
 		event_base_free(w->base);
 		free(w);
 		workers[i] = NULL;

@@ -58,8 +58,8 @@ struct worker {
 	unsigned nl4;
 	bool draining;
 	struct event *drain_timer;
-	uint32_t *rr; /* round-robin cursor per cluster index of cur->snap */
-	size_t nrr;
+	struct lb_slot *lb; /* per cluster index of cur->snap: cursor and caches (upstream.h) */
+	size_t nlb;
 	struct metrics_shard metrics;
 	struct exchange *ex_free; /* recycled exchanges (request.c) */
 	unsigned nex_free;

@@ -28,6 +28,7 @@
 #include "router.h"
 #include "snapshot.h"
 #include "tls.h"
+#include "upstream.h"
 
 /*
  * Linking runs once per generation on the control thread over everything loaded.  All
@@ -866,6 +867,7 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 				  "cluster %s has no endpoints: requests to it will get 503 (UH)",
 				  name);
 	}
+	upstream_prepare(l->p, c); /* cumulative weights: no sum per pick */
 	c->index = (uint32_t)l->ncl;
 	l->cl = link_append(l->p, l->cl, &l->ncl, &l->capcl, sizeof(*l->cl));
 	l->cl[l->ncl - 1] = c;
