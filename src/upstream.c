@@ -43,23 +43,22 @@ struct lb_slot *upstream_slot(struct worker *w, const struct cluster *cl)
 }
 
 /* Endpoint start + i where cum[start + i] <= start's base + r mod the range's weight
- * < cum[start + i + 1]: a binary search, weights being >= 1. */
+ * < cum[start + i + 1]: a binary search (weights being >= 1), branch-free so that random
+ * draws cost no mispredictions. */
 static const struct endpoint *by_weight(const struct cluster *cl, uint32_t start, uint32_t count,
 					uint64_t r)
 {
-	const uint64_t *cum = cl->cum + start;
+	const uint64_t *cum = cl->cum + start, *base = cum;
 	uint64_t pos = cum[0] + r % (cum[count] - cum[0]);
-	uint32_t lo = 0, hi = count - 1;
+	uint32_t len = count;
 
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo + 1) / 2;
+	while (len > 1) {
+		uint32_t half = len / 2;
 
-		if (cum[mid] <= pos)
-			lo = mid;
-		else
-			hi = mid - 1;
+		base = base[half] <= pos ? base + half : base;
+		len -= half;
 	}
-	return &cl->endpoints[start + lo];
+	return &cl->endpoints[start + (uint32_t)(base - cum)];
 }
 
 uint64_t upstream_warm_weight(const struct cluster *cl, const struct endpoint *ep, uint64_t now)
