@@ -151,23 +151,19 @@ void locality_assign(struct pool *p, struct cluster *c, const struct locality_lb
 		c->nlevels = 0; /* one rank: plain balancing */
 }
 
-/* The share of traffic each rank carries: its available endpoints with Envoy's
- * overprovisioning, what a rank cannot carry spilling to the next.  Cached in the worker's
- * slot until an endpoint of c changes state (the cluster's generation) or an ejection ends
- * by itself; without a slot (an older snapshot's cluster) computed in place. */
-static const double *rank_loads(struct worker *w, const struct cluster *c, uint64_t now_us,
-				double *mine, double *total)
+/* The share of each rank's endpoints in service.  Cached in the worker's slot until an
+ * endpoint of c changes state (the cluster's generation) or an ejection ends by itself;
+ * without a slot (an older snapshot's cluster) computed in mine. */
+static const double *rank_health(struct worker *w, const struct cluster *c, uint64_t now_us,
+				 double *mine)
 {
 	struct lb_slot *s = upstream_slot(w, c);
 	unsigned gen = clusterstate_gen(c->state);
 	uint64_t until = UINT64_MAX;
-	double left = 1.0, *load = s != NULL ? s->load : mine;
+	double *health = s != NULL ? s->health : mine;
 
-	if (s != NULL && s->loc_valid && s->loc_gen == gen && now_us < s->loc_until_us) {
-		*total = s->total;
-		return s->load;
-	}
-	*total = 0;
+	if (s != NULL && s->loc_valid && s->loc_gen == gen && now_us < s->loc_until_us)
+		return s->health;
 	for (unsigned i = 0; i < c->nlevels; i++) {
 		unsigned avail = 0;
 
@@ -183,32 +179,63 @@ static const double *rank_loads(struct worker *w, const struct cluster *c, uint6
 			if (back < until)
 				until = back;
 		}
-		load[i] = OVERPROVISIONING * avail / c->levels[i].count;
-		if (load[i] > left)
-			load[i] = left;
-		left -= load[i];
-		*total += load[i];
+		health[i] = (double)avail / c->levels[i].count;
 	}
 	if (s != NULL) {
 		s->loc_valid = true;
 		s->loc_gen = gen;
 		s->loc_until_us = until;
-		s->total = *total;
 	}
-	return load;
+	return health;
+}
+
+/* The share of traffic each rank carries: its health with Envoy's overprovisioning, what a
+ * rank cannot carry spilling to the next; ranks in skip count as down (Envoy's
+ * previous_priorities).  Returns the sum (below 1 when not everything can be carried). */
+static double rank_loads(const struct cluster *c, const double *health, unsigned skip, double *load)
+{
+	double left = 1.0, total = 0;
+
+	for (unsigned i = 0; i < c->nlevels; i++) {
+		load[i] = (skip & (1u << i)) != 0 ? 0 : OVERPROVISIONING * health[i];
+		if (load[i] > left)
+			load[i] = left;
+		left -= load[i];
+		total += load[i];
+	}
+	return total;
+}
+
+unsigned locality_rank_of(const struct cluster *c, const struct endpoint *ep)
+{
+	uint32_t k = (uint32_t)(ep - c->endpoints);
+
+	for (unsigned i = 0; i < c->nlevels; i++)
+		if (k >= c->levels[i].start && k - c->levels[i].start < c->levels[i].count)
+			return i;
+	return 0;
 }
 
 const struct endpoint *locality_pick(struct worker *w, const struct cluster *c, uint64_t now_us)
 {
-	double mine[LOCALITY_RANKS], total, draw;
-	const double *load;
+	return locality_pick_skip(w, c, now_us, 0);
+}
+
+const struct endpoint *locality_pick_skip(struct worker *w, const struct cluster *c,
+					  uint64_t now_us, unsigned skip)
+{
+	double mine[LOCALITY_RANKS], load[LOCALITY_RANKS], total, draw;
+	const double *health;
 	const struct endpoint *ep, *rank;
 	unsigned lv = 0;
 	uint32_t n, start;
 
 	if (outlier_panic(c))
 		return upstream_pick(w, c);
-	load = rank_loads(w, c, now_us, mine, &total);
+	health = rank_health(w, c, now_us, mine);
+	total = rank_loads(c, health, skip, load);
+	if (total <= 0 && skip != 0) /* every rank with endpoints in service was tried */
+		total = rank_loads(c, health, 0, load);
 	if (total <= 0)
 		return NULL; /* nothing available anywhere */
 	/* what no rank could carry is shared in proportion (Envoy normalises the same way) */

@@ -35,5 +35,13 @@ bool locality_match(const char *pattern, const char *locality);
 
 /* Data path: an endpoint by rank (c->nlevels > 1), NULL when none is available. */
 const struct endpoint *locality_pick(struct worker *w, const struct cluster *c, uint64_t now_us);
+/* The same for a retry with retryRemoteLocalities: the ranks in skip (bit i = rank i, those
+ * tried before) count as down, so the traffic spills to the next ranks as if they had
+ * failed (Envoy's previous_priorities retry priority); when that leaves nothing, skip is
+ * forgotten. */
+const struct endpoint *locality_pick_skip(struct worker *w, const struct cluster *c,
+					  uint64_t now_us, unsigned skip);
+/* The rank (index into c->levels) of ep, an endpoint of c. */
+unsigned locality_rank_of(const struct cluster *c, const struct endpoint *ep);
 
 #endif

@@ -727,12 +727,17 @@ static int try_start(struct exchange *ex)
 		ep = &cl->endpoints[lb_hash_pick(cl->hash_table, cl->nendpoints, ex->hash_key,
 						 other ? ex->tries : 0)];
 	} else if (cl->nlevels > 1) {
-		/* locality ranks: the pick already skips what is out of service */
-		ep = locality_pick(w, cl, clock_mono_us());
+		/* locality ranks: the pick already skips what is out of service; a retry with
+		 * retryRemoteLocalities leaves the ranks tried */
+		unsigned skip =
+		    ex->tries > 0 && ex_retry(ex)->remote_localities ? ex->ranks_tried : 0;
+
+		ep = locality_pick_skip(w, cl, clock_mono_us(), skip);
 		for (int i = 0; other && ep != NULL && i < 5 && ep == ex->prev_ep; i++)
-			ep = locality_pick(w, cl, clock_mono_us());
+			ep = locality_pick_skip(w, cl, clock_mono_us(), skip);
 		if (ep == NULL)
 			return UP_NO_HEALTHY;
+		ex->ranks_tried |= 1u << locality_rank_of(cl, ep);
 	} else {
 		ep = upstream_pick(w, cl);
 		for (int i = 0; other && i < 5 && ep == ex->prev_ep; i++)

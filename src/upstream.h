@@ -32,10 +32,10 @@ struct lb_slot {
 	bool warming;
 	unsigned warm_gen;
 	uint64_t warm_until_us;
-	bool loc_valid; /* locality ranks: the share of traffic each rank carries (locality.c) */
+	bool loc_valid; /* locality ranks: the share of each rank in service (locality.c) */
 	unsigned loc_gen;
 	uint64_t loc_until_us;
-	double load[LB_RANKS], total;
+	double health[LB_RANKS];
 };
 
 /* Link time: cumulative weights and uniformity of c (and of its locality ranks, which

@@ -284,6 +284,7 @@ struct retry_policy {
 	uint64_t per_try_timeout_us;
 	uint64_t backoff_base_us;
 	bool ignore_previous_hosts;
+	bool remote_localities; /* retryRemoteLocalities: a retry leaves the ranks tried */
 	uint8_t ncodes;
 	uint16_t codes[RETRY_MAX_CODES]; /* retriable status codes */
 };

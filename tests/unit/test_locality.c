@@ -2,7 +2,8 @@
  * appliance's locality, traffic kept in the nearest rank, Envoy's 1.4 overprovisioning
  * spill when part of a rank is out, and the per-worker cache of rank loads: recomputed
  * when the cluster's state generation moves (an ejection, a health verdict) or when an
- * ejection ends by itself, never per request otherwise. */
+ * ejection ends by itself, never per request otherwise; retries that leave the ranks
+ * tried (retryRemoteLocalities). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,7 +125,7 @@ static void test_stays_local_cached(void **state)
 	assert_true(slot[0].loc_valid);
 	assert_int_equal(slot[0].loc_until_us, UINT64_MAX);
 	assert_int_equal(slot[0].loc_gen, 0);
-	assert_true(slot[0].load[0] == 1.0);
+	assert_true(slot[0].health[0] == 1.0);
 }
 
 /* One of the two local endpoints ejected: the local rank carries 1.4 x 1/2 = 70%, the
@@ -181,6 +182,32 @@ static void test_health_events(void **state)
 	assert_in_range(hits[2], 2600, 3400);
 }
 
+/* retryRemoteLocalities: the ranks tried count as down, so a retry spills onwards; with
+ * every rank tried the skip is forgotten (Envoy's previous_priorities). */
+static void test_skip_ranks(void **state)
+{
+	unsigned hits[3];
+
+	for (unsigned skip = 0; skip < 8; skip++) {
+		unsigned want = skip == 7 ? 0 : (skip & 1) == 0 ? 0 : (skip & 2) == 0 ? 1 : 2;
+
+		memset(hits, 0, sizeof(hits));
+		for (unsigned i = 0; i < 500; i++) {
+			const struct endpoint *ep = locality_pick_skip(&W, &cl, 1 * SEC, skip);
+
+			assert_non_null(ep);
+			hits[locality_rank_of(&cl, ep)]++;
+		}
+		assert_int_equal(hits[want], 500);
+	}
+	/* a rank that is down anyway is no reason to forget the skip */
+	atomic_store(&es[1].hc_failed, true);
+	cl.health_check = &hc;
+	clusterstate_changed(&cs);
+	for (unsigned i = 0; i < 100; i++)
+		assert_int_equal(locality_rank_of(&cl, locality_pick_skip(&W, &cl, 1 * SEC, 1)), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -188,6 +215,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stays_local_cached, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spill_and_return, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_events, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_skip_ranks, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
