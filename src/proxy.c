@@ -1013,7 +1013,7 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	add_header_ops(out, rops);
 	add_header_ops(out, &dops->response);
 	if (ex->new_cookie[0] != '\0') {
-		char line[512];
+		char line[COOKIE_LINE_MAX];
 		size_t n =
 		    affinity_set_cookie(ex->cl->hash_policy, ex->new_cookie, line, sizeof(line));
 

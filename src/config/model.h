@@ -447,13 +447,17 @@ enum hash_source {
 	HASH_QUERY_PARAM,
 };
 
+#define COOKIE_LINE_MAX 512 /* the longest Set-Cookie line an affinity cookie may need */
+
 struct consistent_hash {
 	bool given;
 	enum hash_source source;
 	const char *name;        /* header (lower-cased), cookie or query parameter name */
 	const char *cookie_path; /* httpCookie.path, NULL = none */
-	bool cookie_ttl_given;   /* without a ttl no cookie is ever set */
-	uint64_t cookie_ttl_us;  /* 0 = a session cookie */
+	/* httpCookie.attributes, ready to append: "; SameSite=Strict; Secure" (NULL = none) */
+	const char *cookie_attrs;
+	bool cookie_ttl_given;  /* without a ttl no cookie is ever set */
+	uint64_t cookie_ttl_us; /* 0 = a session cookie */
 	bool maglev;
 	uint64_t table_size;        /* maglev.tableSize: a prime; default 65537 */
 	uint64_t minimum_ring_size; /* ringHash.minimumRingSize; default 1024 */

@@ -2,8 +2,8 @@
 # 28-consistent-hash: DestinationRule loadBalancer.consistentHash through the
 # real binary: a header value sticks to one endpoint (ring hash and Maglev),
 # removing one of four endpoints moves about a quarter of the keys, cookie affinity
-# sets the cookie when it is missing and sticks to it, source IP and query
-# parameter keys.
+# sets the cookie when it is missing (with its attributes) and sticks to it, source
+# IP and query parameter keys.
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -26,7 +26,7 @@ kind: ServiceEntry
 metadata:
   name: pool
 spec:
-  hosts: [ring.example, maglev.example, cookie.example, ip.example, query.example]
+  hosts: [ring.example, maglev.example, cookie.example, attr.example, ip.example, query.example]
   ports: [{number: 80, name: http, protocol: HTTP}]
   resolution: STATIC
   endpoints:
@@ -58,6 +58,19 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
+metadata: {name: attr}
+spec:
+  host: attr.example
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie:
+          name: affinity
+          ttl: 60s
+          attributes: [{name: SameSite, value: Strict}, {name: Secure}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
 metadata: {name: ip}
 spec:
   host: ip.example
@@ -84,6 +97,8 @@ spec:
     route: [{destination: {host: maglev.example}}]
   - match: [{uri: {prefix: /cookie/}}]
     route: [{destination: {host: cookie.example}}]
+  - match: [{uri: {prefix: /attr/}}]
+    route: [{destination: {host: attr.example}}]
   - match: [{uri: {prefix: /ip/}}]
     route: [{destination: {host: ip.example}}]
   - match: [{uri: {prefix: /query/}}]
@@ -144,6 +159,14 @@ assert_no_header set-cookie "no new cookie when the request has one"
 owners=""
 for _ in $(seq 1 12); do owners+="$(mg_owner /cookie/echo) "; done
 assert_cmp "$(tr ' ' '\n' <<<"$owners" | sort -u | grep -c .)" -ge 2 "new clients get new cookies, spread ($owners)"
+
+# httpCookie.attributes are added after Path, before HttpOnly (Envoy's order)
+assert_status GET /attr/echo 200
+assert_match "$(mg_header set-cookie)" '^affinity="[0-9a-f]{16}"; Max-Age=60; SameSite=Strict; Secure; HttpOnly$' \
+	"cookie attributes are added to the cookie"
+value=$(mg_header set-cookie | sed -n 's/^affinity="\([0-9a-f]*\)".*/\1/p')
+first=$(mg_header x-upstream)
+assert_eq "$(mg_owners 6 /attr/echo -H "cookie: affinity=\"$value\"")" "$first=6" "and it sticks"
 
 # --- source IP and query parameter -------------------------------------------------------------
 o=$(for _ in $(seq 1 8); do mg_owner /ip/echo; done | sort -u | wc -l)
