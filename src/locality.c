@@ -16,7 +16,7 @@
 #include "upstream.h"
 #include "worker.h"
 
-#define LOCALITY_RANKS LB_RANKS
+#define LOCALITY_ORDER 5     /* ranks by locality: subzone, zone, region, failover, rest */
 #define OVERPROVISIONING 1.4 /* Envoy's default overprovisioning factor */
 
 /* Part i (0 region, 1 zone, 2 subzone) of a locality into out; false when absent. */
@@ -60,7 +60,7 @@ static unsigned locality_rank(const char *here, const char *there, const struct 
 			      bool failover_listed)
 {
 	if (there == NULL)
-		return LOCALITY_RANKS - 1;
+		return LOCALITY_ORDER - 1;
 	if (part_eq(here, there, 0)) {
 		if (part_eq(here, there, 1))
 			return part_eq(here, there, 2) ? 0 : 1;
@@ -113,17 +113,82 @@ static void locality_distribute(struct cluster *c, const struct locality_distrib
 	free(group);
 }
 
-void locality_assign(struct pool *p, struct cluster *c, const struct locality_lb *ll,
-		     const char *here)
+/* The value of label key (klen bytes) for labels seen at locality: the label itself, else
+ * Istio's topology labels taken from the locality (region, zone, subzone). */
+static bool label_get(const struct kv_list *labels, const char *locality, const char *key,
+		      size_t klen, const char **v, size_t *vlen)
 {
-	unsigned rank[LOCALITY_RANKS] = {0};
+	static const char *const topology[] = {"topology.kubernetes.io/region",
+					       "topology.kubernetes.io/zone",
+					       "topology.istio.io/subzone"};
+
+	for (size_t i = 0; labels != NULL && i < labels->n; i++)
+		if (strlen(labels->v[i].key) == klen && strncmp(labels->v[i].key, key, klen) == 0) {
+			*v = labels->v[i].value;
+			*vlen = strlen(*v);
+			return true;
+		}
+	for (int t = 0; t < 3; t++)
+		if (strlen(topology[t]) == klen && strncmp(topology[t], key, klen) == 0)
+			return locality_part(locality, t, v, vlen);
+	return false;
+}
+
+/* failoverPriority: N minus the number of leading keys on which ep matches the appliance
+ * (its labels and locality), or the value a "key=value" entry names; a key counts only
+ * when every key before it matched (Istio). */
+static unsigned label_rank(const struct str_list *keys, const struct endpoint *ep,
+			   const struct kv_list *mine, const char *here)
+{
+	unsigned matched = 0;
+
+	for (size_t i = 0; i < keys->n; i++, matched++) {
+		const char *k = keys->v[i], *eq = strchr(k, '='), *want, *got;
+		size_t klen = eq != NULL ? (size_t)(eq - k) : strlen(k), wlen, glen;
+
+		if (eq != NULL) {
+			want = eq + 1;
+			wlen = strlen(want);
+		} else if (!label_get(mine, here, k, klen, &want, &wlen)) {
+			break;
+		}
+		if (!label_get(&ep->labels, ep->locality, k, klen, &got, &glen) || glen != wlen ||
+		    memcmp(got, want, wlen) != 0)
+			break;
+	}
+	return (unsigned)keys->n - matched;
+}
+
+/* An endpoint's rank: by locality (Istio's failover), by failoverPriority, or both - the
+ * label rank first, the locality order within it (Istio multiplies by the 5 locality
+ * ranks) - capped at the last rank the cluster can hold. */
+static unsigned endpoint_rank(const struct endpoint *ep, const struct locality_lb *ll,
+			      const char *here, const struct kv_list *mine)
+{
+	bool listed = ll != NULL && ll->nfailover > 0;
+	unsigned r;
+
+	if (ll == NULL || ll->failover_priority.n == 0)
+		r = locality_rank(here, ep->locality, ll, listed);
+	else if (!listed)
+		r = label_rank(&ll->failover_priority, ep, mine, here);
+	else
+		r = label_rank(&ll->failover_priority, ep, mine, here) * LOCALITY_ORDER +
+		    locality_rank(here, ep->locality, ll, listed);
+	return r < LB_RANKS ? r : LB_RANKS - 1;
+}
+
+void locality_assign(struct pool *p, struct cluster *c, const struct locality_lb *ll,
+		     const char *here, const struct kv_list *labels)
+{
+	unsigned count[LB_RANKS] = {0}, *rank;
 	struct endpoint *sorted;
-	bool listed;
+	bool by_labels = ll != NULL && ll->failover_priority.n > 0;
 	size_t k = 0;
 
-	if (here == NULL || c->nendpoints == 0 || (ll != NULL && !ll->enabled))
+	if ((here == NULL && !by_labels) || c->nendpoints == 0 || (ll != NULL && !ll->enabled))
 		return;
-	for (size_t i = 0; ll != NULL && i < ll->ndistribute; i++)
+	for (size_t i = 0; here != NULL && ll != NULL && i < ll->ndistribute; i++)
 		if (locality_match(ll->distribute[i].from, here)) {
 			locality_distribute(c, &ll->distribute[i]);
 			return;
@@ -131,22 +196,24 @@ void locality_assign(struct pool *p, struct cluster *c, const struct locality_lb
 	/* failover needs a way to see endpoints fail (Istio: outlier detection) */
 	if (c->outlier == NULL && c->health_check == NULL)
 		return;
-	listed = ll != NULL && ll->nfailover > 0;
+	if ((rank = calloc(c->nendpoints, sizeof(*rank))) == NULL)
+		return; /* no ranks: plain balancing */
 	for (size_t i = 0; i < c->nendpoints; i++)
-		rank[locality_rank(here, c->endpoints[i].locality, ll, listed)]++;
+		count[rank[i] = endpoint_rank(&c->endpoints[i], ll, here, labels)]++;
 	sorted = pool_calloc(p, c->nendpoints, sizeof(*sorted));
 	c->nlevels = 0;
-	for (unsigned r = 0; r < LOCALITY_RANKS; r++) {
-		if (rank[r] == 0)
+	for (unsigned r = 0; r < LB_RANKS; r++) {
+		if (count[r] == 0)
 			continue;
 		c->levels[c->nlevels].start = (uint32_t)k;
-		c->levels[c->nlevels].count = rank[r];
+		c->levels[c->nlevels].count = count[r];
 		c->nlevels++;
 		for (size_t i = 0; i < c->nendpoints; i++)
-			if (locality_rank(here, c->endpoints[i].locality, ll, listed) == r)
+			if (rank[i] == r)
 				sorted[k++] = c->endpoints[i];
 	}
 	c->endpoints = sorted;
+	free(rank);
 	if (c->nlevels < 2)
 		c->nlevels = 0; /* one rank: plain balancing */
 }
@@ -224,7 +291,7 @@ const struct endpoint *locality_pick(struct worker *w, const struct cluster *c, 
 const struct endpoint *locality_pick_skip(struct worker *w, const struct cluster *c,
 					  uint64_t now_us, unsigned skip)
 {
-	double mine[LOCALITY_RANKS], load[LOCALITY_RANKS], total, draw;
+	double mine[LB_RANKS], load[LB_RANKS], total, draw;
 	const double *health;
 	const struct endpoint *ep, *rank;
 	unsigned lv = 0;

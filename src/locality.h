@@ -6,6 +6,11 @@
  *     1.4, the rest spilling to the next rank.  Istio enables it when the cluster has
  *     outlier detection (here also with an active health check), since only then can an
  *     endpoint be seen to fail;
+ *   - failoverPriority (also without a locality): endpoints matching the appliance's
+ *     labels (main config `labels`, topology.* keys read from the localities) on all N
+ *     listed keys rank first, on the first N-1 next, ...; with failover too, the label
+ *     rank comes first and the locality order applies within it (Istio's priority x 5 +
+ *     locality priority); at most LB_RANKS ranks, the rest share the last;
  *   - distribute: the first rule whose `from` matches the appliance's locality shares
  *     the traffic between endpoint localities by the given percentages.
  * Rank ranges are built by link (the endpoints are sorted by rank); the pick runs per
@@ -24,11 +29,15 @@ struct cluster;
 struct endpoint;
 struct worker;
 struct locality_lb;
+struct kv_list;
 
 /* Config time: reorder and reweight c's endpoints for policy ll (NULL = none given) seen
- * from the appliance's locality here (NULL = unknown: nothing to do). */
+ * from the appliance's locality here (NULL = unknown) and labels (main config): ranks by
+ * locality, by failoverPriority (the number of leading label keys an endpoint shares with
+ * the appliance), or both (labels first); nothing to do without a locality or a
+ * failoverPriority. */
 void locality_assign(struct pool *p, struct cluster *c, const struct locality_lb *ll,
-		     const char *here);
+		     const char *here, const struct kv_list *labels);
 
 /* Does pattern ("region/zone/subzone", trailing "*" allowed) cover locality? */
 bool locality_match(const char *pattern, const char *locality);

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "config/model.h"
+#include "upstream.h"
 
 struct pool;
 struct tls_sni_table;
@@ -66,7 +67,7 @@ struct cluster {
 	struct {
 		uint32_t start, count;
 		bool uniform; /* every endpoint of the rank has the same weight */
-	} levels[5];
+	} levels[LB_RANKS];
 	/* Weighted picks without a sum per request (upstream_prepare, at link time):
 	 * cum[i] is the weight of endpoints[0 .. i-1], cum[nendpoints] the total, so any
 	 * range (a locality rank) is searched in O(log n).  uniform: every weight is the

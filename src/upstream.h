@@ -18,7 +18,9 @@ struct worker;
 struct cluster;
 struct endpoint;
 
-#define LB_RANKS 5 /* locality ranks at most (struct cluster levels) */
+/* Ranks a cluster's endpoints may fall in at most (struct cluster levels): Istio's five
+ * locality ranks times the failoverPriority ranks, the rest sharing the last one. */
+#define LB_RANKS 16
 
 /* What a worker keeps per cluster of its newest snapshot (worker.h w->lb, indexed by the
  * cluster's index): the round-robin cursor, and caches derived from the endpoints' shared

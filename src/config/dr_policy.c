@@ -425,6 +425,40 @@ static bool dr_distribute(struct pool *p, struct diag *d, struct node *n,
 	return ok;
 }
 
+/* failoverPriority as Istio validates it: labels (or label=value), no topology label
+ * together with failover (the locality order already covers it); with distribute it is
+ * ignored, as by Istio. */
+static bool dr_failover_priority(struct diag *d, struct node *n, struct locality_lb *ll,
+				 bool distribute)
+{
+	static const char *const topology[] = {"topology.kubernetes.io/region",
+					       "topology.kubernetes.io/zone",
+					       "topology.istio.io/subzone"};
+	bool ok = true;
+
+	for (size_t i = 0; i < ll->failover_priority.n; i++) {
+		const char *k = ll->failover_priority.v[i];
+
+		if (*k == '\0' || *k == '=') {
+			diag_error(d, n->vals[i], "a failoverPriority entry needs a label name");
+			ok = false;
+			continue;
+		}
+		for (size_t t = 0; ll->nfailover > 0 && t < sizeof(topology) / sizeof(*topology);
+		     t++)
+			if (strcmp(k, topology[t]) == 0) {
+				diag_error(d, n->vals[i],
+					   "can not simultaneously set failover and topology label "
+					   "\"%s\" in failoverPriority",
+					   k);
+				ok = false;
+			}
+	}
+	if (ok && distribute)
+		diag_warn(d, n, "failoverPriority has no effect with distribute (as in Istio)");
+	return ok;
+}
+
 bool dr_policy_locality(struct pool *p, struct diag *d, struct node *n, struct locality_lb *ll)
 {
 	struct node *dist, *fo, *x;
@@ -476,10 +510,11 @@ bool dr_policy_locality(struct pool *p, struct diag *d, struct node *n, struct l
 			node_check_unknown(d, it);
 		}
 	}
-	if ((x = node_get(n, "failoverPriority")) != NULL)
-		diag_warn(d, x,
-			  "failoverPriority is accepted but not enforced yet: the locality "
-			  "order applies");
+	if ((x = node_get(n, "failoverPriority")) != NULL &&
+	    cfg_decode_str_list(p, d, x, &ll->failover_priority, false))
+		ok &= dr_failover_priority(d, x, ll, dist != NULL);
+	else if (x != NULL)
+		ok = false;
 	node_check_unknown(d, n);
 	return ok;
 }

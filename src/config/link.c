@@ -778,7 +778,7 @@ static void link_cluster_locality(struct link *l, struct cluster *c, const struc
 	const struct locality_lb *ll =
 	    pol->lb != NULL && pol->lb->lb.locality.given ? &pol->lb->lb.locality : NULL;
 
-	locality_assign(l->p, c, ll, l->set->main.locality);
+	locality_assign(l->p, c, ll, l->set->main.locality, &l->set->main.labels);
 }
 
 /* loadBalancer.consistentHash of the merged policy (a loadBalancer with `simple` has none). */

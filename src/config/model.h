@@ -482,6 +482,9 @@ struct locality_lb {
 	size_t ndistribute;
 	struct locality_failover *failover;
 	size_t nfailover;
+	/* failoverPriority: label keys ("key" = the appliance's own value, "key=value" = that
+	 * value); endpoints matching more leading keys rank higher */
+	struct str_list failover_priority;
 	struct node *node;
 };
 

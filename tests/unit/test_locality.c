@@ -68,7 +68,7 @@ static int setup(void **state)
 	cl.lb = LB_ROUND_ROBIN;
 	cl.outlier = &od;
 	cl.state = &cs;
-	locality_assign(P, &cl, NULL, "r1/z1/s1");
+	locality_assign(P, &cl, NULL, "r1/z1/s1", NULL);
 	upstream_prepare(P, &cl);
 	return 0;
 }
@@ -208,6 +208,74 @@ static void test_skip_ranks(void **state)
 		assert_int_equal(locality_rank_of(&cl, locality_pick_skip(&W, &cl, 1 * SEC, 1)), 2);
 }
 
+/* failoverPriority: the number of leading keys shared with the appliance ranks the
+ * endpoints (topology keys read from the localities, key=value entries compared with the
+ * value given); with failover too, the locality order applies within each label rank. */
+static void test_failover_priority(void **state)
+{
+	static struct kv lab[4][2] = {
+	    {{"net", "n1"}, {"rack", "a"}}, /* both keys match */
+	    {{"net", "n1"}, {"rack", "b"}}, /* the first only */
+	    {{"net", "n2"}, {"rack", "a"}}, /* none: rack is not looked at */
+	    {{"rack", "a"}, {"x", "y"}},    /* no net label */
+	};
+	static const char *keys2[] = {"net", "rack"};
+	static const char *keys_topo[] = {"topology.kubernetes.io/region", "net=n2"};
+	static struct kv mine_v[] = {{"net", "n1"}, {"rack", "a"}};
+	static struct locality_failover fo = {"r1", "r2"};
+	struct kv_list mine = {mine_v, 2};
+	struct locality_lb ll;
+	struct endpoint *eps = pool_calloc(P, NEP, sizeof(*eps));
+
+	for (int i = 0; i < NEP; i++) {
+		eps[i].name = names[i];
+		eps[i].weight = 1;
+		eps[i].locality = localities[3 - i]; /* r1/z1, r1/z1, r1/z2, r2/z1 */
+		eps[i].labels.v = lab[i];
+		eps[i].labels.n = 2;
+	}
+	memset(&ll, 0, sizeof(ll));
+	ll.given = ll.enabled = true;
+	ll.failover_priority.v = keys2;
+	ll.failover_priority.n = 2;
+	cl.endpoints = eps;
+	cl.nendpoints = NEP;
+	locality_assign(P, &cl, &ll, NULL, &mine); /* no locality needed */
+	assert_int_equal(cl.nlevels, 3);
+	assert_int_equal(cl.levels[0].count, 1);
+	assert_string_equal(cl.endpoints[0].name, names[0]);
+	assert_int_equal(cl.levels[1].count, 1);
+	assert_string_equal(cl.endpoints[1].name, names[1]);
+	assert_int_equal(cl.levels[2].count, 2); /* names[2] and names[3] */
+
+	/* topology key from the localities, then a key=value entry */
+	cl.endpoints = eps;
+	cl.nendpoints = NEP;
+	ll.failover_priority.v = keys_topo;
+	locality_assign(P, &cl, &ll, "r1/z9/s9", &mine);
+	assert_int_equal(cl.nlevels, 3);
+	assert_int_equal(cl.levels[0].count, 1); /* region r1 and net n2 */
+	assert_string_equal(cl.endpoints[0].name, names[2]);
+	assert_int_equal(cl.levels[1].count, 2); /* region r1 only */
+	assert_int_equal(cl.levels[2].count, 1); /* region r2 */
+	assert_string_equal(cl.endpoints[3].name, names[3]);
+
+	/* with failover: label rank first, the locality order within it */
+	cl.endpoints = eps;
+	cl.nendpoints = NEP;
+	ll.failover_priority.v = keys2;
+	ll.failover_priority.n = 1; /* net */
+	ll.failover = &fo;
+	ll.nfailover = 1;
+	locality_assign(P, &cl, &ll, "r1/z2/s1", &mine);
+	/* net n1 (names[0], names[1], both in the appliance's region) outranks the
+	 * appliance's own zone (names[2], net n2), which outranks the failover region */
+	assert_int_equal(cl.nlevels, 3);
+	assert_int_equal(cl.levels[0].count, 2);
+	assert_string_equal(cl.endpoints[2].name, names[2]);
+	assert_string_equal(cl.endpoints[3].name, names[3]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -216,6 +284,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_spill_and_return, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_skip_ranks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failover_priority, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
