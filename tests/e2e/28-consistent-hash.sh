@@ -17,7 +17,7 @@ EOF
 # write_config ENDPOINT-PORTS...: the whole config, hosts ring/maglev/cookie/ip/query
 write_config() {
 	local p eps=""
-	for p in "$@"; do eps+="  - address: 127.0.0.1"$'\n'"    ports: {http: $p}"$'\n'; done
+	for p in "$@"; do eps+=$(mg_yaml_endpoint "$p")$'\n'; done
 	mg_resource all <<EOF
 $(mg_yaml_gateway)
 ---

@@ -28,39 +28,14 @@ healthChecks:
   tcp: {}
 EOF
 
-ep() { printf '  - address: 127.0.0.1\n    ports: {http: %s}\n' "$1"; }
-
 mg_resource all <<EOF
 $(mg_yaml_gateway)
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: flap}
-spec:
-  hosts: [flap.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
-$(ep "$UP_FLAPPY_PORT")
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: tcp}
-spec:
-  hosts: [tcp.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
-$(ep "$UP_LONE_PORT")
-$(ep "$UP_GOOD_PORT")
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: routes}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
+$(mg_yaml_service_head flap "[flap.example]")
+$(mg_yaml_endpoint "$UP_FLAPPY_PORT")
+$(mg_yaml_service_head tcp "[tcp.example]")
+$(mg_yaml_endpoint "$UP_LONE_PORT")
+$(mg_yaml_endpoint "$UP_GOOD_PORT")
+$(mg_yaml_routes)
   - match: [{uri: {prefix: /flap/}}]
     rewrite: {uri: /}
     route: [{destination: {host: flap.example}}]

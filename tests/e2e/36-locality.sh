@@ -15,32 +15,16 @@ workers: 1
 locality: region1/zone1/sub1
 EOF
 
-ep() { printf '  - address: 127.0.0.1\n    ports: {http: %s}\n    locality: %s\n' "$1" "$2"; }
+ep() { mg_yaml_endpoint "$1" locality "$2"; }
 
 mg_resource all <<EOF
 $(mg_yaml_gateway)
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: helloworld}
-spec:
-  hosts: [helloworld.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
+$(mg_yaml_service_head helloworld "[helloworld.example]")
 $(ep "$UP_Z1_PORT" region1/zone1/sub1)
 $(ep "$UP_Z2_PORT" region1/zone2/sub1)
 $(ep "$UP_R2_PORT" region2/zone1/sub1)
 $(ep "$UP_R3_PORT" region3/zone1/sub1)
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: split}
-spec:
-  hosts: [split.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
+$(mg_yaml_service_head split "[split.example]")
 $(ep "$UP_SZ1_PORT" region1/zone1/sub1)
 $(ep "$UP_SR2_PORT" region2/zone1/sub1)
 $(ep "$UP_SR3_PORT" region3/zone1/sub1)
@@ -73,14 +57,7 @@ spec:
         distribute:
         - from: region1/zone1/*
           to: {"region1/zone1/*": 70, "region2/*": 30}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: routes}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
+$(mg_yaml_routes)
   - match: [{uri: {prefix: /split/}}]
     rewrite: {uri: /}
     route: [{destination: {host: split.example}}]

@@ -16,18 +16,10 @@ EOF
 
 write_config() { # write_config PORT...
 	local p eps=""
-	for p in "$@"; do eps+="  - address: 127.0.0.1"$'\n'"    ports: {http: $p}"$'\n'; done
+	for p in "$@"; do eps+=$(mg_yaml_endpoint "$p")$'\n'; done
 	mg_resource all <<EOF
 $(mg_yaml_gateway)
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: svc}
-spec:
-  hosts: [svc.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
+$(mg_yaml_service_head svc "[svc.example]")
 $eps
 ---
 apiVersion: networking.istio.io/v1
@@ -37,14 +29,7 @@ spec:
   host: svc.example
   trafficPolicy:
     loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 60s}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: routes}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
+$(mg_yaml_routes)
   - route: [{destination: {host: svc.example}}]
 EOF
 }

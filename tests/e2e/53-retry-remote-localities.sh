@@ -19,19 +19,11 @@ workers: 1
 locality: region1/zone1/sub1
 EOF
 
-ep() { printf '  - address: 127.0.0.1\n    ports: {http: %s}\n    locality: %s\n' "$1" "$2"; }
+ep() { mg_yaml_endpoint "$1" locality "$2"; }
 
 svc() { # svc NAME ZONE2-PORT: endpoints in zone1 (failing), zone2 and region2, locality LB
 	cat <<EOF
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: $1}
-spec:
-  hosts: [$1.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
+$(mg_yaml_service_head "$1" "[$1.example]")
 $(ep "$UP_ZONE1BAD_PORT" region1/zone1/sub1)
 $(ep "$2" region1/zone2/sub1)
 $(ep "$UP_REGION2_PORT" region2/zone1/sub1)
@@ -63,14 +55,7 @@ mg_resource all <<EOF
 $(mg_yaml_gateway)
 $(svc hop "$UP_ZONE2_PORT")
 $(svc far "$UP_ZONE2BAD_PORT")
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: routes}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
+$(mg_yaml_routes)
 $(route hop-remote hop "{attempts: 1, retryOn: 5xx, retryRemoteLocalities: true}")
 $(route hop-local hop "{attempts: 1, retryOn: 5xx}")
 $(route far-remote far "{attempts: 2, retryOn: 5xx, retryRemoteLocalities: true}")

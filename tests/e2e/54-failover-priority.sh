@@ -16,19 +16,11 @@ workers: 1
 labels: {net: n1, rack: a}
 EOF
 
-ep() { printf '  - address: 127.0.0.1\n    ports: {http: %s}\n    labels: %s\n' "$1" "$2"; }
+ep() { mg_yaml_endpoint "$1" labels "$2"; }
 
 svc() { # svc NAME FAILOVER-PRIORITY-FLOW-SEQ
 	cat <<EOF
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: $1}
-spec:
-  hosts: [$1.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
+$(mg_yaml_service_head "$1" "[$1.example]")
 $(ep "$UP_NONE_PORT" "{net: n2, rack: a}")
 $(ep "$UP_NET_PORT" "{net: n1, rack: b}")
 $(ep "$UP_BOTH_PORT" "{net: n1, rack: a}")
@@ -51,14 +43,7 @@ mg_resource all <<EOF
 $(mg_yaml_gateway)
 $(svc labels "[net, rack]")
 $(svc value "[rack=b]")
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: routes}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
+$(mg_yaml_routes)
   - match: [{uri: {prefix: /value/}}]
     rewrite: {uri: /}
     route: [{destination: {host: value.example}}]

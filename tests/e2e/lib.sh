@@ -24,7 +24,8 @@
 #   meshgate    mg_start_config mg_resource mg_validate mg_start mg_reload
 #               assert_reload mg_stop mg_finish
 #   resources   mg_yaml_gateway mg_yaml_https_gateway mg_yaml_service
-#               mg_yaml_route_all mg_resource_simple
+#               mg_yaml_service_head mg_yaml_endpoint mg_yaml_route_all
+#               mg_yaml_routes mg_resource_simple
 #   TLS         mg_pki
 #   requests    mg_url mg_curl mg_raw mg_header mg_json
 #   counting    mg_owner mg_owners mg_share mg_statuses
@@ -346,7 +347,15 @@ mg_start_config() {
 #                              a.example.com with mg_pki's a.crt (SIMPLE). The text ends
 #                              inside spec.servers: more server items may follow.
 #   mg_yaml_service NAME PORT  ServiceEntry NAME.default.svc.cluster.local:80 -> 127.0.0.1:PORT
+#   mg_yaml_service_head NAME HOSTS
+#                              ServiceEntry NAME for HOSTS (a YAML list), port 80 http,
+#                              STATIC; the text ends at "endpoints:", items follow
+#   mg_yaml_endpoint PORT [KEY VALUE]...
+#                              one such item: 127.0.0.1:PORT plus KEY: VALUE lines
+#                              (locality, labels, weight)
 #   mg_yaml_route_all NAME     VirtualService NAME: every host on gw, one route "to-NAME"
+#   mg_yaml_routes [NAME]      VirtualService NAME (default routes) for every host on gw;
+#                              the text ends at "http:", route items follow
 #   mg_resource_simple NAME    all three, for the upstream started by `mg_upstream NAME`
 mg_yaml_gateway() {
 	cat <<EOF
@@ -401,6 +410,43 @@ spec:
   endpoints:
   - address: 127.0.0.1
     ports: {http: $2}
+EOF
+}
+
+mg_yaml_service_head() {
+	cat <<EOF
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: $1}
+spec:
+  hosts: $2
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+EOF
+}
+
+mg_yaml_endpoint() {
+	printf '  - address: 127.0.0.1\n    ports: {http: %s}\n' "$1"
+	shift
+	while [ $# -ge 2 ]; do
+		printf '    %s: %s\n' "$1" "$2"
+		shift 2
+	done
+}
+
+# shellcheck disable=SC2120 # NAME is optional
+mg_yaml_routes() {
+	cat <<EOF
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ${1:-routes}}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http:
 EOF
 }
 
