@@ -21,6 +21,7 @@
 
 #include "accesslog.h"
 #include "admin.h"
+#include "certwatch.h"
 #include "config/diag.h"
 #include "config/link.h"
 #include "config/load.h"
@@ -280,8 +281,10 @@ static void do_reload(void)
 
 	notify_systemd("RELOADING=1");
 	log_info("reloading %s", ctl_main_path);
+	certwatch_begin();
 	s = load_snapshot(ctl_main_path, false, &nerrors);
 	if (s == NULL) {
+		certwatch_end(false);
 		log_warnx("reload failed: %d error%s; generation %llu keeps serving", nerrors,
 			  nerrors == 1 ? "" : "s", (unsigned long long)generation);
 		notify_systemd("READY=1");
@@ -293,11 +296,13 @@ static void do_reload(void)
 	snapshot_unref(old);
 	/* Bind new listeners before publishing so a port in use refuses the reload whole. */
 	if (apply_snapshot(s, false) != 0) {
+		certwatch_end(false);
 		log_warnx("reload failed: listeners could not be opened; the previous listeners "
 			  "stay open");
 		notify_systemd("READY=1");
 		return;
 	}
+	certwatch_end(true);
 	log_info("reload ok: config generation %llu live", (unsigned long long)generation);
 	notify_systemd("READY=1");
 }
@@ -306,6 +311,13 @@ static void do_reload(void)
 
 static void sighup_cb(evutil_socket_t sig, short what, void *arg)
 {
+	do_reload();
+}
+
+/* A certificate, key, CA, CRL or ticket key file of the configuration changed. */
+static void certwatch_cb(const char *path)
+{
+	log_info("TLS file %s changed", path);
 	do_reload();
 }
 
@@ -358,7 +370,9 @@ int control_run(const char *main_path)
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() != 0)
 		fatalx("libevent has no pthreads support");
+	certwatch_begin();
 	s = load_snapshot(main_path, false, &nerrors);
+	certwatch_end(s != NULL);
 	if (s == NULL) {
 		log_warnx("%s: configuration is invalid (%d error%s); not starting", main_path,
 			  nerrors, nerrors == 1 ? "" : "s");
@@ -377,6 +391,7 @@ int control_run(const char *main_path)
 	apply_snapshot(s, true);
 	if (admin_start(ctl_base, s->set->main.admin_address) != 0)
 		fatalx("cannot start the admin endpoint on %s", s->set->main.admin_address);
+	certwatch_start(ctl_base, certwatch_cb);
 	drop_privileges(s->set->main.user);
 	log_info("meshgate %s running: %d worker%s, config generation %llu live", PACKAGE_VERSION,
 		 n, n == 1 ? "" : "s", (unsigned long long)generation);
@@ -400,6 +415,7 @@ int control_run(const char *main_path)
 		free(ctl_listeners[i].key);
 	free(ctl_listeners);
 	healthcheck_stop();
+	certwatch_stop();
 	s = snapshot_current();
 	snapshot_unref(s);
 	snapshot_publish_none();
