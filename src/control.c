@@ -31,6 +31,7 @@
 #include "log.h"
 #include "pool.h"
 #include "snapshot.h"
+#include "tls_ticket.h"
 #include "worker.h"
 
 /* Listening sockets by "bind:port": one SO_REUSEPORT socket per worker, so the kernel
@@ -261,6 +262,8 @@ static int apply_snapshot(struct snapshot *s, bool initial)
 		log_warnx("out of memory attaching cluster state");
 		return -1;
 	}
+	/* Ticket keys first: the new generation's contexts seal tickets with them. */
+	tls_ticket_use(s->set->main.tls_ticket_keys);
 	snapshot_publish(s);
 	healthcheck_apply(ctl_base, s);
 	if (reconcile_listeners(s) != 0) {
@@ -392,6 +395,7 @@ int control_run(const char *main_path)
 	if (admin_start(ctl_base, s->set->main.admin_address) != 0)
 		fatalx("cannot start the admin endpoint on %s", s->set->main.admin_address);
 	certwatch_start(ctl_base, certwatch_cb);
+	tls_ticket_start(ctl_base);
 	drop_privileges(s->set->main.user);
 	log_info("meshgate %s running: %d worker%s, config generation %llu live", PACKAGE_VERSION,
 		 n, n == 1 ? "" : "s", (unsigned long long)generation);
@@ -416,6 +420,7 @@ int control_run(const char *main_path)
 	free(ctl_listeners);
 	healthcheck_stop();
 	certwatch_stop();
+	tls_ticket_stop();
 	s = snapshot_current();
 	snapshot_unref(s);
 	snapshot_publish_none();

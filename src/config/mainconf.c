@@ -12,6 +12,7 @@
 #include "node.h"
 #include "hc_conf.h"
 #include "load.h"
+#include "tls_ticket.h"
 
 #define MAINCONF_MAX_WORKERS 256
 #define MAINCONF_SEC 1000000ULL
@@ -273,6 +274,19 @@ static void mainconf_mesh_identity(struct pool *p, struct diag *d, struct node *
 	m->mesh_identity.node = n;
 }
 
+/* tlsTicketKeyFile: read now, so a bad file is a load error (and -t reports it). */
+static void mainconf_ticket_keys(struct pool *p, struct diag *d, struct node *n, struct cfg_main *m)
+{
+	if (n == NULL)
+		return;
+	mainconf_string(p, d, n, true, m, &m->tls_ticket_key_file);
+	if (m->tls_ticket_key_file == NULL)
+		return;
+	m->tls_ticket_keys = tls_ticket_file_load(p, d, n, m->tls_ticket_key_file);
+	if (m->tls_no_resumption)
+		diag_warn(d, n, "unused: tlsSessionResumption is false, no ticket is issued");
+}
+
 void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,
 		     struct cfg_main *m)
 {
@@ -321,5 +335,6 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 		node_bool(d, n, &on);
 		m->tls_no_resumption = !on;
 	}
+	mainconf_ticket_keys(p, d, node_get(root, "tlsTicketKeyFile"), m);
 	node_check_unknown(d, root);
 }

@@ -150,6 +150,9 @@ struct cfg_main {
 	const char *locality;       /* where this appliance runs: "region/zone/subzone", or NULL */
 	const char *root_namespace; /* Istio's mesh-wide policy namespace, "istio-system" */
 	bool tls_no_resumption;     /* tlsSessionResumption: false (default: tickets on) */
+	/* tlsTicketKeyFile: shared session ticket keys (tls_ticket.h); NULL: automatic keys */
+	const char *tls_ticket_key_file;
+	struct tls_ticket_keys *tls_ticket_keys;
 	struct node *node;
 };
 

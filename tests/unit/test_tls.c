@@ -36,6 +36,7 @@
 
 #include "pool.h"
 #include "tls.h"
+#include "tls_ticket.h"
 #include "config/diag.h"
 #include "config/model.h"
 #include "config/node.h"
@@ -1395,6 +1396,133 @@ static void test_resumption_tls12(void **state)
 	hs_free(&h);
 }
 
+/* ---- session ticket keys ---- */
+
+static void test_ticket_parse(void **state)
+{
+	unsigned char buf[17 * TLS_TICKET_KEY_LEN];
+	struct tls_ticket_keys k;
+	const char *why;
+	size_t i;
+
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(i * 7 + i / TLS_TICKET_KEY_LEN);
+	assert_int_equal(tls_ticket_parse(buf, 0, &k, &why), -1);
+	assert_int_equal(tls_ticket_parse(buf, 79, &k, &why), -1);
+	assert_int_equal(tls_ticket_parse(buf, 81, &k, &why), -1);
+	assert_int_equal(tls_ticket_parse(buf, 48, &k, &why), -1); /* nginx's AES-128 size */
+	assert_int_equal(tls_ticket_parse(buf, sizeof(buf), &k, &why), -1);
+	assert_string_equal(why, "holds more than 16 keys");
+	assert_int_equal(tls_ticket_parse(buf, 2 * TLS_TICKET_KEY_LEN, &k, &why), 0);
+	assert_int_equal(k.n, 2);
+	/* nginx's layout: name, HMAC secret, AES key */
+	assert_memory_equal(k.k[1].name, buf + 80, 16);
+	assert_memory_equal(k.k[1].hmac, buf + 96, 32);
+	assert_memory_equal(k.k[1].aes, buf + 128, 32);
+	memcpy(buf + 80, buf, 16);
+	assert_int_equal(tls_ticket_parse(buf, 2 * TLS_TICKET_KEY_LEN, &k, &why), -1);
+	assert_string_equal(why, "has two keys with the same name (first 16 bytes)");
+}
+
+static void test_ticket_rotate(void **state)
+{
+	struct tls_ticket_keys r = {0};
+	struct tls_ticket_key k;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		memset(&k, 'a' + i, sizeof(k));
+		tls_ticket_rotate(&r, &k);
+		assert_int_equal(r.n, i < TLS_TICKET_KEEP ? (size_t)i + 1 : TLS_TICKET_KEEP + 1);
+		assert_int_equal(r.k[0].name[0], 'a' + i);
+		assert_int_equal(r.k[r.n - 1].name[0], 'a' + i - (int)r.n + 1);
+	}
+}
+
+/* One handshake to a.example.com offering *sess; *sess becomes the newest session. */
+static bool fx_resumes(SSL_CTX *cctx, const struct tls_sni_table *t, SSL_SESSION **sess)
+{
+	struct hs h = {0};
+	bool reused;
+
+	h.c = SSL_new(cctx);
+	h.s = SSL_new(t->front);
+	assert_int_equal(SSL_set_tlsext_host_name(h.c, "a.example.com"), 1);
+	if (*sess != NULL)
+		assert_int_equal(SSL_set_session(h.c, *sess), 1);
+	assert_true(hs_run(&h));
+	reused = SSL_session_reused(h.s);
+	hs_exchange(&h); /* the TLS 1.3 ticket */
+	SSL_SESSION_free(*sess);
+	*sess = SSL_get1_session(h.c);
+	hs_free(&h);
+	return reused;
+}
+
+static void fx_keys(struct tls_ticket_keys *k, const char *names)
+{
+	size_t i;
+
+	memset(k, 0, sizeof(*k));
+	for (i = 0; names[i] != '\0'; i++) {
+		memset(&k->k[i], names[i], sizeof(k->k[i]));
+		k->k[i].aes[0] ^= 1; /* secrets that differ from the name */
+	}
+	k->n = i;
+}
+
+/* Keys are the process's, not a context's: a session survives a new context (a reload);
+ * a file's first key seals, the others still open; rotation keeps TLS_TICKET_KEEP. */
+static void test_ticket_keys(void **state)
+{
+	struct fx *f = *state;
+	SSL_CTX *cctx = fx_client(f, NULL, NULL);
+	SSL_SESSION *sess = NULL;
+	struct tls_ticket_keys k;
+	int v, i;
+
+	for (v = 0; v < 2; v++) {
+		SSL_CTX_set_max_proto_version(cctx, v == 0 ? TLS1_2_VERSION : TLS1_3_VERSION);
+		fx_keys(&k, "AB");
+		assert_int_equal(tls_ticket_use(&k), 0);
+		assert_false(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		/* a reload builds new contexts: the session still resumes */
+		assert_true(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		/* a new first key, the old one kept: still opens (and renews with C) */
+		fx_keys(&k, "CA");
+		assert_int_equal(tls_ticket_use(&k), 0);
+		assert_true(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		fx_keys(&k, "C");
+		assert_int_equal(tls_ticket_use(&k), 0);
+		assert_true(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		/* keys that never sealed it: a full handshake */
+		fx_keys(&k, "DE");
+		assert_int_equal(tls_ticket_use(&k), 0);
+		assert_false(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		/* automatic keys: kept by a later use(NULL), rotated on demand */
+		assert_int_equal(tls_ticket_use(NULL), 0);
+		assert_false(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		assert_int_equal(tls_ticket_use(NULL), 0);
+		for (i = 0; i < TLS_TICKET_KEEP; i++)
+			tls_ticket_rotate_now();
+		assert_true(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		for (i = 0; i <= TLS_TICKET_KEEP; i++)
+			tls_ticket_rotate_now();
+		assert_false(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		SSL_SESSION_free(sess);
+		sess = NULL;
+	}
+	SSL_CTX_free(cctx);
+}
+
 /* What the access log says about a failed origination handshake. */
 static void test_client_failure(void **state)
 {
@@ -1827,6 +1955,9 @@ int main(int argc, char **argv)
 	    T(test_client_istio_mutual),
 	    T(test_client_fingerprint),
 	    T(test_client_session_keys),
+	    T(test_ticket_parse),
+	    T(test_ticket_rotate),
+	    T(test_ticket_keys),
 	};
 #undef T
 	int rc;
