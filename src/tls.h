@@ -76,6 +76,10 @@ struct tls_sni_table {
  * that reads SNI, picks the entry (exact > longest wildcard > "*"; no SNI -> no_sni) and
  * SSL_set_SSL_CTX()s to it. The chosen entry is retrievable after the handshake. */
 int tls_sni_table_init(struct pool *p, struct tls_sni_table *t);
+/* Clients without SNI are served as if they had sent host (exact, wildcard or "*" entry,
+ * as a lookup finds it); false, and no change, when no entry matches.  After
+ * tls_sni_table_init() or tls_sni_table_index(). */
+bool tls_sni_table_default(struct tls_sni_table *t, const char *host);
 /* Only the lookup index (front stays NULL): a listener where every host is passed through. */
 void tls_sni_table_index(struct pool *p, struct tls_sni_table *t);
 /* Lookup needs tls_sni_table_init() first (it builds t->index); sni need not be

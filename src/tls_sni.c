@@ -196,6 +196,16 @@ const struct tls_sni_entry *tls_selected(const SSL *ssl)
 	return SSL_get_ex_data(ssl, tls_ex.ssl_entry);
 }
 
+bool tls_sni_table_default(struct tls_sni_table *t, const char *host)
+{
+	const struct tls_sni_entry *e;
+
+	if (host == NULL || (e = tls_sni_lookup(t, host, strlen(host))) == NULL)
+		return false;
+	t->no_sni = (struct tls_sni_entry *)e;
+	return true;
+}
+
 void tls_sni_table_index(struct pool *p, struct tls_sni_table *t)
 {
 	struct tls_sni_index *ix = pool_alloc(p, sizeof(*ix));

@@ -727,6 +727,31 @@ static void test_sni_unknown(void **state)
 	SSL_CTX_free(cctx);
 }
 
+/* main config tlsDefaultHost: a client without SNI is served as if it named the host. */
+static void test_sni_default_host(void **state)
+{
+	struct fx *f = *state;
+	struct tls_sni_table *t = fx_sni_table(f, false);
+	SSL_CTX *cctx = fx_client(f, NULL, NULL);
+	struct hs h = {0};
+	char cn[128];
+
+	assert_false(tls_sni_table_default(t, "nobody.example.org"));
+	assert_null(t->no_sni);
+	assert_true(tls_sni_table_default(t, "x.wild.example.com"));
+	assert_ptr_equal(t->no_sni, &t->v[1]);
+	assert_true(fx_connect(&h, cctx, t, NULL));
+	assert_string_equal(hs_served(&h, cn, sizeof(cn)), "*.wild.example.com");
+	assert_ptr_equal(tls_selected(h.s), &t->v[1]);
+	hs_free(&h);
+	assert_true(tls_sni_table_default(t, "A.example.com"));
+	assert_ptr_equal(t->no_sni, &t->v[0]);
+	assert_true(fx_connect(&h, cctx, t, NULL));
+	assert_string_equal(hs_served(&h, cn, sizeof(cn)), "a.example.com");
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+}
+
 /* The ClientHello of a client asking for sni, as bytes. */
 static size_t fx_client_hello(SSL_CTX *cctx, const char *sni, unsigned char *buf, size_t size)
 {
@@ -1934,6 +1959,7 @@ int main(int argc, char **argv)
 	    T(test_sni_precedence),
 	    T(test_sni_handshakes),
 	    T(test_sni_unknown),
+	    T(test_sni_default_host),
 	    T(test_sni_malformed),
 	    T(test_sni_hello_retry),
 	    T(test_mutual),
