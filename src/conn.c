@@ -380,6 +380,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if ((what & BEV_EVENT_ERROR) && c->ssl != NULL && !c->handshake_done) {
 		METRIC_INC(&c->w->metrics, downstream_cx_ssl_handshake_error);
+		c->w->metrics.tls_fail[tls_failure_kind(c->ssl)]++;
 		log_info("TLS handshake from %s failed: %s", c->peer, tls_failure_reason(c->ssl));
 		conn_close(c, "TLS handshake failed");
 		return;

@@ -714,15 +714,18 @@ static void test_sni_unknown(void **state)
 
 	assert_false(fx_connect(&h, cctx, t, "nope.example.com"));
 	assert_string_equal(tls_failure_reason(h.s), "no certificate for SNI nope.example.com");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_NO_SNI_MATCH);
 	assert_null(tls_selected(h.s));
 	hs_free(&h);
 	assert_false(fx_connect(&h, cctx, t, NULL));
 	assert_string_equal(tls_failure_reason(h.s),
 			    "client sent no SNI and no default server is configured");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_NO_SNI_MATCH);
 	hs_free(&h);
 	/* A successful handshake has no reason recorded. */
 	assert_true(fx_connect(&h, cctx, t, "a.example.com"));
 	assert_string_equal(tls_failure_reason(h.s), "handshake failed");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_OTHER);
 	hs_free(&h);
 	SSL_CTX_free(cctx);
 }
@@ -864,11 +867,13 @@ static void test_mutual(void **state)
 	assert_false(h.ok);
 	assert_string_equal(tls_failure_reason(h.s),
 			    "client certificate required (alert certificate required)");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_NO_CLIENT_CERT);
 	hs_free(&h);
 	fx_connect(&h, wrong, t, "a.example.com");
 	assert_false(h.ok);
 	assert_string_equal(tls_failure_reason(h.s), "client certificate verify failed: unable to "
 						     "get local issuer certificate (depth 0)");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_CLIENT_CERT_UNVERIFIED);
 	hs_free(&h);
 	assert_true(fx_connect(&h, good, t, "a.example.com"));
 	assert_int_equal(SSL_get_verify_result(h.s), X509_V_OK);
@@ -879,6 +884,7 @@ static void test_mutual(void **state)
 	assert_false(h.ok);
 	assert_string_equal(tls_failure_reason(h.s),
 			    "client certificate required (alert handshake failure)");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_NO_CLIENT_CERT);
 	hs_free(&h);
 	SSL_CTX_free(none);
 	SSL_CTX_free(wrong);
@@ -930,7 +936,8 @@ static const char *fx_mutual_with(struct fx *f, const char *extra, char *why, si
 	if (fx_connect(&h, good, t, "a.example.com"))
 		snprintf(why, size, "ok");
 	else
-		snprintf(why, size, "%s", tls_failure_reason(h.s));
+		snprintf(why, size, "%s%s", tls_failure_reason(h.s),
+			 tls_failure_kind(h.s) == TLS_FAIL_SAN_MISMATCH ? " [san_mismatch]" : "");
 	hs_free(&h);
 	SSL_CTX_free(good);
 	return why;
@@ -948,7 +955,7 @@ static void test_pins(void **state)
 	assert_string_equal(fx_mutual_with(f,
 					   "subjectAltNames: [spiffe://cluster.local/ns/x/sa/y]\n",
 					   why, sizeof(why)),
-			    "client certificate SAN mismatch");
+			    "client certificate SAN mismatch [san_mismatch]");
 	assert_string_equal(
 	    fx_mutual_with(f, "subjectAltNames: [x, spiffe://cluster.local/ns/default/sa/client]\n",
 			   why, sizeof(why)),
@@ -965,7 +972,7 @@ static void test_pins(void **state)
 	    fx_mutual_with(
 		f, "verifyCertificateSpki: [47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=]\n", why,
 		sizeof(why)),
-	    "client certificate SPKI pin mismatch");
+	    "client certificate SPKI pin mismatch [san_mismatch]");
 	assert_string_equal(
 	    fx_mutual_with(f, pool_printf(f->p, "verifyCertificateSpki: ['%s']\n", b64), why,
 			   sizeof(why)),
@@ -975,7 +982,7 @@ static void test_pins(void **state)
 	assert_string_equal(
 	    fx_mutual_with(f, pool_printf(f->p, "verifyCertificateHash: ['%064d']\n", 0), why,
 			   sizeof(why)),
-	    "client certificate hash pin mismatch");
+	    "client certificate hash pin mismatch [san_mismatch]");
 	assert_string_equal(fx_mutual_with(f,
 					   pool_printf(f->p, "verifyCertificateHash: ['%s']\n",
 						       fx_hex(f, md, mdlen, true)),
@@ -1003,7 +1010,7 @@ static void test_pins(void **state)
 		    "verifyCertificateSpki: [47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=]\n",
 		    0),
 		why, sizeof(why)),
-	    "client certificate SPKI/hash pin mismatch");
+	    "client certificate SPKI/hash pin mismatch [san_mismatch]");
 	X509_free(x);
 }
 
@@ -1023,6 +1030,7 @@ static void test_crl(void **state)
 	assert_false(h.ok);
 	assert_string_equal(tls_failure_reason(h.s),
 			    "client certificate verify failed: certificate revoked (depth 0)");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_CLIENT_CERT_UNVERIFIED);
 	hs_free(&h);
 	fx_connect(&h, revoked, tc, "a.example.com");
 	assert_false(h.ok);
@@ -1048,6 +1056,7 @@ static void test_tls13_only(void **state)
 	SSL_CTX_set_max_proto_version(c12, TLS1_2_VERSION);
 	assert_false(fx_connect(&h, c12, t, "a.example.com"));
 	assert_non_null(strstr(tls_failure_reason(h.s), "protocol version mismatch"));
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_PROTOCOL);
 	hs_free(&h);
 	SSL_CTX_set_max_proto_version(c12, TLS1_3_VERSION);
 	assert_true(fx_connect(&h, c12, t, "a.example.com"));
@@ -1096,6 +1105,7 @@ static void test_ciphers_follow_sni(void **state)
 	assert_int_equal(SSL_CTX_set_cipher_list(c, "ECDHE-ECDSA-AES128-GCM-SHA256"), 1);
 	assert_false(fx_connect(&h, c, t, "a.example.com"));
 	assert_string_equal(tls_failure_reason(h.s), "no shared cipher (alert handshake failure)");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_CIPHER);
 	hs_free(&h);
 	/* the default server takes it, over TLS 1.3 */
 	assert_true(fx_connect(&h, c, t, "b.example.com"));
@@ -1242,6 +1252,7 @@ static void test_client_verify(void **state)
 	assert_string_equal(tls_failure_reason(h.c),
 			    "upstream certificate verify failed: hostname mismatch (depth 0)");
 	assert_string_equal(tls_failure_reason(h.s), "client sent alert bad certificate");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_OTHER);
 	hs_free(&h);
 
 	/* sni overrides what is sent and verified */
