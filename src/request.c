@@ -158,9 +158,12 @@ void request_finish(struct exchange *ex)
 	if (c->ssl != NULL) {
 		/* Checked by the SNI callback (tls_sni.c) before the handshake went on. */
 		const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+		unsigned int alen = 0;
 
 		e.requested_server_name = sni;
 		e.requested_server_name_len = sni != NULL ? strlen(sni) : 0;
+		SSL_get0_alpn_selected(c->ssl, &e.downstream_alpn, &alen);
+		e.downstream_alpn_len = alen;
 	}
 	accesslog_write(w->alog, &e);
 
