@@ -11,7 +11,6 @@
 #include <openssl/ssl.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "accesslog.h"
@@ -30,6 +29,7 @@
 #include "request.h"
 #include "router.h"
 #include "snapshot.h"
+#include "stream.h"
 #include "worker.h"
 
 _Static_assert(sizeof(struct msg_header) == sizeof(struct http1_header),
@@ -599,7 +599,7 @@ static enum request_result fault_hold(struct exchange *ex, const struct http1_re
 {
 	const struct http_route *route = ex->route;
 	struct worker *w = ex->c->w;
-	struct evbuffer *in = bufferevent_get_input(ex->c->bev);
+	struct evbuffer *in = stream_input(ex->c->st);
 	struct timeval tv;
 	bool ok;
 
@@ -646,7 +646,7 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 					 struct http1_request *req, size_t head_len)
 {
 	struct worker *w = c->w;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->st);
 	struct route_request rq;
 	const struct vhost *vh;
 	const struct http_route *route;
@@ -830,7 +830,7 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 
 enum request_result request_begin(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->st);
 	struct snapshot *s = c->w->cur != NULL ? c->w->cur->snap : NULL;
 	struct http1_limits lim = {65536, 16384, 100};
 	struct http1_request req;
