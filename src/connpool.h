@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 
 struct worker;
-struct bufferevent;
+struct stream;
 struct endpoint;
 struct connpool;
 struct exchange;
@@ -57,8 +57,8 @@ struct upstream_host {
 };
 
 struct upconn {
-	struct bufferevent *bev;
-	struct ssl_st *ssl; /* TLS origination; owned by bev */
+	struct stream *st;
+	struct ssl_st *ssl; /* TLS origination; owned by st */
 	bool tls_counted;   /* handshake counted in the metrics */
 	struct upstream_host *host;
 	struct connpool *pool;

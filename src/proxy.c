@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "affinity.h"
@@ -36,6 +35,7 @@
 #include "retry.h"
 #include "router.h"
 #include "snapshot.h"
+#include "stream.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -48,9 +48,9 @@
 /* A request body is kept for a retry up to this size; a longer one is sent once. */
 #define RETRY_REPLAY_MAX (64 * 1024)
 
-static void up_read_cb(struct bufferevent *bev, void *arg);
-static void up_write_cb(struct bufferevent *bev, void *arg);
-static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+static void up_read_cb(struct stream *st, void *arg);
+static void up_write_cb(struct stream *st, void *arg);
+static void up_event_cb(struct stream *st, short what, void *arg);
 
 static const struct cfg_main *ex_main(const struct exchange *ex)
 {
@@ -414,7 +414,7 @@ static bool try_again(struct exchange *ex, bool wanted)
 	CLUSTER_COUNT(ex->cl, w->id, CC_RQ_RETRY);
 	/* no body bytes pile up while we wait: reading resumes when the next try starts */
 	if (!ex->req_done)
-		bufferevent_disable(ex->c->bev, EV_READ);
+		stream_disable(ex->c->st, EV_READ);
 	timer_arm(ex, &ex->backoff_timer, backoff_cb,
 		  retry_backoff_us(rp, ex->tries, worker_random(w)));
 	return true;
@@ -560,7 +560,7 @@ static void note_upstream_local(struct exchange *ex)
 
 	if (uc == NULL)
 		return;
-	fd = bufferevent_getfd(uc->bev);
+	fd = stream_getfd(uc->st);
 	if (uc->local[0] == '\0' && fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET) {
 			const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
@@ -581,11 +581,11 @@ static void note_upstream_local(struct exchange *ex)
 static void up_attach(struct exchange *ex, struct upconn *uc)
 {
 	ex->uc = uc;
-	bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, ex);
-	bufferevent_setwatermark(uc->bev, EV_WRITE, BP_LOW, 0);
-	bufferevent_setwatermark(uc->bev, EV_READ, 0, BP_HIGH / 4);
-	bufferevent_set_timeouts(uc->bev, NULL, NULL);
-	bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+	stream_setcb(uc->st, up_read_cb, up_write_cb, up_event_cb, ex);
+	stream_setwatermark(uc->st, EV_WRITE, BP_LOW, 0);
+	stream_setwatermark(uc->st, EV_READ, 0, BP_HIGH / 4);
+	stream_set_read_timeout(uc->st, NULL);
+	stream_enable(uc->st, EV_READ | EV_WRITE);
 }
 
 /* Get a connection (pooled first) and queue the request head on it. */
@@ -593,7 +593,7 @@ static void up_attach(struct exchange *ex, struct upconn *uc)
  * not a move: both stay until the response starts, for a retry. */
 static void up_send(struct exchange *ex)
 {
-	struct evbuffer *out = bufferevent_get_output(ex->uc->bev);
+	struct evbuffer *out = stream_output(ex->uc->st);
 
 	evbuffer_add(out, evbuffer_pullup(ex->up_head, -1), evbuffer_get_length(ex->up_head));
 	if (ex->req_started && ex->replay != NULL)
@@ -605,7 +605,7 @@ static void up_send(struct exchange *ex)
 
 static void up_keepalive(struct upconn *uc, const struct conn_pool_settings *lim)
 {
-	evutil_socket_t fd = bufferevent_getfd(uc->bev);
+	evutil_socket_t fd = stream_getfd(uc->st);
 	int on = 1, v;
 
 	if (fd < 0 || !lim->keepalive.given)
@@ -844,8 +844,7 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 	 * the upstream connection is being set up. */
 	if (ex->expect_continue && ex->req_kind != HTTP1_BODY_NONE &&
 	    !(ex->req_kind == HTTP1_BODY_LENGTH && ex->req_remaining == 0))
-		evbuffer_add(bufferevent_get_output(ex->c->bev), "HTTP/1.1 100 Continue\r\n\r\n",
-			     25);
+		evbuffer_add(stream_output(ex->c->st), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	return 0;
 }
 
@@ -870,12 +869,12 @@ static void body_idle_timer(struct exchange *ex, bool on)
 	uint64_t us = ex_main(ex)->timeouts.request_body_idle_us;
 
 	if (!on) {
-		bufferevent_set_timeouts(ex->c->bev, NULL, NULL);
+		stream_set_read_timeout(ex->c->st, NULL);
 		return;
 	}
 	tv.tv_sec = (time_t)(us / 1000000);
 	tv.tv_usec = (suseconds_t)(us % 1000000);
-	bufferevent_set_timeouts(ex->c->bev, &tv, NULL);
+	stream_set_read_timeout(ex->c->st, &tv);
 }
 
 void proxy_client_timeout(struct exchange *ex)
@@ -891,17 +890,17 @@ void proxy_client_timeout(struct exchange *ex)
 void proxy_client_readable(struct exchange *ex)
 {
 	struct conn *c = ex->c;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->st);
 	struct evbuffer *out;
 	size_t avail;
 
 	if (ex->req_done || ex->uc == NULL)
 		return;
 	body_idle_timer(ex, true);
-	out = bufferevent_get_output(ex->uc->bev);
+	out = stream_output(ex->uc->st);
 	while (!ex->req_done && (avail = evbuffer_get_length(in)) > 0) {
 		if (evbuffer_get_length(out) > BP_HIGH) {
-			bufferevent_disable(c->bev, EV_READ); /* resumed by up_write_cb */
+			stream_disable(c->st, EV_READ); /* resumed by up_write_cb */
 			return;
 		}
 		if (ex->req_kind == HTTP1_BODY_LENGTH) {
@@ -961,7 +960,7 @@ void proxy_client_readable(struct exchange *ex)
 		body_idle_timer(ex, false);
 }
 
-static void up_write_cb(struct bufferevent *bev, void *arg)
+static void up_write_cb(struct stream *st, void *arg)
 {
 	struct exchange *ex = arg;
 
@@ -977,7 +976,7 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 static void write_response_head(struct exchange *ex, const struct http1_response *resp)
 {
 	struct conn *c = ex->c;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = stream_output(c->st);
 	const struct headers_ops *dops = &ex->rd->headers;
 	const struct header_op_list *rops = &ex->route->headers.response;
 	size_t i;
@@ -1046,10 +1045,10 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 static void response_done(struct exchange *ex)
 {
 	struct conn *c = ex->c;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = stream_output(c->st);
 	const struct conn_pool_settings *lim = ex->cl->pool_limits;
 	bool reusable = ex->upstream_reusable && ex->req_done && ex->uc != NULL &&
-			evbuffer_get_length(bufferevent_get_input(ex->uc->bev)) == 0;
+			evbuffer_get_length(stream_input(ex->uc->st)) == 0;
 
 	/* maxRequestsPerConnection (1 disables keep-alive) and maxConnectionDuration */
 	if (reusable && lim != NULL &&
@@ -1070,8 +1069,8 @@ static void response_done(struct exchange *ex)
 /* Move response body bytes; returns true when the exchange ended (ex is gone). */
 static bool move_body(struct exchange *ex)
 {
-	struct evbuffer *in = bufferevent_get_input(ex->uc->bev);
-	struct evbuffer *out = bufferevent_get_output(ex->c->bev);
+	struct evbuffer *in = stream_input(ex->uc->st);
+	struct evbuffer *out = stream_output(ex->c->st);
 	size_t avail = evbuffer_get_length(in);
 
 	switch (ex->resp_kind) {
@@ -1144,13 +1143,13 @@ static bool move_body(struct exchange *ex)
 		break;
 	}
 	if (evbuffer_get_length(out) > BP_HIGH)
-		bufferevent_disable(ex->uc->bev, EV_READ); /* resumed by proxy_client_drained */
+		stream_disable(ex->uc->st, EV_READ); /* resumed by proxy_client_drained */
 	return false;
 }
 
 static void handle_response_head(struct exchange *ex)
 {
-	struct evbuffer *in = bufferevent_get_input(ex->uc->bev);
+	struct evbuffer *in = stream_input(ex->uc->st);
 	struct http1_limits lim = {UP_MAX_HEAD, UP_MAX_HEAD, UP_MAX_HEADERS};
 	struct http1_header hdrs[UP_MAX_HEADERS];
 	struct http1_response resp;
@@ -1203,7 +1202,7 @@ static void handle_response_head(struct exchange *ex)
 	}
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg)
+static void up_read_cb(struct stream *st, void *arg)
 {
 	struct exchange *ex = arg;
 
@@ -1216,10 +1215,10 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
 void proxy_client_drained(struct exchange *ex)
 {
 	if (ex->uc != NULL && ex->resp_head_sent)
-		bufferevent_enable(ex->uc->bev, EV_READ);
+		stream_enable(ex->uc->st, EV_READ);
 }
 
-static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+static void up_event_cb(struct stream *st, short what, void *arg)
 {
 	struct exchange *ex = arg;
 	struct worker *w = ex->c->w;
@@ -1262,7 +1261,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 	 * upstream just as we reused it: retry once on a fresh connection when nothing of
 	 * the body was sent (RFC 9112 §9.3.1 allows it for such requests). */
 	if (ex->uc != NULL && ex->uc->reused && !ex->req_started && !ex->retried_stale &&
-	    evbuffer_get_length(bufferevent_get_input(ex->uc->bev)) == 0) {
+	    evbuffer_get_length(stream_input(ex->uc->st)) == 0) {
 		ex->retried_stale = true;
 		METRIC_INC(&w->metrics, upstream_rq_retry_stale);
 		connpool_close(ex->uc);

@@ -1824,13 +1824,15 @@ static void link_vhost_table(struct link *l, struct lbuild *b)
 
 /* An HTTPS/TLS listener's SNI table: every host of its terminating servers with that
  * server's context, and every SNI host its tls routes pass through (with their targets).
- * Clients without SNI get the only server when there is one terminating server and
- * nothing else; otherwise the handshake fails (or the connection closes) with a logged
- * reason (a default server is a later main-config option). */
+ * Clients without SNI get the server of the main config's tlsDefaultHost, else the only
+ * server when there is one terminating server and nothing else; otherwise the handshake
+ * fails (or the connection closes) with a logged reason. */
 static void link_sni_table(struct link *l, struct lbuild *b)
 {
 	struct listener_cfg *lc = b->lc;
 	struct tls_sni_table *t;
+	struct node *dh_at;
+	const char *dh;
 	size_t n = b->nsni, k = 0, nterm = 0;
 
 	if (!link_tls_class(lc->protocol))
@@ -1873,6 +1875,11 @@ static void link_sni_table(struct link *l, struct lbuild *b)
 			   lc->key);
 		return;
 	}
+	if ((dh = cfg_main_default_host(&l->set->main, lc->port, &dh_at)) != NULL &&
+	    !tls_sni_table_default(t, dh) && dh_at != NULL)
+		diag_warn(l->d, dh_at,
+			  "no server on %s serves \"%s\": clients without SNI fail there", lc->key,
+			  dh);
 	lc->tls = t;
 }
 

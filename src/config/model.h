@@ -122,6 +122,14 @@ struct cfg_health_check {
 	struct node *node;
 };
 
+/* main config tlsDefaultHost: the host a TLS client without SNI is taken to name on a port
+ * (port 0: every port without an entry of its own). */
+struct cfg_default_host {
+	uint32_t port;
+	const char *host; /* lower-case; "*.x" and "*" allowed */
+	struct node *node;
+};
+
 struct cfg_main {
 	const char *path; /* the main file */
 	const char *dir;  /* its directory, for relative resource paths */
@@ -150,6 +158,11 @@ struct cfg_main {
 	const char *locality;       /* where this appliance runs: "region/zone/subzone", or NULL */
 	const char *root_namespace; /* Istio's mesh-wide policy namespace, "istio-system" */
 	bool tls_no_resumption;     /* tlsSessionResumption: false (default: tickets on) */
+	/* tlsTicketKeyFile: shared session ticket keys (tls_ticket.h); NULL: automatic keys */
+	const char *tls_ticket_key_file;
+	struct tls_ticket_keys *tls_ticket_keys;
+	struct cfg_default_host *tls_default_hosts; /* see cfg_main_default_host() */
+	size_t ntls_default_hosts;
 	struct node *node;
 };
 

@@ -77,6 +77,14 @@ assert_ne "$(tls_get nobody.example.org -k)" 200 "unknown SNI fails the handshak
 n=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" |
 	awk '/^meshgate_downstream_cx_ssl_handshake_error /{print $2}')
 assert_cmp "${n:-0}" -ge 3 "failed handshakes are counted ($n)"
+# ... and by reason: no certificate, the wrong CA, an unknown SNI.
+prom=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics")
+for r in no_client_cert client_cert_unverified no_sni_match; do
+	n=$(awk -v r="$r" '$1 == "meshgate_downstream_cx_ssl_handshake_error_by_reason{reason=\"" r "\"}" {print $2}' <<<"$prom")
+	assert_cmp "${n:-0}" -ge 1 "handshake failures with reason $r counted (${n:-0})"
+done
+n=$(awk '$1 == "meshgate_downstream_cx_ssl_handshake_error_by_reason{reason=\"cipher\"}" {print $2}' <<<"$prom")
+assert_eq "${n:-missing}" 0 "no cipher failures: the series exists at 0"
 
 # Every served certificate's time to expiry is a gauge (the test CA issues for days).
 prom=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics")
