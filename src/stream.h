@@ -62,7 +62,10 @@ void stream_setwatermark(struct stream *s, short what, size_t low, size_t high);
 void stream_set_read_timeout(struct stream *s, const struct timeval *tv);
 
 struct evbuffer *stream_input(struct stream *s);
+/* The output, for writing: what the current loop round adds is sent when the round ends. */
 struct evbuffer *stream_output(struct stream *s);
+/* Bytes not yet sent (without scheduling a write). */
+size_t stream_output_len(const struct stream *s);
 evutil_socket_t stream_getfd(const struct stream *s);
 /* A TLS stream's SSL, or NULL. */
 struct ssl_st *stream_ssl(const struct stream *s);
