@@ -219,7 +219,7 @@ void conn_close(struct conn *c, const char *why)
 
 void conn_drain(struct conn *c)
 {
-	if (c->ex == NULL && evbuffer_get_length(stream_output(c->st)) == 0)
+	if (c->ex == NULL && stream_output_len(c->st) == 0)
 		conn_close(c, "draining");
 	/* else: the exchange in progress answers with Connection: close, then we close. */
 }
@@ -302,7 +302,7 @@ bool conn_exchange_end(struct conn *c)
 void conn_exchange_done(struct conn *c)
 {
 	if (!conn_exchange_end(c)) {
-		if (evbuffer_get_length(stream_output(c->st)) == 0)
+		if (stream_output_len(c->st) == 0)
 			conn_close(c, "exchange done, not keep-alive");
 		return;
 	}

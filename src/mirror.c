@@ -524,7 +524,7 @@ static void mirror_read_cb(struct stream *st, void *arg)
 	/* Reusable only when both directions ended cleanly: an upstream that answered before
 	 * the whole request went out leaves the framing of the rest in doubt. */
 	reusable = !m->resp_close && m->resp_kind != HTTP1_BODY_UNTIL_CLOSE && m->body_done &&
-		   evbuffer_get_length(stream_output(st)) == 0 && evbuffer_get_length(in) == 0;
+		   stream_output_len(st) == 0 && evbuffer_get_length(in) == 0;
 	/* maxRequestsPerConnection and maxConnectionDuration, as for the main requests */
 	if (reusable && m->lim != NULL &&
 	    ((m->lim->max_requests_per_connection > 0 &&
@@ -702,7 +702,7 @@ void mirror_start(struct exchange *ex)
  * never the mirror. */
 static void mirror_check_pending(struct mirror *m)
 {
-	if (evbuffer_get_length(stream_output(m->uc->st)) > MIRROR_MAX_PENDING)
+	if (stream_output_len(m->uc->st) > MIRROR_MAX_PENDING)
 		mirror_end(m, MO_DROP, "more than 1 MiB of request pending");
 }
 

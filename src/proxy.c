@@ -21,6 +21,7 @@
 #include "connpool.h"
 #include "cors.h"
 #include "exchange.h"
+#include "headbuf.h"
 #include "errors.h"
 #include "http1.h"
 #include "lb_hash.h"
@@ -139,14 +140,16 @@ static bool listed_in_connection(const struct conn_tokens *ct, const char *name,
 	return false;
 }
 
-static void add_header_ops(struct evbuffer *out, const struct header_op_list *ops)
+static void add_header_ops(struct headbuf *hb, const struct header_op_list *ops)
 {
 	size_t i;
 
 	for (i = 0; i < ops->set.n; i++)
-		evbuffer_add_printf(out, "%s: %s\r\n", ops->set.v[i].key, ops->set.v[i].value);
+		headbuf_header(hb, ops->set.v[i].key, strlen(ops->set.v[i].key),
+			       ops->set.v[i].value, strlen(ops->set.v[i].value));
 	for (i = 0; i < ops->add.n; i++)
-		evbuffer_add_printf(out, "%s: %s\r\n", ops->add.v[i].key, ops->add.v[i].value);
+		headbuf_header(hb, ops->add.v[i].key, strlen(ops->add.v[i].key),
+			       ops->add.v[i].value, strlen(ops->add.v[i].value));
 }
 
 static bool ops_drop(const struct header_op_list *ops, const char *name, size_t len)
@@ -203,7 +206,7 @@ static size_t rewrite_path(const struct http_route *route, const struct route_re
 static void build_upstream_head(struct exchange *ex, const struct http1_request *req,
 				const struct route_request *rq)
 {
-	struct evbuffer *b = ex->up_head;
+	struct headbuf hb;
 	const struct http_route *route = ex->route;
 	const struct headers_ops *dops = &ex->rd->headers;
 	char path[8192];
@@ -217,16 +220,17 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		alen = rq->authority_len;
 	}
 	conn_tokens_parse(req->headers, req->nheaders, &ct);
-	evbuffer_add(b, req->method, req->method_len);
-	evbuffer_add(b, " ", 1);
-	evbuffer_add(b, path, plen);
+	headbuf_init(&hb, ex->up_head);
+	headbuf_add(&hb, req->method, req->method_len);
+	HEADBUF_LIT(&hb, " ");
+	headbuf_add(&hb, path, plen);
 	if (rq->query != NULL) {
-		evbuffer_add(b, "?", 1);
-		evbuffer_add(b, rq->query, rq->query_len);
+		HEADBUF_LIT(&hb, "?");
+		headbuf_add(&hb, rq->query, rq->query_len);
 	}
-	evbuffer_add(b, " HTTP/1.1\r\nhost: ", 17);
-	evbuffer_add(b, authority, alen);
-	evbuffer_add(b, "\r\n", 2);
+	HEADBUF_LIT(&hb, " HTTP/1.1\r\nhost: ");
+	headbuf_add(&hb, authority, alen);
+	HEADBUF_LIT(&hb, "\r\n");
 	for (i = 0; i < req->nheaders; i++) {
 		const struct http1_header *h = &req->headers[i];
 
@@ -241,36 +245,39 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		    ops_drop(&dops->request, h->name, h->name_len) ||
 		    listed_in_connection(&ct, h->name, h->name_len))
 			continue;
-		evbuffer_add(b, h->name, h->name_len);
-		evbuffer_add(b, ": ", 2);
-		evbuffer_add(b, h->value, h->value_len);
-		evbuffer_add(b, "\r\n", 2);
+		headbuf_header(&hb, h->name, h->name_len, h->value, h->value_len);
 	}
 	/* Envoy at the edge (use_remote_address) appends the peer to x-forwarded-for and sets
 	 * x-forwarded-proto from the listener. */
-	if (ex->xff != NULL)
-		evbuffer_add_printf(b, "x-forwarded-for: %.*s, %s\r\n", (int)ex->xff_len, ex->xff,
-				    ex->c->peer_ip);
-	else
-		evbuffer_add_printf(b, "x-forwarded-for: %s\r\n", ex->c->peer_ip);
-	evbuffer_add_printf(b, "x-forwarded-proto: %s\r\nx-request-id: %.*s\r\n", rq->scheme,
-			    (int)ex->request_id_len, ex->request_id);
+	HEADBUF_LIT(&hb, "x-forwarded-for: ");
+	if (ex->xff != NULL) {
+		headbuf_add(&hb, ex->xff, ex->xff_len);
+		HEADBUF_LIT(&hb, ", ");
+	}
+	headbuf_str(&hb, ex->c->peer_ip);
+	HEADBUF_LIT(&hb, "\r\nx-forwarded-proto: ");
+	headbuf_str(&hb, rq->scheme);
+	HEADBUF_LIT(&hb, "\r\n");
+	headbuf_header(&hb, "x-request-id", 12, ex->request_id, ex->request_id_len);
 	/* Istio's gateway default (SANITIZE_SET): a client's own x-forwarded-client-cert is
 	 * dropped above; a verified client certificate sets it. */
 	if (ex->c->ssl != NULL) {
 		const char *xfcc = conn_xfcc(ex->c);
 
 		if (xfcc != NULL)
-			evbuffer_add_printf(b, "x-forwarded-client-cert: %s\r\n", xfcc);
+			headbuf_header(&hb, "x-forwarded-client-cert", 23, xfcc, strlen(xfcc));
 	}
-	add_header_ops(b, &route->headers.request);
-	add_header_ops(b, &dops->request);
-	if (ex->req_kind == HTTP1_BODY_LENGTH)
-		evbuffer_add_printf(b, "content-length: %llu\r\n",
-				    (unsigned long long)ex->req_remaining);
-	else if (ex->req_kind == HTTP1_BODY_CHUNKED)
-		evbuffer_add(b, "transfer-encoding: chunked\r\n", 28);
-	evbuffer_add(b, "\r\n", 2);
+	add_header_ops(&hb, &route->headers.request);
+	add_header_ops(&hb, &dops->request);
+	if (ex->req_kind == HTTP1_BODY_LENGTH) {
+		HEADBUF_LIT(&hb, "content-length: ");
+		headbuf_u64(&hb, ex->req_remaining);
+		HEADBUF_LIT(&hb, "\r\n");
+	} else if (ex->req_kind == HTTP1_BODY_CHUNKED) {
+		HEADBUF_LIT(&hb, "transfer-encoding: chunked\r\n");
+	}
+	HEADBUF_LIT(&hb, "\r\n");
+	headbuf_flush(&hb);
 }
 
 static void timer_arm(struct exchange *ex, struct event **ev, event_callback_fn cb, uint64_t us)
@@ -976,7 +983,7 @@ static void up_write_cb(struct stream *st, void *arg)
 static void write_response_head(struct exchange *ex, const struct http1_response *resp)
 {
 	struct conn *c = ex->c;
-	struct evbuffer *out = stream_output(c->st);
+	struct headbuf hb;
 	const struct headers_ops *dops = &ex->rd->headers;
 	const struct header_op_list *rops = &ex->route->headers.response;
 	size_t i;
@@ -985,12 +992,15 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		       !(resp->status >= 100 && resp->status < 200);
 
 	conn_tokens_parse(resp->headers, resp->nheaders, &ct);
-	evbuffer_add_printf(out, "HTTP/1.1 %d ", resp->status);
+	headbuf_init(&hb, stream_output(c->st));
+	HEADBUF_LIT(&hb, "HTTP/1.1 ");
+	headbuf_u64(&hb, (uint64_t)resp->status);
+	HEADBUF_LIT(&hb, " ");
 	if (resp->reason_len > 0)
-		evbuffer_add(out, resp->reason, resp->reason_len);
+		headbuf_add(&hb, resp->reason, resp->reason_len);
 	else
-		evbuffer_add_printf(out, "%s", http_reason(resp->status));
-	evbuffer_add(out, "\r\n", 2);
+		headbuf_str(&hb, http_reason(resp->status));
+	HEADBUF_LIT(&hb, "\r\n");
 	for (i = 0; i < resp->nheaders; i++) {
 		const struct http1_header *h = &resp->headers[i];
 
@@ -1002,29 +1012,31 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		    (ex->cors == CORS_ACTUAL &&
 		     cors_replaces(&ex->route->cors, h->name, h->name_len)))
 			continue;
-		evbuffer_add(out, h->name, h->name_len);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, h->value, h->value_len);
-		evbuffer_add(out, "\r\n", 2);
+		headbuf_header(&hb, h->name, h->name_len, h->value, h->value_len);
 	}
-	evbuffer_add_printf(out, "server: meshgate\r\nx-envoy-upstream-service-time: %lld\r\n",
-			    (long long)(ex->upstream_time_us / 1000));
-	add_header_ops(out, rops);
-	add_header_ops(out, &dops->response);
+	HEADBUF_LIT(&hb, "server: meshgate\r\nx-envoy-upstream-service-time: ");
+	headbuf_u64(&hb, ex->upstream_time_us > 0 ? (uint64_t)ex->upstream_time_us / 1000 : 0);
+	HEADBUF_LIT(&hb, "\r\n");
+	add_header_ops(&hb, rops);
+	add_header_ops(&hb, &dops->response);
 	if (ex->new_cookie[0] != '\0') {
 		char line[COOKIE_LINE_MAX];
 		size_t n =
 		    affinity_set_cookie(ex->cl->hash_policy, ex->new_cookie, line, sizeof(line));
 
-		evbuffer_add(out, line, n);
+		headbuf_add(&hb, line, n);
 	}
-	request_cors_response(ex, out);
+	if (ex->cors == CORS_ACTUAL) {
+		headbuf_flush(&hb);
+		request_cors_response(ex, hb.dst);
+	}
 	if (ex->resp_kind == HTTP1_BODY_LENGTH) {
-		evbuffer_add_printf(out, "content-length: %llu\r\n",
-				    (unsigned long long)ex->resp_remaining);
+		HEADBUF_LIT(&hb, "content-length: ");
+		headbuf_u64(&hb, ex->resp_remaining);
+		HEADBUF_LIT(&hb, "\r\n");
 	} else if (ex->resp_kind == HTTP1_BODY_CHUNKED || ex->resp_kind == HTTP1_BODY_UNTIL_CLOSE) {
 		if (ex->minor_version >= 1) {
-			evbuffer_add(out, "transfer-encoding: chunked\r\n", 28);
+			HEADBUF_LIT(&hb, "transfer-encoding: chunked\r\n");
 			ex->resp_chunked_out = true;
 		} else {
 			ex->resp_close_delimited = true; /* HTTP/1.0 client: body ends at close */
@@ -1034,10 +1046,11 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	if (!ex->req_done)
 		ex->client_keepalive = false; /* the upstream answered before the body ended */
 	if (!ex->client_keepalive || c->w->draining)
-		evbuffer_add(out, "connection: close\r\n", 19);
+		HEADBUF_LIT(&hb, "connection: close\r\n");
 	else if (ex->minor_version == 0)
-		evbuffer_add(out, "connection: keep-alive\r\n", 24);
-	evbuffer_add(out, "\r\n", 2);
+		HEADBUF_LIT(&hb, "connection: keep-alive\r\n");
+	HEADBUF_LIT(&hb, "\r\n");
+	headbuf_flush(&hb);
 	ex->resp_head_sent = true;
 	ex->status = resp->status;
 }

@@ -61,11 +61,12 @@ struct stream {
 	enum stream_hs hs; /* TLS handshake in progress */
 	bool rd_timeout_set;
 	bool rd_added, wr_added, later_armed;
-	bool rd_suspended;   /* input at its high watermark */
-	bool wr_blocked;     /* output waits for writability */
-	bool connecting;     /* TCP connect in progress */
-	bool rd_wants_write; /* TLS: SSL_read needs the socket writable */
-	bool wr_wants_read;  /* TLS: SSL_write needs the socket readable */
+	bool rd_suspended;               /* input at its high watermark */
+	struct evbuffer_cb_entry *in_cb; /* while suspended */
+	bool wr_blocked;                 /* output waits for writability */
+	bool connecting;                 /* TCP connect in progress */
+	bool rd_wants_write;             /* TLS: SSL_read needs the socket writable */
+	bool wr_wants_read;              /* TLS: SSL_write needs the socket readable */
 	/* Callback depth and a free requested inside a callback: the stream is freed when
 	 * the outermost callback returns. */
 	unsigned busy;
@@ -212,8 +213,11 @@ static int stream_tls_write(struct stream *s, size_t left)
  * callback when at or below the low watermark. */
 static void stream_flush(struct stream *s)
 {
-	size_t left;
+	size_t left = evbuffer_get_length(s->out);
 	bool blocked = false;
+
+	if (left == 0 && !s->wr_blocked)
+		return; /* nothing was written: no write callback */
 
 	while ((left = evbuffer_get_length(s->out)) > 0) {
 		int n;
@@ -252,18 +256,38 @@ static void stream_flush(struct stream *s)
 	}
 }
 
-/* Bytes added to the output are written at the end of the round (one write for all). */
-static void stream_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/* ---- reading ---- */
+
+static void stream_resume(struct stream *s)
+{
+	s->rd_suspended = false;
+	if (s->in_cb != NULL) {
+		evbuffer_remove_cb_entry(s->in, s->in_cb);
+		s->in_cb = NULL;
+	}
+	stream_watch(s);
+	if (s->ssl != NULL && SSL_has_pending(s->ssl))
+		stream_later(s, LATER_READ);
+}
+
+/* The input drained below its high watermark: read again. */
+static void stream_in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	struct stream *s = arg;
 
-	(void)buf;
-	if (info->n_added > 0 && (s->enabled & EV_WRITE) && !s->connecting && s->hs == HS_NONE &&
-	    !s->wr_blocked && !s->wr_wants_read)
-		stream_later(s, LATER_FLUSH);
+	if (s->rd_suspended && info->n_deleted > 0 && evbuffer_get_length(buf) < s->rd_high)
+		stream_resume(s);
 }
 
-/* ---- reading ---- */
+/* Reading pauses with the input at its high watermark.  Only then does the input carry a
+ * callback (to see it drain): evbuffer callbacks cost on every change of the buffer. */
+static void stream_suspend(struct stream *s)
+{
+	s->rd_suspended = true;
+	if (s->in_cb == NULL)
+		s->in_cb = evbuffer_add_cb(s->in, stream_in_cb, s);
+	stream_watch(s);
+}
 
 /* Reading stops at the high watermark; how much the next read may take, 0 for none. */
 static size_t stream_read_room(struct stream *s)
@@ -273,8 +297,7 @@ static size_t stream_read_room(struct stream *s)
 	if (s->rd_high == 0)
 		return STREAM_READ_SIZE;
 	if (have >= s->rd_high) {
-		s->rd_suspended = true;
-		stream_watch(s);
+		stream_suspend(s);
 		return 0;
 	}
 	return s->rd_high - have < STREAM_READ_SIZE ? s->rd_high - have : STREAM_READ_SIZE;
@@ -477,7 +500,8 @@ static void stream_later_cb(evutil_socket_t fd, short what, void *arg)
 		if (!stream_leave(s))
 			return;
 	}
-	if ((todo & LATER_FLUSH) && (s->enabled & EV_WRITE) && !s->connecting && s->hs == HS_NONE)
+	if ((todo & LATER_FLUSH) && (s->enabled & EV_WRITE) && !s->connecting && s->hs == HS_NONE &&
+	    s->fd >= 0)
 		stream_flush(s);
 }
 
@@ -531,19 +555,6 @@ static void stream_rd_cb(evutil_socket_t fd, short what, void *arg)
 		stream_read(s);
 }
 
-/* The input drained below its high watermark: read again. */
-static void stream_in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct stream *s = arg;
-
-	if (s->rd_suspended && info->n_deleted > 0 && evbuffer_get_length(buf) < s->rd_high) {
-		s->rd_suspended = false;
-		stream_watch(s);
-		if (s->ssl != NULL && SSL_has_pending(s->ssl))
-			stream_later(s, LATER_READ);
-	}
-}
-
 /* ---- the interface ---- */
 
 static void stream_assign(struct stream *s, struct event_base *base)
@@ -567,8 +578,6 @@ struct stream *stream_socket_new(struct event_base *base, evutil_socket_t fd)
 	s->fd = fd;
 	stream_assign(s, base);
 	event_assign(&s->later, base, -1, 0, stream_later_cb, s);
-	evbuffer_add_cb(s->out, stream_out_cb, s);
-	evbuffer_add_cb(s->in, stream_in_cb, s);
 	return s;
 }
 
@@ -668,10 +677,8 @@ void stream_setwatermark(struct stream *s, short what, size_t low, size_t high)
 		s->wr_low = low;
 	if (what & EV_READ) {
 		s->rd_high = high;
-		if (s->rd_suspended && (high == 0 || evbuffer_get_length(s->in) < high)) {
-			s->rd_suspended = false;
-			stream_watch(s);
-		}
+		if (s->rd_suspended && (high == 0 || evbuffer_get_length(s->in) < high))
+			stream_resume(s);
 	}
 }
 
@@ -695,7 +702,17 @@ struct evbuffer *stream_input(struct stream *s)
 
 struct evbuffer *stream_output(struct stream *s)
 {
+	/* The caller is about to write: send it at the end of the round (one write for
+	 * everything the round adds).  A round that adds nothing costs a callback. */
+	if ((s->enabled & EV_WRITE) && !s->connecting && s->hs == HS_NONE && !s->wr_blocked &&
+	    !s->wr_wants_read)
+		stream_later(s, LATER_FLUSH);
 	return s->out;
+}
+
+size_t stream_output_len(const struct stream *s)
+{
+	return evbuffer_get_length(s->out);
 }
 
 evutil_socket_t stream_getfd(const struct stream *s)

@@ -1,23 +1,24 @@
-/* A buffered, non-blocking byte stream over a socket: the one transport the HTTP data path
- * (client connections, upstream connections, mirrors) reads and writes through.
+/* A buffered, non-blocking byte stream over a socket, plain or TLS: the one transport the
+ * HTTP data path (client connections, upstream connections, mirrors) reads and writes
+ * through.
  *
- * Plain sockets are handled here directly, because libevent's socket bufferevent costs a
- * syscall or more per operation that a proxy does not need: it asks the kernel how much is
- * readable (ioctl FIONREAD) before every read and reads at most 4 KiB at a time, and it
- * registers and unregisters the socket for writability around every write (two epoll_ctl
- * per response).  Here a read takes up to 32 KiB at once into the input buffer, and what a
- * callback adds to the output buffer is written when the callback returns, in one writev,
- * before the loop polls again; the socket is watched for writability only while the kernel
- * refuses bytes (back-pressure) or a connect is in progress.
- *
- * TLS streams wrap a libevent OpenSSL bufferevent behind the same interface.
+ * It replaces libevent's bufferevents, which cost a syscall or more per operation that a
+ * proxy does not need: the socket one asks the kernel how much is readable (ioctl FIONREAD)
+ * before every read and reads at most 4 KiB at a time; both register and unregister the
+ * socket for writability around every write (two epoll_ctl per response); the OpenSSL one
+ * writes each buffer chain as its own record and reads a record in two reads.  Here a read
+ * takes up to 32 KiB at once (TLS: read-ahead, every record the kernel holds), and what a
+ * loop round adds to the output is written when the round ends, in one writev (TLS: one
+ * record per 16 KiB), before the loop polls again; the socket is watched for writability
+ * only while the kernel refuses bytes, a connect or a handshake is in progress.
  *
  * Semantics follow bufferevents where they overlap, so the event flags are libevent's
  * BEV_EVENT_*: the read callback runs after bytes were added to the input; reading stops
  * (without disabling) while the input holds the read high watermark or more, and resumes
  * when it drains below it; the write callback runs when a write leaves the output at or
  * below the write low watermark; EOF, errors and read timeouts reach the event callback,
- * with reading (or writing) disabled.  A stream may be freed from inside its callbacks. */
+ * with reading (or writing) disabled; BEV_EVENT_CONNECTED follows a connect (TLS: the
+ * handshake, both sides).  A stream may be freed from inside its callbacks. */
 #ifndef MG_STREAM_H
 #define MG_STREAM_H
 
@@ -40,8 +41,9 @@ typedef void (*stream_event_cb)(struct stream *s, short what, void *arg);
 /* A stream over a connected socket, or over no socket yet (fd -1) for stream_connect().
  * Takes fd (closed by stream_free). NULL when out of memory (fd is then closed). */
 struct stream *stream_socket_new(struct event_base *base, evutil_socket_t fd);
-/* A TLS stream: accepting (server side, fd connected) or connecting (client side, fd -1,
- * then stream_connect).  Takes fd and ssl, also on failure. */
+/* A TLS stream: accepting (server side, fd connected; the handshake starts at once) or
+ * connecting (client side, fd -1, then stream_connect).  Takes fd and ssl (freed with the
+ * stream), also on failure.  A close without close_notify reads as EOF. */
 struct stream *stream_tls_new(struct event_base *base, evutil_socket_t fd, struct ssl_st *ssl,
 			      bool accepting);
 /* Start a non-blocking connect (creating the socket when the stream has none, with
@@ -62,7 +64,10 @@ void stream_setwatermark(struct stream *s, short what, size_t low, size_t high);
 void stream_set_read_timeout(struct stream *s, const struct timeval *tv);
 
 struct evbuffer *stream_input(struct stream *s);
+/* The output, for writing: what the current loop round adds is sent when the round ends. */
 struct evbuffer *stream_output(struct stream *s);
+/* Bytes not yet sent (without scheduling a write). */
+size_t stream_output_len(const struct stream *s);
 evutil_socket_t stream_getfd(const struct stream *s);
 /* A TLS stream's SSL, or NULL. */
 struct ssl_st *stream_ssl(const struct stream *s);

@@ -64,6 +64,11 @@ struct worker {
 	struct exchange *ex_free; /* recycled exchanges (request.c) */
 	unsigned nex_free;
 	struct mirror_state *mirror; /* mirrors in flight and recycled (mirror.c) */
+	/* worker_post's queue: the only state the control thread shares with the worker */
+	pthread_mutex_t post_mu;
+	struct post *post_head, **post_tail;
+	int post_fd; /* eventfd */
+	struct event *post_ev;
 };
 
 extern struct worker *workers[MG_MAX_WORKERS];
