@@ -12,9 +12,7 @@ MG_LOG_WAIT=${MG_LOG_WAIT:-20}
 mg_setup
 mg_need openssl
 mg_upstream a
-PKI="$MG_DIR/pki"
-bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
-	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+mg_pki
 KEYS="$MG_DIR/ticket.keys"
 
 main() { # main [extra main-config lines]

@@ -10,9 +10,7 @@
 mg_setup
 mg_need openssl
 mg_upstream a
-PKI="$MG_DIR/pki"
-bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
-	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+mg_pki
 
 main() { # main [extra main-config text]
 	printf 'workers: 2\ncredentialsDir: %s\n%s\n' "$PKI/creds" "${1:-}" | mg_start_config

@@ -9,9 +9,7 @@
 mg_setup
 mg_need openssl
 mg_upstream a
-PKI="$MG_DIR/pki"
-bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
-	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+mg_pki
 HTTP_PORT=$(mg_port) || mg_fatal "no free port"
 
 mg_start_config <<EOF
