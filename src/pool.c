@@ -71,6 +71,30 @@ void pool_free(struct pool *p)
 	free(p);
 }
 
+void pool_reset(struct pool *p)
+{
+	struct pool_chunk *c, *next, *keep = NULL;
+	struct pool_cleanup *cl;
+
+	for (cl = p->cleanups; cl != NULL; cl = cl->next)
+		cl->fn(cl->arg);
+	p->cleanups = NULL;
+	for (c = p->head; c != NULL; c = next) {
+		next = c->next;
+		if (keep == NULL && c->size == POOL_CHUNK)
+			keep = c;
+		else
+			free(c);
+	}
+	p->head = keep;
+	p->bytes = 0;
+	if (keep != NULL) {
+		keep->next = NULL;
+		keep->used = 0;
+		p->bytes = sizeof(*keep) + keep->size;
+	}
+}
+
 void *pool_alloc(struct pool *p, size_t size)
 {
 	struct pool_chunk *c = p->head;

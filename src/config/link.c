@@ -197,6 +197,7 @@ static struct node *link_at(struct node *n, const char *key)
 
 static struct node *link_item(struct node *seq, size_t i)
 {
+	seq = node_real(seq);
 	if (seq != NULL && seq->type == NODE_SEQ && i < seq->n)
 		return seq->vals[i];
 	return seq;
@@ -210,6 +211,7 @@ static struct node *link_spec(const struct cfg_meta *m)
 /* "file:line" of a node, for messages naming another resource. */
 static const char *link_pos(struct link *l, const struct node *n)
 {
+	/* line and doc are there in a ghost too */
 	if (n == NULL || n->doc == NULL || n->doc->file == NULL)
 		return "?";
 	return pool_printf(l->p, "%s:%d", n->doc->file, n->line);

@@ -14,6 +14,10 @@ struct node;
 /* Load main_path and all resources into a new set allocated from p.  Returns the set
  * (possibly partial) and reports every problem into d; the caller checks d->nerrors. */
 struct cfg_set *config_load(struct pool *p, struct diag *d, const char *main_path);
+/* After link: free the documents that were read again for reports (VirtualService trees are
+ * dropped while loading and rebuilt only when a message needs a field path).  Optional: they
+ * go with p otherwise. */
+void config_load_done(struct cfg_set *set);
 
 /* Main config decoder (mainconf.c): fills set->main from the main file's root map. */
 void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 struct node;
+struct node_rebuild;
 struct cluster;
 struct cluster_state;
 struct tls_server_ctx;
@@ -614,6 +615,7 @@ struct cfg_set {
 	size_t npas;
 	/* the other security kinds come later; -t says "not implemented yet" precisely */
 	int order_counter;
+	struct node_rebuild *rebuild; /* trees of dropped documents rebuilt for reports */
 };
 
 #endif

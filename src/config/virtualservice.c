@@ -1259,6 +1259,66 @@ static bool vs_hosts(struct vs_ctx *c, struct node *n)
 	return ok;
 }
 
+static void vs_ghost_sm(struct pool *p, struct string_match *m)
+{
+	m->node = node_ghost(p, m->node);
+}
+
+static void vs_ghost_headers(struct pool *p, struct header_match *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		vs_ghost_sm(p, &h[i].m);
+}
+
+static void vs_ghost_dests(struct pool *p, struct route_destination *rd, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		rd[i].dest.node = node_ghost(p, rd[i].dest.node);
+}
+
+static void vs_ghost_l4(struct pool *p, struct l4_route *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		r[i].node = node_ghost(p, r[i].node);
+		for (size_t j = 0; j < r[i].nmatches; j++)
+			r[i].matches[j].node = node_ghost(p, r[i].matches[j].node);
+		vs_ghost_dests(p, r[i].route, r[i].nroute);
+	}
+}
+
+/* The document's tree is dropped after decoding (load.c): every node the model points at
+ * becomes a ghost, which link's reports turn back into the node (node_real). */
+static void vs_ghost(struct pool *p, struct cfg_vs *vs)
+{
+	size_t i, j;
+
+	vs->meta.node = node_ghost(p, vs->meta.node);
+	for (i = 0; i < vs->nhttp; i++) {
+		struct http_route *r = &vs->http[i];
+
+		r->node = node_ghost(p, r->node);
+		for (j = 0; j < r->nmatches; j++) {
+			struct http_match *m = &r->matches[j];
+
+			m->node = node_ghost(p, m->node);
+			vs_ghost_sm(p, &m->uri);
+			vs_ghost_sm(p, &m->scheme);
+			vs_ghost_sm(p, &m->method);
+			vs_ghost_sm(p, &m->authority);
+			vs_ghost_headers(p, m->headers, m->nheaders);
+			vs_ghost_headers(p, m->without_headers, m->nwithout_headers);
+			vs_ghost_headers(p, m->query_params, m->nquery_params);
+		}
+		vs_ghost_dests(p, r->route, r->nroute);
+		for (j = 0; j < r->nmirrors; j++)
+			r->mirrors[j].dest.node = node_ghost(p, r->mirrors[j].dest.node);
+		for (j = 0; j < r->cors.nallow_origins; j++)
+			vs_ghost_sm(p, &r->cors.allow_origins[j]);
+	}
+	vs_ghost_l4(p, vs->tls, vs->ntls);
+	vs_ghost_l4(p, vs->tcp, vs->ntcp);
+}
+
 void cfg_vs_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
 		   struct node *spec)
 {
@@ -1316,6 +1376,8 @@ void cfg_vs_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 
 	if (d->nerrors != errors)
 		return;
+	if (node_doc_dropped(spec->doc))
+		vs_ghost(p, vs);
 	set->vss = cfg_append(p, set->vss, set->nvss, sizeof(*set->vss));
 	set->vss[set->nvss++] = vs;
 }
