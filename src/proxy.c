@@ -158,7 +158,7 @@ static bool ops_drop(const struct header_op_list *ops, const char *name, size_t 
 static size_t rewrite_path(const struct http_route *route, const struct route_request *rq,
 			   char *out, size_t outsize)
 {
-	const struct http_rewrite *rw = &route->rewrite;
+	const struct http_rewrite *rw = route->rewrite;
 	size_t i, plen = rq->path_len;
 
 	if (rw->uri_regex.re != NULL) {
@@ -205,10 +205,10 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 {
 	struct evbuffer *b = ex->up_head;
 	const struct http_route *route = ex->route;
-	const struct headers_ops *dops = &ex->rd->headers;
+	const struct headers_ops *dops = ex->rd->headers;
 	char path[8192];
 	size_t plen = rewrite_path(route, rq, path, sizeof(path)), i;
-	const char *authority = route->rewrite.authority;
+	const char *authority = route->rewrite->authority;
 	struct conn_tokens ct;
 	size_t alen = authority != NULL ? strlen(authority) : 0;
 
@@ -237,7 +237,7 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		    NAME_IS(h->name, h->name_len, "x-forwarded-proto") ||
 		    NAME_IS(h->name, h->name_len, "x-request-id") ||
 		    NAME_IS(h->name, h->name_len, "x-forwarded-client-cert") ||
-		    ops_drop(&route->headers.request, h->name, h->name_len) ||
+		    ops_drop(&route->headers->request, h->name, h->name_len) ||
 		    ops_drop(&dops->request, h->name, h->name_len) ||
 		    listed_in_connection(&ct, h->name, h->name_len))
 			continue;
@@ -263,7 +263,7 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		if (xfcc != NULL)
 			evbuffer_add_printf(b, "x-forwarded-client-cert: %s\r\n", xfcc);
 	}
-	add_header_ops(b, &route->headers.request);
+	add_header_ops(b, &route->headers->request);
 	add_header_ops(b, &dops->request);
 	if (ex->req_kind == HTTP1_BODY_LENGTH)
 		evbuffer_add_printf(b, "content-length: %llu\r\n",
@@ -973,8 +973,8 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 {
 	struct conn *c = ex->c;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	const struct headers_ops *dops = &ex->rd->headers;
-	const struct header_op_list *rops = &ex->route->headers.response;
+	const struct headers_ops *dops = ex->rd->headers;
+	const struct header_op_list *rops = &ex->route->headers->response;
 	size_t i;
 	struct conn_tokens ct;
 	bool keep_cl = ex->resp_kind == HTTP1_BODY_NONE && resp->status != 204 &&
@@ -996,7 +996,7 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		    ops_drop(&dops->response, h->name, h->name_len) ||
 		    listed_in_connection(&ct, h->name, h->name_len) ||
 		    (ex->cors == CORS_ACTUAL &&
-		     cors_replaces(&ex->route->cors, h->name, h->name_len)))
+		     cors_replaces(ex->route->cors, h->name, h->name_len)))
 			continue;
 		evbuffer_add(out, h->name, h->name_len);
 		evbuffer_add(out, ": ", 2);

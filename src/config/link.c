@@ -1071,18 +1071,18 @@ static void link_uri_regex_rewrite(struct link *l, struct http_route *r)
 	struct node *at;
 	int max;
 
-	if (r->rewrite.uri_regex.match == NULL || r->rewrite.uri_regex.re != NULL)
+	if (r->rewrite->uri_regex.match == NULL || r->rewrite->uri_regex.re != NULL)
 		return;
 	at = link_at(link_at(r->node, "rewrite"), "uriRegexRewrite");
-	r->rewrite.uri_regex.re =
-	    regex_compile_search(l->p, r->rewrite.uri_regex.match, err, sizeof(err));
-	if (r->rewrite.uri_regex.re == NULL) {
+	r->rewrite->uri_regex.re =
+	    regex_compile_search(l->p, r->rewrite->uri_regex.match, err, sizeof(err));
+	if (r->rewrite->uri_regex.re == NULL) {
 		diag_error(l->d, link_at(at, "match"), "invalid regex: %s", err);
 		return;
 	}
-	if (r->rewrite.uri_regex.rewrite == NULL)
+	if (r->rewrite->uri_regex.rewrite == NULL)
 		return;
-	max = link_rewrite_groups(r->rewrite.uri_regex.rewrite, &bad);
+	max = link_rewrite_groups(r->rewrite->uri_regex.rewrite, &bad);
 	if (max < 0) {
 		diag_error(
 		    l->d, link_at(at, "rewrite"),
@@ -1090,7 +1090,7 @@ static void link_uri_regex_rewrite(struct link *l, struct http_route *r)
 		    bad ? bad : ' ');
 		return;
 	}
-	pcre2_pattern_info(r->rewrite.uri_regex.re, PCRE2_INFO_CAPTURECOUNT, &ncap);
+	pcre2_pattern_info(r->rewrite->uri_regex.re, PCRE2_INFO_CAPTURECOUNT, &ncap);
 	if ((uint32_t)max > ncap)
 		diag_error(l->d, link_at(at, "rewrite"),
 			   "rewrite refers to \\%d but the regex has %u capture group%s", max, ncap,
@@ -1146,8 +1146,8 @@ static void link_vs_validate(struct link *l, struct cfg_vs *vs)
 					m->gateways.v[g] =
 					    link_gateway_ref(l, m->gateways.v[g], vs->meta.ns);
 		}
-		for (size_t k = 0; k < r->cors.nallow_origins; k++)
-			link_string_match(l, &r->cors.allow_origins[k], false);
+		for (size_t k = 0; k < r->cors->nallow_origins; k++)
+			link_string_match(l, &r->cors->allow_origins[k], false);
 		link_uri_regex_rewrite(l, r);
 
 		/* One destination takes everything; several split by weight relative to
@@ -1224,7 +1224,7 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 		if (!link_route_on_gateway(l, r))
 			continue;
 		/* Istio accepts it, Envoy has nothing to copy: say so rather than ignore it. */
-		if (r->nmirrors > 0 && (r->redirect != NULL || r->direct_response.given))
+		if (r->nmirrors > 0 && (r->redirect != NULL || r->direct_response->given))
 			diag_warn(l->d, link_at(link_at(r->node, "mirrors"), "mirror"),
 				  "mirroring has no effect on a %s route: nothing is forwarded",
 				  r->redirect != NULL ? "redirect" : "directResponse");

@@ -19,6 +19,11 @@ struct cfg_set *config_load(struct pool *p, struct diag *d, const char *main_pat
  * go with p otherwise. */
 void config_load_done(struct cfg_set *set);
 
+/* Point a route's policies (a route destination's headers) at the shared empty ones: what
+ * every route starts with, so none of those pointers is ever NULL (virtualservice.c). */
+void cfg_vs_route_init(struct http_route *r);
+void cfg_vs_dest_init(struct route_destination *rd);
+
 /* Main config decoder (mainconf.c): fills set->main from the main file's root map. */
 void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,
 		     struct cfg_main *m);

@@ -82,6 +82,36 @@ static bool vs_is_claim(const char *name)
 	       strncmp(name, "@request.auth.claims[", 21) == 0;
 }
 
+/* ---- what routes without a policy share ---- */
+
+static const struct direct_response vs_no_direct_response;
+static const struct http_rewrite vs_no_rewrite;
+static const struct http_fault vs_no_fault;
+static const struct cors_policy vs_no_cors = {.allow_credentials = -1};
+static const struct headers_ops vs_no_headers;
+
+/* The model's pointers are not const because decoders and link fill the policies a route
+ * has; these empty ones are never written (a write would fault: they are read-only). */
+void cfg_vs_route_init(struct http_route *r)
+{
+	r->direct_response = (struct direct_response *)&vs_no_direct_response;
+	r->rewrite = (struct http_rewrite *)&vs_no_rewrite;
+	r->fault = (struct http_fault *)&vs_no_fault;
+	r->cors = (struct cors_policy *)&vs_no_cors;
+	r->headers = (struct headers_ops *)&vs_no_headers;
+}
+
+void cfg_vs_dest_init(struct route_destination *rd)
+{
+	rd->headers = (struct headers_ops *)&vs_no_headers;
+}
+
+/* A route's own copy of a policy it has. */
+static void *vs_policy(struct vs_ctx *c, size_t size)
+{
+	return pool_alloc(c->p, size);
+}
+
 /* ---- destinations ---- */
 
 static bool vs_destination(struct vs_ctx *c, struct node *n, struct destination *out)
@@ -149,7 +179,7 @@ static bool vs_route_dests(struct vs_ctx *c, struct node *n, bool http,
 	*out = pool_calloc(c->p, n->n ? n->n : 1, sizeof(**out));
 	for (i = 0; i < n->n; i++) {
 		struct route_destination *rd = &(*out)[*nout];
-		struct node *e = n->vals[i], *dest, *w;
+		struct node *e = n->vals[i], *dest, *w, *x;
 
 		if (!node_want_map(c->d, e)) {
 			ok = false;
@@ -157,9 +187,11 @@ static bool vs_route_dests(struct vs_ctx *c, struct node *n, bool http,
 		}
 		dest = cfg_require(c->d, e, "destination");
 		w = node_get(e, "weight");
-		if (http)
-			ok &= cfg_decode_headers_ops(c->p, c->d, node_get(e, "headers"),
-						     &rd->headers);
+		cfg_vs_dest_init(rd);
+		if (http && (x = node_get(e, "headers")) != NULL) {
+			rd->headers = vs_policy(c, sizeof(*rd->headers));
+			ok &= cfg_decode_headers_ops(c->p, c->d, x, rd->headers);
+		}
 		node_check_unknown(c->d, e);
 		if (dest == NULL || !vs_destination(c, dest, &rd->dest))
 			ok = false;
@@ -932,9 +964,9 @@ static bool vs_cors(struct vs_ctx *c, struct node *n, struct cors_policy *cp)
 /* Istio: the authority may be rewritten in one place only. */
 static bool vs_authority_once(struct vs_ctx *c, struct node *at, const struct http_route *r)
 {
-	const struct header_op_list *req = &r->headers.request;
+	const struct header_op_list *req = &r->headers->request;
 	const struct kv_list *lists[2] = {&req->set, &req->add};
-	int seen = r->rewrite.authority != NULL && *r->rewrite.authority != '\0';
+	int seen = r->rewrite->authority != NULL && *r->rewrite->authority != '\0';
 	size_t i, k;
 
 	for (k = 0; k < 2; k++)
@@ -961,7 +993,7 @@ static bool vs_http_actions(struct vs_ctx *c, struct node *n, const struct http_
 			diag_error(c->d, n, "delegate HTTP route cannot contain delegate");
 			ok = false;
 		}
-		if (r->nroute > 0 || r->redirect != NULL || r->direct_response.given) {
+		if (r->nroute > 0 || r->redirect != NULL || r->direct_response->given) {
 			diag_error(c->d, n,
 				   "a delegating HTTP route must not specify route, redirect "
 				   "or directResponse");
@@ -974,21 +1006,21 @@ static bool vs_http_actions(struct vs_ctx *c, struct node *n, const struct http_
 			diag_error(c->d, n, "HTTP route cannot contain both route and redirect");
 			ok = false;
 		}
-		if (r->direct_response.given) {
+		if (r->direct_response->given) {
 			diag_error(c->d, n,
 				   "HTTP route cannot contain both redirect and "
 				   "directResponse");
 			ok = false;
 		}
-		if (r->fault.given) {
+		if (r->fault->given) {
 			diag_error(c->d, n, "HTTP route cannot contain both fault and redirect");
 			ok = false;
 		}
-		if (r->rewrite.given) {
+		if (r->rewrite->given) {
 			diag_error(c->d, n, "HTTP route cannot contain both rewrite and redirect");
 			ok = false;
 		}
-	} else if (r->direct_response.given) {
+	} else if (r->direct_response->given) {
 		if (r->nroute > 0) {
 			diag_error(c->d, n,
 				   "HTTP route cannot contain both route and "
@@ -1011,6 +1043,7 @@ static bool vs_http_route(struct vs_ctx *c, struct node *n, struct http_route *r
 	size_t i;
 
 	memset(r, 0, sizeof(*r));
+	cfg_vs_route_init(r);
 	if (!node_want_map(c->d, n))
 		return false;
 	r->node = n;
@@ -1031,12 +1064,16 @@ static bool vs_http_route(struct vs_ctx *c, struct node *n, struct http_route *r
 	ok &= vs_route_dests(c, route, true, &r->route, &r->nroute);
 	if ((x = node_get(n, "redirect")) != NULL)
 		ok &= vs_redirect(c, x, r);
-	if ((x = node_get(n, "directResponse")) != NULL)
-		ok &= vs_direct_response(c, x, &r->direct_response);
+	if ((x = node_get(n, "directResponse")) != NULL) {
+		r->direct_response = vs_policy(c, sizeof(*r->direct_response));
+		ok &= vs_direct_response(c, x, r->direct_response);
+	}
 	if ((x = node_get(n, "delegate")) != NULL)
 		ok &= vs_delegate(c, x, r);
-	if ((x = node_get(n, "rewrite")) != NULL)
-		ok &= vs_rewrite(c, x, &r->rewrite);
+	if ((x = node_get(n, "rewrite")) != NULL) {
+		r->rewrite = vs_policy(c, sizeof(*r->rewrite));
+		ok &= vs_rewrite(c, x, r->rewrite);
+	}
 	if ((x = node_get(n, "timeout")) != NULL) {
 		/* 0s is Istio's "disabled"; anything else needs ms precision. */
 		if (cfg_decode_duration(c->d, x, 0, false, &r->timeout_us))
@@ -1048,14 +1085,19 @@ static bool vs_http_route(struct vs_ctx *c, struct node *n, struct http_route *r
 		ok &= vs_retries(c, x, &r->retries);
 	else
 		r->retries.attempts = -1;
-	if ((x = node_get(n, "fault")) != NULL)
-		ok &= vs_fault(c, x, &r->fault);
+	if ((x = node_get(n, "fault")) != NULL) {
+		r->fault = vs_policy(c, sizeof(*r->fault));
+		ok &= vs_fault(c, x, r->fault);
+	}
 	ok &= vs_mirrors(c, n, r);
-	if ((x = node_get(n, "corsPolicy")) != NULL)
-		ok &= vs_cors(c, x, &r->cors);
-	else
-		r->cors.allow_credentials = -1;
-	ok &= cfg_decode_headers_ops(c->p, c->d, node_get(n, "headers"), &r->headers);
+	if ((x = node_get(n, "corsPolicy")) != NULL) {
+		r->cors = vs_policy(c, sizeof(*r->cors));
+		ok &= vs_cors(c, x, r->cors);
+	}
+	if ((x = node_get(n, "headers")) != NULL) {
+		r->headers = vs_policy(c, sizeof(*r->headers));
+		ok &= cfg_decode_headers_ops(c->p, c->d, x, r->headers);
+	}
 	node_check_unknown(c->d, n);
 	if (!ok)
 		return false;
@@ -1312,8 +1354,8 @@ static void vs_ghost(struct pool *p, struct cfg_vs *vs)
 		vs_ghost_dests(p, r->route, r->nroute);
 		for (j = 0; j < r->nmirrors; j++)
 			r->mirrors[j].dest.node = node_ghost(p, r->mirrors[j].dest.node);
-		for (j = 0; j < r->cors.nallow_origins; j++)
-			vs_ghost_sm(p, &r->cors.allow_origins[j]);
+		for (j = 0; j < r->cors->nallow_origins; j++)
+			vs_ghost_sm(p, &r->cors->allow_origins[j]);
 	}
 	vs_ghost_l4(p, vs->tls, vs->ntls);
 	vs_ghost_l4(p, vs->tcp, vs->ntcp);

@@ -21,6 +21,7 @@
 
 #include "config/diag.h"
 #include "config/link.h"
+#include "config/load.h"
 #include "config/model.h"
 #include "msg.h"
 #include "pool.h"
@@ -112,8 +113,10 @@ static struct http_route *route_add(struct cfg_vs *vs, const char *name)
 	r->name = name;
 	r->vs = vs;
 	r->index = (int)vs->nhttp - 1;
-	r->direct_response.given = true;
-	r->direct_response.status = 200;
+	cfg_vs_route_init(r);
+	r->direct_response = pool_alloc(P, sizeof(*r->direct_response));
+	r->direct_response->given = true;
+	r->direct_response->status = 200;
 	return r;
 }
 
@@ -171,9 +174,10 @@ static void dest_add(struct http_route *r, const char *host, const char *subset,
 {
 	struct route_destination *d;
 
-	r->direct_response.given = false;
+	r->direct_response->given = false;
 	r->route = grow1(r->route, &r->nroute, sizeof(*r->route));
 	d = &r->route[r->nroute - 1];
+	cfg_vs_dest_init(d);
 	d->dest.host = host;
 	d->dest.fqdn = host;
 	d->dest.subset = subset;
@@ -818,6 +822,7 @@ static void test_link_many(void **state)
 		for (int k = 0; k < nr; k++) {
 			struct http_route *r = &vs->http[k];
 
+			cfg_vs_route_init(r);
 			r->name = pool_printf(P, "r%d", k);
 			r->vs = vs;
 			r->index = k;
@@ -826,6 +831,7 @@ static void test_link_many(void **state)
 			sm(&r->matches[0].uri, SM_PREFIX, pool_printf(P, "/p%d", k));
 			r->route = pool_calloc(P, 1, sizeof(*r->route));
 			r->nroute = 1;
+			cfg_vs_dest_init(&r->route[0]);
 			r->route[0].dest.host = r->route[0].dest.fqdn = "svc.test";
 		}
 		set->vss[set->nvss++] = vs;
