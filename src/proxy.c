@@ -377,7 +377,7 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg);
 
 static const struct retry_policy *ex_retry(const struct exchange *ex)
 {
-	return &ex->route->retries.policy;
+	return &ex->route->retries->policy;
 }
 
 /* After a failed try: schedule another one when the policy wants it (wanted), a retry is

@@ -182,7 +182,8 @@ struct link {
 	size_t ncl, capcl;
 	struct lbuild *lb;
 	size_t nlb, caplb;
-	struct link_map lkeys; /* listener key -> index + 1 */
+	struct link_map lkeys;              /* listener key -> index + 1 */
+	struct http_retry *retries_default; /* Istio's, shared by routes without retries */
 };
 
 /* ---- small helpers ---- */
@@ -1188,6 +1189,16 @@ static bool link_route_on_gateway(struct link *l, const struct http_route *r)
 }
 
 /* A route every request matches: no match block, or one block without any condition. */
+static struct http_retry *link_retries_default(struct link *l)
+{
+	if (l->retries_default == NULL) {
+		l->retries_default = pool_alloc(l->p, sizeof(*l->retries_default));
+		l->retries_default->attempts = -1;
+		retry_policy_default(&l->retries_default->policy);
+	}
+	return l->retries_default;
+}
+
 static bool link_route_matches_all(const struct http_route *r)
 {
 	if (r->nmatches == 0)
@@ -1219,8 +1230,8 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 				  link_pos(l, all->node));
 		else if (link_route_matches_all(r))
 			all = r;
-		if (!r->retries.given)
-			retry_policy_default(&r->retries.policy);
+		if (!r->retries->given)
+			r->retries = link_retries_default(l);
 		if (!link_route_on_gateway(l, r))
 			continue;
 		/* Istio accepts it, Envoy has nothing to copy: say so rather than ignore it. */

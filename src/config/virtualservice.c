@@ -86,6 +86,7 @@ static bool vs_is_claim(const char *name)
 
 static const struct direct_response vs_no_direct_response;
 static const struct http_rewrite vs_no_rewrite;
+static const struct http_retry vs_no_retries = {.attempts = -1};
 static const struct http_fault vs_no_fault;
 static const struct cors_policy vs_no_cors = {.allow_credentials = -1};
 static const struct headers_ops vs_no_headers;
@@ -96,6 +97,7 @@ void cfg_vs_route_init(struct http_route *r)
 {
 	r->direct_response = (struct direct_response *)&vs_no_direct_response;
 	r->rewrite = (struct http_rewrite *)&vs_no_rewrite;
+	r->retries = (struct http_retry *)&vs_no_retries;
 	r->fault = (struct http_fault *)&vs_no_fault;
 	r->cors = (struct cors_policy *)&vs_no_cors;
 	r->headers = (struct headers_ops *)&vs_no_headers;
@@ -1081,10 +1083,10 @@ static bool vs_http_route(struct vs_ctx *c, struct node *n, struct http_route *r
 		else
 			ok = false;
 	}
-	if ((x = node_get(n, "retries")) != NULL)
-		ok &= vs_retries(c, x, &r->retries);
-	else
-		r->retries.attempts = -1;
+	if ((x = node_get(n, "retries")) != NULL) {
+		r->retries = vs_policy(c, sizeof(*r->retries));
+		ok &= vs_retries(c, x, r->retries);
+	}
 	if ((x = node_get(n, "fault")) != NULL) {
 		r->fault = vs_policy(c, sizeof(*r->fault));
 		ok &= vs_fault(c, x, r->fault);

@@ -380,8 +380,8 @@ static void test_decoded_model(void **state)
 	assert_string_equal(r->headers->request.remove.v[0], "x-internal");
 	assert_true(r->timeout_given);
 	assert_int_equal(r->timeout_us, 2500000);
-	assert_int_equal(r->retries.attempts, 3);
-	assert_int_equal(r->retries.per_try_timeout_us, 500000);
+	assert_int_equal(r->retries->attempts, 3);
+	assert_int_equal(r->retries->per_try_timeout_us, 500000);
 	assert_int_equal(r->nmirrors, 1);
 	assert_string_equal(r->mirrors[0].dest.fqdn, "shop-shadow.edge.svc.cluster.local");
 	assert_true(r->mirrors[0].percentage.given);
@@ -406,7 +406,7 @@ static void test_decoded_model(void **state)
 	r = &vs->http[5];
 	assert_int_equal(r->fault->abort.http_status, 555);
 	assert_int_equal(r->fault->delay.fixed_delay_us, 7000000);
-	assert_int_equal(r->retries.attempts, -1);
+	assert_int_equal(r->retries->attempts, -1);
 	assert_int_equal(r->cors->allow_credentials, -1);
 	free(out);
 	pool_free(p);
