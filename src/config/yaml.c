@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -32,6 +33,9 @@
 /* Scalars up to this length are interned per load: keys and values such as "name",
  * "default" or "VirtualService" repeat in every document of a large config. */
 #define YAML_INTERN_MAX 32
+/* Streamed files are read through libyaml's own buffer; what the loader needs of the bytes
+ * afterwards (line starts, a document's hash) it reads again through a window this big. */
+#define YAML_WINDOW (64 * 1024)
 
 struct yaml_str {
 	const char *s;
@@ -52,8 +56,14 @@ struct yaml_load {
 	struct pool *tp; /* nodes and their arrays: p, or a scratch pool per document */
 	struct diag *d;
 	const char *file; /* pool copy */
-	const char *buf;
+	const char *buf;  /* the text, or NULL when streaming from fd */
 	size_t len;
+	int fd;    /* streaming: the file, read by libyaml and through win */
+	char *win; /* streaming: bytes [win_off, win_off + win_len) of the file */
+	size_t win_off, win_len;
+	size_t nread;         /* streaming: bytes libyaml has read */
+	int read_errno;       /* streaming: the read that failed */
+	bool too_big;         /* streaming: the file grew past YAML_MAX_BYTES */
 	struct node_doc *doc; /* document being built */
 	struct yaml_frame stack[YAML_MAX_DEPTH];
 	int depth;
@@ -117,14 +127,62 @@ static bool yaml_key_eq(const struct node *a, const struct node *b)
 	return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
 }
 
-static uint64_t yaml_hash(const char *s, size_t len)
+#define YAML_HASH_INIT 14695981039346656037ull /* FNV-1a */
+
+static uint64_t yaml_hash_more(uint64_t h, const char *s, size_t len)
 {
-	uint64_t h = 14695981039346656037ull; /* FNV-1a */
 	size_t i;
 
 	for (i = 0; i < len; i++) {
 		h ^= (unsigned char)s[i];
 		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static uint64_t yaml_hash(const char *s, size_t len)
+{
+	return yaml_hash_more(YAML_HASH_INIT, s, len);
+}
+
+/* The bytes from offset off on (*avail of them; 0 at the end of the file): the buffer, or
+ * the window over a streamed file, moved to hold off (near its end when scanning back). */
+static const char *yaml_at(struct yaml_load *l, size_t off, bool back, size_t *avail)
+{
+	size_t start;
+	ssize_t got;
+
+	if (l->buf != NULL) {
+		*avail = off < l->len ? l->len - off : 0;
+		return *avail ? l->buf + off : NULL;
+	}
+	if (off < l->win_off || off >= l->win_off + l->win_len) {
+		start = !back ? off : off + 1 > YAML_WINDOW ? off + 1 - YAML_WINDOW : 0;
+		do
+			got = pread(l->fd, l->win, YAML_WINDOW, (off_t)start);
+		while (got == -1 && errno == EINTR);
+		l->win_off = start;
+		l->win_len = got > 0 ? (size_t)got : 0;
+		if (off < start || off >= start + l->win_len) {
+			*avail = 0;
+			return NULL;
+		}
+	}
+	*avail = l->win_off + l->win_len - off;
+	return l->win + (off - l->win_off);
+}
+
+static uint64_t yaml_hash_range(struct yaml_load *l, size_t off, size_t end)
+{
+	uint64_t h = YAML_HASH_INIT;
+	const char *p;
+	size_t av;
+
+	while (off < end && (p = yaml_at(l, off, false, &av)) != NULL) {
+		if (av > end - off)
+			av = end - off;
+		h = yaml_hash_more(h, p, av);
+		off += av;
 	}
 	return h;
 }
@@ -453,18 +511,27 @@ static void yaml_end(struct yaml_load *l)
  * for in increasing order but for a step back of one, so a cursor walks the buffer once. */
 static size_t yaml_line_off(struct yaml_load *l, int line)
 {
-	const char *nl;
+	const char *p, *nl;
+	size_t av;
 
 	/* A document ending at a `---` line starts the next one on that same line. */
 	while (l->cur_line > line && l->cur_off > 0) {
 		l->cur_off--; /* onto the previous line's '\n' */
-		while (l->cur_off > 0 && l->buf[l->cur_off - 1] != '\n')
+		while (l->cur_off > 0 && (p = yaml_at(l, l->cur_off - 1, true, &av)) != NULL &&
+		       *p != '\n')
 			l->cur_off--;
 		l->cur_line--;
 	}
-	while (l->cur_line < line && l->cur_off < l->len) {
-		nl = memchr(l->buf + l->cur_off, '\n', l->len - l->cur_off);
-		l->cur_off = nl != NULL ? (size_t)(nl - l->buf) + 1 : l->len;
+	while (l->cur_line < line) {
+		if ((p = yaml_at(l, l->cur_off, false, &av)) == NULL) {
+			l->cur_line = line; /* the end of the file */
+			break;
+		}
+		if ((nl = memchr(p, '\n', av)) == NULL) {
+			l->cur_off += av;
+			continue;
+		}
+		l->cur_off += (size_t)(nl - p) + 1;
 		l->cur_line++;
 	}
 	return l->cur_off;
@@ -551,7 +618,7 @@ static void yaml_doc_end(struct yaml_load *l, const yaml_event_t *ev)
 	if (doc == NULL || doc->root == NULL || doc->root->type == NODE_NULL)
 		goto out; /* empty document: `---` with nothing after it, or only comments */
 	doc->end = yaml_line_off(l, (int)ev->end_mark.line + 1);
-	doc->hash = yaml_hash(l->buf + doc->off, doc->end - doc->off);
+	doc->hash = yaml_hash_range(l, doc->off, doc->end);
 	if (l->fn != NULL) {
 		doc->index = (int)l->ndocs++;
 		yaml_doc_out(l, doc);
@@ -574,20 +641,21 @@ out:
 
 /* Position of a byte offset, for reader errors (invalid UTF-8, control characters) that
  * libyaml reports by offset only. */
-static void yaml_offset_pos(const struct yaml_load *l, size_t off, int *line, int *col)
+static void yaml_offset_pos(struct yaml_load *l, size_t off, int *line, int *col)
 {
-	size_t i;
+	const char *p;
+	size_t i = 0, k, av;
 
 	*line = 1;
 	*col = 1;
-	if (off > l->len)
-		off = l->len;
-	for (i = 0; i < off; i++) {
-		if (l->buf[i] == '\n') {
-			(*line)++;
-			*col = 1;
-		} else if (((unsigned char)l->buf[i] & 0xc0) != 0x80) {
-			(*col)++;
+	while (i < off && (p = yaml_at(l, i, false, &av)) != NULL) {
+		for (k = 0; k < av && i < off; k++, i++) {
+			if (p[k] == '\n') {
+				(*line)++;
+				*col = 1;
+			} else if (((unsigned char)p[k] & 0xc0) != 0x80) {
+				(*col)++;
+			}
 		}
 	}
 }
@@ -598,6 +666,14 @@ static void yaml_parser_error(struct yaml_load *l, const yaml_parser_t *yp)
 	int line, col;
 
 	l->failed = true;
+	if (l->read_errno != 0) {
+		diag_error_at(l->d, l->file, 0, 0, "cannot read: %s", strerror(l->read_errno));
+		return;
+	}
+	if (l->too_big) {
+		diag_error_at(l->d, l->file, 0, 0, "file too large (more than 64 MiB)");
+		return;
+	}
 	switch (yp->error) {
 	case YAML_MEMORY_ERROR:
 		diag_error_at(l->d, l->file, 0, 0, "out of memory while parsing YAML");
@@ -676,6 +752,28 @@ static bool yaml_event(struct yaml_load *l, const yaml_event_t *ev)
 	}
 }
 
+/* libyaml's input when streaming a file: plain reads, bounded. */
+static int yaml_read_handler(void *data, unsigned char *buffer, size_t size, size_t *size_read)
+{
+	struct yaml_load *l = data;
+	ssize_t r;
+
+	do
+		r = read(l->fd, buffer, size);
+	while (r == -1 && errno == EINTR);
+	if (r == -1) {
+		l->read_errno = errno;
+		return 0;
+	}
+	if (l->nread + (size_t)r > YAML_MAX_BYTES) {
+		l->too_big = true;
+		return 0;
+	}
+	l->nread += (size_t)r;
+	*size_read = (size_t)r;
+	return 1;
+}
+
 /* Parse l->buf into l->docs (or hand documents to l->fn); -1 when something was reported. */
 static int yaml_run(struct yaml_load *l)
 {
@@ -692,7 +790,10 @@ static int yaml_run(struct yaml_load *l)
 		diag_error_at(l->d, l->file, 0, 0, "out of memory while parsing YAML");
 		return -1;
 	}
-	yaml_parser_set_input_string(&yp, (const unsigned char *)l->buf, l->len);
+	if (l->buf != NULL)
+		yaml_parser_set_input_string(&yp, (const unsigned char *)l->buf, l->len);
+	else
+		yaml_parser_set_input(&yp, yaml_read_handler, l);
 	/* Allocated up front so an empty container's children (scratch + base) are never
 	 * pointer arithmetic on NULL. */
 	l->capscratch = 256;
@@ -727,6 +828,7 @@ static void yaml_init(struct yaml_load *l, struct pool *p, struct diag *d, const
 	l->file = pool_strdup(p, file ? file : "<input>");
 	l->buf = buf;
 	l->len = len;
+	l->fd = -1;
 }
 
 int node_load_buffer(struct pool *p, struct diag *d, const char *file, const char *buf, size_t len,
@@ -813,13 +915,22 @@ int node_load_file_each(struct pool *p, struct diag *d, const char *path, struct
 			void (*fn)(void *arg, struct node_doc *doc), void *arg)
 {
 	struct yaml_load l;
-	char *buf;
-	size_t len;
-	int rc;
+	struct stat st;
+	int fd, rc;
 
-	if (yaml_read_file(d, path, &buf, &len) == -1)
+	/* The file is not held in memory: libyaml reads it as it parses. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		diag_error_at(d, path, 0, 0, "cannot read: %s", strerror(errno));
 		return -1;
-	yaml_init(&l, p, d, path, buf ? buf : "", len);
+	}
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > YAML_MAX_BYTES) {
+		close(fd);
+		diag_error_at(d, path, 0, 0, "file too large (more than 64 MiB)");
+		return -1;
+	}
+	yaml_init(&l, p, d, path, NULL, 0);
+	l.fd = fd;
+	l.win = yaml_xrealloc(NULL, YAML_WINDOW, 1);
 	l.tp = pool_new();
 	l.fn = fn;
 	l.arg = arg;
@@ -828,7 +939,8 @@ int node_load_file_each(struct pool *p, struct diag *d, const char *path, struct
 	rc = yaml_run(&l);
 	yaml_hoist(&l);
 	pool_free(l.tp);
-	free(buf);
+	free(l.win);
+	close(fd);
 	return rc;
 }
 
