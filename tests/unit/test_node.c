@@ -1217,6 +1217,63 @@ static void test_stream_diag_order(void **state)
 	unlink(path);
 }
 
+/* Files larger than the loader's read window (64 KiB): documents between long comments
+ * rebuilt exactly, and a reader error far into a file at its line and column. */
+static void test_stream_big(void **state)
+{
+	struct fx *f = *state;
+	struct stream_fx s;
+	struct node_rebuild *rb = node_rebuild_new(f->p);
+	char path[] = "/tmp/test_node_XXXXXX", path2[] = "/tmp/test_node_XXXXXX";
+	size_t cap = 400 * 1024, len = 0, i;
+	char *yaml = malloc(cap);
+	uint32_t cnt = 0;
+
+	assert_non_null(yaml);
+	for (i = 0; i < 16; i++) {
+		memset(yaml + len, '#', 9000);
+		len += 9000;
+		yaml[len++] = '\n';
+		len += (size_t)snprintf(yaml + len, cap - len,
+					"---\nkind: VirtualService\nmetadata: {name: vs-%zu}\n"
+					"spec: {hosts: [h%zu], http: [{route: [{destination: "
+					"{host: b}}]}]}\n",
+					i, i);
+	}
+	yaml[len] = '\0';
+	assert_true(len > 2 * 64 * 1024);
+	stream_write(path, yaml);
+	fx_load(f, yaml);
+	assert_int_equal(f->rc, 0);
+	assert_int_equal(f->ndocs, 16);
+	memset(&s, 0, sizeof(s));
+	s.p = f->p;
+	assert_int_equal(node_load_file_each(f->p, &f->d, path, rb, stream_doc, &s), 0);
+	assert_int_equal(s.ndocs, 16);
+	/* Last first: the rebuilds read the file backwards too. */
+	for (i = 16; i-- > 0;) {
+		assert_null(s.docs[i]->root);
+		stream_check(f->p, f->docs[i]->root, s.docs[i], &cnt);
+	}
+	assert_true(cnt > 16 * 10);
+	unlink(path);
+
+	/* A bad byte past the first window: its position counts every line before it. */
+	len = 0;
+	for (i = 0; i < 5000; i++)
+		len += (size_t)snprintf(yaml + len, cap - len, "# comment line %zu\n", i);
+	len += (size_t)snprintf(yaml + len, cap - len, "a: b\nc: d\xff\n");
+	assert_true(len > 64 * 1024);
+	stream_write(path2, yaml);
+	memset(&s, 0, sizeof(s));
+	s.p = f->p;
+	assert_int_equal(node_load_file_each(f->p, &f->d, path2, rb, stream_doc, &s), -1);
+	assert_int_equal(f->d.n, 1);
+	assert_non_null(strstr(f->d.v[0].text, ":5002:5: invalid leading UTF-8 octet (byte 0xff)"));
+	unlink(path2);
+	free(yaml);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1254,6 +1311,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stream_rebuild, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_stream_changed, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_stream_diag_order, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_big, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
