@@ -1136,16 +1136,18 @@ static void link_vs_validate(struct link *l, struct cfg_vs *vs)
 			/* ignoreUriCase covers exact and prefix only (Istio's documentation;
 			 * Envoy ignores case_sensitive for safe_regex). */
 			link_string_match(l, &m->uri, false);
-			link_string_match(l, &m->scheme, false);
-			link_string_match(l, &m->method, false);
-			link_string_match(l, &m->authority, false);
+			link_string_match(l, &m->more->scheme, false);
+			link_string_match(l, &m->more->method, false);
+			link_string_match(l, &m->more->authority, false);
 			link_header_matches(l, m->headers, m->nheaders, true);
-			link_header_matches(l, m->without_headers, m->nwithout_headers, true);
-			link_header_matches(l, m->query_params, m->nquery_params, false);
-			for (size_t g = 0; g < m->gateways.n; g++)
-				if (strcmp(m->gateways.v[g], "mesh") != 0)
-					m->gateways.v[g] =
-					    link_gateway_ref(l, m->gateways.v[g], vs->meta.ns);
+			link_header_matches(l, m->more->without_headers, m->more->nwithout_headers,
+					    true);
+			link_header_matches(l, m->more->query_params, m->more->nquery_params,
+					    false);
+			for (size_t g = 0; g < m->more->gateways.n; g++)
+				if (strcmp(m->more->gateways.v[g], "mesh") != 0)
+					m->more->gateways.v[g] = link_gateway_ref(
+					    l, m->more->gateways.v[g], vs->meta.ns);
 		}
 		for (size_t k = 0; k < r->cors->nallow_origins; k++)
 			link_string_match(l, &r->cors->allow_origins[k], false);
@@ -1173,14 +1175,14 @@ static bool link_route_on_gateway(struct link *l, const struct http_route *r)
 	for (size_t k = 0; k < r->nmatches; k++) {
 		const struct http_match *m = &r->matches[k];
 
-		if (m->gateways.n == 0)
+		if (m->more->gateways.n == 0)
 			return true;
-		for (size_t g = 0; g < m->gateways.n; g++) {
+		for (size_t g = 0; g < m->more->gateways.n; g++) {
 			struct gw_info *gi;
 
-			if (strcmp(m->gateways.v[g], "mesh") == 0)
+			if (strcmp(m->more->gateways.v[g], "mesh") == 0)
 				continue;
-			gi = link_map_get(&l->gateways, m->gateways.v[g]);
+			gi = link_map_get(&l->gateways, m->more->gateways.v[g]);
 			if (gi != NULL && gi->gw->served)
 				return true;
 		}
@@ -1206,9 +1208,10 @@ static bool link_route_matches_all(const struct http_route *r)
 	for (size_t k = 0; k < r->nmatches; k++) {
 		const struct http_match *m = &r->matches[k];
 
-		if (m->scheme.kind == SM_NONE && m->method.kind == SM_NONE &&
-		    m->authority.kind == SM_NONE && m->nheaders == 0 && m->nwithout_headers == 0 &&
-		    m->nquery_params == 0 && m->port == 0 && m->gateways.n == 0 &&
+		if (m->more->scheme.kind == SM_NONE && m->more->method.kind == SM_NONE &&
+		    m->more->authority.kind == SM_NONE && m->nheaders == 0 &&
+		    m->more->nwithout_headers == 0 && m->more->nquery_params == 0 && m->port == 0 &&
+		    m->more->gateways.n == 0 &&
 		    (m->uri.kind == SM_NONE ||
 		     (m->uri.kind == SM_PREFIX && m->uri.len == 1 && m->uri.value[0] == '/')))
 			return true;
@@ -1242,18 +1245,18 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 		for (size_t k = 0; k < r->nmatches; k++) {
 			struct http_match *m = &r->matches[k];
 
-			if (m->source_labels.n > 0)
+			if (m->more->source_labels.n > 0)
 				diag_error(l->d, link_at(m->node, "sourceLabels"),
 					   "sourceLabels selects sidecar workloads; it is not "
 					   "supported on a gateway");
-			if (m->source_namespace != NULL)
+			if (m->more->source_namespace != NULL)
 				diag_error(l->d, link_at(m->node, "sourceNamespace"),
 					   "sourceNamespace selects sidecar workloads; it is not "
 					   "supported on a gateway");
-			for (size_t h = 0; h < m->nheaders + m->nwithout_headers; h++) {
+			for (size_t h = 0; h < m->nheaders + m->more->nwithout_headers; h++) {
 				const struct header_match *hm =
 				    h < m->nheaders ? &m->headers[h]
-						    : &m->without_headers[h - m->nheaders];
+						    : &m->more->without_headers[h - m->nheaders];
 
 				/* A claim is no request header: matching it as one would
 				 * silently never match. */

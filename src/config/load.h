@@ -23,6 +23,7 @@ void config_load_done(struct cfg_set *set);
  * every route starts with, so none of those pointers is ever NULL (virtualservice.c). */
 void cfg_vs_route_init(struct http_route *r);
 void cfg_vs_dest_init(struct route_destination *rd);
+void cfg_vs_match_init(struct http_match *m);
 
 /* Main config decoder (mainconf.c): fills set->main from the main file's root map. */
 void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,

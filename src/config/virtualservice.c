@@ -90,6 +90,7 @@ static const struct http_retry vs_no_retries = {.attempts = -1};
 static const struct http_fault vs_no_fault;
 static const struct cors_policy vs_no_cors = {.allow_credentials = -1};
 static const struct headers_ops vs_no_headers;
+static const struct http_match_more vs_no_more;
 
 /* The model's pointers are not const because decoders and link fill the policies a route
  * has; these empty ones are never written (a write would fault: they are read-only). */
@@ -106,6 +107,19 @@ void cfg_vs_route_init(struct http_route *r)
 void cfg_vs_dest_init(struct route_destination *rd)
 {
 	rd->headers = (struct headers_ops *)&vs_no_headers;
+}
+
+void cfg_vs_match_init(struct http_match *m)
+{
+	m->more = (struct http_match_more *)&vs_no_more;
+}
+
+static bool vs_more_empty(const struct http_match_more *mm)
+{
+	return mm->scheme.kind == SM_NONE && mm->method.kind == SM_NONE &&
+	       mm->authority.kind == SM_NONE && mm->nwithout_headers == 0 &&
+	       mm->nquery_params == 0 && mm->gateways.n == 0 && mm->source_labels.n == 0 &&
+	       mm->source_namespace == NULL;
 }
 
 /* A route's own copy of a policy it has. */
@@ -350,11 +364,14 @@ static bool vs_gateway_names(struct vs_ctx *c, struct node *n, const struct str_
 static bool vs_http_match(struct vs_ctx *c, struct node *n, struct http_match *m,
 			  const char **stat_prefix)
 {
+	struct http_match_more mm;
 	struct node *x, *gw;
 	bool ok = true, caseless = false;
 	const char *s;
 
 	memset(m, 0, sizeof(*m));
+	memset(&mm, 0, sizeof(mm));
+	cfg_vs_match_init(m);
 	if (!node_want_map(c->d, n))
 		return false;
 	m->node = n;
@@ -363,20 +380,20 @@ static bool vs_http_match(struct vs_ctx *c, struct node *n, struct http_match *m
 		ok &= node_bool(c->d, x, &m->ignore_uri_case);
 	caseless = m->ignore_uri_case;
 	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "uri"), &m->uri, caseless);
-	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "scheme"), &m->scheme, false);
-	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "method"), &m->method, false);
-	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "authority"), &m->authority, false);
+	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "scheme"), &mm.scheme, false);
+	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "method"), &mm.method, false);
+	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "authority"), &mm.authority, false);
 	ok &=
 	    vs_header_matches(c, node_get(n, "headers"), VS_HDR_HEADERS, &m->headers, &m->nheaders);
 	ok &= vs_header_matches(c, node_get(n, "withoutHeaders"), VS_HDR_WITHOUT,
-				&m->without_headers, &m->nwithout_headers);
-	ok &= vs_header_matches(c, node_get(n, "queryParams"), VS_HDR_QUERY, &m->query_params,
-				&m->nquery_params);
+				&mm.without_headers, &mm.nwithout_headers);
+	ok &= vs_header_matches(c, node_get(n, "queryParams"), VS_HDR_QUERY, &mm.query_params,
+				&mm.nquery_params);
 	ok &= cfg_decode_port(c->d, node_get(n, "port"), &m->port);
-	ok &= cfg_decode_labels(c->p, c->d, node_get(n, "sourceLabels"), &m->source_labels);
+	ok &= cfg_decode_labels(c->p, c->d, node_get(n, "sourceLabels"), &mm.source_labels);
 	gw = node_get(n, "gateways");
-	if (cfg_decode_str_list(c->p, c->d, gw, &m->gateways, false))
-		ok &= vs_gateway_names(c, gw, &m->gateways);
+	if (cfg_decode_str_list(c->p, c->d, gw, &mm.gateways, false))
+		ok &= vs_gateway_names(c, gw, &mm.gateways);
 	else
 		ok = false;
 	if ((x = node_get(n, "sourceNamespace")) != NULL && node_str(c->d, x, &s)) {
@@ -384,7 +401,7 @@ static bool vs_http_match(struct vs_ctx *c, struct node *n, struct http_match *m
 			diag_error(c->d, x, "sourceNamespace match %s is invalid", s);
 			ok = false;
 		}
-		m->source_namespace = s;
+		mm.source_namespace = s;
 	} else if (x != NULL) {
 		ok = false;
 	}
@@ -395,6 +412,10 @@ static bool vs_http_match(struct vs_ctx *c, struct node *n, struct http_match *m
 		ok = false;
 	}
 	node_check_unknown(c->d, n);
+	if (!vs_more_empty(&mm)) {
+		m->more = pool_alloc(c->p, sizeof(*m->more));
+		*m->more = mm;
+	}
 	return ok;
 }
 
@@ -1346,12 +1367,14 @@ static void vs_ghost(struct pool *p, struct cfg_vs *vs)
 
 			m->node = node_ghost(p, m->node);
 			vs_ghost_sm(p, &m->uri);
-			vs_ghost_sm(p, &m->scheme);
-			vs_ghost_sm(p, &m->method);
-			vs_ghost_sm(p, &m->authority);
 			vs_ghost_headers(p, m->headers, m->nheaders);
-			vs_ghost_headers(p, m->without_headers, m->nwithout_headers);
-			vs_ghost_headers(p, m->query_params, m->nquery_params);
+			if (m->more == &vs_no_more)
+				continue; /* read-only, and no nodes */
+			vs_ghost_sm(p, &m->more->scheme);
+			vs_ghost_sm(p, &m->more->method);
+			vs_ghost_sm(p, &m->more->authority);
+			vs_ghost_headers(p, m->more->without_headers, m->more->nwithout_headers);
+			vs_ghost_headers(p, m->more->query_params, m->more->nquery_params);
 		}
 		vs_ghost_dests(p, r->route, r->nroute);
 		for (j = 0; j < r->nmirrors; j++)

@@ -366,8 +366,8 @@ static void test_decoded_model(void **state)
 	assert_string_equal(m->headers[0].name, "x-canary");
 	assert_int_equal(m->headers[0].m.kind, SM_REGEX);
 	assert_true(m->headers[1].present_only);
-	assert_int_equal(m->nquery_params, 1);
-	assert_int_equal(m->nwithout_headers, 1);
+	assert_int_equal(m->more->nquery_params, 1);
+	assert_int_equal(m->more->nwithout_headers, 1);
 	assert_int_equal(m->port, 80);
 	assert_string_equal(r->stat_prefix, "api");
 	assert_int_equal(r->nroute, 2);
