@@ -104,8 +104,15 @@ void node_rebuild_release(struct node_rebuild *rb);
 /* A small stand-in for n (NULL for NULL) allocated from p, valid after n's tree is dropped. */
 struct node *node_ghost(struct pool *p, struct node *n);
 /* The full node a ghost stands for (n itself otherwise), rebuilding its document when needed.
- * When the file changed since it was loaded, a childless node at the ghost's position. */
-struct node *node_real(const struct node *n);
+ * When the file changed since it was loaded, a childless node at the ghost's position.
+ * Inline: every getter starts with it. */
+struct node *node_rebuilt(const struct node *ghost);
+static inline struct node *node_real(const struct node *n)
+{
+	if (n == NULL || n->type != NODE_GHOST)
+		return (struct node *)n;
+	return node_rebuilt(n);
+}
 
 /* Map lookup: returns the value or NULL when absent; marks the key used.
  * map may be NULL (returns NULL) so optional sub-objects chain naturally. */

@@ -1080,15 +1080,12 @@ static struct node *yaml_find_ord(struct node *n, uint32_t ord)
 	return NULL;
 }
 
-struct node *node_real(const struct node *n)
+struct node *node_rebuilt(const struct node *n)
 {
-	struct node_doc *doc;
+	struct node_doc *doc = n->doc;
 	struct node *r = NULL, *stub;
 	struct pool *p;
 
-	if (n == NULL || n->type != NODE_GHOST)
-		return (struct node *)n;
-	doc = n->doc;
 	if (doc->root != NULL) {
 		r = yaml_find_ord(doc->root, n->ord);
 	} else if (doc->rb != NULL) {
