@@ -263,7 +263,14 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 			at = lit(line, at, "\",\"requested_server_name\":null,\"route_name\":\"");
 		}
 		at = puts0(line, at, e->route_name, true);
-		at = lit(line, at, "\"}");
+		if (e->downstream_alpn_len > 0) {
+			at = lit(line, at, "\",\"downstream_tls_alpn\":\"");
+			at = put(line, at, (const char *)e->downstream_alpn, e->downstream_alpn_len,
+				 true);
+			at = lit(line, at, "\"}");
+		} else {
+			at = lit(line, at, "\",\"downstream_tls_alpn\":null}");
+		}
 	}
 	line[at++] = '\n';
 	if (b->len + at > sizeof(b->data))

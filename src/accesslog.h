@@ -35,6 +35,10 @@ struct accesslog_entry {
 	const char *downstream_local, *downstream_remote;
 	const char *requested_server_name; /* SNI, validated (clienthello_host_valid) */
 	size_t requested_server_name_len;
+	/* ALPN protocol the client's TLS handshake negotiated (our pick among its offers);
+	 * JSON only: the text format stays Istio's field for field */
+	const unsigned char *downstream_alpn;
+	size_t downstream_alpn_len;
 };
 
 void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e);

@@ -131,18 +131,18 @@ bool affinity_key(const struct consistent_hash *ch, const struct http1_request *
 size_t affinity_set_cookie(const struct consistent_hash *ch, const char *value, char *out,
 			   size_t cap)
 {
+	/* Envoy's form: name="value"; Max-Age=N; Path=P; attributes; HttpOnly (no Max-Age:
+	 * a session cookie) */
+	const char *path = ch->cookie_path != NULL ? ch->cookie_path : "";
+	const char *attrs = ch->cookie_attrs != NULL ? ch->cookie_attrs : "";
 	int n;
 
-	/* Envoy's form: name="value"; Max-Age=N; Path=P; HttpOnly (no Max-Age: a session
-	 * cookie) */
 	if (ch->cookie_ttl_us > 0)
-		n = snprintf(out, cap, "set-cookie: %s=\"%s\"; Max-Age=%llu%s%s; HttpOnly\r\n",
+		n = snprintf(out, cap, "set-cookie: %s=\"%s\"; Max-Age=%llu%s%s%s; HttpOnly\r\n",
 			     ch->name, value, (unsigned long long)(ch->cookie_ttl_us / 1000000),
-			     ch->cookie_path != NULL ? "; Path=" : "",
-			     ch->cookie_path != NULL ? ch->cookie_path : "");
+			     *path != '\0' ? "; Path=" : "", path, attrs);
 	else
-		n = snprintf(out, cap, "set-cookie: %s=\"%s\"%s%s; HttpOnly\r\n", ch->name, value,
-			     ch->cookie_path != NULL ? "; Path=" : "",
-			     ch->cookie_path != NULL ? ch->cookie_path : "");
+		n = snprintf(out, cap, "set-cookie: %s=\"%s\"%s%s%s; HttpOnly\r\n", ch->name, value,
+			     *path != '\0' ? "; Path=" : "", path, attrs);
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }

@@ -65,6 +65,10 @@ struct cluster_state {
 	atomic_uint retries_active; /* retries in flight */
 	atomic_uint ejected;        /* endpoints ejected now */
 	atomic_uint hc_failed;      /* endpoints failing active health checks now */
+	/* Bumped whenever an endpoint leaves or re-enters service (ejection, return, health
+	 * check verdict): workers cache what they derive from the endpoints' state (locality
+	 * rank loads, slow start) and recompute only when it moves. */
+	atomic_uint gen;
 	/* counters for the admin endpoint and metrics */
 	atomic_uint_fast64_t cx_overflow, rq_pending_overflow, rq_overflow, retry_overflow;
 	atomic_uint_fast64_t ejections_total;
@@ -93,6 +97,19 @@ void clusterstate_each_route(void (*fn)(const struct cluster_state *cs, const ch
 			     void *arg);
 /* Free every state (at exit, after the workers stopped). */
 void clusterstate_free_all(void);
+
+/* An endpoint of cs left or re-entered service: invalidate the workers' caches. */
+static inline void clusterstate_changed(struct cluster_state *cs)
+{
+	if (cs != NULL)
+		atomic_fetch_add_explicit(&cs->gen, 1, memory_order_release);
+}
+
+/* The generation to compare a cache with (0 when cs is NULL: nothing ever changes). */
+static inline unsigned clusterstate_gen(const struct cluster_state *cs)
+{
+	return cs != NULL ? atomic_load_explicit(&cs->gen, memory_order_acquire) : 0;
+}
 
 /* Counted admission: add one to *counter unless that would exceed max (0 = unlimited).
  * Returns true when admitted. */

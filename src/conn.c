@@ -15,8 +15,6 @@
 #include <openssl/ssl.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "accesslog.h"
@@ -28,6 +26,7 @@
 #include "proxy.h"
 #include "request.h"
 #include "snapshot.h"
+#include "stream.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -35,9 +34,9 @@
  * bytes the upstream is not taking yet): the client's TCP window does the rest. */
 #define CONN_READ_HIGH_WM (256 * 1024)
 
-static void conn_read_cb(struct bufferevent *bev, void *arg);
-static void conn_write_cb(struct bufferevent *bev, void *arg);
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_read_cb(struct stream *st, void *arg);
+static void conn_write_cb(struct stream *st, void *arg);
+static void conn_event_cb(struct stream *st, short what, void *arg);
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct conn *c);
 
@@ -161,25 +160,16 @@ void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
 		 * callback switches to the server the SNI selects. */
 		ERR_clear_error();
 		c->ssl = SSL_new(tls->front);
-		c->bev = c->ssl == NULL ? NULL
-					: bufferevent_openssl_socket_new(w->base, fd, c->ssl,
-									 BUFFEREVENT_SSL_ACCEPTING,
-									 BEV_OPT_CLOSE_ON_FREE);
-		if (c->bev == NULL && c->ssl != NULL) {
-			SSL_free(c->ssl);
-			c->ssl = NULL;
-		}
-		if (c->bev != NULL)
-			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+		if (c->ssl == NULL)
+			evutil_closesocket(fd);
+		else
+			c->st = stream_tls_new(w->base, fd, c->ssl, true);
 	} else {
-		c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		c->st = stream_socket_new(w->base, fd);
 	}
 	c->timer = evtimer_new(w->base, conn_timer_cb, c);
-	if (c->bev == NULL || c->timer == NULL) {
-		if (c->bev != NULL)
-			bufferevent_free(c->bev);
-		else
-			evutil_closesocket(fd);
+	if (c->st == NULL || c->timer == NULL) {
+		stream_free(c->st); /* closes fd; a failed stream_*_new closed it already */
 		if (c->timer != NULL)
 			event_free(c->timer);
 		free(c);
@@ -191,9 +181,9 @@ void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
 		c->hs_ws = ws;
 	else
 		worker_snap_unpin(ws);
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH_WM);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	stream_setcb(c->st, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	stream_setwatermark(c->st, EV_READ, 0, CONN_READ_HIGH_WM);
+	stream_enable(c->st, EV_READ | EV_WRITE);
 	LIST_INSERT_HEAD(&w->conns, c, entry);
 	w->nconns++;
 	atomic_fetch_add_explicit(&mg_total_conns, 1, memory_order_relaxed);
@@ -220,7 +210,7 @@ void conn_close(struct conn *c, const char *why)
 		SSL_set_shutdown(c->ssl, SSL_RECEIVED_SHUTDOWN);
 		SSL_shutdown(c->ssl);
 	}
-	bufferevent_free(c->bev);
+	stream_free(c->st);
 	free(c->xfcc);
 	worker_snap_unpin(c->hs_ws);
 	free(c);
@@ -229,7 +219,7 @@ void conn_close(struct conn *c, const char *why)
 
 void conn_drain(struct conn *c)
 {
-	if (c->ex == NULL && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (c->ex == NULL && stream_output_len(c->st) == 0)
 		conn_close(c, "draining");
 	/* else: the exchange in progress answers with Connection: close, then we close. */
 }
@@ -248,14 +238,14 @@ const char *conn_xfcc(struct conn *c)
 
 void conn_read_more(struct conn *c)
 {
-	bufferevent_enable(c->bev, EV_READ);
+	stream_enable(c->st, EV_READ);
 }
 
 /* Parse and dispatch request heads from the input buffer while no exchange is running.
  * A loop, not recursion, so a long pipeline of local replies cannot grow the stack. */
 static void conn_process(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->st);
 
 	while (c->ex == NULL && !c->close_after_flush) {
 		if (evbuffer_get_length(in) == 0) {
@@ -302,7 +292,7 @@ bool conn_exchange_end(struct conn *c)
 	if (!keep) {
 		/* The reply is in the output buffer; conn_write_cb closes once it is sent. */
 		c->close_after_flush = true;
-		bufferevent_disable(c->bev, EV_READ);
+		stream_disable(c->st, EV_READ);
 		return false;
 	}
 	conn_wait_idle(c);
@@ -312,15 +302,15 @@ bool conn_exchange_end(struct conn *c)
 void conn_exchange_done(struct conn *c)
 {
 	if (!conn_exchange_end(c)) {
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		if (stream_output_len(c->st) == 0)
 			conn_close(c, "exchange done, not keep-alive");
 		return;
 	}
-	bufferevent_enable(c->bev, EV_READ);
+	stream_enable(c->st, EV_READ);
 	conn_process(c);
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *arg)
+static void conn_read_cb(struct stream *st, void *arg)
 {
 	struct conn *c = arg;
 
@@ -331,7 +321,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 	conn_process(c);
 }
 
-static void conn_write_cb(struct bufferevent *bev, void *arg)
+static void conn_write_cb(struct stream *st, void *arg)
 {
 	struct conn *c = arg;
 
@@ -343,7 +333,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 		proxy_client_drained(c->ex);
 }
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+static void conn_event_cb(struct stream *st, short what, void *arg)
 {
 	struct conn *c = arg;
 
@@ -367,7 +357,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		 * resets the stream (DC) and so do we, so the upstream stops working for
 		 * nobody.  Only when pipelined requests are still buffered is the close read
 		 * as a half-close that waits for the answers. */
-		if (c->ex->req_done && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		if (c->ex->req_done && evbuffer_get_length(stream_input(c->st)) > 0)
 			return;
 		exchange_flag(c->ex, "DC");
 		c->ex->details = "downstream_remote_disconnect";
@@ -380,6 +370,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if ((what & BEV_EVENT_ERROR) && c->ssl != NULL && !c->handshake_done) {
 		METRIC_INC(&c->w->metrics, downstream_cx_ssl_handshake_error);
+		c->w->metrics.tls_fail[tls_failure_kind(c->ssl)]++;
 		log_info("TLS handshake from %s failed: %s", c->peer, tls_failure_reason(c->ssl));
 		conn_close(c, "TLS handshake failed");
 		return;

@@ -11,7 +11,7 @@
 
 struct worker;
 struct wlistener;
-struct bufferevent;
+struct stream;
 struct event;
 struct exchange;
 
@@ -24,7 +24,7 @@ enum conn_wait {
 struct conn {
 	LIST_ENTRY(conn) entry;
 	struct worker *w;
-	struct bufferevent *bev;
+	struct stream *st;
 	uint64_t id;
 	uint32_t port;
 	char lkey[80];
@@ -37,7 +37,7 @@ struct conn {
 	bool close_after_flush;
 	bool peer_eof;
 	struct event *timer;
-	struct ssl_st *ssl; /* TLS-terminating listeners; owned by bev */
+	struct ssl_st *ssl; /* TLS-terminating listeners; owned by st */
 	bool handshake_done;
 	bool xfcc_done;
 	char *xfcc;          /* the client certificate's x-forwarded-client-cert value, or NULL */

@@ -17,8 +17,6 @@
 #include <openssl/ssl.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "clusterstate.h"
@@ -26,6 +24,7 @@
 #include "exchange.h"
 #include "log.h"
 #include "snapshot.h"
+#include "stream.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -201,7 +200,7 @@ void connpool_close(struct upconn *uc)
 		SSL_shutdown(uc->ssl);
 		ERR_clear_error();
 	}
-	bufferevent_free(uc->bev);
+	stream_free(uc->st);
 	if (uc->counted != NULL)
 		clusterstate_release(&uc->counted->cx_active);
 	free(uc);
@@ -232,11 +231,10 @@ struct upconn *connpool_get_idle(struct connpool *p, struct upstream_host *h)
 	return uc;
 }
 
-/* A TLS bufferevent in connecting state, the socket made by bufferevent_socket_connect()
- * (libevent's documented way for OpenSSL bufferevents). */
-static struct bufferevent *connpool_tls_bev(struct connpool *p, struct upstream_host *h, SSL **out)
+/* A TLS stream in connecting state (the socket is made by stream_connect). */
+static struct stream *connpool_tls_stream(struct connpool *p, struct upstream_host *h, SSL **out)
 {
-	struct bufferevent *bev;
+	struct stream *st;
 	SSL *ssl;
 
 	ERR_clear_error();
@@ -245,42 +243,25 @@ static struct bufferevent *connpool_tls_bev(struct connpool *p, struct upstream_
 		log_warnx("cannot prepare TLS to upstream %s (%s)", h->name, h->tls_name);
 		return NULL;
 	}
-	/* With BEV_OPT_CLOSE_ON_FREE libevent owns ssl from here, also when this fails. */
-	bev = bufferevent_openssl_socket_new(p->w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL)
-		return NULL;
-	/* A close without close_notify ends a body like a TCP close does (as in Envoy). */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	*out = ssl;
-	return bev;
+	if ((st = stream_tls_new(p->w->base, -1, ssl, false)) != NULL)
+		*out = ssl;
+	return st;
 }
 
 struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)
 {
 	struct upconn *uc;
-	int fd = -1, one = 1;
 
 	if (h->tls_id != 0 && h->tls_ctx == NULL)
 		return NULL; /* never plaintext where TLS is configured */
 	uc = calloc(1, sizeof(*uc));
 	if (uc == NULL)
 		return NULL;
-	if (h->tls_ctx != NULL) {
-		uc->bev = connpool_tls_bev(p, h, &uc->ssl);
-	} else {
-		fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			log_warn("socket for upstream %s", h->name);
-			free(uc);
-			return NULL;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		uc->bev = bufferevent_socket_new(p->w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	}
-	if (uc->bev == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (h->tls_ctx != NULL)
+		uc->st = connpool_tls_stream(p, h, &uc->ssl);
+	else
+		uc->st = stream_socket_new(p->w->base, -1);
+	if (uc->st == NULL) {
 		free(uc);
 		return NULL;
 	}
@@ -288,16 +269,11 @@ struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)
 	uc->pool = p;
 	uc->id = ++p->next_id;
 	uc->requests = 1;
-	if (bufferevent_socket_connect(uc->bev, (struct sockaddr *)&h->addr, (int)h->addrlen) !=
-	    0) {
+	if (stream_connect(uc->st, (struct sockaddr *)&h->addr, h->addrlen) != 0) {
 		/* Immediate failure (e.g. no route): the caller maps it to 503 UF. */
-		bufferevent_free(uc->bev);
+		stream_free(uc->st);
 		free(uc);
 		return NULL;
-	}
-	if (uc->ssl != NULL && (fd = bufferevent_getfd(uc->bev)) >= 0) {
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
 	h->ncx++;
 	return uc;
@@ -339,12 +315,12 @@ const char *connpool_tls_failure(struct upconn *uc, struct exchange *ex)
 
 /* An idle pooled connection must not receive anything: data or EOF means the upstream
  * closed it or broke protocol, so drop it. */
-static void idle_read_cb(struct bufferevent *bev, void *arg)
+static void idle_read_cb(struct stream *st, void *arg)
 {
 	connpool_close(arg);
 }
 
-static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
+static void idle_event_cb(struct stream *st, short what, void *arg)
 {
 	connpool_close(arg);
 }
@@ -375,10 +351,10 @@ void connpool_release(struct upconn *uc)
 		tv.tv_sec = (time_t)(s->set->main.timeouts.upstream_idle_us / 1000000);
 		tv.tv_usec = (suseconds_t)(s->set->main.timeouts.upstream_idle_us % 1000000);
 	}
-	bufferevent_setcb(uc->bev, idle_read_cb, NULL, idle_event_cb, uc);
-	bufferevent_setwatermark(uc->bev, EV_READ, 0, 0);
-	bufferevent_set_timeouts(uc->bev, &tv, NULL);
-	bufferevent_enable(uc->bev, EV_READ);
+	stream_setcb(uc->st, idle_read_cb, NULL, idle_event_cb, uc);
+	stream_setwatermark(uc->st, EV_READ, 0, 0);
+	stream_set_read_timeout(uc->st, &tv);
+	stream_enable(uc->st, EV_READ);
 	TAILQ_INSERT_TAIL(&h->idle, uc, idle_entry);
 	h->nidle++;
 	uc->idle = true;

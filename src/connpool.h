@@ -6,8 +6,8 @@
  *
  * TLS (DestinationRule tls): a host record in use keeps a reference on the SSL_CTX and
  * copies of the SNI name and session key, so its connections do not depend on the snapshot
- * that created them.  Connections are bufferevent_openssl sockets in connecting state; libevent
- * reports BEV_EVENT_CONNECTED once the handshake is done.  Sessions are resumed per host
+ * that created them.  Connections are TLS streams (stream.h) in connecting state; the
+ * stream reports BEV_EVENT_CONNECTED once the handshake is done.  Sessions are resumed per host
  * (SNI name and address).  A finished TLS connection is closed with close_notify, which
  * also keeps its session resumable. */
 #ifndef MG_CONNPOOL_H
@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 
 struct worker;
-struct bufferevent;
+struct stream;
 struct endpoint;
 struct connpool;
 struct exchange;
@@ -57,8 +57,8 @@ struct upstream_host {
 };
 
 struct upconn {
-	struct bufferevent *bev;
-	struct ssl_st *ssl; /* TLS origination; owned by bev */
+	struct stream *st;
+	struct ssl_st *ssl; /* TLS origination; owned by st */
 	bool tls_counted;   /* handshake counted in the metrics */
 	struct upstream_host *host;
 	struct connpool *pool;

@@ -21,6 +21,7 @@
 
 #include "accesslog.h"
 #include "admin.h"
+#include "certwatch.h"
 #include "config/diag.h"
 #include "config/link.h"
 #include "config/load.h"
@@ -30,6 +31,7 @@
 #include "log.h"
 #include "pool.h"
 #include "snapshot.h"
+#include "tls_ticket.h"
 #include "worker.h"
 
 /* Listening sockets by "bind:port": one SO_REUSEPORT socket per worker, so the kernel
@@ -261,6 +263,8 @@ static int apply_snapshot(struct snapshot *s, bool initial)
 		log_warnx("out of memory attaching cluster state");
 		return -1;
 	}
+	/* Ticket keys first: the new generation's contexts seal tickets with them. */
+	tls_ticket_use(s->set->main.tls_ticket_keys);
 	snapshot_publish(s);
 	healthcheck_apply(ctl_base, s);
 	if (reconcile_listeners(s) != 0) {
@@ -281,8 +285,10 @@ static void do_reload(void)
 
 	notify_systemd("RELOADING=1");
 	log_info("reloading %s", ctl_main_path);
+	certwatch_begin();
 	s = load_snapshot(ctl_main_path, false, &nerrors);
 	if (s == NULL) {
+		certwatch_end(false);
 		log_warnx("reload failed: %d error%s; generation %llu keeps serving", nerrors,
 			  nerrors == 1 ? "" : "s", (unsigned long long)generation);
 		notify_systemd("READY=1");
@@ -294,11 +300,13 @@ static void do_reload(void)
 	snapshot_unref(old);
 	/* Bind new listeners before publishing so a port in use refuses the reload whole. */
 	if (apply_snapshot(s, false) != 0) {
+		certwatch_end(false);
 		log_warnx("reload failed: listeners could not be opened; the previous listeners "
 			  "stay open");
 		notify_systemd("READY=1");
 		return;
 	}
+	certwatch_end(true);
 	log_info("reload ok: config generation %llu live", (unsigned long long)generation);
 	notify_systemd("READY=1");
 }
@@ -307,6 +315,13 @@ static void do_reload(void)
 
 static void sighup_cb(evutil_socket_t sig, short what, void *arg)
 {
+	do_reload();
+}
+
+/* A certificate, key, CA, CRL or ticket key file of the configuration changed. */
+static void certwatch_cb(const char *path)
+{
+	log_info("TLS file %s changed", path);
 	do_reload();
 }
 
@@ -359,7 +374,9 @@ int control_run(const char *main_path)
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() != 0)
 		fatalx("libevent has no pthreads support");
+	certwatch_begin();
 	s = load_snapshot(main_path, false, &nerrors);
+	certwatch_end(s != NULL);
 	if (s == NULL) {
 		log_warnx("%s: configuration is invalid (%d error%s); not starting", main_path,
 			  nerrors, nerrors == 1 ? "" : "s");
@@ -378,6 +395,8 @@ int control_run(const char *main_path)
 	apply_snapshot(s, true);
 	if (admin_start(ctl_base, s->set->main.admin_address) != 0)
 		fatalx("cannot start the admin endpoint on %s", s->set->main.admin_address);
+	certwatch_start(ctl_base, certwatch_cb);
+	tls_ticket_start(ctl_base);
 	drop_privileges(s->set->main.user);
 	log_info("meshgate %s running: %d worker%s, config generation %llu live", PACKAGE_VERSION,
 		 n, n == 1 ? "" : "s", (unsigned long long)generation);
@@ -401,6 +420,8 @@ int control_run(const char *main_path)
 		free(ctl_listeners[i].key);
 	free(ctl_listeners);
 	healthcheck_stop();
+	certwatch_stop();
+	tls_ticket_stop();
 	s = snapshot_current();
 	snapshot_unref(s);
 	snapshot_publish_none();

@@ -74,6 +74,8 @@ struct exchange {
 	 * last try, and a copy of the request body sent so far for a replay */
 	unsigned tries;
 	const struct endpoint *prev_ep;
+	unsigned ranks_tried; /* locality ranks of the tries (bit per rank), for
+			       * retryRemoteLocalities */
 	struct evbuffer *replay;
 	bool replay_ok; /* replay holds every body byte sent upstream */
 	bool retries_exhausted;

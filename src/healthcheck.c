@@ -65,6 +65,8 @@ static void hc_set(struct checker *c, bool healthy)
 			atomic_store(&c->targets[i].es->in_service_since_us, clock_mono_us());
 		} else if (!was && !healthy)
 			atomic_fetch_add(&c->targets[i].cs->hc_failed, 1);
+		if (was != !healthy)
+			clusterstate_changed(c->targets[i].cs);
 	}
 	log_info("health check: %s is %s", c->name, healthy ? "healthy again" : "unhealthy");
 }
@@ -253,6 +255,7 @@ void healthcheck_apply(struct event_base *base, struct snapshot *s)
 		}
 		if (cl->state != NULL)
 			atomic_store(&cl->state->hc_failed, failed);
+		clusterstate_changed(cl->state);
 	}
 	/* first probes now, spread over a tenth of a second so they do not come in a burst */
 	for (size_t i = 0; i < nchecker; i++)

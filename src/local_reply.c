@@ -7,12 +7,12 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 
 #include "conn.h"
 #include "exchange.h"
 #include "local_reply.h"
 #include "request.h"
+#include "stream.h"
 #include "worker.h"
 
 const char *http_reason(int status)
@@ -105,7 +105,7 @@ void local_reply(struct exchange *ex, int status, const char *content_type, cons
 		 size_t body_len, const char *extra_headers, bool close)
 {
 	struct conn *c = ex->c;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = stream_output(c->st);
 	bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
 
 	if (close)

@@ -5,7 +5,10 @@
 #include <stdio.h>
 
 #include "metrics.h"
+#include "tls.h"
 #include "worker.h"
+
+_Static_assert(TLS_FAIL__COUNT <= METRICS_TLS_FAIL_KINDS, "metrics_shard.tls_fail too small");
 
 static const char *const metric_names[] = {
 #define MG_METRIC_NAME(name, type, help) #name,
@@ -39,5 +42,18 @@ void metrics_write_prometheus(FILE *out)
 		fprintf(out, "# HELP meshgate_%s %s\n# TYPE meshgate_%s %s\nmeshgate_%s %llu\n",
 			metric_names[m], metric_help[m], metric_names[m], metric_types[m],
 			metric_names[m], (unsigned long long)sum);
+	}
+	fputs("# HELP meshgate_downstream_cx_ssl_handshake_error_by_reason Failed TLS handshakes "
+	      "by reason\n# TYPE meshgate_downstream_cx_ssl_handshake_error_by_reason counter\n",
+	      out);
+	for (m = 0; m < TLS_FAIL__COUNT; m++) {
+		uint64_t sum = 0;
+
+		for (w = 0; w < nworkers; w++)
+			sum += __atomic_load_n(&workers[w]->metrics.tls_fail[m], __ATOMIC_RELAXED);
+		fprintf(
+		    out,
+		    "meshgate_downstream_cx_ssl_handshake_error_by_reason{reason=\"%s\"} %llu\n",
+		    tls_fail_name((enum tls_fail)m), (unsigned long long)sum);
 	}
 }

@@ -59,8 +59,12 @@ enum metric_id {
 	    M__COUNT
 };
 
+/* Failed downstream TLS handshakes by reason (enum tls_fail, tls.h): one labelled family. */
+#define METRICS_TLS_FAIL_KINDS 8
+
 struct metrics_shard {
 	uint64_t v[M__COUNT];
+	uint64_t tls_fail[METRICS_TLS_FAIL_KINDS];
 };
 
 #define METRIC_INC(shard, id) ((shard)->v[M_##id]++)

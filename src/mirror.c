@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "clock.h"
@@ -26,6 +25,7 @@
 #include "mirror.h"
 #include "outlier.h"
 #include "snapshot.h"
+#include "stream.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -86,8 +86,8 @@ enum mirror_outcome {
 	MO_DROP,  /* abandoned: output over the bound, or the request ended early */
 };
 
-static void mirror_read_cb(struct bufferevent *bev, void *arg);
-static void mirror_event_cb(struct bufferevent *bev, short what, void *arg);
+static void mirror_read_cb(struct stream *st, void *arg);
+static void mirror_event_cb(struct stream *st, short what, void *arg);
 static void mirror_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- pure helpers ---- */
@@ -401,13 +401,13 @@ static int mirror_connect(struct mirror *m, bool allow_pooled, struct upconn *re
 		mirror_timer_arm(m, connect_us < left ? connect_us : left);
 	}
 	m->uc = uc;
-	bufferevent_setcb(uc->bev, mirror_read_cb, NULL, mirror_event_cb, m);
-	bufferevent_setwatermark(uc->bev, EV_READ, 0, 0);
-	bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(uc->bev, NULL, NULL);
-	bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+	stream_setcb(uc->st, mirror_read_cb, NULL, mirror_event_cb, m);
+	stream_setwatermark(uc->st, EV_READ, 0, 0);
+	stream_setwatermark(uc->st, EV_WRITE, 0, 0);
+	stream_set_read_timeout(uc->st, NULL);
+	stream_enable(uc->st, EV_READ | EV_WRITE);
 	/* A copy: the head stays until the response starts, for a stale-connection retry. */
-	evbuffer_add(bufferevent_get_output(uc->bev), evbuffer_pullup(m->head, -1),
+	evbuffer_add(stream_output(uc->st), evbuffer_pullup(m->head, -1),
 		     evbuffer_get_length(m->head));
 	return MC_OK;
 }
@@ -511,10 +511,10 @@ static int mirror_discard_body(struct mirror *m, struct evbuffer *in)
 	return 0;
 }
 
-static void mirror_read_cb(struct bufferevent *bev, void *arg)
+static void mirror_read_cb(struct stream *st, void *arg)
 {
 	struct mirror *m = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = stream_input(st);
 	bool reusable;
 
 	if (!m->head_seen && mirror_response_head(m, in) <= 0)
@@ -524,8 +524,7 @@ static void mirror_read_cb(struct bufferevent *bev, void *arg)
 	/* Reusable only when both directions ended cleanly: an upstream that answered before
 	 * the whole request went out leaves the framing of the rest in doubt. */
 	reusable = !m->resp_close && m->resp_kind != HTTP1_BODY_UNTIL_CLOSE && m->body_done &&
-		   evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
-		   evbuffer_get_length(in) == 0;
+		   stream_output_len(st) == 0 && evbuffer_get_length(in) == 0;
 	/* maxRequestsPerConnection and maxConnectionDuration, as for the main requests */
 	if (reusable && m->lim != NULL &&
 	    ((m->lim->max_requests_per_connection > 0 &&
@@ -536,10 +535,10 @@ static void mirror_read_cb(struct bufferevent *bev, void *arg)
 	mirror_end(m, reusable ? MO_REUSE : MO_DONE, NULL);
 }
 
-static void mirror_event_cb(struct bufferevent *bev, short what, void *arg)
+static void mirror_event_cb(struct stream *st, short what, void *arg)
 {
 	struct mirror *m = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = stream_input(st);
 
 	if (what & BEV_EVENT_CONNECTED) {
 		m->connected = true;
@@ -703,7 +702,7 @@ void mirror_start(struct exchange *ex)
  * never the mirror. */
 static void mirror_check_pending(struct mirror *m)
 {
-	if (evbuffer_get_length(bufferevent_get_output(m->uc->bev)) > MIRROR_MAX_PENDING)
+	if (stream_output_len(m->uc->st) > MIRROR_MAX_PENDING)
 		mirror_end(m, MO_DROP, "more than 1 MiB of request pending");
 }
 
@@ -734,8 +733,7 @@ void mirror_body_buffer(struct exchange *ex, struct evbuffer *src, size_t n)
 
 			for (m = ex->mirrors; m != NULL; m = m->next)
 				if (mirror_wants_body(m) && m->req_kind == HTTP1_BODY_LENGTH)
-					evbuffer_add(bufferevent_get_output(m->uc->bev),
-						     v[i].iov_base, l);
+					evbuffer_add(stream_output(m->uc->st), v[i].iov_base, l);
 			done += l;
 		}
 		left -= done;
@@ -764,7 +762,7 @@ void mirror_body(struct exchange *ex, const void *data, size_t len)
 
 		if (!mirror_wants_body(m) || m->req_kind != HTTP1_BODY_CHUNKED)
 			continue;
-		out = bufferevent_get_output(m->uc->bev);
+		out = stream_output(m->uc->st);
 		evbuffer_add_printf(out, "%zx\r\n", len);
 		evbuffer_add(out, data, len);
 		evbuffer_add(out, "\r\n", 2);
@@ -780,7 +778,7 @@ void mirror_body_end(struct exchange *ex)
 	for (m = ex->mirrors; m != NULL; m = m->next) {
 		if (!mirror_wants_body(m) || m->req_kind != HTTP1_BODY_CHUNKED)
 			continue;
-		evbuffer_add(bufferevent_get_output(m->uc->bev), "0\r\n\r\n", 5);
+		evbuffer_add(stream_output(m->uc->st), "0\r\n\r\n", 5);
 		m->body_done = true;
 	}
 }

@@ -48,6 +48,7 @@ static void outlier_eject(const struct cluster *cl, struct endpoint_state *es,
 	atomic_store_explicit(&es->ejected_until_us, now_us + dur, memory_order_release);
 	atomic_fetch_add_explicit(&cs->ejected, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&cs->ejections_total, 1, memory_order_relaxed);
+	clusterstate_changed(cs);
 	atomic_store_explicit(&es->consecutive_5xx, 0, memory_order_relaxed);
 	atomic_store_explicit(&es->consecutive_gateway, 0, memory_order_relaxed);
 	atomic_store_explicit(&es->consecutive_local, 0, memory_order_relaxed);
@@ -115,11 +116,22 @@ bool outlier_out(const struct cluster *cl, const struct endpoint *ep, uint64_t n
 		/* back in service; the worker that flips the flag does the bookkeeping */
 		if (atomic_compare_exchange_strong(&es->ejected, &expected, false)) {
 			clusterstate_release(&cs->ejected);
+			clusterstate_changed(cs);
 			log_info("outlier detection: %s back in %s", ep->name, cl->name);
 		}
 	}
 	return cl->health_check != NULL &&
 	       atomic_load_explicit(&es->hc_failed, memory_order_relaxed);
+}
+
+uint64_t outlier_back_at(const struct cluster *cl, const struct endpoint *ep)
+{
+	struct endpoint_state *es = ep->state;
+
+	if (es == NULL || cl->outlier == NULL ||
+	    !atomic_load_explicit(&es->ejected, memory_order_relaxed))
+		return UINT64_MAX;
+	return atomic_load_explicit(&es->ejected_until_us, memory_order_acquire);
 }
 
 bool outlier_panic(const struct cluster *cl)

@@ -29,6 +29,10 @@ bool outlier_ejected(const struct cluster *cl, const struct endpoint *ep, uint64
 
 /* Out of service, the panic threshold not considered (locality ranks count with it). */
 bool outlier_out(const struct cluster *cl, const struct endpoint *ep, uint64_t now_us);
+/* When an endpoint that outlier_out found out of service returns by itself: the end of
+ * its ejection; UINT64_MAX when only an event can bring it back (a health check verdict,
+ * which bumps the cluster's generation). */
+uint64_t outlier_back_at(const struct cluster *cl, const struct endpoint *ep);
 /* Too few endpoints in service: Envoy's panic mode balances over all of them. */
 bool outlier_panic(const struct cluster *cl);
 

@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "affinity.h"
@@ -22,6 +21,7 @@
 #include "connpool.h"
 #include "cors.h"
 #include "exchange.h"
+#include "headbuf.h"
 #include "errors.h"
 #include "http1.h"
 #include "lb_hash.h"
@@ -36,6 +36,7 @@
 #include "retry.h"
 #include "router.h"
 #include "snapshot.h"
+#include "stream.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -48,9 +49,9 @@
 /* A request body is kept for a retry up to this size; a longer one is sent once. */
 #define RETRY_REPLAY_MAX (64 * 1024)
 
-static void up_read_cb(struct bufferevent *bev, void *arg);
-static void up_write_cb(struct bufferevent *bev, void *arg);
-static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+static void up_read_cb(struct stream *st, void *arg);
+static void up_write_cb(struct stream *st, void *arg);
+static void up_event_cb(struct stream *st, short what, void *arg);
 
 static const struct cfg_main *ex_main(const struct exchange *ex)
 {
@@ -139,14 +140,16 @@ static bool listed_in_connection(const struct conn_tokens *ct, const char *name,
 	return false;
 }
 
-static void add_header_ops(struct evbuffer *out, const struct header_op_list *ops)
+static void add_header_ops(struct headbuf *hb, const struct header_op_list *ops)
 {
 	size_t i;
 
 	for (i = 0; i < ops->set.n; i++)
-		evbuffer_add_printf(out, "%s: %s\r\n", ops->set.v[i].key, ops->set.v[i].value);
+		headbuf_header(hb, ops->set.v[i].key, strlen(ops->set.v[i].key),
+			       ops->set.v[i].value, strlen(ops->set.v[i].value));
 	for (i = 0; i < ops->add.n; i++)
-		evbuffer_add_printf(out, "%s: %s\r\n", ops->add.v[i].key, ops->add.v[i].value);
+		headbuf_header(hb, ops->add.v[i].key, strlen(ops->add.v[i].key),
+			       ops->add.v[i].value, strlen(ops->add.v[i].value));
 }
 
 static bool ops_drop(const struct header_op_list *ops, const char *name, size_t len)
@@ -203,7 +206,7 @@ static size_t rewrite_path(const struct http_route *route, const struct route_re
 static void build_upstream_head(struct exchange *ex, const struct http1_request *req,
 				const struct route_request *rq)
 {
-	struct evbuffer *b = ex->up_head;
+	struct headbuf hb;
 	const struct http_route *route = ex->route;
 	const struct headers_ops *dops = ex->rd->headers;
 	char path[8192];
@@ -217,16 +220,17 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		alen = rq->authority_len;
 	}
 	conn_tokens_parse(req->headers, req->nheaders, &ct);
-	evbuffer_add(b, req->method, req->method_len);
-	evbuffer_add(b, " ", 1);
-	evbuffer_add(b, path, plen);
+	headbuf_init(&hb, ex->up_head);
+	headbuf_add(&hb, req->method, req->method_len);
+	HEADBUF_LIT(&hb, " ");
+	headbuf_add(&hb, path, plen);
 	if (rq->query != NULL) {
-		evbuffer_add(b, "?", 1);
-		evbuffer_add(b, rq->query, rq->query_len);
+		HEADBUF_LIT(&hb, "?");
+		headbuf_add(&hb, rq->query, rq->query_len);
 	}
-	evbuffer_add(b, " HTTP/1.1\r\nhost: ", 17);
-	evbuffer_add(b, authority, alen);
-	evbuffer_add(b, "\r\n", 2);
+	HEADBUF_LIT(&hb, " HTTP/1.1\r\nhost: ");
+	headbuf_add(&hb, authority, alen);
+	HEADBUF_LIT(&hb, "\r\n");
 	for (i = 0; i < req->nheaders; i++) {
 		const struct http1_header *h = &req->headers[i];
 
@@ -241,36 +245,39 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		    ops_drop(&dops->request, h->name, h->name_len) ||
 		    listed_in_connection(&ct, h->name, h->name_len))
 			continue;
-		evbuffer_add(b, h->name, h->name_len);
-		evbuffer_add(b, ": ", 2);
-		evbuffer_add(b, h->value, h->value_len);
-		evbuffer_add(b, "\r\n", 2);
+		headbuf_header(&hb, h->name, h->name_len, h->value, h->value_len);
 	}
 	/* Envoy at the edge (use_remote_address) appends the peer to x-forwarded-for and sets
 	 * x-forwarded-proto from the listener. */
-	if (ex->xff != NULL)
-		evbuffer_add_printf(b, "x-forwarded-for: %.*s, %s\r\n", (int)ex->xff_len, ex->xff,
-				    ex->c->peer_ip);
-	else
-		evbuffer_add_printf(b, "x-forwarded-for: %s\r\n", ex->c->peer_ip);
-	evbuffer_add_printf(b, "x-forwarded-proto: %s\r\nx-request-id: %.*s\r\n", rq->scheme,
-			    (int)ex->request_id_len, ex->request_id);
+	HEADBUF_LIT(&hb, "x-forwarded-for: ");
+	if (ex->xff != NULL) {
+		headbuf_add(&hb, ex->xff, ex->xff_len);
+		HEADBUF_LIT(&hb, ", ");
+	}
+	headbuf_str(&hb, ex->c->peer_ip);
+	HEADBUF_LIT(&hb, "\r\nx-forwarded-proto: ");
+	headbuf_str(&hb, rq->scheme);
+	HEADBUF_LIT(&hb, "\r\n");
+	headbuf_header(&hb, "x-request-id", 12, ex->request_id, ex->request_id_len);
 	/* Istio's gateway default (SANITIZE_SET): a client's own x-forwarded-client-cert is
 	 * dropped above; a verified client certificate sets it. */
 	if (ex->c->ssl != NULL) {
 		const char *xfcc = conn_xfcc(ex->c);
 
 		if (xfcc != NULL)
-			evbuffer_add_printf(b, "x-forwarded-client-cert: %s\r\n", xfcc);
+			headbuf_header(&hb, "x-forwarded-client-cert", 23, xfcc, strlen(xfcc));
 	}
-	add_header_ops(b, &route->headers->request);
-	add_header_ops(b, &dops->request);
-	if (ex->req_kind == HTTP1_BODY_LENGTH)
-		evbuffer_add_printf(b, "content-length: %llu\r\n",
-				    (unsigned long long)ex->req_remaining);
-	else if (ex->req_kind == HTTP1_BODY_CHUNKED)
-		evbuffer_add(b, "transfer-encoding: chunked\r\n", 28);
-	evbuffer_add(b, "\r\n", 2);
+	add_header_ops(&hb, &route->headers->request);
+	add_header_ops(&hb, &dops->request);
+	if (ex->req_kind == HTTP1_BODY_LENGTH) {
+		HEADBUF_LIT(&hb, "content-length: ");
+		headbuf_u64(&hb, ex->req_remaining);
+		HEADBUF_LIT(&hb, "\r\n");
+	} else if (ex->req_kind == HTTP1_BODY_CHUNKED) {
+		HEADBUF_LIT(&hb, "transfer-encoding: chunked\r\n");
+	}
+	HEADBUF_LIT(&hb, "\r\n");
+	headbuf_flush(&hb);
 }
 
 static void timer_arm(struct exchange *ex, struct event **ev, event_callback_fn cb, uint64_t us)
@@ -414,7 +421,7 @@ static bool try_again(struct exchange *ex, bool wanted)
 	CLUSTER_COUNT(ex->cl, w->id, CC_RQ_RETRY);
 	/* no body bytes pile up while we wait: reading resumes when the next try starts */
 	if (!ex->req_done)
-		bufferevent_disable(ex->c->bev, EV_READ);
+		stream_disable(ex->c->st, EV_READ);
 	timer_arm(ex, &ex->backoff_timer, backoff_cb,
 		  retry_backoff_us(rp, ex->tries, worker_random(w)));
 	return true;
@@ -560,7 +567,7 @@ static void note_upstream_local(struct exchange *ex)
 
 	if (uc == NULL)
 		return;
-	fd = bufferevent_getfd(uc->bev);
+	fd = stream_getfd(uc->st);
 	if (uc->local[0] == '\0' && fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET) {
 			const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
@@ -581,11 +588,11 @@ static void note_upstream_local(struct exchange *ex)
 static void up_attach(struct exchange *ex, struct upconn *uc)
 {
 	ex->uc = uc;
-	bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, ex);
-	bufferevent_setwatermark(uc->bev, EV_WRITE, BP_LOW, 0);
-	bufferevent_setwatermark(uc->bev, EV_READ, 0, BP_HIGH / 4);
-	bufferevent_set_timeouts(uc->bev, NULL, NULL);
-	bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+	stream_setcb(uc->st, up_read_cb, up_write_cb, up_event_cb, ex);
+	stream_setwatermark(uc->st, EV_WRITE, BP_LOW, 0);
+	stream_setwatermark(uc->st, EV_READ, 0, BP_HIGH / 4);
+	stream_set_read_timeout(uc->st, NULL);
+	stream_enable(uc->st, EV_READ | EV_WRITE);
 }
 
 /* Get a connection (pooled first) and queue the request head on it. */
@@ -593,7 +600,7 @@ static void up_attach(struct exchange *ex, struct upconn *uc)
  * not a move: both stay until the response starts, for a retry. */
 static void up_send(struct exchange *ex)
 {
-	struct evbuffer *out = bufferevent_get_output(ex->uc->bev);
+	struct evbuffer *out = stream_output(ex->uc->st);
 
 	evbuffer_add(out, evbuffer_pullup(ex->up_head, -1), evbuffer_get_length(ex->up_head));
 	if (ex->req_started && ex->replay != NULL)
@@ -605,7 +612,7 @@ static void up_send(struct exchange *ex)
 
 static void up_keepalive(struct upconn *uc, const struct conn_pool_settings *lim)
 {
-	evutil_socket_t fd = bufferevent_getfd(uc->bev);
+	evutil_socket_t fd = stream_getfd(uc->st);
 	int on = 1, v;
 
 	if (fd < 0 || !lim->keepalive.given)
@@ -727,12 +734,17 @@ static int try_start(struct exchange *ex)
 		ep = &cl->endpoints[lb_hash_pick(cl->hash_table, cl->nendpoints, ex->hash_key,
 						 other ? ex->tries : 0)];
 	} else if (cl->nlevels > 1) {
-		/* locality ranks: the pick already skips what is out of service */
-		ep = locality_pick(w, cl, clock_mono_us());
+		/* locality ranks: the pick already skips what is out of service; a retry with
+		 * retryRemoteLocalities leaves the ranks tried */
+		unsigned skip =
+		    ex->tries > 0 && ex_retry(ex)->remote_localities ? ex->ranks_tried : 0;
+
+		ep = locality_pick_skip(w, cl, clock_mono_us(), skip);
 		for (int i = 0; other && ep != NULL && i < 5 && ep == ex->prev_ep; i++)
-			ep = locality_pick(w, cl, clock_mono_us());
+			ep = locality_pick_skip(w, cl, clock_mono_us(), skip);
 		if (ep == NULL)
 			return UP_NO_HEALTHY;
+		ex->ranks_tried |= 1u << locality_rank_of(cl, ep);
 	} else {
 		ep = upstream_pick(w, cl);
 		for (int i = 0; other && i < 5 && ep == ex->prev_ep; i++)
@@ -839,8 +851,7 @@ int proxy_start(struct exchange *ex, const struct http1_request *req,
 	 * the upstream connection is being set up. */
 	if (ex->expect_continue && ex->req_kind != HTTP1_BODY_NONE &&
 	    !(ex->req_kind == HTTP1_BODY_LENGTH && ex->req_remaining == 0))
-		evbuffer_add(bufferevent_get_output(ex->c->bev), "HTTP/1.1 100 Continue\r\n\r\n",
-			     25);
+		evbuffer_add(stream_output(ex->c->st), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	return 0;
 }
 
@@ -865,12 +876,12 @@ static void body_idle_timer(struct exchange *ex, bool on)
 	uint64_t us = ex_main(ex)->timeouts.request_body_idle_us;
 
 	if (!on) {
-		bufferevent_set_timeouts(ex->c->bev, NULL, NULL);
+		stream_set_read_timeout(ex->c->st, NULL);
 		return;
 	}
 	tv.tv_sec = (time_t)(us / 1000000);
 	tv.tv_usec = (suseconds_t)(us % 1000000);
-	bufferevent_set_timeouts(ex->c->bev, &tv, NULL);
+	stream_set_read_timeout(ex->c->st, &tv);
 }
 
 void proxy_client_timeout(struct exchange *ex)
@@ -886,17 +897,17 @@ void proxy_client_timeout(struct exchange *ex)
 void proxy_client_readable(struct exchange *ex)
 {
 	struct conn *c = ex->c;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->st);
 	struct evbuffer *out;
 	size_t avail;
 
 	if (ex->req_done || ex->uc == NULL)
 		return;
 	body_idle_timer(ex, true);
-	out = bufferevent_get_output(ex->uc->bev);
+	out = stream_output(ex->uc->st);
 	while (!ex->req_done && (avail = evbuffer_get_length(in)) > 0) {
 		if (evbuffer_get_length(out) > BP_HIGH) {
-			bufferevent_disable(c->bev, EV_READ); /* resumed by up_write_cb */
+			stream_disable(c->st, EV_READ); /* resumed by up_write_cb */
 			return;
 		}
 		if (ex->req_kind == HTTP1_BODY_LENGTH) {
@@ -956,7 +967,7 @@ void proxy_client_readable(struct exchange *ex)
 		body_idle_timer(ex, false);
 }
 
-static void up_write_cb(struct bufferevent *bev, void *arg)
+static void up_write_cb(struct stream *st, void *arg)
 {
 	struct exchange *ex = arg;
 
@@ -972,7 +983,7 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 static void write_response_head(struct exchange *ex, const struct http1_response *resp)
 {
 	struct conn *c = ex->c;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct headbuf hb;
 	const struct headers_ops *dops = ex->rd->headers;
 	const struct header_op_list *rops = &ex->route->headers->response;
 	size_t i;
@@ -981,12 +992,15 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		       !(resp->status >= 100 && resp->status < 200);
 
 	conn_tokens_parse(resp->headers, resp->nheaders, &ct);
-	evbuffer_add_printf(out, "HTTP/1.1 %d ", resp->status);
+	headbuf_init(&hb, stream_output(c->st));
+	HEADBUF_LIT(&hb, "HTTP/1.1 ");
+	headbuf_u64(&hb, (uint64_t)resp->status);
+	HEADBUF_LIT(&hb, " ");
 	if (resp->reason_len > 0)
-		evbuffer_add(out, resp->reason, resp->reason_len);
+		headbuf_add(&hb, resp->reason, resp->reason_len);
 	else
-		evbuffer_add_printf(out, "%s", http_reason(resp->status));
-	evbuffer_add(out, "\r\n", 2);
+		headbuf_str(&hb, http_reason(resp->status));
+	HEADBUF_LIT(&hb, "\r\n");
 	for (i = 0; i < resp->nheaders; i++) {
 		const struct http1_header *h = &resp->headers[i];
 
@@ -998,29 +1012,31 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		    (ex->cors == CORS_ACTUAL &&
 		     cors_replaces(ex->route->cors, h->name, h->name_len)))
 			continue;
-		evbuffer_add(out, h->name, h->name_len);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, h->value, h->value_len);
-		evbuffer_add(out, "\r\n", 2);
+		headbuf_header(&hb, h->name, h->name_len, h->value, h->value_len);
 	}
-	evbuffer_add_printf(out, "server: meshgate\r\nx-envoy-upstream-service-time: %lld\r\n",
-			    (long long)(ex->upstream_time_us / 1000));
-	add_header_ops(out, rops);
-	add_header_ops(out, &dops->response);
+	HEADBUF_LIT(&hb, "server: meshgate\r\nx-envoy-upstream-service-time: ");
+	headbuf_u64(&hb, ex->upstream_time_us > 0 ? (uint64_t)ex->upstream_time_us / 1000 : 0);
+	HEADBUF_LIT(&hb, "\r\n");
+	add_header_ops(&hb, rops);
+	add_header_ops(&hb, &dops->response);
 	if (ex->new_cookie[0] != '\0') {
-		char line[512];
+		char line[COOKIE_LINE_MAX];
 		size_t n =
 		    affinity_set_cookie(ex->cl->hash_policy, ex->new_cookie, line, sizeof(line));
 
-		evbuffer_add(out, line, n);
+		headbuf_add(&hb, line, n);
 	}
-	request_cors_response(ex, out);
+	if (ex->cors == CORS_ACTUAL) {
+		headbuf_flush(&hb);
+		request_cors_response(ex, hb.dst);
+	}
 	if (ex->resp_kind == HTTP1_BODY_LENGTH) {
-		evbuffer_add_printf(out, "content-length: %llu\r\n",
-				    (unsigned long long)ex->resp_remaining);
+		HEADBUF_LIT(&hb, "content-length: ");
+		headbuf_u64(&hb, ex->resp_remaining);
+		HEADBUF_LIT(&hb, "\r\n");
 	} else if (ex->resp_kind == HTTP1_BODY_CHUNKED || ex->resp_kind == HTTP1_BODY_UNTIL_CLOSE) {
 		if (ex->minor_version >= 1) {
-			evbuffer_add(out, "transfer-encoding: chunked\r\n", 28);
+			HEADBUF_LIT(&hb, "transfer-encoding: chunked\r\n");
 			ex->resp_chunked_out = true;
 		} else {
 			ex->resp_close_delimited = true; /* HTTP/1.0 client: body ends at close */
@@ -1030,10 +1046,11 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	if (!ex->req_done)
 		ex->client_keepalive = false; /* the upstream answered before the body ended */
 	if (!ex->client_keepalive || c->w->draining)
-		evbuffer_add(out, "connection: close\r\n", 19);
+		HEADBUF_LIT(&hb, "connection: close\r\n");
 	else if (ex->minor_version == 0)
-		evbuffer_add(out, "connection: keep-alive\r\n", 24);
-	evbuffer_add(out, "\r\n", 2);
+		HEADBUF_LIT(&hb, "connection: keep-alive\r\n");
+	HEADBUF_LIT(&hb, "\r\n");
+	headbuf_flush(&hb);
 	ex->resp_head_sent = true;
 	ex->status = resp->status;
 }
@@ -1041,10 +1058,10 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 static void response_done(struct exchange *ex)
 {
 	struct conn *c = ex->c;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = stream_output(c->st);
 	const struct conn_pool_settings *lim = ex->cl->pool_limits;
 	bool reusable = ex->upstream_reusable && ex->req_done && ex->uc != NULL &&
-			evbuffer_get_length(bufferevent_get_input(ex->uc->bev)) == 0;
+			evbuffer_get_length(stream_input(ex->uc->st)) == 0;
 
 	/* maxRequestsPerConnection (1 disables keep-alive) and maxConnectionDuration */
 	if (reusable && lim != NULL &&
@@ -1065,8 +1082,8 @@ static void response_done(struct exchange *ex)
 /* Move response body bytes; returns true when the exchange ended (ex is gone). */
 static bool move_body(struct exchange *ex)
 {
-	struct evbuffer *in = bufferevent_get_input(ex->uc->bev);
-	struct evbuffer *out = bufferevent_get_output(ex->c->bev);
+	struct evbuffer *in = stream_input(ex->uc->st);
+	struct evbuffer *out = stream_output(ex->c->st);
 	size_t avail = evbuffer_get_length(in);
 
 	switch (ex->resp_kind) {
@@ -1139,13 +1156,13 @@ static bool move_body(struct exchange *ex)
 		break;
 	}
 	if (evbuffer_get_length(out) > BP_HIGH)
-		bufferevent_disable(ex->uc->bev, EV_READ); /* resumed by proxy_client_drained */
+		stream_disable(ex->uc->st, EV_READ); /* resumed by proxy_client_drained */
 	return false;
 }
 
 static void handle_response_head(struct exchange *ex)
 {
-	struct evbuffer *in = bufferevent_get_input(ex->uc->bev);
+	struct evbuffer *in = stream_input(ex->uc->st);
 	struct http1_limits lim = {UP_MAX_HEAD, UP_MAX_HEAD, UP_MAX_HEADERS};
 	struct http1_header hdrs[UP_MAX_HEADERS];
 	struct http1_response resp;
@@ -1198,7 +1215,7 @@ static void handle_response_head(struct exchange *ex)
 	}
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg)
+static void up_read_cb(struct stream *st, void *arg)
 {
 	struct exchange *ex = arg;
 
@@ -1211,10 +1228,10 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
 void proxy_client_drained(struct exchange *ex)
 {
 	if (ex->uc != NULL && ex->resp_head_sent)
-		bufferevent_enable(ex->uc->bev, EV_READ);
+		stream_enable(ex->uc->st, EV_READ);
 }
 
-static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+static void up_event_cb(struct stream *st, short what, void *arg)
 {
 	struct exchange *ex = arg;
 	struct worker *w = ex->c->w;
@@ -1257,7 +1274,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 	 * upstream just as we reused it: retry once on a fresh connection when nothing of
 	 * the body was sent (RFC 9112 §9.3.1 allows it for such requests). */
 	if (ex->uc != NULL && ex->uc->reused && !ex->req_started && !ex->retried_stale &&
-	    evbuffer_get_length(bufferevent_get_input(ex->uc->bev)) == 0) {
+	    evbuffer_get_length(stream_input(ex->uc->st)) == 0) {
 		ex->retried_stale = true;
 		METRIC_INC(&w->metrics, upstream_rq_retry_stale);
 		connpool_close(ex->uc);

@@ -11,7 +11,6 @@
 #include <openssl/ssl.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "accesslog.h"
@@ -30,6 +29,7 @@
 #include "request.h"
 #include "router.h"
 #include "snapshot.h"
+#include "stream.h"
 #include "worker.h"
 
 _Static_assert(sizeof(struct msg_header) == sizeof(struct http1_header),
@@ -158,9 +158,12 @@ void request_finish(struct exchange *ex)
 	if (c->ssl != NULL) {
 		/* Checked by the SNI callback (tls_sni.c) before the handshake went on. */
 		const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+		unsigned int alen = 0;
 
 		e.requested_server_name = sni;
 		e.requested_server_name_len = sni != NULL ? strlen(sni) : 0;
+		SSL_get0_alpn_selected(c->ssl, &e.downstream_alpn, &alen);
+		e.downstream_alpn_len = alen;
 	}
 	accesslog_write(w->alog, &e);
 
@@ -596,7 +599,7 @@ static enum request_result fault_hold(struct exchange *ex, const struct http1_re
 {
 	const struct http_route *route = ex->route;
 	struct worker *w = ex->c->w;
-	struct evbuffer *in = bufferevent_get_input(ex->c->bev);
+	struct evbuffer *in = stream_input(ex->c->st);
 	struct timeval tv;
 	bool ok;
 
@@ -643,7 +646,7 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 					 struct http1_request *req, size_t head_len)
 {
 	struct worker *w = c->w;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->st);
 	struct route_request rq;
 	const struct vhost *vh;
 	const struct http_route *route;
@@ -827,7 +830,7 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 
 enum request_result request_begin(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->st);
 	struct snapshot *s = c->w->cur != NULL ? c->w->cur->snap : NULL;
 	struct http1_limits lim = {65536, 16384, 100};
 	struct http1_request req;

@@ -125,6 +125,7 @@ void retry_policy_compile(const struct http_retry *rt, struct retry_policy *rp)
 		rp->backoff_base_us = rt->backoff_us;
 	if (rt->ignore_previous_hosts == 0)
 		rp->ignore_previous_hosts = false;
+	rp->remote_localities = rt->retry_remote_localities;
 }
 
 static bool retry_code_listed(const struct retry_policy *rp, int status)

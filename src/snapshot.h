@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "config/model.h"
+#include "upstream.h"
 
 struct pool;
 struct tls_sni_table;
@@ -65,7 +66,14 @@ struct cluster {
 	unsigned nlevels;
 	struct {
 		uint32_t start, count;
-	} levels[5];
+		bool uniform; /* every endpoint of the rank has the same weight */
+	} levels[LB_RANKS];
+	/* Weighted picks without a sum per request (upstream_prepare, at link time):
+	 * cum[i] is the weight of endpoints[0 .. i-1], cum[nendpoints] the total, so any
+	 * range (a locality rank) is searched in O(log n).  uniform: every weight is the
+	 * same (the pick is then O(1)). */
+	const uint64_t *cum;
+	bool uniform;
 	struct cluster_state *state; /* attached before publication (clusterstate.h) */
 };
 

@@ -73,19 +73,23 @@ bool tls_has_reason(const SSL *ssl)
 	return tls_ex.ssl_reason >= 0 && SSL_get_ex_data(ssl, tls_ex.ssl_reason) != NULL;
 }
 
-void tls_set_reason(const SSL *ssl, const char *fmt, ...)
+/* The reason's text follows one byte holding its enum tls_fail. */
+void tls_set_reason(const SSL *ssl, enum tls_fail kind, const char *fmt, ...)
 {
-	char buf[256], *s;
+	char buf[257], *s;
 	va_list ap;
 
 	if (tls_ex.ssl_reason < 0 || tls_has_reason(ssl))
 		return;
+	buf[0] = (char)kind;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vsnprintf(buf + 1, sizeof(buf) - 1, fmt, ap);
 	va_end(ap);
 	/* Out of memory only loses the log detail, never the connection's fate. */
-	if ((s = strdup(buf)) == NULL)
+	if ((s = malloc(strlen(buf + 1) + 2)) == NULL)
 		return;
+	s[0] = buf[0];
+	strcpy(s + 1, buf + 1);
 	/* ex_data is our bookkeeping, not TLS state: callbacks that only get a const SSL
 	 * (the info callback) may still record into it. */
 	if (!SSL_set_ex_data((SSL *)ssl, tls_ex.ssl_reason, s))
@@ -93,10 +97,12 @@ void tls_set_reason(const SSL *ssl, const char *fmt, ...)
 }
 
 /* The error behind a fatal alert we are about to send, in words an operator can act on. */
-static const char *tls_alert_cause(const SSL *ssl, unsigned long err, char *buf, size_t size)
+static const char *tls_alert_cause(const SSL *ssl, unsigned long err, char *buf, size_t size,
+				   enum tls_fail *kind)
 {
 	const char *who = SSL_is_server(ssl) ? "client" : "upstream";
 
+	*kind = TLS_FAIL_OTHER;
 	if (ERR_GET_LIB(err) != ERR_LIB_SSL) {
 		const char *r = err != 0 ? ERR_reason_error_string(err) : NULL;
 
@@ -104,6 +110,7 @@ static const char *tls_alert_cause(const SSL *ssl, unsigned long err, char *buf,
 	}
 	switch (ERR_GET_REASON(err)) {
 	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+		*kind = TLS_FAIL_NO_CLIENT_CERT;
 		return "client certificate required";
 	case SSL_R_UNSUPPORTED_PROTOCOL:
 	case SSL_R_VERSION_TOO_LOW:
@@ -111,17 +118,22 @@ static const char *tls_alert_cause(const SSL *ssl, unsigned long err, char *buf,
 	case SSL_R_WRONG_VERSION_NUMBER:
 	case SSL_R_NO_PROTOCOLS_AVAILABLE:
 	case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+		*kind = TLS_FAIL_PROTOCOL;
 		snprintf(buf, size, "protocol version mismatch (%s)", ERR_reason_error_string(err));
 		return buf;
 	case SSL_R_NO_SHARED_CIPHER:
+		*kind = TLS_FAIL_CIPHER;
 		return "no shared cipher";
 	case SSL_R_NO_SUITABLE_KEY_SHARE:
 	case SSL_R_NO_SHARED_GROUPS:
+		*kind = TLS_FAIL_CIPHER;
 		return "no shared key exchange group";
 	case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
 	case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:
+		*kind = TLS_FAIL_CIPHER;
 		return "no shared signature algorithm";
 	case SSL_R_CERTIFICATE_VERIFY_FAILED:
+		*kind = TLS_FAIL_CLIENT_CERT_UNVERIFIED;
 		snprintf(buf, size, "%s certificate verify failed", who);
 		return buf;
 	default: {
@@ -148,22 +160,63 @@ static const char *tls_alert_name(int ret)
 	return SSL_alert_desc_string_long(ret);
 }
 
+/* A fatal alert the peer sent, by what it says. */
+static enum tls_fail tls_alert_kind(int ret)
+{
+	switch (ret & 0xff) {
+	case SSL_AD_PROTOCOL_VERSION:
+		return TLS_FAIL_PROTOCOL;
+	case SSL_AD_INSUFFICIENT_SECURITY:
+		return TLS_FAIL_CIPHER;
+	}
+	return TLS_FAIL_OTHER;
+}
+
 void tls_info_cb(const SSL *ssl, int where, int ret)
 {
+	enum tls_fail kind;
+	const char *cause;
 	char buf[160];
 
 	/* Every state change lands here: keep the common path to one test. */
 	if ((where & SSL_CB_ALERT) == 0 || (ret >> 8) != SSL3_AL_FATAL || tls_has_reason(ssl))
 		return;
 	if (where & SSL_CB_READ) {
-		tls_set_reason(ssl, "%s sent alert %s", SSL_is_server(ssl) ? "client" : "upstream",
-			       tls_alert_name(ret));
+		tls_set_reason(ssl, tls_alert_kind(ret), "%s sent alert %s",
+			       SSL_is_server(ssl) ? "client" : "upstream", tls_alert_name(ret));
 		return;
 	}
 	/* OpenSSL raises the error before it writes the alert (ossl_statem_fatal). */
-	tls_set_reason(ssl, "%s (alert %s)",
-		       tls_alert_cause(ssl, ERR_peek_last_error(), buf, sizeof(buf)),
-		       tls_alert_name(ret));
+	cause = tls_alert_cause(ssl, ERR_peek_last_error(), buf, sizeof(buf), &kind);
+	tls_set_reason(ssl, kind, "%s (alert %s)", cause, tls_alert_name(ret));
+}
+
+static const char *const tls_fail_names[TLS_FAIL__COUNT] = {
+    [TLS_FAIL_OTHER] = "other",
+    [TLS_FAIL_NO_SNI_MATCH] = "no_sni_match",
+    [TLS_FAIL_NO_CLIENT_CERT] = "no_client_cert",
+    [TLS_FAIL_CLIENT_CERT_UNVERIFIED] = "client_cert_unverified",
+    [TLS_FAIL_SAN_MISMATCH] = "san_mismatch",
+    [TLS_FAIL_PROTOCOL] = "protocol",
+    [TLS_FAIL_CIPHER] = "cipher",
+};
+
+const char *tls_fail_name(enum tls_fail k)
+{
+	return (unsigned)k < TLS_FAIL__COUNT ? tls_fail_names[k] : "other";
+}
+
+enum tls_fail tls_failure_kind(const SSL *ssl)
+{
+	const char *r;
+
+	if (ssl == NULL)
+		return TLS_FAIL_OTHER;
+	if (tls_ex.ssl_reason >= 0 && (r = SSL_get_ex_data(ssl, tls_ex.ssl_reason)) != NULL)
+		return (unsigned char)r[0] < TLS_FAIL__COUNT ? (enum tls_fail)r[0] : TLS_FAIL_OTHER;
+	if (SSL_get_verify_result(ssl) != X509_V_OK)
+		return TLS_FAIL_CLIENT_CERT_UNVERIFIED;
+	return TLS_FAIL_OTHER;
 }
 
 const char *tls_failure_reason(const SSL *ssl)
@@ -174,7 +227,7 @@ const char *tls_failure_reason(const SSL *ssl)
 	if (ssl == NULL)
 		return "no TLS session";
 	if (tls_ex.ssl_reason >= 0 && (r = SSL_get_ex_data(ssl, tls_ex.ssl_reason)) != NULL)
-		return r;
+		return r + 1;
 	if ((v = SSL_get_verify_result(ssl)) != X509_V_OK)
 		return X509_verify_cert_error_string(v);
 	return "handshake failed";

@@ -76,6 +76,10 @@ struct tls_sni_table {
  * that reads SNI, picks the entry (exact > longest wildcard > "*"; no SNI -> no_sni) and
  * SSL_set_SSL_CTX()s to it. The chosen entry is retrievable after the handshake. */
 int tls_sni_table_init(struct pool *p, struct tls_sni_table *t);
+/* Clients without SNI are served as if they had sent host (exact, wildcard or "*" entry,
+ * as a lookup finds it); false, and no change, when no entry matches.  After
+ * tls_sni_table_init() or tls_sni_table_index(). */
+bool tls_sni_table_default(struct tls_sni_table *t, const char *host);
 /* Only the lookup index (front stays NULL): a listener where every host is passed through. */
 void tls_sni_table_index(struct pool *p, struct tls_sni_table *t);
 /* Lookup needs tls_sni_table_init() first (it builds t->index); sni need not be
@@ -84,6 +88,21 @@ const struct tls_sni_entry *tls_sni_lookup(const struct tls_sni_table *t, const 
 					   size_t len);
 /* The entry the handshake selected (NULL before the client hello or when none matched). */
 const struct tls_sni_entry *tls_selected(const SSL *ssl);
+/* What kind of failure that was, for the handshake failure counters (a small fixed set, so
+ * the metric has few series).  Names are the metric's reason labels. */
+enum tls_fail {
+	TLS_FAIL_OTHER = 0,
+	TLS_FAIL_NO_SNI_MATCH,           /* no SNI and no default, unknown or invalid SNI */
+	TLS_FAIL_NO_CLIENT_CERT,         /* MUTUAL / ISTIO_MUTUAL without a client certificate */
+	TLS_FAIL_CLIENT_CERT_UNVERIFIED, /* chain, expiry, revocation */
+	TLS_FAIL_SAN_MISMATCH,           /* subjectAltNames or SPKI/hash pins */
+	TLS_FAIL_PROTOCOL,               /* protocol version, malformed hello */
+	TLS_FAIL_CIPHER,                 /* no shared cipher, group or signature algorithm */
+	TLS_FAIL__COUNT
+};
+enum tls_fail tls_failure_kind(const SSL *ssl);
+const char *tls_fail_name(enum tls_fail k);
+
 /* Why the last handshake on ssl failed, for the log ("no certificate for SNI x",
  * "client certificate required", "client certificate SAN mismatch", OpenSSL's reason).
  * Never NULL: "handshake failed" when nothing more precise is known (e.g. the peer just

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "config/model.h"
+#include "tls.h"
 
 struct pool;
 struct diag;
@@ -24,7 +25,7 @@ struct node;
 
 /* ex_data indexes, created once (tls_init). */
 struct tls_ex {
-	int ssl_reason;   /* char *: why the handshake failed (malloc'd, freed with the SSL) */
+	int ssl_reason;   /* char *: enum tls_fail byte, then why the handshake failed (malloc'd) */
 	int ssl_entry;    /* const struct tls_sni_entry *: the SNI selection */
 	int ssl_host;     /* char *: client session cache key (malloc'd, freed with the SSL) */
 	int ctx_policy;   /* struct tls_peer_policy * (owned by the SSL_CTX) */
@@ -37,7 +38,8 @@ int tls_init(void);
 
 /* Records why the handshake on ssl fails; the first reason wins (the root cause is the
  * first thing noticed, later alerts only echo it).  Allocates only on failure. */
-void tls_set_reason(const SSL *ssl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tls_set_reason(const SSL *ssl, enum tls_fail kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 bool tls_has_reason(const SSL *ssl);
 /* Info callback installed on every context: turns fatal alerts into reasons. */
 void tls_info_cb(const SSL *ssl, int where, int ret);

@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "certwatch.h"
 #include "pool.h"
 #include "config/diag.h"
 #include "config/model.h"
@@ -47,9 +48,14 @@ static BIO *tls_load_open(struct diag *d, const struct node *at, const char *wha
 
 	/* fopen() rather than BIO_new_file(): errno says why, in the operator's words. */
 	if ((f = fopen(path, "r")) == NULL) {
-		diag_error(d, at, "cannot read %s %s: %s", what, path, strerror(errno));
+		int e = errno;
+
+		certwatch_note(path, -1); /* its appearance will be a change */
+		diag_error(d, at, "cannot read %s %s: %s", what, path, strerror(e));
 		return NULL;
 	}
+	/* The identity of what is read now, not of what the path holds later. */
+	certwatch_note(path, fileno(f));
 	if ((b = BIO_new_fp(f, BIO_CLOSE)) == NULL) {
 		fclose(f);
 		diag_error(d, at, "cannot read %s %s: out of memory", what, path);
@@ -124,10 +130,12 @@ bool tls_load_cred(struct pool *p, struct diag *d, const struct node *at, const 
 	if (!need_cert)
 		return true;
 	if (out->cert == NULL) {
+		certwatch_note(pool_printf(p, "%s/tls.crt", dir), -1);
 		diag_error(d, at, "credential \"%s\": no tls.crt (or cert) in %s", name, dir);
 		return false;
 	}
 	if (out->key == NULL) {
+		certwatch_note(pool_printf(p, "%s/tls.key", dir), -1);
 		diag_error(d, at, "credential \"%s\": no tls.key (or key) in %s", name, dir);
 		return false;
 	}

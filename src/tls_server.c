@@ -20,6 +20,7 @@
 #include "config/node.h"
 #include "tls.h"
 #include "tls_int.h"
+#include "tls_ticket.h"
 
 /* One TLS 1.3 ticket per handshake (OpenSSL sends two by default).  Each ticket costs
  * ~6% of a full handshake (the session is DER-encoded, decoded and re-encoded, then
@@ -315,9 +316,10 @@ static bool tls_server_client_auth(struct pool *p, struct diag *d, const struct 
 }
 
 /* Sessions resume only on the server that created them: the session id context is a
- * digest of what the server is (address, hosts) and of its client-certificate policy, so
- * it is stable across reloads and processes (fleet-shared ticket keys) but changes when
- * the policy does. */
+ * digest of what the server is (port, hosts) and of its client-certificate policy, so it
+ * is stable across reloads and processes (fleet-shared ticket keys) but changes when the
+ * policy does.  The bind address is left out: members of a fleet listen on addresses of
+ * their own. */
 static bool tls_server_sid_ctx(struct pool *p, SSL_CTX *ctx, const struct gw_server *srv)
 {
 	const struct gw_tls *t = &srv->tls;
@@ -326,8 +328,8 @@ static bool tls_server_sid_ctx(struct pool *p, SSL_CTX *ctx, const struct gw_ser
 	const char *id;
 	size_t i;
 
-	id = pool_printf(p, "meshgate-server|%s|%u|%d|%s|%s", srv->bind ? srv->bind : "", srv->port,
-			 (int)t->mode, t->ca_certificates ? t->ca_certificates : "",
+	id = pool_printf(p, "meshgate-server|%u|%d|%s|%s", srv->port, (int)t->mode,
+			 t->ca_certificates ? t->ca_certificates : "",
 			 t->credential_name ? t->credential_name : "");
 	for (i = 0; i < srv->nhosts; i++)
 		id = pool_printf(p, "%s|h:%s/%s", id, srv->hosts[i].ns ? srv->hosts[i].ns : "",
@@ -373,6 +375,10 @@ int tls_server_ctx_setup_sessions(SSL_CTX *ctx)
 	/* No server-side session cache: it is one locked table shared by every worker, and
 	 * stateless tickets (TLS 1.2 and 1.3) resume without it. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* Process-wide ticket keys (tls_ticket.c): they outlive this context, so a reload
+	 * keeps clients' tickets valid, and a fleet can share them. */
+	if (tls_ticket_install(ctx) < 0)
+		return -1;
 	return SSL_CTX_set_num_tickets(ctx, TLS_SERVER_TICKETS) == 1 ? 0 : -1;
 }
 

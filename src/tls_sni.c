@@ -148,41 +148,43 @@ static int tls_sni_hello(SSL *ssl, int *al, void *arg)
 
 	if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &extlen)) {
 		if ((e = t->no_sni) == NULL) {
-			tls_set_reason(ssl,
+			tls_set_reason(ssl, TLS_FAIL_NO_SNI_MATCH,
 				       "client sent no SNI and no default server is configured");
 			*al = SSL_AD_UNRECOGNIZED_NAME;
 			return SSL_CLIENT_HELLO_ERROR;
 		}
 	} else if (clienthello_sni_ext(ext, extlen, &name, &n) != MG_OK) {
-		tls_set_reason(ssl, "malformed server_name extension");
+		tls_set_reason(ssl, TLS_FAIL_PROTOCOL, "malformed server_name extension");
 		*al = SSL_AD_DECODE_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	} else if (!clienthello_host_valid(name, n)) {
-		tls_set_reason(ssl, "invalid SNI host name");
+		tls_set_reason(ssl, TLS_FAIL_NO_SNI_MATCH, "invalid SNI host name");
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_CLIENT_HELLO_ERROR;
 	} else if ((e = tls_sni_lookup(t, (const char *)name, n)) == NULL) {
-		tls_set_reason(ssl, "no certificate for SNI %.*s", (int)n, (const char *)name);
+		tls_set_reason(ssl, TLS_FAIL_NO_SNI_MATCH, "no certificate for SNI %.*s", (int)n,
+			       (const char *)name);
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
 	/* A passthrough host reaches this only when the ClientHello changed between the peek
 	 * and the handshake (a HelloRetryRequest's second hello): it is not ours to answer. */
 	if (e->sctx == NULL) {
-		tls_set_reason(ssl, "SNI %.*s is a passthrough host", (int)n, (const char *)name);
+		tls_set_reason(ssl, TLS_FAIL_NO_SNI_MATCH, "SNI %.*s is a passthrough host", (int)n,
+			       (const char *)name);
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
 	/* After a HelloRetryRequest the second ClientHello must name the same server. */
 	prev = SSL_get_ex_data(ssl, tls_ex.ssl_entry);
 	if (prev != NULL && prev != e) {
-		tls_set_reason(ssl, "SNI changed after HelloRetryRequest");
+		tls_set_reason(ssl, TLS_FAIL_PROTOCOL, "SNI changed after HelloRetryRequest");
 		*al = SSL_AD_ILLEGAL_PARAMETER;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
 	if (!SSL_set_ex_data(ssl, tls_ex.ssl_entry, (void *)e) ||
 	    !tls_sni_switch(ssl, e->sctx->ctx)) {
-		tls_set_reason(ssl, "cannot switch to the server's TLS context");
+		tls_set_reason(ssl, TLS_FAIL_OTHER, "cannot switch to the server's TLS context");
 		*al = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -194,6 +196,16 @@ const struct tls_sni_entry *tls_selected(const SSL *ssl)
 	if (ssl == NULL || tls_ex.ssl_entry < 0)
 		return NULL;
 	return SSL_get_ex_data(ssl, tls_ex.ssl_entry);
+}
+
+bool tls_sni_table_default(struct tls_sni_table *t, const char *host)
+{
+	const struct tls_sni_entry *e;
+
+	if (host == NULL || (e = tls_sni_lookup(t, host, strlen(host))) == NULL)
+		return false;
+	t->no_sni = (struct tls_sni_entry *)e;
+	return true;
 }
 
 void tls_sni_table_index(struct pool *p, struct tls_sni_table *t)

@@ -293,7 +293,8 @@ int tls_verify_cb(int ok, X509_STORE_CTX *xs)
 	who = pol != NULL ? pol->who : SSL_is_server(ssl) ? "client" : "upstream";
 	if (!ok) {
 		err = X509_STORE_CTX_get_error(xs);
-		tls_set_reason(ssl, "%s certificate verify failed: %s (depth %d)", who,
+		tls_set_reason(ssl, TLS_FAIL_CLIENT_CERT_UNVERIFIED,
+			       "%s certificate verify failed: %s (depth %d)", who,
 			       X509_verify_cert_error_string(err),
 			       X509_STORE_CTX_get_error_depth(xs));
 		return 0;
@@ -304,7 +305,7 @@ int tls_verify_cb(int ok, X509_STORE_CTX *xs)
 	if ((why = tls_verify_pins(pol, X509_STORE_CTX_get_current_cert(xs))) == NULL)
 		return 1;
 	X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
-	tls_set_reason(ssl, "%s certificate %s", who, why);
+	tls_set_reason(ssl, TLS_FAIL_SAN_MISMATCH, "%s certificate %s", who, why);
 	return 0;
 }
 

@@ -3,8 +3,10 @@
 #endif
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,41 +23,59 @@
 #include "mirror.h"
 #include "request.h"
 #include "snapshot.h"
+#include "upstream.h"
 #include "worker.h"
 
 struct worker *workers[MG_MAX_WORKERS];
 int nworkers;
 atomic_uint mg_total_conns;
 
+/* Work handed to a worker by the control thread (config plans, drain).  Worker event bases
+ * have no lock (every event operation on the data path would take a mutex for nothing): the
+ * control thread never touches a worker's base, it queues here and wakes the worker through
+ * an eventfd. */
 struct post {
-	struct event *ev;
-	struct worker *w;
+	struct post *next;
 	void (*fn)(struct worker *, void *);
 	void *arg;
 };
 
 static void post_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct post *p = arg;
+	struct worker *w = arg;
+	struct post *p, *next;
+	uint64_t n;
 
-	p->fn(p->w, p->arg);
-	event_free(p->ev);
-	free(p);
+	(void)what;
+	while (read(fd, &n, sizeof(n)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&w->post_mu);
+	p = w->post_head;
+	w->post_head = NULL;
+	w->post_tail = &w->post_head;
+	pthread_mutex_unlock(&w->post_mu);
+	for (; p != NULL; p = next) {
+		next = p->next;
+		p->fn(w, p->arg);
+		free(p);
+	}
 }
 
 void worker_post(struct worker *w, void (*fn)(struct worker *, void *), void *arg)
 {
 	struct post *p = calloc(1, sizeof(*p));
+	uint64_t one = 1;
 
 	if (p == NULL)
 		fatal("worker_post");
-	p->w = w;
 	p->fn = fn;
 	p->arg = arg;
-	p->ev = event_new(w->base, -1, 0, post_cb, p);
-	if (p->ev == NULL)
-		fatalx("worker_post: event_new failed");
-	event_active(p->ev, EV_TIMEOUT, 0); /* thread-safe: evthread_use_pthreads() was called */
+	pthread_mutex_lock(&w->post_mu);
+	*w->post_tail = p;
+	w->post_tail = &p->next;
+	pthread_mutex_unlock(&w->post_mu);
+	while (write(w->post_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
 }
 
 uint64_t worker_random(struct worker *w)
@@ -97,10 +117,15 @@ static void worker_adopt_newest(struct worker *w)
 	ws->snap = s;
 	ws->w = w;
 	w->cur = ws;
-	/* Per-cluster round-robin cursors are per snapshot: cluster indexes change. */
-	free(w->rr);
-	w->nrr = s->nclusters;
-	w->rr = calloc(w->nrr ? w->nrr : 1, sizeof(*w->rr));
+	/* Per-cluster balancer slots are per snapshot: cluster indexes change. */
+	free(w->lb);
+	w->nlb = 0;
+	w->lb = calloc(s->nclusters ? s->nclusters : 1, sizeof(*w->lb));
+	if (w->lb != NULL) {
+		w->nlb = s->nclusters;
+		for (size_t i = 0; i < s->nclusters; i++)
+			w->lb[i].cl = s->clusters[i];
+	}
 	if (old != NULL && old->local_refs == 0)
 		wsnap_release(old);
 	/* else: the last exchange on it releases it (worker_snap_unpin). */
@@ -287,21 +312,36 @@ int workers_start(int n)
 {
 	int i;
 
+	/* Workers allocate and free read buffers (32 KiB chains) at request rate.  glibc's
+	 * default hands free memory at the top of a heap back to the kernel as soon as 128 KiB
+	 * are free there, and the next request faults it in again: an madvise (a TLB flush)
+	 * and page faults every few requests under load.  Keep up to 8 MiB per arena. */
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	if (n < 1)
 		n = 1;
 	if (n > MG_MAX_WORKERS)
 		n = MG_MAX_WORKERS;
 	for (i = 0; i < n; i++) {
 		struct worker *w = calloc(1, sizeof(*w));
+		struct event_config *cfg;
 		struct timespec ts;
 
 		if (w == NULL)
 			fatal("calloc");
 		w->id = i;
 		snprintf(w->name, sizeof(w->name), "w%d", i);
-		w->base = event_base_new();
-		if (w->base == NULL)
+		if ((cfg = event_config_new()) == NULL ||
+		    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK) != 0 ||
+		    (w->base = event_base_new_with_config(cfg)) == NULL)
 			fatalx("event_base_new failed");
+		event_config_free(cfg);
+		pthread_mutex_init(&w->post_mu, NULL);
+		w->post_tail = &w->post_head;
+		if ((w->post_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+			fatal("eventfd");
+		w->post_ev = event_new(w->base, w->post_fd, EV_READ | EV_PERSIST, post_cb, w);
+		if (w->post_ev == NULL || event_add(w->post_ev, NULL) != 0)
+			fatalx("worker %d: cannot watch its queue", i);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		w->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)getpid() ^ ((uint64_t)i << 56) ^
 			 0x9E3779B97F4A7C15ULL;
@@ -344,7 +384,10 @@ void workers_join(void)
 		accesslog_buf_free(w->alog);
 		if (w->cur != NULL)
 			wsnap_release(w->cur);
-		free(w->rr);
+		free(w->lb);
+		event_free(w->post_ev);
+		close(w->post_fd);
+		pthread_mutex_destroy(&w->post_mu);
 		event_base_free(w->base);
 		free(w);
 		workers[i] = NULL;

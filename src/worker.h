@@ -58,12 +58,17 @@ struct worker {
 	unsigned nl4;
 	bool draining;
 	struct event *drain_timer;
-	uint32_t *rr; /* round-robin cursor per cluster index of cur->snap */
-	size_t nrr;
+	struct lb_slot *lb; /* per cluster index of cur->snap: cursor and caches (upstream.h) */
+	size_t nlb;
 	struct metrics_shard metrics;
 	struct exchange *ex_free; /* recycled exchanges (request.c) */
 	unsigned nex_free;
 	struct mirror_state *mirror; /* mirrors in flight and recycled (mirror.c) */
+	/* worker_post's queue: the only state the control thread shares with the worker */
+	pthread_mutex_t post_mu;
+	struct post *post_head, **post_tail;
+	int post_fd; /* eventfd */
+	struct event *post_ev;
 };
 
 extern struct worker *workers[MG_MAX_WORKERS];

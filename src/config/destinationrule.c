@@ -54,7 +54,7 @@ static bool dr_load_balancer(struct pool *p, struct diag *d, struct node *n,
 		diag_error(d, ch, "only one of simple or consistentHash may be set");
 		ok = false;
 	}
-	ok &= dr_policy_consistent_hash(d, ch, &tp->lb.hash);
+	ok &= dr_policy_consistent_hash(p, d, ch, &tp->lb.hash);
 	ok &= dr_policy_locality(p, d, node_get(n, "localityLbSetting"), &tp->lb.locality);
 	if ((x = node_get(n, "warmupDurationSecs")) != NULL) {
 		ok &= cfg_decode_duration(d, x, 1000, false, &tp->lb.warmup_us);

@@ -52,6 +52,8 @@ static bool dr_tcp(struct diag *d, struct node *n, struct conn_pool_settings *cp
 	return ok;
 }
 
+#define DR_H1_ONLY "upstream connections are HTTP/1.1, one request at a time"
+
 static bool dr_http(struct diag *d, struct node *n, struct conn_pool_settings *cp)
 {
 	struct node *x;
@@ -72,16 +74,27 @@ static bool dr_http(struct diag *d, struct node *n, struct conn_pool_settings *c
 	ok &= cfg_decode_duration(d, node_get(n, "idleTimeout"), 1000, false,
 				  &cp->http_idle_timeout_us);
 	/* HTTP/2 towards upstreams is not spoken yet: these are valid and have nothing to act
-	 * on; said once so nobody expects them to. */
+	 * on; said once so nobody expects them to (DEFAULT, DO_NOT_UPGRADE and
+	 * useClientProtocol: false are what happens anyway). */
 	if ((x = node_get(n, "h2UpgradePolicy")) != NULL) {
 		if (!node_enum(d, x, dr_h2_upgrade, &i))
 			ok = false;
 		else if (i == 2)
-			diag_warn(d, x, "UPGRADE has no effect: upstream connections are HTTP/1.1");
+			diag_warn(d, x, "UPGRADE has no effect until HTTP/2 upstreams: %s",
+				  DR_H1_ONLY);
 	}
-	if ((x = node_get(n, "useClientProtocol")) != NULL && !node_bool(d, x, &b))
-		ok = false;
-	ok &= cfg_decode_u32(d, node_get(n, "maxConcurrentStreams"), 0, INT32_MAX, &ignored);
+	if ((x = node_get(n, "useClientProtocol")) != NULL) {
+		if (!node_bool(d, x, &b))
+			ok = false;
+		else if (b)
+			diag_warn(d, x, "has no effect until HTTP/2 upstreams: %s", DR_H1_ONLY);
+	}
+	if ((x = node_get(n, "maxConcurrentStreams")) != NULL) {
+		if (!cfg_decode_u32(d, x, 0, INT32_MAX, &ignored))
+			ok = false;
+		else
+			diag_warn(d, x, "has no effect until HTTP/2 upstreams: %s", DR_H1_ONLY);
+	}
 	node_check_unknown(d, n);
 	return ok;
 }
@@ -168,29 +181,100 @@ static bool dr_is_prime(uint64_t n)
 	return true;
 }
 
-static bool dr_hash_cookie(struct diag *d, struct node *n, struct consistent_hash *ch)
+/* A cookie-av value (RFC 6265 4.1.1): no control characters and no ';'. */
+static bool dr_cookie_value_ok(struct diag *d, struct node *at, const char *what, const char *v)
 {
-	struct node *name, *ttl;
+	for (const unsigned char *c = (const unsigned char *)v; *c != '\0'; c++)
+		if (*c < 0x20 || *c == 0x7f || *c == ';') {
+			diag_error(d, at, "%s must not contain control characters or ';'", what);
+			return false;
+		}
+	return true;
+}
+
+/* httpCookie.attributes: [{name, value}] into "; name=value; name" (a bare name when the
+ * value is absent or empty), in order, as Envoy appends them after Path. */
+static bool dr_cookie_attributes(struct pool *p, struct diag *d, struct node *n,
+				 struct consistent_hash *ch)
+{
+	const char *attrs = "";
 	bool ok = true;
+
+	if (!node_want_seq(d, n))
+		return false;
+	for (size_t i = 0; i < n->n; i++) {
+		struct node *it = n->vals[i], *name;
+		const char *nm = NULL, *val = "";
+
+		if (!node_want_map(d, it)) {
+			ok = false;
+			continue;
+		}
+		name = cfg_require(d, it, "name");
+		if (name == NULL || !node_str(d, name, &nm)) {
+			ok = false;
+		} else if (!cfg_is_token(nm)) {
+			diag_error(d, name, "cookie attribute name must be a token, got \"%s\"",
+				   nm);
+			ok = false;
+		}
+		if (node_get(it, "value") != NULL &&
+		    (!node_str(d, node_get(it, "value"), &val) ||
+		     !dr_cookie_value_ok(d, node_get(it, "value"), "a cookie attribute value",
+					 val)))
+			ok = false;
+		node_check_unknown(d, it);
+		if (ok)
+			attrs =
+			    pool_printf(p, "%s; %s%s%s", attrs, nm, *val != '\0' ? "=" : "", val);
+	}
+	if (ok && *attrs != '\0')
+		ch->cookie_attrs = attrs;
+	return ok;
+}
+
+static bool dr_hash_cookie(struct pool *p, struct diag *d, struct node *n,
+			   struct consistent_hash *ch)
+{
+	struct node *name, *ttl, *x;
+	bool ok = true;
+	size_t line;
 
 	if (!node_want_map(d, n))
 		return false;
 	name = cfg_require(d, n, "name");
-	ok &= name != NULL && node_str(d, name, &ch->name);
-	if (node_get(n, "path") != NULL)
-		ok &= node_str(d, node_get(n, "path"), &ch->cookie_path);
+	if (name != NULL && node_str(d, name, &ch->name) && !cfg_is_token(ch->name)) {
+		diag_error(d, name, "cookie name must be a token, got \"%s\"", ch->name);
+		ok = false;
+	} else if (name == NULL || ch->name == NULL) {
+		ok = false;
+	}
+	if ((x = node_get(n, "path")) != NULL)
+		ok &= node_str(d, x, &ch->cookie_path) &&
+		      dr_cookie_value_ok(d, x, "the cookie path", ch->cookie_path);
 	if ((ttl = node_get(n, "ttl")) != NULL) {
 		ch->cookie_ttl_given = true;
 		ok &= cfg_decode_duration(d, ttl, 0, true, &ch->cookie_ttl_us);
 	}
-	if (node_get(n, "attributes") != NULL)
-		diag_warn(d, node_get(n, "attributes"),
-			  "cookie attributes are accepted but not added to the cookie yet");
+	if ((x = node_get(n, "attributes")) != NULL)
+		ok &= dr_cookie_attributes(p, d, x, ch);
 	node_check_unknown(d, n);
+	/* "set-cookie: NAME=\"16 hex\"; Max-Age=20 digits; Path=PATH ATTRS; HttpOnly\r\n" */
+	line = 80 + (ch->name != NULL ? strlen(ch->name) : 0) +
+	       (ch->cookie_path != NULL ? strlen(ch->cookie_path) : 0) +
+	       (ch->cookie_attrs != NULL ? strlen(ch->cookie_attrs) : 0);
+	if (ok && line > COOKIE_LINE_MAX) {
+		diag_error(d, n,
+			   "the cookie's name, path and attributes are too long (%zu bytes, "
+			   "at most %d)",
+			   line - 80, COOKIE_LINE_MAX - 80);
+		ok = false;
+	}
 	return ok;
 }
 
-bool dr_policy_consistent_hash(struct diag *d, struct node *n, struct consistent_hash *ch)
+bool dr_policy_consistent_hash(struct pool *p, struct diag *d, struct node *n,
+			       struct consistent_hash *ch)
 {
 	static const char *const keys[] = {"httpHeaderName", "httpCookie", "useSourceIp",
 					   "httpQueryParameterName"};
@@ -227,7 +311,7 @@ bool dr_policy_consistent_hash(struct diag *d, struct node *n, struct consistent
 	}
 	if ((x = node_get(n, "httpCookie")) != NULL) {
 		ch->source = HASH_COOKIE;
-		ok &= dr_hash_cookie(d, x, ch);
+		ok &= dr_hash_cookie(p, d, x, ch);
 	}
 	if ((x = node_get(n, "useSourceIp")) != NULL) {
 		ch->source = HASH_SOURCE_IP;
@@ -341,6 +425,40 @@ static bool dr_distribute(struct pool *p, struct diag *d, struct node *n,
 	return ok;
 }
 
+/* failoverPriority as Istio validates it: labels (or label=value), no topology label
+ * together with failover (the locality order already covers it); with distribute it is
+ * ignored, as by Istio. */
+static bool dr_failover_priority(struct diag *d, struct node *n, struct locality_lb *ll,
+				 bool distribute)
+{
+	static const char *const topology[] = {"topology.kubernetes.io/region",
+					       "topology.kubernetes.io/zone",
+					       "topology.istio.io/subzone"};
+	bool ok = true;
+
+	for (size_t i = 0; i < ll->failover_priority.n; i++) {
+		const char *k = ll->failover_priority.v[i];
+
+		if (*k == '\0' || *k == '=') {
+			diag_error(d, n->vals[i], "a failoverPriority entry needs a label name");
+			ok = false;
+			continue;
+		}
+		for (size_t t = 0; ll->nfailover > 0 && t < sizeof(topology) / sizeof(*topology);
+		     t++)
+			if (strcmp(k, topology[t]) == 0) {
+				diag_error(d, n->vals[i],
+					   "can not simultaneously set failover and topology label "
+					   "\"%s\" in failoverPriority",
+					   k);
+				ok = false;
+			}
+	}
+	if (ok && distribute)
+		diag_warn(d, n, "failoverPriority has no effect with distribute (as in Istio)");
+	return ok;
+}
+
 bool dr_policy_locality(struct pool *p, struct diag *d, struct node *n, struct locality_lb *ll)
 {
 	struct node *dist, *fo, *x;
@@ -392,10 +510,11 @@ bool dr_policy_locality(struct pool *p, struct diag *d, struct node *n, struct l
 			node_check_unknown(d, it);
 		}
 	}
-	if ((x = node_get(n, "failoverPriority")) != NULL)
-		diag_warn(d, x,
-			  "failoverPriority is accepted but not enforced yet: the locality "
-			  "order applies");
+	if ((x = node_get(n, "failoverPriority")) != NULL &&
+	    cfg_decode_str_list(p, d, x, &ll->failover_priority, false))
+		ok &= dr_failover_priority(d, x, ll, dist != NULL);
+	else if (x != NULL)
+		ok = false;
 	node_check_unknown(d, n);
 	return ok;
 }

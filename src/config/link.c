@@ -28,6 +28,7 @@
 #include "router.h"
 #include "snapshot.h"
 #include "tls.h"
+#include "upstream.h"
 
 /*
  * Linking runs once per generation on the control thread over everything loaded.  All
@@ -780,7 +781,7 @@ static void link_cluster_locality(struct link *l, struct cluster *c, const struc
 	const struct locality_lb *ll =
 	    pol->lb != NULL && pol->lb->lb.locality.given ? &pol->lb->lb.locality : NULL;
 
-	locality_assign(l->p, c, ll, l->set->main.locality);
+	locality_assign(l->p, c, ll, l->set->main.locality, &l->set->main.labels);
 }
 
 /* loadBalancer.consistentHash of the merged policy (a loadBalancer with `simple` has none). */
@@ -869,6 +870,7 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 				  "cluster %s has no endpoints: requests to it will get 503 (UH)",
 				  name);
 	}
+	upstream_prepare(l->p, c); /* cumulative weights: no sum per pick */
 	c->index = (uint32_t)l->ncl;
 	l->cl = link_append(l->p, l->cl, &l->ncl, &l->capcl, sizeof(*l->cl));
 	l->cl[l->ncl - 1] = c;
@@ -1838,13 +1840,15 @@ static void link_vhost_table(struct link *l, struct lbuild *b)
 
 /* An HTTPS/TLS listener's SNI table: every host of its terminating servers with that
  * server's context, and every SNI host its tls routes pass through (with their targets).
- * Clients without SNI get the only server when there is one terminating server and
- * nothing else; otherwise the handshake fails (or the connection closes) with a logged
- * reason (a default server is a later main-config option). */
+ * Clients without SNI get the server of the main config's tlsDefaultHost, else the only
+ * server when there is one terminating server and nothing else; otherwise the handshake
+ * fails (or the connection closes) with a logged reason. */
 static void link_sni_table(struct link *l, struct lbuild *b)
 {
 	struct listener_cfg *lc = b->lc;
 	struct tls_sni_table *t;
+	struct node *dh_at;
+	const char *dh;
 	size_t n = b->nsni, k = 0, nterm = 0;
 
 	if (!link_tls_class(lc->protocol))
@@ -1887,6 +1891,11 @@ static void link_sni_table(struct link *l, struct lbuild *b)
 			   lc->key);
 		return;
 	}
+	if ((dh = cfg_main_default_host(&l->set->main, lc->port, &dh_at)) != NULL &&
+	    !tls_sni_table_default(t, dh) && dh_at != NULL)
+		diag_warn(l->d, dh_at,
+			  "no server on %s serves \"%s\": clients without SNI fail there", lc->key,
+			  dh);
 	lc->tls = t;
 }
 

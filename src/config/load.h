@@ -29,6 +29,11 @@ void cfg_vs_match_init(struct http_match *m);
 void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,
 		     struct cfg_main *m);
 
+/* main config tlsDefaultHost for a listener port: the host, or NULL.  *at is the entry's
+ * node when the port has an entry of its own (a host it does not serve deserves a
+ * warning), NULL when the host comes from the every-port default. */
+const char *cfg_main_default_host(const struct cfg_main *m, uint32_t port, struct node **at);
+
 /* Per-kind decoders: each appends to set on success.  doc_root is the document's root map;
  * apiVersion/kind/metadata are already decoded into meta (the decoder owns `spec`).
  * Every decoder reports all its errors and marks what it read, so unknown fields surface. */

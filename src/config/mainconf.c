@@ -12,6 +12,7 @@
 #include "node.h"
 #include "hc_conf.h"
 #include "load.h"
+#include "tls_ticket.h"
 
 #define MAINCONF_MAX_WORKERS 256
 #define MAINCONF_SEC 1000000ULL
@@ -273,6 +274,89 @@ static void mainconf_mesh_identity(struct pool *p, struct diag *d, struct node *
 	m->mesh_identity.node = n;
 }
 
+static bool mainconf_host(struct pool *p, struct diag *d, struct node *n, uint32_t port,
+			  struct cfg_main *m)
+{
+	struct cfg_default_host *e;
+	const char *s;
+	char why[128];
+
+	if (!node_str(d, n, &s))
+		return false;
+	s = cfg_lower(p, s);
+	if (!cfg_check_host(s, CFG_HOST_WILDCARD, why, sizeof(why))) {
+		diag_error(d, n, "%s", why);
+		return false;
+	}
+	m->tls_default_hosts = cfg_append(p, m->tls_default_hosts, m->ntls_default_hosts,
+					  sizeof(*m->tls_default_hosts));
+	e = &m->tls_default_hosts[m->ntls_default_hosts++];
+	e->port = port;
+	e->host = s;
+	e->node = n;
+	return true;
+}
+
+/* tlsDefaultHost: HOST, or {PORT: HOST, ..., "*": HOST}. */
+static void mainconf_default_host(struct pool *p, struct diag *d, struct node *n,
+				  struct cfg_main *m)
+{
+	size_t i;
+
+	if (n == NULL)
+		return;
+	if (n->type != NODE_MAP) {
+		mainconf_host(p, d, n, 0, m);
+		return;
+	}
+	for (i = 0; i < n->n; i++) {
+		struct node *k = n->keys[i];
+		unsigned long port = 0;
+		char *end = NULL;
+
+		node_mark_used(k);
+		/* YAML keys are written 443: or "443": alike */
+		if (strcmp(k->str, "*") != 0) {
+			port = k->str[0] >= '1' && k->str[0] <= '9' ? strtoul(k->str, &end, 10) : 0;
+			if (end == NULL || *end != '\0' || port > 65535) {
+				diag_error(d, k, "expected a port number (1-65535) or \"*\"");
+				continue;
+			}
+		}
+		mainconf_host(p, d, n->vals[i], (uint32_t)port, m);
+	}
+}
+
+const char *cfg_main_default_host(const struct cfg_main *m, uint32_t port, struct node **at)
+{
+	const struct cfg_default_host *any = NULL;
+	size_t i;
+
+	for (i = 0; i < m->ntls_default_hosts; i++) {
+		if (m->tls_default_hosts[i].port == port) {
+			*at = m->tls_default_hosts[i].node;
+			return m->tls_default_hosts[i].host;
+		}
+		if (m->tls_default_hosts[i].port == 0)
+			any = &m->tls_default_hosts[i];
+	}
+	*at = NULL;
+	return any != NULL ? any->host : NULL;
+}
+
+/* tlsTicketKeyFile: read now, so a bad file is a load error (and -t reports it). */
+static void mainconf_ticket_keys(struct pool *p, struct diag *d, struct node *n, struct cfg_main *m)
+{
+	if (n == NULL)
+		return;
+	mainconf_string(p, d, n, true, m, &m->tls_ticket_key_file);
+	if (m->tls_ticket_key_file == NULL)
+		return;
+	m->tls_ticket_keys = tls_ticket_file_load(p, d, n, m->tls_ticket_key_file);
+	if (m->tls_no_resumption)
+		diag_warn(d, n, "unused: tlsSessionResumption is false, no ticket is issued");
+}
+
 void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,
 		     struct cfg_main *m)
 {
@@ -321,5 +405,7 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 		node_bool(d, n, &on);
 		m->tls_no_resumption = !on;
 	}
+	mainconf_ticket_keys(p, d, node_get(root, "tlsTicketKeyFile"), m);
+	mainconf_default_host(p, d, node_get(root, "tlsDefaultHost"), m);
 	node_check_unknown(d, root);
 }

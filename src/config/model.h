@@ -123,6 +123,14 @@ struct cfg_health_check {
 	struct node *node;
 };
 
+/* main config tlsDefaultHost: the host a TLS client without SNI is taken to name on a port
+ * (port 0: every port without an entry of its own). */
+struct cfg_default_host {
+	uint32_t port;
+	const char *host; /* lower-case; "*.x" and "*" allowed */
+	struct node *node;
+};
+
 struct cfg_main {
 	const char *path; /* the main file */
 	const char *dir;  /* its directory, for relative resource paths */
@@ -151,6 +159,11 @@ struct cfg_main {
 	const char *locality;       /* where this appliance runs: "region/zone/subzone", or NULL */
 	const char *root_namespace; /* Istio's mesh-wide policy namespace, "istio-system" */
 	bool tls_no_resumption;     /* tlsSessionResumption: false (default: tickets on) */
+	/* tlsTicketKeyFile: shared session ticket keys (tls_ticket.h); NULL: automatic keys */
+	const char *tls_ticket_key_file;
+	struct tls_ticket_keys *tls_ticket_keys;
+	struct cfg_default_host *tls_default_hosts; /* see cfg_main_default_host() */
+	size_t ntls_default_hosts;
 	struct node *node;
 };
 
@@ -293,6 +306,7 @@ struct retry_policy {
 	uint64_t per_try_timeout_us;
 	uint64_t backoff_base_us;
 	bool ignore_previous_hosts;
+	bool remote_localities; /* retryRemoteLocalities: a retry leaves the ranks tried */
 	uint8_t ncodes;
 	uint16_t codes[RETRY_MAX_CODES]; /* retriable status codes */
 };
@@ -460,13 +474,17 @@ enum hash_source {
 	HASH_QUERY_PARAM,
 };
 
+#define COOKIE_LINE_MAX 512 /* the longest Set-Cookie line an affinity cookie may need */
+
 struct consistent_hash {
 	bool given;
 	enum hash_source source;
 	const char *name;        /* header (lower-cased), cookie or query parameter name */
 	const char *cookie_path; /* httpCookie.path, NULL = none */
-	bool cookie_ttl_given;   /* without a ttl no cookie is ever set */
-	uint64_t cookie_ttl_us;  /* 0 = a session cookie */
+	/* httpCookie.attributes, ready to append: "; SameSite=Strict; Secure" (NULL = none) */
+	const char *cookie_attrs;
+	bool cookie_ttl_given;  /* without a ttl no cookie is ever set */
+	uint64_t cookie_ttl_us; /* 0 = a session cookie */
 	bool maglev;
 	uint64_t table_size;        /* maglev.tableSize: a prime; default 65537 */
 	uint64_t minimum_ring_size; /* ringHash.minimumRingSize; default 1024 */
@@ -491,6 +509,9 @@ struct locality_lb {
 	size_t ndistribute;
 	struct locality_failover *failover;
 	size_t nfailover;
+	/* failoverPriority: label keys ("key" = the appliance's own value, "key=value" = that
+	 * value); endpoints matching more leading keys rank higher */
+	struct str_list failover_priority;
 	struct node *node;
 };
 

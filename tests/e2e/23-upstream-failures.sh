@@ -99,7 +99,6 @@ EOF
 
 mg_start
 
-metric() { curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
 
 # --- connect failures: 503 UF ---------------------------------------------------------------
 assert_status GET /down 503
@@ -109,7 +108,7 @@ t0=$(mg__now_ms)
 assert_status GET /blackhole 503
 assert_cmp "$(($(mg__now_ms) - t0))" -lt 4000 "unreachable endpoint: 503 within upstreamConnect (1s) + slack"
 assert_log_contains '"GET /blackhole HTTP/1.1" 503 UF ' "$MG_ACCESS_LOG"
-assert_cmp "$(metric meshgate_upstream_cx_connect_fail)" -ge 3 "meshgate_upstream_cx_connect_fail counted"
+assert_cmp "$(mg_metric upstream_cx_connect_fail)" -ge 3 "meshgate_upstream_cx_connect_fail counted"
 
 # a 503 UF does not cost the client its connection
 out=$(printf 'GET /down HTTP/1.1\r\nHost: x\r\n\r\nGET /echo/after-down HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
@@ -120,7 +119,7 @@ assert_eq "$(grep '^HTTP/1.1 ' <<<"$out" | awk '{print $2}' | paste -sd' ')" "50
 # --- reset before the response: 503 UC -------------------------------------------------------------
 assert_status GET /reset 503
 assert_log_contains '"GET /reset HTTP/1.1" 503 UC ' "$MG_ACCESS_LOG"
-assert_cmp "$(metric meshgate_upstream_rq_reset)" -ge 1 "meshgate_upstream_rq_reset counted"
+assert_cmp "$(mg_metric upstream_rq_reset)" -ge 1 "meshgate_upstream_rq_reset counted"
 assert_status GET /echo/after-reset 200
 
 # --- invalid responses: 502 UPE -------------------------------------------------------------------
@@ -130,7 +129,7 @@ for kind in status header cl binary; do
 done
 assert_log_contains '"GET /garbage\?kind=status HTTP/1.1" 502 UPE ' "$MG_ACCESS_LOG"
 assert_log_contains '"GET /garbage\?kind=cl HTTP/1.1" 502 UPE ' "$MG_ACCESS_LOG"
-assert_cmp "$(metric meshgate_upstream_rq_bad_response)" -ge 4 "meshgate_upstream_rq_bad_response counted"
+assert_cmp "$(mg_metric upstream_rq_bad_response)" -ge 4 "meshgate_upstream_rq_bad_response counted"
 
 # --- failure after the head: the client must see an incomplete response -------------------------
 # nocomplete DESC PATH: curl fails (18 partial, 56 recv error) or gets 502,

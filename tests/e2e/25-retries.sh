@@ -188,11 +188,8 @@ assert_status POST "/five/flaky/1/status/503?key=s3" 503 --data-binary "@$MG_DIR
 	-H 'content-type: application/octet-stream'
 assert_eq "$(count s3)" 1 "a body above the replay bound is not retried"
 
-metric() {
-	curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk -v n="meshgate_$1" '$1 == n { print $2 }'
-}
-assert_cmp "$(metric upstream_rq_retry)" -ge 10 "meshgate_upstream_rq_retry counts the retries"
-assert_cmp "$(metric upstream_rq_retry_limit_exceeded)" -ge 3 "exhausted retries are counted"
+assert_cmp "$(mg_metric upstream_rq_retry)" -ge 10 "meshgate_upstream_rq_retry counts the retries"
+assert_cmp "$(mg_metric upstream_rq_retry_limit_exceeded)" -ge 3 "exhausted retries are counted"
 
 assert_alive
 mg_finish

@@ -152,10 +152,7 @@ assert_status GET /oneshot/echo 200
 c2=$(mg_header x-upstream-conn)
 assert_ne "$c1" "$c2" "maxRequestsPerConnection 1: a new upstream connection per request"
 
-metric() {
-	curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk -v n="meshgate_$1" '$1 == n { print $2 }'
-}
-assert_cmp "$(metric upstream_rq_overflow)" -ge 11 "meshgate_upstream_rq_overflow counts the 503 UO"
+assert_cmp "$(mg_metric upstream_rq_overflow)" -ge 11 "meshgate_upstream_rq_overflow counts the 503 UO"
 
 assert_alive
 mg_finish

@@ -88,43 +88,36 @@ EOF
 
 mg_start
 
-# statuses N PATH: N sequential requests on one connection, the status codes in order
-statuses() {
-	local i urls=()
-	for i in $(seq 1 "$1"); do urls+=(-o /dev/null "$(mg_url "$2?i=$i")"); done
-	curl -s -w '%{http_code}\n' "${urls[@]}"
-}
-clusters() { curl -s "http://127.0.0.1:$MG_ADMIN_PORT/clusters"; }
 bad_ep="127.0.0.1:$UP_BAD_PORT"
 
 # --- an endpoint answering 500 is ejected after 3 in a row -----------------------------------
-codes=$(statuses 20 /mixed/echo)
+codes=$(mg_statuses 20 /mixed/echo)
 assert_eq "$(grep -c '^500$' <<<"$codes")" 3 "three 500s, then the failing endpoint is ejected ($(paste -sd' ' <<<"$codes"))"
 assert_eq "$(tail -n 10 <<<"$codes" | sort -u)" 200 "while ejected, every request goes to the healthy endpoint"
-assert_match "$(clusters)" "mixed.*::$bad_ep::health_flags::/failed_outlier_check" \
+assert_match "$(mg_clusters)" "mixed.*::$bad_ep::health_flags::/failed_outlier_check" \
 	"/clusters shows the ejection"
-assert_match "$(clusters)" "mixed.*::outlier::ejected::1::ejections_total::1" "/clusters counts it"
+assert_match "$(mg_clusters)" "mixed.*::outlier::ejected::1::ejections_total::1" "/clusters counts it"
 assert_log_contains "outlier detection: $bad_ep ejected from outbound\|80\|\|mixed" "$MG_LOG"
 
 # --- it comes back after baseEjectionTime, and the next ejection lasts longer ----------------
 sleep 5.3
-codes=$(statuses 12 /mixed/echo)
+codes=$(mg_statuses 12 /mixed/echo)
 assert_eq "$(grep -c '^500$' <<<"$codes")" 3 "back after 5s: it gets traffic again until ejected again ($(paste -sd' ' <<<"$codes"))"
-assert_match "$(clusters)" "mixed.*::$bad_ep::consecutive_5xx::0::consecutive_gateway::0::consecutive_local::0::ejections::2" \
+assert_match "$(mg_clusters)" "mixed.*::$bad_ep::consecutive_5xx::0::consecutive_gateway::0::consecutive_local::0::ejections::2" \
 	"second ejection counted"
 assert_log_contains "$bad_ep ejected from outbound\|80\|\|mixed.default.svc.cluster.local for 10000 ms \(consecutive 5xx, ejection 2\)" "$MG_LOG"
-codes=$(statuses 6 /mixed/echo)
+codes=$(mg_statuses 6 /mixed/echo)
 assert_eq "$(grep -c '^500$' <<<"$codes")" 0 "ejected again: no traffic ($(paste -sd' ' <<<"$codes"))"
 
 # --- refused connects count as 5xx -------------------------------------------------------------
-codes=$(statuses 10 /refused/echo)
+codes=$(mg_statuses 10 /refused/echo)
 assert_eq "$(grep -c '^503$' <<<"$codes")" 2 "two refused connects, then the dead endpoint is ejected ($(paste -sd' ' <<<"$codes"))"
 
 # --- every endpoint ejected: 503 UH; minHealthPercent: panic mode ------------------------------
-codes=$(statuses 3 /lonely/echo)
+codes=$(mg_statuses 3 /lonely/echo)
 assert_eq "$(paste -sd' ' <<<"$codes")" "500 503 503" "the only endpoint ejected: no healthy upstream"
 assert_log_contains '"GET /lonely/echo\?i=2 HTTP/1.1" 503 UH ' "$MG_ACCESS_LOG"
-codes=$(statuses 3 /panic/echo)
+codes=$(mg_statuses 3 /panic/echo)
 assert_eq "$(paste -sd' ' <<<"$codes")" "500 500 500" "below minHealthPercent the ejection is ignored"
 
 assert_alive

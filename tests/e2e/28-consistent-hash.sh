@@ -2,8 +2,8 @@
 # 28-consistent-hash: DestinationRule loadBalancer.consistentHash through the
 # real binary: a header value sticks to one endpoint (ring hash and Maglev),
 # removing one of four endpoints moves about a quarter of the keys, cookie affinity
-# sets the cookie when it is missing and sticks to it, source IP and query
-# parameter keys.
+# sets the cookie when it is missing (with its attributes) and sticks to it, source
+# IP and query parameter keys.
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -17,7 +17,7 @@ EOF
 # write_config ENDPOINT-PORTS...: the whole config, hosts ring/maglev/cookie/ip/query
 write_config() {
 	local p eps=""
-	for p in "$@"; do eps+="  - address: 127.0.0.1"$'\n'"    ports: {http: $p}"$'\n'; done
+	for p in "$@"; do eps+=$(mg_yaml_endpoint "$p")$'\n'; done
 	mg_resource all <<EOF
 $(mg_yaml_gateway)
 ---
@@ -26,7 +26,7 @@ kind: ServiceEntry
 metadata:
   name: pool
 spec:
-  hosts: [ring.example, maglev.example, cookie.example, ip.example, query.example]
+  hosts: [ring.example, maglev.example, cookie.example, attr.example, ip.example, query.example]
   ports: [{number: 80, name: http, protocol: HTTP}]
   resolution: STATIC
   endpoints:
@@ -58,6 +58,19 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
+metadata: {name: attr}
+spec:
+  host: attr.example
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie:
+          name: affinity
+          ttl: 60s
+          attributes: [{name: SameSite, value: Strict}, {name: Secure}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
 metadata: {name: ip}
 spec:
   host: ip.example
@@ -84,6 +97,8 @@ spec:
     route: [{destination: {host: maglev.example}}]
   - match: [{uri: {prefix: /cookie/}}]
     route: [{destination: {host: cookie.example}}]
+  - match: [{uri: {prefix: /attr/}}]
+    route: [{destination: {host: attr.example}}]
   - match: [{uri: {prefix: /ip/}}]
     route: [{destination: {host: ip.example}}]
   - match: [{uri: {prefix: /query/}}]
@@ -93,21 +108,13 @@ EOF
 write_config "$UP_A_PORT" "$UP_B_PORT" "$UP_C_PORT" "$UP_D_PORT"
 mg_start
 
-# owner PATH [CURL-ARGS]: the x-upstream that answered
-owner() {
-	local path=$1
-	shift
-	curl -s -o /dev/null -D - --max-time 10 "$@" "$(mg_url "$path")" |
-		tr -d '\r' | awk -F': ' 'tolower($1) == "x-upstream" { print $2 }'
-}
-
 # stickiness KIND: 40 users x 3 requests each; prints "user owner" per user, fails on a split
 stickiness() {
 	local u o1 o2 o3
 	for u in $(seq 1 40); do
-		o1=$(owner "/$1/echo" -H "x-user: user-$u")
-		o2=$(owner "/$1/echo" -H "x-user: user-$u")
-		o3=$(owner "/$1/echo" -H "x-user: user-$u")
+		o1=$(mg_owner "/$1/echo" -H "x-user: user-$u")
+		o2=$(mg_owner "/$1/echo" -H "x-user: user-$u")
+		o3=$(mg_owner "/$1/echo" -H "x-user: user-$u")
 		[ "$o1" = "$o2" ] && [ "$o2" = "$o3" ] || echo "SPLIT user-$u $o1 $o2 $o3"
 		echo "user-$u $o1"
 	done
@@ -144,22 +151,30 @@ first=$(mg_header x-upstream)
 value=$(sed -n 's/^affinity="\([0-9a-f]*\)".*/\1/p' <<<"$set_cookie")
 same=0
 for _ in $(seq 1 10); do
-	[ "$(owner /cookie/echo -H "cookie: other=1; affinity=\"$value\"")" = "$first" ] && same=$((same + 1))
+	[ "$(mg_owner /cookie/echo -H "cookie: other=1; affinity=\"$value\"")" = "$first" ] && same=$((same + 1))
 done
 assert_eq "$same" 10 "requests with the cookie stick to the endpoint that set it"
 assert_status GET /cookie/echo 200 -H "cookie: affinity=\"$value\""
 assert_no_header set-cookie "no new cookie when the request has one"
 owners=""
-for _ in $(seq 1 12); do owners+="$(owner /cookie/echo) "; done
+for _ in $(seq 1 12); do owners+="$(mg_owner /cookie/echo) "; done
 assert_cmp "$(tr ' ' '\n' <<<"$owners" | sort -u | grep -c .)" -ge 2 "new clients get new cookies, spread ($owners)"
 
+# httpCookie.attributes are added after Path, before HttpOnly (Envoy's order)
+assert_status GET /attr/echo 200
+assert_match "$(mg_header set-cookie)" '^affinity="[0-9a-f]{16}"; Max-Age=60; SameSite=Strict; Secure; HttpOnly$' \
+	"cookie attributes are added to the cookie"
+value=$(mg_header set-cookie | sed -n 's/^affinity="\([0-9a-f]*\)".*/\1/p')
+first=$(mg_header x-upstream)
+assert_eq "$(mg_owners 6 /attr/echo -H "cookie: affinity=\"$value\"")" "$first=6" "and it sticks"
+
 # --- source IP and query parameter -------------------------------------------------------------
-o=$(for _ in $(seq 1 8); do owner /ip/echo; done | sort -u | wc -l)
+o=$(for _ in $(seq 1 8); do mg_owner /ip/echo; done | sort -u | wc -l)
 assert_eq "$o" 1 "useSourceIp: one client address, one endpoint"
 split=0
 for u in $(seq 1 12); do
-	a=$(owner "/query/echo?x=1&u=q$u")
-	b=$(owner "/query/echo?u=q$u")
+	a=$(mg_owner "/query/echo?x=1&u=q$u")
+	b=$(mg_owner "/query/echo?u=q$u")
 	[ "$a" = "$b" ] || split=$((split + 1))
 done
 assert_eq "$split" 0 "httpQueryParameterName: the parameter's value decides"

@@ -74,20 +74,12 @@ assert_contains "$out" "conflicts with the match of the route delegating to it" 
 	"a delegate route outside the root's match is reported"
 mg_start
 
-# who PATH [CURL-ARGS]: x-upstream of the answer
-who() {
-	local path=$1
-	shift
-	curl -s -o /dev/null -D - --max-time 10 "$@" "$(mg_url "$path")" |
-		tr -d '\r' | awk -F': ' 'tolower($1) == "x-upstream" { print $2 }'
-}
-
-assert_eq "$(who /productpage/v1/item)" b "narrower delegate match (another namespace)"
-assert_eq "$(who /productpage/list)" a "a delegate route without match inherits the root's"
-assert_eq "$(who /reviews/1 -H 'x-user: jason')" b "the delegate's header condition under the root's uri"
-assert_eq "$(who /reviews/1)" c "the delegate's catch-all"
-assert_eq "$(who /other/1)" a "the conflicting delegate route is dropped: the root's next route answers"
-assert_eq "$(who /reviewsx -H 'x-user: jason')" b "the root's prefix match applies as written"
+assert_eq "$(mg_owner /productpage/v1/item)" b "narrower delegate match (another namespace)"
+assert_eq "$(mg_owner /productpage/list)" a "a delegate route without match inherits the root's"
+assert_eq "$(mg_owner /reviews/1 -H 'x-user: jason')" b "the delegate's header condition under the root's uri"
+assert_eq "$(mg_owner /reviews/1)" c "the delegate's catch-all"
+assert_eq "$(mg_owner /other/1)" a "the conflicting delegate route is dropped: the root's next route answers"
+assert_eq "$(mg_owner /reviewsx -H 'x-user: jason')" b "the root's prefix match applies as written"
 assert_log_contains '"GET /productpage/v1/item HTTP/1.1" 200 .* v1$' "$MG_ACCESS_LOG"
 
 # explain names the delegate
@@ -123,7 +115,7 @@ mg_validate
 assert_contains "$MG_VALIDATE_OUT" "bad.yaml:7:5: VirtualService default/again: spec.http[0]: delegate HTTP route cannot contain delegate" "a delegate that delegates again is refused"
 assert_reload refused
 rm -f "$MG_RESOURCES/bad.yaml"
-assert_eq "$(who /productpage/v1/item)" b "the running config keeps serving"
+assert_eq "$(mg_owner /productpage/v1/item)" b "the running config keeps serving"
 
 assert_alive
 mg_finish

@@ -28,39 +28,14 @@ healthChecks:
   tcp: {}
 EOF
 
-ep() { printf '  - address: 127.0.0.1\n    ports: {http: %s}\n' "$1"; }
-
 mg_resource all <<EOF
 $(mg_yaml_gateway)
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: flap}
-spec:
-  hosts: [flap.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
-$(ep "$UP_FLAPPY_PORT")
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: tcp}
-spec:
-  hosts: [tcp.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
-$(ep "$UP_LONE_PORT")
-$(ep "$UP_GOOD_PORT")
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: routes}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
+$(mg_yaml_service_head flap "[flap.example]")
+$(mg_yaml_endpoint "$UP_FLAPPY_PORT")
+$(mg_yaml_service_head tcp "[tcp.example]")
+$(mg_yaml_endpoint "$UP_LONE_PORT")
+$(mg_yaml_endpoint "$UP_GOOD_PORT")
+$(mg_yaml_routes)
   - match: [{uri: {prefix: /flap/}}]
     rewrite: {uri: /}
     route: [{destination: {host: flap.example}}]
@@ -70,7 +45,6 @@ spec:
 EOF
 
 mg_start
-clusters() { curl -s "http://127.0.0.1:$MG_ADMIN_PORT/clusters"; }
 flappy="127.0.0.1:$UP_FLAPPY_PORT"
 
 # The health path answers 503 to the first 3 probes, then 200 (the test upstream's
@@ -81,26 +55,19 @@ MG_LOG_WAIT=10 assert_log_contains "health check: $flappy is unhealthy" "$MG_LOG
 MG_LOG_WAIT=10 assert_log_contains "health check: $flappy is healthy again" "$MG_LOG"
 n=$(grep -c "health check: $flappy is" "$MG_LOG")
 assert_cmp "$n" -ge 2 "down after 2 failed probes, up after 2 good ones ($n transitions)"
-assert_contains "$(clusters)" "flap.example::$flappy::active_health_check::healthy" "/clusters shows it healthy"
+assert_contains "$(mg_clusters)" "flap.example::$flappy::active_health_check::healthy" "/clusters shows it healthy"
 
 # --- TCP: a dead endpoint is taken out; its share of requests goes elsewhere -----------------
 mg_upstream_stop lone
 if mg_wait_until 5 sh -c "curl -s http://127.0.0.1:$MG_ADMIN_PORT/clusters | grep -q 'tcp.example::127.0.0.1:$UP_LONE_PORT::active_health_check::/failed_active_hc'"; then
 	mg_ok "a TCP check notices a dead endpoint"
 else
-	mg_fail "a TCP check notices a dead endpoint: $(clusters | grep active_health)"
+	mg_fail "a TCP check notices a dead endpoint: $(mg_clusters | grep active_health)"
 fi
 # one of two endpoints down is 50% healthy: not below Envoy's panic threshold
-metric() {
-	curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk -v n="meshgate_$1" '$1 == n { print $2 }'
-}
-fails=$(metric upstream_cx_connect_fail)
-ok=0
-for i in $(seq 1 12); do
-	assert_status GET "/tcp/echo?i=$i" 200 >/dev/null && [ "$(mg_header x-upstream)" = good ] && ok=$((ok + 1))
-done
-assert_eq "$ok" 12 "every request answered by the healthy endpoint"
-assert_eq "$(metric upstream_cx_connect_fail)" "$fails" "no request even tried the unhealthy one"
+fails=$(mg_metric upstream_cx_connect_fail)
+assert_eq "$(mg_owners 12 /tcp/echo)" good=12 "every request answered by the healthy endpoint"
+assert_eq "$(mg_metric upstream_cx_connect_fail)" "$fails" "no request even tried the unhealthy one"
 
 assert_alive
 mg_finish

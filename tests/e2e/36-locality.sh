@@ -15,32 +15,16 @@ workers: 1
 locality: region1/zone1/sub1
 EOF
 
-ep() { printf '  - address: 127.0.0.1\n    ports: {http: %s}\n    locality: %s\n' "$1" "$2"; }
+ep() { mg_yaml_endpoint "$1" locality "$2"; }
 
 mg_resource all <<EOF
 $(mg_yaml_gateway)
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: helloworld}
-spec:
-  hosts: [helloworld.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
+$(mg_yaml_service_head helloworld "[helloworld.example]")
 $(ep "$UP_Z1_PORT" region1/zone1/sub1)
 $(ep "$UP_Z2_PORT" region1/zone2/sub1)
 $(ep "$UP_R2_PORT" region2/zone1/sub1)
 $(ep "$UP_R3_PORT" region3/zone1/sub1)
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: split}
-spec:
-  hosts: [split.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
+$(mg_yaml_service_head split "[split.example]")
 $(ep "$UP_SZ1_PORT" region1/zone1/sub1)
 $(ep "$UP_SR2_PORT" region2/zone1/sub1)
 $(ep "$UP_SR3_PORT" region3/zone1/sub1)
@@ -73,14 +57,7 @@ spec:
         distribute:
         - from: region1/zone1/*
           to: {"region1/zone1/*": 70, "region2/*": 30}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: routes}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
+$(mg_yaml_routes)
   - match: [{uri: {prefix: /split/}}]
     rewrite: {uri: /}
     route: [{destination: {host: split.example}}]
@@ -89,28 +66,19 @@ EOF
 
 mg_start
 
-# owners N PATH: the distinct x-upstream values of N requests, sorted, space-separated
-owners() {
-	local i
-	for i in $(seq 1 "$1"); do
-		curl -s -o /dev/null -D - --max-time 10 "$(mg_url "$2?i=$i")" |
-			tr -d '\r' | awk -F': ' 'tolower($1) == "x-upstream" { print $2 }'
-	done | sort | uniq -c | awk '{ print $2 "=" $1 }' | paste -sd' '
-}
-
-assert_eq "$(owners 10 /hello)" "z1=10" "traffic stays in the appliance's zone"
+assert_eq "$(mg_owners 10 /hello)" "z1=10" "traffic stays in the appliance's zone"
 mg_upstream_stop z1
-assert_eq "$(owners 10 /hello)" "z2=10" "zone down: the same region's other zone takes over"
+assert_eq "$(mg_owners 10 /hello)" "z2=10" "zone down: the same region's other zone takes over"
 mg_upstream_stop z2
-assert_eq "$(owners 10 /hello)" "r3=10" "region down: the failover region (region3), not region2"
+assert_eq "$(mg_owners 10 /hello)" "r3=10" "region down: the failover region (region3), not region2"
 mg_upstream_stop r3
-assert_eq "$(owners 10 /hello)" "r2=10" "failover region down: any other region"
+assert_eq "$(mg_owners 10 /hello)" "r2=10" "failover region down: any other region"
 
 # --- distribute ---------------------------------------------------------------------------
-out=$(owners 200 /split/x)
-sr2=$(sed -n 's/.*sr2=\([0-9]*\).*/\1/p' <<<"$out")
-assert_cmp "${sr2:-0}" -ge 35 "distribute: region2 gets about 30% ($out)"
-assert_cmp "${sr2:-0}" -le 85 "distribute: region2 gets about 30% ($out)"
+out=$(mg_owners 200 /split/x)
+sr2=$(mg_share sr2 "$out")
+assert_cmp "$sr2" -ge 35 "distribute: region2 gets about 30% ($out)"
+assert_cmp "$sr2" -le 85 "distribute: region2 gets about 30% ($out)"
 assert_contains "$out" "sz1=" "distribute: the appliance's zone gets the rest"
 assert_not_contains "$out" "sr3=" "distribute: a locality without a share gets nothing"
 

@@ -16,18 +16,10 @@ EOF
 
 write_config() { # write_config PORT...
 	local p eps=""
-	for p in "$@"; do eps+="  - address: 127.0.0.1"$'\n'"    ports: {http: $p}"$'\n'; done
+	for p in "$@"; do eps+=$(mg_yaml_endpoint "$p")$'\n'; done
 	mg_resource all <<EOF
 $(mg_yaml_gateway)
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: svc}
-spec:
-  hosts: [svc.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
+$(mg_yaml_service_head svc "[svc.example]")
 $eps
 ---
 apiVersion: networking.istio.io/v1
@@ -37,34 +29,20 @@ spec:
   host: svc.example
   trafficPolicy:
     loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 60s}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: routes}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
+$(mg_yaml_routes)
   - route: [{destination: {host: svc.example}}]
 EOF
 }
 
-# share N NAME: how many of N requests NAME answered
-share() {
-	local i urls=()
-	for i in $(seq 1 "$1"); do urls+=(-D - -o /dev/null "$(mg_url "/echo?i=$i")"); done
-	curl -s "${urls[@]}" | tr -d '\r' | awk -F': ' -v n="$2" 'tolower($1) == "x-upstream" && $2 == n { c++ } END { print c + 0 }'
-}
-
 write_config "$UP_OLD_PORT" "$UP_NEW_PORT"
 mg_start
-assert_cmp "$(share 40 new)" -ge 14 "endpoints present at startup share at once"
+assert_cmp "$(mg_share new "$(mg_owners 40 /echo)")" -ge 14 "endpoints present at startup share at once"
 
 mg_upstream_stop new
 mg_upstream new2 --quiet
 write_config "$UP_OLD_PORT" "$UP_NEW2_PORT"
 assert_reload applied
-n=$(share 40 new2)
+n=$(mg_share new2 "$(mg_owners 40 /echo)")
 # a minute's window: even a slow test run stays in its first sixth (the formula, up to the
 # full weight, is test_upstream's)
 assert_cmp "$n" -le 12 "a new endpoint starts with a small share ($n of 40; 20 without slow start)"

@@ -8,36 +8,19 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 mg_setup
-mg_need openssl
 mg_upstream a
-PKI="$MG_DIR/pki"
-bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
-	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+mg_pki
 
 mg_start_config <<EOF
 workers: 2
 credentialsDir: $PKI/creds
 EOF
 
+wild_tls="{mode: MUTUAL, serverCertificate: $PKI/wild.crt, privateKey: $PKI/wild.key"
+wild_tls+=", caCertificates: $PKI/ca.crt}"
 mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: https-a, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: [a.example.com]
-    tls: {mode: SIMPLE, credentialName: a-cred}
-  - port: {number: $MG_PORT, name: https-wild, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: ["*.wild.example.com"]
-    tls:
-      mode: MUTUAL
-      serverCertificate: $PKI/wild.crt
-      privateKey: $PKI/wild.key
-      caCertificates: $PKI/ca.crt
+$(mg_yaml_https_gateway '[a.example.com]' '{mode: SIMPLE, credentialName: a-cred}' \
+	'["*.wild.example.com"]' "$wild_tls")
 $(mg_yaml_service a "$UP_A_PORT")
 ---
 apiVersion: networking.istio.io/v1
@@ -94,6 +77,14 @@ assert_ne "$(tls_get nobody.example.org -k)" 200 "unknown SNI fails the handshak
 n=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" |
 	awk '/^meshgate_downstream_cx_ssl_handshake_error /{print $2}')
 assert_cmp "${n:-0}" -ge 3 "failed handshakes are counted ($n)"
+# ... and by reason: no certificate, the wrong CA, an unknown SNI.
+prom=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics")
+for r in no_client_cert client_cert_unverified no_sni_match; do
+	n=$(awk -v r="$r" '$1 == "meshgate_downstream_cx_ssl_handshake_error_by_reason{reason=\"" r "\"}" {print $2}' <<<"$prom")
+	assert_cmp "${n:-0}" -ge 1 "handshake failures with reason $r counted (${n:-0})"
+done
+n=$(awk '$1 == "meshgate_downstream_cx_ssl_handshake_error_by_reason{reason=\"cipher\"}" {print $2}' <<<"$prom")
+assert_eq "${n:-missing}" 0 "no cipher failures: the series exists at 0"
 
 # Every served certificate's time to expiry is a gauge (the test CA issues for days).
 prom=$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics")

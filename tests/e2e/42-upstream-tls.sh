@@ -13,10 +13,7 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 mg_setup
-mg_need openssl
-PKI="$MG_DIR/pki"
-bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
-	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+mg_pki
 # a client credential for credentialName (the fixtures' credentials are server ones)
 mkdir -p "$PKI/creds/client-cred"
 cp "$PKI/client.crt" "$PKI/creds/client-cred/tls.crt"

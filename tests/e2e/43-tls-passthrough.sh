@@ -12,11 +12,8 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 mg_setup
-mg_need openssl
 mg_upstream web
-PKI="$MG_DIR/pki"
-bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
-	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+mg_pki
 
 # s_server_start NAME CERT KEY: a TLS upstream on a free port serving the files of
 # $MG_DIR/www-NAME (-WWW); sets SS_<NAME>_PORT.
@@ -257,12 +254,9 @@ assert_log_contains "\"GET /echo HTTP/1\.1\" 200 .* x\.wild\.example\.com -\$" "
 assert_contains "$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/listeners")" \
 	"127.0.0.1:$MG_PORT 1 virtual host, 3 passthrough SNI hosts" "/listeners counts SNI hosts"
 
-metric() {
-	curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk -v m="meshgate_$1" '$1 == m { print $2 }'
-}
-assert_cmp "$(metric downstream_cx_passthrough)" -ge 8 "passthrough relays are counted"
-assert_cmp "$(metric downstream_cx_no_route)" -ge 3 "unknown SNI, no SNI and not TLS are counted"
-assert_cmp "$(metric upstream_cx_connect_fail)" -ge 1 "the connect failure is counted"
+assert_cmp "$(mg_metric downstream_cx_passthrough)" -ge 8 "passthrough relays are counted"
+assert_cmp "$(mg_metric downstream_cx_no_route)" -ge 3 "unknown SNI, no SNI and not TLS are counted"
+assert_cmp "$(mg_metric upstream_cx_connect_fail)" -ge 1 "the connect failure is counted"
 
 # Load-time errors: a tls route on a terminating server, and an SNI host a terminating
 # server on the port owns.

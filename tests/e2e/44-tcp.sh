@@ -221,12 +221,9 @@ assert_log_contains "\"- - -\" 0 - idle_timeout " "$MG_ACCESS_LOG"
 assert_contains "$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/listeners")" \
 	"127.0.0.1:$MG_PORT 0 virtual hosts, 1 tcp route" "/listeners counts tcp routes"
 
-metric() {
-	curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk -v m="meshgate_$1" '$1 == m { print $2 }'
-}
-assert_cmp "$(metric downstream_cx_tcp)" -ge 104 "tcp relays are counted"
-assert_cmp "$(metric downstream_cx_no_route)" -ge 1 "no-route closes are counted"
-assert_cmp "$(metric upstream_cx_connect_fail)" -ge 1 "connect failures are counted"
+assert_cmp "$(mg_metric downstream_cx_tcp)" -ge 104 "tcp relays are counted"
+assert_cmp "$(mg_metric downstream_cx_no_route)" -ge 1 "no-route closes are counted"
+assert_cmp "$(mg_metric upstream_cx_connect_fail)" -ge 1 "connect failures are counted"
 
 # A relay in progress survives a reload (it keeps its snapshot) ...
 curl -s --max-time 10 -o "$MG_DIR/reload.body" -w '%{http_code}' \

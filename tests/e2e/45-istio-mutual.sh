@@ -10,11 +10,8 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 mg_setup
-mg_need openssl
 mg_upstream a
-PKI="$MG_DIR/pki"
-bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
-	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+mg_pki
 PLAIN=$(mg_port)
 
 mg_start_config <<EOF
@@ -26,16 +23,7 @@ meshIdentity:
 EOF
 
 mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: tls-mesh, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: ["*"]
-    tls: {mode: ISTIO_MUTUAL}
+$(mg_yaml_https_gateway '["*"]' '{mode: ISTIO_MUTUAL}')
   - port: {number: $PLAIN, name: http, protocol: HTTP}
     bind: 127.0.0.1
     hosts: ["*"]

@@ -7,11 +7,8 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 mg_setup
-mg_need openssl
 mg_upstream a
-PKI="$MG_DIR/pki"
-bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
-	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+mg_pki
 
 main() { # main true|false
 	mg_start_config <<EOF
@@ -22,16 +19,7 @@ EOF
 main true
 
 mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: https, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: [a.example.com]
-    tls: {mode: SIMPLE, serverCertificate: $PKI/a.crt, privateKey: $PKI/a.key}
+$(mg_yaml_https_gateway)
 $(mg_yaml_service a "$UP_A_PORT")
 $(mg_yaml_route_all a)
 EOF

@@ -14,7 +14,6 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 mg_setup
-mg_need openssl
 REC="$MG_DIR/records"
 : >"$REC"
 mg_upstream main
@@ -23,9 +22,7 @@ mg_upstream shadow2 --record-file "$REC"
 mg_upstream slow --record-file "$REC" --delay-all 3000
 mg_upstream failing --fail-status 500
 # a TLS mirror (DestinationRule tls originates TLS for the copies too)
-PKI="$MG_DIR/pki"
-bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
-	mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+mg_pki
 mg_upstream tlsm --record-file "$REC" --tls-cert "$PKI/a.crt" --tls-key "$PKI/a.key"
 DOWN_PORT=$(mg_port) # nothing listens there
 
@@ -213,9 +210,6 @@ EOF
 # shellcheck disable=SC2317 # called through mg_wait_until
 rec_has() { [ "$(rec_count "$1" "$2")" -ge "${3:-1}" ]; }
 
-metric() {
-	curl -s "http://127.0.0.1:$MG_ADMIN_PORT/metrics" | awk -v n="meshgate_$1" '$1 == n { print $2 }'
-}
 
 ms_since() { echo $(($(mg__now_ms) - $1)); }
 
@@ -224,7 +218,7 @@ ms_since() { echo $(($(mg__now_ms) - $1)); }
 stats_has() { [ "$(mg_upstream_count "$1" "$2")" -ge 1 ]; }
 
 # shellcheck disable=SC2317 # called through mg_wait_until
-metric_gt() { [ "$(metric "$1")" -gt "${2:-0}" ]; }
+metric_gt() { [ "$(mg_metric "$1")" -gt "${2:-0}" ]; }
 
 # --- GET: rewritten path, shadow Host, same request id -------------------------------------
 assert_status GET '/m/echo?x=1' 200 -H 'Host: a.example'
@@ -316,7 +310,7 @@ assert_contains "$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/clusters")" \
 	"/clusters counts the copy in the mirror cluster's stats"
 
 # --- a mirror that is down, slow, or does not read changes nothing for the client ---------
-failed0=$(metric upstream_rq_mirror_failed)
+failed0=$(mg_metric upstream_rq_mirror_failed)
 t0=$(mg__now_ms)
 assert_status GET /down/echo 200 -H 'Host: a.example'
 el=$(ms_since "$t0")
@@ -334,14 +328,14 @@ mg_wait_until 5 rec_has slow '^/slow/sha256$' || mg_fail "the slow mirror did no
 assert_eq "$(rec_get slow /slow/sha256 body_sha256)" "$sum" "slow mirror: same body"
 
 # past the route timeout the mirror is given up and counted
-failed1=$(metric upstream_rq_mirror_failed)
+failed1=$(mg_metric upstream_rq_mirror_failed)
 assert_status GET /slowt/echo 200 -H 'Host: a.example'
 mg_wait_until 5 metric_gt upstream_rq_mirror_failed "$failed1" ||
 	mg_fail "a mirror past the route timeout is counted as failed"
 assert_log_not_contains 'mirror.*(failed|abandoned)' # debug level only
 
 # a client that leaves mid-body: the copy cannot be completed, it is abandoned (counted)
-dropped1=$(metric upstream_rq_mirror_dropped)
+dropped1=$(mg_metric upstream_rq_mirror_dropped)
 "$PYTHON" -c 'import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(b"POST /m/echo/cut HTTP/1.1\r\nHost: a.example\r\nContent-Length: 100000\r\n\r\n" + b"a" * 1000)
@@ -355,17 +349,17 @@ mg_wait_until 5 stats_has shadow '^/rw/echo/cut$' ||
 # a mirror that never reads: abandoned at the bound, the 8 MiB upload still goes through
 mg_make_file "$MG_DIR/big" 8M 3
 bigsum=$(mg_sha256 "$MG_DIR/big")
-dropped0=$(metric upstream_rq_mirror_dropped)
+dropped0=$(mg_metric upstream_rq_mirror_dropped)
 t0=$(mg__now_ms)
 assert_status POST /sink/sha256 200 -H 'Host: a.example' --data-binary "@$MG_DIR/big"
 el=$(ms_since "$t0")
 assert_eq "$(mg_json body_sha256)" "$bigsum" "mirror not reading: the main upload is complete"
 assert_cmp "$el" -lt 10000 "mirror not reading: no back-pressure on the client ($el ms)"
-assert_cmp "$(metric upstream_rq_mirror_dropped)" -gt "${dropped0:-0}" \
+assert_cmp "$(mg_metric upstream_rq_mirror_dropped)" -gt "${dropped0:-0}" \
 	"mirror over the 1 MiB bound counted in upstream_rq_mirror_dropped"
 
 # --- the mirror cluster's connectionPool applies to the copies (they never wait) -----------
-dropped2=$(metric upstream_rq_mirror_dropped)
+dropped2=$(mg_metric upstream_rq_mirror_dropped)
 assert_status GET /cb/echo/1 200 -H 'Host: a.example'
 mg_wait_until 5 stats_has slow '^/cb/echo/1$' || mg_fail "the first /cb/ copy did not reach the mirror"
 assert_status GET /cb/echo/2 200 -H 'Host: a.example'
@@ -376,7 +370,7 @@ sleep 0.3
 assert_eq "$(mg_upstream_count slow '^/cb/echo/2$')" 0 "the copy over http2MaxRequests never reached the mirror"
 
 # --- the mirror cluster's outlierDetection sees the copies' answers ------------------------
-failed3=$(metric upstream_rq_mirror_failed)
+failed3=$(mg_metric upstream_rq_mirror_failed)
 for i in 1 2; do
 	assert_status GET "/ej/echo/$i" 200 -H 'Host: a.example'
 	mg_wait_until 5 stats_has failing "^/ej/echo/$i\$" || mg_fail "copy $i did not reach the failing mirror"
@@ -397,7 +391,7 @@ assert_contains "$(curl -s "http://127.0.0.1:$MG_ADMIN_PORT/clusters")" \
 
 # --- reload while a mirror is in flight ------------------------------------------------------
 before=$(mg_upstream_count slow)
-failed2=$(metric upstream_rq_mirror_failed)
+failed2=$(mg_metric upstream_rq_mirror_failed)
 assert_status GET /slow/echo/reload 200 -H 'Host: a.example'
 mg_wait_until 5 rec_has slow '^/slow/echo/reload$' || mg_fail "the slow mirror did not receive /slow/echo/reload"
 write_resources "  - name: added
@@ -409,14 +403,14 @@ assert_status GET /added/echo 200 -H 'Host: a.example'
 mg_wait_until 6 grep -q 'GET /slow/echo/reload -> 200' "$MG_DIR/upstream-slow.log" ||
 	mg_fail "the slow mirror answered after the reload"
 sleep 0.3
-assert_eq "$(metric upstream_rq_mirror_failed)" "${failed2:-0}" "the mirror across the reload did not fail"
+assert_eq "$(mg_metric upstream_rq_mirror_failed)" "${failed2:-0}" "the mirror across the reload did not fail"
 assert_cmp "$(mg_upstream_count slow)" -gt "$before" "the slow upstream saw the mirrored request"
 
 # --- the access log has the main requests only -------------------------------------------
 assert_log_contains '"GET /m/echo\?x=1 HTTP/1.1" 200 ' "$MG_ACCESS_LOG"
 assert_log_not_contains 'shadow' "$MG_ACCESS_LOG"
 assert_cmp "$(grep -c '/half/echo/' "$MG_ACCESS_LOG")" -eq 200 "one access log line per /half/ request"
-sent=$(metric upstream_rq_mirror_sent)
+sent=$(mg_metric upstream_rq_mirror_sent)
 assert_cmp "${sent:-0}" -ge 100 "upstream_rq_mirror_sent counts the copies ($sent)"
 assert_alive
 

@@ -23,7 +23,13 @@
 #   upstreams   mg_upstream mg_upstream_stop mg_upstream_count
 #   meshgate    mg_start_config mg_resource mg_validate mg_start mg_reload
 #               assert_reload mg_stop mg_finish
+#   resources   mg_yaml_gateway mg_yaml_https_gateway mg_yaml_service
+#               mg_yaml_service_head mg_yaml_endpoint mg_yaml_route_all
+#               mg_yaml_routes mg_resource_simple
+#   TLS         mg_pki
 #   requests    mg_url mg_curl mg_raw mg_header mg_json
+#   counting    mg_owner mg_owners mg_share mg_statuses
+#   admin       mg_clusters mg_metric
 #   assertions  assert_eq assert_ne assert_match assert_contains
 #               assert_not_contains assert_cmp assert_status assert_header
 #               assert_no_header assert_body_contains assert_log_contains
@@ -297,6 +303,18 @@ mg_upstream_count() {
 }
 
 # ----------------------------------------------------------------------------
+# TLS
+
+# mg_pki: a fresh throwaway PKI in $MG_DIR/pki (tests/unit/tls-fixtures.sh lists
+# its files); sets PKI. Skips the test without openssl.
+mg_pki() {
+	mg_need openssl
+	PKI="$MG_DIR/pki"
+	bash "$MG_LIBDIR/../unit/tls-fixtures.sh" "$PKI" >"$MG_DIR/pki.log" 2>&1 ||
+		mg_fatal "tls-fixtures.sh failed (see $MG_DIR/pki.log)"
+}
+
+# ----------------------------------------------------------------------------
 # meshgate configuration and process
 
 # mg_start_config: write the main config from stdin to $MG_CONFIG. Top-level
@@ -323,8 +341,21 @@ mg_start_config() {
 # NAME has no extension). Use it before mg_start, or before mg_reload.
 # Building blocks for the common resource set, printed on stdout (pipe into mg_resource):
 #   mg_yaml_gateway            Gateway "gw": HTTP on 127.0.0.1:$MG_PORT for every host
+#   mg_yaml_https_gateway [HOSTS TLS]...
+#                              Gateway "gw": one HTTPS server on 127.0.0.1:$MG_PORT per
+#                              pair (HOSTS a YAML list, TLS a flow map); without pairs
+#                              a.example.com with mg_pki's a.crt (SIMPLE). The text ends
+#                              inside spec.servers: more server items may follow.
 #   mg_yaml_service NAME PORT  ServiceEntry NAME.default.svc.cluster.local:80 -> 127.0.0.1:PORT
+#   mg_yaml_service_head NAME HOSTS
+#                              ServiceEntry NAME for HOSTS (a YAML list), port 80 http,
+#                              STATIC; the text ends at "endpoints:", items follow
+#   mg_yaml_endpoint PORT [KEY VALUE]...
+#                              one such item: 127.0.0.1:PORT plus KEY: VALUE lines
+#                              (locality, labels, weight)
 #   mg_yaml_route_all NAME     VirtualService NAME: every host on gw, one route "to-NAME"
+#   mg_yaml_routes [NAME]      VirtualService NAME (default routes) for every host on gw;
+#                              the text ends at "http:", route items follow
 #   mg_resource_simple NAME    all three, for the upstream started by `mg_upstream NAME`
 mg_yaml_gateway() {
 	cat <<EOF
@@ -338,6 +369,31 @@ spec:
     bind: 127.0.0.1
     hosts: ["*"]
 EOF
+}
+
+mg_yaml_https_gateway() {
+	local i=0
+	if [ $# = 0 ]; then
+		set -- '[a.example.com]' "{mode: SIMPLE, serverCertificate: $PKI/a.crt, privateKey: $PKI/a.key}"
+	fi
+	cat <<EOF
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  servers:
+EOF
+	while [ $# -ge 2 ]; do
+		i=$((i + 1))
+		cat <<EOF
+  - port: {number: $MG_PORT, name: https-$i, protocol: HTTPS}
+    bind: 127.0.0.1
+    hosts: $1
+    tls: $2
+EOF
+		shift 2
+	done
 }
 
 mg_yaml_service() {
@@ -354,6 +410,43 @@ spec:
   endpoints:
   - address: 127.0.0.1
     ports: {http: $2}
+EOF
+}
+
+mg_yaml_service_head() {
+	cat <<EOF
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: $1}
+spec:
+  hosts: $2
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+EOF
+}
+
+mg_yaml_endpoint() {
+	printf '  - address: 127.0.0.1\n    ports: {http: %s}\n' "$1"
+	shift
+	while [ $# -ge 2 ]; do
+		printf '    %s: %s\n' "$1" "$2"
+		shift 2
+	done
+}
+
+# shellcheck disable=SC2120 # NAME is optional
+mg_yaml_routes() {
+	cat <<EOF
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ${1:-routes}}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http:
 EOF
 }
 
@@ -643,6 +736,63 @@ elif isinstance(v, bool):
     v = str(v).lower()
 print(v)
 EOF
+}
+
+# ----------------------------------------------------------------------------
+# counting answers (the test upstream names itself in x-upstream)
+
+# mg_owner PATH [CURL-ARGS...]: the x-upstream of one answer (empty when none).
+mg_owner() {
+	local path=$1
+	shift
+	curl -s -o /dev/null -D - --max-time "$MG_CURL_TIMEOUT" "$@" "$(mg_url "$path")" |
+		tr -d '\r' | awk -F': ' 'tolower($1) == "x-upstream" { print $2; exit }'
+}
+
+# mg__urls N PATH OPTS...: curl arguments for N requests of PATH, each with
+# OPTS and its own ?i=K (or &i=K), so one curl sends them on one connection.
+mg__urls() {
+	local n=$1 path=$2 i sep='?'
+	shift 2
+	case $path in *'?'*) sep='&' ;; esac
+	for i in $(seq 1 "$n"); do printf '%s\n' "$@" "$(mg_url "$path${sep}i=$i")"; done
+}
+
+# mg_owners N PATH [CURL-ARGS...]: N requests on one connection; who answered,
+# as "NAME=COUNT ..." sorted by name (requests without x-upstream are left out).
+mg_owners() {
+	local n=$1 path=$2 args
+	shift 2
+	mapfile -t args < <(mg__urls "$n" "$path" -D - -o /dev/null)
+	curl -s --max-time "$MG_CURL_TIMEOUT" "$@" "${args[@]}" | tr -d '\r' |
+		awk -F': ' 'tolower($1) == "x-upstream" { print $2 }' |
+		sort | uniq -c | awk '{ print $2 "=" $1 }' | paste -sd' '
+}
+
+# mg_share NAME OWNERS: NAME's count in an mg_owners line (0 when absent).
+mg_share() {
+	tr ' ' '\n' <<<"$2" | awk -F= -v n="$1" '$1 == n { c = $2 } END { print c + 0 }'
+}
+
+# mg_statuses N PATH [CURL-ARGS...]: N requests on one connection; their
+# status codes, one a line, in order.
+mg_statuses() {
+	local n=$1 path=$2 args
+	shift 2
+	mapfile -t args < <(mg__urls "$n" "$path" -o /dev/null)
+	curl -s -w '%{http_code}\n' --max-time "$MG_CURL_TIMEOUT" "$@" "${args[@]}"
+}
+
+# ----------------------------------------------------------------------------
+# admin endpoint
+
+# mg_clusters: the admin /clusters text.
+mg_clusters() { curl -s --max-time "$MG_CURL_TIMEOUT" "http://127.0.0.1:$MG_ADMIN_PORT/clusters"; }
+
+# mg_metric NAME: the value of the unlabelled metric meshgate_NAME (empty when absent).
+mg_metric() {
+	curl -s --max-time "$MG_CURL_TIMEOUT" "http://127.0.0.1:$MG_ADMIN_PORT/metrics" |
+		awk -v n="meshgate_$1" '$1 == n { print $2 }'
 }
 
 # assert_log_contains ERE [FILE]: the meshgate log (or FILE, e.g.

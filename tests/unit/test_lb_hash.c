@@ -149,6 +149,18 @@ static void test_affinity_keys(void **state)
 	ch.cookie_ttl_us = 0; /* session cookie */
 	affinity_set_cookie(&ch, cookie, line, sizeof(line));
 	assert_string_equal(line, "set-cookie: missing=\"0000000000abcdef\"; Path=/; HttpOnly\r\n");
+	/* httpCookie.attributes (decoded into one string) go after Path, as in Envoy */
+	ch.cookie_attrs = "; SameSite=Strict; Secure";
+	ch.cookie_ttl_us = 3600000000ULL;
+	affinity_set_cookie(&ch, cookie, line, sizeof(line));
+	assert_string_equal(line, "set-cookie: missing=\"0000000000abcdef\"; Max-Age=3600; Path=/; "
+				  "SameSite=Strict; Secure; HttpOnly\r\n");
+	ch.cookie_path = NULL;
+	affinity_set_cookie(&ch, cookie, line, sizeof(line));
+	assert_string_equal(line, "set-cookie: missing=\"0000000000abcdef\"; Max-Age=3600; "
+				  "SameSite=Strict; Secure; HttpOnly\r\n");
+	assert_int_equal(affinity_set_cookie(&ch, cookie, line, 40), 0); /* does not fit */
+	ch.cookie_attrs = NULL;
 
 	ch.source = HASH_SOURCE_IP;
 	assert_true(affinity_key(&ch, &req, &rq, "10.0.0.7:1234", 1, &k1, cookie));

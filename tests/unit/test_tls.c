@@ -36,6 +36,7 @@
 
 #include "pool.h"
 #include "tls.h"
+#include "tls_ticket.h"
 #include "config/diag.h"
 #include "config/model.h"
 #include "config/node.h"
@@ -713,15 +714,43 @@ static void test_sni_unknown(void **state)
 
 	assert_false(fx_connect(&h, cctx, t, "nope.example.com"));
 	assert_string_equal(tls_failure_reason(h.s), "no certificate for SNI nope.example.com");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_NO_SNI_MATCH);
 	assert_null(tls_selected(h.s));
 	hs_free(&h);
 	assert_false(fx_connect(&h, cctx, t, NULL));
 	assert_string_equal(tls_failure_reason(h.s),
 			    "client sent no SNI and no default server is configured");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_NO_SNI_MATCH);
 	hs_free(&h);
 	/* A successful handshake has no reason recorded. */
 	assert_true(fx_connect(&h, cctx, t, "a.example.com"));
 	assert_string_equal(tls_failure_reason(h.s), "handshake failed");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_OTHER);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+}
+
+/* main config tlsDefaultHost: a client without SNI is served as if it named the host. */
+static void test_sni_default_host(void **state)
+{
+	struct fx *f = *state;
+	struct tls_sni_table *t = fx_sni_table(f, false);
+	SSL_CTX *cctx = fx_client(f, NULL, NULL);
+	struct hs h = {0};
+	char cn[128];
+
+	assert_false(tls_sni_table_default(t, "nobody.example.org"));
+	assert_null(t->no_sni);
+	assert_true(tls_sni_table_default(t, "x.wild.example.com"));
+	assert_ptr_equal(t->no_sni, &t->v[1]);
+	assert_true(fx_connect(&h, cctx, t, NULL));
+	assert_string_equal(hs_served(&h, cn, sizeof(cn)), "*.wild.example.com");
+	assert_ptr_equal(tls_selected(h.s), &t->v[1]);
+	hs_free(&h);
+	assert_true(tls_sni_table_default(t, "A.example.com"));
+	assert_ptr_equal(t->no_sni, &t->v[0]);
+	assert_true(fx_connect(&h, cctx, t, NULL));
+	assert_string_equal(hs_served(&h, cn, sizeof(cn)), "a.example.com");
 	hs_free(&h);
 	SSL_CTX_free(cctx);
 }
@@ -838,11 +867,13 @@ static void test_mutual(void **state)
 	assert_false(h.ok);
 	assert_string_equal(tls_failure_reason(h.s),
 			    "client certificate required (alert certificate required)");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_NO_CLIENT_CERT);
 	hs_free(&h);
 	fx_connect(&h, wrong, t, "a.example.com");
 	assert_false(h.ok);
 	assert_string_equal(tls_failure_reason(h.s), "client certificate verify failed: unable to "
 						     "get local issuer certificate (depth 0)");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_CLIENT_CERT_UNVERIFIED);
 	hs_free(&h);
 	assert_true(fx_connect(&h, good, t, "a.example.com"));
 	assert_int_equal(SSL_get_verify_result(h.s), X509_V_OK);
@@ -853,6 +884,7 @@ static void test_mutual(void **state)
 	assert_false(h.ok);
 	assert_string_equal(tls_failure_reason(h.s),
 			    "client certificate required (alert handshake failure)");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_NO_CLIENT_CERT);
 	hs_free(&h);
 	SSL_CTX_free(none);
 	SSL_CTX_free(wrong);
@@ -904,7 +936,8 @@ static const char *fx_mutual_with(struct fx *f, const char *extra, char *why, si
 	if (fx_connect(&h, good, t, "a.example.com"))
 		snprintf(why, size, "ok");
 	else
-		snprintf(why, size, "%s", tls_failure_reason(h.s));
+		snprintf(why, size, "%s%s", tls_failure_reason(h.s),
+			 tls_failure_kind(h.s) == TLS_FAIL_SAN_MISMATCH ? " [san_mismatch]" : "");
 	hs_free(&h);
 	SSL_CTX_free(good);
 	return why;
@@ -922,7 +955,7 @@ static void test_pins(void **state)
 	assert_string_equal(fx_mutual_with(f,
 					   "subjectAltNames: [spiffe://cluster.local/ns/x/sa/y]\n",
 					   why, sizeof(why)),
-			    "client certificate SAN mismatch");
+			    "client certificate SAN mismatch [san_mismatch]");
 	assert_string_equal(
 	    fx_mutual_with(f, "subjectAltNames: [x, spiffe://cluster.local/ns/default/sa/client]\n",
 			   why, sizeof(why)),
@@ -939,7 +972,7 @@ static void test_pins(void **state)
 	    fx_mutual_with(
 		f, "verifyCertificateSpki: [47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=]\n", why,
 		sizeof(why)),
-	    "client certificate SPKI pin mismatch");
+	    "client certificate SPKI pin mismatch [san_mismatch]");
 	assert_string_equal(
 	    fx_mutual_with(f, pool_printf(f->p, "verifyCertificateSpki: ['%s']\n", b64), why,
 			   sizeof(why)),
@@ -949,7 +982,7 @@ static void test_pins(void **state)
 	assert_string_equal(
 	    fx_mutual_with(f, pool_printf(f->p, "verifyCertificateHash: ['%064d']\n", 0), why,
 			   sizeof(why)),
-	    "client certificate hash pin mismatch");
+	    "client certificate hash pin mismatch [san_mismatch]");
 	assert_string_equal(fx_mutual_with(f,
 					   pool_printf(f->p, "verifyCertificateHash: ['%s']\n",
 						       fx_hex(f, md, mdlen, true)),
@@ -977,7 +1010,7 @@ static void test_pins(void **state)
 		    "verifyCertificateSpki: [47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=]\n",
 		    0),
 		why, sizeof(why)),
-	    "client certificate SPKI/hash pin mismatch");
+	    "client certificate SPKI/hash pin mismatch [san_mismatch]");
 	X509_free(x);
 }
 
@@ -997,6 +1030,7 @@ static void test_crl(void **state)
 	assert_false(h.ok);
 	assert_string_equal(tls_failure_reason(h.s),
 			    "client certificate verify failed: certificate revoked (depth 0)");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_CLIENT_CERT_UNVERIFIED);
 	hs_free(&h);
 	fx_connect(&h, revoked, tc, "a.example.com");
 	assert_false(h.ok);
@@ -1022,6 +1056,7 @@ static void test_tls13_only(void **state)
 	SSL_CTX_set_max_proto_version(c12, TLS1_2_VERSION);
 	assert_false(fx_connect(&h, c12, t, "a.example.com"));
 	assert_non_null(strstr(tls_failure_reason(h.s), "protocol version mismatch"));
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_PROTOCOL);
 	hs_free(&h);
 	SSL_CTX_set_max_proto_version(c12, TLS1_3_VERSION);
 	assert_true(fx_connect(&h, c12, t, "a.example.com"));
@@ -1070,6 +1105,7 @@ static void test_ciphers_follow_sni(void **state)
 	assert_int_equal(SSL_CTX_set_cipher_list(c, "ECDHE-ECDSA-AES128-GCM-SHA256"), 1);
 	assert_false(fx_connect(&h, c, t, "a.example.com"));
 	assert_string_equal(tls_failure_reason(h.s), "no shared cipher (alert handshake failure)");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_CIPHER);
 	hs_free(&h);
 	/* the default server takes it, over TLS 1.3 */
 	assert_true(fx_connect(&h, c, t, "b.example.com"));
@@ -1216,6 +1252,7 @@ static void test_client_verify(void **state)
 	assert_string_equal(tls_failure_reason(h.c),
 			    "upstream certificate verify failed: hostname mismatch (depth 0)");
 	assert_string_equal(tls_failure_reason(h.s), "client sent alert bad certificate");
+	assert_int_equal(tls_failure_kind(h.s), TLS_FAIL_OTHER);
 	hs_free(&h);
 
 	/* sni overrides what is sent and verified */
@@ -1393,6 +1430,133 @@ static void test_resumption_tls12(void **state)
 	/* the client identity survives resumption */
 	assert_true(tls_xfcc(h.s, out, sizeof(out)) > 0);
 	hs_free(&h);
+}
+
+/* ---- session ticket keys ---- */
+
+static void test_ticket_parse(void **state)
+{
+	unsigned char buf[17 * TLS_TICKET_KEY_LEN];
+	struct tls_ticket_keys k;
+	const char *why;
+	size_t i;
+
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(i * 7 + i / TLS_TICKET_KEY_LEN);
+	assert_int_equal(tls_ticket_parse(buf, 0, &k, &why), -1);
+	assert_int_equal(tls_ticket_parse(buf, 79, &k, &why), -1);
+	assert_int_equal(tls_ticket_parse(buf, 81, &k, &why), -1);
+	assert_int_equal(tls_ticket_parse(buf, 48, &k, &why), -1); /* nginx's AES-128 size */
+	assert_int_equal(tls_ticket_parse(buf, sizeof(buf), &k, &why), -1);
+	assert_string_equal(why, "holds more than 16 keys");
+	assert_int_equal(tls_ticket_parse(buf, 2 * TLS_TICKET_KEY_LEN, &k, &why), 0);
+	assert_int_equal(k.n, 2);
+	/* nginx's layout: name, HMAC secret, AES key */
+	assert_memory_equal(k.k[1].name, buf + 80, 16);
+	assert_memory_equal(k.k[1].hmac, buf + 96, 32);
+	assert_memory_equal(k.k[1].aes, buf + 128, 32);
+	memcpy(buf + 80, buf, 16);
+	assert_int_equal(tls_ticket_parse(buf, 2 * TLS_TICKET_KEY_LEN, &k, &why), -1);
+	assert_string_equal(why, "has two keys with the same name (first 16 bytes)");
+}
+
+static void test_ticket_rotate(void **state)
+{
+	struct tls_ticket_keys r = {0};
+	struct tls_ticket_key k;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		memset(&k, 'a' + i, sizeof(k));
+		tls_ticket_rotate(&r, &k);
+		assert_int_equal(r.n, i < TLS_TICKET_KEEP ? (size_t)i + 1 : TLS_TICKET_KEEP + 1);
+		assert_int_equal(r.k[0].name[0], 'a' + i);
+		assert_int_equal(r.k[r.n - 1].name[0], 'a' + i - (int)r.n + 1);
+	}
+}
+
+/* One handshake to a.example.com offering *sess; *sess becomes the newest session. */
+static bool fx_resumes(SSL_CTX *cctx, const struct tls_sni_table *t, SSL_SESSION **sess)
+{
+	struct hs h = {0};
+	bool reused;
+
+	h.c = SSL_new(cctx);
+	h.s = SSL_new(t->front);
+	assert_int_equal(SSL_set_tlsext_host_name(h.c, "a.example.com"), 1);
+	if (*sess != NULL)
+		assert_int_equal(SSL_set_session(h.c, *sess), 1);
+	assert_true(hs_run(&h));
+	reused = SSL_session_reused(h.s);
+	hs_exchange(&h); /* the TLS 1.3 ticket */
+	SSL_SESSION_free(*sess);
+	*sess = SSL_get1_session(h.c);
+	hs_free(&h);
+	return reused;
+}
+
+static void fx_keys(struct tls_ticket_keys *k, const char *names)
+{
+	size_t i;
+
+	memset(k, 0, sizeof(*k));
+	for (i = 0; names[i] != '\0'; i++) {
+		memset(&k->k[i], names[i], sizeof(k->k[i]));
+		k->k[i].aes[0] ^= 1; /* secrets that differ from the name */
+	}
+	k->n = i;
+}
+
+/* Keys are the process's, not a context's: a session survives a new context (a reload);
+ * a file's first key seals, the others still open; rotation keeps TLS_TICKET_KEEP. */
+static void test_ticket_keys(void **state)
+{
+	struct fx *f = *state;
+	SSL_CTX *cctx = fx_client(f, NULL, NULL);
+	SSL_SESSION *sess = NULL;
+	struct tls_ticket_keys k;
+	int v, i;
+
+	for (v = 0; v < 2; v++) {
+		SSL_CTX_set_max_proto_version(cctx, v == 0 ? TLS1_2_VERSION : TLS1_3_VERSION);
+		fx_keys(&k, "AB");
+		assert_int_equal(tls_ticket_use(&k), 0);
+		assert_false(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		/* a reload builds new contexts: the session still resumes */
+		assert_true(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		/* a new first key, the old one kept: still opens (and renews with C) */
+		fx_keys(&k, "CA");
+		assert_int_equal(tls_ticket_use(&k), 0);
+		assert_true(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		fx_keys(&k, "C");
+		assert_int_equal(tls_ticket_use(&k), 0);
+		assert_true(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		/* keys that never sealed it: a full handshake */
+		fx_keys(&k, "DE");
+		assert_int_equal(tls_ticket_use(&k), 0);
+		assert_false(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		/* automatic keys: kept by a later use(NULL), rotated on demand */
+		assert_int_equal(tls_ticket_use(NULL), 0);
+		assert_false(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		assert_int_equal(tls_ticket_use(NULL), 0);
+		for (i = 0; i < TLS_TICKET_KEEP; i++)
+			tls_ticket_rotate_now();
+		assert_true(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		for (i = 0; i <= TLS_TICKET_KEEP; i++)
+			tls_ticket_rotate_now();
+		assert_false(
+		    fx_resumes(cctx, fx_one(f, "mode: SIMPLE\ncredentialName: a-cred\n"), &sess));
+		SSL_SESSION_free(sess);
+		sess = NULL;
+	}
+	SSL_CTX_free(cctx);
 }
 
 /* What the access log says about a failed origination handshake. */
@@ -1806,6 +1970,7 @@ int main(int argc, char **argv)
 	    T(test_sni_precedence),
 	    T(test_sni_handshakes),
 	    T(test_sni_unknown),
+	    T(test_sni_default_host),
 	    T(test_sni_malformed),
 	    T(test_sni_hello_retry),
 	    T(test_mutual),
@@ -1827,6 +1992,9 @@ int main(int argc, char **argv)
 	    T(test_client_istio_mutual),
 	    T(test_client_fingerprint),
 	    T(test_client_session_keys),
+	    T(test_ticket_parse),
+	    T(test_ticket_rotate),
+	    T(test_ticket_keys),
 	};
 #undef T
 	int rc;

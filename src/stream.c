@@ -1,0 +1,726 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "stream.h"
+
+/* One read asks for this much room: a 16 KiB body and its head arrive in one read, while a
+ * small request costs one buffer chain of this size (allocated from the free lists once
+ * the heap is warm, and freed when the request has been consumed). */
+#define STREAM_READ_SIZE (32 * 1024 - 64)
+/* Plain reads per readiness event when each one fills its room: enough to take a large
+ * burst without starving the other connections of the worker. */
+#define STREAM_READS_PER_EVENT 4
+/* Plaintext per SSL_write: one full TLS record. */
+#define STREAM_TLS_RECORD 16384
+
+/* Work deferred to the end of the current callback round (see stream_later). */
+#define LATER_FLUSH 0x01
+#define LATER_CONNECTED 0x02
+#define LATER_ERROR 0x04
+#define LATER_READ 0x08 /* TLS: plaintext or an EOF already inside the SSL */
+
+enum stream_hs {
+	HS_NONE = 0, /* plain, or the handshake is done */
+	HS_WANT_READ,
+	HS_WANT_WRITE,
+};
+
+struct stream {
+	SSL *ssl; /* TLS streams */
+	struct evbuffer *in, *out;
+	evutil_socket_t fd;
+	stream_data_cb readcb, writecb;
+	stream_event_cb eventcb;
+	void *cbarg;
+	size_t rd_high, wr_low;
+	struct timeval rd_tv;
+	struct event rd, wr, later;
+	short enabled;
+	unsigned later_what;
+	int later_errno;
+	int tls_retry_len; /* an SSL_write to repeat with this length (0: none) */
+	enum stream_hs hs; /* TLS handshake in progress */
+	bool rd_timeout_set;
+	bool rd_added, wr_added, later_armed;
+	bool rd_suspended;               /* input at its high watermark */
+	struct evbuffer_cb_entry *in_cb; /* while suspended */
+	bool wr_blocked;                 /* output waits for writability */
+	bool connecting;                 /* TCP connect in progress */
+	bool rd_wants_write;             /* TLS: SSL_read needs the socket writable */
+	bool wr_wants_read;              /* TLS: SSL_write needs the socket readable */
+	/* Callback depth and a free requested inside a callback: the stream is freed when
+	 * the outermost callback returns. */
+	unsigned busy;
+	bool dead;
+};
+
+static void stream_destroy(struct stream *s)
+{
+	event_del(&s->rd);
+	event_del(&s->wr);
+	event_del(&s->later);
+	evbuffer_free(s->in);
+	evbuffer_free(s->out);
+	if (s->ssl != NULL)
+		SSL_free(s->ssl);
+	if (s->fd >= 0)
+		evutil_closesocket(s->fd);
+	free(s);
+}
+
+/* Around every user callback; stream_leave returns false when the stream was freed inside
+ * it (the caller must then not touch it). */
+static void stream_enter(struct stream *s)
+{
+	s->busy++;
+}
+
+static bool stream_leave(struct stream *s)
+{
+	if (--s->busy == 0 && s->dead) {
+		stream_destroy(s);
+		return false;
+	}
+	return !s->dead;
+}
+
+void stream_free(struct stream *s)
+{
+	if (s == NULL)
+		return;
+	if (s->busy > 0) {
+		/* Inside one of its callbacks: stop everything now, free on the way out. */
+		s->dead = true;
+		s->readcb = s->writecb = NULL;
+		s->eventcb = NULL;
+		event_del(&s->rd);
+		event_del(&s->wr);
+		event_del(&s->later);
+		return;
+	}
+	stream_destroy(s);
+}
+
+static void stream_event(struct stream *s, short what)
+{
+	if (s->eventcb == NULL)
+		return;
+	stream_enter(s);
+	s->eventcb(s, what, s->cbarg);
+	stream_leave(s);
+}
+
+static void stream_later(struct stream *s, unsigned what)
+{
+	s->later_what |= what;
+	if (!s->later_armed) {
+		/* Runs after the callbacks already active in this loop round, before the
+		 * next poll: no syscall. */
+		s->later_armed = true;
+		event_active(&s->later, EV_WRITE, 1);
+	}
+}
+
+/* Register the socket with the loop for exactly what the stream waits for. */
+static void stream_watch(struct stream *s)
+{
+	bool rd, wr;
+
+	if (s->fd < 0 || s->dead)
+		return;
+	if (s->connecting) {
+		rd = false;
+		wr = true;
+	} else if (s->hs != HS_NONE) {
+		rd = s->hs == HS_WANT_READ;
+		wr = s->hs == HS_WANT_WRITE;
+	} else {
+		rd = ((s->enabled & EV_READ) && !s->rd_suspended) || s->wr_wants_read;
+		wr = s->rd_wants_write || (s->wr_blocked && (s->enabled & EV_WRITE));
+	}
+	if (rd != s->rd_added) {
+		if (rd)
+			event_add(&s->rd, s->rd_timeout_set ? &s->rd_tv : NULL);
+		else
+			event_del(&s->rd);
+		s->rd_added = rd;
+	}
+	if (wr != s->wr_added) {
+		if (wr)
+			event_add(&s->wr, NULL);
+		else
+			event_del(&s->wr);
+		s->wr_added = wr;
+	}
+}
+
+/* ---- writing ---- */
+
+/* One SSL_write of up to a record's worth; >0 bytes taken, 0 blocked (the stream waits
+ * for the socket), -1 failed. */
+static int stream_tls_write(struct stream *s, size_t left)
+{
+	int len = s->tls_retry_len > 0 ? s->tls_retry_len
+				       : (int)(left < STREAM_TLS_RECORD ? left : STREAM_TLS_RECORD);
+	unsigned char *p = evbuffer_pullup(s->out, len);
+	int n;
+
+	if (p == NULL)
+		return -1; /* the output lost bytes OpenSSL still has to send */
+	ERR_clear_error();
+	n = SSL_write(s->ssl, p, len);
+	if (n > 0) {
+		s->tls_retry_len = 0;
+		s->wr_wants_read = false;
+		evbuffer_drain(s->out, (size_t)n);
+		return n;
+	}
+	/* OpenSSL wants the same call again: the bytes stay first in the output, moved
+	 * maybe (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), but the length must not shrink. */
+	switch (SSL_get_error(s->ssl, n)) {
+	case SSL_ERROR_WANT_WRITE:
+		s->tls_retry_len = len;
+		return 0;
+	case SSL_ERROR_WANT_READ:
+		s->tls_retry_len = len;
+		s->wr_wants_read = true;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* Write what the output holds; wait for writability while bytes remain.  Then the write
+ * callback when at or below the low watermark. */
+static void stream_flush(struct stream *s)
+{
+	size_t left = evbuffer_get_length(s->out);
+	bool blocked = false;
+
+	if (left == 0 && !s->wr_blocked)
+		return; /* nothing was written: no write callback */
+
+	while ((left = evbuffer_get_length(s->out)) > 0) {
+		int n;
+
+		if (s->ssl != NULL) {
+			n = stream_tls_write(s, left);
+			if (n == 0) {
+				blocked = true;
+				break;
+			}
+		} else {
+			n = evbuffer_write(s->out, s->fd);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+				blocked = true;
+				break;
+			}
+			if (n >= 0 && (size_t)n < left) {
+				blocked = true; /* the socket buffer is full */
+				break;
+			}
+		}
+		if (n < 0) {
+			s->wr_blocked = false;
+			s->enabled &= ~EV_WRITE;
+			stream_watch(s);
+			stream_event(s, BEV_EVENT_WRITING | BEV_EVENT_ERROR);
+			return;
+		}
+	}
+	s->wr_blocked = blocked && !s->wr_wants_read;
+	stream_watch(s);
+	if (evbuffer_get_length(s->out) <= s->wr_low && s->writecb != NULL) {
+		stream_enter(s);
+		s->writecb(s, s->cbarg);
+		stream_leave(s);
+	}
+}
+
+/* ---- reading ---- */
+
+static void stream_resume(struct stream *s)
+{
+	s->rd_suspended = false;
+	if (s->in_cb != NULL) {
+		evbuffer_remove_cb_entry(s->in, s->in_cb);
+		s->in_cb = NULL;
+	}
+	stream_watch(s);
+	if (s->ssl != NULL && SSL_has_pending(s->ssl))
+		stream_later(s, LATER_READ);
+}
+
+/* The input drained below its high watermark: read again. */
+static void stream_in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct stream *s = arg;
+
+	if (s->rd_suspended && info->n_deleted > 0 && evbuffer_get_length(buf) < s->rd_high)
+		stream_resume(s);
+}
+
+/* Reading pauses with the input at its high watermark.  Only then does the input carry a
+ * callback (to see it drain): evbuffer callbacks cost on every change of the buffer. */
+static void stream_suspend(struct stream *s)
+{
+	s->rd_suspended = true;
+	if (s->in_cb == NULL)
+		s->in_cb = evbuffer_add_cb(s->in, stream_in_cb, s);
+	stream_watch(s);
+}
+
+/* Reading stops at the high watermark; how much the next read may take, 0 for none. */
+static size_t stream_read_room(struct stream *s)
+{
+	size_t have = evbuffer_get_length(s->in);
+
+	if (s->rd_high == 0)
+		return STREAM_READ_SIZE;
+	if (have >= s->rd_high) {
+		stream_suspend(s);
+		return 0;
+	}
+	return s->rd_high - have < STREAM_READ_SIZE ? s->rd_high - have : STREAM_READ_SIZE;
+}
+
+/* One read into the input: >0 bytes, 0 nothing now, or -1 with *ev the end (EOF/ERROR). */
+static ssize_t stream_read_once(struct stream *s, size_t want, short *ev)
+{
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	int nv = evbuffer_reserve_space(s->in, (ev_ssize_t)want, v, s->ssl != NULL ? 1 : 2);
+	ssize_t n;
+
+	if (nv <= 0)
+		return 0;
+	/* the room given may be larger than asked: read no more than asked */
+	for (int i = 0, room = (int)want; i < nv; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len < (size_t)room ? v[i].iov_len : (size_t)room;
+		room -= (int)iov[i].iov_len;
+	}
+	if (s->ssl != NULL) {
+		ERR_clear_error();
+		n = SSL_read(s->ssl, iov[0].iov_base, (int)iov[0].iov_len);
+		if (n <= 0) {
+			s->rd_wants_write = false;
+			switch (SSL_get_error(s->ssl, (int)n)) {
+			case SSL_ERROR_WANT_READ:
+				return 0;
+			case SSL_ERROR_WANT_WRITE:
+				s->rd_wants_write = true;
+				return 0;
+			case SSL_ERROR_ZERO_RETURN: /* close_notify, or a bare close: see below */
+				*ev = BEV_EVENT_READING | BEV_EVENT_EOF;
+				return -1;
+			default:
+				*ev = BEV_EVENT_READING | BEV_EVENT_ERROR;
+				return -1;
+			}
+		}
+		s->rd_wants_write = false;
+	} else {
+		n = readv(s->fd, iov, nv);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return 0;
+		if (n <= 0) {
+			*ev = BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
+			return -1;
+		}
+	}
+	for (int i = 0, left = (int)n; i < nv; i++) {
+		size_t take = (size_t)left < iov[i].iov_len ? (size_t)left : iov[i].iov_len;
+
+		v[i].iov_len = take;
+		left -= (int)take;
+	}
+	evbuffer_commit_space(s->in, v, nv);
+	return n;
+}
+
+static void stream_read(struct stream *s)
+{
+	size_t want;
+	ssize_t n;
+	short ev = 0;
+	int reads = 0;
+	bool got = false;
+
+	while ((want = stream_read_room(s)) > 0) {
+		n = stream_read_once(s, want, &ev);
+		if (n <= 0)
+			break;
+		got = true;
+		/* Plain: a short read emptied the socket.  TLS: records already read (read
+		 * ahead) are inside the SSL where the poller cannot see them: take them all;
+		 * what is still in the kernel wakes the poller again. */
+		if (s->ssl != NULL ? !SSL_has_pending(s->ssl)
+				   : ((size_t)n < want || ++reads >= STREAM_READS_PER_EVENT))
+			break;
+	}
+	if (s->ssl != NULL && s->rd_wants_write)
+		stream_watch(s);
+	if (got && s->readcb != NULL) {
+		stream_enter(s);
+		s->readcb(s, s->cbarg);
+		if (!stream_leave(s))
+			return;
+	}
+	if (ev == 0)
+		return;
+	if (got && s->ssl == NULL)
+		return; /* a plain socket reports its end again on the next poll */
+	if (got && !(s->enabled & EV_READ)) {
+		/* TLS: the end is inside the SSL; tell it when reading resumes */
+		return;
+	}
+	s->enabled &= ~EV_READ;
+	stream_watch(s);
+	stream_event(s, ev);
+}
+
+/* ---- TLS handshake and connect ---- */
+
+static void stream_tls_handshake(struct stream *s)
+{
+	int r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(s->ssl);
+	if (r == 1) {
+		s->hs = HS_NONE;
+		if (evbuffer_get_length(s->out) > 0)
+			stream_later(s, LATER_FLUSH);
+		stream_enter(s);
+		stream_event(s, BEV_EVENT_CONNECTED);
+		if (!stream_leave(s))
+			return;
+		stream_watch(s);
+		/* the client's first request may have come with its last handshake flight */
+		if (SSL_has_pending(s->ssl))
+			stream_later(s, LATER_READ);
+		return;
+	}
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		s->hs = HS_WANT_READ;
+		stream_watch(s);
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		s->hs = HS_WANT_WRITE;
+		stream_watch(s);
+		return;
+	default:
+		s->hs = HS_NONE;
+		s->enabled = 0;
+		stream_watch(s);
+		stream_event(s, BEV_EVENT_ERROR);
+	}
+}
+
+static void stream_connect_done(struct stream *s)
+{
+	int err = 0;
+	socklen_t elen = sizeof(err);
+
+	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+		err = errno;
+	if (err == EINPROGRESS || err == EINTR)
+		return; /* spurious wake-up */
+	s->connecting = false;
+	if (err != 0) {
+		stream_watch(s);
+		errno = err;
+		stream_event(s, BEV_EVENT_ERROR);
+		return;
+	}
+	if (s->ssl != NULL) {
+		stream_tls_handshake(s);
+		return;
+	}
+	if (evbuffer_get_length(s->out) > 0)
+		stream_later(s, LATER_FLUSH);
+	stream_enter(s);
+	stream_event(s, BEV_EVENT_CONNECTED);
+	if (stream_leave(s))
+		stream_watch(s);
+}
+
+/* ---- loop callbacks ---- */
+
+static void stream_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+	unsigned todo = s->later_what;
+
+	(void)fd;
+	(void)what;
+	s->later_armed = false;
+	s->later_what = 0;
+	if (todo & LATER_ERROR) {
+		errno = s->later_errno;
+		s->connecting = false;
+		stream_event(s, BEV_EVENT_ERROR);
+		return;
+	}
+	if (todo & LATER_CONNECTED) {
+		if (s->ssl != NULL) {
+			stream_tls_handshake(s);
+			return;
+		}
+		stream_enter(s);
+		stream_event(s, BEV_EVENT_CONNECTED);
+		if (!stream_leave(s))
+			return;
+		stream_watch(s);
+	}
+	if ((todo & LATER_READ) && (s->enabled & EV_READ) && s->hs == HS_NONE) {
+		stream_enter(s);
+		stream_read(s);
+		if (!stream_leave(s))
+			return;
+	}
+	if ((todo & LATER_FLUSH) && (s->enabled & EV_WRITE) && !s->connecting && s->hs == HS_NONE &&
+	    s->fd >= 0)
+		stream_flush(s);
+}
+
+static void stream_wr_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->connecting) {
+		stream_connect_done(s);
+		return;
+	}
+	if (s->hs != HS_NONE) {
+		stream_tls_handshake(s);
+		return;
+	}
+	if (s->rd_wants_write) {
+		stream_enter(s);
+		stream_read(s);
+		if (!stream_leave(s))
+			return;
+	}
+	if (evbuffer_get_length(s->out) > 0 || s->wr_blocked)
+		stream_flush(s);
+}
+
+static void stream_rd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		s->enabled &= ~EV_READ;
+		stream_watch(s);
+		stream_event(s, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
+		return;
+	}
+	if (s->hs != HS_NONE) {
+		stream_tls_handshake(s);
+		return;
+	}
+	if (s->wr_wants_read) {
+		s->wr_wants_read = false;
+		stream_enter(s);
+		stream_flush(s);
+		if (!stream_leave(s))
+			return;
+	}
+	if (s->enabled & EV_READ)
+		stream_read(s);
+}
+
+/* ---- the interface ---- */
+
+static void stream_assign(struct stream *s, struct event_base *base)
+{
+	event_assign(&s->rd, base, s->fd, EV_READ | EV_PERSIST, stream_rd_cb, s);
+	event_assign(&s->wr, base, s->fd, EV_WRITE | EV_PERSIST, stream_wr_cb, s);
+}
+
+struct stream *stream_socket_new(struct event_base *base, evutil_socket_t fd)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+
+	if (s == NULL || (s->in = evbuffer_new()) == NULL || (s->out = evbuffer_new()) == NULL) {
+		if (s != NULL)
+			evbuffer_free(s->in);
+		free(s);
+		if (fd >= 0)
+			evutil_closesocket(fd);
+		return NULL;
+	}
+	s->fd = fd;
+	stream_assign(s, base);
+	event_assign(&s->later, base, -1, 0, stream_later_cb, s);
+	return s;
+}
+
+struct stream *stream_tls_new(struct event_base *base, evutil_socket_t fd, struct ssl_st *ssl,
+			      bool accepting)
+{
+	struct stream *s = stream_socket_new(base, fd);
+
+	if (s == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	s->ssl = ssl;
+	/* Read ahead: one read(2) takes every record the kernel holds, not a header and then
+	 * a body.  A peer that closes without close_notify ends the stream like a TCP close
+	 * (as in Envoy); truncation attacks matter to framing, which HTTP checks itself. */
+	SSL_set_read_ahead(ssl, 1);
+	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (accepting) {
+		SSL_set_accept_state(ssl);
+		if (fd < 0 || !SSL_set_fd(ssl, fd)) {
+			stream_destroy(s);
+			return NULL;
+		}
+		s->hs = HS_WANT_READ; /* the ClientHello */
+		stream_watch(s);
+	} else {
+		SSL_set_connect_state(ssl);
+	}
+	return s;
+}
+
+int stream_connect(struct stream *s, const struct sockaddr *sa, socklen_t len)
+{
+	int one = 1;
+
+	if (s->fd < 0) {
+		s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (s->fd < 0)
+			return -1;
+		setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		stream_assign(s, event_get_base(&s->later));
+		if (s->ssl != NULL && !SSL_set_fd(s->ssl, s->fd))
+			return -1;
+	}
+	if (connect(s->fd, sa, len) == 0) {
+		stream_later(s, LATER_CONNECTED | LATER_FLUSH);
+		return 0;
+	}
+	if (errno == EINPROGRESS || errno == EINTR) {
+		s->connecting = true;
+		stream_watch(s);
+		return 0;
+	}
+	if (errno == ECONNREFUSED) {
+		/* reported like a refusal that arrives later, as libevent does */
+		s->later_errno = errno;
+		stream_later(s, LATER_ERROR);
+		return 0;
+	}
+	return -1;
+}
+
+void stream_setcb(struct stream *s, stream_data_cb readcb, stream_data_cb writecb,
+		  stream_event_cb eventcb, void *arg)
+{
+	s->readcb = readcb;
+	s->writecb = writecb;
+	s->eventcb = eventcb;
+	s->cbarg = arg;
+}
+
+void stream_enable(struct stream *s, short what)
+{
+	s->enabled |= what & (EV_READ | EV_WRITE);
+	stream_watch(s);
+	if (s->connecting || s->hs != HS_NONE)
+		return;
+	if ((what & EV_WRITE) && !s->wr_blocked && evbuffer_get_length(s->out) > 0)
+		stream_later(s, LATER_FLUSH);
+	/* TLS: plaintext (or the end) already inside the SSL will not wake the poller */
+	if ((what & EV_READ) && s->ssl != NULL && !s->rd_suspended &&
+	    (SSL_has_pending(s->ssl) || (SSL_get_shutdown(s->ssl) & SSL_RECEIVED_SHUTDOWN)))
+		stream_later(s, LATER_READ);
+}
+
+void stream_disable(struct stream *s, short what)
+{
+	s->enabled &= ~(what & (EV_READ | EV_WRITE));
+	stream_watch(s);
+}
+
+void stream_setwatermark(struct stream *s, short what, size_t low, size_t high)
+{
+	if (what & EV_WRITE)
+		s->wr_low = low;
+	if (what & EV_READ) {
+		s->rd_high = high;
+		if (s->rd_suspended && (high == 0 || evbuffer_get_length(s->in) < high))
+			stream_resume(s);
+	}
+}
+
+void stream_set_read_timeout(struct stream *s, const struct timeval *tv)
+{
+	s->rd_timeout_set = tv != NULL;
+	if (tv != NULL)
+		s->rd_tv = *tv;
+	if (!s->rd_added)
+		return;
+	if (tv != NULL)
+		event_add(&s->rd, &s->rd_tv);
+	else
+		event_remove_timer(&s->rd);
+}
+
+struct evbuffer *stream_input(struct stream *s)
+{
+	return s->in;
+}
+
+struct evbuffer *stream_output(struct stream *s)
+{
+	/* The caller is about to write: send it at the end of the round (one write for
+	 * everything the round adds).  A round that adds nothing costs a callback. */
+	if ((s->enabled & EV_WRITE) && !s->connecting && s->hs == HS_NONE && !s->wr_blocked &&
+	    !s->wr_wants_read)
+		stream_later(s, LATER_FLUSH);
+	return s->out;
+}
+
+size_t stream_output_len(const struct stream *s)
+{
+	return evbuffer_get_length(s->out);
+}
+
+evutil_socket_t stream_getfd(const struct stream *s)
+{
+	return s->fd;
+}
+
+struct ssl_st *stream_ssl(const struct stream *s)
+{
+	return s->ssl;
+}
