@@ -102,6 +102,7 @@ static struct snapshot *load_snapshot(const char *path, bool to_stdout, int *ner
 	set = config_load(p, &d, path);
 	if (d.nerrors == 0 && set != NULL)
 		s = link_compile(p, &d, set);
+	config_load_done(set);
 	print_diag(&d, to_stdout);
 	*nerrors = d.nerrors;
 	diag_fini(&d);

@@ -3,20 +3,30 @@
 #endif
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "pool.h"
 
+/* Chunks double from POOL_CHUNK to POOL_CHUNK_MAX: a small generation stays small, a large
+ * one (10 000 virtual hosts) is a few hundred chunks.  Chunks of POOL_MAP bytes and more are
+ * mapped rather than malloc'd, so freeing a retired generation gives its memory back to the
+ * system at once, whichever thread drops it, instead of leaving holes in malloc's heap that
+ * the next generation only partly reuses. */
 #define POOL_CHUNK (64 * 1024)
+#define POOL_CHUNK_MAX (1024 * 1024)
+#define POOL_MAP (256 * 1024)
 #define POOL_ALIGN 16
 
 struct pool_chunk {
 	struct pool_chunk *next;
 	size_t size;
 	size_t used;
+	bool mapped;
 	_Alignas(POOL_ALIGN) unsigned char data[];
 };
 
@@ -30,6 +40,7 @@ struct pool {
 	struct pool_chunk *head;
 	struct pool_cleanup *cleanups;
 	size_t bytes;
+	size_t next; /* size of the next regular chunk */
 };
 
 static void *xmalloc(size_t n)
@@ -50,7 +61,41 @@ struct pool *pool_new(void)
 	p->head = NULL;
 	p->cleanups = NULL;
 	p->bytes = 0;
+	p->next = POOL_CHUNK;
 	return p;
+}
+
+static struct pool_chunk *pool_chunk_new(size_t size)
+{
+	size_t total = sizeof(struct pool_chunk) + size;
+	struct pool_chunk *c;
+	void *m;
+
+	if (total >= POOL_MAP) {
+		total = (total + 4095) & ~(size_t)4095;
+		m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) {
+			fprintf(stderr, "meshgate: out of memory (%zu bytes)\n", total);
+			abort();
+		}
+		c = m;
+		c->size = total - sizeof(*c);
+		c->mapped = true;
+	} else {
+		c = xmalloc(total);
+		c->size = size;
+		c->mapped = false;
+	}
+	c->used = 0;
+	return c;
+}
+
+static void pool_chunk_free(struct pool_chunk *c)
+{
+	if (c->mapped)
+		munmap(c, sizeof(*c) + c->size);
+	else
+		free(c);
 }
 
 void pool_free(struct pool *p)
@@ -66,9 +111,34 @@ void pool_free(struct pool *p)
 		cl->fn(cl->arg);
 	for (c = p->head; c != NULL; c = next) {
 		next = c->next;
-		free(c);
+		pool_chunk_free(c);
 	}
 	free(p);
+}
+
+void pool_reset(struct pool *p)
+{
+	struct pool_chunk *c, *next, *keep = NULL;
+	struct pool_cleanup *cl;
+
+	for (cl = p->cleanups; cl != NULL; cl = cl->next)
+		cl->fn(cl->arg);
+	p->cleanups = NULL;
+	for (c = p->head; c != NULL; c = next) {
+		next = c->next;
+		if (keep == NULL && c->size == POOL_CHUNK && !c->mapped)
+			keep = c;
+		else
+			pool_chunk_free(c);
+	}
+	p->head = keep;
+	p->bytes = 0;
+	p->next = POOL_CHUNK;
+	if (keep != NULL) {
+		keep->next = NULL;
+		keep->used = 0;
+		p->bytes = sizeof(*keep) + keep->size;
+	}
 }
 
 void *pool_alloc(struct pool *p, size_t size)
@@ -80,20 +150,20 @@ void *pool_alloc(struct pool *p, size_t size)
 	if (need == 0)
 		need = POOL_ALIGN;
 	if (c == NULL || c->size - c->used < need) {
-		size_t csize = need > POOL_CHUNK / 4 ? need : POOL_CHUNK;
+		bool oneoff = need > p->next / 4;
 
-		c = xmalloc(sizeof(*c) + csize);
-		c->size = csize;
-		c->used = 0;
+		c = pool_chunk_new(oneoff ? need : p->next);
 		/* Big one-off blocks go behind the current chunk so its free space is kept. */
-		if (csize != POOL_CHUNK && p->head != NULL) {
+		if (oneoff && p->head != NULL) {
 			c->next = p->head->next;
 			p->head->next = c;
 		} else {
 			c->next = p->head;
 			p->head = c;
+			if (!oneoff && p->next < POOL_CHUNK_MAX)
+				p->next *= 2;
 		}
-		p->bytes += sizeof(*c) + csize;
+		p->bytes += sizeof(*c) + c->size;
 	}
 	ret = c->data + c->used;
 	c->used += need;

@@ -9,6 +9,9 @@ struct pool;
 
 struct pool *pool_new(void);
 void pool_free(struct pool *p);
+/* Free everything allocated so far (cleanups run) but keep one chunk for what comes next:
+ * a scratch pool reused per item. */
+void pool_reset(struct pool *p);
 /* Zeroed memory, aligned for any type. Aborts on allocation failure (control thread only). */
 void *pool_alloc(struct pool *p, size_t size);
 void *pool_calloc(struct pool *p, size_t n, size_t size);

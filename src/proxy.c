@@ -161,7 +161,7 @@ static bool ops_drop(const struct header_op_list *ops, const char *name, size_t 
 static size_t rewrite_path(const struct http_route *route, const struct route_request *rq,
 			   char *out, size_t outsize)
 {
-	const struct http_rewrite *rw = &route->rewrite;
+	const struct http_rewrite *rw = route->rewrite;
 	size_t i, plen = rq->path_len;
 
 	if (rw->uri_regex.re != NULL) {
@@ -208,10 +208,10 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 {
 	struct headbuf hb;
 	const struct http_route *route = ex->route;
-	const struct headers_ops *dops = &ex->rd->headers;
+	const struct headers_ops *dops = ex->rd->headers;
 	char path[8192];
 	size_t plen = rewrite_path(route, rq, path, sizeof(path)), i;
-	const char *authority = route->rewrite.authority;
+	const char *authority = route->rewrite->authority;
 	struct conn_tokens ct;
 	size_t alen = authority != NULL ? strlen(authority) : 0;
 
@@ -241,7 +241,7 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		    NAME_IS(h->name, h->name_len, "x-forwarded-proto") ||
 		    NAME_IS(h->name, h->name_len, "x-request-id") ||
 		    NAME_IS(h->name, h->name_len, "x-forwarded-client-cert") ||
-		    ops_drop(&route->headers.request, h->name, h->name_len) ||
+		    ops_drop(&route->headers->request, h->name, h->name_len) ||
 		    ops_drop(&dops->request, h->name, h->name_len) ||
 		    listed_in_connection(&ct, h->name, h->name_len))
 			continue;
@@ -267,7 +267,7 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		if (xfcc != NULL)
 			headbuf_header(&hb, "x-forwarded-client-cert", 23, xfcc, strlen(xfcc));
 	}
-	add_header_ops(&hb, &route->headers.request);
+	add_header_ops(&hb, &route->headers->request);
 	add_header_ops(&hb, &dops->request);
 	if (ex->req_kind == HTTP1_BODY_LENGTH) {
 		HEADBUF_LIT(&hb, "content-length: ");
@@ -384,7 +384,7 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg);
 
 static const struct retry_policy *ex_retry(const struct exchange *ex)
 {
-	return &ex->route->retries.policy;
+	return &ex->route->retries->policy;
 }
 
 /* After a failed try: schedule another one when the policy wants it (wanted), a retry is
@@ -984,8 +984,8 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 {
 	struct conn *c = ex->c;
 	struct headbuf hb;
-	const struct headers_ops *dops = &ex->rd->headers;
-	const struct header_op_list *rops = &ex->route->headers.response;
+	const struct headers_ops *dops = ex->rd->headers;
+	const struct header_op_list *rops = &ex->route->headers->response;
 	size_t i;
 	struct conn_tokens ct;
 	bool keep_cl = ex->resp_kind == HTTP1_BODY_NONE && resp->status != 204 &&
@@ -1010,7 +1010,7 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		    ops_drop(&dops->response, h->name, h->name_len) ||
 		    listed_in_connection(&ct, h->name, h->name_len) ||
 		    (ex->cors == CORS_ACTUAL &&
-		     cors_replaces(&ex->route->cors, h->name, h->name_len)))
+		     cors_replaces(ex->route->cors, h->name, h->name_len)))
 			continue;
 		headbuf_header(&hb, h->name, h->name_len, h->value, h->value_len);
 	}

@@ -371,8 +371,8 @@ static bool router_gateway_listed(const struct http_match *m, const struct route
 {
 	const struct cfg_gateway *gw = vh->gateway;
 
-	for (size_t i = 0; i < m->gateways.n; i++) {
-		const char *e = m->gateways.v[i];
+	for (size_t i = 0; i < m->more->gateways.n; i++) {
+		const char *e = m->more->gateways.v[i];
 
 		if (rq->gateway != NULL) {
 			if (strcmp(e, rq->gateway) == 0)
@@ -397,22 +397,22 @@ static bool router_match_block(const struct http_match *m, const struct vhost *v
 	if (!router_field(&m->uri, "uri", rq->path, rq->path_len,
 			  m->ignore_uri_case && m->uri.kind != SM_REGEX, t, k))
 		return false;
-	if (!router_field(&m->scheme, "scheme", rq->scheme, rq->scheme ? strlen(rq->scheme) : 0,
-			  false, t, k))
+	if (!router_field(&m->more->scheme, "scheme", rq->scheme,
+			  rq->scheme ? strlen(rq->scheme) : 0, false, t, k))
 		return false;
-	if (!router_field(&m->method, "method", rq->method, rq->method_len, false, t, k))
+	if (!router_field(&m->more->method, "method", rq->method, rq->method_len, false, t, k))
 		return false;
-	if (!router_field(&m->authority, "authority", rq->authority, rq->authority_len, false, t,
-			  k))
+	if (!router_field(&m->more->authority, "authority", rq->authority, rq->authority_len, false,
+			  t, k))
 		return false;
 	for (i = 0; i < m->nheaders; i++)
 		if (!router_header(&m->headers[i], rq, false, t, k))
 			return false;
-	for (i = 0; i < m->nwithout_headers; i++)
-		if (!router_header(&m->without_headers[i], rq, true, t, k))
+	for (i = 0; i < m->more->nwithout_headers; i++)
+		if (!router_header(&m->more->without_headers[i], rq, true, t, k))
 			return false;
-	for (i = 0; i < m->nquery_params; i++)
-		if (!router_query(&m->query_params[i], rq, t, k))
+	for (i = 0; i < m->more->nquery_params; i++)
+		if (!router_query(&m->more->query_params[i], rq, t, k))
 			return false;
 	if (m->port != 0 && m->port != rq->port) {
 		if (t != NULL)
@@ -421,7 +421,7 @@ static bool router_match_block(const struct http_match *m, const struct vhost *v
 					    k, m->port, rq->port);
 		return false;
 	}
-	if (m->gateways.n > 0 && !router_gateway_listed(m, rq, vh)) {
+	if (m->more->gateways.n > 0 && !router_gateway_listed(m, rq, vh)) {
 		if (t != NULL && rq->gateway != NULL)
 			router_trace_printf(t, "    match[%d]: gateways does not list gateway %s\n",
 					    k, rq->gateway);

@@ -77,17 +77,18 @@ static bool gateways_conflict(const struct str_list *root, const struct str_list
 
 static bool match_conflict(const struct http_match *root, const struct http_match *leaf)
 {
-	return sm_conflict(&root->uri, &leaf->uri) || sm_conflict(&root->scheme, &leaf->scheme) ||
-	       sm_conflict(&root->method, &leaf->method) ||
-	       sm_conflict(&root->authority, &leaf->authority) ||
+	return sm_conflict(&root->uri, &leaf->uri) ||
+	       sm_conflict(&root->more->scheme, &leaf->more->scheme) ||
+	       sm_conflict(&root->more->method, &leaf->more->method) ||
+	       sm_conflict(&root->more->authority, &leaf->more->authority) ||
 	       hm_conflict(root->headers, root->nheaders, leaf->headers, leaf->nheaders) ||
-	       hm_conflict(root->without_headers, root->nwithout_headers, leaf->without_headers,
-			   leaf->nwithout_headers) ||
-	       hm_conflict(root->query_params, root->nquery_params, leaf->query_params,
-			   leaf->nquery_params) ||
+	       hm_conflict(root->more->without_headers, root->more->nwithout_headers,
+			   leaf->more->without_headers, leaf->more->nwithout_headers) ||
+	       hm_conflict(root->more->query_params, root->more->nquery_params,
+			   leaf->more->query_params, leaf->more->nquery_params) ||
 	       root->ignore_uri_case != leaf->ignore_uri_case ||
 	       (root->port > 0 && leaf->port > 0 && root->port != leaf->port) ||
-	       gateways_conflict(&root->gateways, &leaf->gateways);
+	       gateways_conflict(&root->more->gateways, &leaf->more->gateways);
 }
 
 /* The leaf's header matches plus the root's for names the leaf does not match. */
@@ -109,29 +110,34 @@ static struct header_match *hm_merge(struct pool *p, const struct header_match *
 static void match_merge(struct pool *p, const struct http_match *root,
 			const struct http_match *leaf, struct http_match *out)
 {
+	const struct http_match_more *rm = root->more, *lm = leaf->more;
+	struct http_match_more *om = pool_alloc(p, sizeof(*om));
+
 	*out = *leaf;
+	*om = *lm;
+	out->more = om;
 	if (root->name != NULL)
 		out->name = leaf->name != NULL ? pool_printf(p, "%s-%s", root->name, leaf->name)
 					       : root->name;
 	if (out->uri.kind == SM_NONE)
 		out->uri = root->uri;
-	if (out->scheme.kind == SM_NONE)
-		out->scheme = root->scheme;
-	if (out->method.kind == SM_NONE)
-		out->method = root->method;
-	if (out->authority.kind == SM_NONE)
-		out->authority = root->authority;
+	if (om->scheme.kind == SM_NONE)
+		om->scheme = rm->scheme;
+	if (om->method.kind == SM_NONE)
+		om->method = rm->method;
+	if (om->authority.kind == SM_NONE)
+		om->authority = rm->authority;
 	out->headers = hm_merge(p, root->headers, root->nheaders, leaf->headers, leaf->nheaders,
 				&out->nheaders);
-	out->without_headers =
-	    hm_merge(p, root->without_headers, root->nwithout_headers, leaf->without_headers,
-		     leaf->nwithout_headers, &out->nwithout_headers);
-	out->query_params = hm_merge(p, root->query_params, root->nquery_params, leaf->query_params,
-				     leaf->nquery_params, &out->nquery_params);
+	om->without_headers =
+	    hm_merge(p, rm->without_headers, rm->nwithout_headers, lm->without_headers,
+		     lm->nwithout_headers, &om->nwithout_headers);
+	om->query_params = hm_merge(p, rm->query_params, rm->nquery_params, lm->query_params,
+				    lm->nquery_params, &om->nquery_params);
 	if (out->port == 0)
 		out->port = root->port;
-	if (out->gateways.n == 0)
-		out->gateways = root->gateways;
+	if (om->gateways.n == 0)
+		om->gateways = rm->gateways;
 }
 
 /* Merged match blocks of a delegate route under a root route; false on a conflict (some

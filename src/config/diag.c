@@ -153,6 +153,7 @@ static void diag_vnode(struct diag *d, enum diag_level level, const struct node 
 
 	if (d == NULL)
 		return;
+	n = node_real(n); /* a ghost: the report needs its field path */
 	doc = n ? n->doc : NULL;
 	if (doc != NULL && doc->file != NULL) {
 		diag_puts(&b, doc->file);

@@ -183,7 +183,8 @@ struct link {
 	size_t ncl, capcl;
 	struct lbuild *lb;
 	size_t nlb, caplb;
-	struct link_map lkeys; /* listener key -> index + 1 */
+	struct link_map lkeys;              /* listener key -> index + 1 */
+	struct http_retry *retries_default; /* Istio's, shared by routes without retries */
 };
 
 /* ---- small helpers ---- */
@@ -198,6 +199,7 @@ static struct node *link_at(struct node *n, const char *key)
 
 static struct node *link_item(struct node *seq, size_t i)
 {
+	seq = node_real(seq);
 	if (seq != NULL && seq->type == NODE_SEQ && i < seq->n)
 		return seq->vals[i];
 	return seq;
@@ -211,6 +213,7 @@ static struct node *link_spec(const struct cfg_meta *m)
 /* "file:line" of a node, for messages naming another resource. */
 static const char *link_pos(struct link *l, const struct node *n)
 {
+	/* line and doc are there in a ghost too */
 	if (n == NULL || n->doc == NULL || n->doc->file == NULL)
 		return "?";
 	return pool_printf(l->p, "%s:%d", n->doc->file, n->line);
@@ -1071,18 +1074,18 @@ static void link_uri_regex_rewrite(struct link *l, struct http_route *r)
 	struct node *at;
 	int max;
 
-	if (r->rewrite.uri_regex.match == NULL || r->rewrite.uri_regex.re != NULL)
+	if (r->rewrite->uri_regex.match == NULL || r->rewrite->uri_regex.re != NULL)
 		return;
 	at = link_at(link_at(r->node, "rewrite"), "uriRegexRewrite");
-	r->rewrite.uri_regex.re =
-	    regex_compile_search(l->p, r->rewrite.uri_regex.match, err, sizeof(err));
-	if (r->rewrite.uri_regex.re == NULL) {
+	r->rewrite->uri_regex.re =
+	    regex_compile_search(l->p, r->rewrite->uri_regex.match, err, sizeof(err));
+	if (r->rewrite->uri_regex.re == NULL) {
 		diag_error(l->d, link_at(at, "match"), "invalid regex: %s", err);
 		return;
 	}
-	if (r->rewrite.uri_regex.rewrite == NULL)
+	if (r->rewrite->uri_regex.rewrite == NULL)
 		return;
-	max = link_rewrite_groups(r->rewrite.uri_regex.rewrite, &bad);
+	max = link_rewrite_groups(r->rewrite->uri_regex.rewrite, &bad);
 	if (max < 0) {
 		diag_error(
 		    l->d, link_at(at, "rewrite"),
@@ -1090,7 +1093,7 @@ static void link_uri_regex_rewrite(struct link *l, struct http_route *r)
 		    bad ? bad : ' ');
 		return;
 	}
-	pcre2_pattern_info(r->rewrite.uri_regex.re, PCRE2_INFO_CAPTURECOUNT, &ncap);
+	pcre2_pattern_info(r->rewrite->uri_regex.re, PCRE2_INFO_CAPTURECOUNT, &ncap);
 	if ((uint32_t)max > ncap)
 		diag_error(l->d, link_at(at, "rewrite"),
 			   "rewrite refers to \\%d but the regex has %u capture group%s", max, ncap,
@@ -1135,19 +1138,21 @@ static void link_vs_validate(struct link *l, struct cfg_vs *vs)
 			/* ignoreUriCase covers exact and prefix only (Istio's documentation;
 			 * Envoy ignores case_sensitive for safe_regex). */
 			link_string_match(l, &m->uri, false);
-			link_string_match(l, &m->scheme, false);
-			link_string_match(l, &m->method, false);
-			link_string_match(l, &m->authority, false);
+			link_string_match(l, &m->more->scheme, false);
+			link_string_match(l, &m->more->method, false);
+			link_string_match(l, &m->more->authority, false);
 			link_header_matches(l, m->headers, m->nheaders, true);
-			link_header_matches(l, m->without_headers, m->nwithout_headers, true);
-			link_header_matches(l, m->query_params, m->nquery_params, false);
-			for (size_t g = 0; g < m->gateways.n; g++)
-				if (strcmp(m->gateways.v[g], "mesh") != 0)
-					m->gateways.v[g] =
-					    link_gateway_ref(l, m->gateways.v[g], vs->meta.ns);
+			link_header_matches(l, m->more->without_headers, m->more->nwithout_headers,
+					    true);
+			link_header_matches(l, m->more->query_params, m->more->nquery_params,
+					    false);
+			for (size_t g = 0; g < m->more->gateways.n; g++)
+				if (strcmp(m->more->gateways.v[g], "mesh") != 0)
+					m->more->gateways.v[g] = link_gateway_ref(
+					    l, m->more->gateways.v[g], vs->meta.ns);
 		}
-		for (size_t k = 0; k < r->cors.nallow_origins; k++)
-			link_string_match(l, &r->cors.allow_origins[k], false);
+		for (size_t k = 0; k < r->cors->nallow_origins; k++)
+			link_string_match(l, &r->cors->allow_origins[k], false);
 		link_uri_regex_rewrite(l, r);
 
 		/* One destination takes everything; several split by weight relative to
@@ -1172,14 +1177,14 @@ static bool link_route_on_gateway(struct link *l, const struct http_route *r)
 	for (size_t k = 0; k < r->nmatches; k++) {
 		const struct http_match *m = &r->matches[k];
 
-		if (m->gateways.n == 0)
+		if (m->more->gateways.n == 0)
 			return true;
-		for (size_t g = 0; g < m->gateways.n; g++) {
+		for (size_t g = 0; g < m->more->gateways.n; g++) {
 			struct gw_info *gi;
 
-			if (strcmp(m->gateways.v[g], "mesh") == 0)
+			if (strcmp(m->more->gateways.v[g], "mesh") == 0)
 				continue;
-			gi = link_map_get(&l->gateways, m->gateways.v[g]);
+			gi = link_map_get(&l->gateways, m->more->gateways.v[g]);
 			if (gi != NULL && gi->gw->served)
 				return true;
 		}
@@ -1188,6 +1193,16 @@ static bool link_route_on_gateway(struct link *l, const struct http_route *r)
 }
 
 /* A route every request matches: no match block, or one block without any condition. */
+static struct http_retry *link_retries_default(struct link *l)
+{
+	if (l->retries_default == NULL) {
+		l->retries_default = pool_alloc(l->p, sizeof(*l->retries_default));
+		l->retries_default->attempts = -1;
+		retry_policy_default(&l->retries_default->policy);
+	}
+	return l->retries_default;
+}
+
 static bool link_route_matches_all(const struct http_route *r)
 {
 	if (r->nmatches == 0)
@@ -1195,9 +1210,10 @@ static bool link_route_matches_all(const struct http_route *r)
 	for (size_t k = 0; k < r->nmatches; k++) {
 		const struct http_match *m = &r->matches[k];
 
-		if (m->scheme.kind == SM_NONE && m->method.kind == SM_NONE &&
-		    m->authority.kind == SM_NONE && m->nheaders == 0 && m->nwithout_headers == 0 &&
-		    m->nquery_params == 0 && m->port == 0 && m->gateways.n == 0 &&
+		if (m->more->scheme.kind == SM_NONE && m->more->method.kind == SM_NONE &&
+		    m->more->authority.kind == SM_NONE && m->nheaders == 0 &&
+		    m->more->nwithout_headers == 0 && m->more->nquery_params == 0 && m->port == 0 &&
+		    m->more->gateways.n == 0 &&
 		    (m->uri.kind == SM_NONE ||
 		     (m->uri.kind == SM_PREFIX && m->uri.len == 1 && m->uri.value[0] == '/')))
 			return true;
@@ -1219,30 +1235,30 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 				  link_pos(l, all->node));
 		else if (link_route_matches_all(r))
 			all = r;
-		if (!r->retries.given)
-			retry_policy_default(&r->retries.policy);
+		if (!r->retries->given)
+			r->retries = link_retries_default(l);
 		if (!link_route_on_gateway(l, r))
 			continue;
 		/* Istio accepts it, Envoy has nothing to copy: say so rather than ignore it. */
-		if (r->nmirrors > 0 && (r->redirect != NULL || r->direct_response.given))
+		if (r->nmirrors > 0 && (r->redirect != NULL || r->direct_response->given))
 			diag_warn(l->d, link_at(link_at(r->node, "mirrors"), "mirror"),
 				  "mirroring has no effect on a %s route: nothing is forwarded",
 				  r->redirect != NULL ? "redirect" : "directResponse");
 		for (size_t k = 0; k < r->nmatches; k++) {
 			struct http_match *m = &r->matches[k];
 
-			if (m->source_labels.n > 0)
+			if (m->more->source_labels.n > 0)
 				diag_error(l->d, link_at(m->node, "sourceLabels"),
 					   "sourceLabels selects sidecar workloads; it is not "
 					   "supported on a gateway");
-			if (m->source_namespace != NULL)
+			if (m->more->source_namespace != NULL)
 				diag_error(l->d, link_at(m->node, "sourceNamespace"),
 					   "sourceNamespace selects sidecar workloads; it is not "
 					   "supported on a gateway");
-			for (size_t h = 0; h < m->nheaders + m->nwithout_headers; h++) {
+			for (size_t h = 0; h < m->nheaders + m->more->nwithout_headers; h++) {
 				const struct header_match *hm =
 				    h < m->nheaders ? &m->headers[h]
-						    : &m->without_headers[h - m->nheaders];
+						    : &m->more->without_headers[h - m->nheaders];
 
 				/* A claim is no request header: matching it as one would
 				 * silently never match. */

@@ -67,7 +67,8 @@ static const char *const load_meta_ignored[] = {
 struct load_seen {
 	struct load_seen *next;
 	const char *kind, *ns, *name;
-	const struct node *at;
+	const char *file; /* where it was first defined (its tree may be gone by now) */
+	int line;
 	uint32_t hash;
 };
 
@@ -129,8 +130,8 @@ static bool load_check_dup(struct load_ctx *c, const char *kind, const char *ns,
 		if (s->hash == h && strcmp(s->kind, kind) == 0 && strcmp(s->ns, ns) == 0 &&
 		    strcmp(s->name, name) == 0) {
 			/* Kind and ns/name are in the message prefix already. */
-			diag_error(c->d, at, "duplicate resource, first defined at %s:%d",
-				   s->at->doc->file, s->at->line);
+			diag_error(c->d, at, "duplicate resource, first defined at %s:%d", s->file,
+				   s->line);
 			return false;
 		}
 	}
@@ -138,7 +139,8 @@ static bool load_check_dup(struct load_ctx *c, const char *kind, const char *ns,
 	s->kind = kind;
 	s->ns = ns;
 	s->name = name;
-	s->at = at;
+	s->file = at->doc->file;
+	s->line = at->line;
 	s->hash = h;
 	s->next = c->seen[h & (c->nbuckets - 1)];
 	c->seen[h & (c->nbuckets - 1)] = s;
@@ -361,15 +363,29 @@ static void load_document(struct load_ctx *c, struct node *root)
 	k->decode(c->p, c->d, c->set, &meta, spec);
 }
 
+/* Documents are decoded as they are parsed, and a VirtualService's tree is dropped right
+ * after (its decoder leaves ghosts for the positions link may report at): the trees of a
+ * large route table never all exist at once.  Other kinds keep theirs: link reads some of
+ * their fields from the tree (tls, portLevelSettings). */
+static void load_stream_doc(void *arg, struct node_doc *doc)
+{
+	struct load_ctx *c = arg;
+	struct node *root = doc->root;
+	struct node *kind = NULL;
+	size_t i;
+
+	if (root->type == NODE_MAP)
+		for (i = 0; i < root->n && kind == NULL; i++)
+			if (strcmp(root->keys[i]->str, "kind") == 0)
+				kind = root->vals[i];
+	if (kind == NULL || kind->type != NODE_SCALAR || strcmp(kind->str, "VirtualService") != 0)
+		node_doc_keep(c->p, doc);
+	load_document(c, doc->root);
+}
+
 static void load_file(struct load_ctx *c, const char *path)
 {
-	struct node_doc **docs = NULL;
-	size_t ndocs = 0, i;
-
-	node_load_file(c->p, c->d, path, &docs, &ndocs);
-	for (i = 0; i < ndocs; i++)
-		if (docs[i] != NULL && docs[i]->root != NULL)
-			load_document(c, docs[i]->root);
+	node_load_file_each(c->p, c->d, path, c->set->rebuild, load_stream_doc, c);
 }
 
 static int load_cmp(const void *a, const void *b)
@@ -438,6 +454,12 @@ static void load_resource(struct load_ctx *c, const char *path, const struct nod
 		load_file(c, path);
 }
 
+void config_load_done(struct cfg_set *set)
+{
+	if (set != NULL)
+		node_rebuild_release(set->rebuild);
+}
+
 struct cfg_set *config_load(struct pool *p, struct diag *d, const char *main_path)
 {
 	struct node_doc **docs = NULL;
@@ -453,6 +475,7 @@ struct cfg_set *config_load(struct pool *p, struct diag *d, const char *main_pat
 	c->p = p;
 	c->d = d;
 	c->set = set;
+	set->rebuild = node_rebuild_new(p);
 
 	node_load_file(p, d, main_path, &docs, &ndocs);
 	if (ndocs > 1)

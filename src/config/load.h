@@ -14,6 +14,16 @@ struct node;
 /* Load main_path and all resources into a new set allocated from p.  Returns the set
  * (possibly partial) and reports every problem into d; the caller checks d->nerrors. */
 struct cfg_set *config_load(struct pool *p, struct diag *d, const char *main_path);
+/* After link: free the documents that were read again for reports (VirtualService trees are
+ * dropped while loading and rebuilt only when a message needs a field path).  Optional: they
+ * go with p otherwise. */
+void config_load_done(struct cfg_set *set);
+
+/* Point a route's policies (a route destination's headers) at the shared empty ones: what
+ * every route starts with, so none of those pointers is ever NULL (virtualservice.c). */
+void cfg_vs_route_init(struct http_route *r);
+void cfg_vs_dest_init(struct route_destination *rd);
+void cfg_vs_match_init(struct http_match *m);
 
 /* Main config decoder (mainconf.c): fills set->main from the main file's root map. */
 void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const char *path,

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 struct node;
+struct node_rebuild;
 struct cluster;
 struct cluster_state;
 struct tls_server_ctx;
@@ -56,8 +57,8 @@ enum string_match_kind {
 
 struct string_match {
 	enum string_match_kind kind;
+	uint32_t len; /* of value; a config file is at most 64 MiB */
 	const char *value;
-	size_t len;
 	struct pcre2_real_code_8 *re; /* compiled (anchored, JIT) when kind == SM_REGEX */
 	struct node *node;
 };
@@ -229,20 +230,28 @@ struct cfg_gateway {
 
 /* ---- VirtualService ---- */
 
-struct http_match {
-	const char *name;
-	struct string_match uri, scheme, method, authority;
-	struct header_match *headers;
-	size_t nheaders;
+/* The conditions few match blocks have. */
+struct http_match_more {
+	struct string_match scheme, method, authority;
 	struct header_match *without_headers;
 	size_t nwithout_headers;
 	struct header_match *query_params; /* name = parameter name (case kept) */
 	size_t nquery_params;
-	uint32_t port; /* 0 = any */
-	bool ignore_uri_case;
 	struct str_list gateways; /* per-match gateway restriction, "ns/name" resolved by link */
 	struct kv_list source_labels; /* mesh-only: refused by link when used on a gateway */
 	const char *source_namespace;
+};
+
+struct http_match {
+	const char *name;
+	struct string_match uri;
+	struct header_match *headers;
+	size_t nheaders;
+	uint32_t port; /* 0 = any */
+	bool ignore_uri_case;
+	/* Never NULL once decoded (cfg_vs_match_init): blocks with none of those conditions
+	 * share a read-only empty one (80 bytes a block instead of 272). */
+	struct http_match_more *more;
 	struct node *node;
 };
 
@@ -258,7 +267,7 @@ struct destination {
 struct route_destination {
 	struct destination dest;
 	uint32_t weight; /* 0 when not given; link normalises (single destination = 100) */
-	struct headers_ops headers;
+	struct headers_ops *headers; /* never NULL: see struct http_route */
 };
 
 struct http_redirect {
@@ -344,6 +353,11 @@ struct cors_policy {
 	const char *unmatched_preflights; /* FORWARD | IGNORE */
 };
 
+/* The policies most routes do not have (directResponse, rewrite, retries, fault, corsPolicy,
+ * headers) are pointers that are never NULL once decoded (cfg_vs_route_init): routes without
+ * one share a read-only empty one, so a table of 100 000 routes does not carry 400 bytes of
+ * unused policy each.  Link points routes without retries at one per generation that holds
+ * Istio's default policy. */
 struct http_route {
 	const char *name;
 	struct http_match *matches; /* OR; none = match everything */
@@ -351,19 +365,19 @@ struct http_route {
 	struct route_destination *route;
 	size_t nroute;
 	struct http_redirect *redirect;
-	struct direct_response direct_response;
+	struct direct_response *direct_response;
 	struct {
 		const char *name, *ns;
 	} delegate;
-	struct http_rewrite rewrite;
+	struct http_rewrite *rewrite;
 	uint64_t timeout_us; /* 0 = none (Istio's default: disabled) */
 	bool timeout_given;
-	struct http_retry retries;
-	struct http_fault fault;
+	struct http_retry *retries;
+	struct http_fault *fault;
 	struct http_mirror *mirrors;
 	size_t nmirrors;
-	struct cors_policy cors;
-	struct headers_ops headers;
+	struct cors_policy *cors;
+	struct headers_ops *headers;
 	const char *stat_prefix;
 	struct cfg_vs *vs; /* owner */
 	int index;         /* position in vs->http */
@@ -635,6 +649,7 @@ struct cfg_set {
 	size_t npas;
 	/* the other security kinds come later; -t says "not implemented yet" precisely */
 	int order_counter;
+	struct node_rebuild *rebuild; /* trees of dropped documents rebuilt for reports */
 };
 
 #endif

@@ -61,6 +61,7 @@ static const char *node_got(const struct node *n)
 
 const char *node_type_name(const struct node *n)
 {
+	n = node_real(n);
 	if (n == NULL)
 		return "null";
 	switch (n->type) {
@@ -94,6 +95,7 @@ struct node *node_get(struct node *map, const char *key)
 {
 	size_t len, i, lo, hi;
 
+	map = node_real(map);
 	if (map == NULL || map->type != NODE_MAP || key == NULL)
 		return NULL;
 	len = strlen(key);
@@ -131,6 +133,7 @@ void node_check_unknown(struct diag *d, const struct node *map)
 	char q[2 * NODE_QUOTE_MAX + 8];
 	size_t i;
 
+	map = node_real(map);
 	if (map == NULL || map->type != NODE_MAP)
 		return;
 	for (i = 0; i < map->n; i++)
@@ -143,6 +146,7 @@ void node_mark_used(struct node *n)
 {
 	size_t i;
 
+	n = node_real(n);
 	if (n == NULL)
 		return;
 	n->used = true;
@@ -155,6 +159,7 @@ void node_mark_used(struct node *n)
 
 bool node_want_map(struct diag *d, struct node *n)
 {
+	n = node_real(n);
 	if (n == NULL)
 		return false;
 	if (n->type == NODE_MAP)
@@ -165,6 +170,7 @@ bool node_want_map(struct diag *d, struct node *n)
 
 bool node_want_seq(struct diag *d, struct node *n)
 {
+	n = node_real(n);
 	if (n == NULL)
 		return false;
 	if (n->type == NODE_SEQ)
@@ -175,6 +181,7 @@ bool node_want_seq(struct diag *d, struct node *n)
 
 bool node_str(struct diag *d, struct node *n, const char **out)
 {
+	n = node_real(n);
 	if (n == NULL)
 		return false;
 	if (n->type != NODE_SCALAR) {
@@ -235,6 +242,7 @@ bool node_int(struct diag *d, struct node *n, int64_t min, int64_t max, int64_t 
 	bool neg, ovf = false;
 	size_t i;
 
+	n = node_real(n);
 	if (n == NULL)
 		return false;
 	if (n->type != NODE_SCALAR || n->quoted || !node_is_int(n->str, n->len))
@@ -297,6 +305,7 @@ bool node_double(struct diag *d, struct node *n, double min, double max, double 
 	char t[NODE_QUOTE_MAX + 8];
 	double v;
 
+	n = node_real(n);
 	if (n == NULL)
 		return false;
 	if (n->type != NODE_SCALAR || n->quoted || !node_is_float(n->str, n->len))
@@ -318,6 +327,7 @@ bool node_bool(struct diag *d, struct node *n, bool *out)
 	char q[2 * NODE_QUOTE_MAX + 8];
 	size_t i;
 
+	n = node_real(n);
 	if (n == NULL)
 		return false;
 	if (n->type != NODE_SCALAR || n->quoted) {
@@ -434,6 +444,7 @@ bool node_duration(struct diag *d, struct node *n, uint64_t max_us, uint64_t *ou
 	enum node_dur r;
 	uint64_t ns = 0;
 
+	n = node_real(n);
 	if (n == NULL)
 		return false;
 	if (n->type != NODE_SCALAR) {
@@ -461,6 +472,7 @@ bool node_enum(struct diag *d, struct node *n, const char *const *names, int *ou
 	size_t o = 0;
 	int i;
 
+	n = node_real(n);
 	if (n == NULL)
 		return false;
 	if (n->type == NODE_SCALAR) {
@@ -537,6 +549,7 @@ static size_t node_path_at(const struct node *n, char *buf, size_t size, size_t 
 
 char *node_path(const struct node *n, char *buf, size_t size)
 {
+	n = node_real(n);
 	if (size == 0)
 		return buf;
 	buf[0] = '\0';

@@ -20,7 +20,13 @@ enum node_type {
 	NODE_SCALAR,
 	NODE_MAP,
 	NODE_SEQ,
+	/* Stands in for a node of a document whose tree was dropped after decoding (see
+	 * node_load_file_each); only the fields up to and including `doc` exist.  Every function
+	 * of this module takes one and works on node_real() of it. */
+	NODE_GHOST,
 };
+
+struct node_rebuild;
 
 /* One YAML document (one `---` section): what the resource context of errors comes from. */
 struct node_doc {
@@ -29,13 +35,23 @@ struct node_doc {
 	const char *kind; /* set by the loader once known; NULL before */
 	const char *ns;
 	const char *name;
-	struct node *root;
+	struct node *root; /* NULL once the tree was dropped */
+	/* The document's text in its file, to rebuild a dropped tree for a report: bytes
+	 * [off, end) starting at the beginning of 0-based line line0, and their hash. */
+	size_t off, end;
+	int line0;
+	uint64_t hash;
+	struct node_rebuild *rb; /* set when the tree was dropped */
+	struct node **byord;     /* the rebuilt tree's nodes by ord (rb's pool), or NULL */
+	uint32_t nord;
 };
 
 struct node {
 	enum node_type type;
 	int line, col; /* 1-based */
+	uint32_t ord;  /* creation order in its document: the same node in a rebuilt tree */
 	struct node_doc *doc;
+	/* a NODE_GHOST ends here */
 	struct node *parent;
 	const char *key; /* this node's key in its parent map, or NULL */
 	int index;       /* this node's index in its parent sequence, or -1 */
@@ -62,6 +78,41 @@ int node_load_file(struct pool *p, struct diag *d, const char *path, struct node
 /* Same from memory (file names the source in messages). */
 int node_load_buffer(struct pool *p, struct diag *d, const char *file, const char *buf, size_t len,
 		     struct node_doc ***docs, size_t *ndocs);
+
+/* Streaming load for large configs: fn(arg, doc) is called for each document as soon as it
+ * is parsed, and the document's tree is dropped when fn returns (doc->root becomes NULL; the
+ * document is rebuilt from the file on demand through rb, see node_real) unless fn called
+ * node_doc_keep() before taking any pointer into it.  So a dropped document must leave no
+ * pointers into its tree except node_ghost() copies.  Strings of scalars (n->str) and the
+ * node_doc are always allocated from p.  Diagnostics come in the same order as node_load_file
+ * followed by fn on each document: the file's YAML errors first. */
+int node_load_file_each(struct pool *p, struct diag *d, const char *path, struct node_rebuild *rb,
+			void (*fn)(void *arg, struct node_doc *doc), void *arg);
+/* Inside fn: keep this document's tree (doc->root becomes a copy in p). */
+void node_doc_keep(struct pool *p, struct node_doc *doc);
+/* Inside fn: true when the document's tree will be dropped after fn (nodes to keep must be
+ * turned into ghosts). */
+static inline bool node_doc_dropped(const struct node_doc *doc)
+{
+	return doc != NULL && doc->rb != NULL;
+}
+
+/* The rebuild cache of dropped documents: created per load, its rebuilt trees freed by
+ * node_rebuild_release() (or with p, whichever comes first). */
+struct node_rebuild *node_rebuild_new(struct pool *p);
+void node_rebuild_release(struct node_rebuild *rb);
+/* A small stand-in for n (NULL for NULL) allocated from p, valid after n's tree is dropped. */
+struct node *node_ghost(struct pool *p, struct node *n);
+/* The full node a ghost stands for (n itself otherwise), rebuilding its document when needed.
+ * When the file changed since it was loaded, a childless node at the ghost's position.
+ * Inline: every getter starts with it. */
+struct node *node_rebuilt(const struct node *ghost);
+static inline struct node *node_real(const struct node *n)
+{
+	if (n == NULL || n->type != NODE_GHOST)
+		return (struct node *)n;
+	return node_rebuilt(n);
+}
 
 /* Map lookup: returns the value or NULL when absent; marks the key used.
  * map may be NULL (returns NULL) so optional sub-objects chain naturally. */

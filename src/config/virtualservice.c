@@ -82,6 +82,52 @@ static bool vs_is_claim(const char *name)
 	       strncmp(name, "@request.auth.claims[", 21) == 0;
 }
 
+/* ---- what routes without a policy share ---- */
+
+static const struct direct_response vs_no_direct_response;
+static const struct http_rewrite vs_no_rewrite;
+static const struct http_retry vs_no_retries = {.attempts = -1};
+static const struct http_fault vs_no_fault;
+static const struct cors_policy vs_no_cors = {.allow_credentials = -1};
+static const struct headers_ops vs_no_headers;
+static const struct http_match_more vs_no_more;
+
+/* The model's pointers are not const because decoders and link fill the policies a route
+ * has; these empty ones are never written (a write would fault: they are read-only). */
+void cfg_vs_route_init(struct http_route *r)
+{
+	r->direct_response = (struct direct_response *)&vs_no_direct_response;
+	r->rewrite = (struct http_rewrite *)&vs_no_rewrite;
+	r->retries = (struct http_retry *)&vs_no_retries;
+	r->fault = (struct http_fault *)&vs_no_fault;
+	r->cors = (struct cors_policy *)&vs_no_cors;
+	r->headers = (struct headers_ops *)&vs_no_headers;
+}
+
+void cfg_vs_dest_init(struct route_destination *rd)
+{
+	rd->headers = (struct headers_ops *)&vs_no_headers;
+}
+
+void cfg_vs_match_init(struct http_match *m)
+{
+	m->more = (struct http_match_more *)&vs_no_more;
+}
+
+static bool vs_more_empty(const struct http_match_more *mm)
+{
+	return mm->scheme.kind == SM_NONE && mm->method.kind == SM_NONE &&
+	       mm->authority.kind == SM_NONE && mm->nwithout_headers == 0 &&
+	       mm->nquery_params == 0 && mm->gateways.n == 0 && mm->source_labels.n == 0 &&
+	       mm->source_namespace == NULL;
+}
+
+/* A route's own copy of a policy it has. */
+static void *vs_policy(struct vs_ctx *c, size_t size)
+{
+	return pool_alloc(c->p, size);
+}
+
 /* ---- destinations ---- */
 
 static bool vs_destination(struct vs_ctx *c, struct node *n, struct destination *out)
@@ -149,7 +195,7 @@ static bool vs_route_dests(struct vs_ctx *c, struct node *n, bool http,
 	*out = pool_calloc(c->p, n->n ? n->n : 1, sizeof(**out));
 	for (i = 0; i < n->n; i++) {
 		struct route_destination *rd = &(*out)[*nout];
-		struct node *e = n->vals[i], *dest, *w;
+		struct node *e = n->vals[i], *dest, *w, *x;
 
 		if (!node_want_map(c->d, e)) {
 			ok = false;
@@ -157,9 +203,11 @@ static bool vs_route_dests(struct vs_ctx *c, struct node *n, bool http,
 		}
 		dest = cfg_require(c->d, e, "destination");
 		w = node_get(e, "weight");
-		if (http)
-			ok &= cfg_decode_headers_ops(c->p, c->d, node_get(e, "headers"),
-						     &rd->headers);
+		cfg_vs_dest_init(rd);
+		if (http && (x = node_get(e, "headers")) != NULL) {
+			rd->headers = vs_policy(c, sizeof(*rd->headers));
+			ok &= cfg_decode_headers_ops(c->p, c->d, x, rd->headers);
+		}
 		node_check_unknown(c->d, e);
 		if (dest == NULL || !vs_destination(c, dest, &rd->dest))
 			ok = false;
@@ -316,11 +364,14 @@ static bool vs_gateway_names(struct vs_ctx *c, struct node *n, const struct str_
 static bool vs_http_match(struct vs_ctx *c, struct node *n, struct http_match *m,
 			  const char **stat_prefix)
 {
+	struct http_match_more mm;
 	struct node *x, *gw;
 	bool ok = true, caseless = false;
 	const char *s;
 
 	memset(m, 0, sizeof(*m));
+	memset(&mm, 0, sizeof(mm));
+	cfg_vs_match_init(m);
 	if (!node_want_map(c->d, n))
 		return false;
 	m->node = n;
@@ -329,20 +380,20 @@ static bool vs_http_match(struct vs_ctx *c, struct node *n, struct http_match *m
 		ok &= node_bool(c->d, x, &m->ignore_uri_case);
 	caseless = m->ignore_uri_case;
 	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "uri"), &m->uri, caseless);
-	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "scheme"), &m->scheme, false);
-	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "method"), &m->method, false);
-	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "authority"), &m->authority, false);
+	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "scheme"), &mm.scheme, false);
+	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "method"), &mm.method, false);
+	ok &= cfg_decode_string_match(c->p, c->d, node_get(n, "authority"), &mm.authority, false);
 	ok &=
 	    vs_header_matches(c, node_get(n, "headers"), VS_HDR_HEADERS, &m->headers, &m->nheaders);
 	ok &= vs_header_matches(c, node_get(n, "withoutHeaders"), VS_HDR_WITHOUT,
-				&m->without_headers, &m->nwithout_headers);
-	ok &= vs_header_matches(c, node_get(n, "queryParams"), VS_HDR_QUERY, &m->query_params,
-				&m->nquery_params);
+				&mm.without_headers, &mm.nwithout_headers);
+	ok &= vs_header_matches(c, node_get(n, "queryParams"), VS_HDR_QUERY, &mm.query_params,
+				&mm.nquery_params);
 	ok &= cfg_decode_port(c->d, node_get(n, "port"), &m->port);
-	ok &= cfg_decode_labels(c->p, c->d, node_get(n, "sourceLabels"), &m->source_labels);
+	ok &= cfg_decode_labels(c->p, c->d, node_get(n, "sourceLabels"), &mm.source_labels);
 	gw = node_get(n, "gateways");
-	if (cfg_decode_str_list(c->p, c->d, gw, &m->gateways, false))
-		ok &= vs_gateway_names(c, gw, &m->gateways);
+	if (cfg_decode_str_list(c->p, c->d, gw, &mm.gateways, false))
+		ok &= vs_gateway_names(c, gw, &mm.gateways);
 	else
 		ok = false;
 	if ((x = node_get(n, "sourceNamespace")) != NULL && node_str(c->d, x, &s)) {
@@ -350,7 +401,7 @@ static bool vs_http_match(struct vs_ctx *c, struct node *n, struct http_match *m
 			diag_error(c->d, x, "sourceNamespace match %s is invalid", s);
 			ok = false;
 		}
-		m->source_namespace = s;
+		mm.source_namespace = s;
 	} else if (x != NULL) {
 		ok = false;
 	}
@@ -361,6 +412,10 @@ static bool vs_http_match(struct vs_ctx *c, struct node *n, struct http_match *m
 		ok = false;
 	}
 	node_check_unknown(c->d, n);
+	if (!vs_more_empty(&mm)) {
+		m->more = pool_alloc(c->p, sizeof(*m->more));
+		*m->more = mm;
+	}
 	return ok;
 }
 
@@ -932,9 +987,9 @@ static bool vs_cors(struct vs_ctx *c, struct node *n, struct cors_policy *cp)
 /* Istio: the authority may be rewritten in one place only. */
 static bool vs_authority_once(struct vs_ctx *c, struct node *at, const struct http_route *r)
 {
-	const struct header_op_list *req = &r->headers.request;
+	const struct header_op_list *req = &r->headers->request;
 	const struct kv_list *lists[2] = {&req->set, &req->add};
-	int seen = r->rewrite.authority != NULL && *r->rewrite.authority != '\0';
+	int seen = r->rewrite->authority != NULL && *r->rewrite->authority != '\0';
 	size_t i, k;
 
 	for (k = 0; k < 2; k++)
@@ -961,7 +1016,7 @@ static bool vs_http_actions(struct vs_ctx *c, struct node *n, const struct http_
 			diag_error(c->d, n, "delegate HTTP route cannot contain delegate");
 			ok = false;
 		}
-		if (r->nroute > 0 || r->redirect != NULL || r->direct_response.given) {
+		if (r->nroute > 0 || r->redirect != NULL || r->direct_response->given) {
 			diag_error(c->d, n,
 				   "a delegating HTTP route must not specify route, redirect "
 				   "or directResponse");
@@ -974,21 +1029,21 @@ static bool vs_http_actions(struct vs_ctx *c, struct node *n, const struct http_
 			diag_error(c->d, n, "HTTP route cannot contain both route and redirect");
 			ok = false;
 		}
-		if (r->direct_response.given) {
+		if (r->direct_response->given) {
 			diag_error(c->d, n,
 				   "HTTP route cannot contain both redirect and "
 				   "directResponse");
 			ok = false;
 		}
-		if (r->fault.given) {
+		if (r->fault->given) {
 			diag_error(c->d, n, "HTTP route cannot contain both fault and redirect");
 			ok = false;
 		}
-		if (r->rewrite.given) {
+		if (r->rewrite->given) {
 			diag_error(c->d, n, "HTTP route cannot contain both rewrite and redirect");
 			ok = false;
 		}
-	} else if (r->direct_response.given) {
+	} else if (r->direct_response->given) {
 		if (r->nroute > 0) {
 			diag_error(c->d, n,
 				   "HTTP route cannot contain both route and "
@@ -1011,6 +1066,7 @@ static bool vs_http_route(struct vs_ctx *c, struct node *n, struct http_route *r
 	size_t i;
 
 	memset(r, 0, sizeof(*r));
+	cfg_vs_route_init(r);
 	if (!node_want_map(c->d, n))
 		return false;
 	r->node = n;
@@ -1031,12 +1087,16 @@ static bool vs_http_route(struct vs_ctx *c, struct node *n, struct http_route *r
 	ok &= vs_route_dests(c, route, true, &r->route, &r->nroute);
 	if ((x = node_get(n, "redirect")) != NULL)
 		ok &= vs_redirect(c, x, r);
-	if ((x = node_get(n, "directResponse")) != NULL)
-		ok &= vs_direct_response(c, x, &r->direct_response);
+	if ((x = node_get(n, "directResponse")) != NULL) {
+		r->direct_response = vs_policy(c, sizeof(*r->direct_response));
+		ok &= vs_direct_response(c, x, r->direct_response);
+	}
 	if ((x = node_get(n, "delegate")) != NULL)
 		ok &= vs_delegate(c, x, r);
-	if ((x = node_get(n, "rewrite")) != NULL)
-		ok &= vs_rewrite(c, x, &r->rewrite);
+	if ((x = node_get(n, "rewrite")) != NULL) {
+		r->rewrite = vs_policy(c, sizeof(*r->rewrite));
+		ok &= vs_rewrite(c, x, r->rewrite);
+	}
 	if ((x = node_get(n, "timeout")) != NULL) {
 		/* 0s is Istio's "disabled"; anything else needs ms precision. */
 		if (cfg_decode_duration(c->d, x, 0, false, &r->timeout_us))
@@ -1044,18 +1104,23 @@ static bool vs_http_route(struct vs_ctx *c, struct node *n, struct http_route *r
 		else
 			ok = false;
 	}
-	if ((x = node_get(n, "retries")) != NULL)
-		ok &= vs_retries(c, x, &r->retries);
-	else
-		r->retries.attempts = -1;
-	if ((x = node_get(n, "fault")) != NULL)
-		ok &= vs_fault(c, x, &r->fault);
+	if ((x = node_get(n, "retries")) != NULL) {
+		r->retries = vs_policy(c, sizeof(*r->retries));
+		ok &= vs_retries(c, x, r->retries);
+	}
+	if ((x = node_get(n, "fault")) != NULL) {
+		r->fault = vs_policy(c, sizeof(*r->fault));
+		ok &= vs_fault(c, x, r->fault);
+	}
 	ok &= vs_mirrors(c, n, r);
-	if ((x = node_get(n, "corsPolicy")) != NULL)
-		ok &= vs_cors(c, x, &r->cors);
-	else
-		r->cors.allow_credentials = -1;
-	ok &= cfg_decode_headers_ops(c->p, c->d, node_get(n, "headers"), &r->headers);
+	if ((x = node_get(n, "corsPolicy")) != NULL) {
+		r->cors = vs_policy(c, sizeof(*r->cors));
+		ok &= vs_cors(c, x, r->cors);
+	}
+	if ((x = node_get(n, "headers")) != NULL) {
+		r->headers = vs_policy(c, sizeof(*r->headers));
+		ok &= cfg_decode_headers_ops(c->p, c->d, x, r->headers);
+	}
 	node_check_unknown(c->d, n);
 	if (!ok)
 		return false;
@@ -1259,6 +1324,68 @@ static bool vs_hosts(struct vs_ctx *c, struct node *n)
 	return ok;
 }
 
+static void vs_ghost_sm(struct pool *p, struct string_match *m)
+{
+	m->node = node_ghost(p, m->node);
+}
+
+static void vs_ghost_headers(struct pool *p, struct header_match *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		vs_ghost_sm(p, &h[i].m);
+}
+
+static void vs_ghost_dests(struct pool *p, struct route_destination *rd, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		rd[i].dest.node = node_ghost(p, rd[i].dest.node);
+}
+
+static void vs_ghost_l4(struct pool *p, struct l4_route *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		r[i].node = node_ghost(p, r[i].node);
+		for (size_t j = 0; j < r[i].nmatches; j++)
+			r[i].matches[j].node = node_ghost(p, r[i].matches[j].node);
+		vs_ghost_dests(p, r[i].route, r[i].nroute);
+	}
+}
+
+/* The document's tree is dropped after decoding (load.c): every node the model points at
+ * becomes a ghost, which link's reports turn back into the node (node_real). */
+static void vs_ghost(struct pool *p, struct cfg_vs *vs)
+{
+	size_t i, j;
+
+	vs->meta.node = node_ghost(p, vs->meta.node);
+	for (i = 0; i < vs->nhttp; i++) {
+		struct http_route *r = &vs->http[i];
+
+		r->node = node_ghost(p, r->node);
+		for (j = 0; j < r->nmatches; j++) {
+			struct http_match *m = &r->matches[j];
+
+			m->node = node_ghost(p, m->node);
+			vs_ghost_sm(p, &m->uri);
+			vs_ghost_headers(p, m->headers, m->nheaders);
+			if (m->more == &vs_no_more)
+				continue; /* read-only, and no nodes */
+			vs_ghost_sm(p, &m->more->scheme);
+			vs_ghost_sm(p, &m->more->method);
+			vs_ghost_sm(p, &m->more->authority);
+			vs_ghost_headers(p, m->more->without_headers, m->more->nwithout_headers);
+			vs_ghost_headers(p, m->more->query_params, m->more->nquery_params);
+		}
+		vs_ghost_dests(p, r->route, r->nroute);
+		for (j = 0; j < r->nmirrors; j++)
+			r->mirrors[j].dest.node = node_ghost(p, r->mirrors[j].dest.node);
+		for (j = 0; j < r->cors->nallow_origins; j++)
+			vs_ghost_sm(p, &r->cors->allow_origins[j]);
+	}
+	vs_ghost_l4(p, vs->tls, vs->ntls);
+	vs_ghost_l4(p, vs->tcp, vs->ntcp);
+}
+
 void cfg_vs_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
 		   struct node *spec)
 {
@@ -1316,6 +1443,8 @@ void cfg_vs_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 
 	if (d->nerrors != errors)
 		return;
+	if (node_doc_dropped(spec->doc))
+		vs_ghost(p, vs);
 	set->vss = cfg_append(p, set->vss, set->nvss, sizeof(*set->vss));
 	set->vss[set->nvss++] = vs;
 }

@@ -59,6 +59,8 @@ static void fuzz_walk(struct diag *d, struct node *n)
 		for (k = 0; k < n->n; k++)
 			fuzz_walk(d, n->vals[k]);
 		break;
+	case NODE_GHOST: /* made only by node_ghost(), never by the parser */
+		break;
 	}
 }
 

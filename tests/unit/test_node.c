@@ -1025,6 +1025,255 @@ static void test_diag_long_message(void **state)
 	diag_init(&f->d);
 }
 
+/* ---- streaming load: dropped trees rebuilt from the file for reports ---- */
+
+struct stream_fx {
+	struct pool *p;
+	struct node_doc *docs[16];
+	size_t ndocs;
+	bool keep_odd; /* keep the trees of documents 1, 3, ... */
+};
+
+static void stream_doc(void *arg, struct node_doc *doc)
+{
+	struct stream_fx *s = arg;
+
+	assert_true(s->ndocs < 16);
+	assert_non_null(doc->root);
+	assert_true(node_doc_dropped(doc));
+	if (s->keep_odd && s->ndocs % 2 == 1) {
+		node_doc_keep(s->p, doc);
+		assert_false(node_doc_dropped(doc));
+	}
+	s->docs[s->ndocs++] = doc;
+}
+
+static void stream_write(char *path, const char *yaml)
+{
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+	close(fd);
+}
+
+/* Every node of the fully loaded tree n, found again through a ghost of the same node of the
+ * streamed (dropped or kept) document sd: same position, type and field path. */
+static void stream_check(struct pool *p, const struct node *n, struct node_doc *sd, uint32_t *cnt)
+{
+	struct node g, *ghost, *r;
+	char a[256], b[256];
+	size_t i;
+
+	memset(&g, 0, sizeof(g));
+	g.type = NODE_SCALAR;
+	g.line = n->line;
+	g.col = n->col;
+	g.ord = n->ord;
+	g.doc = sd;
+	ghost = node_ghost(p, &g);
+	assert_int_equal(ghost->type, NODE_GHOST);
+	r = node_real(ghost);
+	assert_ptr_not_equal(r, ghost);
+	assert_int_equal(r->type, n->type);
+	assert_int_equal(r->line, n->line);
+	assert_int_equal(r->col, n->col);
+	assert_string_equal(node_path(r, a, sizeof(a)), node_path(n, b, sizeof(b)));
+	/* Messages work on the ghost itself. */
+	assert_string_equal(node_path(ghost, a, sizeof(a)), b);
+	(*cnt)++;
+	for (i = 0; i < n->n && (n->type == NODE_MAP || n->type == NODE_SEQ); i++) {
+		if (n->type == NODE_MAP)
+			stream_check(p, n->keys[i], sd, cnt);
+		stream_check(p, n->vals[i], sd, cnt);
+	}
+}
+
+static void test_stream_rebuild(void **state)
+{
+	/* Implicit first document, comments, `---` with content on its line, an explicit
+	 * end, an empty document, multi-byte characters before positions, CRLF. */
+	static const char yaml[] = "# leading comment\n"
+				   "kind: VirtualService\n"
+				   "spec:\n"
+				   "  hosts: [\"h\\u00e9\", b]\n"
+				   "  http:\n"
+				   "  - match: [{uri: {prefix: /\xc3\xa9t\xc3\xa9}}]\n"
+				   "    route: [{destination: {host: x}}]\n"
+				   "--- {a: 1, b: [x, {c: d}]}\n"
+				   "---\n"
+				   "# only a comment\n"
+				   "---\n"
+				   "  k: v\n"
+				   "  l:\n"
+				   "  - {m: n}\n"
+				   "...\n"
+				   "--- !!map\n"
+				   "x: \xc3\xa9\xc3\xa9\xc3\xa9\r\n"
+				   "y: {z: 1}\r\n";
+	struct fx *f = *state;
+	struct stream_fx s;
+	struct node_rebuild *rb = node_rebuild_new(f->p);
+	char path[] = "/tmp/test_node_XXXXXX";
+	uint32_t cnt = 0;
+	size_t i;
+	int pass;
+
+	stream_write(path, yaml);
+	fx_load(f, yaml);
+	assert_int_equal(f->rc, 0);
+	assert_int_equal(f->ndocs, 4);
+	for (pass = 0; pass < 2; pass++) {
+		memset(&s, 0, sizeof(s));
+		s.p = f->p;
+		s.keep_odd = pass == 1;
+		assert_int_equal(node_load_file_each(f->p, &f->d, path, rb, stream_doc, &s), 0);
+		assert_int_equal(f->d.n, 0);
+		assert_int_equal(s.ndocs, f->ndocs);
+		for (i = 0; i < s.ndocs; i++) {
+			assert_int_equal(s.docs[i]->index, (int)i);
+			if (s.keep_odd && i % 2 == 1) {
+				assert_non_null(s.docs[i]->root);
+			} else {
+				assert_null(s.docs[i]->root);
+			}
+			/* The full load names the file "t.yaml": compare paths and positions. */
+			stream_check(f->p, f->docs[i]->root, s.docs[i], &cnt);
+		}
+		node_rebuild_release(rb);
+		for (i = 0; i < s.ndocs; i++)
+			assert_null(s.docs[i]->byord);
+	}
+	assert_true(cnt > 40);
+	unlink(path);
+}
+
+/* The file changed after loading: the report keeps the position, loses the field path. */
+static void test_stream_changed(void **state)
+{
+	struct fx *f = *state;
+	struct stream_fx s;
+	struct node_rebuild *rb = node_rebuild_new(f->p);
+	char path[] = "/tmp/test_node_XXXXXX";
+	struct node *spec, *ghost, *r;
+	char buf[64];
+	FILE *fp;
+
+	memset(&s, 0, sizeof(s));
+	s.p = f->p;
+	stream_write(path, "kind: VirtualService\nspec:\n  hosts: [a]\n");
+	/* Take a ghost while the tree is there (as a decoder does). */
+	assert_int_equal(node_load_file_each(f->p, &f->d, path, rb, stream_doc, &s), 0);
+	assert_int_equal(s.ndocs, 1);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("kind: VirtualService\nspec:\n  hosts: [b]\n", fp);
+	fclose(fp);
+	{
+		struct node g;
+
+		memset(&g, 0, sizeof(g));
+		g.line = 3;
+		g.col = 3;
+		g.ord = 4; /* "hosts" key: kind, VirtualService, spec, map, hosts */
+		g.doc = s.docs[0];
+		ghost = node_ghost(f->p, &g);
+	}
+	r = node_real(ghost);
+	assert_int_equal(r->line, 3);
+	assert_int_equal(r->col, 3);
+	assert_null(r->parent);
+	assert_string_equal(node_path(r, buf, sizeof(buf)), "");
+	spec = node_get(ghost, "x");
+	assert_null(spec);
+	diag_error(&f->d, ghost, "boom");
+	assert_int_equal(f->d.n, 1);
+	assert_true(strstr(f->d.v[0].text, ":3:3: boom") != NULL);
+	unlink(path);
+}
+
+/* YAML errors of a file come before the decoders' messages of its earlier documents, as
+ * when the whole file is parsed first. */
+static void stream_report(void *arg, struct node_doc *doc)
+{
+	struct fx *f = arg;
+
+	diag_error(&f->d, doc->root, "decoded");
+}
+
+static void test_stream_diag_order(void **state)
+{
+	struct fx *f = *state;
+	struct node_rebuild *rb = node_rebuild_new(f->p);
+	char path[] = "/tmp/test_node_XXXXXX";
+
+	stream_write(path, "a: 1\n---\nb: 2\nb: 3\n---\nc: [\n");
+	assert_int_equal(node_load_file_each(f->p, &f->d, path, rb, stream_report, f), -1);
+	assert_int_equal(f->d.n, 4);
+	assert_true(strstr(f->d.v[0].text, ":4:1: duplicate key \"b\"") != NULL);
+	assert_true(strstr(f->d.v[1].text, ":7:1: ") != NULL); /* the unclosed flow sequence */
+	assert_true(strstr(f->d.v[2].text, ":1:1: decoded") != NULL);
+	assert_true(strstr(f->d.v[3].text, ":3:1: decoded") != NULL);
+	unlink(path);
+}
+
+/* Files larger than the loader's read window (64 KiB): documents between long comments
+ * rebuilt exactly, and a reader error far into a file at its line and column. */
+static void test_stream_big(void **state)
+{
+	struct fx *f = *state;
+	struct stream_fx s;
+	struct node_rebuild *rb = node_rebuild_new(f->p);
+	char path[] = "/tmp/test_node_XXXXXX", path2[] = "/tmp/test_node_XXXXXX";
+	size_t cap = 400 * 1024, len = 0, i;
+	char *yaml = malloc(cap);
+	uint32_t cnt = 0;
+
+	assert_non_null(yaml);
+	for (i = 0; i < 16; i++) {
+		memset(yaml + len, '#', 9000);
+		len += 9000;
+		yaml[len++] = '\n';
+		len += (size_t)snprintf(yaml + len, cap - len,
+					"---\nkind: VirtualService\nmetadata: {name: vs-%zu}\n"
+					"spec: {hosts: [h%zu], http: [{route: [{destination: "
+					"{host: b}}]}]}\n",
+					i, i);
+	}
+	yaml[len] = '\0';
+	assert_true(len > 2 * 64 * 1024);
+	stream_write(path, yaml);
+	fx_load(f, yaml);
+	assert_int_equal(f->rc, 0);
+	assert_int_equal(f->ndocs, 16);
+	memset(&s, 0, sizeof(s));
+	s.p = f->p;
+	assert_int_equal(node_load_file_each(f->p, &f->d, path, rb, stream_doc, &s), 0);
+	assert_int_equal(s.ndocs, 16);
+	/* Last first: the rebuilds read the file backwards too. */
+	for (i = 16; i-- > 0;) {
+		assert_null(s.docs[i]->root);
+		stream_check(f->p, f->docs[i]->root, s.docs[i], &cnt);
+	}
+	assert_true(cnt > 16 * 10);
+	unlink(path);
+
+	/* A bad byte past the first window: its position counts every line before it. */
+	len = 0;
+	for (i = 0; i < 5000; i++)
+		len += (size_t)snprintf(yaml + len, cap - len, "# comment line %zu\n", i);
+	len += (size_t)snprintf(yaml + len, cap - len, "a: b\nc: d\xff\n");
+	assert_true(len > 64 * 1024);
+	stream_write(path2, yaml);
+	memset(&s, 0, sizeof(s));
+	s.p = f->p;
+	assert_int_equal(node_load_file_each(f->p, &f->d, path2, rb, stream_doc, &s), -1);
+	assert_int_equal(f->d.n, 1);
+	assert_non_null(strstr(f->d.v[0].text, ":5002:5: invalid leading UTF-8 octet (byte 0xff)"));
+	unlink(path2);
+	free(yaml);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1059,6 +1308,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_diag_format, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_diag_limit, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_diag_long_message, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_rebuild, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_changed, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_diag_order, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_big, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

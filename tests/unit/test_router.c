@@ -21,6 +21,7 @@
 
 #include "config/diag.h"
 #include "config/link.h"
+#include "config/load.h"
 #include "config/model.h"
 #include "msg.h"
 #include "pool.h"
@@ -112,8 +113,10 @@ static struct http_route *route_add(struct cfg_vs *vs, const char *name)
 	r->name = name;
 	r->vs = vs;
 	r->index = (int)vs->nhttp - 1;
-	r->direct_response.given = true;
-	r->direct_response.status = 200;
+	cfg_vs_route_init(r);
+	r->direct_response = pool_alloc(P, sizeof(*r->direct_response));
+	r->direct_response->given = true;
+	r->direct_response->status = 200;
 	return r;
 }
 
@@ -121,6 +124,7 @@ static struct http_route *route_add(struct cfg_vs *vs, const char *name)
 static struct http_match *match_add(struct http_route *r)
 {
 	r->matches = grow1(r->matches, &r->nmatches, sizeof(*r->matches));
+	r->matches[r->nmatches - 1].more = pool_alloc(P, sizeof(struct http_match_more));
 	return &r->matches[r->nmatches - 1];
 }
 
@@ -171,9 +175,10 @@ static void dest_add(struct http_route *r, const char *host, const char *subset,
 {
 	struct route_destination *d;
 
-	r->direct_response.given = false;
+	r->direct_response->given = false;
 	r->route = grow1(r->route, &r->nroute, sizeof(*r->route));
 	d = &r->route[r->nroute - 1];
+	cfg_vs_dest_init(d);
 	d->dest.host = host;
 	d->dest.fqdn = host;
 	d->dest.subset = subset;
@@ -377,10 +382,10 @@ static void test_match_kinds(void **state)
 	sm(&m->uri, SM_REGEX, "/rx/[a-z]+"); /* ignoreUriCase does not apply to regex */
 	m->ignore_uri_case = true;
 	m = match_add(&vs->http[5]);
-	sm(&m->method, SM_EXACT, "POST");
-	sm(&m->scheme, SM_EXACT, "http");
+	sm(&m->more->method, SM_EXACT, "POST");
+	sm(&m->more->scheme, SM_EXACT, "http");
 	m = match_add(&vs->http[6]);
-	sm(&m->authority, SM_REGEX, "h:[0-9]+");
+	sm(&m->more->authority, SM_REGEX, "h:[0-9]+");
 	route_add(vs, "port");
 	match_add(&vs->http[7])->port = 8080;
 	s = link_ok(set);
@@ -439,10 +444,11 @@ static void test_headers(void **state)
 	hm_add(&m->headers, &m->nheaders, "x-present")->present_only = true;
 	m = match_add(&vs->http[4]);
 	sm(&m->uri, SM_PREFIX, "/w");
-	sm(&hm_add(&m->without_headers, &m->nwithout_headers, "x-beta")->m, SM_EXACT, "yes");
+	sm(&hm_add(&m->more->without_headers, &m->more->nwithout_headers, "x-beta")->m, SM_EXACT,
+	   "yes");
 	m = match_add(&vs->http[5]);
 	sm(&m->uri, SM_PREFIX, "/np");
-	h = hm_add(&m->without_headers, &m->nwithout_headers, "x-beta");
+	h = hm_add(&m->more->without_headers, &m->more->nwithout_headers, "x-beta");
 	h->present_only = true;
 	s = link_ok(set);
 
@@ -528,13 +534,13 @@ static void test_query_params(void **state)
 	route_add(vs, "empty");
 	route_add(vs, "present");
 	m = match_add(&vs->http[0]);
-	sm(&hm_add(&m->query_params, &m->nquery_params, "key")->m, SM_EXACT, "true");
+	sm(&hm_add(&m->more->query_params, &m->more->nquery_params, "key")->m, SM_EXACT, "true");
 	m = match_add(&vs->http[1]);
-	sm(&hm_add(&m->query_params, &m->nquery_params, "id")->m, SM_REGEX, "[0-9]+");
+	sm(&hm_add(&m->more->query_params, &m->more->nquery_params, "id")->m, SM_REGEX, "[0-9]+");
 	m = match_add(&vs->http[2]);
-	sm(&hm_add(&m->query_params, &m->nquery_params, "flag")->m, SM_EXACT, "");
+	sm(&hm_add(&m->more->query_params, &m->more->nquery_params, "flag")->m, SM_EXACT, "");
 	m = match_add(&vs->http[3]);
-	hm_add(&m->query_params, &m->nquery_params, "p")->present_only = true;
+	hm_add(&m->more->query_params, &m->more->nquery_params, "p")->present_only = true;
 	s = link_ok(set);
 
 	assert_string_equal(route_name(s, req("GET", "/x?key=true", "h.test")), "exact");
@@ -566,11 +572,11 @@ static void test_match_gateways(void **state)
 	route_add(vs, "only-other");
 	route_add(vs, "any");
 	m = match_add(&vs->http[0]);
-	m->gateways = strs("other", "mesh");
+	m->more->gateways = strs("other", "mesh");
 	s = link_ok(set);
 	assert_int_equal(s->nlisteners, 2);
 	/* Resolved by link to "ns/name". */
-	assert_string_equal(vs->http[0].matches[0].gateways.v[0], "default/other");
+	assert_string_equal(vs->http[0].matches[0].more->gateways.v[0], "default/other");
 	assert_string_equal(route_name(s, req("GET", "/", "h.test")), "any");
 	r = req("GET", "/", "h.test");
 	r->rq.gateway = "default/other";
@@ -818,14 +824,17 @@ static void test_link_many(void **state)
 		for (int k = 0; k < nr; k++) {
 			struct http_route *r = &vs->http[k];
 
+			cfg_vs_route_init(r);
 			r->name = pool_printf(P, "r%d", k);
 			r->vs = vs;
 			r->index = k;
 			r->matches = pool_calloc(P, 1, sizeof(*r->matches));
 			r->nmatches = 1;
+			cfg_vs_match_init(&r->matches[0]);
 			sm(&r->matches[0].uri, SM_PREFIX, pool_printf(P, "/p%d", k));
 			r->route = pool_calloc(P, 1, sizeof(*r->route));
 			r->nroute = 1;
+			cfg_vs_dest_init(&r->route[0]);
 			r->route[0].dest.host = r->route[0].dest.fqdn = "svc.test";
 		}
 		set->vss[set->nvss++] = vs;
