@@ -330,6 +330,7 @@ class Bench:
         self.jsonl = open(self.jsonl_path, "w")
         self.targets = {n: Target(n) for n in ("direct",) + PROXIES}
         self.summaries = {}
+        self.wrapped = {}  # proxy name -> command prefix (callgrind in the instr section)
 
     # ----- output ----------------------------------------------------------------------
 
@@ -349,6 +350,7 @@ class Bench:
     # ----- processes -------------------------------------------------------------------
 
     def spawn(self, name, argv, cpu, log):
+        argv = self.wrapped.get(name, []) + argv
         with open(os.path.join(self.dir, log), "ab") as f:
             p = subprocess.Popen(["taskset", "-c", str(cpu)] + argv, stdin=subprocess.DEVNULL,
                                  stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
@@ -545,10 +547,13 @@ events { worker_connections %d; }
         path = os.path.join(self.dir, name + ".conf")
         with open(path, "w") as f:
             f.write(conf)
+        single = name in self.wrapped  # under a tool: one process, no worker to wait for
         argv = ["nginx", "-p", self.dir, "-e", os.path.join(self.dir, name + ".log"),
-                "-c", path, "-g", "daemon off;"]
+                "-c", path, "-g", "daemon off;" + (" master_process off;" if single else "")]
         p = self.spawn(name, argv, cpu, name + ".log")
-        self.wait_port(wait_port, p, name)
+        self.wait_port(wait_port, p, name, timeout=60.0 if single else 15.0)
+        if single:
+            return p
         # The master listens before it forks the worker: wait until the worker answers, or
         # the worker would be missing from the PIDs measured.
         end = time.monotonic() + 10
@@ -643,7 +648,7 @@ backend big
         with open(path, "w") as f:
             f.write(conf)
         t.proc = self.spawn("haproxy", ["haproxy", "-db", "-f", path], PROXY_CPU, "haproxy.log")
-        self.wait_port(t.tls_port, t.proc, "haproxy")
+        self.wait_port(t.tls_port, t.proc, "haproxy", timeout=60.0 if self.wrapped else 15.0)
 
     def meshgate_main(self, admin_port, resources, extra=""):
         lines = ["workers: 1",
@@ -708,7 +713,7 @@ spec:
 """ % (t.http_port, t.tls_port, self.crt, self.key, services))
         t.proc = self.spawn("meshgate", [self.meshgate, "-c", os.path.join(d, "main.yaml")],
                             PROXY_CPU, "meshgate.log")
-        self.wait_ready(t.stat_port, t.proc, "meshgate")
+        self.wait_ready(t.stat_port, t.proc, "meshgate", timeout=60.0 if self.wrapped else 15.0)
 
     def start_proxy(self, name):
         {"meshgate": self.start_proxy_meshgate, "nginx": self.start_proxy_nginx,
@@ -1170,6 +1175,69 @@ spec:
 
     # ----- the whole run ---------------------------------------------------------------
 
+    # ----- instructions per request (callgrind) --------------------------------------------
+
+    def instr(self):
+        """User-space instructions per request of each proxy under callgrind: unlike CPU
+        time, the same on a busy machine as on a quiet one, run after run."""
+        n = int(self.args.instr_requests)
+        self.out("")
+        self.out("== User-space instructions per request (callgrind; h2load --h1 -c8, %d "
+                 "keep-alive requests after 500 unmeasured; 64 B body)" % n)
+        if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+            self.out("   skipped: valgrind is not installed")
+            return
+        self.out("   %-9s %-16s %-7s %-16s %-7s" % ("target", "http instr/req", "xHAP",
+                                                   "https instr/req", "xHAP"))
+        res = {}
+        for name in PROXIES:
+            res[name] = {}
+            for tls in (False, True):
+                res[name][tls] = self.instr_one(name, tls, n)
+                self.record("instr", target=name, tls=tls, requests=n,
+                            instructions_per_request=res[name][tls])
+                self.progress("instr %s %s: %s" % (name, "https" if tls else "http",
+                                                   res[name][tls]))
+            self.restart_proxy(name)
+        hap = res["haproxy"]
+        for name in PROXIES:
+            cells = []
+            for tls in (False, True):
+                v = res[name][tls]
+                cells += ["%d" % v if v else "failed",
+                          "%.2f" % (v / hap[tls]) if v and hap[tls] else "-"]
+            self.out("   %-9s %-16s %-7s %-16s %-7s" % tuple([name] + cells))
+
+    def instr_one(self, name, tls, n):
+        t = self.targets[name]
+        out = os.path.join(self.dir, "callgrind.%s.%s" % (name, "https" if tls else "http"))
+        self.wrapped = {name: ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                               "--callgrind-out-file=" + out]}
+        try:
+            self.restart_proxy(name)
+        finally:
+            self.wrapped = {}
+        url = "%s://127.0.0.1:%d/" % ("https" if tls else "http",
+                                      t.tls_port if tls else t.http_port)
+        load = ["h2load", "--h1", "-t1", "-c8"]
+        self.run_loadgen(load + ["-n", "500", url], timeout=300)
+        pid = str(t.proc.pid)
+        subprocess.run(["callgrind_control", "-i", "on", pid], capture_output=True)
+        text = self.run_loadgen(load + ["-n", str(n), url], timeout=600)
+        subprocess.run(["callgrind_control", "-i", "off", pid], capture_output=True)
+        self.stop(t.proc, grace=60.0)  # callgrind writes its file at exit
+        m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", text)
+        done = int(m.group(1)) if m else 0
+        total = 0
+        try:
+            with open(out) as f:
+                for line in f:
+                    if line.startswith(("summary:", "totals:")):
+                        total = max(total, int(line.split()[1]))
+        except (OSError, ValueError, IndexError):
+            pass
+        return round(total / done) if done == n and total > 0 else 0
+
     def header(self):
         m = machine()
         self.machine = m
@@ -1275,7 +1343,8 @@ spec:
             if status != 200 or len(body) != 64:
                 raise RuntimeError("%s: GET / answered %d with %d bytes" %
                                    (t.name, status, len(body)))
-        sections = self.args.only.split(",") if self.args.only else ["proxy", "idle", "scale"]
+        sections = (self.args.only.split(",") if self.args.only
+                    else ["proxy", "idle", "scale", "instr"])
         if "proxy" in sections:
             self.tls_report()
             for sc in self.scenarios():
@@ -1285,6 +1354,8 @@ spec:
             self.idle()
         if "scale" in sections:
             self.scale()
+        if "instr" in sections:
+            self.instr()
 
 
 def main():
@@ -1301,7 +1372,8 @@ def main():
     ap.add_argument("--scenarios", default=env("BENCH_SCENARIOS", ""),
                     help="comma list of h1,h1-16k,https,handshake,handshake-py,h2")
     ap.add_argument("--only", default=env("BENCH_ONLY", ""),
-                    help="comma list of sections: proxy,idle,scale")
+                    help="comma list of sections: proxy,idle,scale,instr")
+    ap.add_argument("--instr-requests", default=env("BENCH_INSTR_REQUESTS", "3000"))
     ap.add_argument("--port-base", default=env("BENCH_PORT_BASE", ""))
     ap.add_argument("--results", default=env("BENCH_RESULTS", ""))
     ap.add_argument("--keep", action="store_true", default=bool(os.environ.get("BENCH_KEEP")))
