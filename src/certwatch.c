@@ -143,6 +143,8 @@ static void cw_list_normalize(struct cw_list *l)
 {
 	size_t i, k;
 
+	if (l->n < 2)
+		return; /* also keeps qsort from a NULL array: no TLS file was read */
 	qsort(l->v, l->n, sizeof(*l->v), cw_cmp_seq);
 	for (i = 0, k = 0; i < l->n; i++) {
 		if (k > 0 && strcmp(l->v[k - 1].path, l->v[i].path) == 0) {
