@@ -147,6 +147,7 @@ assert_reload applied
 assert_eq "$(plain /echo/disable)" 200 "DISABLE: plaintext is served"
 assert_eq "$(mg_json name "$MG_DIR/p.json")" a "DISABLE: plaintext reaches the route"
 assert_ne "$(mtls /echo/disable-mtls)" 200 "DISABLE: no TLS on the port"
+assert_log_contains '"response_code":400,"response_flags":"DPE"' "$MG_ACCESS_LOG"
 
 # a port shared with a SIMPLE server stays STRICT, and says so
 pa PERMISSIVE
