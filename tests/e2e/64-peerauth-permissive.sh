@@ -89,6 +89,8 @@ permissive() {
 		awk -v n="meshgate_downstream_cx_permissive{transport=\"$1\"}" '$1 == n { print $2 }'
 }
 
+assert_eq "$(curl -s --max-time 10 "http://127.0.0.1:$MG_ADMIN_PORT/listeners")" \
+	"127.0.0.1:$MG_PORT 1 virtual host, mTLS PERMISSIVE" "/listeners shows the mode"
 assert_eq "$(mtls /echo/mtls)" 200 "PERMISSIVE: an mTLS client with a mesh certificate"
 assert_eq "$(mg_json name "$MG_DIR/m.json")" a "mTLS reaches the route"
 assert_match "$(mg_json headers.x-forwarded-client-cert "$MG_DIR/m.json")" \
@@ -144,6 +146,8 @@ pa STRICT DISABLE
 mg_validate
 assert_not_contains "$MG_VALIDATE_OUT" "warning" "DISABLE is honoured: no warning"
 assert_reload applied
+assert_contains "$(curl -s --max-time 10 "http://127.0.0.1:$MG_ADMIN_PORT/listeners")" \
+	", mTLS DISABLE" "/listeners shows DISABLE"
 assert_eq "$(plain /echo/disable)" 200 "DISABLE: plaintext is served"
 assert_eq "$(mg_json name "$MG_DIR/p.json")" a "DISABLE: plaintext reaches the route"
 assert_ne "$(mtls /echo/disable-mtls)" 200 "DISABLE: no TLS on the port"
