@@ -267,9 +267,16 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 			at = lit(line, at, "\",\"downstream_tls_alpn\":\"");
 			at = put(line, at, (const char *)e->downstream_alpn, e->downstream_alpn_len,
 				 true);
+			at = lit(line, at, "\"");
+		} else {
+			at = lit(line, at, "\",\"downstream_tls_alpn\":null");
+		}
+		if (e->downstream_tls_version != NULL) {
+			at = lit(line, at, ",\"downstream_tls_version\":\"");
+			at = puts0(line, at, e->downstream_tls_version, true);
 			at = lit(line, at, "\"}");
 		} else {
-			at = lit(line, at, "\",\"downstream_tls_alpn\":null}");
+			at = lit(line, at, ",\"downstream_tls_version\":null}");
 		}
 	}
 	line[at++] = '\n';

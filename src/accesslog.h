@@ -39,6 +39,9 @@ struct accesslog_entry {
 	 * JSON only: the text format stays Istio's field for field */
 	const unsigned char *downstream_alpn;
 	size_t downstream_alpn_len;
+	/* "TLSv1.3", "TLSv1.2" on a TLS connection, NULL on plaintext (Envoy's
+	 * DOWNSTREAM_TLS_VERSION); JSON only, like the ALPN */
+	const char *downstream_tls_version;
 };
 
 void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e);

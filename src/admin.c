@@ -238,6 +238,10 @@ static void listeners_cb(struct evhttp_request *req, void *arg)
 		if (lc->protocol == GWP_TCP)
 			evbuffer_add_printf(b, ", %zu tcp route%s", lc->tcp.n,
 					    lc->tcp.n == 1 ? "" : "s");
+		/* PeerAuthentication opened the port to plaintext */
+		if (lc->mtls == PA_PERMISSIVE || lc->mtls == PA_DISABLE)
+			evbuffer_add_printf(b, ", mTLS %s",
+					    lc->mtls == PA_PERMISSIVE ? "PERMISSIVE" : "DISABLE");
 		evbuffer_add(b, "\n", 1);
 	}
 	snapshot_unref(s);

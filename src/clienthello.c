@@ -59,6 +59,11 @@ static bool ch_vec(struct ch_rd *r, int width, size_t lo, size_t hi, struct ch_r
 	return true;
 }
 
+bool clienthello_is_tls(const uint8_t *buf, size_t len)
+{
+	return len >= 1 && buf[0] == CH_CT_HANDSHAKE;
+}
+
 int clienthello_sni_ext(const uint8_t *p, size_t len, const uint8_t **name, size_t *nlen)
 {
 	struct ch_rd r = {p, len, 0}, list, host;

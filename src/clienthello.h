@@ -52,6 +52,12 @@ struct clienthello {
 int clienthello_parse(const uint8_t *buf, size_t len, uint8_t *scratch, struct clienthello *ch,
 		      const char **why);
 
+/* Whether a connection's first bytes (len >= 1) are a TLS handshake record (content type
+ * 22), as the first byte of every TLS client's first flight is; an HTTP/1.x request starts
+ * with a method token, which never holds that byte.  For ports that take both (PeerAuthentication
+ * PERMISSIVE). */
+bool clienthello_is_tls(const uint8_t *buf, size_t len);
+
 /* The body of a server_name extension (RFC 6066 §3) holding exactly one host_name; shared
  * with the terminating side (tls_sni.c) so both read SNI alike.  Returns MG_OK with the name
  * (not validated) or MG_EBAD. */

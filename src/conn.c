@@ -120,11 +120,14 @@ void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr
 	}
 	METRIC_INC(&w->metrics, downstream_cx_total);
 	lc = conn_listener(ws != NULL ? ws->snap : NULL, wl->key);
-	if (lc != NULL && (lc->peek || lc->protocol == GWP_TCP)) {
+	/* A PERMISSIVE port peeks the first byte as the passthrough front peeks its
+	 * ClientHello; a DISABLE port does not terminate TLS at all. */
+	if (lc != NULL && (lc->peek || lc->protocol == GWP_TCP || lc->mtls == PA_PERMISSIVE)) {
 		l4proxy_accept(w, wl->key, wl->port, fd, sa, ws, lc);
 		return;
 	}
-	conn_start(w, wl->key, wl->port, fd, sa, ws, lc != NULL ? lc->tls : NULL);
+	conn_start(w, wl->key, wl->port, fd, sa, ws,
+		   lc != NULL && lc->mtls != PA_DISABLE ? lc->tls : NULL);
 	(void)salen;
 }
 

@@ -550,17 +550,23 @@ static void l4_route(struct l4conn *c, const struct l4_target *t)
 
 static void l4_hello_failed(struct l4conn *c, const char *why)
 {
-	METRIC_INC(&c->w->metrics, downstream_cx_hello_fail);
+	/* A PERMISSIVE port's silent client is what an idle HTTP connection is: no count. */
+	if (c->lc->mtls != PA_PERMISSIVE)
+		METRIC_INC(&c->w->metrics, downstream_cx_hello_fail);
 	l4_close(c, why);
 }
 
 static void l4_hello_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-	l4_hello_failed(arg, "no complete ClientHello in time");
+	struct l4conn *c = arg;
+
+	l4_hello_failed(c, c->lc->mtls == PA_PERMISSIVE ? "no byte in time"
+							: "no complete ClientHello in time");
 }
 
-/* A terminating server on this port owns the SNI: the socket goes to conn.c untouched. */
-static void l4_handoff(struct l4conn *c)
+/* A terminating server on this port owns the SNI, or a PERMISSIVE port saw its first byte:
+ * the socket goes to conn.c untouched, TLS-terminating unless tls is NULL. */
+static void l4_handoff(struct l4conn *c, const struct tls_sni_table *tls)
 {
 	struct worker *w = c->w;
 	struct wsnap *ws = c->ws;
@@ -571,7 +577,7 @@ static void l4_handoff(struct l4conn *c)
 	LIST_REMOVE(c, entry);
 	w->nl4--;
 	atomic_fetch_sub_explicit(&mg_total_conns, 1, memory_order_relaxed);
-	conn_start(w, c->lkey, c->port, fd, (const struct sockaddr *)&c->peer_sa, ws, c->lc->tls);
+	conn_start(w, c->lkey, c->port, fd, (const struct sockaddr *)&c->peer_sa, ws, tls);
 	free(c);
 }
 
@@ -585,7 +591,9 @@ static void l4_hello_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 	int rc;
 
-	n = recv(c->down.fd, l4_buf, CLIENTHELLO_WIRE_MAX, MSG_PEEK);
+	/* A PERMISSIVE port needs one byte; a passthrough front the whole ClientHello. */
+	n = recv(c->down.fd, l4_buf, c->lc->mtls == PA_PERMISSIVE ? 1 : CLIENTHELLO_WIRE_MAX,
+		 MSG_PEEK);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
@@ -594,6 +602,16 @@ static void l4_hello_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (n == 0) {
 		l4_hello_failed(c, "client closed before its ClientHello");
+		return;
+	}
+	if (c->lc->mtls == PA_PERMISSIVE) {
+		/* One byte decides: mutual TLS as STRICT does, or plaintext HTTP on the
+		 * same routes (the HTTP parser judges what is not a request). */
+		bool tls = clienthello_is_tls(l4_buf, (size_t)n);
+
+		c->w->metrics
+		    .permissive[tls ? METRICS_PERMISSIVE_TLS : METRICS_PERMISSIVE_PLAINTEXT]++;
+		l4_handoff(c, tls ? c->lc->tls : NULL);
 		return;
 	}
 	rc = clienthello_parse(l4_buf, (size_t)n, l4_scratch, &ch, &why);
@@ -632,7 +650,7 @@ static void l4_hello_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (e->sctx != NULL) {
-		l4_handoff(c);
+		l4_handoff(c, c->lc->tls);
 		return;
 	}
 	event_free(c->hev);

@@ -56,4 +56,16 @@ void metrics_write_prometheus(FILE *out)
 		    "meshgate_downstream_cx_ssl_handshake_error_by_reason{reason=\"%s\"} %llu\n",
 		    tls_fail_name((enum tls_fail)m), (unsigned long long)sum);
 	}
+	fputs("# HELP meshgate_downstream_cx_permissive Connections on PeerAuthentication "
+	      "PERMISSIVE ports by transport\n# TYPE meshgate_downstream_cx_permissive counter\n",
+	      out);
+	for (m = 0; m < 2; m++) {
+		uint64_t sum = 0;
+
+		for (w = 0; w < nworkers; w++)
+			sum +=
+			    __atomic_load_n(&workers[w]->metrics.permissive[m], __ATOMIC_RELAXED);
+		fprintf(out, "meshgate_downstream_cx_permissive{transport=\"%s\"} %llu\n",
+			m == METRICS_PERMISSIVE_TLS ? "tls" : "plaintext", (unsigned long long)sum);
+	}
 }

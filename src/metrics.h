@@ -62,9 +62,15 @@ enum metric_id {
 /* Failed downstream TLS handshakes by reason (enum tls_fail, tls.h): one labelled family. */
 #define METRICS_TLS_FAIL_KINDS 8
 
+/* Connections on PeerAuthentication PERMISSIVE ports by what they spoke: [0] plaintext,
+ * [1] TLS (mutual TLS, or a failed handshake counted by tls_fail too). */
+#define METRICS_PERMISSIVE_PLAINTEXT 0
+#define METRICS_PERMISSIVE_TLS 1
+
 struct metrics_shard {
 	uint64_t v[M__COUNT];
 	uint64_t tls_fail[METRICS_TLS_FAIL_KINDS];
+	uint64_t permissive[2];
 };
 
 #define METRIC_INC(shard, id) ((shard)->v[M_##id]++)

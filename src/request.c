@@ -164,6 +164,7 @@ void request_finish(struct exchange *ex)
 		e.requested_server_name_len = sni != NULL ? strlen(sni) : 0;
 		SSL_get0_alpn_selected(c->ssl, &e.downstream_alpn, &alen);
 		e.downstream_alpn_len = alen;
+		e.downstream_tls_version = SSL_get_version(c->ssl); /* a static string */
 	}
 	accesslog_write(w->alog, &e);
 

@@ -146,7 +146,11 @@ struct listener_cfg {
 	/* HTTPS/TLS listener: SNI -> server.  An entry with a context terminates TLS; one
 	 * without is a passthrough SNI host whose `user` is its struct l4_targets. */
 	struct tls_sni_table *tls;
-	bool peek;             /* some server is PASSTHROUGH: read SNI before choosing */
+	bool peek; /* some server is PASSTHROUGH: read SNI before choosing */
+	/* PeerAuthentication on an ISTIO_MUTUAL port (pa_listener_mode): PA_PERMISSIVE peeks
+	 * the first byte (TLS or plaintext), PA_DISABLE serves plaintext only, anything else
+	 * is what the servers' tls says */
+	enum pa_mode mtls;
 	struct l4_targets tcp; /* TCP listener: its tcp routes */
 };
 

@@ -1897,6 +1897,7 @@ static void link_sni_table(struct link *l, struct lbuild *b)
 			  "no server on %s serves \"%s\": clients without SNI fail there", lc->key,
 			  dh);
 	lc->tls = t;
+	lc->mtls = pa_listener_mode(l->d, lc->servers, lc->nservers, lc->key);
 }
 
 /* PASSTHROUGH and TCP servers that no route reaches close every connection (NR). */

@@ -47,8 +47,16 @@ void cfg_pa_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 		   struct node *spec);
 /* PeerAuthentication on the served ISTIO_MUTUAL Gateway servers (peerauthentication.c):
  * the most specific policy that selects this appliance (workload, namespace, mesh-wide
- * in rootNamespace) decides per port; link calls it once the gateways are known. */
+ * in rootNamespace) decides per port, written to each such server's `mtls` (STRICT when
+ * no policy decides); link calls it once the gateways are known. */
 void pa_apply(struct diag *d, const struct cfg_set *set);
+/* What a listener does with plaintext, from its merged servers (after pa_apply):
+ * PA_PERMISSIVE (TLS or plaintext, told apart by the first byte) or PA_DISABLE (plaintext
+ * only) when every server on it is an HTTPS ISTIO_MUTUAL server with that mode; PA_UNSET
+ * (as the servers' tls says) otherwise, with a warning when a PERMISSIVE or DISABLE port
+ * is shared with other servers, which keep it STRICT.  lkey names the listener. */
+enum pa_mode pa_listener_mode(struct diag *d, const struct gw_server *const *servers, size_t n,
+			      const char *lkey);
 void cfg_se_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
 		   struct node *spec);
 

@@ -201,6 +201,14 @@ struct gw_tls {
 	struct node *node;
 };
 
+/* PeerAuthentication mTLS mode (security.istio.io). */
+enum pa_mode {
+	PA_UNSET = 0, /* inherit from the less specific policy; Istio's default is PERMISSIVE */
+	PA_DISABLE,
+	PA_PERMISSIVE,
+	PA_STRICT,
+};
+
 struct gw_host {
 	const char *ns;   /* "*" or a namespace; from "ns/host", default "*" */
 	const char *host; /* "*", "*.suffix" or exact, lower-cased */
@@ -217,6 +225,10 @@ struct gw_server {
 	struct gw_tls tls;
 	struct node *node;
 	struct tls_server_ctx *tls_ctx; /* built by link when this server terminates TLS */
+	/* ISTIO_MUTUAL servers: the PeerAuthentication mode of the port (pa_apply; STRICT
+	 * when no policy decides) and the node that set it (for diagnostics) */
+	enum pa_mode mtls;
+	struct node *mtls_node;
 };
 
 struct cfg_gateway {
@@ -609,13 +621,6 @@ struct cfg_se {
 };
 
 /* ---- PeerAuthentication (security.istio.io) ---- */
-
-enum pa_mode {
-	PA_UNSET = 0, /* inherit from the less specific policy; Istio's default is PERMISSIVE */
-	PA_DISABLE,
-	PA_PERMISSIVE,
-	PA_STRICT,
-};
 
 struct pa_port {
 	uint32_t port;

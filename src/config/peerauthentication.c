@@ -12,8 +12,9 @@
 #include "node.h"
 #include "pool.h"
 
-/* PeerAuthentication (security.istio.io): Istio's fields and validation.  link.c applies
- * it to the listeners whose Gateway server uses ISTIO_MUTUAL. */
+/* PeerAuthentication (security.istio.io): Istio's fields and validation, and its effect on
+ * the listeners whose Gateway servers use ISTIO_MUTUAL (the mesh-facing side): STRICT
+ * takes mutual TLS only, PERMISSIVE mutual TLS or plaintext, DISABLE plaintext only. */
 
 static const char *const pa_modes[] = {"UNSET", "DISABLE", "PERMISSIVE", "STRICT", NULL};
 
@@ -151,7 +152,7 @@ void pa_apply(struct diag *d, const struct cfg_set *set)
 		const struct cfg_gateway *gw = set->gateways[g];
 
 		for (size_t i = 0; gw->served && i < gw->nservers; i++) {
-			const struct gw_server *srv = &gw->servers[i];
+			struct gw_server *srv = &gw->servers[i];
 			enum pa_mode mode = PA_UNSET;
 			struct node *at = NULL;
 
@@ -160,17 +161,11 @@ void pa_apply(struct diag *d, const struct cfg_set *set)
 			any_mesh_port = true;
 			for (int l = 0; l < 3 && mode == PA_UNSET; l++)
 				mode = pa_port_mode(levels[l], srv->port, &at);
-			/* STRICT is what an ISTIO_MUTUAL server does; the others would also take
-			 * plaintext on the port, which this listener does not do yet: said, not
-			 * silently tightened */
-			if (mode == PA_PERMISSIVE || mode == PA_DISABLE)
-				diag_warn(
-				    d, at,
-				    "mTLS mode %s for port %u (ISTIO_MUTUAL server of Gateway "
-				    "%s/%s): meshgate serves that port STRICT; plaintext on it is "
-				    "not accepted yet",
-				    mode == PA_PERMISSIVE ? "PERMISSIVE" : "DISABLE", srv->port,
-				    gw->meta.ns, gw->meta.name);
+			/* No policy: what the server asks for.  Istio's mesh default is
+			 * PERMISSIVE, but that is for sidecars; a Gateway server that says
+			 * ISTIO_MUTUAL is not opened to plaintext by the absence of a policy. */
+			srv->mtls = mode == PA_UNSET ? PA_STRICT : mode;
+			srv->mtls_node = at;
 		}
 	}
 	for (size_t i = 0; i < set->npas; i++) {
@@ -186,4 +181,48 @@ void pa_apply(struct diag *d, const struct cfg_set *set)
 			diag_notice(d, pa_spec(pa),
 				    "applies to ISTIO_MUTUAL Gateway servers; none is served");
 	}
+}
+
+static const char *pa_mode_name(enum pa_mode m)
+{
+	return pa_modes[m];
+}
+
+enum pa_mode pa_listener_mode(struct diag *d, const struct gw_server *const *servers, size_t n,
+			      const char *lkey)
+{
+	const struct gw_server *open = NULL, *other = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct gw_server *srv = servers[i];
+		bool opens = srv->tls.given && srv->tls.mode == TLSM_ISTIO_MUTUAL &&
+			     (srv->mtls == PA_PERMISSIVE || srv->mtls == PA_DISABLE);
+
+		if (opens && open == NULL)
+			open = srv;
+		if (!opens || srv->protocol != GWP_HTTPS)
+			other = srv;
+	}
+	if (open == NULL)
+		return PA_UNSET;
+	if (other == open) {
+		diag_warn(d, open->mtls_node != NULL ? open->mtls_node : open->node,
+			  "mTLS mode %s for port %u: plaintext is taken on HTTPS servers only; "
+			  "%s stays STRICT",
+			  pa_mode_name(open->mtls), open->port, lkey);
+		return PA_UNSET;
+	}
+	if (other != NULL) {
+		/* Plaintext on the port would reach the other servers' hosts too: their
+		 * own tls settings win, and the mesh server's policy is not honoured. */
+		diag_warn(d, open->mtls_node != NULL ? open->mtls_node : open->node,
+			  "mTLS mode %s for port %u: %s is shared with the server at %s:%d, "
+			  "which is not an HTTPS ISTIO_MUTUAL one; the port stays STRICT",
+			  pa_mode_name(open->mtls), open->port, lkey,
+			  other->node != NULL && other->node->doc != NULL ? other->node->doc->file
+									  : "?",
+			  other->node != NULL ? other->node->line : 0);
+		return PA_UNSET;
+	}
+	return open->mtls;
 }

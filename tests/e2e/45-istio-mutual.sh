@@ -4,8 +4,8 @@
 # requires a client certificate from the mesh root; the verified client
 # identity reaches the upstream in x-forwarded-client-cert (Envoy's format),
 # and a client's own x-forwarded-client-cert never does (Istio's gateway
-# default, SANITIZE_SET); PeerAuthentication STRICT applies, PERMISSIVE is
-# reported as served STRICT.
+# default, SANITIZE_SET); PeerAuthentication STRICT applies (PERMISSIVE and
+# DISABLE: 64-peerauth-permissive).
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -62,8 +62,7 @@ assert_eq "$(mg_json name "$MG_DIR/p.json")" a "plain HTTP request answered"
 assert_eq "$(mg_json headers.x-forwarded-client-cert "$MG_DIR/p.json")" "" \
 	"x-forwarded-client-cert from outside is removed"
 
-# PeerAuthentication: mesh-wide STRICT is what the port does; PERMISSIVE is said to be
-# served STRICT (plaintext on that port is not accepted yet)
+# PeerAuthentication: mesh-wide STRICT is what the port does
 mg_resource pa <<EOF
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -73,15 +72,6 @@ EOF
 assert_reload applied
 curl -s -k --max-time 10 -o /dev/null "$url"
 assert_ne "$?" 0 "STRICT: still no plaintext peer without a certificate"
-mg_resource pa <<EOF
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: PERMISSIVE}}
-EOF
-mg_validate
-assert_contains "$MG_VALIDATE_OUT" "mTLS mode PERMISSIVE for port $MG_PORT (ISTIO_MUTUAL server of Gateway default/gw): meshgate serves that port STRICT" \
-	"PERMISSIVE is reported, not silently tightened"
 rm -f "$MG_RESOURCES/pa.yaml"
 
 # without a mesh identity ISTIO_MUTUAL is a load-time error saying what to set

@@ -526,6 +526,26 @@ static void test_sni_ext(void **state)
 	assert_false(clienthello_host_valid((const uint8_t *)"", 0));
 }
 
+/* The PERMISSIVE port's choice: real TLS 1.2 and 1.3 first flights are TLS; HTTP requests
+ * of every method, garbage and nothing are not. */
+static void test_is_tls(void **state)
+{
+	static const char *const plain[] = {
+	    "GET / HTTP/1.1\r\n", "POST",        "PRI * HTTP/2.0", "\r\nGET", "x",
+	    "\x15\x03\x03",       "\x17\x03\x03"};
+	uint8_t buf[4096];
+	size_t n;
+
+	n = openssl_hello(buf, sizeof(buf), "a.example", TLS1_3_VERSION, NULL, 0);
+	assert_true(clienthello_is_tls(buf, n));
+	assert_true(clienthello_is_tls(buf, 1)); /* one byte is enough to decide */
+	n = openssl_hello(buf, sizeof(buf), NULL, TLS1_2_VERSION, NULL, 0);
+	assert_true(clienthello_is_tls(buf, n));
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		assert_false(clienthello_is_tls((const uint8_t *)plain[i], strlen(plain[i])));
+	assert_false(clienthello_is_tls(buf, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -533,7 +553,7 @@ int main(void)
 	    cmocka_unit_test(test_openssl_no_sni), cmocka_unit_test(test_fragmented),
 	    cmocka_unit_test(test_not_tls),        cmocka_unit_test(test_built),
 	    cmocka_unit_test(test_oversize),       cmocka_unit_test(test_garbage),
-	    cmocka_unit_test(test_sni_ext),
+	    cmocka_unit_test(test_sni_ext),        cmocka_unit_test(test_is_tls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
