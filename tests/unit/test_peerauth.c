@@ -166,6 +166,7 @@ static void test_listener_mode(void **state)
 	const struct gw_server *only_mesh2[] = {&s[1]};
 	const struct gw_server *shared[] = {&s[1], &s[2]};
 	const struct gw_server *web[] = {&s[2]};
+	char *text;
 
 	expect_diag("");
 	assert_int_equal(pa_listener_mode(&D, only443, 1, "0.0.0.0:443"), PA_PERMISSIVE);
@@ -187,8 +188,10 @@ static void test_listener_mode(void **state)
 	s[0].mtls = PA_PERMISSIVE;
 	s[0].protocol = GWP_TLS;
 	assert_int_equal(pa_listener_mode(&D, only443, 1, "0.0.0.0:443"), PA_UNSET);
-	assert_non_null(strstr(diag_text(), "plaintext is taken on HTTPS servers only; "
-					    "0.0.0.0:443 stays STRICT"));
+	text = diag_text();
+	assert_non_null(
+	    strstr(text, "plaintext is taken on HTTPS servers only; 0.0.0.0:443 stays STRICT"));
+	free(text);
 }
 
 int main(void)
