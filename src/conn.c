@@ -166,9 +166,9 @@ void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
 		if (c->ssl == NULL)
 			evutil_closesocket(fd);
 		else
-			c->st = stream_tls_new(w->base, fd, c->ssl, true);
+			c->st = stream_tls_new(w->sloop, fd, c->ssl, true);
 	} else {
-		c->st = stream_socket_new(w->base, fd);
+		c->st = stream_socket_new(w->sloop, fd);
 	}
 	c->timer = evtimer_new(w->base, conn_timer_cb, c);
 	if (c->st == NULL || c->timer == NULL) {

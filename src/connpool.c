@@ -243,7 +243,7 @@ static struct stream *connpool_tls_stream(struct connpool *p, struct upstream_ho
 		log_warnx("cannot prepare TLS to upstream %s (%s)", h->name, h->tls_name);
 		return NULL;
 	}
-	if ((st = stream_tls_new(p->w->base, -1, ssl, false)) != NULL)
+	if ((st = stream_tls_new(p->w->sloop, -1, ssl, false)) != NULL)
 		*out = ssl;
 	return st;
 }
@@ -260,7 +260,7 @@ struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)
 	if (h->tls_ctx != NULL)
 		uc->st = connpool_tls_stream(p, h, &uc->ssl);
 	else
-		uc->st = stream_socket_new(p->w->base, -1);
+		uc->st = stream_socket_new(p->w->sloop, -1);
 	if (uc->st == NULL) {
 		free(uc);
 		return NULL;

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -44,8 +45,19 @@ enum stream_hs {
 	HS_WANT_WRITE,
 };
 
+/* Streams with work deferred to the end of the loop round: one event per loop rather than
+ * one per stream (a struct event is 128 bytes of every idle connection). */
+struct stream_loop {
+	struct event_base *base;
+	struct event ev;
+	TAILQ_HEAD(, stream) queue;
+	bool armed;
+};
+
 struct stream {
-	SSL *ssl; /* TLS streams */
+	struct stream_loop *loop;
+	TAILQ_ENTRY(stream) later_entry; /* in loop->queue while later_what != 0 */
+	SSL *ssl;                        /* TLS streams */
 	struct evbuffer *in, *out;
 	evutil_socket_t fd;
 	stream_data_cb readcb, writecb;
@@ -53,14 +65,14 @@ struct stream {
 	void *cbarg;
 	size_t rd_high, wr_low;
 	struct timeval rd_tv;
-	struct event rd, wr, later;
+	struct event rd, wr;
 	short enabled;
 	unsigned later_what;
 	int later_errno;
 	int tls_retry_len; /* an SSL_write to repeat with this length (0: none) */
 	enum stream_hs hs; /* TLS handshake in progress */
 	bool rd_timeout_set;
-	bool rd_added, wr_added, later_armed;
+	bool rd_added, wr_added;
 	bool rd_suspended;               /* input at its high watermark */
 	struct evbuffer_cb_entry *in_cb; /* while suspended */
 	bool wr_blocked;                 /* output waits for writability */
@@ -73,11 +85,19 @@ struct stream {
 	bool dead;
 };
 
+static void stream_unqueue(struct stream *s)
+{
+	if (s->later_what != 0) {
+		TAILQ_REMOVE(&s->loop->queue, s, later_entry);
+		s->later_what = 0;
+	}
+}
+
 static void stream_destroy(struct stream *s)
 {
 	event_del(&s->rd);
 	event_del(&s->wr);
-	event_del(&s->later);
+	stream_unqueue(s);
 	evbuffer_free(s->in);
 	evbuffer_free(s->out);
 	if (s->ssl != NULL)
@@ -114,7 +134,7 @@ void stream_free(struct stream *s)
 		s->eventcb = NULL;
 		event_del(&s->rd);
 		event_del(&s->wr);
-		event_del(&s->later);
+		stream_unqueue(s);
 		return;
 	}
 	stream_destroy(s);
@@ -131,12 +151,16 @@ static void stream_event(struct stream *s, short what)
 
 static void stream_later(struct stream *s, unsigned what)
 {
+	struct stream_loop *l = s->loop;
+
+	if (s->later_what == 0)
+		TAILQ_INSERT_TAIL(&l->queue, s, later_entry);
 	s->later_what |= what;
-	if (!s->later_armed) {
+	if (!l->armed) {
 		/* Runs after the callbacks already active in this loop round, before the
 		 * next poll: no syscall. */
-		s->later_armed = true;
-		event_active(&s->later, EV_WRITE, 1);
+		l->armed = true;
+		event_active(&l->ev, EV_WRITE, 1);
 	}
 }
 
@@ -468,15 +492,8 @@ static void stream_connect_done(struct stream *s)
 
 /* ---- loop callbacks ---- */
 
-static void stream_later_cb(evutil_socket_t fd, short what, void *arg)
+static void stream_later_run(struct stream *s, unsigned todo)
 {
-	struct stream *s = arg;
-	unsigned todo = s->later_what;
-
-	(void)fd;
-	(void)what;
-	s->later_armed = false;
-	s->later_what = 0;
 	if (todo & LATER_ERROR) {
 		errno = s->later_errno;
 		s->connecting = false;
@@ -503,6 +520,44 @@ static void stream_later_cb(evutil_socket_t fd, short what, void *arg)
 	if ((todo & LATER_FLUSH) && (s->enabled & EV_WRITE) && !s->connecting && s->hs == HS_NONE &&
 	    s->fd >= 0)
 		stream_flush(s);
+}
+
+static void stream_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream_loop *l = arg;
+	struct stream *s;
+
+	(void)fd;
+	(void)what;
+	l->armed = false;
+	/* Streams queued while this runs are served in the same pass. */
+	while ((s = TAILQ_FIRST(&l->queue)) != NULL) {
+		unsigned todo = s->later_what;
+
+		TAILQ_REMOVE(&l->queue, s, later_entry);
+		s->later_what = 0;
+		stream_later_run(s, todo);
+	}
+}
+
+struct stream_loop *stream_loop_new(struct event_base *base)
+{
+	struct stream_loop *l = calloc(1, sizeof(*l));
+
+	if (l == NULL)
+		return NULL;
+	l->base = base;
+	TAILQ_INIT(&l->queue);
+	event_assign(&l->ev, base, -1, 0, stream_loop_cb, l);
+	return l;
+}
+
+void stream_loop_free(struct stream_loop *l)
+{
+	if (l == NULL)
+		return;
+	event_del(&l->ev);
+	free(l);
 }
 
 static void stream_wr_cb(evutil_socket_t fd, short what, void *arg)
@@ -563,7 +618,7 @@ static void stream_assign(struct stream *s, struct event_base *base)
 	event_assign(&s->wr, base, s->fd, EV_WRITE | EV_PERSIST, stream_wr_cb, s);
 }
 
-struct stream *stream_socket_new(struct event_base *base, evutil_socket_t fd)
+struct stream *stream_socket_new(struct stream_loop *loop, evutil_socket_t fd)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 
@@ -576,15 +631,15 @@ struct stream *stream_socket_new(struct event_base *base, evutil_socket_t fd)
 		return NULL;
 	}
 	s->fd = fd;
-	stream_assign(s, base);
-	event_assign(&s->later, base, -1, 0, stream_later_cb, s);
+	s->loop = loop;
+	stream_assign(s, loop->base);
 	return s;
 }
 
-struct stream *stream_tls_new(struct event_base *base, evutil_socket_t fd, struct ssl_st *ssl,
+struct stream *stream_tls_new(struct stream_loop *loop, evutil_socket_t fd, struct ssl_st *ssl,
 			      bool accepting)
 {
-	struct stream *s = stream_socket_new(base, fd);
+	struct stream *s = stream_socket_new(loop, fd);
 
 	if (s == NULL) {
 		SSL_free(ssl);
@@ -620,7 +675,7 @@ int stream_connect(struct stream *s, const struct sockaddr *sa, socklen_t len)
 		if (s->fd < 0)
 			return -1;
 		setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		stream_assign(s, event_get_base(&s->later));
+		stream_assign(s, s->loop->base);
 		if (s->ssl != NULL && !SSL_set_fd(s->ssl, s->fd))
 			return -1;
 	}

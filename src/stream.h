@@ -33,18 +33,24 @@ struct event_base;
 struct evbuffer;
 struct ssl_st;
 struct stream;
+struct stream_loop;
 struct timeval;
 
 typedef void (*stream_data_cb)(struct stream *s, void *arg);
 typedef void (*stream_event_cb)(struct stream *s, short what, void *arg);
 
+/* The streams of one event loop (one per worker): where their end-of-round work is queued.
+ * Free it after its streams. */
+struct stream_loop *stream_loop_new(struct event_base *base);
+void stream_loop_free(struct stream_loop *l);
+
 /* A stream over a connected socket, or over no socket yet (fd -1) for stream_connect().
  * Takes fd (closed by stream_free). NULL when out of memory (fd is then closed). */
-struct stream *stream_socket_new(struct event_base *base, evutil_socket_t fd);
+struct stream *stream_socket_new(struct stream_loop *loop, evutil_socket_t fd);
 /* A TLS stream: accepting (server side, fd connected; the handshake starts at once) or
  * connecting (client side, fd -1, then stream_connect).  Takes fd and ssl (freed with the
  * stream), also on failure.  A close without close_notify reads as EOF. */
-struct stream *stream_tls_new(struct event_base *base, evutil_socket_t fd, struct ssl_st *ssl,
+struct stream *stream_tls_new(struct stream_loop *loop, evutil_socket_t fd, struct ssl_st *ssl,
 			      bool accepting);
 /* Start a non-blocking connect (creating the socket when the stream has none, with
  * TCP_NODELAY).  BEV_EVENT_CONNECTED (after the TLS handshake for TLS streams) or

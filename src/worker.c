@@ -23,6 +23,7 @@
 #include "mirror.h"
 #include "request.h"
 #include "snapshot.h"
+#include "stream.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -335,6 +336,8 @@ int workers_start(int n)
 		    (w->base = event_base_new_with_config(cfg)) == NULL)
 			fatalx("event_base_new failed");
 		event_config_free(cfg);
+		if ((w->sloop = stream_loop_new(w->base)) == NULL)
+			fatalx("out of memory");
 		pthread_mutex_init(&w->post_mu, NULL);
 		w->post_tail = &w->post_head;
 		if ((w->post_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
@@ -385,6 +388,7 @@ void workers_join(void)
 		if (w->cur != NULL)
 			wsnap_release(w->cur);
 		free(w->lb);
+		stream_loop_free(w->sloop); /* its streams are gone: connections, pools, mirrors */
 		event_free(w->post_ev);
 		close(w->post_fd);
 		pthread_mutex_destroy(&w->post_mu);

@@ -25,6 +25,7 @@
 
 struct probe {
 	struct event_base *base;
+	struct stream_loop *loop;
 	struct stream *st;
 	int reads, writes, events;
 	short last_event;
@@ -92,7 +93,9 @@ static struct stream *probe_stream(struct probe *p, int fd)
 	memset(p, 0, sizeof(*p));
 	p->base = event_base_new();
 	assert_non_null(p->base);
-	p->st = stream_socket_new(p->base, fd);
+	p->loop = stream_loop_new(p->base);
+	assert_non_null(p->loop);
+	p->st = stream_socket_new(p->loop, fd);
 	assert_non_null(p->st);
 	stream_setcb(p->st, probe_read, probe_write, probe_event, p);
 	return p->st;
@@ -101,6 +104,7 @@ static struct stream *probe_stream(struct probe *p, int fd)
 static void probe_done(struct probe *p)
 {
 	stream_free(p->st);
+	stream_loop_free(p->loop);
 	event_base_free(p->base);
 }
 
@@ -260,6 +264,7 @@ static void test_free_in_callback(void **state)
 	assert_int_equal(p.reads, 1);
 	/* the socket was closed by the free */
 	assert_int_equal(read(fds[1], &p.seen, 1), 0);
+	stream_loop_free(p.loop);
 	event_base_free(p.base);
 	close(fds[1]);
 }
