@@ -50,7 +50,7 @@ enum stream_hs {
 struct stream_loop {
 	struct event_base *base;
 	struct event ev;
-	TAILQ_HEAD(, stream) queue;
+	TAILQ_HEAD(stream_queue, stream) queue;
 	bool armed;
 };
 
