@@ -26,38 +26,12 @@
 #include "router.h"
 #include "snapshot.h"
 #include "tls.h"
+#include "fixture.h"
 
 static char dir[256];
 static struct pool *P;
 static struct diag D;
 static char *out;
-
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
-
-/* Every diagnostic line with "<dir>/" removed, so expectations name "r.yaml". */
-static char *diag_text(void)
-{
-	size_t len = 0, dl = strlen(dir);
-	char *buf = NULL, *hit;
-	FILE *m = open_memstream(&buf, &len);
-
-	assert_non_null(m);
-	diag_print(&D, m);
-	fclose(m);
-	while ((hit = strstr(buf, dir)) != NULL && hit[dl] == '/')
-		memmove(hit, hit + dl + 1, strlen(hit + dl + 1) + 1);
-	return buf;
-}
 
 /* Load main (labels etc.) + r.yaml, link, compare the diagnostics. */
 static struct snapshot *check(const char *main_extra, const char *yaml, const char *expect)
@@ -66,7 +40,7 @@ static struct snapshot *check(const char *main_extra, const char *yaml, const ch
 	struct cfg_set *set;
 	struct snapshot *s = NULL;
 
-	write_file("main.yaml", main_extra);
+	fixture_write_file(dir, "main.yaml", main_extra);
 	{
 		FILE *f;
 
@@ -76,12 +50,12 @@ static struct snapshot *check(const char *main_extra, const char *yaml, const ch
 		fputs("resources: [r.yaml]\n", f);
 		fclose(f);
 	}
-	write_file("r.yaml", yaml);
+	fixture_write_file(dir, "r.yaml", yaml);
 	set = config_load(P, &D, main_path);
 	if (D.nerrors == 0)
 		s = link_compile(P, &D, set);
 	free(out);
-	out = diag_text();
+	out = fixture_diag_text(&D, dir);
 	if (strcmp(out, expect) != 0)
 		fail_msg("diagnostics differ\n--- expected\n%s--- got\n%s", expect, out);
 	assert_int_equal(s == NULL, D.nerrors > 0);

@@ -21,41 +21,15 @@
 #include "config/load.h"
 #include "config/node.h"
 #include "pool.h"
+#include "fixture.h"
 
 static char dir[256];
 static struct pool *P;
 static struct diag D;
 
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
-
-/* Every diagnostic line with "<dir>/" removed. */
-static char *diag_text(void)
-{
-	size_t len = 0, dl = strlen(dir);
-	char *buf = NULL, *hit;
-	FILE *m = open_memstream(&buf, &len);
-
-	assert_non_null(m);
-	diag_print(&D, m);
-	fclose(m);
-	while ((hit = strstr(buf, dir)) != NULL && hit[dl] == '/')
-		memmove(hit, hit + dl + 1, strlen(hit + dl + 1) + 1);
-	return buf;
-}
-
 static void expect_diag(const char *expect)
 {
-	char *got = diag_text();
+	char *got = fixture_diag_text(&D, dir);
 
 	if (strcmp(got, expect) != 0)
 		fail_msg("diagnostics differ\n--- expected\n%s--- got\n%s", expect, got);
@@ -94,8 +68,8 @@ static struct gw_server *load(const char *yaml)
 	char main_path[512];
 	struct cfg_set *set;
 
-	write_file("main.yaml", "labels: {app: edge}\nresources: [r.yaml]\n");
-	write_file("r.yaml", yaml);
+	fixture_write_file(dir, "main.yaml", "labels: {app: edge}\nresources: [r.yaml]\n");
+	fixture_write_file(dir, "r.yaml", yaml);
 	snprintf(main_path, sizeof(main_path), "%s/main.yaml", dir);
 	set = config_load(P, &D, main_path);
 	assert_non_null(set);
@@ -188,7 +162,7 @@ static void test_listener_mode(void **state)
 	s[0].mtls = PA_PERMISSIVE;
 	s[0].protocol = GWP_TLS;
 	assert_int_equal(pa_listener_mode(&D, only443, 1, "0.0.0.0:443"), PA_UNSET);
-	text = diag_text();
+	text = fixture_diag_text(&D, dir);
 	assert_non_null(
 	    strstr(text, "plaintext is taken on HTTPS servers only; 0.0.0.0:443 stays STRICT"));
 	free(text);
