@@ -141,6 +141,11 @@ static size_t num(char *o, size_t at, long long v)
 	return lit(o, at, t);
 }
 
+bool accesslog_enabled(void)
+{
+	return atomic_load_explicit(&alog_fd, memory_order_relaxed) >= 0;
+}
+
 void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 {
 	char line[ALOG_LINE_MAX];

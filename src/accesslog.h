@@ -4,6 +4,7 @@
 #ifndef MG_ACCESSLOG_H
 #define MG_ACCESSLOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -44,6 +45,8 @@ struct accesslog_entry {
 	const char *downstream_tls_version;
 };
 
+/* Whether lines are written at all (fields costly to make can be skipped when not). */
+bool accesslog_enabled(void);
 void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e);
 
 #endif

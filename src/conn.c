@@ -40,28 +40,90 @@ static void conn_event_cb(struct stream *st, short what, void *arg);
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct conn *c);
 
+/* Decimal digits of v, at most 65535, at out; returns how many. */
+static size_t fmt_u16(unsigned v, char *out)
+{
+	char tmp[5];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0 && n < sizeof(tmp));
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+size_t conn_addr_format(const union conn_addr *a, bool with_port, char *out)
+{
+	size_t n = 0;
+	unsigned port;
+
+	if (a->sa.sa_family == AF_INET) {
+		/* By hand: this runs for every request (forwarded headers, access log). */
+		const unsigned char *b = (const unsigned char *)&a->in.sin_addr;
+
+		for (int i = 0; i < 4; i++) {
+			if (i > 0)
+				out[n++] = '.';
+			n += fmt_u16(b[i], out + n);
+		}
+		port = ntohs(a->in.sin_port);
+	} else if (a->sa.sa_family == AF_INET6) {
+		if (with_port)
+			out[n++] = '[';
+		if (inet_ntop(AF_INET6, &a->in6.sin6_addr, out + n, INET6_ADDRSTRLEN) == NULL)
+			out[n] = '\0';
+		n += strlen(out + n);
+		if (with_port)
+			out[n++] = ']';
+		port = ntohs(a->in6.sin6_port);
+	} else {
+		memcpy(out, "?", 2);
+		return 1;
+	}
+	if (with_port) {
+		out[n++] = ':';
+		n += fmt_u16(port, out + n);
+	}
+	out[n] = '\0';
+	return n;
+}
+
 void conn_sockaddr_format(const struct sockaddr *sa, char *ip, size_t iplen, char *full,
 			  size_t fulllen)
 {
-	char buf[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
+	union conn_addr a;
+	char buf[CONN_ADDR_TEXT];
 
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
-		port = ntohs(in->sin_port);
-		snprintf(full, fulllen, "%s:%u", buf, port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
-		port = ntohs(in6->sin6_port);
-		snprintf(full, fulllen, "[%s]:%u", buf, port);
-	} else {
-		snprintf(full, fulllen, "?");
-	}
+	memset(&a, 0, sizeof(a));
+	if (sa->sa_family == AF_INET)
+		memcpy(&a.in, sa, sizeof(a.in));
+	else if (sa->sa_family == AF_INET6)
+		memcpy(&a.in6, sa, sizeof(a.in6));
+	conn_addr_format(&a, true, buf);
+	snprintf(full, fulllen, "%s", buf);
+	conn_addr_format(&a, false, buf);
 	snprintf(ip, iplen, "%s", buf);
+}
+
+size_t conn_peer_text(const struct conn *c, bool with_port, char *out)
+{
+	return conn_addr_format(&c->peer, with_port, out);
+}
+
+size_t conn_local_text(struct conn *c, char *out)
+{
+	if (!c->local_known) {
+		socklen_t len = sizeof(c->local);
+		int fd = c->st != NULL ? stream_getfd(c->st) : -1;
+
+		c->local_known = true;
+		if (fd < 0 || getsockname(fd, &c->local.sa, &len) != 0)
+			c->local.sa.sa_family = AF_UNSPEC;
+	}
+	return conn_addr_format(&c->local, true, out);
 }
 
 static const struct cfg_main *conn_main(struct conn *c)
@@ -135,8 +197,6 @@ void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
 		const struct sockaddr *sa, struct wsnap *ws, const struct tls_sni_table *tls)
 {
 	struct conn *c;
-	struct sockaddr_storage local;
-	socklen_t llen = sizeof(local);
 	int one = 1;
 
 	c = calloc(1, sizeof(*c));
@@ -148,14 +208,11 @@ void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
 	c->w = w;
 	c->id = ++w->next_conn_id;
 	c->port = port;
-	snprintf(c->lkey, sizeof(c->lkey), "%s", lkey);
-	conn_sockaddr_format(sa, c->peer_ip, sizeof(c->peer_ip), c->peer, sizeof(c->peer));
-	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
-		char ip[INET6_ADDRSTRLEN];
-
-		conn_sockaddr_format((struct sockaddr *)&local, ip, sizeof(ip), c->local,
-				     sizeof(c->local));
-	}
+	c->lkey = lkey;
+	if (sa->sa_family == AF_INET)
+		memcpy(&c->peer.in, sa, sizeof(c->peer.in));
+	else if (sa->sa_family == AF_INET6)
+		memcpy(&c->peer.in6, sa, sizeof(c->peer.in6));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
 	if (tls != NULL && tls->front != NULL) {
@@ -202,7 +259,12 @@ void conn_close(struct conn *c, const char *why)
 		request_finish(c->ex); /* logs and frees the exchange */
 		c->ex = NULL;
 	}
-	log_debug("conn %llu from %s closed: %s", (unsigned long long)c->id, c->peer, why);
+	if (log_debug_enabled()) {
+		char peer[CONN_ADDR_TEXT];
+
+		conn_peer_text(c, true, peer);
+		log_debug("conn %llu from %s closed: %s", (unsigned long long)c->id, peer, why);
+	}
 	LIST_REMOVE(c, entry);
 	w->nconns--;
 	atomic_fetch_sub_explicit(&mg_total_conns, 1, memory_order_relaxed);
@@ -372,9 +434,12 @@ static void conn_event_cb(struct stream *st, short what, void *arg)
 		return;
 	}
 	if ((what & BEV_EVENT_ERROR) && c->ssl != NULL && !c->handshake_done) {
+		char peer[CONN_ADDR_TEXT];
+
 		METRIC_INC(&c->w->metrics, downstream_cx_ssl_handshake_error);
 		c->w->metrics.tls_fail[tls_failure_kind(c->ssl)]++;
-		log_info("TLS handshake from %s failed: %s", c->peer, tls_failure_reason(c->ssl));
+		conn_peer_text(c, true, peer);
+		log_info("TLS handshake from %s failed: %s", peer, tls_failure_reason(c->ssl));
 		conn_close(c, "TLS handshake failed");
 		return;
 	}

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 
@@ -21,27 +22,39 @@ enum conn_wait {
 	CW_EXCHANGE, /* an exchange owns the connection */
 };
 
+/* An address kept in binary: text is made when a request needs it (conn_addr_format). */
+union conn_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+/* Longest conn_addr_format() text with its NUL: "[v6]:port". */
+#define CONN_ADDR_TEXT 64
+
+/* Kept small: an idle keep-alive connection is this, its stream and its timer entry
+ * (bench/: memory per idle connection). */
 struct conn {
 	LIST_ENTRY(conn) entry;
 	struct worker *w;
 	struct stream *st;
-	uint64_t id;
-	uint32_t port;
-	char lkey[80];
-	char peer_ip[48];
-	char peer[64];  /* ip:port */
-	char local[64]; /* ip:port */
-	enum conn_wait wait;
 	struct exchange *ex;
-	unsigned nrequests;
-	bool close_after_flush;
-	bool peer_eof;
+	uint64_t id;
+	const char *lkey; /* the listener's "bind:port" (worker_key_intern: outlives it) */
 	struct event *timer;
-	struct ssl_st *ssl; /* TLS-terminating listeners; owned by st */
-	bool handshake_done;
-	bool xfcc_done;
+	struct ssl_st *ssl;  /* TLS-terminating listeners; owned by st */
 	char *xfcc;          /* the client certificate's x-forwarded-client-cert value, or NULL */
 	struct wsnap *hs_ws; /* pinned while the handshake reads the snapshot's SNI table */
+	union conn_addr peer;
+	union conn_addr local; /* read with getsockname() when first needed */
+	uint32_t port;
+	unsigned nrequests;
+	enum conn_wait wait;
+	bool local_known;
+	bool close_after_flush;
+	bool peer_eof;
+	bool handshake_done;
+	bool xfcc_done;
 };
 
 struct wsnap;
@@ -68,6 +81,12 @@ bool conn_exchange_end(struct conn *c);
 /* "ip" and "ip:port" ("[ip6]:port") of an address, for logs. */
 void conn_sockaddr_format(const struct sockaddr *sa, char *ip, size_t iplen, char *full,
 			  size_t fulllen);
+/* An address as "ip" (with_port false) or "ip:port" / "[ip6]:port" into out (at least
+ * CONN_ADDR_TEXT bytes); returns the length.  "?" for other families. */
+size_t conn_addr_format(const union conn_addr *a, bool with_port, char *out);
+/* The client's and the local end's address as text (conn_addr_format). */
+size_t conn_peer_text(const struct conn *c, bool with_port, char *out);
+size_t conn_local_text(struct conn *c, char *out);
 /* Resume reading the client (after back-pressure or when the proxy wants body bytes). */
 void conn_read_more(struct conn *c);
 /* Envoy-format x-forwarded-client-cert of a verified client certificate (computed once per

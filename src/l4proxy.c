@@ -83,7 +83,7 @@ struct l4conn {
 	uint64_t idle_us;
 	uint32_t port;
 	struct sockaddr_storage peer_sa, local_sa;
-	char lkey[80];
+	const char *lkey; /* worker_key_intern */
 	char peer[64], local[64], up_local[64];
 	char sni[256];
 	size_t sni_len;
@@ -685,7 +685,7 @@ void l4proxy_accept(struct worker *w, const char *lkey, uint32_t port, int fd,
 	c->port = port;
 	c->start_us = c->last_us = l4_now_us();
 	clock_gettime(CLOCK_REALTIME, &c->start_wall);
-	snprintf(c->lkey, sizeof(c->lkey), "%s", lkey);
+	c->lkey = lkey;
 	memcpy(&c->peer_sa, sa,
 	       sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 					 : sizeof(struct sockaddr_in));

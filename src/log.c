@@ -19,6 +19,11 @@ void log_init(enum log_level level)
 	log_level = level;
 }
 
+bool log_debug_enabled(void)
+{
+	return log_level >= LOG_LVL_DEBUG;
+}
+
 void log_set_thread_name(const char *name)
 {
 	thread_name = name;

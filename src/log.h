@@ -4,6 +4,7 @@
 #define MG_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum log_level {
 	LOG_LVL_ERROR = 0,
@@ -13,6 +14,8 @@ enum log_level {
 };
 
 void log_init(enum log_level level);
+/* Whether debug lines are written: skip formatting their arguments when not. */
+bool log_debug_enabled(void);
 void log_set_thread_name(const char *name); /* "ctl", "w0", "w1", ... */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* + strerror(errno) */
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

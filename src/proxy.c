@@ -209,7 +209,7 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 	struct headbuf hb;
 	const struct http_route *route = ex->route;
 	const struct headers_ops *dops = ex->rd->headers;
-	char path[8192];
+	char path[8192], peer[CONN_ADDR_TEXT];
 	size_t plen = rewrite_path(route, rq, path, sizeof(path)), i;
 	const char *authority = route->rewrite->authority;
 	struct conn_tokens ct;
@@ -254,7 +254,7 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		headbuf_add(&hb, ex->xff, ex->xff_len);
 		HEADBUF_LIT(&hb, ", ");
 	}
-	headbuf_str(&hb, ex->c->peer_ip);
+	headbuf_add(&hb, peer, conn_peer_text(ex->c, false, peer));
 	HEADBUF_LIT(&hb, "\r\nx-forwarded-proto: ");
 	headbuf_str(&hb, rq->scheme);
 	HEADBUF_LIT(&hb, "\r\n");
@@ -773,10 +773,14 @@ int proxy_prepare(struct exchange *ex, const struct http1_request *req,
 	build_upstream_head(ex, req, rq);
 	/* consistent hashing needs the request: its key is taken now, the head goes away */
 	if (ex->rd != NULL && ex->rd->dest.cluster != NULL &&
-	    ex->rd->dest.cluster->hash_policy != NULL)
+	    ex->rd->dest.cluster->hash_policy != NULL) {
+		char peer[CONN_ADDR_TEXT];
+
+		conn_peer_text(ex->c, true, peer);
 		ex->hash_given =
-		    affinity_key(ex->rd->dest.cluster->hash_policy, req, rq, ex->c->peer,
+		    affinity_key(ex->rd->dest.cluster->hash_policy, req, rq, peer,
 				 worker_random(ex->c->w), &ex->hash_key, ex->new_cookie);
+	}
 	return 0;
 }
 

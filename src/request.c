@@ -126,6 +126,7 @@ void request_finish(struct exchange *ex)
 	struct conn *c = ex->c;
 	struct worker *w = c->w;
 	struct accesslog_entry e;
+	char local[CONN_ADDR_TEXT], remote[CONN_ADDR_TEXT];
 
 	memset(&e, 0, sizeof(e));
 	e.start = ex->start_wall;
@@ -153,8 +154,12 @@ void request_finish(struct exchange *ex)
 	e.upstream_local = ex->upstream_local[0] ? ex->upstream_local : NULL;
 	e.upstream_cluster = ex->cl != NULL ? ex->cl->name : NULL;
 	e.route_name = ex->route != NULL ? ex->route->name : NULL;
-	e.downstream_local = c->local;
-	e.downstream_remote = c->peer;
+	if (accesslog_enabled()) {
+		conn_local_text(c, local);
+		conn_peer_text(c, true, remote);
+		e.downstream_local = local;
+		e.downstream_remote = remote;
+	}
 	if (c->ssl != NULL) {
 		/* Checked by the SNI callback (tls_sni.c) before the handshake went on. */
 		const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);

@@ -186,13 +186,37 @@ static void accept_error_cb(struct evconnlistener *lev, void *arg)
 	}
 }
 
+const char *worker_key_intern(const char *key)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static char **keys;
+	static size_t nkeys;
+	const char *found = NULL;
+
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < nkeys && found == NULL; i++)
+		if (strcmp(keys[i], key) == 0)
+			found = keys[i];
+	if (found == NULL) {
+		char **nk = realloc(keys, (nkeys + 1) * sizeof(*nk));
+		char *copy = strdup(key);
+
+		if (nk == NULL || copy == NULL)
+			fatalx("out of memory keeping a listener key");
+		keys = nk;
+		keys[nkeys++] = copy;
+		found = copy;
+	}
+	pthread_mutex_unlock(&lock);
+	return found;
+}
+
 static void wlistener_free(struct wlistener *wl)
 {
 	if (wl == NULL)
 		return;
 	if (wl->lev != NULL)
 		evconnlistener_free(wl->lev);
-	free(wl->key);
 	free(wl);
 }
 
@@ -219,7 +243,8 @@ void worker_apply_plan(struct worker *w, void *arg)
 		if (wl == NULL || nl == NULL)
 			fatalx("out of memory adding a listener");
 		w->listeners = nl;
-		wl->key = plan->add[i].key;
+		wl->key = worker_key_intern(plan->add[i].key);
+		free(plan->add[i].key);
 		wl->port = plan->add[i].port;
 		wl->w = w;
 		/* backlog 0: the control thread already called listen() on it. */

@@ -34,7 +34,7 @@ struct wsnap {
 };
 
 struct wlistener {
-	char *key; /* "bind:port" */
+	const char *key; /* "bind:port" (worker_key_intern) */
 	uint32_t port;
 	struct evconnlistener *lev;
 	struct worker *w;
@@ -106,5 +106,10 @@ void worker_drain(struct worker *w, void *deadline_us); /* arg: uint64_t *, not 
 void worker_check_drained(struct worker *w);
 
 uint64_t worker_random(struct worker *w);
+
+/* A listener's "bind:port" as a string that lives as long as the process, so that a
+ * connection can point at it after a reload removed its listener.  One copy per distinct
+ * key (listeners are few); any thread. */
+const char *worker_key_intern(const char *key);
 
 #endif
