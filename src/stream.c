@@ -65,7 +65,8 @@ struct stream {
 	void *cbarg;
 	size_t rd_high, wr_low;
 	struct timeval rd_tv;
-	struct event rd, wr;
+	struct event rd;
+	struct event *wr; /* made when first needed: most client streams never wait to write */
 	short enabled;
 	unsigned later_what;
 	int later_errno;
@@ -85,6 +86,8 @@ struct stream {
 	bool dead;
 };
 
+static void stream_wr_cb(evutil_socket_t fd, short what, void *arg);
+
 static void stream_unqueue(struct stream *s)
 {
 	if (s->later_what != 0) {
@@ -96,7 +99,8 @@ static void stream_unqueue(struct stream *s)
 static void stream_destroy(struct stream *s)
 {
 	event_del(&s->rd);
-	event_del(&s->wr);
+	if (s->wr != NULL)
+		event_free(s->wr);
 	stream_unqueue(s);
 	evbuffer_free(s->in);
 	evbuffer_free(s->out);
@@ -133,7 +137,8 @@ void stream_free(struct stream *s)
 		s->readcb = s->writecb = NULL;
 		s->eventcb = NULL;
 		event_del(&s->rd);
-		event_del(&s->wr);
+		if (s->wr != NULL)
+			event_del(s->wr);
 		stream_unqueue(s);
 		return;
 	}
@@ -189,10 +194,19 @@ static void stream_watch(struct stream *s)
 		s->rd_added = rd;
 	}
 	if (wr != s->wr_added) {
+		if (wr && s->wr == NULL) {
+			s->wr =
+			    event_new(s->loop->base, s->fd, EV_WRITE | EV_PERSIST, stream_wr_cb, s);
+			if (s->wr == NULL) {
+				s->later_errno = ENOMEM;
+				stream_later(s, LATER_ERROR);
+				return;
+			}
+		}
 		if (wr)
-			event_add(&s->wr, NULL);
+			event_add(s->wr, NULL);
 		else
-			event_del(&s->wr);
+			event_del(s->wr);
 		s->wr_added = wr;
 	}
 }
@@ -615,7 +629,10 @@ static void stream_rd_cb(evutil_socket_t fd, short what, void *arg)
 static void stream_assign(struct stream *s, struct event_base *base)
 {
 	event_assign(&s->rd, base, s->fd, EV_READ | EV_PERSIST, stream_rd_cb, s);
-	event_assign(&s->wr, base, s->fd, EV_WRITE | EV_PERSIST, stream_wr_cb, s);
+	if (s->wr != NULL) {
+		event_free(s->wr);
+		s->wr = NULL;
+	}
 }
 
 struct stream *stream_socket_new(struct stream_loop *loop, evutil_socket_t fd)
