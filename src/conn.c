@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,6 @@
 static void conn_read_cb(struct stream *st, void *arg);
 static void conn_write_cb(struct stream *st, void *arg);
 static void conn_event_cb(struct stream *st, short what, void *arg);
-static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct conn *c);
 
 /* Decimal digits of v, at most 65535, at out; returns how many. */
@@ -135,11 +135,7 @@ static const struct cfg_main *conn_main(struct conn *c)
 
 static void conn_arm_timer(struct conn *c, uint64_t us)
 {
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)(us / 1000000);
-	tv.tv_usec = (suseconds_t)(us % 1000000);
-	evtimer_add(c->timer, &tv);
+	deadline_arm(c->w->conn_timeouts, &c->timeout, us);
 }
 
 static void conn_wait_idle(struct conn *c)
@@ -227,11 +223,8 @@ void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
 	} else {
 		c->st = stream_socket_new(w->sloop, fd);
 	}
-	c->timer = evtimer_new(w->base, conn_timer_cb, c);
-	if (c->st == NULL || c->timer == NULL) {
-		stream_free(c->st); /* closes fd; a failed stream_*_new closed it already */
-		if (c->timer != NULL)
-			event_free(c->timer);
+	if (c->st == NULL) {
+		/* a failed stream_*_new closed fd */
 		free(c);
 		worker_snap_unpin(ws);
 		return;
@@ -268,7 +261,7 @@ void conn_close(struct conn *c, const char *why)
 	LIST_REMOVE(c, entry);
 	w->nconns--;
 	atomic_fetch_sub_explicit(&mg_total_conns, 1, memory_order_relaxed);
-	event_free(c->timer);
+	deadline_cancel(&c->timeout);
 	if (c->ssl != NULL && c->handshake_done) {
 		/* A close_notify, best effort: an SSL freed without it marks its session as
 		 * not resumable. */
@@ -336,7 +329,7 @@ static void conn_process(struct conn *c)
 		case REQ_CLOSED:
 			return; /* closes once the error reply is flushed */
 		case REQ_STARTED:
-			evtimer_del(c->timer);
+			deadline_cancel(&c->timeout);
 			c->wait = CW_EXCHANGE;
 			return;
 		case REQ_DONE:
@@ -452,9 +445,9 @@ static void conn_event_cb(struct stream *st, short what, void *arg)
 	}
 }
 
-static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+void conn_timeout_fire(struct deadline *d)
 {
-	struct conn *c = arg;
+	struct conn *c = (struct conn *)((char *)d - offsetof(struct conn, timeout));
 
 	if (c->wait == CW_HEAD && c->ex == NULL) {
 		METRIC_INC(&c->w->metrics, downstream_rq_timeout);

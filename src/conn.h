@@ -10,6 +10,8 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "deadline.h"
+
 struct worker;
 struct wlistener;
 struct stream;
@@ -40,11 +42,11 @@ struct conn {
 	struct stream *st;
 	struct exchange *ex;
 	uint64_t id;
-	const char *lkey; /* the listener's "bind:port" (worker_key_intern: outlives it) */
-	struct event *timer;
+	const char *lkey;    /* the listener's "bind:port" (worker_key_intern: outlives it) */
 	struct ssl_st *ssl;  /* TLS-terminating listeners; owned by st */
 	char *xfcc;          /* the client certificate's x-forwarded-client-cert value, or NULL */
 	struct wsnap *hs_ws; /* pinned while the handshake reads the snapshot's SNI table */
+	struct deadline timeout; /* idle, or request headers (wait says which) */
 	union conn_addr peer;
 	union conn_addr local; /* read with getsockname() when first needed */
 	uint32_t port;
@@ -71,6 +73,8 @@ void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr
 void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
 		const struct sockaddr *sa, struct wsnap *ws, const struct tls_sni_table *tls);
 void conn_close(struct conn *c, const char *why);
+/* The worker's deadline set calls this for a connection's expired timeout. */
+void conn_timeout_fire(struct deadline *d);
 /* Graceful shutdown: close now when idle, else after the current exchange. */
 void conn_drain(struct conn *c);
 /* The proxy finished an exchange: log it, then keep-alive (next pipelined head) or close. */

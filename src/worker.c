@@ -361,7 +361,8 @@ int workers_start(int n)
 		    (w->base = event_base_new_with_config(cfg)) == NULL)
 			fatalx("event_base_new failed");
 		event_config_free(cfg);
-		if ((w->sloop = stream_loop_new(w->base)) == NULL)
+		if ((w->sloop = stream_loop_new(w->base)) == NULL ||
+		    (w->conn_timeouts = deadline_set_new(w->base, conn_timeout_fire)) == NULL)
 			fatalx("out of memory");
 		pthread_mutex_init(&w->post_mu, NULL);
 		w->post_tail = &w->post_head;
@@ -414,6 +415,7 @@ void workers_join(void)
 			wsnap_release(w->cur);
 		free(w->lb);
 		stream_loop_free(w->sloop); /* its streams are gone: connections, pools, mirrors */
+		deadline_set_free(w->conn_timeouts);
 		event_free(w->post_ev);
 		close(w->post_fd);
 		pthread_mutex_destroy(&w->post_mu);

@@ -45,7 +45,8 @@ struct worker {
 	char name[16];
 	pthread_t thread;
 	struct event_base *base;
-	struct stream_loop *sloop; /* the streams' end-of-round queue (stream.c) */
+	struct stream_loop *sloop;          /* the streams' end-of-round queue (stream.c) */
+	struct deadline_set *conn_timeouts; /* client connections' idle and header timeouts */
 	struct wlistener **listeners;
 	size_t nlisteners;
 	struct wsnap *cur; /* newest snapshot this worker has adopted */
