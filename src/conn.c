@@ -415,7 +415,7 @@ static void conn_event_cb(struct stream *st, short what, void *arg)
 		 * resets the stream (DC) and so do we, so the upstream stops working for
 		 * nobody.  Only when pipelined requests are still buffered is the close read
 		 * as a half-close that waits for the answers. */
-		if (c->ex->req_done && evbuffer_get_length(stream_input(c->st)) > 0)
+		if (c->ex->req_done && stream_input_len(c->st) > 0)
 			return;
 		exchange_flag(c->ex, "DC");
 		c->ex->details = "downstream_remote_disconnect";

@@ -1065,7 +1065,7 @@ static void response_done(struct exchange *ex)
 	struct evbuffer *out = stream_output(c->st);
 	const struct conn_pool_settings *lim = ex->cl->pool_limits;
 	bool reusable = ex->upstream_reusable && ex->req_done && ex->uc != NULL &&
-			evbuffer_get_length(stream_input(ex->uc->st)) == 0;
+			stream_input_len(ex->uc->st) == 0;
 
 	/* maxRequestsPerConnection (1 disables keep-alive) and maxConnectionDuration */
 	if (reusable && lim != NULL &&
@@ -1278,7 +1278,7 @@ static void up_event_cb(struct stream *st, short what, void *arg)
 	 * upstream just as we reused it: retry once on a fresh connection when nothing of
 	 * the body was sent (RFC 9112 §9.3.1 allows it for such requests). */
 	if (ex->uc != NULL && ex->uc->reused && !ex->req_started && !ex->retried_stale &&
-	    evbuffer_get_length(stream_input(ex->uc->st)) == 0) {
+	    stream_input_len(ex->uc->st) == 0) {
 		ex->retried_stale = true;
 		METRIC_INC(&w->metrics, upstream_rq_retry_stale);
 		connpool_close(ex->uc);

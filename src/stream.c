@@ -45,6 +45,9 @@ enum stream_hs {
 	HS_WANT_WRITE,
 };
 
+/* Empty buffers a loop keeps for its streams (see stream_lean). */
+#define STREAM_SPARE_BUFFERS 64
+
 /* Streams with work deferred to the end of the loop round: one event per loop rather than
  * one per stream (a struct event is 128 bytes of every idle connection). */
 struct stream_loop {
@@ -52,13 +55,15 @@ struct stream_loop {
 	struct event ev;
 	TAILQ_HEAD(stream_queue, stream) queue;
 	bool armed;
+	unsigned nspare;
+	struct evbuffer *spare[STREAM_SPARE_BUFFERS];
 };
 
 struct stream {
 	struct stream_loop *loop;
 	TAILQ_ENTRY(stream) later_entry; /* in loop->queue while later_what != 0 */
 	SSL *ssl;                        /* TLS streams */
-	struct evbuffer *in, *out;
+	struct evbuffer *in, *out;       /* NULL while empty between exchanges (stream_lean) */
 	evutil_socket_t fd;
 	stream_data_cb readcb, writecb;
 	stream_event_cb eventcb;
@@ -96,14 +101,59 @@ static void stream_unqueue(struct stream *s)
 	}
 }
 
+/* ---- buffers ---- */
+
+/* The buffer in *slot, taken from the loop's spares (or made) when the stream has none. */
+static struct evbuffer *stream_buf(struct stream *s, struct evbuffer **slot)
+{
+	struct stream_loop *l = s->loop;
+
+	if (*slot == NULL) {
+		*slot = l->nspare > 0 ? l->spare[--l->nspare] : evbuffer_new();
+		if (*slot == NULL)
+			abort(); /* 144 bytes: the worker cannot go on without them */
+	}
+	return *slot;
+}
+
+static void stream_buf_drop(struct stream_loop *l, struct evbuffer **slot)
+{
+	if (l->nspare < STREAM_SPARE_BUFFERS)
+		l->spare[l->nspare++] = *slot;
+	else
+		evbuffer_free(*slot);
+	*slot = NULL;
+}
+
+static size_t stream_len(const struct evbuffer *b)
+{
+	return b != NULL ? evbuffer_get_length(b) : 0;
+}
+
+/* A stream between exchanges holds no buffers: empty ones go back to the loop once a
+ * round's output is written.  Only at the top of the loop (no caller can hold a pointer
+ * from stream_input/stream_output there); an idle keep-alive connection is 288 bytes
+ * smaller. */
+static void stream_lean(struct stream *s)
+{
+	if (s->busy > 0 || s->dead)
+		return;
+	if (s->out != NULL && evbuffer_get_length(s->out) == 0 && s->tls_retry_len == 0)
+		stream_buf_drop(s->loop, &s->out);
+	if (s->in != NULL && s->in_cb == NULL && evbuffer_get_length(s->in) == 0)
+		stream_buf_drop(s->loop, &s->in);
+}
+
 static void stream_destroy(struct stream *s)
 {
 	event_del(&s->rd);
 	if (s->wr != NULL)
 		event_free(s->wr);
 	stream_unqueue(s);
-	evbuffer_free(s->in);
-	evbuffer_free(s->out);
+	if (s->in != NULL)
+		evbuffer_free(s->in);
+	if (s->out != NULL)
+		evbuffer_free(s->out);
 	if (s->ssl != NULL)
 		SSL_free(s->ssl);
 	if (s->fd >= 0)
@@ -145,13 +195,14 @@ void stream_free(struct stream *s)
 	stream_destroy(s);
 }
 
-static void stream_event(struct stream *s, short what)
+/* False when the stream was freed inside the callback. */
+static bool stream_event(struct stream *s, short what)
 {
 	if (s->eventcb == NULL)
-		return;
+		return true;
 	stream_enter(s);
 	s->eventcb(s, what, s->cbarg);
-	stream_leave(s);
+	return stream_leave(s);
 }
 
 static void stream_later(struct stream *s, unsigned what)
@@ -248,16 +299,17 @@ static int stream_tls_write(struct stream *s, size_t left)
 }
 
 /* Write what the output holds; wait for writability while bytes remain.  Then the write
- * callback when at or below the low watermark. */
-static void stream_flush(struct stream *s)
+ * callback when at or below the low watermark.  False when the stream was freed inside a
+ * callback. */
+static bool stream_flush(struct stream *s)
 {
-	size_t left = evbuffer_get_length(s->out);
+	size_t left = stream_len(s->out);
 	bool blocked = false;
 
 	if (left == 0 && !s->wr_blocked)
-		return; /* nothing was written: no write callback */
+		return true; /* nothing was written: no write callback */
 
-	while ((left = evbuffer_get_length(s->out)) > 0) {
+	while ((left = stream_len(s->out)) > 0) {
 		int n;
 
 		if (s->ssl != NULL) {
@@ -281,17 +333,17 @@ static void stream_flush(struct stream *s)
 			s->wr_blocked = false;
 			s->enabled &= ~EV_WRITE;
 			stream_watch(s);
-			stream_event(s, BEV_EVENT_WRITING | BEV_EVENT_ERROR);
-			return;
+			return stream_event(s, BEV_EVENT_WRITING | BEV_EVENT_ERROR);
 		}
 	}
 	s->wr_blocked = blocked && !s->wr_wants_read;
 	stream_watch(s);
-	if (evbuffer_get_length(s->out) <= s->wr_low && s->writecb != NULL) {
+	if (stream_len(s->out) <= s->wr_low && s->writecb != NULL) {
 		stream_enter(s);
 		s->writecb(s, s->cbarg);
-		stream_leave(s);
+		return stream_leave(s);
 	}
+	return true;
 }
 
 /* ---- reading ---- */
@@ -330,7 +382,7 @@ static void stream_suspend(struct stream *s)
 /* Reading stops at the high watermark; how much the next read may take, 0 for none. */
 static size_t stream_read_room(struct stream *s)
 {
-	size_t have = evbuffer_get_length(s->in);
+	size_t have = stream_len(s->in);
 
 	if (s->rd_high == 0)
 		return STREAM_READ_SIZE;
@@ -346,7 +398,8 @@ static ssize_t stream_read_once(struct stream *s, size_t want, short *ev)
 {
 	struct evbuffer_iovec v[2];
 	struct iovec iov[2];
-	int nv = evbuffer_reserve_space(s->in, (ev_ssize_t)want, v, s->ssl != NULL ? 1 : 2);
+	int nv = evbuffer_reserve_space(stream_buf(s, &s->in), (ev_ssize_t)want, v,
+					s->ssl != NULL ? 1 : 2);
 	ssize_t n;
 
 	if (nv <= 0)
@@ -447,7 +500,7 @@ static void stream_tls_handshake(struct stream *s)
 	r = SSL_do_handshake(s->ssl);
 	if (r == 1) {
 		s->hs = HS_NONE;
-		if (evbuffer_get_length(s->out) > 0)
+		if (stream_len(s->out) > 0)
 			stream_later(s, LATER_FLUSH);
 		stream_enter(s);
 		stream_event(s, BEV_EVENT_CONNECTED);
@@ -496,7 +549,7 @@ static void stream_connect_done(struct stream *s)
 		stream_tls_handshake(s);
 		return;
 	}
-	if (evbuffer_get_length(s->out) > 0)
+	if (stream_len(s->out) > 0)
 		stream_later(s, LATER_FLUSH);
 	stream_enter(s);
 	stream_event(s, BEV_EVENT_CONNECTED);
@@ -532,8 +585,9 @@ static void stream_later_run(struct stream *s, unsigned todo)
 			return;
 	}
 	if ((todo & LATER_FLUSH) && (s->enabled & EV_WRITE) && !s->connecting && s->hs == HS_NONE &&
-	    s->fd >= 0)
-		stream_flush(s);
+	    s->fd >= 0 && !stream_flush(s))
+		return;
+	stream_lean(s);
 }
 
 static void stream_loop_cb(evutil_socket_t fd, short what, void *arg)
@@ -566,11 +620,18 @@ struct stream_loop *stream_loop_new(struct event_base *base)
 	return l;
 }
 
+unsigned stream_loop_spare_buffers(const struct stream_loop *l)
+{
+	return l->nspare;
+}
+
 void stream_loop_free(struct stream_loop *l)
 {
 	if (l == NULL)
 		return;
 	event_del(&l->ev);
+	while (l->nspare > 0)
+		evbuffer_free(l->spare[--l->nspare]);
 	free(l);
 }
 
@@ -594,7 +655,7 @@ static void stream_wr_cb(evutil_socket_t fd, short what, void *arg)
 		if (!stream_leave(s))
 			return;
 	}
-	if (evbuffer_get_length(s->out) > 0 || s->wr_blocked)
+	if (stream_len(s->out) > 0 || s->wr_blocked)
 		stream_flush(s);
 }
 
@@ -639,10 +700,7 @@ struct stream *stream_socket_new(struct stream_loop *loop, evutil_socket_t fd)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 
-	if (s == NULL || (s->in = evbuffer_new()) == NULL || (s->out = evbuffer_new()) == NULL) {
-		if (s != NULL)
-			evbuffer_free(s->in);
-		free(s);
+	if (s == NULL) {
 		if (fd >= 0)
 			evutil_closesocket(fd);
 		return NULL;
@@ -729,7 +787,7 @@ void stream_enable(struct stream *s, short what)
 	stream_watch(s);
 	if (s->connecting || s->hs != HS_NONE)
 		return;
-	if ((what & EV_WRITE) && !s->wr_blocked && evbuffer_get_length(s->out) > 0)
+	if ((what & EV_WRITE) && !s->wr_blocked && stream_len(s->out) > 0)
 		stream_later(s, LATER_FLUSH);
 	/* TLS: plaintext (or the end) already inside the SSL will not wake the poller */
 	if ((what & EV_READ) && s->ssl != NULL && !s->rd_suspended &&
@@ -749,7 +807,7 @@ void stream_setwatermark(struct stream *s, short what, size_t low, size_t high)
 		s->wr_low = low;
 	if (what & EV_READ) {
 		s->rd_high = high;
-		if (s->rd_suspended && (high == 0 || evbuffer_get_length(s->in) < high))
+		if (s->rd_suspended && (high == 0 || stream_len(s->in) < high))
 			stream_resume(s);
 	}
 }
@@ -769,7 +827,7 @@ void stream_set_read_timeout(struct stream *s, const struct timeval *tv)
 
 struct evbuffer *stream_input(struct stream *s)
 {
-	return s->in;
+	return stream_buf(s, &s->in);
 }
 
 struct evbuffer *stream_output(struct stream *s)
@@ -779,12 +837,17 @@ struct evbuffer *stream_output(struct stream *s)
 	if ((s->enabled & EV_WRITE) && !s->connecting && s->hs == HS_NONE && !s->wr_blocked &&
 	    !s->wr_wants_read)
 		stream_later(s, LATER_FLUSH);
-	return s->out;
+	return stream_buf(s, &s->out);
+}
+
+size_t stream_input_len(const struct stream *s)
+{
+	return stream_len(s->in);
 }
 
 size_t stream_output_len(const struct stream *s)
 {
-	return evbuffer_get_length(s->out);
+	return stream_len(s->out);
 }
 
 evutil_socket_t stream_getfd(const struct stream *s)

@@ -43,6 +43,8 @@ typedef void (*stream_event_cb)(struct stream *s, short what, void *arg);
  * Free it after its streams. */
 struct stream_loop *stream_loop_new(struct event_base *base);
 void stream_loop_free(struct stream_loop *l);
+/* Empty buffers the loop keeps for its streams to take (tests). */
+unsigned stream_loop_spare_buffers(const struct stream_loop *l);
 
 /* A stream over a connected socket, or over no socket yet (fd -1) for stream_connect().
  * Takes fd (closed by stream_free). NULL when out of memory (fd is then closed). */
@@ -69,10 +71,15 @@ void stream_setwatermark(struct stream *s, short what, size_t low, size_t high);
 /* Reading with no byte for tv ends with BEV_EVENT_READING|BEV_EVENT_TIMEOUT; NULL: never. */
 void stream_set_read_timeout(struct stream *s, const struct timeval *tv);
 
+/* The buffers, valid until the current callback returns: keep no pointer to them across
+ * loop rounds, since a stream gives its empty buffers back to the loop between exchanges
+ * and takes others when it next reads or writes. */
 struct evbuffer *stream_input(struct stream *s);
 /* The output, for writing: what the current loop round adds is sent when the round ends. */
 struct evbuffer *stream_output(struct stream *s);
-/* Bytes not yet sent (without scheduling a write). */
+/* Bytes received and not consumed, and bytes not yet sent (without taking a buffer or
+ * scheduling a write). */
+size_t stream_input_len(const struct stream *s);
 size_t stream_output_len(const struct stream *s);
 evutil_socket_t stream_getfd(const struct stream *s);
 /* A TLS stream's SSL, or NULL. */

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -135,6 +136,57 @@ static void test_echo(void **state)
 	assert_int_equal(evbuffer_get_length(stream_output(p.st)), 0);
 	probe_done(&p);
 	close(fds[1]);
+}
+
+/* Between exchanges a stream gives its empty buffers back to the loop and takes them
+ * again on the next read: two streams on one loop echo in turn and together, and each
+ * peer gets exactly its own bytes. */
+static void test_buffers_between_exchanges(void **state)
+{
+	struct probe p;
+	struct stream *second;
+	int a[2], b[2];
+	char buf[64];
+
+	(void)state;
+	make_pair(a);
+	make_pair(b);
+	probe_stream(&p, a[0]);
+	p.echo = true;
+	second = stream_socket_new(p.loop, b[0]);
+	assert_non_null(second);
+	stream_setcb(second, probe_read, probe_write, probe_event, &p);
+	stream_enable(p.st, EV_READ | EV_WRITE);
+	stream_enable(second, EV_READ | EV_WRITE);
+	assert_int_equal(stream_loop_spare_buffers(p.loop), 0);
+
+	for (int round = 0; round < 3; round++) {
+		char want_a[16], want_b[16];
+		int la = snprintf(want_a, sizeof(want_a), "a%d-first", round);
+		int lb = snprintf(want_b, sizeof(want_b), "b%d-second", round);
+
+		assert_int_equal(write(a[1], want_a, (size_t)la), la);
+		if (round > 0) /* the first round: one stream at a time; then both at once */
+			assert_int_equal(write(b[1], want_b, (size_t)lb), lb);
+		run_for(p.base, 50);
+		assert_int_equal(read(a[1], buf, sizeof(buf)), la);
+		assert_memory_equal(buf, want_a, (size_t)la);
+		if (round == 0) {
+			/* the echo was written: its input and output are spares now */
+			assert_int_equal(stream_loop_spare_buffers(p.loop), 2);
+			assert_int_equal(write(b[1], want_b, (size_t)lb), lb);
+			run_for(p.base, 50);
+		}
+		assert_int_equal(read(b[1], buf, sizeof(buf)), lb);
+		assert_memory_equal(buf, want_b, (size_t)lb);
+		assert_int_equal(stream_loop_spare_buffers(p.loop), round == 0 ? 2 : 4);
+		assert_int_equal(stream_input_len(p.st), 0);
+		assert_int_equal(stream_output_len(second), 0);
+	}
+	stream_free(second);
+	probe_done(&p);
+	close(a[1]);
+	close(b[1]);
 }
 
 /* Large writes: the kernel takes part, the rest waits for writability, all arrives. */
@@ -333,6 +385,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_echo),
+	    cmocka_unit_test(test_buffers_between_exchanges),
 	    cmocka_unit_test(test_backpressure),
 	    cmocka_unit_test(test_read_high_watermark),
 	    cmocka_unit_test(test_eof_after_data),
