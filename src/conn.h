@@ -51,7 +51,7 @@ struct conn {
 	union conn_addr local; /* read with getsockname() when first needed */
 	uint32_t port;
 	unsigned nrequests;
-	enum conn_wait wait;
+	uint8_t wait; /* enum conn_wait */
 	bool local_known;
 	bool close_after_flush;
 	bool peer_eof;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -59,39 +60,50 @@ struct stream_loop {
 	struct evbuffer *spare[STREAM_SPARE_BUFFERS];
 };
 
+/* Packed (bit fields, 32-bit sizes): every connection has one or two of these. */
 struct stream {
 	struct stream_loop *loop;
 	TAILQ_ENTRY(stream) later_entry; /* in loop->queue while later_what != 0 */
 	SSL *ssl;                        /* TLS streams */
 	struct evbuffer *in, *out;       /* NULL while empty between exchanges (stream_lean) */
 	evutil_socket_t fd;
+	uint32_t rd_high, wr_low;
+	uint32_t rd_timeout_ms;
 	stream_data_cb readcb, writecb;
 	stream_event_cb eventcb;
 	void *cbarg;
-	size_t rd_high, wr_low;
-	struct timeval rd_tv;
 	struct event rd;
 	struct event *wr; /* made when first needed: most client streams never wait to write */
-	short enabled;
-	unsigned later_what;
-	int later_errno;
-	int tls_retry_len; /* an SSL_write to repeat with this length (0: none) */
-	enum stream_hs hs; /* TLS handshake in progress */
-	bool rd_timeout_set;
-	bool rd_added, wr_added;
-	bool rd_suspended;               /* input at its high watermark */
 	struct evbuffer_cb_entry *in_cb; /* while suspended */
-	bool wr_blocked;                 /* output waits for writability */
-	bool connecting;                 /* TCP connect in progress */
-	bool rd_wants_write;             /* TLS: SSL_read needs the socket writable */
-	bool wr_wants_read;              /* TLS: SSL_write needs the socket readable */
+	uint8_t later_errno;    /* errno of a deferred connect failure (Linux's are < 256) */
+	uint16_t tls_retry_len; /* an SSL_write to repeat with this length (0: none) */
 	/* Callback depth and a free requested inside a callback: the stream is freed when
 	 * the outermost callback returns. */
-	unsigned busy;
-	bool dead;
+	uint8_t busy;
+	unsigned enabled : 3;    /* EV_READ | EV_WRITE */
+	unsigned later_what : 4; /* LATER_* */
+	unsigned hs : 2;         /* enum stream_hs: TLS handshake in progress */
+	bool dead : 1;
+	bool rd_timeout_set : 1;
+	bool rd_added : 1;
+	bool wr_added : 1;
+	bool rd_suspended : 1;   /* input at its high watermark */
+	bool wr_blocked : 1;     /* output waits for writability */
+	bool connecting : 1;     /* TCP connect in progress */
+	bool rd_wants_write : 1; /* TLS: SSL_read needs the socket writable */
+	bool wr_wants_read : 1;  /* TLS: SSL_write needs the socket readable */
 };
 
 static void stream_wr_cb(evutil_socket_t fd, short what, void *arg);
+
+static void stream_rd_add(struct stream *s)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(s->rd_timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(s->rd_timeout_ms % 1000) * 1000;
+	event_add(&s->rd, s->rd_timeout_set ? &tv : NULL);
+}
 
 static void stream_unqueue(struct stream *s)
 {
@@ -239,7 +251,7 @@ static void stream_watch(struct stream *s)
 	}
 	if (rd != s->rd_added) {
 		if (rd)
-			event_add(&s->rd, s->rd_timeout_set ? &s->rd_tv : NULL);
+			stream_rd_add(s);
 		else
 			event_del(&s->rd);
 		s->rd_added = rd;
@@ -804,9 +816,9 @@ void stream_disable(struct stream *s, short what)
 void stream_setwatermark(struct stream *s, short what, size_t low, size_t high)
 {
 	if (what & EV_WRITE)
-		s->wr_low = low;
+		s->wr_low = low < UINT32_MAX ? (uint32_t)low : UINT32_MAX;
 	if (what & EV_READ) {
-		s->rd_high = high;
+		s->rd_high = high < UINT32_MAX ? (uint32_t)high : UINT32_MAX;
 		if (s->rd_suspended && (high == 0 || stream_len(s->in) < high))
 			stream_resume(s);
 	}
@@ -815,12 +827,18 @@ void stream_setwatermark(struct stream *s, short what, size_t low, size_t high)
 void stream_set_read_timeout(struct stream *s, const struct timeval *tv)
 {
 	s->rd_timeout_set = tv != NULL;
-	if (tv != NULL)
-		s->rd_tv = *tv;
+	if (tv != NULL) {
+		uint64_t ms = (uint64_t)tv->tv_sec * 1000 + (uint64_t)tv->tv_usec / 1000;
+
+		/* whole milliseconds, at least one: the timeouts are configured in them */
+		if (ms == 0)
+			ms = 1;
+		s->rd_timeout_ms = ms < UINT32_MAX ? (uint32_t)ms : UINT32_MAX;
+	}
 	if (!s->rd_added)
 		return;
 	if (tv != NULL)
-		event_add(&s->rd, &s->rd_tv);
+		stream_rd_add(s);
 	else
 		event_remove_timer(&s->rd);
 }
