@@ -777,6 +777,7 @@ int proxy_prepare(struct exchange *ex, const struct http1_request *req,
 		ex->hash_given =
 		    affinity_key(ex->rd->dest.cluster->hash_policy, req, rq, ex->c->peer,
 				 worker_random(ex->c->w), &ex->hash_key, ex->new_cookie);
+	mirror_prepare(ex, req, rq);
 	return 0;
 }
 
