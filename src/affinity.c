@@ -78,7 +78,8 @@ bool affinity_key(const struct consistent_hash *ch, const struct http1_request *
 	const char *v = NULL, *colon;
 	size_t vlen = 0;
 
-	new_cookie[0] = '\0';
+	if (new_cookie != NULL)
+		new_cookie[0] = '\0';
 	switch (ch->source) {
 	case HASH_HEADER:
 		for (size_t i = 0; i < req->nheaders; i++) {
@@ -100,7 +101,7 @@ bool affinity_key(const struct consistent_hash *ch, const struct http1_request *
 				return true;
 			}
 		}
-		if (!ch->cookie_ttl_given)
+		if (!ch->cookie_ttl_given || new_cookie == NULL)
 			return false;
 		snprintf(new_cookie, AFFINITY_COOKIE_LEN + 1, "%016llx", (unsigned long long)rnd);
 		*key = lb_hash_bytes(new_cookie, AFFINITY_COOKIE_LEN);

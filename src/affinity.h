@@ -18,8 +18,9 @@ struct route_request;
 
 /* The hash key of a request.  peer is "ip:port" or "[ip6]:port".  When the policy's
  * cookie is missing and it has a ttl, a value is made from rnd into new_cookie
- * (AFFINITY_COOKIE_LEN + 1 bytes) and hashed.  Returns false when the request has no key
- * (the balancer then picks at random, as Envoy does). */
+ * (AFFINITY_COOKIE_LEN + 1 bytes) and hashed; with new_cookie NULL (a request that can
+ * set no cookie, such as a mirror's copy) a missing cookie is no key.  Returns false when
+ * the request has no key (the balancer then picks at random, as Envoy does). */
 bool affinity_key(const struct consistent_hash *ch, const struct http1_request *req,
 		  const struct route_request *rq, const char *peer, uint64_t rnd, uint64_t *key,
 		  char *new_cookie);

@@ -25,6 +25,7 @@ struct evbuffer;
 struct event;
 
 #define EX_ARENA 4096
+#define EX_MIRROR_KEYS 8 /* mirrors of a route that may be consistently hashed (mirror.h) */
 
 struct exchange {
 	struct conn *c;
@@ -92,6 +93,9 @@ struct exchange {
 	char upstream_local[64];
 	struct exchange *next_free; /* worker free list */
 	struct mirror *mirrors;     /* copies fed while the request body streams (mirror.c) */
+	/* the hash key of route mirror i, taken with the request head (mirror_prepare) */
+	uint64_t mirror_key[EX_MIRROR_KEYS];
+	uint8_t mirror_keyed; /* bit i: mirror_key[i] is set */
 
 	/* log fields (arena copies) */
 	const char *method, *path, *authority, *user_agent, *xff, *request_id;

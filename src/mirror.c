@@ -16,9 +16,11 @@
 #include "clusterstate.h"
 #include "conn.h"
 #include "connpool.h"
+#include "affinity.h"
 #include "errors.h"
 #include "exchange.h"
 #include "http1.h"
+#include "lb_hash.h"
 #include "locality.h"
 #include "log.h"
 #include "metrics.h"
@@ -578,20 +580,64 @@ static void mirror_event_cb(struct stream *st, short what, void *arg)
 					  : "connection error");
 }
 
-/* An endpoint of cl in service, chosen as proxy.c chooses one for a main request (locality
- * ranks, then the balancer; ejected or unhealthy endpoints skipped), except that a copy is
- * not consistently hashed: the key belongs to the main destination's policy.  NULL when
+/* An endpoint of cl in service, chosen as proxy.c chooses one for a main request: by the
+ * copy's hash key when the cluster is consistently hashed and the request has one, else by
+ * locality ranks, then the balancer; ejected or unhealthy endpoints skipped.  NULL when
  * none is in service. */
-static const struct endpoint *mirror_pick(struct worker *w, const struct cluster *cl)
+static const struct endpoint *mirror_pick(struct worker *w, const struct cluster *cl, bool keyed,
+					  uint64_t key)
 {
 	const struct endpoint *ep;
 
-	if (cl->nlevels > 1)
+	if (cl->hash_table != NULL && keyed)
+		ep = &cl->endpoints[lb_hash_pick(cl->hash_table, cl->nendpoints, key, 0)];
+	else if (cl->nlevels > 1)
 		return locality_pick(w, cl, clock_mono_us());
-	ep = upstream_pick(w, cl);
+	else
+		ep = upstream_pick(w, cl);
 	if (cl->outlier != NULL || cl->health_check != NULL)
 		ep = outlier_pick(w, cl, ep, clock_mono_us());
 	return ep;
+}
+
+/* The key of one mirror: its own cluster's policy over the client's request.  Envoy sends
+ * shadows with no hash policy (a hashed shadow cluster picks at random); Istio users ask
+ * for the mirror's DestinationRule to hold, and a copy that lands where the same key
+ * always lands is what a shadow cache or session store needs. */
+static bool mirror_key(const struct exchange *ex, const struct consistent_hash *ch,
+		       const struct http1_request *req, const struct route_request *rq,
+		       uint64_t *key)
+{
+	const struct consistent_hash *main_ch = ex->rd != NULL && ex->rd->dest.cluster != NULL
+						    ? ex->rd->dest.cluster->hash_policy
+						    : NULL;
+	char peer[CONN_ADDR_TEXT];
+
+	/* the cookie the client gets with this answer: its next copies hash by it */
+	if (ch->source == HASH_COOKIE && ex->new_cookie[0] != '\0' && main_ch != NULL &&
+	    main_ch->source == HASH_COOKIE && strcmp(main_ch->name, ch->name) == 0) {
+		*key = lb_hash_bytes(ex->new_cookie, strlen(ex->new_cookie));
+		return true;
+	}
+	conn_peer_text(ex->c, true, peer);
+	return affinity_key(ch, req, rq, peer, 0, key, NULL);
+}
+
+void mirror_prepare(struct exchange *ex, const struct http1_request *req,
+		    const struct route_request *rq)
+{
+	const struct http_route *r = ex->route;
+
+	ex->mirror_keyed = 0;
+	if (r == NULL || req == NULL || rq == NULL)
+		return;
+	for (size_t i = 0; i < r->nmirrors && i < EX_MIRROR_KEYS; i++) {
+		const struct cluster *cl = r->mirrors[i].dest.cluster;
+
+		if (cl != NULL && cl->hash_table != NULL && cl->hash_policy != NULL &&
+		    mirror_key(ex, cl->hash_policy, req, rq, &ex->mirror_key[i]))
+			ex->mirror_keyed |= (uint8_t)(1u << i);
+	}
 }
 
 /* ---- hooks ---- */
@@ -635,7 +681,8 @@ void mirror_start(struct exchange *ex)
 				  cl != NULL ? cl->name : "?");
 			continue;
 		}
-		ep = mirror_pick(w, cl);
+		ep = mirror_pick(w, cl, i < EX_MIRROR_KEYS && (ex->mirror_keyed & (1u << i)),
+				 i < EX_MIRROR_KEYS ? ex->mirror_key[i] : 0);
 		if (ep == NULL) {
 			METRIC_INC(&w->metrics, upstream_rq_mirror_failed);
 			log_debug("mirror to %s failed: no endpoint in service", cl->name);

@@ -13,9 +13,10 @@
  * and the main upstream are never slowed for it); each mirror has a deadline (the route's
  * timeout, else upstreamConnect + upstreamIdle); a worker runs at most MIRROR_MAX_INFLIGHT
  * at once; the mirror cluster's connectionPool limits apply (a copy never waits: over a
- * limit it is dropped), its endpoint is chosen as for a main request (locality, health,
- * outlier ejection; no consistent hashing), and its outlierDetection and /clusters
- * counters see the copies' outcomes, as Envoy's do for shadow requests.  Failures only
+ * limit it is dropped), its endpoint is chosen as for a main request (consistent hashing
+ * by the mirror cluster's own DestinationRule, locality, health, outlier ejection), and
+ * its outlierDetection and /clusters counters see the copies' outcomes, as Envoy's do for
+ * shadow requests.  Failures only
  * count (metrics) and log at debug level.  Worker thread only. */
 #ifndef MG_MIRROR_H
 #define MG_MIRROR_H
@@ -25,6 +26,8 @@
 #include <stdint.h>
 
 struct exchange;
+struct http1_request;
+struct route_request;
 struct worker;
 struct evbuffer;
 struct percent;
@@ -34,6 +37,13 @@ struct percent;
 
 /* ---- hooks for the exchange (proxy.c, request.c) ---- */
 
+/* Take the hash key of each of the route's first EX_MIRROR_KEYS mirrors whose cluster is
+ * consistently hashed, by that cluster's own policy, from the client's request (the
+ * head is gone when a delayed request starts).  Call after the main destination's key
+ * (proxy_prepare): a cookie that the main destination's policy has just made, under the
+ * same name, is the mirror's key too; a mirror never makes one. */
+void mirror_prepare(struct exchange *ex, const struct http1_request *req,
+		    const struct route_request *rq);
 /* Start the mirror copies of a routed exchange whose upstream head (ex->up_head) is built.
  * Call once, before any request body byte moves.  Never fails the exchange. */
 void mirror_start(struct exchange *ex);

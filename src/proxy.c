@@ -781,6 +781,7 @@ int proxy_prepare(struct exchange *ex, const struct http1_request *req,
 		    affinity_key(ex->rd->dest.cluster->hash_policy, req, rq, peer,
 				 worker_random(ex->c->w), &ex->hash_key, ex->new_cookie);
 	}
+	mirror_prepare(ex, req, rq);
 	return 0;
 }
 

@@ -18,10 +18,8 @@ MG_CONFIG="$MG_DIR/quickstart.yaml"
 # see mg_start_config: stay root when running as root
 if [ "$(id -u)" = 0 ]; then echo "user: root" >>"$MG_CONFIG"; fi
 
-mg_validate
-assert_eq "$MG_VALIDATE_RC" 0 "quickstart.yaml is valid" || mg_say "$MG_VALIDATE_OUT"
-mg_validate "$MG_TOP_SRCDIR/conf/meshgate.yaml"
-assert_eq "$MG_VALIDATE_RC" 0 "conf/meshgate.yaml is valid" || mg_say "$MG_VALIDATE_OUT"
+assert_valid "quickstart.yaml is valid"
+assert_valid "conf/meshgate.yaml is valid" "$MG_TOP_SRCDIR/conf/meshgate.yaml"
 
 mg_start
 H='Host: hello.local'
@@ -45,8 +43,7 @@ awk 'done { sub(/^# ?/, ""); print; next } /^# ---$/ { done = 1; print "---"; ne
 	"$MG_DIR/quickstart.d/hello.yaml" |
 	sed "s/http: 9001/http: $UP_BACKEND_PORT/" >"$MG_DIR/backend.yaml"
 mv "$MG_DIR/backend.yaml" "$MG_DIR/quickstart.d/hello.yaml"
-mg_validate
-assert_eq "$MG_VALIDATE_RC" 0 "the uncommented backend example is valid" || mg_say "$MG_VALIDATE_OUT"
+assert_valid "the uncommented backend example is valid"
 assert_reload applied
 assert_status GET /api/echo 200 -H 'Host: backend.local'
 assert_header x-upstream backend

@@ -201,8 +201,7 @@ spec:
     directResponse: {status: 200, body: {string: "other-namespace"}}
 EOF
 
-mg_validate
-assert_eq "$MG_VALIDATE_RC" 0 "configuration is valid" || mg_say "$MG_VALIDATE_OUT"
+assert_valid
 mg_start
 
 # routes_to HOST UPSTREAM [PATH]: GET PATH with Host HOST reaches UPSTREAM.

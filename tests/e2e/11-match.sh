@@ -78,8 +78,7 @@ EOF
 EOF
 } | mg_resource match
 
-mg_validate
-assert_eq "$MG_VALIDATE_RC" 0 "configuration is valid" || mg_say "$MG_VALIDATE_OUT"
+assert_valid
 mg_start
 
 # picks NAME PATH [CURL-ARGS...]: GET PATH is answered by route NAME.

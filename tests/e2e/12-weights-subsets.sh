@@ -122,8 +122,7 @@ spec:
     - destination: {host: svc}
 EOF
 
-mg_validate
-assert_eq "$MG_VALIDATE_RC" 0 "configuration is valid" || mg_say "$MG_VALIDATE_OUT"
+assert_valid
 mg_start
 
 # burst PATH N: N GETs of PATH/1..N, spread over 4 client connections (so

@@ -148,8 +148,7 @@ spec:
           add: {x-dest-resp: from-b}
 EOF
 
-mg_validate
-assert_eq "$MG_VALIDATE_RC" 0 "configuration is valid" || mg_say "$MG_VALIDATE_OUT"
+assert_valid
 mg_start
 
 # redirects PATH CODE LOCATION-ERE [CURL-ARGS...]

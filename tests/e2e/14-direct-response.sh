@@ -62,8 +62,7 @@ spec:
         add: {x-added: one}
 EOF
 
-mg_validate
-assert_eq "$MG_VALIDATE_RC" 0 "configuration is valid" || mg_say "$MG_VALIDATE_OUT"
+assert_valid
 mg_start
 
 assert_status GET /string 200

@@ -99,8 +99,7 @@ spec:
   - match: [{uri: {prefix: /x}}]
     delegate: {name: nowhere}
 EOF
-mg_validate
-assert_contains "$MG_VALIDATE_OUT" "bad.yaml:10:15: VirtualService default/root2: spec.http[0].delegate: delegate VirtualService default/nowhere not found" "missing delegate: an error at the reference"
+assert_invalid "bad.yaml:10:15: VirtualService default/root2: spec.http[0].delegate: delegate VirtualService default/nowhere not found" "missing delegate: an error at the reference"
 assert_reload refused
 cat >"$MG_RESOURCES/bad.yaml" <<EOF
 apiVersion: networking.istio.io/v1
@@ -111,8 +110,7 @@ spec:
   http:
   - delegate: {name: reviews}
 EOF
-mg_validate
-assert_contains "$MG_VALIDATE_OUT" "bad.yaml:7:5: VirtualService default/again: spec.http[0]: delegate HTTP route cannot contain delegate" "a delegate that delegates again is refused"
+assert_invalid "bad.yaml:7:5: VirtualService default/again: spec.http[0]: delegate HTTP route cannot contain delegate" "a delegate that delegates again is refused"
 assert_reload refused
 rm -f "$MG_RESOURCES/bad.yaml"
 assert_eq "$(mg_owner /productpage/v1/item)" b "the running config keeps serving"

@@ -94,20 +94,11 @@ assert_match "$prom" 'meshgate_tls_certificate_expiry_seconds\{gateway="default/
 	"labelled with gateway, port and file"
 
 # A certificate problem is a load-time error naming the file.
-mg_resource bad <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: bad
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: https-bad, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: [bad.example.com]
-    tls: {mode: SIMPLE, serverCertificate: $PKI/missing.crt, privateKey: $PKI/a.key}
-EOF
-out=$("$MESHGATE" -c "$MG_CONFIG" -t 2>&1)
-assert_contains "$out" "missing.crt" "-t names the missing certificate file"
+{
+	mg_yaml_gateway_head bad
+	mg_yaml_server https-bad HTTPS '[bad.example.com]' "{mode: SIMPLE, serverCertificate: $PKI/missing.crt, privateKey: $PKI/a.key}"
+} | mg_resource bad
+assert_invalid "missing.crt" "-t names the missing certificate file"
 rm -f "$MG_RESOURCES/bad.yaml"
 
 mg_finish

@@ -15,19 +15,9 @@ workers: 2
 EOF
 
 mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: http-redirect, protocol: HTTP}
-    bind: 127.0.0.1
-    hosts: [secure.example.com, "*.secure.test"]
-    tls: {httpsRedirect: true}
-  - port: {number: $MG_PORT, name: http-plain, protocol: HTTP}
-    bind: 127.0.0.1
-    hosts: [plain.example.com]
+$(mg_yaml_gateway_head)
+$(mg_yaml_server http-redirect HTTP '[secure.example.com, "*.secure.test"]' '{httpsRedirect: true}')
+$(mg_yaml_server http-plain HTTP '[plain.example.com]')
 $(mg_yaml_service a "$UP_A_PORT")
 ---
 apiVersion: networking.istio.io/v1
@@ -97,8 +87,6 @@ assert_status GET /echo 200 -H "Host: plain.example.com"
 
 # a code that is not a redirect is refused at load time
 sed -i 's/^httpsRedirectCode: 308$/httpsRedirectCode: 303/' "$MG_CONFIG"
-mg_validate
-assert_ne "$MG_VALIDATE_RC" 0 "httpsRedirectCode 303 is refused"
-assert_contains "$MG_VALIDATE_OUT" "httpsRedirectCode: must be 301, 302, 307 or 308"
+assert_invalid "httpsRedirectCode: must be 301, 302, 307 or 308" "httpsRedirectCode 303 is refused"
 
 mg_finish

@@ -42,29 +42,11 @@ workers: 2
 EOF
 
 mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  # one port, three servers: two passed through (HTTPS and TLS protocol), one terminated
-  - port: {number: $MG_PORT, name: https-pt, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: [a.example.com, down.example.com]
-    tls: {mode: PASSTHROUGH}
-  - port: {number: $MG_PORT, name: tls-pt, protocol: TLS}
-    bind: 127.0.0.1
-    hosts: [default.example.com]
-    tls: {mode: PASSTHROUGH}
-  - port: {number: $MG_PORT, name: https-term, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: ["*.wild.example.com"]
-    tls: {mode: SIMPLE, serverCertificate: $PKI/wild.crt, privateKey: $PKI/wild.key}
-  - port: {number: $PT_PORT, name: tls-only, protocol: TLS}
-    bind: 127.0.0.1
-    hosts: ["*.example.com"]
-    tls: {mode: PASSTHROUGH}
+$(mg_yaml_gateway_head)
+$(mg_yaml_server https-pt HTTPS '[a.example.com, down.example.com]' '{mode: PASSTHROUGH}')
+$(mg_yaml_server tls-pt TLS '[default.example.com]' '{mode: PASSTHROUGH}')
+$(mg_yaml_server https-term HTTPS '["*.wild.example.com"]' "{mode: SIMPLE, serverCertificate: $PKI/wild.crt, privateKey: $PKI/wild.key}")
+$(mg_yaml_server tls-only TLS '["*.example.com"]' '{mode: PASSTHROUGH}' "$PT_PORT")
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry

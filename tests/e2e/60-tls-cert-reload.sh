@@ -54,20 +54,9 @@ workers: 2
 credentialsDir: $CREDS
 EOF
 mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: https-a, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: [a.example.com]
-    tls: {mode: SIMPLE, credentialName: a-rot}
-  - port: {number: $MG_PORT, name: https-b, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: [b.example.com]
-    tls: {mode: SIMPLE, serverCertificate: $PLAIN/b.crt, privateKey: $PLAIN/b.key}
+$(mg_yaml_gateway_head)
+$(mg_yaml_server https-a HTTPS '[a.example.com]' '{mode: SIMPLE, credentialName: a-rot}')
+$(mg_yaml_server https-b HTTPS '[b.example.com]' "{mode: SIMPLE, serverCertificate: $PLAIN/b.crt, privateKey: $PLAIN/b.key}")
 $(mg_yaml_service a "$UP_A_PORT")
 ---
 apiVersion: networking.istio.io/v1

@@ -17,20 +17,9 @@ main() { # main [extra main-config text]
 }
 main
 mg_resource all <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {number: $MG_PORT, name: https-a, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: [a.example.com]
-    tls: {mode: SIMPLE, credentialName: a-cred}
-  - port: {number: $MG_PORT, name: https-wild, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: ["*.wild.example.com"]
-    tls: {mode: SIMPLE, serverCertificate: $PKI/wild.crt, privateKey: $PKI/wild.key}
+$(mg_yaml_gateway_head)
+$(mg_yaml_server https-a HTTPS '[a.example.com]' '{mode: SIMPLE, credentialName: a-cred}')
+$(mg_yaml_server https-wild HTTPS '["*.wild.example.com"]' "{mode: SIMPLE, serverCertificate: $PKI/wild.crt, privateKey: $PKI/wild.key}")
 $(mg_yaml_service a "$UP_A_PORT")
 ---
 apiVersion: networking.istio.io/v1

@@ -21,9 +21,10 @@
 # Functions (each documented where it is defined):
 #   set-up      mg_setup mg_port mg_need mg_skip mg_fatal mg_die mg_wait_until mg_say
 #   upstreams   mg_upstream mg_upstream_stop mg_upstream_count
-#   meshgate    mg_start_config mg_resource mg_validate mg_start mg_reload
-#               assert_reload mg_stop mg_finish
-#   resources   mg_yaml_gateway mg_yaml_https_gateway mg_yaml_service
+#   meshgate    mg_start_config mg_resource mg_validate assert_valid
+#               assert_invalid mg_start mg_reload assert_reload mg_stop mg_finish
+#   resources   mg_yaml_gateway mg_yaml_gateway_head mg_yaml_server
+#               mg_yaml_https_gateway mg_yaml_service
 #               mg_yaml_service_head mg_yaml_endpoint mg_yaml_route_all
 #               mg_yaml_routes mg_resource_simple
 #   TLS         mg_pki
@@ -341,6 +342,12 @@ mg_start_config() {
 # NAME has no extension). Use it before mg_start, or before mg_reload.
 # Building blocks for the common resource set, printed on stdout (pipe into mg_resource):
 #   mg_yaml_gateway            Gateway "gw": HTTP on 127.0.0.1:$MG_PORT for every host
+#   mg_yaml_gateway_head [NAME]
+#                              Gateway NAME (default gw); the text ends inside spec.servers:
+#                              server items follow
+#   mg_yaml_server PORTNAME PROTOCOL HOSTS [TLS [PORT]]
+#                              one such item on 127.0.0.1:PORT (default $MG_PORT): HOSTS a
+#                              YAML list, TLS a flow map
 #   mg_yaml_https_gateway [HOSTS TLS]...
 #                              Gateway "gw": one HTTPS server on 127.0.0.1:$MG_PORT per
 #                              pair (HOSTS a YAML list, TLS a flow map); without pairs
@@ -357,18 +364,27 @@ mg_start_config() {
 #   mg_yaml_routes [NAME]      VirtualService NAME (default routes) for every host on gw;
 #                              the text ends at "http:", route items follow
 #   mg_resource_simple NAME    all three, for the upstream started by `mg_upstream NAME`
-mg_yaml_gateway() {
+# shellcheck disable=SC2120 # NAME is optional
+mg_yaml_gateway_head() {
 	cat <<EOF
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata:
-  name: gw
+  name: ${1:-gw}
 spec:
   servers:
-  - port: {number: $MG_PORT, name: http, protocol: HTTP}
-    bind: 127.0.0.1
-    hosts: ["*"]
 EOF
+}
+
+mg_yaml_server() {
+	printf '  - port: {number: %s, name: %s, protocol: %s}\n    bind: 127.0.0.1\n    hosts: %s\n' \
+		"${5:-$MG_PORT}" "$1" "$2" "$3"
+	if [ -n "${4:-}" ]; then printf '    tls: %s\n' "$4"; fi
+}
+
+mg_yaml_gateway() {
+	mg_yaml_gateway_head
+	mg_yaml_server http HTTP '["*"]'
 }
 
 mg_yaml_https_gateway() {
@@ -376,22 +392,10 @@ mg_yaml_https_gateway() {
 	if [ $# = 0 ]; then
 		set -- '[a.example.com]' "{mode: SIMPLE, serverCertificate: $PKI/a.crt, privateKey: $PKI/a.key}"
 	fi
-	cat <<EOF
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-EOF
+	mg_yaml_gateway_head
 	while [ $# -ge 2 ]; do
 		i=$((i + 1))
-		cat <<EOF
-  - port: {number: $MG_PORT, name: https-$i, protocol: HTTPS}
-    bind: 127.0.0.1
-    hosts: $1
-    tls: $2
-EOF
+		mg_yaml_server "https-$i" HTTPS "$1" "$2"
 		shift 2
 	done
 }
@@ -503,6 +507,22 @@ mg_validate() {
 	# shellcheck disable=SC2034 # for the tests
 	MG_VALIDATE_OUT=$(cat "$out")
 	return "$MG_VALIDATE_RC"
+}
+
+# assert_valid [DESC] [CONFIG]: meshgate -t accepts the configuration (its output is
+# shown when it does not).
+# shellcheck disable=SC2120 # both are optional
+assert_valid() {
+	mg_validate "${2:-$MG_CONFIG}"
+	assert_eq "$MG_VALIDATE_RC" 0 "${1:-configuration is valid}" || mg_say "$MG_VALIDATE_OUT"
+}
+
+# assert_invalid NEEDLE [DESC] [CONFIG]: meshgate -t refuses the configuration (exit 1)
+# and its output contains NEEDLE.
+assert_invalid() {
+	mg_validate "${3:-$MG_CONFIG}"
+	assert_eq "$MG_VALIDATE_RC" 1 "${2:-configuration is refused}"
+	assert_contains "$MG_VALIDATE_OUT" "$1" "${2:+"$2: "}-t says: $1"
 }
 
 mg__ready() {

@@ -143,6 +143,12 @@ static void test_affinity_keys(void **state)
 	ch.cookie_path = "/";
 	assert_true(affinity_key(&ch, &req, &rq, NULL, 0xabcdefULL, &k1, cookie));
 	assert_string_equal(cookie, "0000000000abcdef");
+	/* a request that can set no cookie (a mirror's copy) has no key without one */
+	assert_false(affinity_key(&ch, &req, &rq, NULL, 0xabcdefULL, &k2, NULL));
+	ch.name = "sticky";
+	assert_true(affinity_key(&ch, &req, &rq, NULL, 1, &k2, NULL));
+	assert_int_equal(k2, lb_hash_bytes("abc", 3));
+	ch.name = "missing";
 	assert_true(affinity_set_cookie(&ch, cookie, line, sizeof(line)) > 0);
 	assert_string_equal(
 	    line, "set-cookie: missing=\"0000000000abcdef\"; Max-Age=60; Path=/; HttpOnly\r\n");

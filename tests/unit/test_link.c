@@ -951,19 +951,9 @@ int main(void)
 	};
 	int rc;
 
-	snprintf(dir, sizeof(dir), "%s/test_link.XXXXXX",
-		 getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(dir) == NULL)
+	if (!fixture_scratch_dir(dir, sizeof(dir), "test_link"))
 		return 1;
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	{
-		char path[512];
-
-		snprintf(path, sizeof(path), "%s/main.yaml", dir);
-		unlink(path);
-		snprintf(path, sizeof(path), "%s/r.yaml", dir);
-		unlink(path);
-		rmdir(dir);
-	}
+	fixture_scratch_dir_remove(dir);
 	return rc;
 }

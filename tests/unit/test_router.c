@@ -239,6 +239,27 @@ static const char *route_name(const struct snapshot *s, const struct req *r)
 	return rt != NULL ? rt->name : "(none)";
 }
 
+/* A request target and the name of the route it matches ("(none)": no route). */
+struct want {
+	const char *target, *route;
+};
+
+/* GET of each target on host h.test matches its route; a mismatch names the target. */
+static void expect_routes(const struct snapshot *s, const struct want *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *got = route_name(s, req("GET", w[i].target, "h.test"));
+
+		if (strcmp(got, w[i].route) != 0)
+			fail_msg("GET %s: route \"%s\", expected \"%s\"", w[i].target, got,
+				 w[i].route);
+	}
+}
+
+#define EXPECT_ROUTES(s, ...)                                                                      \
+	expect_routes((s), (const struct want[]){__VA_ARGS__},                                     \
+		      sizeof((const struct want[]){__VA_ARGS__}) / sizeof(struct want))
+
 static int setup(void **state)
 {
 	P = pool_new();
@@ -350,12 +371,9 @@ static void test_route_order(void **state)
 	route_add(vs2, "fallback");
 	s = link_ok(set);
 	assert_int_equal(router_find_vhost(&s->listeners[0], "h.test", 6)->nroutes, 4);
-	assert_string_equal(route_name(s, req("GET", "/static/a.css", "h.test")), "root");
-	assert_string_equal(route_name(s, req("GET", "/img", "h.test")), "root");
-	/* First match wins: "api" shadows the exact match that follows. */
-	assert_string_equal(route_name(s, req("GET", "/api/v1", "h.test")), "api");
-	assert_string_equal(route_name(s, req("GET", "/API", "h.test")), "fallback");
-	assert_string_equal(route_name(s, req("GET", "/", "h.test")), "fallback");
+	EXPECT_ROUTES(s, {"/static/a.css", "root"}, {"/img", "root"},
+		      /* First match wins: "api" shadows the exact match that follows. */
+		      {"/api/v1", "api"}, {"/API", "fallback"}, {"/", "fallback"});
 }
 
 static void test_match_kinds(void **state)
@@ -393,15 +411,9 @@ static void test_match_kinds(void **state)
 	assert_string_equal(route_name(s, req("GET", "/api", "h.test")), "r0");
 	assert_string_equal(route_name(s, req("GET", "/api/x", "h.test")),
 			    "(none)"); /* full match */
-	assert_string_equal(route_name(s, req("GET", "/xapi", "h.test")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/re/abc", "h.test")), "r1");
-	assert_string_equal(route_name(s, req("GET", "/re/12/x", "h.test")), "r1");
-	assert_string_equal(route_name(s, req("GET", "/re/12", "h.test")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/CaSe", "h.test")), "r2");
-	assert_string_equal(route_name(s, req("GET", "/case/", "h.test")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/CI/x", "h.test")), "r3");
-	assert_string_equal(route_name(s, req("GET", "/rx/abc", "h.test")), "r4");
-	assert_string_equal(route_name(s, req("GET", "/rx/ABC", "h.test")), "(none)");
+	EXPECT_ROUTES(s, {"/xapi", "(none)"}, {"/re/abc", "r1"}, {"/re/12/x", "r1"},
+		      {"/re/12", "(none)"}, {"/CaSe", "r2"}, {"/case/", "(none)"}, {"/CI/x", "r3"},
+		      {"/rx/abc", "r4"}, {"/rx/ABC", "(none)"});
 	assert_string_equal(route_name(s, req("POST", "/p", "h.test")), "r5");
 	assert_string_equal(route_name(s, req("post", "/p", "h.test")), "(none)");
 	{
@@ -543,18 +555,12 @@ static void test_query_params(void **state)
 	hm_add(&m->more->query_params, &m->more->nquery_params, "p")->present_only = true;
 	s = link_ok(set);
 
-	assert_string_equal(route_name(s, req("GET", "/x?key=true", "h.test")), "exact");
-	assert_string_equal(route_name(s, req("GET", "/x?a=1&key=true&b", "h.test")), "exact");
-	/* The first occurrence counts. */
-	assert_string_equal(route_name(s, req("GET", "/x?key=false&key=true", "h.test")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/x?Key=true", "h.test")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/x?id=123", "h.test")), "regex");
-	assert_string_equal(route_name(s, req("GET", "/x?id=12a", "h.test")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/x?flag", "h.test")), "empty");
-	assert_string_equal(route_name(s, req("GET", "/x?x=1&flag=", "h.test")), "empty");
-	assert_string_equal(route_name(s, req("GET", "/x?p=", "h.test")), "present");
-	assert_string_equal(route_name(s, req("GET", "/x?keyx=true", "h.test")), "(none)");
-	assert_string_equal(route_name(s, req("GET", "/x", "h.test")), "(none)");
+	EXPECT_ROUTES(s, {"/x?key=true", "exact"}, {"/x?a=1&key=true&b", "exact"},
+		      /* The first occurrence counts. */
+		      {"/x?key=false&key=true", "(none)"}, {"/x?Key=true", "(none)"},
+		      {"/x?id=123", "regex"}, {"/x?id=12a", "(none)"}, {"/x?flag", "empty"},
+		      {"/x?x=1&flag=", "empty"}, {"/x?p=", "present"}, {"/x?keyx=true", "(none)"},
+		      {"/x", "(none)"});
 }
 
 static void test_match_gateways(void **state)

@@ -1,6 +1,10 @@
 /* stream.c over real sockets (socketpairs and a loopback listener) and a real event loop:
  * reads, the end-of-round write, watermarks, EOF, read timeouts, connect outcomes, and a
- * stream freed inside its own callback. */
+ * stream freed inside its own callback.  TLS: a server stream against an OpenSSL client
+ * driven by the test on the other end of a socketpair (a self-signed P-256 certificate
+ * made at start): the handshake, SSL_write retries under a small send buffer, plaintext
+ * left inside the SSL while reading is paused at the high watermark, close_notify and a
+ * bare close, and a peer that does not speak TLS. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -16,11 +20,18 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/bio.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "stream.h"
 
@@ -34,7 +45,8 @@ struct probe {
 	bool free_in_cb; /* stream_free from inside the read callback */
 	bool echo;       /* write back what was read */
 	bool stop_on_event;
-	size_t stop_at; /* break the loop once this much was read (0: never) */
+	size_t stop_at;       /* break the loop once this much was read (0: never) */
+	bool disable_on_read; /* stream_disable(EV_READ) in the read callback */
 };
 
 static void probe_read(struct stream *st, void *arg)
@@ -46,6 +58,8 @@ static void probe_read(struct stream *st, void *arg)
 	p->seen = evbuffer_get_length(in);
 	if (p->echo)
 		evbuffer_add_buffer(stream_output(st), in);
+	if (p->disable_on_read)
+		stream_disable(st, EV_READ);
 	if (p->free_in_cb) {
 		stream_free(st);
 		p->st = NULL;
@@ -381,8 +395,392 @@ static void test_connect_refused(void **state)
 	probe_done(&p);
 }
 
+/* ---- TLS ---- */
+
+static SSL_CTX *server_ctx, *client_ctx;
+
+/* A self-signed P-256 certificate for the server context, made with the OpenSSL API. */
+static int tls_setup(void **state)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *crt = X509_new();
+	X509_NAME *name;
+
+	(void)state;
+	assert_non_null(key);
+	assert_non_null(crt);
+	assert_int_equal(X509_set_version(crt, 2), 1);
+	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(crt), 1), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(crt), -3600));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(crt), 3600));
+	name = X509_get_subject_name(crt);
+	assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+						    (const unsigned char *)"stream.test", -1, -1,
+						    0),
+			 1);
+	assert_int_equal(X509_set_issuer_name(crt, name), 1);
+	assert_int_equal(X509_set_pubkey(crt, key), 1);
+	assert_true(X509_sign(crt, key, EVP_sha256()) > 0);
+
+	server_ctx = SSL_CTX_new(TLS_server_method());
+	client_ctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(server_ctx);
+	assert_non_null(client_ctx);
+	assert_int_equal(SSL_CTX_use_certificate(server_ctx, crt), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(server_ctx, key), 1);
+	SSL_CTX_set_min_proto_version(server_ctx, TLS1_3_VERSION);
+	SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, NULL);
+	X509_free(crt);
+	EVP_PKEY_free(key);
+	return 0;
+}
+
+static int tls_teardown(void **state)
+{
+	(void)state;
+	SSL_CTX_free(server_ctx);
+	SSL_CTX_free(client_ctx);
+	return 0;
+}
+
+/* The test's end of the socketpair: an OpenSSL client on a non-blocking socket. */
+struct peer {
+	SSL *ssl;
+	int fd;
+};
+
+/* Steps of the peer run between loop rounds; this bounds how long a test may wait for the
+ * stream (a stall fails the test rather than hanging it). */
+#define PUMP_ROUNDS 20000
+
+static void pump_once(struct probe *p)
+{
+	event_base_loop(p->base, EVLOOP_NONBLOCK);
+	usleep(100);
+}
+
+/* A TLS server stream over fds[0] and the peer over fds[1], handshake done. */
+static void tls_pair(struct probe *p, struct peer *pe, int fds[2])
+{
+	SSL *ssl;
+	int r = 0;
+
+	make_pair(fds);
+	memset(p, 0, sizeof(*p));
+	p->base = event_base_new();
+	assert_non_null(p->base);
+	p->loop = stream_loop_new(p->base);
+	assert_non_null(p->loop);
+	ssl = SSL_new(server_ctx);
+	assert_non_null(ssl);
+	p->st = stream_tls_new(p->loop, fds[0], ssl, true);
+	assert_non_null(p->st);
+	stream_setcb(p->st, probe_read, probe_write, probe_event, p);
+
+	assert_int_equal(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
+	pe->fd = fds[1];
+	pe->ssl = SSL_new(client_ctx);
+	assert_non_null(pe->ssl);
+	assert_int_equal(SSL_set_fd(pe->ssl, pe->fd), 1);
+	SSL_set_connect_state(pe->ssl);
+	for (int i = 0; i < PUMP_ROUNDS && (r != 1 || p->events == 0); i++) {
+		if (r != 1)
+			r = SSL_do_handshake(pe->ssl);
+		pump_once(p);
+	}
+	assert_int_equal(r, 1);
+	assert_int_equal(p->events, 1);
+	assert_int_equal(p->last_event, BEV_EVENT_CONNECTED);
+	p->events = 0;
+	p->last_event = 0;
+}
+
+static void peer_free(struct peer *pe)
+{
+	SSL_free(pe->ssl);
+	close(pe->fd);
+}
+
+/* Write all of buf from the peer, running the stream's loop while the socket is full. */
+static void peer_write(struct probe *p, struct peer *pe, const char *buf, size_t len)
+{
+	size_t done = 0;
+
+	for (int i = 0; i < PUMP_ROUNDS && done < len; i++) {
+		int n = SSL_write(pe->ssl, buf + done, (int)(len - done));
+
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		assert_int_equal(SSL_get_error(pe->ssl, n), SSL_ERROR_WANT_WRITE);
+		pump_once(p);
+	}
+	assert_int_equal(done, len);
+}
+
+/* Read exactly len bytes at the peer, running the stream's loop meanwhile. */
+static void peer_read(struct probe *p, struct peer *pe, char *buf, size_t len)
+{
+	size_t done = 0;
+
+	for (int i = 0; i < PUMP_ROUNDS && done < len; i++) {
+		int n = SSL_read(pe->ssl, buf + done, (int)(len - done));
+
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		assert_int_equal(SSL_get_error(pe->ssl, n), SSL_ERROR_WANT_READ);
+		pump_once(p);
+	}
+	assert_int_equal(done, len);
+}
+
+static void fill(char *buf, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)((i * 131 + seed) >> 3);
+}
+
+static void tls_done(struct probe *p, struct peer *pe)
+{
+	probe_done(p);
+	peer_free(pe);
+}
+
+/* Handshake, then both directions: what the read callback adds to the output goes back
+ * in the end-of-round write. */
+static void test_tls_echo(void **state)
+{
+	struct probe p;
+	struct peer pe;
+	int fds[2];
+	char buf[5];
+
+	(void)state;
+	tls_pair(&p, &pe, fds);
+	assert_non_null(stream_ssl(p.st));
+	p.echo = true;
+	stream_enable(p.st, EV_READ | EV_WRITE);
+	peer_write(&p, &pe, "hello", 5);
+	peer_read(&p, &pe, buf, 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_true(p.reads >= 1);
+	assert_int_equal(p.events, 0);
+	tls_done(&p, &pe);
+}
+
+static int blocked_writes;
+
+/* Counts the socket BIO's writes that the kernel refused (the SSL_write then reports
+ * SSL_ERROR_WANT_WRITE to the stream). */
+static long count_blocked(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+			  int ret, size_t *processed)
+{
+	(void)argp;
+	(void)len;
+	(void)argi;
+	(void)argl;
+	(void)processed;
+	if (oper == (BIO_CB_WRITE | BIO_CB_RETURN) && ret <= 0 && BIO_should_retry(b))
+		blocked_writes++;
+	return ret;
+}
+
+/* A large write under a small send buffer: SSL_write gets WANT_WRITE and is retried with
+ * the same length, also after more bytes were added to the output meanwhile (the buffer may
+ * move); every byte arrives, in order, and the write callback reports the drained output. */
+static void test_tls_want_write_retry(void **state)
+{
+	enum { TOTAL = 1 << 20, FIRST = 200 * 1024, PIECE = 64 * 1024 };
+	static char data[TOTAL], got[TOTAL];
+	struct probe p;
+	struct peer pe;
+	int fds[2], small = 4096;
+	size_t added = FIRST;
+
+	(void)state;
+	tls_pair(&p, &pe, fds);
+	assert_int_equal(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	BIO_set_callback_ex(SSL_get_wbio(stream_ssl(p.st)), count_blocked);
+	blocked_writes = 0;
+	fill(data, sizeof(data), 7);
+	stream_enable(p.st, EV_READ | EV_WRITE);
+	evbuffer_add(stream_output(p.st), data, FIRST);
+	/* the peer reads nothing yet: the kernel refuses, OpenSSL holds a record */
+	for (int i = 0; i < 20; i++)
+		pump_once(&p);
+	assert_true(blocked_writes > 0);
+	assert_true(stream_output_len(p.st) > 0);
+	/* more bytes while a retry is pending */
+	while (added < TOTAL) {
+		size_t n = TOTAL - added < PIECE ? TOTAL - added : PIECE;
+
+		evbuffer_add(stream_output(p.st), data + added, n);
+		added += n;
+		pump_once(&p);
+	}
+	peer_read(&p, &pe, got, sizeof(got));
+	assert_memory_equal(got, data, sizeof(data));
+	for (int i = 0; i < 5; i++)
+		pump_once(&p);
+	assert_int_equal(stream_output_len(p.st), 0);
+	assert_true(p.writes >= 1);
+	assert_int_equal(p.events, 0);
+	BIO_set_callback_ex(SSL_get_wbio(stream_ssl(p.st)), NULL);
+	tls_done(&p, &pe);
+}
+
+/* Take what the read callbacks gathered (the input, never above high), until want bytes or
+ * an event; returns the bytes taken.  *pending is set when plaintext was inside the SSL
+ * while reading was paused: the poller cannot see those, stream_resume must. */
+static size_t drain_input(struct probe *p, char *out, size_t want, size_t high, bool *pending)
+{
+	size_t have = 0;
+
+	for (int i = 0; i < PUMP_ROUNDS && have < want && p->events == 0; i++) {
+		struct evbuffer *in = stream_input(p->st);
+		size_t n;
+
+		pump_once(p);
+		n = evbuffer_get_length(in);
+		assert_true(n <= high);
+		if (n == 0)
+			continue;
+		if (n == high && SSL_has_pending(stream_ssl(p->st)))
+			*pending = true;
+		assert_true(have + n <= want);
+		assert_int_equal(evbuffer_remove(in, out + have, n), (int)n);
+		have += n;
+	}
+	return have;
+}
+
+/* Reading paused at the high watermark with records already read into the SSL (read
+ * ahead): draining the input resumes reading without the socket becoming readable; the
+ * close_notify behind the data comes as EOF only after the last byte. */
+static void test_tls_pending_at_high_watermark(void **state)
+{
+	enum { TOTAL = 64 * 1024, HIGH = 4096 };
+	static char data[TOTAL], got[TOTAL];
+	struct probe p;
+	struct peer pe;
+	int fds[2];
+	bool pending = false;
+
+	(void)state;
+	tls_pair(&p, &pe, fds);
+	fill(data, sizeof(data), 3);
+	stream_setwatermark(p.st, EV_READ, 0, HIGH);
+	stream_enable(p.st, EV_READ | EV_WRITE);
+	for (size_t off = 0; off < TOTAL; off += 4096)
+		peer_write(&p, &pe, data + off, 4096);
+	assert_int_equal(SSL_shutdown(pe.ssl), 0); /* close_notify sent */
+	assert_int_equal(drain_input(&p, got, TOTAL, HIGH, &pending), TOTAL);
+	assert_memory_equal(got, data, TOTAL);
+	assert_true(pending);
+	for (int i = 0; i < PUMP_ROUNDS && p.events == 0; i++)
+		pump_once(&p);
+	assert_int_equal(p.events, 1);
+	assert_int_equal(p.last_event, BEV_EVENT_READING | BEV_EVENT_EOF);
+	assert_int_equal(evbuffer_get_length(stream_input(p.st)), 0);
+	tls_done(&p, &pe);
+}
+
+/* A peer that closes the socket without close_notify: the data, then EOF (as a TCP close
+ * would be; HTTP framing catches a truncated message), not an error. */
+static void test_tls_bare_close(void **state)
+{
+	struct probe p;
+	struct peer pe;
+	int fds[2];
+
+	(void)state;
+	tls_pair(&p, &pe, fds);
+	stream_enable(p.st, EV_READ);
+	peer_write(&p, &pe, "abc", 3);
+	shutdown(pe.fd, SHUT_RDWR);
+	for (int i = 0; i < PUMP_ROUNDS && p.events == 0; i++)
+		pump_once(&p);
+	assert_int_equal(p.seen, 3);
+	assert_int_equal(p.events, 1);
+	assert_int_equal(p.last_event, BEV_EVENT_READING | BEV_EVENT_EOF);
+	tls_done(&p, &pe);
+}
+
+/* close_notify read together with the last bytes while the read callback disables
+ * reading: no event then; when reading is enabled again, the EOF inside the SSL is
+ * reported although the socket has nothing more to say. */
+static void test_tls_close_notify_while_disabled(void **state)
+{
+	struct probe p;
+	struct peer pe;
+	int fds[2];
+
+	(void)state;
+	tls_pair(&p, &pe, fds);
+	p.disable_on_read = true;
+	stream_enable(p.st, EV_READ);
+	peer_write(&p, &pe, "last", 4);
+	assert_int_equal(SSL_shutdown(pe.ssl), 0);
+	for (int i = 0; i < PUMP_ROUNDS && p.reads == 0; i++)
+		pump_once(&p);
+	for (int i = 0; i < 50; i++)
+		pump_once(&p);
+	assert_int_equal(p.reads, 1);
+	assert_int_equal(p.seen, 4);
+	assert_int_equal(p.events, 0);
+	p.disable_on_read = false;
+	stream_enable(p.st, EV_READ);
+	for (int i = 0; i < PUMP_ROUNDS && p.events == 0; i++)
+		pump_once(&p);
+	assert_int_equal(p.events, 1);
+	assert_int_equal(p.last_event, BEV_EVENT_READING | BEV_EVENT_EOF);
+	assert_int_equal(p.reads, 1);
+	tls_done(&p, &pe);
+}
+
+/* A client that does not speak TLS: the handshake fails with an error event. */
+static void test_tls_not_tls(void **state)
+{
+	struct probe p;
+	int fds[2];
+	SSL *ssl;
+	static const char junk[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+	(void)state;
+	make_pair(fds);
+	memset(&p, 0, sizeof(p));
+	p.base = event_base_new();
+	p.loop = stream_loop_new(p.base);
+	ssl = SSL_new(server_ctx);
+	assert_non_null(ssl);
+	p.st = stream_tls_new(p.loop, fds[0], ssl, true);
+	assert_non_null(p.st);
+	stream_setcb(p.st, probe_read, probe_write, probe_event, &p);
+	stream_enable(p.st, EV_READ | EV_WRITE);
+	assert_int_equal(write(fds[1], junk, sizeof(junk) - 1), (ssize_t)sizeof(junk) - 1);
+	for (int i = 0; i < PUMP_ROUNDS && p.events == 0; i++)
+		pump_once(&p);
+	assert_int_equal(p.events, 1);
+	assert_true(p.last_event & BEV_EVENT_ERROR);
+	assert_int_equal(p.reads, 0);
+	ERR_clear_error();
+	probe_done(&p);
+	close(fds[1]);
+}
+
 int main(void)
 {
+	const struct CMUnitTest tls_tests[] = {
+	    cmocka_unit_test(test_tls_echo),
+	    cmocka_unit_test(test_tls_want_write_retry),
+	    cmocka_unit_test(test_tls_pending_at_high_watermark),
+	    cmocka_unit_test(test_tls_bare_close),
+	    cmocka_unit_test(test_tls_close_notify_while_disabled),
+	    cmocka_unit_test(test_tls_not_tls),
+	};
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_echo),
 	    cmocka_unit_test(test_buffers_between_exchanges),
@@ -395,5 +793,7 @@ int main(void)
 	    cmocka_unit_test(test_connect_refused),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+
+	return failed + cmocka_run_group_tests_name("tls", tls_tests, tls_setup, tls_teardown);
 }

@@ -309,6 +309,21 @@ static const char *hs_served_type(struct hs *h)
 	return k == NULL ? "none" : EVP_PKEY_is_a(k, "RSA") ? "RSA" : "EC";
 }
 
+/* A handshake naming sni (NULL: none) succeeds, serves the certificate whose CN is cn, and
+ * was selected by the table entry selected (NULL: not checked). */
+static void fx_expect_served(SSL_CTX *cctx, const struct tls_sni_table *t, const char *sni,
+			     const char *cn, const struct tls_sni_entry *selected)
+{
+	struct hs h = {0};
+	char buf[128];
+
+	assert_true(fx_connect(&h, cctx, t, sni));
+	assert_string_equal(hs_served(&h, buf, sizeof(buf)), cn);
+	if (selected != NULL)
+		assert_ptr_equal(tls_selected(h.s), selected);
+	hs_free(&h);
+}
+
 static X509 *fx_cert(struct fx *f, const char *name)
 {
 	FILE *fp = fopen(fxp(f, name), "r");
@@ -690,18 +705,9 @@ static void test_sni_handshakes(void **state)
 	assert_ptr_equal(tls_selected(h.s), &t->v[0]);
 	assert_ptr_equal(tls_selected(h.s)->user, (void *)1);
 	hs_free(&h);
-	assert_true(fx_connect(&h, cctx, t, "x.wild.example.com"));
-	assert_string_equal(hs_served(&h, cn, sizeof(cn)), "*.wild.example.com");
-	assert_ptr_equal(tls_selected(h.s), &t->v[1]);
-	hs_free(&h);
-	assert_true(fx_connect(&h, cctx, t, "other.example.org"));
-	assert_string_equal(hs_served(&h, cn, sizeof(cn)), "default.example.com");
-	assert_ptr_equal(tls_selected(h.s), &t->v[2]);
-	hs_free(&h);
-	assert_true(fx_connect(&h, cctx, t, NULL));
-	assert_string_equal(hs_served(&h, cn, sizeof(cn)), "default.example.com");
-	assert_ptr_equal(tls_selected(h.s), &t->v[2]);
-	hs_free(&h);
+	fx_expect_served(cctx, t, "x.wild.example.com", "*.wild.example.com", &t->v[1]);
+	fx_expect_served(cctx, t, "other.example.org", "default.example.com", &t->v[2]);
+	fx_expect_served(cctx, t, NULL, "default.example.com", &t->v[2]);
 	SSL_CTX_free(cctx);
 }
 
@@ -736,22 +742,15 @@ static void test_sni_default_host(void **state)
 	struct fx *f = *state;
 	struct tls_sni_table *t = fx_sni_table(f, false);
 	SSL_CTX *cctx = fx_client(f, NULL, NULL);
-	struct hs h = {0};
-	char cn[128];
 
 	assert_false(tls_sni_table_default(t, "nobody.example.org"));
 	assert_null(t->no_sni);
 	assert_true(tls_sni_table_default(t, "x.wild.example.com"));
 	assert_ptr_equal(t->no_sni, &t->v[1]);
-	assert_true(fx_connect(&h, cctx, t, NULL));
-	assert_string_equal(hs_served(&h, cn, sizeof(cn)), "*.wild.example.com");
-	assert_ptr_equal(tls_selected(h.s), &t->v[1]);
-	hs_free(&h);
+	fx_expect_served(cctx, t, NULL, "*.wild.example.com", &t->v[1]);
 	assert_true(tls_sni_table_default(t, "A.example.com"));
 	assert_ptr_equal(t->no_sni, &t->v[0]);
-	assert_true(fx_connect(&h, cctx, t, NULL));
-	assert_string_equal(hs_served(&h, cn, sizeof(cn)), "a.example.com");
-	hs_free(&h);
+	fx_expect_served(cctx, t, NULL, "a.example.com", NULL);
 	SSL_CTX_free(cctx);
 }
 
