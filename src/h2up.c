@@ -688,11 +688,12 @@ static void h2up_event_cb(struct stream *st, short what, void *arg)
 	h2up_leave(hc);
 }
 
+/* The session copies them: made per connection, freed at once. */
 static nghttp2_session_callbacks *h2up_callbacks(void)
 {
-	static __thread nghttp2_session_callbacks *cbs;
+	nghttp2_session_callbacks *cbs = NULL;
 
-	if (cbs == NULL && nghttp2_session_callbacks_new(&cbs) == 0) {
+	if (nghttp2_session_callbacks_new(&cbs) == 0) {
 		nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, h2up_on_begin_headers);
 		nghttp2_session_callbacks_set_on_header_callback(cbs, h2up_on_header);
 		nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2up_on_frame_recv);
@@ -731,6 +732,8 @@ struct h2up_conn *h2up_connect(struct connpool *p, struct upstream_host *h, cons
 		hc->sess = NULL;
 		goto fail;
 	}
+	nghttp2_session_callbacks_del(cbs);
+	cbs = NULL;
 	nghttp2_option_del(opt);
 	opt = NULL;
 	if (nghttp2_submit_settings(hc->sess, NGHTTP2_FLAG_NONE, iv, 2) != 0 ||
@@ -761,6 +764,7 @@ struct h2up_conn *h2up_connect(struct connpool *p, struct upstream_host *h, cons
 	METRIC_INC(&w->metrics, upstream_cx_http2_total);
 	return hc;
 fail:
+	nghttp2_session_callbacks_del(cbs);
 	nghttp2_option_del(opt);
 	if (hc != NULL) {
 		nghttp2_session_del(hc->sess);
