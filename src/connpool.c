@@ -22,6 +22,7 @@
 #include "clusterstate.h"
 #include "connpool.h"
 #include "exchange.h"
+#include "h2up.h"
 #include "log.h"
 #include "snapshot.h"
 #include "stream.h"
@@ -62,6 +63,7 @@ void connpool_free(struct connpool *p)
 			next = h->next_in_bucket;
 			while (!TAILQ_EMPTY(&h->idle))
 				connpool_close(TAILQ_FIRST(&h->idle));
+			h2up_host_close(h);
 			connpool_tls_drop(h);
 			free(h);
 		}
@@ -168,6 +170,21 @@ static struct upwaiter *next_waiter(struct upstream_host *h)
 	if (wt != NULL)
 		connpool_unwait(wt);
 	return wt;
+}
+
+bool connpool_wake(struct upstream_host *h)
+{
+	struct upwaiter *wt = next_waiter(h);
+
+	if (wt == NULL)
+		return false;
+	wt->ready(wt, NULL);
+	return true;
+}
+
+struct worker *connpool_worker(struct connpool *p)
+{
+	return p->w;
 }
 
 /* Handshakes and resumptions, once per connection that completed one. */

@@ -27,6 +27,7 @@ struct ssl_st;
 struct ssl_ctx_st;
 struct upconn;
 struct cluster_state;
+struct h2up_conn;
 
 /* A request waiting for a connection to a host (cluster at its maxConnections): it is
  * handed the next connection released to the pool, or told (uc NULL) that a connection
@@ -53,6 +54,8 @@ struct upstream_host {
 	unsigned nidle;
 	unsigned ncx; /* this worker's open connections to it, idle or busy */
 	TAILQ_HEAD(upwaiter_list, upwaiter) waiters;
+	struct h2up_conn *h2conns; /* HTTP/2 connections (h2up.c), busy or idle */
+	bool h2_off;               /* its TLS server chose HTTP/1.1 by ALPN: no more tries */
 	struct upstream_host *next_in_bucket;
 };
 
@@ -89,6 +92,10 @@ void connpool_close(struct upconn *uc);
 /* Queue a waiter on h (FIFO) / take it off its queue (no-op when not queued). */
 void connpool_wait(struct upstream_host *h, struct upwaiter *wt);
 void connpool_unwait(struct upwaiter *wt);
+/* Tell h's first waiter that it may look for a connection again (an HTTP/2 stream slot
+ * came free).  False when nobody waits. */
+bool connpool_wake(struct upstream_host *h);
+struct worker *connpool_worker(struct connpool *p);
 /* For the upstream event callback before a response: when uc's TLS handshake failed, why
  * ("tls verify failed: ..." / "tls handshake failed: ..."), copied into ex's log arena,
  * logged and counted; NULL when uc is plaintext or the failure is not TLS (a refused

@@ -20,6 +20,7 @@ struct cluster;
 struct endpoint;
 struct upstream_host;
 struct upconn;
+struct h2up_stream;
 struct mirror;
 struct evbuffer;
 struct event;
@@ -37,6 +38,8 @@ struct exchange {
 	const struct endpoint *ep;
 	struct upstream_host *uh;
 	struct upconn *uc;
+	struct h2up_stream *h2;   /* the try runs as an HTTP/2 stream (h2up.h) instead of on uc */
+	bool h2_reused;           /* ... on a connection that was up already */
 	struct evbuffer *up_head; /* serialized upstream request head, kept for a stale retry */
 
 	/* request body towards upstream */

@@ -49,7 +49,14 @@
 	X(upstream_rq_overflow, counter, "Requests refused by a circuit breaker (503 UO)")        \
 	X(upstream_rq_retry_limit_exceeded, counter, "Retries wanted but exhausted (URX)")         \
 	X(upstream_rq_per_try_timeout, counter, "Tries that hit perTryTimeout")                   \
-	X(upstream_rq_retry_stale, counter, "Requests retried after a stale pooled connection")
+	X(upstream_rq_retry_stale, counter, "Requests retried after a stale pooled connection")     \
+	X(upstream_cx_http2_total, counter, "Upstream HTTP/2 connections opened")                 \
+	X(upstream_cx_http2_goaway, counter, "GOAWAY frames received from HTTP/2 upstreams")       \
+	X(upstream_cx_http2_alpn_fallback, counter,                                                \
+	  "HTTP/2 upstream connections whose TLS server chose HTTP/1.1")                           \
+	X(upstream_rq_http2_total, counter, "Requests sent as HTTP/2 streams")                     \
+	X(upstream_rq_refused_stream, counter, "HTTP/2 streams refused by upstreams (not processed)") \
+	X(upstream_rq_rx_reset, counter, "HTTP/2 streams reset by upstreams")
 /* clang-format on */
 
 enum metric_id {

@@ -23,6 +23,7 @@
 #include "exchange.h"
 #include "headbuf.h"
 #include "errors.h"
+#include "h2up.h"
 #include "http1.h"
 #include "lb_hash.h"
 #include "local_reply.h"
@@ -56,6 +57,28 @@ static void up_event_cb(struct stream *st, short what, void *arg);
 static const struct cfg_main *ex_main(const struct exchange *ex)
 {
 	return &ex->ws->snap->set->main;
+}
+
+/* The try's upstream byte streams: the connection's, or an HTTP/2 stream's (h2up.h), which
+ * carries the same HTTP/1.1 bytes. */
+static inline struct evbuffer *up_output(struct exchange *ex)
+{
+	return ex->h2 != NULL ? h2up_stream_output(ex->h2) : stream_output(ex->uc->st);
+}
+
+static inline struct evbuffer *up_input(struct exchange *ex)
+{
+	return ex->h2 != NULL ? h2up_stream_input(ex->h2) : stream_input(ex->uc->st);
+}
+
+static void up_reading(struct exchange *ex, bool on)
+{
+	if (ex->h2 != NULL)
+		h2up_stream_read(ex->h2, on);
+	else if (on)
+		stream_enable(ex->uc->st, EV_READ);
+	else
+		stream_disable(ex->uc->st, EV_READ);
 }
 
 static bool name_in(const char *name, size_t len, const struct str_list *l)
@@ -234,7 +257,10 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 	for (i = 0; i < req->nheaders; i++) {
 		const struct http1_header *h = &req->headers[i];
 
-		if (hop_by_hop(h->name, h->name_len) || NAME_IS(h->name, h->name_len, "host") ||
+		if ((hop_by_hop(h->name, h->name_len) &&
+		     !(NAME_IS(h->name, h->name_len, "te") &&
+		       NAME_IS(h->value, h->value_len, "trailers"))) ||
+		    NAME_IS(h->name, h->name_len, "host") ||
 		    NAME_IS(h->name, h->name_len, "content-length") ||
 		    NAME_IS(h->name, h->name_len, "expect") ||
 		    NAME_IS(h->name, h->name_len, "x-forwarded-for") ||
@@ -308,6 +334,10 @@ static void up_drop(struct exchange *ex, bool reusable)
 	if (ex->uh != NULL && ex->uh->active_rq > 0)
 		ex->uh->active_rq--;
 	ex->uh = NULL;
+	if (ex->h2 != NULL) {
+		h2up_stream_close(ex->h2, reusable);
+		ex->h2 = NULL;
+	}
 	if (ex->uc == NULL)
 		return;
 	if (reusable)
@@ -367,7 +397,7 @@ static void fail_abort(struct exchange *ex, const char *flag, const char *detail
 }
 
 /* up_connect's answers */
-enum { UP_OK = 0, UP_FAILED = -1, UP_OVERFLOW = -2, UP_NO_HEALTHY = -3 };
+enum { UP_OK = 0, UP_FAILED = -1, UP_OVERFLOW = -2, UP_NO_HEALTHY = -3, UP_QUEUED = 1 };
 
 /* A circuit breaker (DestinationRule connectionPool) refused the request: 503 UO at once,
  * as Envoy answers an overflow. */
@@ -559,7 +589,7 @@ static void route_timeout_cb(evutil_socket_t fd, short what, void *arg)
  * connection (getsockname is a syscall) and copied into each exchange that uses it. */
 static void note_upstream_local(struct exchange *ex)
 {
-	struct upconn *uc = ex->uc;
+	struct upconn *uc = ex->h2 != NULL ? h2up_stream_upconn(ex->h2) : ex->uc;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char ip[INET6_ADDRSTRLEN];
@@ -600,7 +630,7 @@ static void up_attach(struct exchange *ex, struct upconn *uc)
  * not a move: both stay until the response starts, for a retry. */
 static void up_send(struct exchange *ex)
 {
-	struct evbuffer *out = stream_output(ex->uc->st);
+	struct evbuffer *out = up_output(ex);
 
 	evbuffer_add(out, evbuffer_pullup(ex->up_head, -1), evbuffer_get_length(ex->up_head));
 	if (ex->req_started && ex->replay != NULL)
@@ -639,15 +669,113 @@ static void pending_ready(struct upwaiter *wt, struct upconn *uc);
  * connect timeout).  Returns UP_OK (sent or queued), UP_FAILED (connect failed at once)
  * or UP_OVERFLOW (a circuit breaker said no: 503 UO). */
 
+/* connectionPool maxConnections before a new connection: UP_OK (open it; *counted says
+ * whether it is counted in cx_active), UP_QUEUED (the request waits for a connection, up
+ * to connect_us) or UP_OVERFLOW. */
+static int up_admit_cx(struct exchange *ex, uint64_t connect_us, bool *counted)
+{
+	const struct conn_pool_settings *lim = ex->cl->pool_limits;
+	struct cluster_state *cs = ex->cl->state;
+
+	*counted = false;
+	if (lim == NULL || lim->max_connections == 0 || cs == NULL)
+		return UP_OK;
+	*counted = clusterstate_admit(&cs->cx_active, lim->max_connections);
+	/* Over the limit, a worker without any connection to the host still opens one (as
+	 * Envoy's per-worker pools do); otherwise the request waits. */
+	if (!*counted && ex->uh->ncx > 0) {
+		atomic_fetch_add_explicit(&cs->cx_overflow, 1, memory_order_relaxed);
+		if (!clusterstate_admit(&cs->rq_pending, lim->max_pending)) {
+			atomic_fetch_add_explicit(&cs->rq_pending_overflow, 1,
+						  memory_order_relaxed);
+			return UP_OVERFLOW;
+		}
+		ex->waiter.ready = pending_ready;
+		connpool_wait(ex->uh, &ex->waiter);
+		timer_arm(ex, &ex->connect_timer, connect_timeout_cb, connect_us);
+		return UP_QUEUED;
+	}
+	if (!*counted)
+		atomic_fetch_add_explicit(&cs->cx_active, 1, memory_order_relaxed);
+	*counted = true;
+	return UP_OK;
+}
+
+/* A new connection's settings from the DestinationRule. */
+static void up_setup(struct exchange *ex, struct upconn *uc, bool counted)
+{
+	const struct conn_pool_settings *lim = ex->cl->pool_limits;
+
+	METRIC_INC(&ex->c->w->metrics, upstream_cx_total);
+	uc->counted = counted ? ex->cl->state : NULL;
+	uc->created_us = clock_mono_us();
+	if (lim != NULL) {
+		uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
+							    : lim->tcp_idle_timeout_us;
+		up_keepalive(uc, lim);
+	}
+}
+
+static uint64_t up_connect_us(const struct exchange *ex)
+{
+	const struct conn_pool_settings *lim = ex->cl->pool_limits;
+
+	return lim != NULL && lim->connect_timeout_us > 0
+		   ? lim->connect_timeout_us
+		   : ex_main(ex)->timeouts.upstream_connect_us;
+}
+
+static void h2_read_cb(void *arg);
+static void h2_write_cb(void *arg);
+static void h2_event_cb(void *arg, enum h2up_event ev, const char *why);
+static const struct h2up_cb h2_cbs = {h2_read_cb, h2_write_cb, h2_event_cb};
+
+/* HTTP/2: a stream on a connection with room, else on a new connection (maxConnections
+ * permitting). */
+static int up_connect_h2(struct exchange *ex)
+{
+	struct worker *w = ex->c->w;
+	const void *owner = ex->cl->state != NULL ? (const void *)ex->cl->state : ex->cl;
+	struct h2up_conn *hc = h2up_find(ex->uh, owner, ex->cl->pool_limits);
+	uint64_t connect_us = up_connect_us(ex);
+	bool counted = false, ready = false;
+	int rc;
+
+	if (hc == NULL) {
+		if ((rc = up_admit_cx(ex, connect_us, &counted)) != UP_OK)
+			return rc == UP_QUEUED ? UP_OK : rc;
+		hc = h2up_connect(w->pool, ex->uh, owner, ex->cl->pool_limits);
+		if (hc == NULL) {
+			if (counted)
+				clusterstate_release(&ex->cl->state->cx_active);
+			return UP_FAILED;
+		}
+		up_setup(ex, h2up_conn_upconn(hc), counted);
+	}
+	if ((ex->h2 = h2up_stream_open(hc, &h2_cbs, ex, &ready)) == NULL)
+		return UP_FAILED;
+	ex->h2_reused = ready;
+	if (ready) {
+		METRIC_INC(&w->metrics, upstream_cx_reuse);
+		note_upstream_local(ex);
+	} else {
+		timer_arm(ex, &ex->connect_timer, connect_timeout_cb, connect_us);
+	}
+	up_send(ex);
+	return UP_OK;
+}
+
 static int up_connect(struct exchange *ex, bool allow_pooled)
 {
 	struct worker *w = ex->c->w;
-	const struct conn_pool_settings *lim = ex->cl->pool_limits;
-	struct cluster_state *cs = ex->cl->state;
-	struct upconn *uc = allow_pooled ? connpool_get_idle(w->pool, ex->uh) : NULL;
-	uint64_t connect_us = ex_main(ex)->timeouts.upstream_connect_us;
-	bool counted = false;
+	struct upconn *uc;
+	uint64_t connect_us;
+	bool counted;
+	int rc;
 
+	if (ex->cl->http2 && !ex->uh->h2_off)
+		return up_connect_h2(ex);
+	uc = allow_pooled ? connpool_get_idle(w->pool, ex->uh) : NULL;
 	if (uc != NULL) {
 		METRIC_INC(&w->metrics, upstream_cx_reuse);
 		up_attach(ex, uc);
@@ -655,42 +783,16 @@ static int up_connect(struct exchange *ex, bool allow_pooled)
 		up_send(ex);
 		return UP_OK;
 	}
-	if (lim != NULL && lim->connect_timeout_us > 0)
-		connect_us = lim->connect_timeout_us;
-	if (lim != NULL && lim->max_connections > 0 && cs != NULL) {
-		counted = clusterstate_admit(&cs->cx_active, lim->max_connections);
-		/* Over the limit, a worker without any connection to the host still opens one
-		 * (as Envoy's per-worker pools do); otherwise the request waits. */
-		if (!counted && ex->uh->ncx > 0) {
-			atomic_fetch_add_explicit(&cs->cx_overflow, 1, memory_order_relaxed);
-			if (!clusterstate_admit(&cs->rq_pending, lim->max_pending)) {
-				atomic_fetch_add_explicit(&cs->rq_pending_overflow, 1,
-							  memory_order_relaxed);
-				return UP_OVERFLOW;
-			}
-			ex->waiter.ready = pending_ready;
-			connpool_wait(ex->uh, &ex->waiter);
-			timer_arm(ex, &ex->connect_timer, connect_timeout_cb, connect_us);
-			return UP_OK;
-		}
-		if (!counted)
-			atomic_fetch_add_explicit(&cs->cx_active, 1, memory_order_relaxed);
-		counted = true;
-	}
+	connect_us = up_connect_us(ex);
+	if ((rc = up_admit_cx(ex, connect_us, &counted)) != UP_OK)
+		return rc == UP_QUEUED ? UP_OK : rc;
 	uc = connpool_connect(w->pool, ex->uh);
 	if (uc == NULL) {
 		if (counted)
-			clusterstate_release(&cs->cx_active);
+			clusterstate_release(&ex->cl->state->cx_active);
 		return UP_FAILED;
 	}
-	METRIC_INC(&w->metrics, upstream_cx_total);
-	uc->counted = counted ? cs : NULL;
-	uc->created_us = clock_mono_us();
-	if (lim != NULL) {
-		uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
-							    : lim->tcp_idle_timeout_us;
-		up_keepalive(uc, lim);
-	}
+	up_setup(ex, uc, counted);
 	timer_arm(ex, &ex->connect_timer, connect_timeout_cb, connect_us);
 	up_attach(ex, uc);
 	up_send(ex);
@@ -906,10 +1008,10 @@ void proxy_client_readable(struct exchange *ex)
 	struct evbuffer *out;
 	size_t avail;
 
-	if (ex->req_done || ex->uc == NULL)
+	if (ex->req_done || (ex->uc == NULL && ex->h2 == NULL))
 		return;
 	body_idle_timer(ex, true);
-	out = stream_output(ex->uc->st);
+	out = up_output(ex);
 	while (!ex->req_done && (avail = evbuffer_get_length(in)) > 0) {
 		if (evbuffer_get_length(out) > BP_HIGH) {
 			stream_disable(c->st, EV_READ); /* resumed by up_write_cb */
@@ -1065,11 +1167,14 @@ static void response_done(struct exchange *ex)
 	struct conn *c = ex->c;
 	struct evbuffer *out = stream_output(c->st);
 	const struct conn_pool_settings *lim = ex->cl->pool_limits;
-	bool reusable = ex->upstream_reusable && ex->req_done && ex->uc != NULL &&
-			stream_input_len(ex->uc->st) == 0;
+	/* an HTTP/2 stream is complete when both directions are; h2up.c keeps the connection's
+	 * own limits */
+	bool reusable = ex->h2 != NULL ? ex->req_done
+				       : ex->upstream_reusable && ex->req_done && ex->uc != NULL &&
+					     stream_input_len(ex->uc->st) == 0;
 
 	/* maxRequestsPerConnection (1 disables keep-alive) and maxConnectionDuration */
-	if (reusable && lim != NULL &&
+	if (reusable && lim != NULL && ex->uc != NULL &&
 	    ((lim->max_requests_per_connection > 0 &&
 	      ex->uc->requests >= lim->max_requests_per_connection) ||
 	     (lim->max_connection_duration_us > 0 &&
@@ -1087,7 +1192,7 @@ static void response_done(struct exchange *ex)
 /* Move response body bytes; returns true when the exchange ended (ex is gone). */
 static bool move_body(struct exchange *ex)
 {
-	struct evbuffer *in = stream_input(ex->uc->st);
+	struct evbuffer *in = up_input(ex);
 	struct evbuffer *out = stream_output(ex->c->st);
 	size_t avail = evbuffer_get_length(in);
 
@@ -1161,13 +1266,13 @@ static bool move_body(struct exchange *ex)
 		break;
 	}
 	if (evbuffer_get_length(out) > BP_HIGH)
-		stream_disable(ex->uc->st, EV_READ); /* resumed by proxy_client_drained */
+		up_reading(ex, false); /* resumed by proxy_client_drained */
 	return false;
 }
 
 static void handle_response_head(struct exchange *ex)
 {
-	struct evbuffer *in = stream_input(ex->uc->st);
+	struct evbuffer *in = up_input(ex);
 	struct http1_limits lim = {UP_MAX_HEAD, UP_MAX_HEAD, UP_MAX_HEADERS};
 	struct http1_header hdrs[UP_MAX_HEADERS];
 	struct http1_response resp;
@@ -1232,8 +1337,8 @@ static void up_read_cb(struct stream *st, void *arg)
 
 void proxy_client_drained(struct exchange *ex)
 {
-	if (ex->uc != NULL && ex->resp_head_sent)
-		stream_enable(ex->uc->st, EV_READ);
+	if ((ex->uc != NULL || ex->h2 != NULL) && ex->resp_head_sent)
+		up_reading(ex, true);
 }
 
 static void up_event_cb(struct stream *st, short what, void *arg)
@@ -1284,6 +1389,104 @@ static void up_event_cb(struct stream *st, short what, void *arg)
 		METRIC_INC(&w->metrics, upstream_rq_retry_stale);
 		connpool_close(ex->uc);
 		ex->uc = NULL;
+		if (up_connect(ex, false) == UP_OK)
+			return;
+	}
+	METRIC_INC(&w->metrics, upstream_rq_reset);
+	up_failed(ex, RETRY_FAIL_RESET, 503, "UC", "upstream connection closed before response");
+}
+
+/* ---- HTTP/2 upstreams: the stream's callbacks (h2up.h) ---- */
+
+static void h2_read_cb(void *arg)
+{
+	up_read_cb(NULL, arg);
+}
+
+static void h2_write_cb(void *arg)
+{
+	up_write_cb(NULL, arg);
+}
+
+/* "prefix: why" in the exchange's arena (the details outlive the stream); prefix alone when
+ * the arena is full. */
+static const char *h2_details(struct exchange *ex, const char *prefix, const char *why)
+{
+	char buf[160];
+	int n = snprintf(buf, sizeof(buf), "%s: %s", prefix, why != NULL ? why : "?");
+	const char *kept;
+
+	if (n <= 0 || (size_t)n + 1 > EX_ARENA - ex->arena_used)
+		return prefix;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	kept = exchange_keep(ex, buf, (size_t)n, NULL);
+	exchange_keep(ex, "", 1, NULL);
+	return kept;
+}
+
+static void h2_event_cb(void *arg, enum h2up_event ev, const char *why)
+{
+	struct exchange *ex = arg;
+	struct worker *w = ex->c->w;
+	const char *tls_why;
+	int rc;
+
+	switch (ev) {
+	case H2UP_CONNECTED:
+		if (ex->connect_timer != NULL)
+			evtimer_del(ex->connect_timer);
+		note_upstream_local(ex);
+		return;
+	case H2UP_FALLBACK:
+		/* the TLS server chose HTTP/1.1 (h2up marked the host): the same try over
+		 * HTTP/1.1, on a new connection */
+		h2up_stream_close(ex->h2, false);
+		ex->h2 = NULL;
+		if (ex->connect_timer != NULL)
+			evtimer_del(ex->connect_timer);
+		rc = up_connect(ex, true);
+		if (rc == UP_OVERFLOW)
+			overflow(ex, "upstream overflow: too many pending requests");
+		else if (rc != UP_OK)
+			up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
+		return;
+	case H2UP_CONNECT_FAILED:
+		METRIC_INC(&w->metrics, upstream_cx_connect_fail);
+		if ((tls_why = connpool_tls_failure(h2up_stream_upconn(ex->h2), ex)) != NULL) {
+			up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", tls_why);
+			return;
+		}
+		CLUSTER_COUNT(ex->cl, w->id, CC_CX_CONNECT_FAIL);
+		up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect error");
+		return;
+	case H2UP_REFUSED:
+		/* Envoy: a refused stream was not processed, retried under refused-stream */
+		METRIC_INC(&w->metrics, upstream_rq_reset);
+		up_failed(ex, RETRY_FAIL_REFUSED, 503, "UR", "upstream refused stream");
+		return;
+	case H2UP_RESET:
+		METRIC_INC(&w->metrics, upstream_rq_reset);
+		if (ex->resp_head_sent)
+			fail_abort(ex, "UR", h2_details(ex, "upstream reset mid-response", why));
+		else
+			up_failed(ex, RETRY_FAIL_RESET, 503, "UR",
+				  h2_details(ex, "upstream reset before response", why));
+		return;
+	case H2UP_CLOSED:
+		break;
+	}
+	if (ex->resp_head_sent) {
+		METRIC_INC(&w->metrics, upstream_rq_reset);
+		fail_abort(ex, "UC", "upstream reset mid-response");
+		return;
+	}
+	/* as for a stale pooled HTTP/1.1 connection: once more on a new connection */
+	if (ex->h2_reused && !ex->req_started && !ex->retried_stale) {
+		ex->retried_stale = true;
+		METRIC_INC(&w->metrics, upstream_rq_retry_stale);
+		h2up_stream_close(ex->h2, false);
+		ex->h2 = NULL;
 		if (up_connect(ex, false) == UP_OK)
 			return;
 	}

@@ -178,6 +178,8 @@ bool retry_on_failure(const struct retry_policy *rp, enum retry_failure f)
 	case RETRY_FAIL_RESET:
 	case RETRY_FAIL_PER_TRY:
 		return (rp->on & any) != 0;
+	case RETRY_FAIL_REFUSED:
+		return (rp->on & (any | RETRY_ON_REFUSED_STREAM)) != 0;
 	}
 	return false;
 }

@@ -48,6 +48,7 @@ enum retry_failure {
 	RETRY_FAIL_CONNECT, /* refused, unreachable, connect timeout */
 	RETRY_FAIL_RESET,   /* closed or reset before the response head */
 	RETRY_FAIL_PER_TRY, /* perTryTimeout expired before the response head */
+	RETRY_FAIL_REFUSED, /* HTTP/2 stream refused (REFUSED_STREAM, above a GOAWAY) */
 };
 
 /* Parse a retryOn string ("5xx,gateway-error,503") into rp->on and rp->codes.  Returns 0, or

@@ -52,12 +52,9 @@ static bool dr_tcp(struct diag *d, struct node *n, struct conn_pool_settings *cp
 	return ok;
 }
 
-#define DR_H1_ONLY "upstream connections are HTTP/1.1, one request at a time"
-
 static bool dr_http(struct diag *d, struct node *n, struct conn_pool_settings *cp)
 {
 	struct node *x;
-	uint32_t ignored;
 	bool b, ok = true;
 	int i;
 
@@ -73,28 +70,21 @@ static bool dr_http(struct diag *d, struct node *n, struct conn_pool_settings *c
 	ok &= cfg_decode_u32(d, node_get(n, "maxRetries"), 0, INT32_MAX, &cp->max_retries);
 	ok &= cfg_decode_duration(d, node_get(n, "idleTimeout"), 1000, false,
 				  &cp->http_idle_timeout_us);
-	/* HTTP/2 towards upstreams is not spoken yet: these are valid and have nothing to act
-	 * on; said once so nobody expects them to (DEFAULT, DO_NOT_UPGRADE and
-	 * useClientProtocol: false are what happens anyway). */
+	/* What they change is decided per cluster by link.c (with the port's protocol). */
 	if ((x = node_get(n, "h2UpgradePolicy")) != NULL) {
 		if (!node_enum(d, x, dr_h2_upgrade, &i))
 			ok = false;
-		else if (i == 2)
-			diag_warn(d, x, "UPGRADE has no effect until HTTP/2 upstreams: %s",
-				  DR_H1_ONLY);
+		else
+			cp->h2_upgrade = (enum dr_h2_upgrade)i;
 	}
 	if ((x = node_get(n, "useClientProtocol")) != NULL) {
 		if (!node_bool(d, x, &b))
 			ok = false;
-		else if (b)
-			diag_warn(d, x, "has no effect until HTTP/2 upstreams: %s", DR_H1_ONLY);
-	}
-	if ((x = node_get(n, "maxConcurrentStreams")) != NULL) {
-		if (!cfg_decode_u32(d, x, 0, INT32_MAX, &ignored))
-			ok = false;
 		else
-			diag_warn(d, x, "has no effect until HTTP/2 upstreams: %s", DR_H1_ONLY);
+			cp->use_client_protocol = b;
 	}
+	ok &= cfg_decode_u32(d, node_get(n, "maxConcurrentStreams"), 0, INT32_MAX,
+			     &cp->max_concurrent_streams);
 	node_check_unknown(d, n);
 	return ok;
 }

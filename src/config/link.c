@@ -798,6 +798,20 @@ static void link_cluster_hash(struct link *l, struct cluster *c, const struct li
 		diag_error(l->d, ch->node, "out of memory building the consistent-hash table");
 }
 
+/* Istio's choice of the upstream protocol: ports declared HTTP/2 (HTTP2, GRPC, GRPC-WEB)
+ * speak it; h2UpgradePolicy UPGRADE upgrades any other port, DO_NOT_UPGRADE only keeps an
+ * HTTP/1.1 port as it is; useClientProtocol overrides both with the client's protocol,
+ * which is HTTP/1.1 (meshgate's listeners speak nothing else). */
+static bool link_cluster_http2(const char *protocol, const struct conn_pool_settings *cp)
+{
+	if (cp != NULL && cp->use_client_protocol)
+		return false;
+	if (protocol != NULL && (strcmp(protocol, "HTTP2") == 0 || strcmp(protocol, "GRPC") == 0 ||
+				 strcmp(protocol, "GRPC-WEB") == 0))
+		return true;
+	return cp != NULL && cp->h2_upgrade == DR_H2_UPGRADE;
+}
+
 static struct cluster *link_cluster_new(struct link *l, const char *name, const char *fqdn,
 					struct se_ref *r, struct cfg_dr *dr,
 					const struct dr_subset *sub, struct node *at)
@@ -827,6 +841,7 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 								      : LB_LEAST_REQUEST;
 	c->warmup_us = pol.lb != NULL ? pol.lb->lb.warmup_us : 0;
 	c->pool_limits = pol.pool;
+	c->http2 = link_cluster_http2(r->port->protocol, pol.pool);
 	c->outlier = pol.outlier;
 	link_cluster_tls(l, c, pol.tls);
 

@@ -442,6 +442,12 @@ enum lb_simple {
 };
 
 struct port_traffic_policy;
+enum dr_h2_upgrade {
+	DR_H2_DEFAULT = 0,
+	DR_H2_DO_NOT_UPGRADE,
+	DR_H2_UPGRADE,
+};
+
 /* DestinationRule connectionPool (circuit breaking), enforced per appliance: see
  * src/clusterstate.h.  0 = not set (unlimited / the main config's default). */
 struct conn_pool_settings {
@@ -460,6 +466,9 @@ struct conn_pool_settings {
 	uint32_t max_requests_per_connection;
 	uint32_t max_retries; /* concurrent retries towards the cluster */
 	uint64_t http_idle_timeout_us;
+	enum dr_h2_upgrade h2_upgrade;   /* http.h2UpgradePolicy */
+	bool use_client_protocol;        /* http.useClientProtocol */
+	uint32_t max_concurrent_streams; /* http.maxConcurrentStreams, 0 = the peer's */
 	struct node *node;
 };
 

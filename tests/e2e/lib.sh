@@ -20,7 +20,7 @@
 #
 # Functions (each documented where it is defined):
 #   set-up      mg_setup mg_port mg_need mg_skip mg_fatal mg_die mg_wait_until mg_say
-#   upstreams   mg_upstream mg_upstream_stop mg_upstream_count
+#   upstreams   mg_upstream mg_upstream_h2 mg_upstream_stop mg_upstream_count
 #   meshgate    mg_start_config mg_resource mg_validate assert_valid
 #               assert_invalid mg_start mg_reload assert_reload mg_stop mg_finish
 #   resources   mg_yaml_gateway mg_yaml_gateway_head mg_yaml_server
@@ -259,13 +259,19 @@ mg__varname() { local v=${1^^}; echo "${v//[^A-Z0-9]/_}"; }
 # Start a test upstream on a free port; set UP_<NAME>_PORT and UP_<NAME>_PID
 # (NAME upper-cased, other characters than A-Z0-9 turned into _). Every
 # upstream appends its requests to $MG_STATS (see mg_upstream_count).
-mg_upstream() {
-	local name=$1 var out log pid port
-	shift
+mg_upstream() { mg__upstream_run "$MG_UPSTREAM_PY" "$@"; }
+
+# mg_upstream_h2 NAME [mg-h2-upstream.py options...]: the same with the HTTP/2
+# test upstream (its $MG_STATS lines: "NAME conn C" and "NAME stream C S TARGET").
+mg_upstream_h2() { mg__upstream_run "$MG_LIBDIR/../upstream/mg-h2-upstream.py" "$@"; }
+
+mg__upstream_run() {
+	local script=$1 name=$2 var out log pid port
+	shift 2
 	var=$(mg__varname "$name")
 	out="$MG_DIR/upstream-$name.out"
 	log="$MG_DIR/upstream-$name.log"
-	"$PYTHON" "$MG_UPSTREAM_PY" --listen 127.0.0.1:0 --name "$name" \
+	"$PYTHON" "$script" --listen 127.0.0.1:0 --name "$name" \
 		--stats-file "$MG_STATS" "$@" >"$out" 2>"$log" &
 	pid=$!
 	mg__track "$pid"
