@@ -84,12 +84,23 @@ struct h2up_conn {
 	uint32_t max_streams, max_requests;
 	uint64_t max_duration_us;
 	bool ready, retired, dead, linked;
-	unsigned busy;   /* depth of this module's handlers: frees wait for 0 */
-	unsigned wakeup; /* stream slots freed: waiters to tell */
+	bool settings_seen; /* the peer's first SETTINGS arrived: its stream limit is known */
+	unsigned busy;      /* depth of this module's handlers: frees wait for 0 */
+	unsigned wakeup;    /* stream slots freed: waiters to tell */
 	struct event *flush_ev, *idle_ev;
 };
 
 static void h2up_pump(struct h2up_conn *hc);
+
+/* Streams at once: the peer's SETTINGS_MAX_CONCURRENT_STREAMS, or maxConcurrentStreams
+ * when lower. */
+static uint32_t h2up_stream_limit(struct h2up_conn *hc)
+{
+	uint32_t peer =
+	    nghttp2_session_get_remote_settings(hc->sess, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+
+	return hc->max_streams > 0 && hc->max_streams < peer ? hc->max_streams : peer;
+}
 static void h2up_leave(struct h2up_conn *hc);
 
 /* ---- connection list of a host ---- */
@@ -232,6 +243,16 @@ static int h2up_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *
 	bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
 
 	switch (f->hd.type) {
+	case NGHTTP2_SETTINGS:
+		if (!(f->hd.flags & NGHTTP2_FLAG_ACK) && !hc->settings_seen) {
+			uint32_t max = h2up_stream_limit(hc);
+
+			/* more slots than the one assumed until now: as many waiters may try */
+			hc->settings_seen = true;
+			if (max > hc->nstreams)
+				hc->wakeup += max - hc->nstreams < 64 ? max - hc->nstreams : 64;
+		}
+		return 0;
 	case NGHTTP2_GOAWAY:
 		/* no new stream here; nghttp2 closes those above last_stream_id as refused */
 		hc->retired = true;
@@ -784,9 +805,13 @@ struct upconn *h2up_conn_upconn(struct h2up_conn *hc)
 
 static bool h2up_room(struct h2up_conn *hc)
 {
-	uint32_t peer =
-	    nghttp2_session_get_remote_settings(hc->sess, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-	uint32_t max = hc->max_streams > 0 && hc->max_streams < peer ? hc->max_streams : peer;
+	uint32_t max = h2up_stream_limit(hc);
+
+	/* Until the peer's SETTINGS arrive its limit is unknown (the protocol default is
+	 * unlimited): one stream on a new connection, so that requests of a burst do not
+	 * queue behind a peer that turns out to allow one at a time. */
+	if (!hc->settings_seen && max > 1)
+		max = 1;
 
 	if (hc->max_duration_us > 0 && clock_mono_us() - hc->uc->created_us >= hc->max_duration_us)
 		hc->retired = true;
