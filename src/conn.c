@@ -212,10 +212,11 @@ void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
 	if (tls != NULL && tls->front != NULL) {
-		/* Server SSLs come from the listener's front context; its client-hello
-		 * callback switches to the server the SNI selects. */
+		/* Server SSLs come from the listener's one server context, or from its front
+		 * context whose client-hello callback switches to the server the SNI
+		 * selects (tls_sni.c). */
 		ERR_clear_error();
-		c->ssl = SSL_new(tls->front);
+		c->ssl = SSL_new(tls->direct != NULL ? tls->direct : tls->front);
 		if (c->ssl == NULL)
 			evutil_closesocket(fd);
 		else

@@ -23,7 +23,7 @@
 #include "tls.h"
 #include "tls_int.h"
 
-struct tls_ex tls_ex = {-1, -1, -1, -1, -1};
+struct tls_ex tls_ex = {-1, -1, -1, -1, -1, -1};
 
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static bool tls_init_ok;
@@ -57,8 +57,9 @@ static void tls_init_once(void)
 	    SSL_CTX_get_ex_new_index(0, NULL, NULL, tls_dup_none, tls_verify_policy_free);
 	tls_ex.ctx_sessions =
 	    SSL_CTX_get_ex_new_index(0, NULL, NULL, tls_dup_none, tls_client_sessions_free);
+	tls_ex.ctx_table = SSL_CTX_get_ex_new_index(0, NULL, NULL, tls_dup_none, NULL);
 	tls_init_ok = tls_ex.ssl_reason >= 0 && tls_ex.ssl_entry >= 0 && tls_ex.ssl_host >= 0 &&
-		      tls_ex.ctx_policy >= 0 && tls_ex.ctx_sessions >= 0;
+		      tls_ex.ctx_policy >= 0 && tls_ex.ctx_sessions >= 0 && tls_ex.ctx_table >= 0;
 }
 
 int tls_init(void)

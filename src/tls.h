@@ -66,8 +66,10 @@ struct tls_sni_table {
 	struct tls_sni_entry *v;
 	size_t n;
 	struct tls_sni_entry *no_sni; /* for clients without SNI; NULL: handshake fails */
-	SSL_CTX *front; /* the context SSL objects are created from; its client-hello callback
-			 * switches to the selected server's context */
+	SSL_CTX *front;               /* its client-hello callback switches to the selected server's
+				       * context */
+	SSL_CTX *direct; /* the one server context of every host, when there is one: SSLs
+			  * are made from it and need no switch; else NULL */
 	struct tls_sni_index *index; /* built by tls_sni_table_init: sorted exact names and
 				      * wildcard suffixes, so lookups are O(labels * log n) */
 };

@@ -30,6 +30,7 @@ struct tls_ex {
 	int ssl_host;     /* char *: client session cache key (malloc'd, freed with the SSL) */
 	int ctx_policy;   /* struct tls_peer_policy * (owned by the SSL_CTX) */
 	int ctx_sessions; /* struct tls_sess_cache * (owned by the SSL_CTX) */
+	int ctx_table;    /* const struct tls_sni_table * whose SSLs this context makes */
 };
 extern struct tls_ex tls_ex;
 

@@ -237,6 +237,32 @@ void tls_sni_table_index(struct pool *p, struct tls_sni_table *t)
 	t->index = ix;
 }
 
+/* A listener whose hosts all have one server context (one Gateway server, the common case)
+ * makes its SSLs from that context: the callback then selects without switching, which
+ * saves SSL_set_SSL_CTX's copy of the certificate table (half a KiB of every idle TLS
+ * connection) and its work in every handshake.  A context another table claimed already
+ * keeps the front's switch, since a context has one client-hello callback. */
+static void tls_sni_direct(struct tls_sni_table *t)
+{
+	SSL_CTX *only = NULL;
+
+	t->direct = NULL;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct tls_server_ctx *sctx = t->v[i].sctx;
+
+		if (sctx == NULL)
+			continue; /* a passthrough host: the callback refuses it either way */
+		if (only != NULL && sctx->ctx != only)
+			return;
+		only = sctx->ctx;
+	}
+	if (only == NULL || SSL_CTX_get_ex_data(only, tls_ex.ctx_table) != NULL ||
+	    !SSL_CTX_set_ex_data(only, tls_ex.ctx_table, t))
+		return;
+	SSL_CTX_set_client_hello_cb(only, tls_sni_hello, t);
+	t->direct = only;
+}
+
 int tls_sni_table_init(struct pool *p, struct tls_sni_table *t)
 {
 	static const unsigned char sid[] = "meshgate-front";
@@ -257,5 +283,6 @@ int tls_sni_table_init(struct pool *p, struct tls_sni_table *t)
 		return -1;
 	SSL_CTX_set_client_hello_cb(front, tls_sni_hello, t);
 	t->front = front;
+	tls_sni_direct(t);
 	return 0;
 }
