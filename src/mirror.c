@@ -412,8 +412,8 @@ static uint64_t mirror_cx_setup(const struct mirror *m, struct upconn *uc,
 
 /* HTTP/2 (h2up.h): a stream on a connection of the cluster's pool with room (shared with
  * the main requests, as proxy.c finds them), else on a new connection; the head is queued
- * on the stream as on a connection.  A stream can fail only before the response starts, so
- * the head stays for a retry as for HTTP/1.1. */
+ * on the stream as on a connection, and kept until the response starts for a retry of a
+ * refused stream or the fall back to HTTP/1.1. */
 static int mirror_connect_h2(struct mirror *m)
 {
 	const void *owner = m->cs != NULL ? (const void *)m->cs : (const void *)m->cl;
