@@ -19,6 +19,7 @@
 #include "affinity.h"
 #include "errors.h"
 #include "exchange.h"
+#include "h2up.h"
 #include "http1.h"
 #include "lb_hash.h"
 #include "locality.h"
@@ -43,7 +44,8 @@ struct mirror {
 	const struct cluster *cl;
 	const struct endpoint *ep;
 	struct upstream_host *uh;
-	struct upconn *uc;
+	struct upconn *uc;      /* HTTP/1.1: the connection */
+	struct h2up_stream *h2; /* HTTP/2: the stream (uc NULL) */
 	/* the mirror cluster's circuit breakers (connectionPool), as Envoy applies them to
 	 * shadow requests: cs outlives every snapshot, lim lives in the pinned one */
 	struct cluster_state *cs;
@@ -68,6 +70,7 @@ struct mirror {
 	bool resp_close;
 	bool retried;
 	bool connected;  /* the connection is established (pooled, or connect done) */
+	bool h2_reused;  /* the stream went on a connection that was already up */
 	bool rq_counted; /* admitted in cs->rq_active */
 };
 
@@ -91,6 +94,10 @@ enum mirror_outcome {
 static void mirror_read_cb(struct stream *st, void *arg);
 static void mirror_event_cb(struct stream *st, short what, void *arg);
 static void mirror_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void mirror_h2_read(void *arg);
+static void mirror_h2_write(void *arg);
+static void mirror_h2_event(void *arg, enum h2up_event ev, const char *why);
+static const struct h2up_cb mirror_h2_cbs = {mirror_h2_read, mirror_h2_write, mirror_h2_event};
 
 /* ---- pure helpers ---- */
 
@@ -277,6 +284,7 @@ static struct upconn *mirror_detach(struct mirror *m)
 static void mirror_end(struct mirror *m, enum mirror_outcome how, const char *why)
 {
 	struct worker *w = m->w;
+	struct h2up_stream *hs = m->h2;
 	struct upconn *uc;
 
 	if (!m->inflight)
@@ -294,9 +302,14 @@ static void mirror_end(struct mirror *m, enum mirror_outcome how, const char *wh
 	case MO_DONE:
 		break;
 	}
+	m->h2 = NULL;
 	uc = mirror_detach(m);
 	if (!m->attached)
 		mirror_recycle(m);
+	/* an answered stream ends cleanly (h2up.c resets it when the request is unfinished);
+	 * h2up.c runs no callback from here */
+	if (hs != NULL)
+		h2up_stream_close(hs, how == MO_REUSE || how == MO_DONE);
 	/* m may be gone once the pool has the connection */
 	if (uc != NULL) {
 		if (how == MO_REUSE)
@@ -356,17 +369,98 @@ static void mirror_no_answer(struct mirror *m, bool timeout)
 		CLUSTER_COUNT(m->cl, m->w->id, CC_RQ_TIMEOUT);
 }
 
+/* connectionPool maxConnections before a new connection: MC_OK with *counted the state
+ * the connection counts in (NULL: not counted), or MC_OVERFLOW.  A mirror never waits
+ * for a connection: over the limit it is dropped. */
+static int mirror_admit_cx(struct mirror *m, struct cluster_state **counted)
+{
+	const struct conn_pool_settings *lim = m->lim;
+	struct cluster_state *cs = m->cs;
+
+	*counted = NULL;
+	if (lim == NULL || lim->max_connections == 0 || cs == NULL)
+		return MC_OK;
+	/* as proxy.c: a worker without a connection to the host still opens one */
+	if (!clusterstate_admit(&cs->cx_active, lim->max_connections)) {
+		if (m->uh->ncx > 0) {
+			atomic_fetch_add_explicit(&cs->cx_overflow, 1, memory_order_relaxed);
+			return MC_OVERFLOW;
+		}
+		atomic_fetch_add_explicit(&cs->cx_active, 1, memory_order_relaxed);
+	}
+	*counted = cs;
+	return MC_OK;
+}
+
+/* A new connection's settings from the mirror cluster's DestinationRule; the connect
+ * timeout it asks for, else connect_us. */
+static uint64_t mirror_cx_setup(const struct mirror *m, struct upconn *uc,
+				struct cluster_state *counted, uint64_t connect_us)
+{
+	const struct conn_pool_settings *lim = m->lim;
+
+	uc->counted = counted;
+	uc->created_us = clock_mono_us();
+	if (lim != NULL) {
+		uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
+							    : lim->tcp_idle_timeout_us;
+		if (lim->connect_timeout_us > 0)
+			connect_us = lim->connect_timeout_us;
+	}
+	return connect_us;
+}
+
+/* HTTP/2 (h2up.h): a stream on a connection of the cluster's pool with room (shared with
+ * the main requests, as proxy.c finds them), else on a new connection; the head is queued
+ * on the stream as on a connection, and kept until the response starts for a retry of a
+ * refused stream or the fall back to HTTP/1.1. */
+static int mirror_connect_h2(struct mirror *m)
+{
+	const void *owner = m->cs != NULL ? (const void *)m->cs : (const void *)m->cl;
+	struct h2up_conn *hc = h2up_find(m->uh, owner, m->lim);
+	uint64_t left = mirror_time_left(m), connect_us = m->connect_us;
+	bool ready = false;
+
+	if (hc == NULL) {
+		struct cluster_state *counted;
+		int rc = mirror_admit_cx(m, &counted);
+
+		if (rc != MC_OK)
+			return rc;
+		hc = h2up_connect(m->w->pool, m->uh, owner, m->lim);
+		if (hc == NULL) {
+			if (counted != NULL)
+				clusterstate_release(&counted->cx_active);
+			return MC_FAILED;
+		}
+		connect_us = mirror_cx_setup(m, h2up_conn_upconn(hc), counted, connect_us);
+	}
+	m->h2 = h2up_stream_open(hc, &mirror_h2_cbs, m, &ready);
+	if (m->h2 == NULL)
+		return MC_FAILED;
+	m->connected = ready;
+	m->h2_reused = ready;
+	mirror_timer_arm(m, ready || connect_us > left ? left : connect_us);
+	evbuffer_add(h2up_stream_output(m->h2), evbuffer_pullup(m->head, -1),
+		     evbuffer_get_length(m->head));
+	return MC_OK;
+}
+
 /* Take a pooled connection (or open one) and queue the head on it.  A new connection obeys
  * the cluster's maxConnections, but a mirror never waits for one (MC_OVERFLOW: dropped);
- * one that replaces a stale connection takes over that one's place in the count. */
+ * one that replaces a stale connection takes over that one's place in the count.  A
+ * cluster that speaks HTTP/2 upstream takes a stream instead (until its TLS server chooses
+ * HTTP/1.1). */
 static int mirror_connect(struct mirror *m, bool allow_pooled, struct upconn *replacing)
 {
 	struct connpool *pool = m->w->pool;
-	const struct conn_pool_settings *lim = m->lim;
-	struct cluster_state *cs = m->cs, *counted = NULL;
-	struct upconn *uc = allow_pooled ? connpool_get_idle(pool, m->uh) : NULL;
+	struct cluster_state *counted = NULL;
+	struct upconn *uc;
 	uint64_t left = mirror_time_left(m), connect_us = m->connect_us;
 
+	if (m->cl->http2 && !m->uh->h2_off && replacing == NULL)
+		return mirror_connect_h2(m);
+	uc = allow_pooled ? connpool_get_idle(pool, m->uh) : NULL;
 	m->connected = uc != NULL;
 	if (uc != NULL) {
 		mirror_timer_arm(m, left);
@@ -374,17 +468,11 @@ static int mirror_connect(struct mirror *m, bool allow_pooled, struct upconn *re
 		if (replacing != NULL && replacing->counted != NULL) {
 			counted = replacing->counted;
 			replacing->counted = NULL;
-		} else if (lim != NULL && lim->max_connections > 0 && cs != NULL) {
-			/* as proxy.c: a worker without a connection to the host still opens one */
-			if (!clusterstate_admit(&cs->cx_active, lim->max_connections)) {
-				if (m->uh->ncx > 0) {
-					atomic_fetch_add_explicit(&cs->cx_overflow, 1,
-								  memory_order_relaxed);
-					return MC_OVERFLOW;
-				}
-				atomic_fetch_add_explicit(&cs->cx_active, 1, memory_order_relaxed);
-			}
-			counted = cs;
+		} else {
+			int rc = mirror_admit_cx(m, &counted);
+
+			if (rc != MC_OK)
+				return rc;
 		}
 		uc = connpool_connect(pool, m->uh);
 		if (uc == NULL) {
@@ -392,14 +480,7 @@ static int mirror_connect(struct mirror *m, bool allow_pooled, struct upconn *re
 				clusterstate_release(&counted->cx_active);
 			return MC_FAILED;
 		}
-		uc->counted = counted;
-		uc->created_us = clock_mono_us();
-		if (lim != NULL) {
-			uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
-								    : lim->tcp_idle_timeout_us;
-			if (lim->connect_timeout_us > 0)
-				connect_us = lim->connect_timeout_us;
-		}
+		connect_us = mirror_cx_setup(m, uc, counted, connect_us);
 		mirror_timer_arm(m, connect_us < left ? connect_us : left);
 	}
 	m->uc = uc;
@@ -580,6 +661,106 @@ static void mirror_event_cb(struct stream *st, short what, void *arg)
 					  : "connection error");
 }
 
+/* ---- HTTP/2: the stream's callbacks (h2up.h) ---- */
+
+/* The synthesized HTTP/1.1 response is read and dropped as a connection's is; a complete
+ * one ends the stream (h2up.c keeps the connection and its limits). */
+static void mirror_h2_read(void *arg)
+{
+	struct mirror *m = arg;
+	struct evbuffer *in = h2up_stream_input(m->h2);
+
+	if (!m->head_seen && mirror_response_head(m, in) <= 0)
+		return;
+	if (mirror_discard_body(m, in) <= 0)
+		return;
+	mirror_end(m, MO_DONE, NULL);
+}
+
+/* The copy's body is written as the exchange's comes, bounded by MIRROR_MAX_PENDING: a
+ * drained output asks for nothing. */
+static void mirror_h2_write(void *arg)
+{
+	(void)arg;
+}
+
+/* The stream failed before it was processed (refused, or a reused connection closed
+ * under it): once more, on a connection with room or a new one, when no body byte was
+ * lost with it. */
+static void mirror_h2_retry(struct mirror *m)
+{
+	struct h2up_stream *old = m->h2;
+	int rc;
+
+	m->retried = true;
+	m->h2 = NULL;
+	h2up_stream_close(old, false);
+	rc = mirror_connect(m, true, NULL);
+	if (rc != MC_OK) {
+		if (rc == MC_FAILED)
+			mirror_no_answer(m, false);
+		mirror_end(m, rc == MC_OVERFLOW ? MO_DROP : MO_FAIL,
+			   rc == MC_OVERFLOW ? "cluster at maxConnections" : "connect error");
+	}
+}
+
+/* The TLS server chose HTTP/1.1 (h2up.c marked the host): the copy goes over HTTP/1.1, as
+ * a main request does.  No byte left the stream before the connection was ready, so its
+ * output holds the head and the body so far: the head is written again by mirror_connect,
+ * the body follows it. */
+static void mirror_h2_fallback(struct mirror *m)
+{
+	struct h2up_stream *old = m->h2;
+	struct evbuffer *pending = h2up_stream_output(old);
+	size_t hlen = evbuffer_get_length(m->head);
+	int rc;
+
+	m->h2 = NULL;
+	rc = mirror_connect(m, true, NULL);
+	if (rc == MC_OK && m->uc != NULL) {
+		evbuffer_drain(pending, hlen);
+		evbuffer_add_buffer(stream_output(m->uc->st), pending);
+	}
+	h2up_stream_close(old, false);
+	if (rc != MC_OK) {
+		if (rc == MC_FAILED)
+			mirror_no_answer(m, false);
+		mirror_end(m, rc == MC_OVERFLOW ? MO_DROP : MO_FAIL,
+			   rc == MC_OVERFLOW ? "cluster at maxConnections" : "connect error");
+	}
+}
+
+static void mirror_h2_event(void *arg, enum h2up_event ev, const char *why)
+{
+	struct mirror *m = arg;
+
+	switch (ev) {
+	case H2UP_CONNECTED:
+		m->connected = true;
+		mirror_timer_arm(m, mirror_time_left(m));
+		return;
+	case H2UP_FALLBACK:
+		mirror_h2_fallback(m);
+		return;
+	case H2UP_CONNECT_FAILED:
+		mirror_no_answer(m, false);
+		mirror_end(m, MO_FAIL, "connect error");
+		return;
+	case H2UP_REFUSED:
+	case H2UP_CLOSED:
+		if (!m->head_seen && !m->body_sent && !m->retried &&
+		    (ev == H2UP_REFUSED || m->h2_reused)) {
+			mirror_h2_retry(m);
+			return;
+		}
+		break;
+	case H2UP_RESET:
+		break;
+	}
+	mirror_no_answer(m, false);
+	mirror_end(m, MO_FAIL, why != NULL ? why : "stream reset");
+}
+
 /* An endpoint of cl in service, chosen as proxy.c chooses one for a main request: by the
  * copy's hash key when the cluster is consistently hashed and the request has one, else by
  * locality ranks, then the balancer; ejected or unhealthy endpoints skipped.  NULL when
@@ -745,11 +926,17 @@ void mirror_start(struct exchange *ex)
 	}
 }
 
+/* Where the copy's request bytes go: the connection's output, or the HTTP/2 stream's. */
+static struct evbuffer *mirror_output(const struct mirror *m)
+{
+	return m->h2 != NULL ? h2up_stream_output(m->h2) : stream_output(m->uc->st);
+}
+
 /* A mirror that cannot keep up is abandoned: the client and the main upstream set the pace,
  * never the mirror. */
 static void mirror_check_pending(struct mirror *m)
 {
-	if (stream_output_len(m->uc->st) > MIRROR_MAX_PENDING)
+	if (evbuffer_get_length(mirror_output(m)) > MIRROR_MAX_PENDING)
 		mirror_end(m, MO_DROP, "more than 1 MiB of request pending");
 }
 
@@ -780,7 +967,7 @@ void mirror_body_buffer(struct exchange *ex, struct evbuffer *src, size_t n)
 
 			for (m = ex->mirrors; m != NULL; m = m->next)
 				if (mirror_wants_body(m) && m->req_kind == HTTP1_BODY_LENGTH)
-					evbuffer_add(stream_output(m->uc->st), v[i].iov_base, l);
+					evbuffer_add(mirror_output(m), v[i].iov_base, l);
 			done += l;
 		}
 		left -= done;
@@ -809,7 +996,7 @@ void mirror_body(struct exchange *ex, const void *data, size_t len)
 
 		if (!mirror_wants_body(m) || m->req_kind != HTTP1_BODY_CHUNKED)
 			continue;
-		out = stream_output(m->uc->st);
+		out = mirror_output(m);
 		evbuffer_add_printf(out, "%zx\r\n", len);
 		evbuffer_add(out, data, len);
 		evbuffer_add(out, "\r\n", 2);
@@ -825,7 +1012,7 @@ void mirror_body_end(struct exchange *ex)
 	for (m = ex->mirrors; m != NULL; m = m->next) {
 		if (!mirror_wants_body(m) || m->req_kind != HTTP1_BODY_CHUNKED)
 			continue;
-		evbuffer_add(stream_output(m->uc->st), "0\r\n\r\n", 5);
+		evbuffer_add(mirror_output(m), "0\r\n\r\n", 5);
 		m->body_done = true;
 	}
 }
@@ -856,7 +1043,12 @@ void mirror_worker_free(struct worker *w)
 	/* The loop has ended, so every connection, and every exchange with it, is gone: no
 	 * list still points at these. */
 	while ((m = LIST_FIRST(&ms->inflight)) != NULL) {
+		struct h2up_stream *hs = m->h2;
+
+		m->h2 = NULL;
 		connpool_close(mirror_detach(m));
+		if (hs != NULL)
+			h2up_stream_close(hs, false); /* freed with its connection, next */
 		mirror_destroy(m);
 	}
 	while ((m = ms->free) != NULL) {

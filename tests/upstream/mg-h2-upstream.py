@@ -3,10 +3,16 @@
 
 usage: mg-h2-upstream.py --listen 127.0.0.1:0 --name NAME --stats-file FILE
                          [--max-concurrent-streams N] [--tls-cert FILE --tls-key FILE]
+                         [--record-file FILE] [--delay-all MS] [--reset-all]
 
 Speaks HTTP/2 only: prior knowledge (h2c) in plaintext, ALPN "h2" over TLS.  Prints
 "LISTENING PORT" once bound.  Appends one line per event to the stats file:
 "NAME conn CONN" for each connection, "NAME stream CONN STREAM TARGET" for each request.
+--record-file appends one JSON line per request once its body is read: {name, conn,
+stream, method, target, host (the :authority), request_id, body_len, body_sha256}, as
+mg-test-upstream.py's does, so a test sees requests whose answers nobody reads (mirrors).
+--delay-all MS answers every request MS milliseconds after its body (as /slow/MS);
+--reset-all answers every request with RST_STREAM INTERNAL_ERROR (as /reset).
 
 Paths (the query may carry key=K to make a once-only behaviour per key):
   /echo              200, JSON {name, conn, stream, method, target, headers,
@@ -120,14 +126,31 @@ class Conn:
         self.respond(st, 200, json.dumps(doc).encode() + b"\n",
                      extra=[("content-type", "application/json")])
 
+    def record(self, st):
+        if not self.args.record_file:
+            return
+        h = dict(st.headers)
+        doc = {"name": self.args.name, "conn": self.cid, "stream": st.sid,
+               "method": h.get(":method"), "target": h.get(":path"),
+               "host": h.get(":authority"), "request_id": h.get("x-request-id"),
+               "body_len": st.body_len, "body_sha256": st.body.hexdigest()}
+        with LOCK:
+            with open(self.args.record_file, "a") as f:
+                f.write(json.dumps(doc, sort_keys=True) + "\n")
+
     def answer(self, st):
         st.answered = True
+        self.record(st)
         h = dict(st.headers)
         target = h.get(":path", "/")
         path = target.split("?", 1)[0]
         q = query(target)
         key = q.get("key", "")
-        if path.startswith("/bytes/"):
+        if self.args.reset_all:
+            self.h2.reset_stream(st.sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        elif self.args.delay_all:
+            st.due = time.monotonic() + self.args.delay_all / 1000.0
+        elif path.startswith("/bytes/"):
             n = mgtu.parse_size(path[7:])
             body = b"".join(mgtu.stream_pieces(n, q.get("seed", "0")))
             tr = None
@@ -263,6 +286,9 @@ def main():
     ap.add_argument("--max-concurrent-streams", type=int, default=0)
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
+    ap.add_argument("--record-file")
+    ap.add_argument("--delay-all", type=int, default=0)
+    ap.add_argument("--reset-all", action="store_true")
     args = ap.parse_args()
     host, port = args.listen.rsplit(":", 1)
     ctx = None
