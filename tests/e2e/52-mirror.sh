@@ -178,31 +178,10 @@ assert_not_contains "$MG_VALIDATE_OUT" "warning" "no warning about the mirror ro
 
 mg_start
 
-# rec_count NAME ERE: records of upstream NAME whose target matches ERE.
-rec_count() {
-	"$PYTHON" - "$REC" "$1" "$2" <<'EOF'
-import json, re, sys
-n = 0
-for line in open(sys.argv[1]):
-    d = json.loads(line)
-    if d["name"] == sys.argv[2] and re.search(sys.argv[3], d["target"]):
-        n += 1
-print(n)
-EOF
-}
-
-# rec_get NAME TARGET FIELD: FIELD of the last record of NAME for exactly TARGET.
-rec_get() {
-	"$PYTHON" - "$REC" "$1" "$2" "$3" <<'EOF'
-import json, sys
-v = ""
-for line in open(sys.argv[1]):
-    d = json.loads(line)
-    if d["name"] == sys.argv[2] and d["target"] == sys.argv[3]:
-        v = d.get(sys.argv[4])
-print("" if v is None else v)
-EOF
-}
+# rec_count NAME ERE, rec_get NAME TARGET FIELD: this test's records (lib.sh)
+# shellcheck disable=SC2317 # also called through mg_wait_until
+rec_count() { mg_rec_count "$REC" "$@"; }
+rec_get() { mg_rec_get "$REC" "$@"; }
 
 # shellcheck disable=SC2317 # called through mg_wait_until
 rec_has() { [ "$(rec_count "$1" "$2")" -ge "${3:-1}" ]; }

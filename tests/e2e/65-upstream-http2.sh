@@ -24,19 +24,7 @@ workers: 1
 EOF
 
 # se NAME PORT PROTOCOL: a ServiceEntry for host NAME on 127.0.0.1:PORT
-se() {
-	cat <<EOF
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: $1}
-spec:
-  hosts: [$1.default.svc.cluster.local]
-  ports: [{number: 80, name: p, protocol: $3}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1, ports: {p: $2}}]
-EOF
-}
+se() { mg_yaml_service_port "$@"; }
 
 # dr NAME TRAFFIC-POLICY: a DestinationRule for host NAME
 dr() {

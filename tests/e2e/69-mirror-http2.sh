@@ -27,19 +27,7 @@ workers: 1
 EOF
 
 # se NAME PORT PROTOCOL: a ServiceEntry for host NAME on 127.0.0.1:PORT
-se() {
-	cat <<EOF
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: $1}
-spec:
-  hosts: [$1.default.svc.cluster.local]
-  ports: [{number: 80, name: p, protocol: $3}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1, ports: {p: $2}}]
-EOF
-}
+se() { mg_yaml_service_port "$@"; }
 
 # route PREFIX MIRROR: /PREFIX/... goes to main, a copy to MIRROR
 route() {
@@ -79,32 +67,10 @@ EOF
 
 mg_start
 
-# rec_count NAME ERE: records of upstream NAME whose target matches ERE.
+# rec_count NAME ERE, rec_get NAME TARGET FIELD: this test's records (lib.sh)
 # shellcheck disable=SC2317 # also called through mg_wait_until
-rec_count() {
-	"$PYTHON" - "$REC" "$1" "$2" <<'EOF'
-import json, re, sys
-n = 0
-for line in open(sys.argv[1]):
-    d = json.loads(line)
-    if d["name"] == sys.argv[2] and re.search(sys.argv[3], d["target"]):
-        n += 1
-print(n)
-EOF
-}
-
-# rec_get NAME TARGET FIELD: FIELD of the last record of NAME for exactly TARGET.
-rec_get() {
-	"$PYTHON" - "$REC" "$1" "$2" "$3" <<'EOF'
-import json, sys
-v = ""
-for line in open(sys.argv[1]):
-    d = json.loads(line)
-    if d["name"] == sys.argv[2] and d["target"] == sys.argv[3]:
-        v = d.get(sys.argv[4])
-print("" if v is None else v)
-EOF
-}
+rec_count() { mg_rec_count "$REC" "$@"; }
+rec_get() { mg_rec_get "$REC" "$@"; }
 
 # shellcheck disable=SC2317 # called through mg_wait_until
 rec_has() { [ "$(rec_count "$1" "$2")" -ge "${3:-1}" ]; }

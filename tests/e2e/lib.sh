@@ -21,9 +21,10 @@
 # Functions (each documented where it is defined):
 #   set-up      mg_setup mg_port mg_need mg_skip mg_fatal mg_die mg_wait_until mg_say
 #   upstreams   mg_upstream mg_upstream_h2 mg_upstream_stop mg_upstream_count
+#               mg_rec_count mg_rec_get
 #   meshgate    mg_start_config mg_resource mg_validate assert_valid
 #               assert_invalid mg_start mg_reload assert_reload mg_stop mg_finish
-#   resources   mg_yaml_gateway mg_yaml_gateway_head mg_yaml_server
+#   resources   mg_yaml_gateway mg_yaml_gateway_head mg_yaml_server mg_yaml_service_port
 #               mg_yaml_https_gateway mg_yaml_service
 #               mg_yaml_service_head mg_yaml_endpoint mg_yaml_route_all
 #               mg_yaml_routes mg_resource_simple
@@ -309,6 +310,34 @@ mg_upstream_count() {
 	awk -v n="$1" -v re="$re" '$1 == n && (re == "" || $5 ~ re) { c++ } END { print c + 0 }' "$MG_STATS"
 }
 
+# Record files (an upstream's --record-file: one JSON object per request, with "name" and
+# "target"):
+# mg_rec_count FILE NAME ERE: records of upstream NAME whose target matches ERE.
+mg_rec_count() {
+	"$PYTHON" - "$1" "$2" "$3" <<'EOF'
+import json, re, sys
+n = 0
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    if d["name"] == sys.argv[2] and re.search(sys.argv[3], d["target"]):
+        n += 1
+print(n)
+EOF
+}
+
+# mg_rec_get FILE NAME TARGET FIELD: FIELD of the last record of NAME for exactly TARGET.
+mg_rec_get() {
+	"$PYTHON" - "$1" "$2" "$3" "$4" <<'EOF'
+import json, sys
+v = ""
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    if d["name"] == sys.argv[2] and d["target"] == sys.argv[3]:
+        v = d.get(sys.argv[4])
+print("" if v is None else v)
+EOF
+}
+
 # ----------------------------------------------------------------------------
 # TLS
 
@@ -404,6 +433,22 @@ mg_yaml_https_gateway() {
 		mg_yaml_server "https-$i" HTTPS "$1" "$2"
 		shift 2
 	done
+}
+
+# mg_yaml_service_port NAME PORT PROTOCOL: a ServiceEntry for host NAME (in
+# default.svc.cluster.local) whose one port speaks PROTOCOL, on 127.0.0.1:PORT.
+mg_yaml_service_port() {
+	cat <<EOF
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: $1}
+spec:
+  hosts: [$1.default.svc.cluster.local]
+  ports: [{number: 80, name: p, protocol: $3}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {p: $2}}]
+EOF
 }
 
 mg_yaml_service() {
