@@ -19,6 +19,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "clock.h"
 #include "clusterstate.h"
 #include "connpool.h"
 #include "exchange.h"
@@ -263,6 +264,57 @@ static struct stream *connpool_tls_stream(struct connpool *p, struct upstream_ho
 	if ((st = stream_tls_new(p->w->sloop, -1, ssl, false)) != NULL)
 		*out = ssl;
 	return st;
+}
+
+static void connpool_keepalive(struct upconn *uc, const struct conn_pool_settings *lim)
+{
+	evutil_socket_t fd = stream_getfd(uc->st);
+	int on = 1, v;
+
+	if (fd < 0 || !lim->keepalive.given)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	if (lim->keepalive.probes > 0) {
+		v = (int)lim->keepalive.probes;
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
+	}
+	if (lim->keepalive.time_us > 0) {
+		v = (int)(lim->keepalive.time_us / 1000000);
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v));
+	}
+	if (lim->keepalive.interval_us > 0) {
+		v = (int)(lim->keepalive.interval_us / 1000000);
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
+	}
+}
+
+bool connpool_admit(struct upstream_host *h, struct cluster_state *cs,
+		    const struct conn_pool_settings *lim, struct cluster_state **counted)
+{
+	*counted = NULL;
+	if (lim == NULL || lim->max_connections == 0 || cs == NULL)
+		return true;
+	if (!clusterstate_admit(&cs->cx_active, lim->max_connections)) {
+		if (h->ncx > 0) {
+			atomic_fetch_add_explicit(&cs->cx_overflow, 1, memory_order_relaxed);
+			return false;
+		}
+		atomic_fetch_add_explicit(&cs->cx_active, 1, memory_order_relaxed);
+	}
+	*counted = cs;
+	return true;
+}
+
+void connpool_setup(struct upconn *uc, struct cluster_state *counted,
+		    const struct conn_pool_settings *lim)
+{
+	uc->counted = counted;
+	uc->created_us = clock_mono_us();
+	if (lim != NULL) {
+		uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
+							    : lim->tcp_idle_timeout_us;
+		connpool_keepalive(uc, lim);
+	}
 }
 
 struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h)

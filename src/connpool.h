@@ -27,6 +27,7 @@ struct ssl_st;
 struct ssl_ctx_st;
 struct upconn;
 struct cluster_state;
+struct conn_pool_settings;
 struct h2up_conn;
 
 /* A request waiting for a connection to a host (cluster at its maxConnections): it is
@@ -85,6 +86,16 @@ struct upstream_host *connpool_host(struct connpool *p, const struct endpoint *e
 struct upconn *connpool_get_idle(struct connpool *p, struct upstream_host *h);
 /* A new connection attempt to h (connect in progress; BEV_EVENT_CONNECTED tells). */
 struct upconn *connpool_connect(struct connpool *p, struct upstream_host *h);
+/* connectionPool maxConnections before a new connection to h: true when it may open, with
+ * *counted the state it then counts in (NULL: no limit applies); false when the cluster is
+ * at its limit and this worker already has a connection to h (cx_overflow counted).  A
+ * worker without any connection to h still opens one, as Envoy's per-worker pools do. */
+bool connpool_admit(struct upstream_host *h, struct cluster_state *cs,
+		    const struct conn_pool_settings *lim, struct cluster_state **counted);
+/* A new connection's settings from its cluster's DestinationRule (lim may be NULL): the
+ * circuit-breaker count it holds, its idle timeout, TCP keep-alive. */
+void connpool_setup(struct upconn *uc, struct cluster_state *counted,
+		    const struct conn_pool_settings *lim);
 /* Give a healthy, idle-ready connection back to the pool (it watches it for close). */
 void connpool_release(struct upconn *uc);
 /* Close and free a connection that must not be reused. */

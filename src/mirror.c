@@ -369,45 +369,14 @@ static void mirror_no_answer(struct mirror *m, bool timeout)
 		CLUSTER_COUNT(m->cl, m->w->id, CC_RQ_TIMEOUT);
 }
 
-/* connectionPool maxConnections before a new connection: MC_OK with *counted the state
- * the connection counts in (NULL: not counted), or MC_OVERFLOW.  A mirror never waits
- * for a connection: over the limit it is dropped. */
-static int mirror_admit_cx(struct mirror *m, struct cluster_state **counted)
-{
-	const struct conn_pool_settings *lim = m->lim;
-	struct cluster_state *cs = m->cs;
-
-	*counted = NULL;
-	if (lim == NULL || lim->max_connections == 0 || cs == NULL)
-		return MC_OK;
-	/* as proxy.c: a worker without a connection to the host still opens one */
-	if (!clusterstate_admit(&cs->cx_active, lim->max_connections)) {
-		if (m->uh->ncx > 0) {
-			atomic_fetch_add_explicit(&cs->cx_overflow, 1, memory_order_relaxed);
-			return MC_OVERFLOW;
-		}
-		atomic_fetch_add_explicit(&cs->cx_active, 1, memory_order_relaxed);
-	}
-	*counted = cs;
-	return MC_OK;
-}
-
 /* A new connection's settings from the mirror cluster's DestinationRule; the connect
  * timeout it asks for, else connect_us. */
 static uint64_t mirror_cx_setup(const struct mirror *m, struct upconn *uc,
 				struct cluster_state *counted, uint64_t connect_us)
 {
-	const struct conn_pool_settings *lim = m->lim;
-
-	uc->counted = counted;
-	uc->created_us = clock_mono_us();
-	if (lim != NULL) {
-		uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
-							    : lim->tcp_idle_timeout_us;
-		if (lim->connect_timeout_us > 0)
-			connect_us = lim->connect_timeout_us;
-	}
-	return connect_us;
+	connpool_setup(uc, counted, m->lim);
+	return m->lim != NULL && m->lim->connect_timeout_us > 0 ? m->lim->connect_timeout_us
+								: connect_us;
 }
 
 /* HTTP/2 (h2up.h): a stream on a connection of the cluster's pool with room (shared with
@@ -423,10 +392,10 @@ static int mirror_connect_h2(struct mirror *m)
 
 	if (hc == NULL) {
 		struct cluster_state *counted;
-		int rc = mirror_admit_cx(m, &counted);
 
-		if (rc != MC_OK)
-			return rc;
+		/* a mirror never waits for a connection: over the limit it is dropped */
+		if (!connpool_admit(m->uh, m->cs, m->lim, &counted))
+			return MC_OVERFLOW;
 		hc = h2up_connect(m->w->pool, m->uh, owner, m->lim);
 		if (hc == NULL) {
 			if (counted != NULL)
@@ -468,11 +437,8 @@ static int mirror_connect(struct mirror *m, bool allow_pooled, struct upconn *re
 		if (replacing != NULL && replacing->counted != NULL) {
 			counted = replacing->counted;
 			replacing->counted = NULL;
-		} else {
-			int rc = mirror_admit_cx(m, &counted);
-
-			if (rc != MC_OK)
-				return rc;
+		} else if (!connpool_admit(m->uh, m->cs, m->lim, &counted)) {
+			return MC_OVERFLOW; /* a mirror never waits for a connection */
 		}
 		uc = connpool_connect(pool, m->uh);
 		if (uc == NULL) {

@@ -640,28 +640,6 @@ static void up_send(struct exchange *ex)
 	ex->upstream_sent_us = clock_mono_us();
 }
 
-static void up_keepalive(struct upconn *uc, const struct conn_pool_settings *lim)
-{
-	evutil_socket_t fd = stream_getfd(uc->st);
-	int on = 1, v;
-
-	if (fd < 0 || !lim->keepalive.given)
-		return;
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-	if (lim->keepalive.probes > 0) {
-		v = (int)lim->keepalive.probes;
-		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
-	}
-	if (lim->keepalive.time_us > 0) {
-		v = (int)(lim->keepalive.time_us / 1000000);
-		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v));
-	}
-	if (lim->keepalive.interval_us > 0) {
-		v = (int)(lim->keepalive.interval_us / 1000000);
-		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
-	}
-}
-
 static void pending_ready(struct upwaiter *wt, struct upconn *uc);
 
 /* Get a connection (pooled first) and queue the request on it; at the cluster's
@@ -675,45 +653,27 @@ static void pending_ready(struct upwaiter *wt, struct upconn *uc);
 static int up_admit_cx(struct exchange *ex, uint64_t connect_us, bool *counted)
 {
 	const struct conn_pool_settings *lim = ex->cl->pool_limits;
-	struct cluster_state *cs = ex->cl->state;
+	struct cluster_state *cs = ex->cl->state, *in;
 
-	*counted = false;
-	if (lim == NULL || lim->max_connections == 0 || cs == NULL)
+	if (connpool_admit(ex->uh, cs, lim, &in)) {
+		*counted = in != NULL;
 		return UP_OK;
-	*counted = clusterstate_admit(&cs->cx_active, lim->max_connections);
-	/* Over the limit, a worker without any connection to the host still opens one (as
-	 * Envoy's per-worker pools do); otherwise the request waits. */
-	if (!*counted && ex->uh->ncx > 0) {
-		atomic_fetch_add_explicit(&cs->cx_overflow, 1, memory_order_relaxed);
-		if (!clusterstate_admit(&cs->rq_pending, lim->max_pending)) {
-			atomic_fetch_add_explicit(&cs->rq_pending_overflow, 1,
-						  memory_order_relaxed);
-			return UP_OVERFLOW;
-		}
-		ex->waiter.ready = pending_ready;
-		connpool_wait(ex->uh, &ex->waiter);
-		timer_arm(ex, &ex->connect_timer, connect_timeout_cb, connect_us);
-		return UP_QUEUED;
 	}
-	if (!*counted)
-		atomic_fetch_add_explicit(&cs->cx_active, 1, memory_order_relaxed);
-	*counted = true;
-	return UP_OK;
+	*counted = false;
+	if (!clusterstate_admit(&cs->rq_pending, lim->max_pending)) {
+		atomic_fetch_add_explicit(&cs->rq_pending_overflow, 1, memory_order_relaxed);
+		return UP_OVERFLOW;
+	}
+	ex->waiter.ready = pending_ready;
+	connpool_wait(ex->uh, &ex->waiter);
+	timer_arm(ex, &ex->connect_timer, connect_timeout_cb, connect_us);
+	return UP_QUEUED;
 }
 
-/* A new connection's settings from the DestinationRule. */
 static void up_setup(struct exchange *ex, struct upconn *uc, bool counted)
 {
-	const struct conn_pool_settings *lim = ex->cl->pool_limits;
-
 	METRIC_INC(&ex->c->w->metrics, upstream_cx_total);
-	uc->counted = counted ? ex->cl->state : NULL;
-	uc->created_us = clock_mono_us();
-	if (lim != NULL) {
-		uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
-							    : lim->tcp_idle_timeout_us;
-		up_keepalive(uc, lim);
-	}
+	connpool_setup(uc, counted ? ex->cl->state : NULL, ex->cl->pool_limits);
 }
 
 static uint64_t up_connect_us(const struct exchange *ex)
