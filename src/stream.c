@@ -68,7 +68,7 @@ struct stream {
 	struct evbuffer *in, *out;       /* NULL while empty between exchanges (stream_lean) */
 	evutil_socket_t fd;
 	uint32_t rd_high, wr_low;
-	uint32_t rd_timeout_ms;
+	uint32_t rd_timeout_ms; /* 0: none */
 	stream_data_cb readcb, writecb;
 	stream_event_cb eventcb;
 	void *cbarg;
@@ -84,7 +84,6 @@ struct stream {
 	unsigned later_what : 4; /* LATER_* */
 	unsigned hs : 2;         /* enum stream_hs: TLS handshake in progress */
 	bool dead : 1;
-	bool rd_timeout_set : 1;
 	bool rd_added : 1;
 	bool wr_added : 1;
 	bool rd_suspended : 1;   /* input at its high watermark */
@@ -102,7 +101,7 @@ static void stream_rd_add(struct stream *s)
 
 	tv.tv_sec = (time_t)(s->rd_timeout_ms / 1000);
 	tv.tv_usec = (suseconds_t)(s->rd_timeout_ms % 1000) * 1000;
-	event_add(&s->rd, s->rd_timeout_set ? &tv : NULL);
+	event_add(&s->rd, s->rd_timeout_ms != 0 ? &tv : NULL);
 }
 
 static void stream_unqueue(struct stream *s)
@@ -826,7 +825,7 @@ void stream_setwatermark(struct stream *s, short what, size_t low, size_t high)
 
 void stream_set_read_timeout(struct stream *s, const struct timeval *tv)
 {
-	s->rd_timeout_set = tv != NULL;
+	s->rd_timeout_ms = 0;
 	if (tv != NULL) {
 		uint64_t ms = (uint64_t)tv->tv_sec * 1000 + (uint64_t)tv->tv_usec / 1000;
 
