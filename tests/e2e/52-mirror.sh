@@ -184,7 +184,7 @@ rec_count() { mg_rec_count "$REC" "$@"; }
 rec_get() { mg_rec_get "$REC" "$@"; }
 
 # shellcheck disable=SC2317 # called through mg_wait_until
-rec_has() { [ "$(rec_count "$1" "$2")" -ge "${3:-1}" ]; }
+rec_has() { mg_rec_has "$REC" "$@"; }
 
 
 ms_since() { echo $(($(mg__now_ms) - $1)); }
@@ -220,18 +220,7 @@ assert_eq "$(rec_get shadow /rw/echo/head method)" HEAD "mirror: HEAD"
 # --- POST bodies: Content-Length and chunked, same bytes ------------------------------------
 mg_make_file "$MG_DIR/body" 300K 7
 sum=$(mg_sha256 "$MG_DIR/body")
-assert_status POST /m/sha256/cl 200 -H 'Host: a.example' --data-binary "@$MG_DIR/body"
-assert_eq "$(mg_json body_sha256)" "$sum" "main upstream got the whole Content-Length body"
-mg_wait_until 5 rec_has shadow '^/rw/sha256/cl$' || mg_fail "the mirror did not receive the POST"
-assert_eq "$(rec_get shadow /rw/sha256/cl method)" POST "mirror: method POST"
-assert_eq "$(rec_get shadow /rw/sha256/cl body_len)" 307200 "mirror: body length"
-assert_eq "$(rec_get shadow /rw/sha256/cl body_sha256)" "$sum" "mirror: same body (sha256)"
-
-assert_status POST /m/sha256/chunked 200 -H 'Host: a.example' -H 'Transfer-Encoding: chunked' \
-	--data-binary "@$MG_DIR/body"
-assert_eq "$(mg_json body_sha256)" "$sum" "main upstream got the whole chunked body"
-mg_wait_until 5 rec_has shadow '^/rw/sha256/chunked$' || mg_fail "the mirror did not receive the chunked POST"
-assert_eq "$(rec_get shadow /rw/sha256/chunked body_sha256)" "$sum" "mirror: same chunked body (sha256)"
+mg_check_mirrored_bodies "$REC" shadow /rw "$MG_DIR/body"
 
 # --- the copy goes out with the main request, not after its answer ---------------------------
 t0=$(mg__now_ms)

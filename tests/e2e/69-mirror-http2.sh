@@ -73,7 +73,7 @@ rec_count() { mg_rec_count "$REC" "$@"; }
 rec_get() { mg_rec_get "$REC" "$@"; }
 
 # shellcheck disable=SC2317 # called through mg_wait_until
-rec_has() { [ "$(rec_count "$1" "$2")" -ge "${3:-1}" ]; }
+rec_has() { mg_rec_has "$REC" "$@"; }
 # shellcheck disable=SC2317 # called through mg_wait_until
 metric_ge() { [ "$(mg_metric "$1")" -ge "$2" ]; }
 # conns NAME: connections upstream NAME accepted so far; streams NAME ERE: its streams
@@ -100,18 +100,7 @@ mg_wait_until 5 rec_has h2m '^/m/echo/port$' || mg_fail "the mirror did not rece
 assert_eq "$(rec_get h2m /m/echo/port host)" a.example-shadow:8080 "mirror: a.example:8080 -> a.example-shadow:8080"
 
 # --- request bodies: Content-Length and chunked, as DATA -----------------------------------------
-assert_status POST /m/sha256/cl 200 -H 'Host: a.example' --data-binary "@$MG_DIR/body"
-assert_eq "$(mg_json body_sha256)" "$sum" "main upstream got the whole Content-Length body"
-mg_wait_until 5 rec_has h2m '^/m/sha256/cl$' || mg_fail "the mirror did not receive the POST"
-assert_eq "$(rec_get h2m /m/sha256/cl method)" POST "mirror: :method POST"
-assert_eq "$(rec_get h2m /m/sha256/cl body_len)" 307200 "mirror: body length"
-assert_eq "$(rec_get h2m /m/sha256/cl body_sha256)" "$sum" "mirror: same body (sha256)"
-
-assert_status POST /m/sha256/chunked 200 -H 'Host: a.example' -H 'Transfer-Encoding: chunked' \
-	--data-binary "@$MG_DIR/body"
-assert_eq "$(mg_json body_sha256)" "$sum" "main upstream got the whole chunked body"
-mg_wait_until 5 rec_has h2m '^/m/sha256/chunked$' || mg_fail "the mirror did not receive the chunked POST"
-assert_eq "$(rec_get h2m /m/sha256/chunked body_sha256)" "$sum" "mirror: same chunked body (sha256)"
+mg_check_mirrored_bodies "$REC" h2m /m "$MG_DIR/body"
 
 # --- copies share one connection, as streams ------------------------------------------------------
 c0=$(conns h2m)

@@ -21,7 +21,7 @@
 # Functions (each documented where it is defined):
 #   set-up      mg_setup mg_port mg_need mg_skip mg_fatal mg_die mg_wait_until mg_say
 #   upstreams   mg_upstream mg_upstream_h2 mg_upstream_stop mg_upstream_count
-#               mg_rec_count mg_rec_get
+#               mg_rec_count mg_rec_get mg_rec_has mg_check_mirrored_bodies
 #   meshgate    mg_start_config mg_resource mg_validate assert_valid
 #               assert_invalid mg_start mg_reload assert_reload mg_stop mg_finish
 #   resources   mg_yaml_gateway mg_yaml_gateway_head mg_yaml_server mg_yaml_service_port
@@ -336,6 +336,33 @@ for line in open(sys.argv[1]):
         v = d.get(sys.argv[4])
 print("" if v is None else v)
 EOF
+}
+
+# mg_rec_has FILE NAME ERE [N]: at least N (1) records of NAME whose target matches ERE.
+mg_rec_has() { [ "$(mg_rec_count "$1" "$2" "$3")" -ge "${4:-1}" ]; }
+
+# mg_check_mirrored_bodies FILE NAME PREFIX BODY: POSTs BODY to /m/sha256/cl and, chunked, to
+# /m/sha256/chunked (Host a.example), checks the main upstream's sha256 of each, and that the
+# mirror upstream NAME recorded in FILE got both copies at PREFIX/sha256/{cl,chunked} whole.
+mg_check_mirrored_bodies() {
+	local rec=$1 name=$2 prefix=$3 body=$4 sum
+	sum=$(mg_sha256 "$body")
+	assert_status POST /m/sha256/cl 200 -H 'Host: a.example' --data-binary "@$body"
+	assert_eq "$(mg_json body_sha256)" "$sum" "main upstream got the whole Content-Length body"
+	mg_wait_until 5 mg_rec_has "$rec" "$name" "^$prefix/sha256/cl\$" ||
+		mg_fail "the mirror did not receive the POST"
+	assert_eq "$(mg_rec_get "$rec" "$name" "$prefix/sha256/cl" method)" POST "mirror: method POST"
+	assert_eq "$(mg_rec_get "$rec" "$name" "$prefix/sha256/cl" body_len)" "$(wc -c <"$body")" \
+		"mirror: body length"
+	assert_eq "$(mg_rec_get "$rec" "$name" "$prefix/sha256/cl" body_sha256)" "$sum" \
+		"mirror: same body (sha256)"
+	assert_status POST /m/sha256/chunked 200 -H 'Host: a.example' -H 'Transfer-Encoding: chunked' \
+		--data-binary "@$body"
+	assert_eq "$(mg_json body_sha256)" "$sum" "main upstream got the whole chunked body"
+	mg_wait_until 5 mg_rec_has "$rec" "$name" "^$prefix/sha256/chunked\$" ||
+		mg_fail "the mirror did not receive the chunked POST"
+	assert_eq "$(mg_rec_get "$rec" "$name" "$prefix/sha256/chunked" body_sha256)" "$sum" \
+		"mirror: same chunked body (sha256)"
 }
 
 # ----------------------------------------------------------------------------
