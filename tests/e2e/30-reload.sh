@@ -86,9 +86,13 @@ g1=$(generation)
 assert_match "$g1" '^[0-9]+$' "/ready names the generation ($g1)"
 
 # --- applied: a kept-alive connection and an in-flight request span the reload ---------------
-"$PYTHON" - "$MG_PORT" "$MG_DIR" >"$MG_DIR/ka.out" 2>&1 <<'EOF' &
+# ka_client PORT TAG PATH1 PATH2 (in the background): one kept-alive connection to PORT
+# GETs PATH1, creates $MG_DIR/TAG.ready, waits for $MG_DIR/TAG.go, then GETs PATH2; prints
+# "before: STATUS-LINE BODY" and "after: ..." to $MG_DIR/TAG.out.
+ka_client() {
+	"$PYTHON" - "$1" "$MG_DIR" "$2" "$3" "$4" >"$MG_DIR/$2.out" 2>&1 <<'EOF'
 import os, socket, sys, time
-port, d = int(sys.argv[1]), sys.argv[2]
+port, d, tag, p1, p2 = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
 def get(path):
     s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -100,12 +104,15 @@ def get(path):
     while len(body) < n:
         body += s.recv(65536)
     return head.split(b"\r\n")[0].decode() + " " + body.decode().strip()[:40].replace("\n", " ")
-print("before: " + get("/one"), flush=True)
-open(d + "/ka.ready", "w").close()
-while not os.path.exists(d + "/ka.go"):
+print("before: " + get(p1), flush=True)
+open(d + "/" + tag + ".ready", "w").close()
+while not os.path.exists(d + "/" + tag + ".go"):
     time.sleep(0.05)
-print("after: " + get("/two"), flush=True)
+print("after: " + get(p2), flush=True)
 EOF
+}
+
+ka_client "$MG_PORT" ka /one /two &
 kapid=$!
 mg_wait_until 5 test -e "$MG_DIR/ka.ready" || mg_fail "kept-alive client did not start"
 curl -s -o "$MG_DIR/inflight.body" -w '%{http_code}' "http://127.0.0.1:$MG_PORT/delay/1500" >"$MG_DIR/inflight.code" &
@@ -185,10 +192,20 @@ gateway "$P2" | mg_resource 10-gateway
 assert_reload applied
 assert_status GET "http://127.0.0.1:$P2/two" 200
 assert_eq "$(cat "$MG_BODY")" two "listener added by a reload serves"
+# a kept-alive connection accepted by that listener outlives it (it keeps the listener's
+# key): its next request is still answered, by the routes its port has now (none)
+ka_client "$P2" ka2 /two /two &
+kapid=$!
+mg_wait_until 5 test -e "$MG_DIR/ka2.ready" || mg_fail "kept-alive client on the added listener did not start"
 gateway | mg_resource 10-gateway
 assert_reload applied
 curl -s -o /dev/null --max-time 3 "http://127.0.0.1:$P2/two"
 assert_eq "$?" 7 "listener removed by a reload no longer accepts (curl rc 7)"
+: >"$MG_DIR/ka2.go"
+wait "$kapid"
+assert_contains "$(cat "$MG_DIR/ka2.out")" "before: HTTP/1.1 200 OK two" "kept-alive connection on the added listener"
+assert_contains "$(cat "$MG_DIR/ka2.out")" "after: HTTP/1.1 404 " \
+	"its next request after the listener went is answered (no route: 404)"
 assert_status GET /two 200
 
 # --- reloads under load: no request fails ----------------------------------------------------------
