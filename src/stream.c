@@ -72,9 +72,12 @@ struct stream {
 	stream_data_cb readcb, writecb;
 	stream_event_cb eventcb;
 	void *cbarg;
-	struct event rd;
-	struct event *wr; /* made when first needed: most client streams never wait to write */
-	struct evbuffer_cb_entry *in_cb; /* while suspended */
+	struct event rd; /* pipes: the read timeout only */
+	union {
+		struct event *wr; /* made when first needed: most client streams never wait */
+		struct stream_pipe *pipe; /* pipe streams (no socket, no write event) */
+	};
+	struct evbuffer_cb_entry *in_cb; /* while suspended; pipes: always */
 	uint8_t later_errno;    /* errno of a deferred connect failure (Linux's are < 256) */
 	uint16_t tls_retry_len; /* an SSL_write to repeat with this length (0: none) */
 	/* Callback depth and a free requested inside a callback: the stream is freed when
@@ -91,6 +94,8 @@ struct stream {
 	bool connecting : 1;     /* TCP connect in progress */
 	bool rd_wants_write : 1; /* TLS: SSL_read needs the socket writable */
 	bool wr_wants_read : 1;  /* TLS: SSL_write needs the socket readable */
+	bool is_pipe : 1;
+	bool pipe_fed : 1; /* the owner added input the read callback has not been told of */
 };
 
 static void stream_wr_cb(evutil_socket_t fd, short what, void *arg);
@@ -158,7 +163,7 @@ static void stream_lean(struct stream *s)
 static void stream_destroy(struct stream *s)
 {
 	event_del(&s->rd);
-	if (s->wr != NULL)
+	if (!s->is_pipe && s->wr != NULL)
 		event_free(s->wr);
 	stream_unqueue(s);
 	if (s->in != NULL)
@@ -192,13 +197,19 @@ void stream_free(struct stream *s)
 {
 	if (s == NULL)
 		return;
+	if (s->is_pipe && s->pipe != NULL) {
+		struct stream_pipe *p = s->pipe;
+
+		s->pipe = NULL; /* its callbacks end here */
+		p->closed(p, stream_buf(s, &s->out));
+	}
 	if (s->busy > 0) {
 		/* Inside one of its callbacks: stop everything now, free on the way out. */
 		s->dead = true;
 		s->readcb = s->writecb = NULL;
 		s->eventcb = NULL;
 		event_del(&s->rd);
-		if (s->wr != NULL)
+		if (!s->is_pipe && s->wr != NULL)
 			event_del(s->wr);
 		stream_unqueue(s);
 		return;
@@ -236,6 +247,18 @@ static void stream_watch(struct stream *s)
 {
 	bool rd, wr;
 
+	if (s->is_pipe && !s->dead) {
+		/* a pipe's read event is its read timeout */
+		rd = (s->enabled & EV_READ) && s->rd_timeout_ms != 0;
+		if (rd != s->rd_added) {
+			if (rd)
+				stream_rd_add(s);
+			else
+				event_del(&s->rd);
+			s->rd_added = rd;
+		}
+		return;
+	}
 	if (s->fd < 0 || s->dead)
 		return;
 	if (s->connecting) {
@@ -319,6 +342,12 @@ static bool stream_flush(struct stream *s)
 
 	if (left == 0 && !s->wr_blocked)
 		return true; /* nothing was written: no write callback */
+	if (s->is_pipe) {
+		if (left > 0 && s->pipe != NULL)
+			s->pipe->output(s->pipe, s->out);
+		s->wr_blocked = stream_len(s->out) > 0;
+		goto written;
+	}
 
 	while ((left = stream_len(s->out)) > 0) {
 		int n;
@@ -349,6 +378,7 @@ static bool stream_flush(struct stream *s)
 	}
 	s->wr_blocked = blocked && !s->wr_wants_read;
 	stream_watch(s);
+written:
 	if (stream_len(s->out) <= s->wr_low && s->writecb != NULL) {
 		stream_enter(s);
 		s->writecb(s, s->cbarg);
@@ -591,12 +621,17 @@ static void stream_later_run(struct stream *s, unsigned todo)
 	}
 	if ((todo & LATER_READ) && (s->enabled & EV_READ) && s->hs == HS_NONE) {
 		stream_enter(s);
-		stream_read(s);
+		if (!s->is_pipe)
+			stream_read(s);
+		else if (s->pipe_fed && stream_len(s->in) > 0 && s->readcb != NULL) {
+			s->pipe_fed = false;
+			s->readcb(s, s->cbarg);
+		}
 		if (!stream_leave(s))
 			return;
 	}
 	if ((todo & LATER_FLUSH) && (s->enabled & EV_WRITE) && !s->connecting && s->hs == HS_NONE &&
-	    s->fd >= 0 && !stream_flush(s))
+	    (s->fd >= 0 || s->is_pipe) && !stream_flush(s))
 		return;
 	stream_lean(s);
 }
@@ -752,6 +787,59 @@ struct stream *stream_tls_new(struct stream_loop *loop, evutil_socket_t fd, stru
 	return s;
 }
 
+/* The user consumed pipe input: the owner opens its flow control by as much. */
+static void stream_pipe_in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct stream *s = arg;
+
+	(void)buf;
+	if (info->n_deleted > 0 && s->pipe != NULL)
+		s->pipe->drained(s->pipe, info->n_deleted);
+}
+
+struct stream *stream_pipe_new(struct stream_loop *loop, struct stream_pipe *p)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->fd = -1;
+	s->loop = loop;
+	s->is_pipe = true;
+	s->pipe = p;
+	event_assign(&s->rd, loop->base, -1, 0, stream_rd_cb, s);
+	/* The input keeps its buffer (and the callback that sees it drain) for the stream's
+	 * life: a pipe lives for one exchange. */
+	s->in = evbuffer_new();
+	if (s->in == NULL || (s->in_cb = evbuffer_add_cb(s->in, stream_pipe_in_cb, s)) == NULL) {
+		if (s->in != NULL)
+			evbuffer_free(s->in);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void stream_pipe_readable(struct stream *s)
+{
+	s->pipe_fed = true;
+	if (s->rd_added)
+		stream_rd_add(s); /* a byte came: the read timeout starts again */
+	stream_later(s, LATER_READ);
+}
+
+void stream_pipe_writable(struct stream *s)
+{
+	if (s->wr_blocked)
+		stream_later(s, LATER_FLUSH); /* offers the owner what waits */
+}
+
+void stream_pipe_fail(struct stream *s)
+{
+	s->later_errno = ECONNRESET;
+	stream_later(s, LATER_ERROR);
+}
+
 int stream_connect(struct stream *s, const struct sockaddr *sa, socklen_t len)
 {
 	int one = 1;
@@ -800,6 +888,8 @@ void stream_enable(struct stream *s, short what)
 		return;
 	if ((what & EV_WRITE) && !s->wr_blocked && stream_len(s->out) > 0)
 		stream_later(s, LATER_FLUSH);
+	if ((what & EV_READ) && s->is_pipe && s->pipe_fed)
+		stream_later(s, LATER_READ);
 	/* TLS: plaintext (or the end) already inside the SSL will not wake the poller */
 	if ((what & EV_READ) && s->ssl != NULL && !s->rd_suspended &&
 	    (SSL_has_pending(s->ssl) || (SSL_get_shutdown(s->ssl) & SSL_RECEIVED_SHUTDOWN)))
@@ -833,6 +923,14 @@ void stream_set_read_timeout(struct stream *s, const struct timeval *tv)
 		if (ms == 0)
 			ms = 1;
 		s->rd_timeout_ms = ms < UINT32_MAX ? (uint32_t)ms : UINT32_MAX;
+	}
+	if (s->is_pipe) {
+		if (s->rd_added) {
+			event_del(&s->rd);
+			s->rd_added = false;
+		}
+		stream_watch(s);
+		return;
 	}
 	if (!s->rd_added)
 		return;

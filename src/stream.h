@@ -54,6 +54,31 @@ struct stream *stream_socket_new(struct stream_loop *loop, evutil_socket_t fd);
  * stream), also on failure.  A close without close_notify reads as EOF. */
 struct stream *stream_tls_new(struct stream_loop *loop, evutil_socket_t fd, struct ssl_st *ssl,
 			      bool accepting);
+/* A pipe: a stream over no socket, whose other end is code in the same loop (an HTTP/2
+ * stream of a client connection, h2down.c).  The stream's user reads and writes it like
+ * any other; the owner writes into its input (stream_input) then calls
+ * stream_pipe_readable(), and takes its output when the loop round ends. */
+struct stream_pipe {
+	/* The round ended with bytes in out: take what fits.  Bytes left there hold the
+	 * stream back (the user sees a full output) until stream_pipe_writable(). */
+	void (*output)(struct stream_pipe *p, struct evbuffer *out);
+	/* The user consumed n bytes of the input (the owner's flow control opens). */
+	void (*drained)(struct stream_pipe *p, size_t n);
+	/* The stream is being freed: out holds what the user wrote last.  No call after. */
+	void (*closed)(struct stream_pipe *p, struct evbuffer *out);
+};
+
+/* A pipe stream with p's callbacks (p outlives it).  NULL when out of memory. */
+struct stream *stream_pipe_new(struct stream_loop *loop, struct stream_pipe *p);
+/* The owner added bytes to the input: the read callback runs when the round ends (when
+ * reading is enabled).  A read timeout restarts. */
+void stream_pipe_readable(struct stream *s);
+/* The owner can take output again. */
+void stream_pipe_writable(struct stream *s);
+/* The other end is gone (a reset): the event callback gets BEV_EVENT_ERROR when the round
+ * ends. */
+void stream_pipe_fail(struct stream *s);
+
 /* Start a non-blocking connect (creating the socket when the stream has none, with
  * TCP_NODELAY).  BEV_EVENT_CONNECTED (after the TLS handshake for TLS streams) or
  * BEV_EVENT_ERROR follows through the event callback, also for a refused connect.

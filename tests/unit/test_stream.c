@@ -771,6 +771,168 @@ static void test_tls_not_tls(void **state)
 	close(fds[1]);
 }
 
+/* ---- pipes: a stream whose other end is code in the loop (h2down.c) ---- */
+
+struct pipe_end {
+	struct stream_pipe ops;
+	struct evbuffer *took; /* what output() took */
+	size_t cap;            /* output() takes at most this much in all */
+	size_t drained;        /* sum of drained() */
+	int closed;
+	size_t left_at_close;
+};
+
+static struct pipe_end *end_of(struct stream_pipe *p)
+{
+	return (struct pipe_end *)((char *)p - offsetof(struct pipe_end, ops));
+}
+
+static void end_output(struct stream_pipe *p, struct evbuffer *out)
+{
+	struct pipe_end *e = end_of(p);
+	size_t have = evbuffer_get_length(e->took), room = e->cap > have ? e->cap - have : 0;
+
+	evbuffer_remove_buffer(out, e->took, room);
+}
+
+static void end_drained(struct stream_pipe *p, size_t n)
+{
+	end_of(p)->drained += n;
+}
+
+static void end_closed(struct stream_pipe *p, struct evbuffer *out)
+{
+	struct pipe_end *e = end_of(p);
+
+	e->closed++;
+	e->left_at_close = evbuffer_get_length(out);
+}
+
+static struct stream *pipe_probe(struct probe *p, struct pipe_end *e, size_t cap)
+{
+	memset(p, 0, sizeof(*p));
+	memset(e, 0, sizeof(*e));
+	e->ops = (struct stream_pipe){end_output, end_drained, end_closed};
+	e->took = evbuffer_new();
+	e->cap = cap;
+	p->base = event_base_new();
+	p->loop = stream_loop_new(p->base);
+	p->st = stream_pipe_new(p->loop, &e->ops);
+	assert_non_null(p->st);
+	stream_setcb(p->st, probe_read, probe_write, probe_event, p);
+	return p->st;
+}
+
+/* Input the owner adds reaches the read callback when the round ends (and only while
+ * reading is enabled); what the user consumes is reported; output goes to the owner at the
+ * end of the round, and the write callback follows. */
+static void test_pipe_echo(void **state)
+{
+	struct probe p;
+	struct pipe_end e;
+	char buf[16];
+
+	(void)state;
+	pipe_probe(&p, &e, 1 << 20);
+	p.echo = true;
+	evbuffer_add(stream_input(p.st), "hello", 5);
+	stream_pipe_readable(p.st);
+	run_for(p.base, 20);
+	assert_int_equal(p.reads, 0); /* not enabled yet */
+	stream_enable(p.st, EV_READ | EV_WRITE);
+	run_for(p.base, 20);
+	assert_int_equal(p.reads, 1);
+	assert_int_equal(e.drained, 5);
+	assert_int_equal(evbuffer_get_length(e.took), 5);
+	evbuffer_remove(e.took, buf, 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_true(p.writes >= 1);
+	/* no new input: no read callback */
+	run_for(p.base, 20);
+	assert_int_equal(p.reads, 1);
+	stream_free(p.st);
+	assert_int_equal(e.closed, 1);
+	stream_loop_free(p.loop);
+	event_base_free(p.base);
+	evbuffer_free(e.took);
+}
+
+/* The owner takes less than the output holds: the rest waits, the write callback does not
+ * run until stream_pipe_writable() lets the owner take it; bytes left at the free are
+ * offered to closed(). */
+static void test_pipe_backpressure(void **state)
+{
+	struct probe p;
+	struct pipe_end e;
+
+	(void)state;
+	pipe_probe(&p, &e, 3);
+	stream_enable(p.st, EV_READ | EV_WRITE);
+	evbuffer_add(stream_output(p.st), "abcdefgh", 8);
+	run_for(p.base, 20);
+	assert_int_equal(evbuffer_get_length(e.took), 3);
+	assert_int_equal(p.writes, 0);
+	assert_int_equal(stream_output_len(p.st), 5);
+	e.cap = 6;
+	stream_pipe_writable(p.st);
+	run_for(p.base, 20);
+	assert_int_equal(evbuffer_get_length(e.took), 6);
+	assert_int_equal(p.writes, 0);
+	e.cap = 100;
+	stream_pipe_writable(p.st);
+	run_for(p.base, 20);
+	assert_int_equal(evbuffer_get_length(e.took), 8);
+	assert_int_equal(p.writes, 1);
+	evbuffer_add(stream_output(p.st), "xyz", 3);
+	e.cap = 8; /* full again: the close finds them */
+	run_for(p.base, 20);
+	stream_free(p.st);
+	assert_int_equal(e.closed, 1);
+	assert_int_equal(e.left_at_close, 3);
+	stream_loop_free(p.loop);
+	event_base_free(p.base);
+	evbuffer_free(e.took);
+}
+
+/* A reset from the other end is an error event; the read timeout of a pipe is a timer
+ * that input restarts. */
+static void test_pipe_fail_and_timeout(void **state)
+{
+	struct probe p;
+	struct pipe_end e;
+	struct timeval tv = {0, 50000};
+
+	(void)state;
+	pipe_probe(&p, &e, 100);
+	stream_enable(p.st, EV_READ | EV_WRITE);
+	stream_pipe_fail(p.st);
+	run_for(p.base, 20);
+	assert_int_equal(p.events, 1);
+	assert_true(p.last_event & BEV_EVENT_ERROR);
+	stream_free(p.st);
+	stream_loop_free(p.loop);
+	event_base_free(p.base);
+	evbuffer_free(e.took);
+
+	pipe_probe(&p, &e, 100);
+	p.stop_on_event = true;
+	stream_set_read_timeout(p.st, &tv);
+	stream_enable(p.st, EV_READ | EV_WRITE);
+	run_for(p.base, 30);
+	evbuffer_add(stream_input(p.st), "x", 1);
+	stream_pipe_readable(p.st); /* restarts the 50 ms */
+	run_for(p.base, 30);
+	assert_int_equal(p.events, 0);
+	assert_int_equal(p.reads, 1);
+	run_for(p.base, 2000);
+	assert_int_equal(p.events, 1);
+	assert_int_equal(p.last_event, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
+	stream_free(p.st);
+	stream_loop_free(p.loop);
+	event_base_free(p.base);
+	evbuffer_free(e.took);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tls_tests[] = {
@@ -783,6 +945,9 @@ int main(void)
 	};
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_echo),
+	    cmocka_unit_test(test_pipe_echo),
+	    cmocka_unit_test(test_pipe_backpressure),
+	    cmocka_unit_test(test_pipe_fail_and_timeout),
 	    cmocka_unit_test(test_buffers_between_exchanges),
 	    cmocka_unit_test(test_backpressure),
 	    cmocka_unit_test(test_read_high_watermark),
