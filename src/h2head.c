@@ -1,0 +1,268 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "h2head.h"
+
+#define NAME_IS(p, n, lit) ((n) == sizeof(lit) - 1 && memcmp((p), (lit), (n)) == 0)
+
+/* tchar of RFC 9110 §5.6.2, without upper-case letters (RFC 9113 §8.2.1). */
+static bool lower_tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+	       (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static bool valid_name(const char *p, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!lower_tchar((unsigned char)p[i]))
+			return false;
+	return true;
+}
+
+/* RFC 9113 §8.2.1: no NUL, CR or LF; no leading or trailing whitespace.  Other controls
+ * are refused too, as http1.c refuses them. */
+static bool valid_value(const char *p, size_t n)
+{
+	if (n > 0 && (p[0] == ' ' || p[0] == '\t' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* A method, path or authority goes into the request line: visible characters only. */
+static bool valid_line_part(const char *p, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (ch <= 0x20 || ch == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* host [ ":" port ] of RFC 3986 §3.2.2: unreserved, pct-encoded, sub-delims, ":" and the
+ * brackets of an IPv6 literal; no userinfo (RFC 9113 §8.3.1). */
+static bool valid_authority(const char *p, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || strchr("-._~%!$&'()*+,;=:[]", ch) != NULL) ||
+		    ch == 0)
+			return false;
+	}
+	return true;
+}
+
+static bool connection_specific(const char *name, size_t len)
+{
+	return NAME_IS(name, len, "connection") || NAME_IS(name, len, "keep-alive") ||
+	       NAME_IS(name, len, "proxy-connection") || NAME_IS(name, len, "transfer-encoding") ||
+	       NAME_IS(name, len, "upgrade");
+}
+
+static int fail(const char **why, const char *reason)
+{
+	*why = reason;
+	return -1;
+}
+
+/* A regular field of a request head or trailer section: -1 (*why) when invalid. */
+static int check_field(const struct h2head_field *h, const char **why)
+{
+	if (!valid_name(h->name, h->name_len))
+		return fail(why, "invalid header name");
+	if (!valid_value(h->value, h->value_len))
+		return fail(why, "invalid header value");
+	if (connection_specific(h->name, h->name_len))
+		return fail(why, "connection-specific header field");
+	if (NAME_IS(h->name, h->name_len, "te") &&
+	    !(h->value_len == 8 && strncasecmp(h->value, "trailers", 8) == 0))
+		return fail(why, "TE other than trailers");
+	return 0;
+}
+
+static void add_field(struct evbuffer *out, const struct h2head_field *h)
+{
+	evbuffer_add(out, h->name, h->name_len);
+	evbuffer_add(out, ": ", 2);
+	evbuffer_add(out, h->value, h->value_len);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+int h2head_request(const struct h2head_field *f, size_t n, bool end_stream, struct evbuffer *out,
+		   struct h2head_req *info, const char **why)
+{
+	const struct h2head_field *method = NULL, *path = NULL, *authority = NULL, *scheme = NULL;
+	const struct h2head_field *host = NULL;
+	bool regular = false, has_length = false, cookie = false;
+	size_t i;
+
+	memset(info, 0, sizeof(*info));
+	for (i = 0; i < n; i++) {
+		const struct h2head_field *h = &f[i];
+		const struct h2head_field **slot = NULL;
+
+		if (h->name_len > 0 && h->name[0] == ':') {
+			if (regular)
+				return fail(why, "pseudo-header after a regular field");
+			if (NAME_IS(h->name, h->name_len, ":method"))
+				slot = &method;
+			else if (NAME_IS(h->name, h->name_len, ":path"))
+				slot = &path;
+			else if (NAME_IS(h->name, h->name_len, ":authority"))
+				slot = &authority;
+			else if (NAME_IS(h->name, h->name_len, ":scheme"))
+				slot = &scheme;
+			else
+				return fail(why, "unknown pseudo-header");
+			if (*slot != NULL)
+				return fail(why, "repeated pseudo-header");
+			*slot = h;
+			continue;
+		}
+		regular = true;
+		if (check_field(h, why) != 0)
+			return -1;
+		if (NAME_IS(h->name, h->name_len, "host")) {
+			if (host != NULL)
+				return fail(why, "more than one host field");
+			host = h;
+		} else if (NAME_IS(h->name, h->name_len, "content-length")) {
+			has_length = true;
+		}
+	}
+	if (method == NULL || !valid_line_part(method->value, method->value_len))
+		return fail(why, "missing or invalid :method");
+	if (NAME_IS(method->value, method->value_len, "CONNECT")) {
+		/* RFC 9113 §8.5: :authority only; extended CONNECT is not offered */
+		if (path != NULL || scheme != NULL || authority == NULL)
+			return fail(why, "malformed CONNECT request");
+	} else {
+		if (path == NULL || scheme == NULL ||
+		    !valid_line_part(path->value, path->value_len))
+			return fail(why, "missing or invalid :path or :scheme");
+		if (path->value[0] != '/' &&
+		    !(path->value_len == 1 && path->value[0] == '*' &&
+		      NAME_IS(method->value, method->value_len, "OPTIONS")))
+			return fail(why, "invalid :path");
+	}
+	if (authority != NULL) {
+		if (!valid_authority(authority->value, authority->value_len))
+			return fail(why, "invalid :authority");
+		/* RFC 9113 §8.3.1: a host field naming another entity makes it malformed */
+		if (host != NULL &&
+		    (host->value_len != authority->value_len ||
+		     strncasecmp(host->value, authority->value, host->value_len) != 0))
+			return fail(why, "host field differs from :authority");
+	}
+	if (authority == NULL)
+		authority = host;
+	info->head = NAME_IS(method->value, method->value_len, "HEAD");
+
+	evbuffer_add(out, method->value, method->value_len);
+	evbuffer_add(out, " ", 1);
+	if (path != NULL)
+		evbuffer_add(out, path->value, path->value_len);
+	else
+		evbuffer_add(out, authority->value, authority->value_len);
+	evbuffer_add(out, " HTTP/1.1\r\n", 11);
+	if (authority != NULL) {
+		evbuffer_add(out, "host: ", 6);
+		evbuffer_add(out, authority->value, authority->value_len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	for (i = 0; i < n; i++) {
+		const struct h2head_field *h = &f[i];
+
+		if (h->name[0] == ':' || h == host)
+			continue;
+		if (NAME_IS(h->name, h->name_len, "cookie")) {
+			cookie = true;
+			continue;
+		}
+		add_field(out, h);
+	}
+	if (cookie) {
+		const char *sep = "cookie: ";
+
+		for (i = 0; i < n; i++)
+			if (NAME_IS(f[i].name, f[i].name_len, "cookie")) {
+				evbuffer_add(out, sep, strlen(sep));
+				evbuffer_add(out, f[i].value, f[i].value_len);
+				sep = "; ";
+			}
+		evbuffer_add(out, "\r\n", 2);
+	}
+	if (!end_stream && !has_length) {
+		evbuffer_add(out, "transfer-encoding: chunked\r\n", 28);
+		info->chunked = true;
+	}
+	evbuffer_add(out, "connection: close\r\n\r\n", 21);
+	return 0;
+}
+
+int h2head_trailers(const struct h2head_field *f, size_t n, struct evbuffer *out, const char **why)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].name_len > 0 && f[i].name[0] == ':')
+			return fail(why, "pseudo-header in trailers");
+		if (check_field(&f[i], why) != 0)
+			return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		add_field(out, &f[i]);
+	return 0;
+}
+
+int h2head_response(const struct http1_response *resp, char *status, char *lower, nghttp2_nv *nv,
+		    size_t max)
+{
+	size_t n = 0, at = 0;
+	int s = resp->status;
+
+	if (max == 0)
+		return -1;
+	status[0] = (char)('0' + s / 100 % 10);
+	status[1] = (char)('0' + s / 10 % 10);
+	status[2] = (char)('0' + s % 10);
+	nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+	for (size_t i = 0; i < resp->nheaders; i++) {
+		const struct http1_header *h = &resp->headers[i];
+		char *name = lower + at;
+
+		for (size_t k = 0; k < h->name_len; k++) {
+			char ch = h->name[k];
+
+			name[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+		}
+		if (connection_specific(name, h->name_len))
+			continue;
+		if (n == max)
+			return -1;
+		at += h->name_len;
+		nv[n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)h->value, h->name_len,
+				       h->value_len, NGHTTP2_NV_FLAG_NONE};
+	}
+	return (int)n;
+}
