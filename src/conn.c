@@ -21,6 +21,7 @@
 #include "accesslog.h"
 #include "conn.h"
 #include "exchange.h"
+#include "h2down.h"
 #include "l4proxy.h"
 #include "local_reply.h"
 #include "log.h"
@@ -30,6 +31,10 @@
 #include "stream.h"
 #include "tls.h"
 #include "worker.h"
+
+/* An idle connection is this, its stream (stream.c) and nothing else: keep it in the
+ * 192-byte malloc chunk. */
+_Static_assert(sizeof(struct conn) <= 184, "struct conn outgrew its malloc chunk");
 
 /* Reading stops when this much is buffered and unconsumed (pipelined requests, or body
  * bytes the upstream is not taking yet): the client's TCP window does the rest. */
@@ -203,7 +208,7 @@ void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
 	}
 	c->w = w;
 	c->id = ++w->next_conn_id;
-	c->port = port;
+	c->port = (uint16_t)port;
 	c->lkey = lkey;
 	if (sa->sa_family == AF_INET)
 		memcpy(&c->peer.in, sa, sizeof(c->peer.in));
@@ -259,10 +264,17 @@ void conn_close(struct conn *c, const char *why)
 		conn_peer_text(c, true, peer);
 		log_debug("conn %llu from %s closed: %s", (unsigned long long)c->id, peer, why);
 	}
+	deadline_cancel(&c->timeout);
+	if (c->h2_stream) {
+		/* the pipe's end tells the HTTP/2 session (h2down.c) */
+		stream_free(c->st);
+		free(c);
+		return;
+	}
 	LIST_REMOVE(c, entry);
 	w->nconns--;
 	atomic_fetch_sub_explicit(&mg_total_conns, 1, memory_order_relaxed);
-	deadline_cancel(&c->timeout);
+	h2down_free(c->h2); /* its streams' connections first */
 	if (c->ssl != NULL && c->handshake_done) {
 		/* A close_notify, best effort: an SSL freed without it marks its session as
 		 * not resumable. */
@@ -276,8 +288,64 @@ void conn_close(struct conn *c, const char *why)
 	worker_check_drained(w);
 }
 
+void conn_abort(struct conn *c, const char *why)
+{
+	if (c->ex != NULL) {
+		exchange_flag(c->ex, "DC");
+		c->ex->details = "downstream_remote_disconnect";
+	}
+	conn_close(c, why);
+}
+
+struct conn *conn_h2_stream_new(struct conn *parent, struct stream *st, struct h2down *h2)
+{
+	struct worker *w = parent->w;
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		stream_free(st);
+		return NULL;
+	}
+	c->w = w;
+	c->id = ++w->next_conn_id;
+	c->st = st;
+	c->lkey = parent->lkey;
+	c->port = parent->port;
+	c->ssl = parent->ssl; /* borrowed: SNI, the client certificate, the scheme */
+	c->h2 = h2;
+	c->h2_stream = true;
+	c->handshake_done = true;
+	c->peer = parent->peer;
+	if (accesslog_enabled()) {
+		char text[CONN_ADDR_TEXT];
+
+		conn_local_text(parent, text); /* once per client connection */
+	}
+	c->local = parent->local;
+	c->local_known = parent->local_known;
+	stream_setcb(st, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	stream_setwatermark(st, EV_READ, 0, CONN_READ_HIGH_WM);
+	stream_enable(st, EV_READ | EV_WRITE);
+	c->wait = CW_IDLE;
+	return c;
+}
+
+void conn_h2_idle(struct conn *c, bool idle)
+{
+	if (idle) {
+		conn_wait_idle(c);
+	} else {
+		deadline_cancel(&c->timeout);
+		c->wait = CW_EXCHANGE;
+	}
+}
+
 void conn_drain(struct conn *c)
 {
+	if (c->h2 != NULL) {
+		h2down_drain(c->h2);
+		return;
+	}
 	if (c->ex == NULL && stream_output_len(c->st) == 0)
 		conn_close(c, "draining");
 	/* else: the exchange in progress answers with Connection: close, then we close. */
@@ -287,6 +355,8 @@ const char *conn_xfcc(struct conn *c)
 {
 	char buf[8192];
 
+	if (c->h2_stream)
+		return conn_xfcc(h2down_conn(c->h2)); /* one per client connection */
 	if (!c->xfcc_done) {
 		c->xfcc_done = true;
 		if (c->ssl != NULL && tls_xfcc(c->ssl, buf, sizeof(buf)) > 0)
@@ -315,6 +385,20 @@ static void conn_process(struct conn *c)
 			if (c->wait != CW_IDLE)
 				conn_wait_idle(c);
 			return;
+		}
+		if (c->nrequests == 0 && c->ssl == NULL && !c->h2_stream &&
+		    c->wait != CW_EXCHANGE) {
+			/* HTTP/2 with prior knowledge (h2c) starts with its preface */
+			int h2 = h2down_sniff(in);
+
+			if (h2 == 0)
+				return; /* a prefix of it: wait for more */
+			if (h2 == 1) {
+				deadline_cancel(&c->timeout);
+				if (h2down_start(c) != 0)
+					conn_close(c, "out of memory");
+				return;
+			}
 		}
 		if (c->wait == CW_IDLE) {
 			const struct cfg_main *m = conn_main(c);
@@ -397,9 +481,15 @@ static void conn_event_cb(struct stream *st, short what, void *arg)
 	struct conn *c = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
+		const unsigned char *alpn = NULL;
+		unsigned int alpn_len = 0;
+
 		c->handshake_done = true; /* a TLS handshake completed */
 		worker_snap_unpin(c->hs_ws);
 		c->hs_ws = NULL;
+		SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+		if (alpn_len == 2 && memcmp(alpn, "h2", 2) == 0 && h2down_start(c) != 0)
+			conn_close(c, "out of memory");
 		return;
 	}
 
@@ -449,6 +539,11 @@ static void conn_event_cb(struct stream *st, short what, void *arg)
 void conn_timeout_fire(struct deadline *d)
 {
 	struct conn *c = (struct conn *)((char *)d - offsetof(struct conn, timeout));
+
+	if (c->h2 != NULL && !c->h2_stream) {
+		h2down_idle_timeout(c->h2);
+		return;
+	}
 
 	if (c->wait == CW_HEAD && c->ex == NULL) {
 		METRIC_INC(&c->w->metrics, downstream_rq_timeout);

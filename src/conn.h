@@ -14,6 +14,7 @@
 
 struct worker;
 struct wlistener;
+struct h2down;
 struct stream;
 struct event;
 struct exchange;
@@ -35,7 +36,12 @@ union conn_addr {
 #define CONN_ADDR_TEXT 64
 
 /* Kept small: an idle keep-alive connection is this, its stream and its timer entry
- * (bench/: memory per idle connection). */
+ * (bench/: memory per idle connection), within glibc's 192-byte chunk.
+ *
+ * HTTP/2 (h2down.h): the client's connection has h2 set and no exchange of its own; each
+ * of its request streams is a connection too (h2_stream), over a pipe instead of a socket,
+ * for one exchange.  Such a one borrows the client's addresses and TLS state, and is not
+ * in the worker's list: its HTTP/2 connection owns it. */
 struct conn {
 	LIST_ENTRY(conn) entry;
 	struct worker *w;
@@ -46,17 +52,19 @@ struct conn {
 	struct ssl_st *ssl;  /* TLS-terminating listeners; owned by st */
 	char *xfcc;          /* the client certificate's x-forwarded-client-cert value, or NULL */
 	struct wsnap *hs_ws; /* pinned while the handshake reads the snapshot's SNI table */
+	struct h2down *h2;   /* HTTP/2: the session (of the client, or of this stream) */
 	struct deadline timeout; /* idle, or request headers (wait says which) */
 	union conn_addr peer;
 	union conn_addr local; /* read with getsockname() when first needed */
-	uint32_t port;
 	unsigned nrequests;
+	uint16_t port;
 	uint8_t wait; /* enum conn_wait */
-	bool local_known;
-	bool close_after_flush;
-	bool peer_eof;
-	bool handshake_done;
-	bool xfcc_done;
+	bool local_known : 1;
+	bool close_after_flush : 1;
+	bool peer_eof : 1;
+	bool handshake_done : 1;
+	bool xfcc_done : 1;
+	bool h2_stream : 1; /* one HTTP/2 stream of the connection h2down_conn(h2) */
 };
 
 struct wsnap;
@@ -73,6 +81,13 @@ void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr
 void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
 		const struct sockaddr *sa, struct wsnap *ws, const struct tls_sni_table *tls);
 void conn_close(struct conn *c, const char *why);
+/* Close with the exchange in progress ended as by a client that went away (DC). */
+void conn_abort(struct conn *c, const char *why);
+/* The connection of an HTTP/2 stream of parent (h2down.c): over the pipe st, whose input
+ * holds the request.  Takes st (freed on failure).  NULL when out of memory. */
+struct conn *conn_h2_stream_new(struct conn *parent, struct stream *st, struct h2down *h2);
+/* An HTTP/2 connection's idle timeout runs while it has no stream (idle) or not. */
+void conn_h2_idle(struct conn *c, bool idle);
 /* The worker's deadline set calls this for a connection's expired timeout. */
 void conn_timeout_fire(struct deadline *d);
 /* Graceful shutdown: close now when idle, else after the current exchange. */

@@ -25,6 +25,8 @@
 	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \
 	X(fault_delays_injected, counter, "Requests held by an injected fault delay (DI)")       \
 	X(fault_aborts_injected, counter, "Requests answered by an injected fault abort (FI)")  \
+	X(downstream_cx_http2_total, counter, "Client connections that speak HTTP/2")             \
+	X(downstream_rq_http2_total, counter, "Requests received as HTTP/2 streams")              \
 	X(downstream_cx_destroy_remote, counter, "Client connections closed by the client")      \
 	X(downstream_cx_ssl_handshake_error, counter, "Failed TLS handshakes (reason in the log)") \
 	X(upstream_cx_total, counter, "Upstream connections opened")                              \

@@ -725,6 +725,15 @@ static int up_connect_h2(struct exchange *ex)
 	return UP_OK;
 }
 
+/* HTTP/2 towards the endpoint: the cluster speaks it (h2up.h), or useClientProtocol
+ * follows a client that speaks it (h2down.h). */
+static bool up_speaks_h2(const struct exchange *ex)
+{
+	const struct conn_pool_settings *cp = ex->cl->pool_limits;
+
+	return ex->cl->http2 || (cp != NULL && cp->use_client_protocol && ex->c->h2 != NULL);
+}
+
 static int up_connect(struct exchange *ex, bool allow_pooled)
 {
 	struct worker *w = ex->c->w;
@@ -733,7 +742,7 @@ static int up_connect(struct exchange *ex, bool allow_pooled)
 	bool counted;
 	int rc;
 
-	if (ex->cl->http2 && !ex->uh->h2_off)
+	if (up_speaks_h2(ex) && !ex->uh->h2_off)
 		return up_connect_h2(ex);
 	uc = allow_pooled ? connpool_get_idle(w->pool, ex->uh) : NULL;
 	if (uc != NULL) {

@@ -136,7 +136,10 @@ void request_finish(struct exchange *ex)
 	e.method_len = ex->method_len;
 	e.path = ex->path;
 	e.path_len = ex->path_len;
-	e.protocol = ex->method == NULL ? "-" : ex->minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+	e.protocol = ex->method == NULL       ? "-"
+		     : ex->c->h2 != NULL      ? "HTTP/2"
+		     : ex->minor_version == 0 ? "HTTP/1.0"
+					      : "HTTP/1.1";
 	e.authority = ex->authority;
 	e.authority_len = ex->authority_len;
 	e.user_agent = ex->user_agent;

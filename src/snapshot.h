@@ -58,7 +58,8 @@ struct cluster {
 	/* DestinationRule policies in force (subset over top level), NULL when not set */
 	const struct conn_pool_settings *pool_limits;
 	/* HTTP/2 towards the endpoints (h2up.h): the port's protocol is HTTP2, GRPC or
-	 * GRPC-WEB, or h2UpgradePolicy is UPGRADE; never with useClientProtocol */
+	 * GRPC-WEB, or h2UpgradePolicy is UPGRADE; never with useClientProtocol, which
+	 * follows each client (proxy.c) */
 	bool http2;
 	const struct outlier_settings *outlier;
 	const struct consistent_hash *hash_policy;   /* loadBalancer.consistentHash */

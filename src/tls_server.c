@@ -349,25 +349,34 @@ static bool tls_server_sid_ctx(struct pool *p, SSL_CTX *ctx, const struct gw_ser
 	return SSL_CTX_set_session_id_context(ctx, md, mdlen) == 1;
 }
 
-/* ALPN: http/1.1 when offered; otherwise no ALPN at all (h2 comes with HTTP/2). */
+/* ALPN: h2 when offered (HTTP/2, h2down.c), else http/1.1 when offered; otherwise no
+ * ALPN at all.  The server's preference decides, as in Envoy and HAProxy. */
 static int tls_server_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 			   const unsigned char *in, unsigned int inlen, void *arg)
 {
 	static const unsigned char h1[] = "http/1.1";
+	const unsigned char *pick = NULL;
 	unsigned int i = 0, n;
 
+	(void)ssl;
+	(void)arg;
 	while (i < inlen) {
 		n = in[i];
 		if (n == 0 || n > inlen - i - 1)
 			return SSL_TLSEXT_ERR_ALERT_FATAL;
-		if (n == sizeof(h1) - 1 && memcmp(in + i + 1, h1, n) == 0) {
-			*out = in + i + 1;
-			*outlen = (unsigned char)n;
-			return SSL_TLSEXT_ERR_OK;
+		if (n == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
+			pick = in + i;
+			break;
 		}
+		if (pick == NULL && n == sizeof(h1) - 1 && memcmp(in + i + 1, h1, n) == 0)
+			pick = in + i;
 		i += 1 + n;
 	}
-	return SSL_TLSEXT_ERR_NOACK;
+	if (pick == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = pick + 1;
+	*outlen = pick[0];
+	return SSL_TLSEXT_ERR_OK;
 }
 
 int tls_server_ctx_setup_sessions(SSL_CTX *ctx)

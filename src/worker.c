@@ -19,6 +19,7 @@
 #include "exchange.h"
 #include "connpool.h"
 #include "l4proxy.h"
+#include "h2down.h"
 #include "log.h"
 #include "mirror.h"
 #include "request.h"
@@ -331,6 +332,7 @@ static void *worker_main(void *arg)
 	event_free(tick);
 	accesslog_flush(w->alog);
 	request_thread_cleanup();
+	h2down_thread_cleanup();
 	return NULL;
 }
 

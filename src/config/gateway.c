@@ -64,6 +64,10 @@ static bool gateway_port(struct diag *d, struct node *n, struct gw_server *srv)
 	if (proto != NULL && node_str(d, proto, &s)) {
 		if ((i = gateway_lookup(gateway_protocols, s)) >= 0) {
 			srv->protocol = (enum gw_protocol)i;
+			/* an HTTP listener takes HTTP/1.1 and HTTP/2 with prior knowledge alike
+			 * (h2down.c), as Envoy's automatic codec does */
+			if (srv->protocol == GWP_HTTP2 || srv->protocol == GWP_GRPC)
+				srv->protocol = GWP_HTTP;
 		} else if (gateway_lookup(gateway_protocols_other, s) >= 0) {
 			diag_error(d, proto, "protocol %s is not supported by meshgate gateways",
 				   s);

@@ -801,7 +801,7 @@ static void link_cluster_hash(struct link *l, struct cluster *c, const struct li
 /* Istio's choice of the upstream protocol: ports declared HTTP/2 (HTTP2, GRPC, GRPC-WEB)
  * speak it; h2UpgradePolicy UPGRADE upgrades any other port, DO_NOT_UPGRADE only keeps an
  * HTTP/1.1 port as it is; useClientProtocol overrides both with the client's protocol,
- * which is HTTP/1.1 (meshgate's listeners speak nothing else). */
+ * decided per request (proxy.c). */
 static bool link_cluster_http2(const char *protocol, const struct conn_pool_settings *cp)
 {
 	if (cp != NULL && cp->use_client_protocol)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 63-tls-alpn-log: the JSON access log has the ALPN protocol the client's TLS handshake
-# negotiated (downstream_tls_alpn): http/1.1 for a client offering h2 and http/1.1, null
-# for a client offering no ALPN and for plaintext requests; the text format keeps
+# negotiated (downstream_tls_alpn): h2 for a client offering h2 and http/1.1, http/1.1 for
+# one offering only that, null for a client offering no ALPN and for plaintext requests; the text format keeps
 # Istio's fields unchanged.
 
 # shellcheck source=lib.sh
@@ -56,13 +56,15 @@ EOF
 logged() { [ -n "$(alpn_of "$1")" ]; }
 
 assert_eq "$(get /echo/alpn)" 200 "HTTPS request with ALPN h2,http/1.1"
+assert_eq "$(get /echo/h1 --http1.1)" 200 "HTTPS request with ALPN http/1.1"
 assert_eq "$(get /echo/no-alpn --no-alpn)" 200 "HTTPS request without ALPN"
 assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: a.example.com' \
 	"http://127.0.0.1:$HTTP_PORT/echo/plain")" 200 "plaintext request"
-for p in /echo/alpn /echo/no-alpn /echo/plain; do
+for p in /echo/alpn /echo/h1 /echo/no-alpn /echo/plain; do
 	mg_wait_until 10 logged "$p" || mg_fail "no access log line for $p"
 done
-assert_eq "$(alpn_of /echo/alpn)" http/1.1 "negotiated ALPN logged"
+assert_eq "$(alpn_of /echo/alpn)" h2 "negotiated ALPN logged: h2"
+assert_eq "$(alpn_of /echo/h1)" http/1.1 "negotiated ALPN logged: http/1.1"
 assert_eq "$(alpn_of /echo/no-alpn)" null "no ALPN offered: null"
 assert_eq "$(alpn_of /echo/plain)" null "plaintext: null"
 

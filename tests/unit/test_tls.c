@@ -1160,14 +1160,22 @@ static void test_alpn(void **state)
 	unsigned int len;
 	struct hs h = {0};
 
+	/* h2 when offered, in any place (the server's preference) */
 	assert_int_equal(
-	    SSL_CTX_set_alpn_protos(c, (const unsigned char *)"\x02h2\x08http/1.1", 12), 0);
+	    SSL_CTX_set_alpn_protos(c, (const unsigned char *)"\x08http/1.1\x02h2", 12), 0);
+	assert_true(fx_connect(&h, c, t, "a.example.com"));
+	SSL_get0_alpn_selected(h.s, &sel, &len);
+	assert_int_equal(len, 2);
+	assert_memory_equal(sel, "h2", 2);
+	hs_free(&h);
+	assert_int_equal(SSL_CTX_set_alpn_protos(c, (const unsigned char *)"\x08http/1.1", 9), 0);
 	assert_true(fx_connect(&h, c, t, "a.example.com"));
 	SSL_get0_alpn_selected(h.s, &sel, &len);
 	assert_int_equal(len, 8);
 	assert_memory_equal(sel, "http/1.1", 8);
 	hs_free(&h);
-	assert_int_equal(SSL_CTX_set_alpn_protos(c, (const unsigned char *)"\x02h2", 3), 0);
+	/* nothing meshgate speaks: no ALPN, the handshake goes on */
+	assert_int_equal(SSL_CTX_set_alpn_protos(c, (const unsigned char *)"\x06spdy/3", 7), 0);
 	assert_true(fx_connect(&h, c, t, "a.example.com"));
 	SSL_get0_alpn_selected(h.s, &sel, &len);
 	assert_int_equal(len, 0);
