@@ -1122,6 +1122,62 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	ex->status = resp->status;
 }
 
+/* ---- response trailers ---- */
+
+/* Fields never forwarded as trailers: connection-specific ones (RFC 9110 §7.6.1) and the
+ * framing and routing fields a trailer must not carry (§6.5.1). */
+static bool trailer_dropped(const char *name, size_t len)
+{
+	return hop_by_hop(name, len) || NAME_IS(name, len, "content-length") ||
+	       NAME_IS(name, len, "host");
+}
+
+/* Keep a run of the upstream's trailer field lines (http1.h: the runs end to end are the
+ * section) until the body ends: the section is only known good, and its lines whole, then.
+ * Bounded by HTTP1_TRAILER_MAX; only responses that have trailers, to clients that take
+ * them, get here. */
+static void trailers_keep(struct exchange *ex, const char *run, size_t len)
+{
+	if (ex->resp_trailers_lost)
+		return;
+	if (ex->resp_trailers == NULL)
+		ex->resp_trailers = evbuffer_new(); /* kept with the recycled exchange */
+	if (ex->resp_trailers == NULL || evbuffer_add(ex->resp_trailers, run, len) != 0) {
+		/* a line cut short must not be forwarded: drop them all, as before trailers
+		 * were forwarded at all */
+		ex->resp_trailers_lost = true;
+		if (ex->resp_trailers != NULL)
+			evbuffer_drain(ex->resp_trailers, evbuffer_get_length(ex->resp_trailers));
+	}
+}
+
+/* The body ended: add the trailer fields the client may see to out.  Response header
+ * operations do not apply to trailers, as in Envoy. */
+static void trailers_out(struct exchange *ex, struct evbuffer *out)
+{
+	size_t n = evbuffer_get_length(ex->resp_trailers);
+	const char *t = (const char *)evbuffer_pullup(ex->resp_trailers, (ev_ssize_t)n), *end;
+
+	if (t == NULL) { /* out of memory making them contiguous: dropped */
+		evbuffer_drain(ex->resp_trailers, n);
+		return;
+	}
+	/* validated by http1.c: name ':' value CRLF, no CR inside a line */
+	for (end = t + n; t < end;) {
+		const char *colon = memchr(t, ':', (size_t)(end - t));
+		const char *cr = colon != NULL ? memchr(colon, '\r', (size_t)(end - colon)) : NULL;
+		size_t nlen;
+
+		if (cr == NULL || end - cr < 2)
+			break;
+		nlen = (size_t)(colon - t);
+		if (!trailer_dropped(t, nlen))
+			evbuffer_add(out, t, (size_t)(cr + 2 - t));
+		t = cr + 2;
+	}
+	evbuffer_drain(ex->resp_trailers, n);
+}
+
 static void response_done(struct exchange *ex)
 {
 	struct conn *c = ex->c;
@@ -1141,8 +1197,13 @@ static void response_done(struct exchange *ex)
 	      clock_mono_us() - ex->uc->created_us >= lim->max_connection_duration_us)))
 		reusable = false;
 
-	if (ex->resp_chunked_out)
-		evbuffer_add(out, "0\r\n\r\n", 5);
+	/* the last chunk, with the upstream's trailers when the client said it takes them */
+	if (ex->resp_chunked_out) {
+		evbuffer_add(out, "0\r\n", 3);
+		if (ex->resp_trailers != NULL && evbuffer_get_length(ex->resp_trailers) > 0)
+			trailers_out(ex, out);
+		evbuffer_add(out, "\r\n", 2);
+	}
 	up_release(ex, reusable);
 	if (c->w->draining)
 		ex->client_keepalive = false;
@@ -1210,6 +1271,10 @@ static bool move_body(struct exchange *ex)
 					}
 					ex->bytes_out += dlen;
 				}
+				if (ex->resp_chunk.trailers_len > 0 && ex->resp_chunked_out &&
+				    ex->te_trailers)
+					trailers_keep(ex, ex->resp_chunk.trailers,
+						      ex->resp_chunk.trailers_len);
 				off += (size_t)k;
 				if (k == 0)
 					break;
