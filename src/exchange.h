@@ -63,6 +63,7 @@ struct exchange {
 	/* the upstream's trailer field lines (http1_chunked's runs) until the body ends; kept
 	 * with the recycled exchange, made for the first response that has trailers */
 	struct evbuffer *resp_trailers;
+	int grpc_status; /* of the response head or trailers, for the log; -1 none */
 
 	bool head_request;
 	int minor_version;

@@ -106,6 +106,7 @@ struct exchange *request_new(struct conn *c)
 	ex->start_us = clock_mono_us();
 	clock_gettime(CLOCK_REALTIME, &ex->start_wall);
 	ex->upstream_time_us = -1;
+	ex->grpc_status = -1;
 	ex->minor_version = 1;
 	return ex;
 }
@@ -155,6 +156,7 @@ void request_finish(struct exchange *ex)
 	e.upstream_local = ex->upstream_local[0] ? ex->upstream_local : NULL;
 	e.upstream_cluster = ex->cl != NULL ? ex->cl->name : NULL;
 	e.route_name = ex->route != NULL ? ex->route->name : NULL;
+	e.grpc_status = ex->grpc_status;
 	if (accesslog_enabled()) {
 		conn_local_text(c, local);
 		conn_peer_text(c, true, remote);
@@ -528,6 +530,7 @@ static bool fault_answer(struct exchange *ex, bool close)
 	METRIC_INC(&ex->c->w->metrics, fault_aborts_injected);
 	exchange_flag(ex, "FI");
 	ex->details = "fault_filter_abort";
+	ex->grpc_status = r.grpc_status;
 	/* The fault filter runs before the CORS filter: its answer carries no CORS headers. */
 	ex->cors = CORS_NONE;
 	local_reply(ex, r.status, r.content_type, r.body, r.body_len,

@@ -6,7 +6,9 @@
 # an HTTP/1.0 client (close-delimited body), they are dropped. Connection-
 # specific, framing and routing fields never pass as trailers; response
 # header operations do not apply to them. The trailer section may arrive in
-# pieces; kept-alive responses with trailers stay correctly framed.
+# pieces; kept-alive responses with trailers stay correctly framed. The JSON
+# access log's grpc_status comes from the trailers, the head (trailers-only
+# answers) or a gRPC fault abort.
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -18,6 +20,9 @@ mg_upstream h1
 
 mg_start_config <<EOF
 workers: 1
+accessLog:
+  path: "$MG_ACCESS_LOG"
+  format: json
 EOF
 
 {
@@ -37,6 +42,10 @@ EOF
         set: {x-set: by-route}
         add: {x-added: by-route}
         remove: [x-secret]
+  - match: [{uri: {prefix: /fault/}}]
+    fault:
+      abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}
+    route: [{destination: {host: h1}}]
 EOF
 	[ "$have_h2" = 1 ] && cat <<EOF
   - match: [{uri: {prefix: /h2/}}]
@@ -231,9 +240,27 @@ if [ "$have_h2" = 1 ]; then
 	assert_eq "$(tr_of 1)" "" "h2 without TE: no trailers"
 	out=$(get '/h2/echo' "$TE")
 	assert_contains "$out" "1 status=200 framing=length" "h2 without trailers: as before"
+	# grpc-status in the log, from the trailers
+	get '/h2/trailers-out?grpc-status=7&grpc-message=denied&k=log1' "$TE" >/dev/null
+	assert_log_contains '"path":"/h2/trailers-out\?grpc-status=7[^"]*k=log1".*"grpc_status":7}' "$MG_ACCESS_LOG"
 else
 	mg_say "# python3-h2 is not installed: the HTTP/2 upstream part is skipped"
 fi
+
+# --- grpc_status in the JSON access log -----------------------------------------------------------
+# from the trailers, also when the client did not take them
+get '/h1/trailers-out?grpc-status=3&k=log2' >/dev/null
+assert_log_contains '"path":"/h1/trailers-out\?grpc-status=3&k=log2".*"grpc_status":3}' "$MG_ACCESS_LOG"
+# from the head of a trailers-only answer; not from a value that is no status
+get '/h1/headers-out?grpc-status=5&k=log3' >/dev/null
+assert_log_contains '"path":"/h1/headers-out\?grpc-status=5&k=log3".*"grpc_status":5}' "$MG_ACCESS_LOG"
+get '/h1/trailers-out?grpc-status=abc&k=log4' "$TE" >/dev/null
+assert_log_contains '"path":"/h1/trailers-out\?grpc-status=abc&k=log4".*"grpc_status":null}' "$MG_ACCESS_LOG"
+# none for plain HTTP; a gRPC fault abort's own
+get '/h1/echo?k=log5' >/dev/null
+assert_log_contains '"path":"/h1/echo\?k=log5".*"grpc_status":null}' "$MG_ACCESS_LOG"
+get '/fault/x?k=log6' 'Content-Type: application/grpc' >/dev/null
+assert_log_contains '"path":"/fault/x\?k=log6".*"response_flags":"FI".*"grpc_status":14}' "$MG_ACCESS_LOG"
 
 assert_alive
 mg_finish
