@@ -279,10 +279,15 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 		if (e->downstream_tls_version != NULL) {
 			at = lit(line, at, ",\"downstream_tls_version\":\"");
 			at = puts0(line, at, e->downstream_tls_version, true);
-			at = lit(line, at, "\"}");
+			at = lit(line, at, "\",\"grpc_status\":");
 		} else {
-			at = lit(line, at, ",\"downstream_tls_version\":null}");
+			at = lit(line, at, ",\"downstream_tls_version\":null,\"grpc_status\":");
 		}
+		if (e->grpc_status >= 0)
+			at = num(line, at, e->grpc_status);
+		else
+			at = lit(line, at, "null");
+		at = lit(line, at, "}");
 	}
 	line[at++] = '\n';
 	if (b->len + at > sizeof(b->data))

@@ -43,6 +43,9 @@ struct accesslog_entry {
 	/* "TLSv1.3", "TLSv1.2" on a TLS connection, NULL on plaintext (Envoy's
 	 * DOWNSTREAM_TLS_VERSION); JSON only, like the ALPN */
 	const char *downstream_tls_version;
+	/* the gRPC status the response carried, in its head or trailers (Envoy's GRPC_STATUS,
+	 * as a number); -1 none.  JSON only, like the ALPN */
+	int grpc_status;
 };
 
 /* Whether lines are written at all (fields costly to make can be skipped when not). */

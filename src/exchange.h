@@ -49,6 +49,7 @@ struct exchange {
 	bool req_done;    /* all request body bytes consumed from the client */
 	bool req_started; /* some body bytes went upstream (no transparent retry after that) */
 	bool expect_continue;
+	bool te_trailers; /* the client accepts trailers (TE: trailers) */
 
 	/* response towards client */
 	enum http1_body_kind resp_kind;
@@ -58,6 +59,11 @@ struct exchange {
 	bool resp_chunked_out;     /* re-encode chunked towards the client */
 	bool resp_close_delimited; /* client gets a close-delimited body */
 	bool upstream_reusable;
+	bool resp_trailers_lost; /* out of memory keeping them: none is forwarded */
+	/* the upstream's trailer field lines (http1_chunked's runs) until the body ends; kept
+	 * with the recycled exchange, made for the first response that has trailers */
+	struct evbuffer *resp_trailers;
+	int grpc_status; /* of the response head or trailers, for the log; -1 none */
 
 	bool head_request;
 	int minor_version;

@@ -80,6 +80,7 @@ bool fault_abort(const struct http_fault *f, uint64_t r, bool grpc, struct fault
 	if (!fault_hit(&f->abort.percentage, r))
 		return false;
 	memset(out, 0, sizeof(*out));
+	out->grpc_status = grpc ? grpc_code : -1;
 	if (grpc) {
 		/* A gRPC client reads the outcome from grpc-status, never from the HTTP status:
 		 * Envoy answers such requests "trailers-only", HTTP 200 without a body. */

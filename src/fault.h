@@ -30,6 +30,7 @@ struct fault_reply {
 	const char *body;
 	size_t body_len;
 	char headers[96]; /* extra header lines, CRLF-terminated ("" for none) */
+	int grpc_status;  /* the grpc-status among them, -1 for a plain HTTP answer */
 };
 
 /* Whether the fault aborts for draw r; if so, fills out.  grpc: the request is gRPC

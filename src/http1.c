@@ -825,9 +825,12 @@ ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len
 {
 	const unsigned char *b = (const unsigned char *)buf;
 	size_t p = 0, q;
+	size_t tb = 0, te = 0; /* the trailer field-line bytes of this call: buf[tb..te) */
 
 	*data = NULL;
 	*data_len = 0;
+	st->trailers = NULL;
+	st->trailers_len = 0;
 	if (st->state == CK_ERROR)
 		return ck_fail(st, why, "chunked decoder already failed");
 	if (len > SSIZE_MAX)
@@ -918,8 +921,14 @@ ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len
 		case CK_TR_NAME:
 		case CK_TR_VALUE:
 		case CK_TR_LF:
-		case CK_END_LF:
-			/* trailer-section = *( field-line CRLF ) CRLF, same rules as headers. */
+		case CK_END_LF: {
+			/* trailer-section = *( field-line CRLF ) CRLF, same rules as headers.  All
+			 * but the final CRLF is field lines, handed back as one run per call: the
+			 * final CRLF ends the section, so the field-line bytes of a call are
+			 * contiguous. */
+			int field =
+			    st->state != CK_END_LF && !(st->state == CK_TR_START && c == '\r');
+
 			if (++st->trailer_len > HTTP1_TRAILER_MAX)
 				return ck_fail(st, why, "trailer section too large");
 			p++;
@@ -956,10 +965,20 @@ ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len
 				st->done = 1;
 				break;
 			}
+			if (field) {
+				if (te == tb)
+					tb = p - 1;
+				te = p;
+			}
 			break;
+		}
 		default:
 			return ck_fail(st, why, "invalid chunked decoder state");
 		}
+	}
+	if (te > tb) {
+		st->trailers = buf + tb;
+		st->trailers_len = te - tb;
 	}
 	return (ssize_t)p;
 }

@@ -93,6 +93,13 @@ struct http1_chunked {
 	size_t line_len;    /* bytes seen in the current size/extension or trailer line */
 	size_t trailer_len; /* bytes of trailer section so far */
 	int done;           /* 1 once the last-chunk and trailer section are consumed */
+	/* Set by every http1_chunked_step call (NULL and 0 when none): the trailer field-line
+	 * bytes that call consumed, a run of its buf.  The runs of the calls up to done, put
+	 * end to end, are the trailer section without its final CRLF: whole field lines, each
+	 * ending in CRLF, that passed the checks below.  Bytes of a call that fails are not
+	 * reported, so a caller that keeps the runs uses them only once done is set. */
+	const char *trailers;
+	size_t trailers_len;
 };
 
 #define HTTP1_CHUNK_LINE_MAX 4096 /* chunk-size line incl. extensions */
@@ -101,8 +108,10 @@ struct http1_chunked {
 /* Consume bytes from buf[0..len).  Returns bytes consumed (>= 0) or MG_EBAD (*why).
  * At most one run of chunk payload is reported per call through *data and *data_len (pointing
  * into buf; *data_len == 0 when the call consumed only framing).  The caller loops until
- * all input is consumed or st->done.  Trailers are validated and discarded. Bytes after
- * the end of the body are not consumed. */
+ * all input is consumed or st->done.  Trailer fields are validated as header fields are
+ * (token name, no whitespace before ':', field-content values, CRLF only, at most
+ * HTTP1_TRAILER_MAX bytes in all) and handed back through st->trailers; a call reports
+ * payload or trailer bytes, never both.  Bytes after the end of the body are not consumed. */
 ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len, const char **data,
 			   size_t *data_len, const char **why);
 

@@ -123,6 +123,7 @@ static void l4_log(struct l4conn *c)
 	e.start = c->start_wall;
 	e.duration_us = l4_now_us() - c->start_us;
 	e.upstream_time_us = -1;
+	e.grpc_status = -1;
 	e.protocol = "-";
 	e.status = 0;
 	e.flags = c->flags[0] ? c->flags : "-";

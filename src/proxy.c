@@ -507,15 +507,36 @@ static void try_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		up_failed(ex, RETRY_FAIL_PER_TRY, 504, "UT", "upstream per-try timeout");
 }
 
+/* A grpc-status value (OWS around it allowed, as in a trailer line): its code, or -1 when it
+ * is not one to three digits. */
+static int grpc_status_value(const char *v, size_t len)
+{
+	int code = 0;
+
+	while (len > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		len--;
+	}
+	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	if (len == 0 || len > 3)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		code = code * 10 + (v[i] - '0');
+	}
+	return code;
+}
+
 /* grpc-status of a response head (trailers-only gRPC answers carry it there), or -1. */
 static int grpc_status_of(const struct http1_response *resp)
 {
 	for (size_t i = 0; i < resp->nheaders; i++) {
 		const struct http1_header *h = &resp->headers[i];
 
-		if (NAME_IS(h->name, h->name_len, "grpc-status") && h->value_len > 0 &&
-		    h->value_len < 4)
-			return atoi(h->value);
+		if (NAME_IS(h->name, h->name_len, "grpc-status"))
+			return grpc_status_value(h->value, h->value_len);
 	}
 	return -1;
 }
@@ -1080,6 +1101,8 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	for (i = 0; i < resp->nheaders; i++) {
 		const struct http1_header *h = &resp->headers[i];
 
+		if (NAME_IS(h->name, h->name_len, "grpc-status")) /* trailers-only gRPC */
+			ex->grpc_status = grpc_status_value(h->value, h->value_len);
 		if (hop_by_hop(h->name, h->name_len) || NAME_IS(h->name, h->name_len, "server") ||
 		    (!keep_cl && NAME_IS(h->name, h->name_len, "content-length")) ||
 		    ops_drop(rops, h->name, h->name_len) ||
@@ -1131,6 +1154,64 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	ex->status = resp->status;
 }
 
+/* ---- response trailers ---- */
+
+/* Fields never forwarded as trailers: connection-specific ones (RFC 9110 §7.6.1) and the
+ * framing and routing fields a trailer must not carry (§6.5.1). */
+static bool trailer_dropped(const char *name, size_t len)
+{
+	return hop_by_hop(name, len) || NAME_IS(name, len, "content-length") ||
+	       NAME_IS(name, len, "host");
+}
+
+/* Keep a run of the upstream's trailer field lines (http1.h: the runs end to end are the
+ * section) until the body ends: the section is only known good, and its lines whole, then.
+ * Bounded by HTTP1_TRAILER_MAX; only responses that have trailers get here. */
+static void trailers_keep(struct exchange *ex, const char *run, size_t len)
+{
+	if (ex->resp_trailers_lost)
+		return;
+	if (ex->resp_trailers == NULL)
+		ex->resp_trailers = evbuffer_new(); /* kept with the recycled exchange */
+	if (ex->resp_trailers == NULL || evbuffer_add(ex->resp_trailers, run, len) != 0) {
+		/* a line cut short must not be forwarded: drop them all, as before trailers
+		 * were forwarded at all */
+		ex->resp_trailers_lost = true;
+		if (ex->resp_trailers != NULL)
+			evbuffer_drain(ex->resp_trailers, evbuffer_get_length(ex->resp_trailers));
+	}
+}
+
+/* The body ended: note the trailers' grpc-status, and add the fields the client may see to
+ * out (NULL: the client does not take trailers).  Response header operations do not apply
+ * to trailers, as in Envoy. */
+static void trailers_out(struct exchange *ex, struct evbuffer *out)
+{
+	size_t n = evbuffer_get_length(ex->resp_trailers);
+	const char *t = (const char *)evbuffer_pullup(ex->resp_trailers, (ev_ssize_t)n), *end;
+
+	if (t == NULL) { /* out of memory making them contiguous: dropped */
+		evbuffer_drain(ex->resp_trailers, n);
+		return;
+	}
+	/* validated by http1.c: name ':' value CRLF, no CR inside a line */
+	for (end = t + n; t < end;) {
+		const char *colon = memchr(t, ':', (size_t)(end - t));
+		const char *cr = colon != NULL ? memchr(colon, '\r', (size_t)(end - colon)) : NULL;
+		size_t nlen;
+
+		if (cr == NULL || end - cr < 2)
+			break;
+		nlen = (size_t)(colon - t);
+		if (NAME_IS(t, nlen, "grpc-status"))
+			ex->grpc_status = grpc_status_value(colon + 1, (size_t)(cr - colon - 1));
+		if (out != NULL && !trailer_dropped(t, nlen))
+			evbuffer_add(out, t, (size_t)(cr + 2 - t));
+		t = cr + 2;
+	}
+	evbuffer_drain(ex->resp_trailers, n);
+}
+
 static void response_done(struct exchange *ex)
 {
 	struct conn *c = ex->c;
@@ -1150,8 +1231,13 @@ static void response_done(struct exchange *ex)
 	      clock_mono_us() - ex->uc->created_us >= lim->max_connection_duration_us)))
 		reusable = false;
 
+	/* the last chunk, with the upstream's trailers when the client said it takes them */
 	if (ex->resp_chunked_out)
-		evbuffer_add(out, "0\r\n\r\n", 5);
+		evbuffer_add(out, "0\r\n", 3);
+	if (ex->resp_trailers != NULL && evbuffer_get_length(ex->resp_trailers) > 0)
+		trailers_out(ex, ex->resp_chunked_out && ex->te_trailers ? out : NULL);
+	if (ex->resp_chunked_out)
+		evbuffer_add(out, "\r\n", 2);
 	up_release(ex, reusable);
 	if (c->w->draining)
 		ex->client_keepalive = false;
@@ -1219,6 +1305,9 @@ static bool move_body(struct exchange *ex)
 					}
 					ex->bytes_out += dlen;
 				}
+				if (ex->resp_chunk.trailers_len > 0)
+					trailers_keep(ex, ex->resp_chunk.trailers,
+						      ex->resp_chunk.trailers_len);
 				off += (size_t)k;
 				if (k == 0)
 					break;

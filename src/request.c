@@ -84,7 +84,7 @@ struct exchange *request_new(struct conn *c)
 	if (ex != NULL) {
 		struct event *ct = ex->connect_timer, *rt = ex->route_timer, *ft = ex->fault_timer;
 		struct event *tt = ex->try_timer, *bt = ex->backoff_timer;
-		struct evbuffer *uh = ex->up_head, *rb = ex->replay;
+		struct evbuffer *uh = ex->up_head, *rb = ex->replay, *tr = ex->resp_trailers;
 
 		w->ex_free = ex->next_free;
 		w->nex_free--;
@@ -96,6 +96,7 @@ struct exchange *request_new(struct conn *c)
 		ex->fault_timer = ft;
 		ex->up_head = uh;
 		ex->replay = rb;
+		ex->resp_trailers = tr;
 	} else {
 		ex = calloc(1, sizeof(*ex));
 		if (ex == NULL)
@@ -105,6 +106,7 @@ struct exchange *request_new(struct conn *c)
 	ex->start_us = clock_mono_us();
 	clock_gettime(CLOCK_REALTIME, &ex->start_wall);
 	ex->upstream_time_us = -1;
+	ex->grpc_status = -1;
 	ex->minor_version = 1;
 	return ex;
 }
@@ -157,6 +159,7 @@ void request_finish(struct exchange *ex)
 	e.upstream_local = ex->upstream_local[0] ? ex->upstream_local : NULL;
 	e.upstream_cluster = ex->cl != NULL ? ex->cl->name : NULL;
 	e.route_name = ex->route != NULL ? ex->route->name : NULL;
+	e.grpc_status = ex->grpc_status;
 	if (accesslog_enabled()) {
 		conn_local_text(c, local);
 		conn_peer_text(c, true, remote);
@@ -217,6 +220,8 @@ void request_finish(struct exchange *ex)
 			evbuffer_drain(ex->up_head, evbuffer_get_length(ex->up_head));
 		if (ex->replay != NULL)
 			evbuffer_drain(ex->replay, evbuffer_get_length(ex->replay));
+		if (ex->resp_trailers != NULL)
+			evbuffer_drain(ex->resp_trailers, evbuffer_get_length(ex->resp_trailers));
 		ex->next_free = w->ex_free;
 		w->ex_free = ex;
 		w->nex_free++;
@@ -241,6 +246,8 @@ void request_exchange_free(struct exchange *ex)
 		evbuffer_free(ex->up_head);
 	if (ex->replay != NULL)
 		evbuffer_free(ex->replay);
+	if (ex->resp_trailers != NULL)
+		evbuffer_free(ex->resp_trailers);
 	free(ex);
 }
 
@@ -526,6 +533,7 @@ static bool fault_answer(struct exchange *ex, bool close)
 	METRIC_INC(&ex->c->w->metrics, fault_aborts_injected);
 	exchange_flag(ex, "FI");
 	ex->details = "fault_filter_abort";
+	ex->grpc_status = r.grpc_status;
 	/* The fault filter runs before the CORS filter: its answer carries no CORS headers. */
 	ex->cors = CORS_NONE;
 	local_reply(ex, r.status, r.content_type, r.body, r.body_len,
@@ -681,6 +689,9 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 					  &ex->user_agent_len);
 		else if (http1_name_eq(h->name, h->name_len, "x-forwarded-for"))
 			xff_join(ex, h->value, h->value_len);
+		else if (http1_name_eq(h->name, h->name_len, "te") &&
+			 http1_list_has(h->value, h->value_len, "trailers"))
+			ex->te_trailers = true; /* response trailers may go to this client */
 		else if (http1_name_eq(h->name, h->name_len, "x-request-id") &&
 			 ex->request_id == NULL && h->value_len > 0 && h->value_len <= 128)
 			ex->request_id =

@@ -8,8 +8,9 @@
  *   inside the bytes that were given;
  * - a prefix of the input gives MG_AGAIN or the same answer as the whole (no parser state
  *   may depend on where reads stopped);
- * - the chunked decoder yields the same payload and verdict whether fed whole, in two
- *   pieces or byte by byte.
+ * - the chunked decoder yields the same payload, trailer bytes and verdict whether fed
+ *   whole, in two pieces or byte by byte, and the trailer bytes it hands back are field
+ *   lines (name ':' value CRLF).
  * Buffers are exact-size heap copies so ASan catches any read past the end. */
 #include <stdint.h>
 #include <stdio.h>
@@ -59,8 +60,9 @@ static char *dup_exact(const char *src, size_t n)
 
 struct ck_res {
 	int err, done;
-	size_t consumed, plen;
-	char *payload; /* capacity: input length */
+	size_t consumed, plen, tlen;
+	char *payload;  /* capacity: input length */
+	char *trailers; /* the runs of st.trailers end to end; capacity: input length */
 };
 
 /* Feed buf[0..n) in pieces: the first of `first` bytes, then pieces of `step` bytes
@@ -72,7 +74,7 @@ static void ck_feed(const char *buf, size_t n, size_t first, size_t step, struct
 
 	memset(&st, 0, sizeof(st));
 	r->err = r->done = 0;
-	r->plen = 0;
+	r->plen = r->tlen = 0;
 	while (off < n && !r->err && !st.done) {
 		size_t sz = off == 0 && first > 0 ? first : step ? step : n - off, pos = 0;
 		char *piece;
@@ -88,6 +90,7 @@ static void ck_feed(const char *buf, size_t n, size_t first, size_t step, struct
 
 			if (rc < 0) {
 				CHECK(rc == MG_EBAD && why != NULL);
+				CHECK(st.trailers == NULL && st.trailers_len == 0);
 				r->err = 1;
 				break;
 			}
@@ -99,6 +102,16 @@ static void ck_feed(const char *buf, size_t n, size_t first, size_t step, struct
 				CHECK(r->plen + dlen <= n);
 				memcpy(r->payload + r->plen, d, dlen);
 				r->plen += dlen;
+			}
+			CHECK((st.trailers == NULL) == (st.trailers_len == 0));
+			if (st.trailers_len > 0) {
+				CHECK(dlen == 0);
+				CHECK(
+				    inside(st.trailers, st.trailers_len, piece + pos, (size_t)rc));
+				CHECK(r->tlen + st.trailers_len <= n);
+				CHECK(r->tlen + st.trailers_len <= HTTP1_TRAILER_MAX);
+				memcpy(r->trailers + r->tlen, st.trailers, st.trailers_len);
+				r->tlen += st.trailers_len;
 			}
 			pos += (size_t)rc;
 		}
@@ -112,6 +125,29 @@ static void ck_feed(const char *buf, size_t n, size_t first, size_t step, struct
 		size_t dlen;
 
 		CHECK(http1_chunked_step(&st, "0\r\n\r\n", 5, &d, &dlen, &why) == 0);
+		CHECK(st.trailers == NULL);
+	}
+}
+
+/* A finished trailer section: field lines only, each name ':' value CRLF, a token name. */
+static void check_trailer_lines(const char *t, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t name = i;
+
+		while (i < n && t[i] != ':') {
+			CHECK(t[i] > 0x20 && t[i] < 0x7f && t[i] != '\r' && t[i] != '\n');
+			i++;
+		}
+		CHECK(i < n && i > name);
+		while (i < n && t[i] != '\r') {
+			CHECK(t[i] != '\n' && t[i] != '\0');
+			i++;
+		}
+		CHECK(i + 1 < n && t[i + 1] == '\n');
+		i += 2;
 	}
 }
 
@@ -121,22 +157,31 @@ static void check_chunked(const char *buf, size_t n, size_t split)
 
 	a.payload = malloc(n ? n : 1);
 	b.payload = malloc(n ? n : 1);
-	CHECK(a.payload != NULL && b.payload != NULL);
+	a.trailers = malloc(n ? n : 1);
+	b.trailers = malloc(n ? n : 1);
+	CHECK(a.payload != NULL && b.payload != NULL && a.trailers != NULL && b.trailers != NULL);
 	ck_feed(buf, n, 0, 0, &a);
 	CHECK(a.consumed <= n);
 	CHECK(a.err || a.done || a.consumed == n);
+	if (a.done)
+		check_trailer_lines(a.trailers, a.tlen);
 	ck_feed(buf, n, split, 0, &b);
 	CHECK(a.err == b.err && a.done == b.done && a.plen == b.plen);
 	CHECK(memcmp(a.payload, b.payload, a.plen) == 0);
 	CHECK(!a.done || a.consumed == b.consumed);
+	/* a failing call hands back none of its bytes: before a failure, the split decides */
+	CHECK(a.err || (a.tlen == b.tlen && memcmp(a.trailers, b.trailers, a.tlen) == 0));
 	if (n <= 512) {
 		ck_feed(buf, n, 0, 1, &b);
 		CHECK(a.err == b.err && a.done == b.done && a.plen == b.plen);
 		CHECK(memcmp(a.payload, b.payload, a.plen) == 0);
 		CHECK(!a.done || a.consumed == b.consumed);
+		CHECK(a.err || (a.tlen == b.tlen && memcmp(a.trailers, b.trailers, a.tlen) == 0));
 	}
 	free(a.payload);
 	free(b.payload);
+	free(a.trailers);
+	free(b.trailers);
 }
 
 /* ---- heads -------------------------------------------------------------------------- */

@@ -103,6 +103,7 @@ static void test_abort_http(void **state)
 	assert_int_equal(r.body_len, strlen("fault filter abort"));
 	assert_memory_equal(r.body, "fault filter abort", r.body_len);
 	assert_string_equal(r.headers, "");
+	assert_int_equal(r.grpc_status, -1);
 	f.abort.percentage = pct(25);
 	assert_true(fault_abort(&f, 249999, false, &r));
 	assert_false(fault_abort(&f, 250000, false, &r));
@@ -115,6 +116,7 @@ static void test_abort_http(void **state)
 	assert_int_equal(r.body_len, 0);
 	assert_string_equal(r.headers, "content-type: application/grpc\r\ngrpc-status: 14\r\n"
 				       "grpc-message: fault filter abort\r\n");
+	assert_int_equal(r.grpc_status, 14);
 	f.abort.http_status = 404;
 	assert_true(fault_abort(&f, 0, true, &r));
 	assert_non_null(strstr(r.headers, "grpc-status: 12\r\n"));
@@ -144,6 +146,7 @@ static void test_abort_grpc(void **state)
 	f.abort.grpc_code = 0;
 	assert_true(fault_abort(&f, 0, true, &r));
 	assert_non_null(strstr(r.headers, "grpc-status: 0\r\n"));
+	assert_int_equal(r.grpc_status, 0);
 }
 
 static void test_grpc_detection(void **state)

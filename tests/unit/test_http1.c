@@ -832,8 +832,9 @@ static void test_response_framing(void **state)
 struct ck_out {
 	int err, done;
 	size_t consumed;
-	size_t plen;
+	size_t plen, tlen;
 	char payload[8192];
+	char trailers[HTTP1_TRAILER_MAX]; /* the runs of st.trailers, end to end */
 };
 
 enum { WHOLE, BYTES, RANDOM };
@@ -865,6 +866,9 @@ static void ck_run(const char *in, size_t n, int mode, unsigned seed, struct ck_
 			if (rc < 0) {
 				assert_int_equal(rc, MG_EBAD);
 				assert_non_null(why);
+				/* a failing call hands back no trailer bytes */
+				assert_null(st.trailers);
+				assert_int_equal(st.trailers_len, 0);
 				o->err = 1;
 				break;
 			}
@@ -875,6 +879,16 @@ static void ck_run(const char *in, size_t n, int mode, unsigned seed, struct ck_
 				assert_true(o->plen + dlen <= sizeof(o->payload));
 				memcpy(o->payload + o->plen, data, dlen);
 				o->plen += dlen;
+			}
+			if (st.trailers_len > 0) {
+				assert_int_equal(dlen, 0); /* payload or trailers, never both */
+				assert_true(st.trailers >= piece + pos &&
+					    st.trailers + st.trailers_len <= piece + pos + rc);
+				assert_true(o->tlen + st.trailers_len <= sizeof(o->trailers));
+				memcpy(o->trailers + o->tlen, st.trailers, st.trailers_len);
+				o->tlen += st.trailers_len;
+			} else {
+				assert_null(st.trailers);
 			}
 			pos += (size_t)rc;
 		}
@@ -890,12 +904,16 @@ static void ck_run(const char *in, size_t n, int mode, unsigned seed, struct ck_
 
 		assert_int_equal(http1_chunked_step(&st, "0\r\n", 3, &data, &dlen, &why), 0);
 		assert_int_equal(dlen, 0);
+		assert_int_equal(st.trailers_len, 0);
 	}
 }
 
-/* Whole, byte-by-byte and random splits must agree on everything. */
+/* Whole, byte-by-byte and random splits must agree on everything (on the trailer bytes
+ * handed back too, unless the input is bad: a failing call reports none of its bytes, so
+ * what came before the failure depends on the split).  trailers: the trailer bytes
+ * expected, NULL not to check. */
 static void ck_check(const char *in, size_t n, int want_err, int want_done, const char *payload,
-		     size_t consumed)
+		     const char *trailers, size_t consumed)
 {
 	struct ck_out *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
 	unsigned seed;
@@ -908,6 +926,10 @@ static void ck_check(const char *in, size_t n, int want_err, int want_done, cons
 		assert_int_equal(a->plen, strlen(payload));
 		assert_memory_equal(a->payload, payload, a->plen);
 	}
+	if (trailers != NULL) {
+		assert_int_equal(a->tlen, strlen(trailers));
+		assert_memory_equal(a->trailers, trailers, a->tlen);
+	}
 	if (want_done)
 		assert_int_equal(a->consumed, consumed);
 	for (mode = BYTES; mode <= RANDOM; mode++) {
@@ -917,6 +939,10 @@ static void ck_check(const char *in, size_t n, int want_err, int want_done, cons
 			assert_int_equal(b->done, a->done);
 			assert_int_equal(b->plen, a->plen);
 			assert_memory_equal(b->payload, a->payload, a->plen);
+			if (!a->err) {
+				assert_int_equal(b->tlen, a->tlen);
+				assert_memory_equal(b->trailers, a->trailers, a->tlen);
+			}
 			if (want_done)
 				assert_int_equal(b->consumed, a->consumed);
 		}
@@ -925,9 +951,10 @@ static void ck_check(const char *in, size_t n, int want_err, int want_done, cons
 	free(b);
 }
 
-#define CK_OK(s, p) ck_check(s, sizeof(s) - 1, 0, 1, p, sizeof(s) - 1)
-#define CK_BAD(s) ck_check(s, sizeof(s) - 1, 1, 0, NULL, 0)
-#define CK_MORE(s) ck_check(s, sizeof(s) - 1, 0, 0, NULL, 0)
+#define CK_OK(s, p) ck_check(s, sizeof(s) - 1, 0, 1, p, NULL, sizeof(s) - 1)
+#define CK_TR(s, p, t) ck_check(s, sizeof(s) - 1, 0, 1, p, t, sizeof(s) - 1)
+#define CK_BAD(s) ck_check(s, sizeof(s) - 1, 1, 0, NULL, NULL, 0)
+#define CK_MORE(s) ck_check(s, sizeof(s) - 1, 0, 0, NULL, NULL, 0)
 
 static void test_chunked_valid(void **state)
 {
@@ -948,7 +975,7 @@ static void test_chunked_stops_at_end(void **state)
 	/* The next pipelined message is left alone. */
 	static const char s[] = "2\r\nok\r\n0\r\n\r\nGET / HTTP/1.1\r\n";
 
-	ck_check(s, sizeof(s) - 1, 0, 1, "ok", 12);
+	ck_check(s, sizeof(s) - 1, 0, 1, "ok", "", 12);
 }
 
 static void test_chunked_incomplete(void **state)
@@ -1002,7 +1029,7 @@ static void test_chunked_error_keeps_data(void **state)
 	/* Payload before the bad byte reaches the caller however the input is split. */
 	static const char s[] = "5\r\nhello\r\n3\r\nabcX\r\n";
 
-	ck_check(s, sizeof(s) - 1, 1, 0, "helloabc", 0);
+	ck_check(s, sizeof(s) - 1, 1, 0, "helloabc", NULL, 0);
 }
 
 static void test_chunked_limits(void **state)
@@ -1037,10 +1064,21 @@ static void test_chunked_limits(void **state)
 	ck_run(s, 3 + HTTP1_TRAILER_MAX, WHOLE, 0, o);
 	assert_int_equal(o->done, 1);
 	assert_int_equal(o->consumed, 3 + HTTP1_TRAILER_MAX);
+	/* ... and handed back whole, but for the final CRLF, however it is split */
+	assert_int_equal(o->tlen, HTTP1_TRAILER_MAX - 2);
+	assert_memory_equal(o->trailers, s + 3, HTTP1_TRAILER_MAX - 2);
+	ck_run(s, 3 + HTTP1_TRAILER_MAX, RANDOM, 3, o);
+	assert_int_equal(o->done, 1);
+	assert_int_equal(o->tlen, HTTP1_TRAILER_MAX - 2);
+	assert_memory_equal(o->trailers, s + 3, HTTP1_TRAILER_MAX - 2);
 	memset(s + 6, 'v', HTTP1_TRAILER_MAX - 6);
 	memcpy(s + 3 + HTTP1_TRAILER_MAX - 3, "\r\n\r\n", 4);
 	ck_run(s, 4 + HTTP1_TRAILER_MAX, WHOLE, 0, o);
 	assert_int_equal(o->err, 1);
+	assert_int_equal(o->tlen, 0);
+	ck_run(s, 4 + HTTP1_TRAILER_MAX, BYTES, 0, o);
+	assert_int_equal(o->err, 1);
+	assert_true(o->tlen <= HTTP1_TRAILER_MAX);
 	/* Many small trailer lines add up. */
 	memcpy(s, "0\r\n", 3);
 	for (i = 3; i + 6 <= n; i += 6)
@@ -1063,7 +1101,7 @@ static void test_chunked_big_chunk(void **state)
 		want[i] = s[6 + i] = (char)('a' + i % 26);
 	want[0x1000] = '\0';
 	memcpy(s + 6 + 0x1000, "\r\n0\r\n\r\n", 7);
-	ck_check(s, n, 0, 1, NULL, n);
+	ck_check(s, n, 0, 1, NULL, "", n);
 	{
 		struct ck_out *o = malloc(sizeof(*o));
 
@@ -1074,6 +1112,62 @@ static void test_chunked_big_chunk(void **state)
 	}
 	free(s);
 	free(want);
+}
+
+static void test_chunked_trailers(void **state)
+{
+	static const char grpc[] = "5\r\nhello\r\n0\r\ngrpc-status: 0\r\ngrpc-message: all good\r\n"
+				   "\r\nGET / HTTP/1.1\r\n";
+	static const char part[] = "0\r\nX: y\r\nZ: ";
+
+	/* One field, several, odd but valid ones (kept byte for byte: OWS, empty values,
+	 * obs-text), and after a last-chunk with an extension. */
+	CK_TR("5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n", "hello", "X-Trailer: 1\r\n");
+	CK_TR("5\r\nhello\r\n0\r\nX-Trailer: 1\r\nEmpty:\r\nWs: \t v \r\n\r\n", "hello",
+	      "X-Trailer: 1\r\nEmpty:\r\nWs: \t v \r\n");
+	CK_TR("0;last=1\r\nA:b\r\nc-d: \xff\x80\r\n\r\n", "", "A:b\r\nc-d: \xff\x80\r\n");
+	/* An empty trailer section hands back nothing. */
+	CK_TR("0\r\n\r\n", "", "");
+	CK_TR("5\r\nhello\r\n0;x\r\n\r\n", "hello", "");
+	/* The next pipelined message is neither consumed nor taken for a trailer. */
+	ck_check(grpc, sizeof(grpc) - 1, 0, 1, "hello",
+		 "grpc-status: 0\r\ngrpc-message: all good\r\n", sizeof(grpc) - 1 - 16);
+	/* Unfinished: what was consumed is handed back, whatever the split. */
+	ck_check(part, sizeof(part) - 1, 0, 0, NULL, "X: y\r\nZ: ", 0);
+	/* Bad fields still fail (ck_run: the failing call reports no trailer byte). */
+	CK_BAD("0\r\nA: b\r\nX : y\r\n\r\n");
+	CK_BAD("0\r\nA: b\r\n y\r\n\r\n");
+	CK_BAD("0\r\nA: b\r\nB: \x7f\r\n\r\n");
+	CK_BAD("0\r\nA: b\nB: c\r\n\r\n");
+	CK_BAD("0\r\nA: b\r\n\r\r");
+}
+
+/* The runs of each call, fed in three pieces: the final CRLF is never part of one. */
+static void test_chunked_trailer_runs(void **state)
+{
+	struct http1_chunked st;
+	const char *data, *why = NULL;
+	const char *p1 = "3\r\nabc\r\n0\r\nA: b\r", *p2 = "\nC: d\r\n\r", *p3 = "\nrest";
+	size_t dlen;
+
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(http1_chunked_step(&st, p1, strlen(p1), &data, &dlen, &why), 6);
+	assert_int_equal(dlen, 3); /* the payload stops the call */
+	assert_null(st.trailers);
+	assert_int_equal(http1_chunked_step(&st, p1 + 6, strlen(p1) - 6, &data, &dlen, &why),
+			 (ssize_t)strlen(p1) - 6);
+	assert_int_equal(dlen, 0);
+	assert_ptr_equal(st.trailers, p1 + 11);
+	assert_int_equal(st.trailers_len, 5); /* "A: b\r" */
+	assert_int_equal(http1_chunked_step(&st, p2, strlen(p2), &data, &dlen, &why),
+			 (ssize_t)strlen(p2));
+	assert_ptr_equal(st.trailers, p2);
+	assert_int_equal(st.trailers_len, 7); /* "\nC: d\r\n", not the CR that follows */
+	assert_false(st.done);
+	assert_int_equal(http1_chunked_step(&st, p3, strlen(p3), &data, &dlen, &why), 1);
+	assert_true(st.done);
+	assert_null(st.trailers);
+	assert_int_equal(st.trailers_len, 0);
 }
 
 static void test_chunked_after_error(void **state)
@@ -1107,7 +1201,7 @@ static void test_chunked_request_end_to_end(void **state)
 	assert_true(parse_req_lim(&p, 1, s, sizeof(s) - 1, &deflim) > 0);
 	assert_int_equal(http1_request_framing(&p.r, &kind, &len, &st, &why), MG_OK);
 	assert_int_equal(kind, HTTP1_BODY_CHUNKED);
-	ck_check(s + p.rc, sizeof(s) - 1 - (size_t)p.rc, 0, 1, "Wikipedia",
+	ck_check(s + p.rc, sizeof(s) - 1 - (size_t)p.rc, 0, 1, "Wikipedia", "Expires: never\r\n",
 		 sizeof(s) - 1 - (size_t)p.rc);
 	ck_run(s + p.rc, sizeof(s) - 1 - (size_t)p.rc, BYTES, 0, o);
 	assert_int_equal(o->plen, 9);
@@ -1165,6 +1259,8 @@ int main(void)
 	    cmocka_unit_test(test_chunked_error_keeps_data),
 	    cmocka_unit_test(test_chunked_limits),
 	    cmocka_unit_test(test_chunked_big_chunk),
+	    cmocka_unit_test(test_chunked_trailers),
+	    cmocka_unit_test(test_chunked_trailer_runs),
 	    cmocka_unit_test(test_chunked_after_error),
 	    cmocka_unit_test(test_chunked_request_end_to_end),
 	    cmocka_unit_test(test_helpers),

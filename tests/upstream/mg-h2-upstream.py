@@ -27,6 +27,10 @@ Paths (the query may carry key=K to make a once-only behaviour per key):
   /goaway?key=K      first time per K: GOAWAY naming the stream before this one as the
                      last processed, then the connection closes; then as /echo
   /hang              never answers
+  /trailers-out?a=1  200, content-type application/grpc, no content-length, a
+                     5-byte gRPC message, then each query pair (URL-decoded, name
+                     lower-cased) as a field of a trailing HEADERS (as gRPC ends a
+                     call: ?grpc-status=0&grpc-message=ok)
 """
 import argparse
 import hashlib
@@ -39,6 +43,7 @@ import ssl
 import sys
 import threading
 import time
+import urllib.parse
 
 import h2.config
 import h2.connection
@@ -175,6 +180,11 @@ class Conn:
             self.closing = True
         elif path == "/hang":
             pass
+        elif path == "/trailers-out":
+            qs = target.split("?", 1)[1] if "?" in target else ""
+            tr = [(k.lower(), v) for k, v in urllib.parse.parse_qsl(qs, keep_blank_values=True)]
+            self.respond(st, 200, b"\0\0\0\0\5hello", length=False,
+                         extra=[("content-type", "application/grpc")], trailers=tr or None)
         else:
             self.echo(st)
 

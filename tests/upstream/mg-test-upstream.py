@@ -48,6 +48,11 @@ Endpoints (the first path segment selects; a query string is always allowed):
                     response header (content-type, content-length,
                     transfer-encoding and connection given here replace the
                     upstream's own)
+  /trailers-out?a=1&b=2  answers like /echo, chunked (two chunks), with each
+                    query pair as a trailer field, name as given (framing and
+                    hop-by-hop names too) and a Trailer header naming them;
+                    /trailers-out/slow sends the last chunk and the trailer
+                    section 3 bytes at a time, 10 ms apart
   /garbage          writes an invalid response and closes; ?kind= selects:
                     status (default), header, cl (conflicting Content-Length),
                     chunk (bad chunk size), short (body shorter than its
@@ -636,6 +641,12 @@ class Conn:
                 if not name or any(ord(c) not in TOKEN for c in name) or "\r" in value or "\n" in value:
                     raise BadRequest("bad header in the query: %r" % name)
             self.echo(req, extra=[(n.lower(), v) for n, v in pairs], close=close)
+        elif what == "trailers-out":
+            pairs = parse_qsl(url.query, keep_blank_values=True)
+            for name, value in pairs:
+                if not name or any(ord(c) not in TOKEN for c in name) or "\r" in value or "\n" in value:
+                    raise BadRequest("bad trailer in the query: %r" % name)
+            self.send_trailers_out(req, pairs, arg == "slow", close)
         elif what == "garbage":
             self.send_garbage(req, query.get("kind", "status"))
             return False
@@ -716,6 +727,26 @@ class Conn:
             else:
                 self.send(b"0\r\n\r\n")
         return not close
+
+    def send_trailers_out(self, req, pairs, slow, close):
+        body = (json.dumps(self.echo_doc(req), indent=1, sort_keys=True) + "\n").encode()
+        fields = [("content-type", "application/json"), ("transfer-encoding", "chunked")]
+        if pairs:
+            fields.append(("trailer", ", ".join(name for name, _ in pairs)))
+        self.send(self.head_bytes(req, 200, fields, close))
+        self.st.log("conn=%d req=%d %s %s -> 200 (trailers)" % (self.id, self.nreq, req.method, req.target))
+        if req.method == "HEAD":
+            return
+        half = len(body) // 2
+        self.send(b"%x\r\n%s\r\n%x\r\n%s\r\n" % (half, body[:half], len(body) - half, body[half:]))
+        tail = b"0\r\n" + b"".join(b"%s: %s\r\n" % (n.encode("latin-1"), v.encode("latin-1"))
+                                    for n, v in pairs) + b"\r\n"
+        if not slow:
+            self.send(tail)
+            return
+        for i in range(0, len(tail), 3):
+            self.send(tail[i:i + 3])
+            time.sleep(0.01)
 
     def send_garbage(self, req, kind):
         common = b"x-upstream: " + self.st.name.encode() + b"\r\n"
