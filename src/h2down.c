@@ -64,7 +64,8 @@ struct h2down_stream {
 	size_t discarded;   /* DATA bytes dropped: nobody reads them */
 
 	/* response */
-	struct evbuffer *body; /* waiting for DATA frames */
+	struct evbuffer *body;     /* waiting for DATA frames */
+	struct evbuffer *trailers; /* field lines of a chunked response's trailer section */
 	struct http1_chunked chunk;
 	enum http1_body_kind resp_kind;
 	uint64_t resp_remaining;
@@ -139,10 +140,49 @@ static void h2down_stream_free(struct h2down_stream *hs)
 	h2->nstreams--;
 	if (hs->body != NULL)
 		evbuffer_free(hs->body);
+	if (hs->trailers != NULL)
+		evbuffer_free(hs->trailers);
 	free(hs);
 }
 
 /* ---- response: the HTTP/1.1 bytes the exchange writes -> HEADERS and DATA ---- */
+
+/* Send the trailer section (lines http1.c validated, proxy.c filtered) as HEADERS with
+ * END_STREAM.  False when there is none to send. */
+static bool h2down_submit_trailers(struct h2down_stream *hs)
+{
+	nghttp2_nv nv[64];
+	size_t n = 0, len;
+	char *p, *end;
+
+	if (hs->trailers == NULL || (len = evbuffer_get_length(hs->trailers)) == 0)
+		return false;
+	p = (char *)evbuffer_pullup(hs->trailers, (ev_ssize_t)len);
+	end = p + len;
+	while (p < end && n < sizeof(nv) / sizeof(nv[0])) {
+		char *eol = memchr(p, '\r', (size_t)(end - p)), *colon, *v, *ve;
+
+		if (eol == NULL)
+			break;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon != NULL) {
+			for (char *k = p; k < colon; k++)
+				if (*k >= 'A' && *k <= 'Z')
+					*k = (char)(*k - 'A' +
+						    'a'); /* HTTP/2 names are lower case */
+			v = colon + 1;
+			ve = eol;
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			nv[n++] = (nghttp2_nv){(uint8_t *)p, (uint8_t *)v, (size_t)(colon - p),
+					       (size_t)(ve - v), NGHTTP2_NV_FLAG_NONE};
+		}
+		p = eol + 2;
+	}
+	return n > 0 && nghttp2_submit_trailer(hs->h2->sess, hs->id, nv, n) == 0;
+}
 
 static ssize_t h2down_data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 				uint32_t *flags, nghttp2_data_source *src, void *ud)
@@ -159,6 +199,9 @@ static ssize_t h2down_data_read(nghttp2_session *s, int32_t id, uint8_t *buf, si
 		stream_pipe_writable(hs->st); /* the exchange may write more */
 	if (hs->resp_ended && evbuffer_get_length(hs->body) == 0) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		/* gRPC's status comes here: the trailers end the stream instead */
+		if (h2down_submit_trailers(hs))
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
 		return n;
 	}
 	if (n == 0) {
@@ -262,6 +305,13 @@ static bool h2down_response_body(struct h2down_stream *hs, struct evbuffer *out,
 					break;
 				if (dlen > 0)
 					evbuffer_add(hs->body, data, dlen);
+				if (hs->chunk.trailers_len > 0) {
+					if (hs->trailers == NULL &&
+					    (hs->trailers = evbuffer_new()) == NULL)
+						return false;
+					evbuffer_add(hs->trailers, hs->chunk.trailers,
+						     hs->chunk.trailers_len);
+				}
 				off += (size_t)k;
 			}
 			evbuffer_drain(out, off);
@@ -851,6 +901,8 @@ void h2down_free(struct h2down *h2)
 			conn_abort(hs->c, "client connection closed");
 		if (hs->body != NULL)
 			evbuffer_free(hs->body);
+		if (hs->trailers != NULL)
+			evbuffer_free(hs->trailers);
 		free(hs);
 	}
 	nghttp2_session_del(h2->sess);

@@ -30,6 +30,7 @@ $(mg_yaml_server http HTTP '["*"]')
 $(mg_yaml_server https HTTPS '[a.example.com]' "{mode: SIMPLE, serverCertificate: $PKI/a.crt, privateKey: $PKI/a.key}" "$TLS_PORT")
 $(mg_yaml_service a "$UP_A_PORT")
 $(mg_yaml_service_port ucp "$UP_H2U_PORT" HTTP)
+$(mg_yaml_service_port grpc "$UP_H2U_PORT" GRPC)
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -51,6 +52,9 @@ spec:
     rewrite: {uri: /}
     route: [{destination: {host: ucp}}]
     retries: {attempts: 0}
+  - match: [{uri: {prefix: /grpc/}}]
+    rewrite: {uri: /}
+    route: [{destination: {host: grpc}}]
   - match: [{uri: {prefix: /down}}]
     route: [{destination: {host: nowhere.default.svc.cluster.local}}]
   - route: [{destination: {host: a.default.svc.cluster.local}}]
@@ -133,6 +137,19 @@ for q in "" "&chunked=1" "&eof=1"; do
 done
 got=$(tls "$TLS_URL/bytes/4M?seed=7" | sha256sum | cut -d' ' -f1)
 assert_eq "$got" "$want" "4 MiB response body over TLS"
+
+# --- response trailers: to clients that sent te: trailers, as HTTP/2 trailers ------------------
+out=$($H2C --port "$MG_PORT" --path '/trailers-out?x-sum=abc&grpc-status=0' --header 'te: trailers')
+assert_eq "$(printf '%s' "$out" | grep '^trailer' | sort | tr '\n' ' ')" \
+	"trailer grpc-status: 0 trailer x-sum: abc " "HTTP/1.1 upstream's chunked trailers reach an HTTP/2 client"
+assert_match "$(printf '%s' "$out" | tail -1)" "^status 200 [0-9]+$" "... after the body, ending the stream"
+out=$($H2C --port "$MG_PORT" --path '/trailers-out?x-sum=abc')
+assert_eq "$(printf '%s' "$out" | grep -c '^trailer')" 0 "no te: trailers, no trailers"
+# gRPC end to end: an HTTP/2 client, a GRPC port upstream, grpc-status in the trailers
+out=$($H2C --port "$MG_PORT" --method POST --body 5 --path '/grpc/trailers-out?grpc-status=7&grpc-message=denied' \
+	--header 'te: trailers' --header 'content-type: application/grpc')
+assert_eq "$(printf '%s' "$out" | grep '^trailer' | sort | tr '\n' ' ')" \
+	"trailer grpc-message: denied trailer grpc-status: 7 " "gRPC status from an HTTP/2 upstream's trailers to an HTTP/2 client"
 
 # --- many streams on one connection --------------------------------------------------------------
 out=$($H2C --port "$MG_PORT" --path /echo --streams 50 | cut -d' ' -f1,2 | sort | uniq -c |

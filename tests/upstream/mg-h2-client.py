@@ -15,6 +15,7 @@ MS milliseconds after the request.  --wait SEC keeps reading that long after the
 stream ended (to see a GOAWAY or a close).
 
 Prints one line per event, in order:
+  trailer NAME: VALUE     a field of a response's trailer section
   status CODE BODYLEN     a stream's response ended (END_STREAM)
   reset CODE              a stream was reset by the server (the error code, decimal)
   goaway CODE LASTID      a GOAWAY
@@ -139,6 +140,9 @@ def main():
                 conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                 kind, st, n = bodies.get(ev.stream_id, ("status", "?", 0))
                 bodies[ev.stream_id] = (kind, st, n + len(ev.data))
+            elif isinstance(ev, h2.events.TrailersReceived):
+                for name, value in ev.headers:
+                    print("trailer %s: %s" % (name.decode(), value.decode()))
             elif isinstance(ev, h2.events.StreamEnded):
                 _, st, n = bodies.get(ev.stream_id, ("status", "?", 0))
                 print("status %s %d" % (st, n))
@@ -149,8 +153,6 @@ def main():
             elif isinstance(ev, h2.events.ConnectionTerminated):
                 print("goaway %d %d" % (ev.error_code, ev.last_stream_id or 0))
                 open_ids.clear()
-            elif isinstance(ev, h2.events.WindowUpdated) and a.body:
-                pass
         out = conn.data_to_send()
         if out:
             try:
