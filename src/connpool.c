@@ -31,7 +31,7 @@
 #include "worker.h"
 
 #define POOL_BUCKETS 1024 /* power of two */
-#define POOL_MAX_IDLE_PER_HOST 256
+#define POOL_MAX_IDLE_PER_HOST 1024
 
 static void connpool_tls_drop(struct upstream_host *h);
 
