@@ -171,7 +171,7 @@ h2 -o /dev/null "$(mg_url '/bytes/1M?abort=100000')" 2>/dev/null || rc=$?
 assert_eq "$rc" 92 "upstream reset mid-response: the client sees a stream error, not an end (curl 92)"
 out=$($H2C --port "$MG_PORT" --path /sha256 --method POST --body 1000)
 assert_match "$out" "^status 200 [0-9]+$" "POST with a body from a client that sends no content-length"
-mg_wait_until 3000 grep -q '"POST /sha256 HTTP/2" 200 - via_upstream - "-" 1000 ' "$MG_ACCESS_LOG"
+mg_wait_until 5 grep -q '"POST /sha256 HTTP/2" 200 - via_upstream - "-" 1000 ' "$MG_ACCESS_LOG"
 assert_contains "$(cat "$MG_ACCESS_LOG")" '"POST /sha256 HTTP/2" 200 - via_upstream - "-" 1000 ' \
 	"... its 1000 bytes forwarded (chunked upstream)"
 
@@ -193,9 +193,18 @@ assert_eq "$out" "status 431 0" "header block over maxHeaderBytes: 431"
 # --- client reset mid-request: the exchange ends as DC ------------------------------------------
 out=$($H2C --port "$MG_PORT" --path /delay/3000/cancelled --reset-after 200)
 assert_eq "$out" "cancelled" "client cancels a stream"
-mg_wait_until 3000 grep -q '"GET /delay/3000/cancelled HTTP/2" 0 DC' "$MG_ACCESS_LOG"
+mg_wait_until 5 grep -q '"GET /delay/3000/cancelled HTTP/2" 0 DC' "$MG_ACCESS_LOG"
 assert_contains "$(cat "$MG_ACCESS_LOG")" '"GET /delay/3000/cancelled HTTP/2" 0 DC' \
 	"the cancelled stream is logged DC"
+
+# --- client connection closed with streams in progress: each exchange ends as DC -------------
+out=$($H2C --port "$MG_PORT" --path /delay/3000/gone --streams 3 --close-after 300)
+assert_eq "$out" "closed by client" "client closes its connection with 3 streams open"
+# shellcheck disable=SC2317 # called through mg_wait_until
+gone_logged() { [ "$(grep -c '"GET /delay/3000/gone HTTP/2" 0 DC' "$MG_ACCESS_LOG")" = 3 ]; }
+mg_wait_until 5 gone_logged
+assert_eq "$(grep -c '"GET /delay/3000/gone HTTP/2" 0 DC' "$MG_ACCESS_LOG")" 3 \
+	"the 3 streams of the closed connection are logged DC"
 
 # --- idle connection: GOAWAY after timeouts.idle -----------------------------------------------
 out=$($H2C --port "$MG_PORT" --path /echo --wait 4)

@@ -6,12 +6,13 @@ usage: mg-h2-client.py --port P [--host H] [--tls-ca FILE --sni NAME]
                        [--path /x] [--method GET] [--authority A]
                        [--header 'name: value']... [--raw]
                        [--body N] [--no-end-stream] [--reset-after MS]
+                       [--close-after MS]
                        [--streams N] [--wait SEC]
 
 One request (or --streams N of them at once) on one connection, h2c with prior knowledge
 or TLS with ALPN h2.  --raw sends the headers exactly as given: no validation, no
 lower-casing.  --body N sends N bytes of body.  --reset-after MS sends RST_STREAM CANCEL
-MS milliseconds after the request.  --wait SEC keeps reading that long after the last
+MS milliseconds after the request; --close-after MS closes the connection then instead.  --wait SEC keeps reading that long after the last
 stream ended (to see a GOAWAY or a close).
 
 Prints one line per event, in order:
@@ -48,6 +49,7 @@ def main():
     ap.add_argument("--body", type=int, default=0)
     ap.add_argument("--no-end-stream", action="store_true")
     ap.add_argument("--reset-after", type=int)
+    ap.add_argument("--close-after", type=int)
     ap.add_argument("--streams", type=int, default=1)
     ap.add_argument("--wait", type=float, default=0)
     a = ap.parse_args()
@@ -96,11 +98,16 @@ def main():
     bodies = {sid: 0 for sid in ids}
     open_ids = set(ids)
     reset_at = time.time() + a.reset_after / 1000.0 if a.reset_after is not None else None
+    close_at = time.time() + a.close_after / 1000.0 if a.close_after is not None else None
     deadline = None
     sock.settimeout(0.05)
     last = time.time()
     while True:
         now = time.time()
+        if close_at is not None and now >= close_at:
+            sock.close()
+            print("closed by client")
+            return
         if reset_at is not None and now >= reset_at:
             for sid in list(open_ids):
                 conn.reset_stream(sid, error_code=8)  # CANCEL
