@@ -221,5 +221,16 @@ assert_status GET /echo 200
 out=$(printf 'PRI * HTTP/1.1\r\nHost: a\r\n\r\n' | mg_raw "$MG_PORT" | head -1)
 assert_match "$out" "^HTTP/1.1 [45][0-9][0-9] " "an HTTP/1.1 'PRI *' request is not taken for a preface"
 
-assert_alive
+# --- graceful stop: GOAWAY, and the stream in flight is answered ------------------------------
+if command -v nghttp >/dev/null; then
+	nghttp -v "$(mg_url /delay/1000/drain)" >"$MG_DIR/drain.out" 2>&1 &
+	drain_pid=$!
+	sleep 0.4
+	assert_alive
+	mg_stop
+	wait "$drain_pid"
+	out=$(grep -E 'recv (GOAWAY|HEADERS|DATA)|:status|last_stream_id' "$MG_DIR/drain.out" | tr '\n' ' ')
+	assert_match "$out" "recv GOAWAY .*last_stream_id=[1-9][0-9]*.*:status: 200.*recv DATA frame .*flags=0x01" \
+		"SIGTERM: GOAWAY naming the stream in flight, which is then answered whole"
+fi
 mg_finish
