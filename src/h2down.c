@@ -14,11 +14,13 @@
 
 #include "conn.h"
 #include "errors.h"
+#include "exchange.h"
 #include "h2down.h"
 #include "h2head.h"
 #include "http1.h"
 #include "log.h"
 #include "metrics.h"
+#include "request.h"
 #include "snapshot.h"
 #include "stream.h"
 #include "worker.h"
@@ -511,6 +513,31 @@ static size_t h2down_block(struct h2down *h2, struct h2head_field *out, size_t m
 	return n;
 }
 
+/* The access log line of a request refused before it became an exchange: its method and
+ * path when the block named them, flag DPE (a downstream protocol error, as Envoy says). */
+static void h2down_log_refused(struct h2down *h2, int status, const char *why)
+{
+	struct exchange *ex = request_new(h2->c);
+
+	if (ex == NULL)
+		return;
+	for (size_t i = 0; i < h2->nfields; i++) { /* those before the limit */
+		const struct blk_field *b = &h2->fields[i];
+		const char *name = h2->blk + b->name, *value = h2->blk + b->value;
+
+		if (b->name_len == 7 && memcmp(name, ":method", 7) == 0)
+			ex->method = exchange_keep(ex, value, b->value_len < 64 ? b->value_len : 64,
+						   &ex->method_len);
+		else if (b->name_len == 5 && memcmp(name, ":path", 5) == 0)
+			ex->path = exchange_keep(
+			    ex, value, b->value_len < 1024 ? b->value_len : 1024, &ex->path_len);
+	}
+	ex->status = status;
+	ex->details = why;
+	exchange_flag(ex, "DPE");
+	request_finish(ex);
+}
+
 /* Answer a request the exchange never sees: a header block over the limits (431, as an
  * HTTP/1.1 client gets) or a malformed one (400, then the stream is reset: RFC 9113
  * §8.1.1 makes it a stream error). */
@@ -527,6 +554,7 @@ static void h2down_refuse(struct h2down_stream *hs, int status, const char *why)
 	METRIC_INC(&w->metrics, downstream_rq_total);
 	METRIC_INC(&w->metrics, downstream_rq_bad_request);
 	log_info("HTTP/2 stream %d refused with %d: %s", hs->id, status, why);
+	h2down_log_refused(hs->h2, status, why);
 	nghttp2_submit_response(hs->h2->sess, hs->id, nv, 2, NULL);
 	hs->resp_head_done = hs->resp_ended = true;
 }

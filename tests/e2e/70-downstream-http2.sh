@@ -189,6 +189,12 @@ assert_match "$out" "^status 200 " "no :authority, a host field: routed on it"
 big=$(head -c 70000 /dev/zero | tr '\0' a)
 out=$($H2C --port "$MG_PORT" --header "x-big: $big" --path /echo)
 assert_eq "$out" "status 431 0" "header block over maxHeaderBytes: 431"
+mg_wait_until 5 grep -q '"GET /echo HTTP/2" 431 DPE request_headers_too_large' "$MG_ACCESS_LOG"
+assert_contains "$(cat "$MG_ACCESS_LOG")" '"GET /echo HTTP/2" 431 DPE request_headers_too_large' \
+	"the 431 is in the access log (DPE)"
+mg_wait_until 5 grep -q '"GET /echo HTTP/2" 400 DPE host_field_differs' "$MG_ACCESS_LOG"
+assert_contains "$(cat "$MG_ACCESS_LOG")" '"GET /echo HTTP/2" 400 DPE host_field_differs' \
+	"a malformed block is in the access log (400, DPE)"
 
 # --- client reset mid-request: the exchange ends as DC ------------------------------------------
 out=$($H2C --port "$MG_PORT" --path /delay/3000/cancelled --reset-after 200)
