@@ -19,6 +19,7 @@
 #include "h2head.h"
 #include "http1.h"
 #include "log.h"
+#include "memcache.h"
 #include "metrics.h"
 #include "request.h"
 #include "snapshot.h"
@@ -890,7 +891,7 @@ int h2down_start(struct conn *c)
 	m = h2down_main(h2);
 	/* window updates follow the exchanges' reading (back-pressure) */
 	nghttp2_option_set_no_auto_window_update(opt, 1);
-	rc = nghttp2_session_server_new2(&h2->sess, cbs, h2, opt);
+	rc = nghttp2_session_server_new3(&h2->sess, cbs, h2, opt, memcache_nghttp2());
 	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cbs);
 	h2->flush_ev = rc == 0 ? event_new(c->w->base, -1, 0, h2down_flush_cb, h2) : NULL;

@@ -20,6 +20,7 @@
 #include "h2up.h"
 #include "http1.h"
 #include "log.h"
+#include "memcache.h"
 #include "metrics.h"
 #include "snapshot.h"
 #include "stream.h"
@@ -749,7 +750,7 @@ struct h2up_conn *h2up_connect(struct connpool *p, struct upstream_host *h, cons
 		goto fail;
 	/* window updates follow what the exchanges take: that is the back-pressure */
 	nghttp2_option_set_no_auto_window_update(opt, 1);
-	if (nghttp2_session_client_new2(&hc->sess, cbs, hc, opt) != 0) {
+	if (nghttp2_session_client_new3(&hc->sess, cbs, hc, opt, memcache_nghttp2()) != 0) {
 		hc->sess = NULL;
 		goto fail;
 	}

@@ -10,6 +10,7 @@
 
 #include "control.h"
 #include "log.h"
+#include "memcache.h"
 
 static void usage(FILE *out)
 {
@@ -26,6 +27,8 @@ int main(int argc, char **argv)
 	bool check = false;
 	enum log_level level = LOG_LVL_INFO;
 	int ch;
+
+	memcache_install_libevent(); /* before libevent allocates anything */
 
 	while ((ch = getopt(argc, argv, "c:tdvh")) != -1) {
 		switch (ch) {

@@ -21,6 +21,7 @@
 #include "l4proxy.h"
 #include "h2down.h"
 #include "log.h"
+#include "memcache.h"
 #include "mirror.h"
 #include "request.h"
 #include "snapshot.h"
@@ -325,6 +326,7 @@ static void *worker_main(void *arg)
 	struct timeval tv = {0, 200000};
 
 	log_set_thread_name(w->name);
+	memcache_thread_begin();
 	/* Flush the access log at least every 200 ms so lines appear promptly when idle. */
 	tick = event_new(w->base, -1, EV_PERSIST, keepalive_cb, w);
 	event_add(tick, &tv);
@@ -333,6 +335,7 @@ static void *worker_main(void *arg)
 	accesslog_flush(w->alog);
 	request_thread_cleanup();
 	h2down_thread_cleanup();
+	memcache_thread_end();
 	return NULL;
 }
 
