@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 
 #include "h2head.h"
+#include "headbuf.h"
 
 #define NAME_IS(p, n, lit) ((n) == sizeof(lit) - 1 && memcmp((p), (lit), (n)) == 0)
 
@@ -102,20 +103,13 @@ static int check_field(const struct h2head_field *h, const char **why)
 	return 0;
 }
 
-static void add_field(struct evbuffer *out, const struct h2head_field *h)
-{
-	evbuffer_add(out, h->name, h->name_len);
-	evbuffer_add(out, ": ", 2);
-	evbuffer_add(out, h->value, h->value_len);
-	evbuffer_add(out, "\r\n", 2);
-}
-
 int h2head_request(const struct h2head_field *f, size_t n, bool end_stream, struct evbuffer *out,
 		   struct h2head_req *info, const char **why)
 {
 	const struct h2head_field *method = NULL, *path = NULL, *authority = NULL, *scheme = NULL;
 	const struct h2head_field *host = NULL;
 	bool regular = false, has_length = false, cookie = false;
+	struct headbuf hb;
 	size_t i;
 
 	memset(info, 0, sizeof(*info));
@@ -180,18 +174,17 @@ int h2head_request(const struct h2head_field *f, size_t n, bool end_stream, stru
 		authority = host;
 	info->head = NAME_IS(method->value, method->value_len, "HEAD");
 
-	evbuffer_add(out, method->value, method->value_len);
-	evbuffer_add(out, " ", 1);
+	/* one copy into a stack buffer, one evbuffer_add (headbuf.h) */
+	headbuf_init(&hb, out);
+	headbuf_add(&hb, method->value, method->value_len);
+	HEADBUF_LIT(&hb, " ");
 	if (path != NULL)
-		evbuffer_add(out, path->value, path->value_len);
+		headbuf_add(&hb, path->value, path->value_len);
 	else
-		evbuffer_add(out, authority->value, authority->value_len);
-	evbuffer_add(out, " HTTP/1.1\r\n", 11);
-	if (authority != NULL) {
-		evbuffer_add(out, "host: ", 6);
-		evbuffer_add(out, authority->value, authority->value_len);
-		evbuffer_add(out, "\r\n", 2);
-	}
+		headbuf_add(&hb, authority->value, authority->value_len);
+	HEADBUF_LIT(&hb, " HTTP/1.1\r\n");
+	if (authority != NULL)
+		headbuf_header(&hb, "host", 4, authority->value, authority->value_len);
 	for (i = 0; i < n; i++) {
 		const struct h2head_field *h = &f[i];
 
@@ -201,37 +194,42 @@ int h2head_request(const struct h2head_field *f, size_t n, bool end_stream, stru
 			cookie = true;
 			continue;
 		}
-		add_field(out, h);
+		headbuf_header(&hb, h->name, h->name_len, h->value, h->value_len);
 	}
 	if (cookie) {
 		const char *sep = "cookie: ";
 
 		for (i = 0; i < n; i++)
 			if (NAME_IS(f[i].name, f[i].name_len, "cookie")) {
-				evbuffer_add(out, sep, strlen(sep));
-				evbuffer_add(out, f[i].value, f[i].value_len);
+				headbuf_str(&hb, sep);
+				headbuf_add(&hb, f[i].value, f[i].value_len);
 				sep = "; ";
 			}
-		evbuffer_add(out, "\r\n", 2);
+		HEADBUF_LIT(&hb, "\r\n");
 	}
 	if (!end_stream && !has_length) {
-		evbuffer_add(out, "transfer-encoding: chunked\r\n", 28);
+		HEADBUF_LIT(&hb, "transfer-encoding: chunked\r\n");
 		info->chunked = true;
 	}
-	evbuffer_add(out, "connection: close\r\n\r\n", 21);
+	HEADBUF_LIT(&hb, "connection: close\r\n\r\n");
+	headbuf_flush(&hb);
 	return 0;
 }
 
 int h2head_trailers(const struct h2head_field *f, size_t n, struct evbuffer *out, const char **why)
 {
+	struct headbuf hb;
+
 	for (size_t i = 0; i < n; i++) {
 		if (f[i].name_len > 0 && f[i].name[0] == ':')
 			return fail(why, "pseudo-header in trailers");
 		if (check_field(&f[i], why) != 0)
 			return -1;
 	}
+	headbuf_init(&hb, out);
 	for (size_t i = 0; i < n; i++)
-		add_field(out, &f[i]);
+		headbuf_header(&hb, f[i].name, f[i].name_len, f[i].value, f[i].value_len);
+	headbuf_flush(&hb);
 	return 0;
 }
 
