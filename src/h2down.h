@@ -4,7 +4,7 @@
  *
  * Each request stream becomes a connection of its own for conn.c, over a pipe stream
  * (stream.h) instead of a socket: this module writes the request into the pipe as an
- * HTTP/1.1 head (h2down_head.h) and body (chunked when the client gave no content-length),
+ * HTTP/1.1 head (h2head.h) and body (chunked when the client gave no content-length),
  * and turns what the exchange writes back, an HTTP/1.1 response, into HEADERS and DATA.
  * So routing, policies, the proxy, local replies and the access log are the ones HTTP/1.1
  * clients get, and the HTTP/1.1 path pays nothing.  The price is a second parse of heads
