@@ -38,14 +38,7 @@ metadata: {name: ucp}
 spec:
   host: ucp
   trafficPolicy: {connectionPool: {http: {useClientProtocol: true}}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: routes}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
+$(mg_yaml_routes)
   - match: [{uri: {prefix: /direct}}]
     directResponse: {status: 200, body: {string: "direct answer\n"}}
   - match: [{uri: {prefix: /ucp/}}]
