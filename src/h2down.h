@@ -11,8 +11,10 @@
  * meshgate made itself.
  *
  * Back-pressure: a request body is acknowledged (WINDOW_UPDATE) only as the exchange reads
- * it; a response is taken from the pipe while less than a cap waits for the client's
- * flow-control window, so a slow reader slows its upstream as over HTTP/1.1.
+ * it; a response is taken from the pipe while less than 64 KiB waits for the client's
+ * flow-control window, and proxy.c stops reading the upstream past 64 KiB in the pipe, so a
+ * slow reader slows its upstream as over HTTP/1.1, and a connection's 100 streams hold a
+ * few MiB at most.
  *
  * A reset from the client ends its exchange as a client close does (DC); an exchange that
  * ends before its response is whole resets the stream (INTERNAL_ERROR), never ends it as if

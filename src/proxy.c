@@ -45,6 +45,9 @@
  * HIGH bytes; resume when it drains to LOW.  Bounds memory per exchange to ~2 x HIGH. */
 #define BP_HIGH (1024 * 1024)
 #define BP_LOW (256 * 1024)
+/* Response bytes waiting for an HTTP/2 client's stream (h2down.h): a connection carries up to
+ * 100 streams, so each gets a sixteenth of what a connection of its own would. */
+#define BP_HIGH_H2_STREAM (64 * 1024)
 #define UP_MAX_HEAD (64 * 1024)
 #define UP_MAX_HEADERS 256
 /* A request body is kept for a retry up to this size; a longer one is sent once. */
@@ -1323,7 +1326,7 @@ static bool move_body(struct exchange *ex)
 		}
 		break;
 	}
-	if (evbuffer_get_length(out) > BP_HIGH)
+	if (evbuffer_get_length(out) > (ex->c->h2 != NULL ? BP_HIGH_H2_STREAM : BP_HIGH))
 		up_reading(ex, false); /* resumed by proxy_client_drained */
 	return false;
 }
