@@ -266,12 +266,11 @@ static struct stream *connpool_tls_stream(struct connpool *p, struct upstream_ho
 	return st;
 }
 
-static void connpool_keepalive(struct upconn *uc, const struct conn_pool_settings *lim)
+void connpool_keepalive(int fd, const struct conn_pool_settings *lim)
 {
-	evutil_socket_t fd = stream_getfd(uc->st);
 	int on = 1, v;
 
-	if (fd < 0 || !lim->keepalive.given)
+	if (fd < 0 || lim == NULL || !lim->keepalive.given)
 		return;
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 	if (lim->keepalive.probes > 0) {
@@ -313,7 +312,7 @@ void connpool_setup(struct upconn *uc, struct cluster_state *counted,
 	if (lim != NULL) {
 		uc->idle_us = lim->http_idle_timeout_us > 0 ? lim->http_idle_timeout_us
 							    : lim->tcp_idle_timeout_us;
-		connpool_keepalive(uc, lim);
+		connpool_keepalive(stream_getfd(uc->st), lim);
 	}
 }
 

@@ -94,6 +94,9 @@ bool connpool_admit(struct upstream_host *h, struct cluster_state *cs,
 		    const struct conn_pool_settings *lim, struct cluster_state **counted);
 /* A new connection's settings from its cluster's DestinationRule (lim may be NULL): the
  * circuit-breaker count it holds, its idle timeout, TCP keep-alive. */
+/* DestinationRule connectionPool.tcp.tcpKeepalive on an upstream socket (fd < 0 or lim
+ * NULL: nothing). */
+void connpool_keepalive(int fd, const struct conn_pool_settings *lim);
 void connpool_setup(struct upconn *uc, struct cluster_state *counted,
 		    const struct conn_pool_settings *lim);
 /* Give a healthy, idle-ready connection back to the pool (it watches it for close). */

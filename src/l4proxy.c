@@ -447,28 +447,6 @@ static const struct endpoint *l4_pick(struct l4conn *c)
 	return ep;
 }
 
-/* DestinationRule connectionPool.tcp.keepalive on the upstream socket. */
-static void l4_keepalive(int fd, const struct conn_pool_settings *lim)
-{
-	int on = 1, v;
-
-	if (lim == NULL || !lim->keepalive.given)
-		return;
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-	if (lim->keepalive.probes > 0) {
-		v = (int)lim->keepalive.probes;
-		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
-	}
-	if (lim->keepalive.time_us > 0) {
-		v = (int)(lim->keepalive.time_us / 1000000);
-		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v));
-	}
-	if (lim->keepalive.interval_us > 0) {
-		v = (int)(lim->keepalive.interval_us / 1000000);
-		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
-	}
-}
-
 /* Connect to an endpoint of the route's cluster; the client is read once connected. */
 static void l4_route(struct l4conn *c, const struct l4_target *t)
 {
@@ -526,7 +504,7 @@ static void l4_route(struct l4conn *c, const struct l4_target *t)
 		return;
 	}
 	setsockopt(c->up.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	l4_keepalive(c->up.fd, lim);
+	connpool_keepalive(c->up.fd, lim);
 	c->state = L4_CONNECTING;
 	if (connect(c->up.fd, (const struct sockaddr *)&c->ep->addr, c->ep->addrlen) != 0 &&
 	    errno != EINPROGRESS) {
