@@ -242,6 +242,17 @@ static void stream_later(struct stream *s, unsigned what)
 	}
 }
 
+static void stream_watch_rd(struct stream *s, bool rd)
+{
+	if (rd != s->rd_added) {
+		if (rd)
+			stream_rd_add(s);
+		else
+			event_del(&s->rd);
+		s->rd_added = rd;
+	}
+}
+
 /* Register the socket with the loop for exactly what the stream waits for. */
 static void stream_watch(struct stream *s)
 {
@@ -249,14 +260,7 @@ static void stream_watch(struct stream *s)
 
 	if (s->is_pipe && !s->dead) {
 		/* a pipe's read event is its read timeout */
-		rd = (s->enabled & EV_READ) && s->rd_timeout_ms != 0;
-		if (rd != s->rd_added) {
-			if (rd)
-				stream_rd_add(s);
-			else
-				event_del(&s->rd);
-			s->rd_added = rd;
-		}
+		stream_watch_rd(s, (s->enabled & EV_READ) && s->rd_timeout_ms != 0);
 		return;
 	}
 	if (s->fd < 0 || s->dead)
@@ -271,13 +275,7 @@ static void stream_watch(struct stream *s)
 		rd = ((s->enabled & EV_READ) && !s->rd_suspended) || s->wr_wants_read;
 		wr = s->rd_wants_write || (s->wr_blocked && (s->enabled & EV_WRITE));
 	}
-	if (rd != s->rd_added) {
-		if (rd)
-			stream_rd_add(s);
-		else
-			event_del(&s->rd);
-		s->rd_added = rd;
-	}
+	stream_watch_rd(s, rd);
 	if (wr != s->wr_added) {
 		if (wr && s->wr == NULL) {
 			s->wr =
