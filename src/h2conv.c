@@ -16,8 +16,7 @@
 #define NAME_IS(n, len, lit)                                                                       \
 	((len) == sizeof(lit) - 1 && strncasecmp((const char *)(n), (lit), sizeof(lit) - 1) == 0)
 
-/* RFC 9113 §8.2.2: fields that only mean something on an HTTP/1.1 connection. */
-static bool h2conv_conn_specific(const char *name, size_t len)
+bool h2conv_conn_specific(const char *name, size_t len)
 {
 	return NAME_IS(name, len, "connection") || NAME_IS(name, len, "keep-alive") ||
 	       NAME_IS(name, len, "proxy-connection") || NAME_IS(name, len, "transfer-encoding") ||

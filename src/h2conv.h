@@ -17,6 +17,10 @@
 
 struct evbuffer;
 
+/* RFC 9113 §8.2.2: a field that only means something on an HTTP/1.1 connection
+ * (Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade; any case). */
+bool h2conv_conn_specific(const char *name, size_t len);
+
 /* Request framing of a translated head. */
 struct h2conv_req {
 	enum http1_body_kind kind; /* NONE, LENGTH or CHUNKED */

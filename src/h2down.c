@@ -103,6 +103,7 @@ struct h2down {
 	struct blk_field *fields;
 	size_t nfields, fields_cap;
 	bool blk_too_large;
+	size_t blk_max_bytes, blk_max_fields; /* the limits, read when the block began */
 };
 
 static __thread struct http1_header resp_slots[RESP_HEADERS_MAX];
@@ -434,6 +435,15 @@ static int h2down_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, v
 	h2->blk_len = 0;
 	h2->nfields = 0;
 	h2->blk_too_large = false;
+	if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		/* the limits of an HTTP/1.1 head, read once per block: maxHeaderBytes counts
+		 * names and values here, maxHeaders the fields, the pseudo-headers aside */
+		const struct cfg_main *m = h2down_main(h2);
+		size_t fields = (m != NULL ? m->limits.max_headers : 100) + 4;
+
+		h2->blk_max_bytes = m != NULL ? m->limits.max_header_bytes : 65536;
+		h2->blk_max_fields = fields < REQ_FIELDS_MAX ? fields : REQ_FIELDS_MAX;
+	}
 	if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
 	if (h2->nstreams >= MAX_LIVE || (hs = calloc(1, sizeof(*hs))) == NULL) {
@@ -456,9 +466,6 @@ static int h2down_on_header(nghttp2_session *s, const nghttp2_frame *f, const ui
 			    size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
 	struct h2down *h2 = ud;
-	const struct cfg_main *m = h2down_main(h2);
-	size_t max_bytes = m != NULL ? m->limits.max_header_bytes : 65536;
-	size_t max_fields = m != NULL ? m->limits.max_headers : 100;
 	size_t need = h2->blk_len + nlen + vlen;
 
 	(void)s;
@@ -466,9 +473,7 @@ static int h2down_on_header(nghttp2_session *s, const nghttp2_frame *f, const ui
 	if (f->hd.type != NGHTTP2_HEADERS ||
 	    nghttp2_session_get_stream_user_data(s, f->hd.stream_id) == NULL || h2->blk_too_large)
 		return 0;
-	/* The limits of an HTTP/1.1 head (maxHeaderBytes counts names and values here, the
-	 * request line is the pseudo-headers) */
-	if (need > max_bytes || h2->nfields >= max_fields + 4 || h2->nfields >= REQ_FIELDS_MAX) {
+	if (need > h2->blk_max_bytes || h2->nfields >= h2->blk_max_fields) {
 		h2->blk_too_large = true;
 		return 0;
 	}

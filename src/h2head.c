@@ -7,6 +7,7 @@
 
 #include <event2/buffer.h>
 
+#include "h2conv.h"
 #include "h2head.h"
 #include "headbuf.h"
 
@@ -75,13 +76,6 @@ static bool valid_authority(const char *p, size_t n)
 	return true;
 }
 
-static bool connection_specific(const char *name, size_t len)
-{
-	return NAME_IS(name, len, "connection") || NAME_IS(name, len, "keep-alive") ||
-	       NAME_IS(name, len, "proxy-connection") || NAME_IS(name, len, "transfer-encoding") ||
-	       NAME_IS(name, len, "upgrade");
-}
-
 static int fail(const char **why, const char *reason)
 {
 	*why = reason;
@@ -95,7 +89,7 @@ static int check_field(const struct h2head_field *h, const char **why)
 		return fail(why, "invalid header name");
 	if (!valid_value(h->value, h->value_len))
 		return fail(why, "invalid header value");
-	if (connection_specific(h->name, h->name_len))
+	if (h2conv_conn_specific(h->name, h->name_len))
 		return fail(why, "connection-specific header field");
 	if (NAME_IS(h->name, h->name_len, "te") &&
 	    !(h->value_len == 8 && strncasecmp(h->value, "trailers", 8) == 0))
@@ -254,7 +248,7 @@ int h2head_response(const struct http1_response *resp, char *status, char *lower
 
 			name[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
 		}
-		if (connection_specific(name, h->name_len))
+		if (h2conv_conn_specific(name, h->name_len))
 			continue;
 		if (n == max)
 			return -1;
