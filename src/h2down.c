@@ -662,21 +662,9 @@ static int h2down_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const u
 	}
 	in = stream_input(hs->st);
 	if (hs->req.chunked) {
-		char line[24];
-		int k = 0;
+		char line[HTTP1_CHUNK_SIZE_LINE];
 
-		/* the size in hex, by hand: this runs for every DATA frame */
-		for (size_t v = len; k == 0 || v > 0; v >>= 4)
-			line[k++] = "0123456789abcdef"[v & 15];
-		for (int i = 0; i < k / 2; i++) {
-			char t = line[i];
-
-			line[i] = line[k - 1 - i];
-			line[k - 1 - i] = t;
-		}
-		line[k++] = '\r';
-		line[k++] = '\n';
-		evbuffer_add(in, line, (size_t)k);
+		evbuffer_add(in, line, http1_chunk_size_line(len, line));
 		evbuffer_add(in, data, len);
 		evbuffer_add(in, "\r\n", 2);
 	} else {

@@ -301,7 +301,9 @@ static int h2up_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uin
 		return 0;
 	}
 	if (hs->resp_chunked) {
-		evbuffer_add_printf(hs->in, "%zx\r\n", len);
+		char line[HTTP1_CHUNK_SIZE_LINE];
+
+		evbuffer_add(hs->in, line, http1_chunk_size_line(len, line));
 		evbuffer_add(hs->in, data, len);
 		evbuffer_add(hs->in, "\r\n", 2);
 	} else {

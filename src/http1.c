@@ -982,3 +982,22 @@ ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len
 	}
 	return (ssize_t)p;
 }
+
+size_t http1_chunk_size_line(uint64_t n, char *out)
+{
+	size_t k = 0;
+
+	do {
+		out[k++] = "0123456789abcdef"[n & 15];
+		n >>= 4;
+	} while (n != 0);
+	for (size_t i = 0; i < k / 2; i++) {
+		char t = out[i];
+
+		out[i] = out[k - 1 - i];
+		out[k - 1 - i] = t;
+	}
+	out[k++] = '\r';
+	out[k++] = '\n';
+	return k;
+}

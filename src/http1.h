@@ -115,6 +115,11 @@ struct http1_chunked {
 ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len, const char **data,
 			   size_t *data_len, const char **why);
 
+/* The line before a chunk of n bytes, "<n in hex>\r\n", at out (HTTP1_CHUNK_SIZE_LINE
+ * bytes of room); returns its length.  For every writer of chunked framing (no printf). */
+#define HTTP1_CHUNK_SIZE_LINE 18
+size_t http1_chunk_size_line(uint64_t n, char *out);
+
 /* Case-insensitive ASCII compare helpers used by every module dealing with header names. */
 int http1_name_eq(const char *a, size_t alen, const char *lit);
 /* Does the comma-separated list value contain token (case-insensitive, OWS-trimmed)? */

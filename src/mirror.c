@@ -958,12 +958,13 @@ void mirror_body(struct exchange *ex, const void *data, size_t len)
 	if (len == 0)
 		return;
 	for (m = ex->mirrors; m != NULL; m = m->next) {
+		char line[HTTP1_CHUNK_SIZE_LINE];
 		struct evbuffer *out;
 
 		if (!mirror_wants_body(m) || m->req_kind != HTTP1_BODY_CHUNKED)
 			continue;
 		out = mirror_output(m);
-		evbuffer_add_printf(out, "%zx\r\n", len);
+		evbuffer_add(out, line, http1_chunk_size_line(len, line));
 		evbuffer_add(out, data, len);
 		evbuffer_add(out, "\r\n", 2);
 		m->body_sent = true;

@@ -1039,11 +1039,11 @@ void proxy_client_readable(struct exchange *ex)
 					return;
 				}
 				if (dlen > 0) {
-					char size[24];
-					int sl = snprintf(size, sizeof(size), "%zx\r\n", dlen);
+					char size[HTTP1_CHUNK_SIZE_LINE];
+					size_t sl = http1_chunk_size_line(dlen, size);
 
 					mirror_body(ex, data, dlen);
-					body_add(ex, out, size, (size_t)sl);
+					body_add(ex, out, size, sl);
 					body_add(ex, out, data, dlen);
 					body_add(ex, out, "\r\n", 2);
 					ex->req_started = true;
@@ -1273,7 +1273,9 @@ static bool move_body(struct exchange *ex)
 	case HTTP1_BODY_UNTIL_CLOSE:
 		if (avail > 0) {
 			if (ex->resp_chunked_out) {
-				evbuffer_add_printf(out, "%zx\r\n", avail);
+				char size[HTTP1_CHUNK_SIZE_LINE];
+
+				evbuffer_add(out, size, http1_chunk_size_line(avail, size));
 				evbuffer_remove_buffer(in, out, avail);
 				evbuffer_add(out, "\r\n", 2);
 			} else {
@@ -1300,7 +1302,10 @@ static bool move_body(struct exchange *ex)
 				}
 				if (dlen > 0) {
 					if (ex->resp_chunked_out) {
-						evbuffer_add_printf(out, "%zx\r\n", dlen);
+						char size[HTTP1_CHUNK_SIZE_LINE];
+
+						evbuffer_add(out, size,
+							     http1_chunk_size_line(dlen, size));
 						evbuffer_add(out, data, dlen);
 						evbuffer_add(out, "\r\n", 2);
 					} else {

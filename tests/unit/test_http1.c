@@ -1231,9 +1231,29 @@ static void test_helpers(void **state)
 	assert_false(http1_list_has(", ,", 3, ""));
 }
 
+/* The chunk-size line every writer of chunked framing uses: hex, no leading zeros, CRLF;
+ * it reads back with the chunked decoder. */
+static void test_chunk_size_line(void **state)
+{
+	static const uint64_t sizes[] = {
+	    0, 1, 9, 10, 15, 16, 255, 4096, 16384, 65535, 0x123456789ULL, UINT64_MAX};
+	char line[HTTP1_CHUNK_SIZE_LINE], want[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = http1_chunk_size_line(sizes[i], line);
+
+		snprintf(want, sizeof(want), "%llx\r\n", (unsigned long long)sizes[i]);
+		assert_int_equal(n, strlen(want));
+		assert_memory_equal(line, want, n);
+	}
+	assert_int_equal(http1_chunk_size_line(UINT64_MAX, line), HTTP1_CHUNK_SIZE_LINE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_chunk_size_line),
 	    cmocka_unit_test(test_simple_get),
 	    cmocka_unit_test(test_ows_and_values),
 	    cmocka_unit_test(test_valid_splits),
