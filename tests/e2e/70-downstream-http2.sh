@@ -18,6 +18,7 @@ mg_pki
 mg_upstream a
 mg_upstream_h2 h2u # speaks HTTP/2 only
 TLS_PORT=$(mg_port) || mg_fatal "no free port"
+GRPC_PORT=$(mg_port) || mg_fatal "no free port"
 H2C="$PYTHON $MG_LIBDIR/../upstream/mg-h2-client.py"
 
 mg_start_config <<EOF
@@ -27,6 +28,7 @@ EOF
 mg_resource all <<EOF
 $(mg_yaml_gateway_head)
 $(mg_yaml_server http HTTP '["*"]')
+$(mg_yaml_server grpc GRPC '["*"]' "" "$GRPC_PORT")
 $(mg_yaml_server https HTTPS '[a.example.com]' "{mode: SIMPLE, serverCertificate: $PKI/a.crt, privateKey: $PKI/a.key}" "$TLS_PORT")
 $(mg_yaml_service a "$UP_A_PORT")
 $(mg_yaml_service_port ucp "$UP_H2U_PORT" HTTP)
@@ -95,6 +97,24 @@ assert_eq "$out" 200 "HEAD over HTTP/2"
 out=$(h2 -o /dev/null -w '%{http_code} %{size_download}' "$(mg_url /status/404)")
 assert_eq "$out" "404 $(curl -s -o /dev/null -w '%{size_download}' "$(mg_url /status/404)")" \
 	"an upstream 404 and its body"
+
+# a Gateway server of protocol GRPC (or HTTP2) is an HTTP listener: h2c and HTTP/1.1 alike
+out=$(h2 -o /dev/null -w '%{http_code} %{http_version}' "http://127.0.0.1:$GRPC_PORT/echo")
+assert_eq "$out" "200 2" "a GRPC Gateway server takes h2c"
+out=$(curl -s -o /dev/null -w '%{http_code} %{http_version}' "http://127.0.0.1:$GRPC_PORT/echo")
+assert_eq "$out" "200 1.1" "... and HTTP/1.1"
+
+# --- an early response to an upload: up to 1 MiB more body is read, then RST_STREAM NO_ERROR --
+if command -v nghttp >/dev/null; then
+	head -c 200000 /dev/zero >"$MG_DIR/small.bin"
+	head -c 5000000 /dev/zero >"$MG_DIR/large.bin"
+	out=$(nghttp -v -d "$MG_DIR/small.bin" "$(mg_url /direct)" 2>&1 | grep -E 'recv RST_STREAM|:status' | tr '\n' ' ')
+	assert_match "$out" ":status: 200" "200 KiB upload to a direct response: answered"
+	assert_not_contains "$out" "RST_STREAM" "... and the client finishes its upload (no reset)"
+	out=$(nghttp -v -d "$MG_DIR/large.bin" "$(mg_url /direct)" 2>&1 | grep -A1 -E 'recv RST_STREAM|:status' | tr '\n' ' ')
+	assert_match "$out" ":status: 200.*recv RST_STREAM.*error_code=NO_ERROR" \
+		"5 MB upload to a direct response: answered, then RST_STREAM NO_ERROR past 1 MiB"
+fi
 
 # --- useClientProtocol: HTTP/2 upstream for HTTP/2 clients only --------------------------------
 out=$(h2 -D "$MG_HEADERS" -o /dev/null -w '%{http_code}' "$(mg_url /ucp/echo)")
