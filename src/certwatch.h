@@ -49,5 +49,7 @@ void certwatch_end(bool applied);
 const char *certwatch_changed(void);
 /* Number of files watched (for tests and the log). */
 unsigned certwatch_count(void);
+/* Whether events since the last check have armed the timer (for tests). */
+bool certwatch_check_due(void);
 
 #endif

@@ -1,6 +1,6 @@
-/* Certificate watching (certwatch.c) without an event loop: what a load notes becomes the
- * watched set, and certwatch_changed() reports a file whose identity moved on (rewrite,
- * rename into place, appearance), and only then. */
+/* Certificate watching (certwatch.c): what a load notes becomes the watched set, and
+ * certwatch_changed() reports a file whose identity moved on (rewrite, rename into place,
+ * appearance), and only then.  The last test runs the inotify side on an event loop. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 
 #include "certwatch.h"
 
@@ -104,6 +105,42 @@ static void test_notes_outside_a_load_ignored(void **state)
 	assert_null(certwatch_changed());
 }
 
+static void changed_cb(const char *path)
+{
+}
+
+/* Events ready on the inotify descriptor are read; the loop does not wait. */
+static void pump(struct event_base *base)
+{
+	assert_int_equal(event_base_loop(base, EVLOOP_NONBLOCK), 0);
+}
+
+static void test_busy_neighbour_file_does_not_wake(void **state)
+{
+	static const char *const d[] = {"d.crt", NULL};
+	struct event_base *base = event_base_new();
+	int fd, i;
+
+	assert_non_null(base);
+	put("d.crt", "cert");
+	/* A log file kept open beside the certificate: its writes are no event of ours. */
+	fd = open(path_of("busy.log"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	load(true, d);
+	assert_int_equal(certwatch_start(base, changed_cb), 0);
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(write(fd, "line\n", 5), 5);
+	pump(base);
+	assert_false(certwatch_check_due());
+	/* Its close is one event (a certificate rewritten in place ends the same way). */
+	close(fd);
+	pump(base);
+	assert_true(certwatch_check_due());
+	certwatch_stop();
+	event_base_free(base);
+	unlink(path_of("busy.log"));
+}
+
 static int setup(void **state)
 {
 	return mkdtemp(dir) == NULL ? -1 : 0;
@@ -111,7 +148,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	static const char *const names[] = {"a.crt", "a.key", "b.crt", "c.crt", NULL};
+	static const char *const names[] = {"a.crt", "a.key", "b.crt", "c.crt", "d.crt", NULL};
 
 	for (const char *const *n = names; *n != NULL; n++)
 		unlink(path_of(*n));
@@ -125,6 +162,7 @@ int main(void)
 	    cmocka_unit_test(test_rewrite_and_rename),
 	    cmocka_unit_test(test_refused_load_waits_for_next_change),
 	    cmocka_unit_test(test_notes_outside_a_load_ignored),
+	    cmocka_unit_test(test_busy_neighbour_file_does_not_wake),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
