@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -96,6 +98,7 @@ struct stream {
 	bool wr_wants_read : 1;  /* TLS: SSL_write needs the socket readable */
 	bool is_pipe : 1;
 	bool pipe_fed : 1; /* the owner added input the read callback has not been told of */
+	bool tls_eof : 1;  /* TLS: the socket read its end (sock_bio) */
 };
 
 static void stream_wr_cb(evutil_socket_t fd, short what, void *arg);
@@ -330,6 +333,38 @@ static int stream_tls_write(struct stream *s, size_t left)
 	}
 }
 
+/* Sockets are read and written with recv/send (recvmsg/sendmsg for several pieces), not
+ * readv/writev: those go through the VFS layer (file position, LSM and fsnotify hooks) on
+ * every call.  A 64-byte write and read over loopback cost 6.0 us that way and 5.75 us
+ * with send/recv; a proxied HTTP/1.1 request, 4% less CPU (interleaved A/B runs). */
+#define STREAM_WRITE_IOV 16
+
+/* One send of the output's first pieces; what was sent is drained.  As write(2). */
+static int stream_sock_write(struct evbuffer *out, int fd)
+{
+	struct evbuffer_iovec v[STREAM_WRITE_IOV];
+	struct iovec iov[STREAM_WRITE_IOV];
+	struct msghdr msg = {.msg_iov = iov};
+	int nv = evbuffer_peek(out, -1, NULL, v, STREAM_WRITE_IOV);
+	ssize_t n;
+
+	if (nv > STREAM_WRITE_IOV)
+		nv = STREAM_WRITE_IOV;
+	if (nv == 1) {
+		n = send(fd, v[0].iov_base, v[0].iov_len, MSG_NOSIGNAL);
+	} else {
+		for (int i = 0; i < nv; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		msg.msg_iovlen = (size_t)nv;
+		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+	}
+	if (n > 0)
+		evbuffer_drain(out, (size_t)n);
+	return (int)n;
+}
+
 /* Write what the output holds; wait for writability while bytes remain.  Then the write
  * callback when at or below the low watermark.  False when the stream was freed inside a
  * callback. */
@@ -357,7 +392,7 @@ static bool stream_flush(struct stream *s)
 				break;
 			}
 		} else {
-			n = evbuffer_write(s->out, s->fd);
+			n = stream_sock_write(s->out, s->fd);
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 				blocked = true;
 				break;
@@ -470,7 +505,13 @@ static ssize_t stream_read_once(struct stream *s, size_t want, short *ev)
 		}
 		s->rd_wants_write = false;
 	} else {
-		n = readv(s->fd, iov, nv);
+		if (nv == 1) {
+			n = recv(s->fd, iov[0].iov_base, iov[0].iov_len, 0);
+		} else {
+			struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)nv};
+
+			n = recvmsg(s->fd, &msg, 0);
+		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return 0;
 		if (n <= 0) {
@@ -527,6 +568,105 @@ static void stream_read(struct stream *s)
 	s->enabled &= ~EV_READ;
 	stream_watch(s);
 	stream_event(s, ev);
+}
+
+/* ---- TLS over the socket: an OpenSSL BIO with send/recv ----
+ * OpenSSL's own socket BIO calls read(2) and write(2), the VFS path that stream_sock_write()
+ * avoids.  This BIO is the stream's socket itself: its data is the stream, so it costs no
+ * allocation beyond the BIO, as SSL_set_fd's did. */
+
+static bool sock_would_block(void)
+{
+	/* what OpenSSL's socket BIO retries too (BIO_sock_non_fatal_error) */
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == EINPROGRESS ||
+	       errno == EALREADY || errno == ENOTCONN;
+}
+
+static int sock_bio_write(BIO *b, const char *data, size_t len, size_t *done)
+{
+	struct stream *s = BIO_get_data(b);
+	ssize_t n = send(s->fd, data, len, MSG_NOSIGNAL);
+
+	BIO_clear_retry_flags(b);
+	if (n < 0) {
+		if (sock_would_block())
+			BIO_set_retry_write(b);
+		*done = 0;
+		return 0;
+	}
+	*done = (size_t)n;
+	return 1;
+}
+
+static int sock_bio_read(BIO *b, char *data, size_t len, size_t *done)
+{
+	struct stream *s = BIO_get_data(b);
+	ssize_t n = recv(s->fd, data, len, 0);
+
+	BIO_clear_retry_flags(b);
+	*done = 0;
+	if (n > 0) {
+		*done = (size_t)n;
+		return 1;
+	}
+	if (n == 0)
+		s->tls_eof = true; /* BIO_eof(): SSL_OP_IGNORE_UNEXPECTED_EOF needs to know */
+	else if (sock_would_block())
+		BIO_set_retry_read(b);
+	return 0;
+}
+
+static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct stream *s = BIO_get_data(b);
+
+	switch (cmd) {
+	case BIO_CTRL_FLUSH: /* writes are not buffered here */
+	case BIO_CTRL_DUP:
+		return 1;
+	case BIO_CTRL_EOF:
+		return s != NULL && s->tls_eof;
+	case BIO_C_GET_FD:
+		if (s == NULL)
+			return -1;
+		if (ptr != NULL)
+			*(int *)ptr = s->fd;
+		return s->fd;
+	default:
+		return 0;
+	}
+}
+
+static BIO_METHOD *sock_bio_method;
+
+static void sock_bio_method_init(void)
+{
+	BIO_METHOD *m =
+	    BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+			 "meshgate stream socket");
+
+	if (m != NULL &&
+	    (!BIO_meth_set_write_ex(m, sock_bio_write) || !BIO_meth_set_read_ex(m, sock_bio_read) ||
+	     !BIO_meth_set_ctrl(m, sock_bio_ctrl))) {
+		BIO_meth_free(m);
+		m = NULL;
+	}
+	sock_bio_method = m;
+}
+
+/* The SSL reads and writes the stream's socket through a sock_bio. */
+static bool stream_tls_attach(struct stream *s)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	BIO *b;
+
+	pthread_once(&once, sock_bio_method_init);
+	if (sock_bio_method == NULL || (b = BIO_new(sock_bio_method)) == NULL)
+		return false;
+	BIO_set_data(b, s);
+	BIO_set_init(b, 1);
+	SSL_set_bio(s->ssl, b, b);
+	return true;
 }
 
 /* ---- TLS handshake and connect ---- */
@@ -773,7 +913,7 @@ struct stream *stream_tls_new(struct stream_loop *loop, evutil_socket_t fd, stru
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if (accepting) {
 		SSL_set_accept_state(ssl);
-		if (fd < 0 || !SSL_set_fd(ssl, fd)) {
+		if (fd < 0 || !stream_tls_attach(s)) {
 			stream_destroy(s);
 			return NULL;
 		}
@@ -848,7 +988,7 @@ int stream_connect(struct stream *s, const struct sockaddr *sa, socklen_t len)
 			return -1;
 		setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		stream_assign(s, s->loop->base);
-		if (s->ssl != NULL && !SSL_set_fd(s->ssl, s->fd))
+		if (s->ssl != NULL && !stream_tls_attach(s))
 			return -1;
 	}
 	if (connect(s->fd, sa, len) == 0) {

@@ -561,6 +561,10 @@ static void test_tls_echo(void **state)
 	(void)state;
 	tls_pair(&p, &pe, fds);
 	assert_non_null(stream_ssl(p.st));
+	/* the SSL reads and writes the stream's own socket (send/recv, not read/write) */
+	assert_string_equal(BIO_method_name(SSL_get_rbio(stream_ssl(p.st))),
+			    "meshgate stream socket");
+	assert_int_equal(SSL_get_fd(stream_ssl(p.st)), fds[0]);
 	p.echo = true;
 	stream_enable(p.st, EV_READ | EV_WRITE);
 	peer_write(&p, &pe, "hello", 5);
