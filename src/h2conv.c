@@ -3,7 +3,6 @@
 #endif
 
 #include <string.h>
-#include <strings.h>
 
 #include <event2/buffer.h>
 
@@ -13,8 +12,7 @@
 
 #define H2CONV_MAX_HEADERS 256
 
-#define NAME_IS(n, len, lit)                                                                       \
-	((len) == sizeof(lit) - 1 && strncasecmp((const char *)(n), (lit), sizeof(lit) - 1) == 0)
+#define NAME_IS(n, len, lit) HTTP1_NAME_IS((const char *)(n), len, lit)
 
 bool h2conv_conn_specific(const char *name, size_t len)
 {

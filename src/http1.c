@@ -158,8 +158,7 @@ static int eq_nocase(const char *a, const char *lit, size_t n)
 }
 
 /* Header name check against a lower-case literal, length known at compile time. */
-#define NAME_IS(h, lit)                                                                            \
-	((h)->name_len == sizeof(lit) - 1 && eq_nocase((h)->name, lit, sizeof(lit) - 1))
+#define NAME_IS(h, lit) HTTP1_NAME_IS((h)->name, (h)->name_len, lit)
 
 int http1_name_eq(const char *a, size_t alen, const char *lit)
 {
@@ -199,6 +198,12 @@ static int conn_tokens(const char *v, size_t len)
 	size_t i = 0, s, e;
 	int found = 0;
 
+	/* nearly every Connection field is one of these alone */
+	if (HTTP1_NAME_IS(v, len, "keep-alive"))
+		return CONN_KEEPALIVE;
+	if (HTTP1_NAME_IS(v, len, "close"))
+		return CONN_CLOSE;
+
 	while (i < len) {
 		while (i < len && (v[i] == ',' || IS(v[i], C_WS)))
 			i++;
@@ -207,11 +212,11 @@ static int conn_tokens(const char *v, size_t len)
 			i++;
 		for (e = i; e > s && IS(v[e - 1], C_WS); e--)
 			;
-		if (e - s == 5 && eq_nocase(v + s, "close", 5))
+		if (HTTP1_NAME_IS(v + s, e - s, "close"))
 			found |= CONN_CLOSE;
-		else if (e - s == 10 && eq_nocase(v + s, "keep-alive", 10))
+		else if (HTTP1_NAME_IS(v + s, e - s, "keep-alive"))
 			found |= CONN_KEEPALIVE;
-		else if (e - s == 7 && eq_nocase(v + s, "upgrade", 7))
+		else if (HTTP1_NAME_IS(v + s, e - s, "upgrade"))
 			found |= CONN_UPGRADE;
 	}
 	return found;
@@ -249,6 +254,9 @@ static int scan_version(const unsigned char *b, size_t p, size_t end, size_t rle
 	static const char pat[] = "HTTP/x.y";
 	int i;
 
+	/* what nearly every message says, in one compare */
+	if (p + 8 <= end && p + 8 <= rle && memcmp(b + p, "HTTP/1.1", 8) == 0)
+		return 1;
 	for (i = 0; i < 8; i++, p++) {
 		if (p >= rle)
 			return -2;

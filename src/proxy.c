@@ -106,8 +106,7 @@ static bool name_in_kv(const char *name, size_t len, const struct kv_list *l)
 
 /* Case-insensitive compare against a literal, length first: most header names differ in
  * length, so most checks end before touching a byte (and no strlen per call). */
-#define NAME_IS(n, len, lit)                                                                       \
-	((len) == sizeof(lit) - 1 && strncasecmp((n), (lit), sizeof(lit) - 1) == 0)
+#define NAME_IS(n, len, lit) HTTP1_NAME_IS(n, len, lit)
 
 /* RFC 9110 §7.6.1: connection-specific fields are not forwarded. */
 static bool hop_by_hop(const char *name, size_t len)

@@ -499,16 +499,16 @@ static void note_route_policies(struct exchange *ex, const struct http1_request 
 		const struct http1_header *h = &req->headers[i];
 
 		if (cp->given) {
-			if (origin == NULL && http1_name_eq(h->name, h->name_len, "origin"))
+			if (origin == NULL && HTTP1_NAME_IS(h->name, h->name_len, "origin"))
 				origin = h;
-			else if (http1_name_eq(h->name, h->name_len,
+			else if (HTTP1_NAME_IS(h->name, h->name_len,
 					       "access-control-request-method"))
 				acrm = h;
-			else if (http1_name_eq(h->name, h->name_len,
+			else if (HTTP1_NAME_IS(h->name, h->name_len,
 					       "access-control-request-headers"))
 				acrh = h;
 		}
-		if (want_ct && http1_name_eq(h->name, h->name_len, "content-type"))
+		if (want_ct && HTTP1_NAME_IS(h->name, h->name_len, "content-type"))
 			ex->grpc_request = fault_is_grpc(h->value, h->value_len);
 	}
 	if (!cp->given || origin == NULL)
@@ -685,16 +685,16 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	for (i = 0; i < req->nheaders; i++) {
 		const struct http1_header *h = &req->headers[i];
 
-		if (http1_name_eq(h->name, h->name_len, "user-agent"))
+		if (HTTP1_NAME_IS(h->name, h->name_len, "user-agent"))
 			ex->user_agent =
 			    exchange_keep(ex, h->value, h->value_len < 256 ? h->value_len : 256,
 					  &ex->user_agent_len);
-		else if (http1_name_eq(h->name, h->name_len, "x-forwarded-for"))
+		else if (HTTP1_NAME_IS(h->name, h->name_len, "x-forwarded-for"))
 			xff_join(ex, h->value, h->value_len);
-		else if (http1_name_eq(h->name, h->name_len, "te") &&
+		else if (HTTP1_NAME_IS(h->name, h->name_len, "te") &&
 			 http1_list_has(h->value, h->value_len, "trailers"))
 			ex->te_trailers = true; /* response trailers may go to this client */
-		else if (http1_name_eq(h->name, h->name_len, "x-request-id") &&
+		else if (HTTP1_NAME_IS(h->name, h->name_len, "x-request-id") &&
 			 ex->request_id == NULL && h->value_len > 0 && h->value_len <= 128)
 			ex->request_id =
 			    exchange_keep(ex, h->value, h->value_len, &ex->request_id_len);

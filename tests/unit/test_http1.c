@@ -1231,6 +1231,47 @@ static void test_helpers(void **state)
 	assert_false(http1_list_has(", ,", 3, ""));
 }
 
+/* http1_lower8 folds exactly the bytes 'A'..'Z', in every lane; http1_caseeq agrees with a
+ * byte-by-byte fold for every length around the word size. */
+static void test_caseeq(void **state)
+{
+	static const char lit[] = "x-forwarded-client-cert";
+	char buf[sizeof(lit)];
+
+	(void)state;
+	for (unsigned c = 0; c < 256; c++) {
+		for (int lane = 0; lane < 8; lane++) {
+			uint64_t x = 0x4142435a5b607a7bULL, got, want = 0;
+
+			((unsigned char *)&x)[lane] = (unsigned char)c;
+			got = http1_lower8(x);
+			for (int i = 0; i < 8; i++) {
+				unsigned b = ((unsigned char *)&x)[i];
+
+				((unsigned char *)&want)[i] =
+				    (unsigned char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+			}
+			assert_true(got == want);
+		}
+	}
+	for (size_t n = 0; n < sizeof(lit); n++) {
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (char)(i % 2 ? lit[i] - (lit[i] >= 'a' && lit[i] <= 'z' ? 32 : 0)
+					      : lit[i]);
+		assert_true(http1_caseeq(buf, lit, n));
+		for (size_t i = 0; i < n; i++) {
+			char keep = buf[i];
+
+			buf[i] = keep == '-' ? '\r' : '_'; /* '\r' | 0x20 would be '-' */
+			assert_false(http1_caseeq(buf, lit, n));
+			buf[i] = keep;
+		}
+	}
+	assert_true(HTTP1_NAME_IS("Content-Length", 14, "content-length"));
+	assert_false(HTTP1_NAME_IS("Content-Lengths", 15, "content-length"));
+	assert_false(HTTP1_NAME_IS("content-lengtH\x00", 13, "content-length"));
+}
+
 /* The chunk-size line every writer of chunked framing uses: hex, no leading zeros, CRLF;
  * it reads back with the chunked decoder. */
 static void test_chunk_size_line(void **state)
@@ -1254,6 +1295,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_chunk_size_line),
+	    cmocka_unit_test(test_caseeq),
 	    cmocka_unit_test(test_simple_get),
 	    cmocka_unit_test(test_ows_and_values),
 	    cmocka_unit_test(test_valid_splits),
