@@ -12,7 +12,9 @@ void pool_free(struct pool *p);
 /* Free everything allocated so far (cleanups run) but keep one chunk for what comes next:
  * a scratch pool reused per item. */
 void pool_reset(struct pool *p);
-/* Zeroed memory, aligned for any type. Aborts on allocation failure (control thread only). */
+/* Zeroed memory, aligned to 8 bytes: enough for pointers and 64-bit integers, not for
+ * over-aligned types (which do not belong in a pool).  Aborts on allocation failure
+ * (control thread only). */
 void *pool_alloc(struct pool *p, size_t size);
 void *pool_calloc(struct pool *p, size_t n, size_t size);
 char *pool_strndup(struct pool *p, const char *s, size_t len);
