@@ -115,11 +115,11 @@ static int attach_vhost(struct vhost *vh, unsigned nworkers)
 	for (size_t i = 0; vh != NULL && i < vh->nroutes; i++) {
 		struct http_route *r = vh->routes[i];
 
-		if (r->stat_prefix == NULL || r->stats != NULL)
+		if (r->more->stat_prefix == NULL || r->more->stats != NULL)
 			continue;
-		snprintf(key, sizeof(key), ROUTE_KEY "%s", r->stat_prefix);
-		r->stats = cluster_find_or_add(key, nworkers);
-		if (r->stats == NULL)
+		snprintf(key, sizeof(key), ROUTE_KEY "%s", r->more->stat_prefix);
+		r->more->stats = cluster_find_or_add(key, nworkers);
+		if (r->more->stats == NULL)
 			return -1;
 	}
 	return 0;

@@ -778,8 +778,8 @@ void mirror_prepare(struct exchange *ex, const struct http1_request *req,
 	ex->mirror_keyed = 0;
 	if (r == NULL || req == NULL || rq == NULL)
 		return;
-	for (size_t i = 0; i < r->nmirrors && i < EX_MIRROR_KEYS; i++) {
-		const struct cluster *cl = r->mirrors[i].dest.cluster;
+	for (size_t i = 0; i < r->more->nmirrors && i < EX_MIRROR_KEYS; i++) {
+		const struct cluster *cl = r->more->mirrors[i].dest.cluster;
 
 		if (cl != NULL && cl->hash_table != NULL && cl->hash_policy != NULL &&
 		    mirror_key(ex, cl->hash_policy, req, rq, &ex->mirror_key[i]))
@@ -798,15 +798,15 @@ void mirror_start(struct exchange *ex)
 	const char *head;
 	size_t hlen;
 
-	if (r == NULL || r->nmirrors == 0 || ex->mirrors != NULL || ex->up_head == NULL ||
+	if (r == NULL || r->more->nmirrors == 0 || ex->mirrors != NULL || ex->up_head == NULL ||
 	    ex->ws == NULL)
 		return;
 	w = ex->c->w;
 	t = &ex->ws->snap->set->main.timeouts;
 	hlen = evbuffer_get_length(ex->up_head);
 	head = (const char *)evbuffer_pullup(ex->up_head, -1);
-	for (size_t i = 0; i < r->nmirrors; i++) {
-		const struct http_mirror *hm = &r->mirrors[i];
+	for (size_t i = 0; i < r->more->nmirrors; i++) {
+		const struct http_mirror *hm = &r->more->mirrors[i];
 		const struct cluster *cl = hm->dest.cluster;
 		const struct endpoint *ep;
 		struct mirror_state *ms;

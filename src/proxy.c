@@ -186,7 +186,7 @@ static bool ops_drop(const struct header_op_list *ops, const char *name, size_t 
 static size_t rewrite_path(const struct http_route *route, const struct route_request *rq,
 			   char *out, size_t outsize)
 {
-	const struct http_rewrite *rw = route->rewrite;
+	const struct http_rewrite *rw = route->more->rewrite;
 	size_t i, plen = rq->path_len;
 
 	if (rw->uri_regex.re != NULL) {
@@ -236,7 +236,7 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 	const struct headers_ops *dops = ex->rd->headers;
 	char path[8192], peer[CONN_ADDR_TEXT];
 	size_t plen = rewrite_path(route, rq, path, sizeof(path)), i;
-	const char *authority = route->rewrite->authority;
+	const char *authority = route->more->rewrite->authority;
 	struct conn_tokens ct;
 	size_t alen = authority != NULL ? strlen(authority) : 0;
 
@@ -1111,7 +1111,7 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		    ops_drop(&dops->response, h->name, h->name_len) ||
 		    listed_in_connection(&ct, h->name, h->name_len) ||
 		    (ex->cors == CORS_ACTUAL &&
-		     cors_replaces(ex->route->cors, h->name, h->name_len)))
+		     cors_replaces(ex->route->more->cors, h->name, h->name_len)))
 			continue;
 		headbuf_header(&hb, h->name, h->name_len, h->value, h->value_len);
 	}

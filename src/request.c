@@ -183,8 +183,8 @@ void request_finish(struct exchange *ex)
 
 	if (ex->cl != NULL)
 		request_count(ex->cl->state, w->id, ex->status);
-	if (ex->route != NULL && ex->route->stats != NULL)
-		request_count(ex->route->stats, w->id, ex->status);
+	if (ex->route != NULL && ex->route->more->stats != NULL)
+		request_count(ex->route->more->stats, w->id, ex->status);
 	switch (ex->status / 100) {
 	case 1:
 		METRIC_INC(&w->metrics, downstream_rq_1xx);
@@ -490,9 +490,9 @@ static bool keep_whole(struct exchange *ex, const struct http1_header *h, size_t
 static void note_route_policies(struct exchange *ex, const struct http1_request *req)
 {
 	const struct http_route *route = ex->route;
-	const struct cors_policy *cp = route->cors;
+	const struct cors_policy *cp = route->more->cors;
 	const struct http1_header *origin = NULL, *acrm = NULL, *acrh = NULL;
-	bool want_ct = route->fault->given && route->fault->abort.given;
+	bool want_ct = route->more->fault->given && route->more->fault->abort.given;
 	enum cors_kind kind;
 
 	for (size_t i = 0; i < req->nheaders; i++) {
@@ -530,7 +530,7 @@ static bool fault_answer(struct exchange *ex, bool close)
 {
 	struct fault_reply r;
 
-	if (!fault_abort(ex->route->fault, worker_random(ex->c->w), ex->grpc_request, &r))
+	if (!fault_abort(ex->route->more->fault, worker_random(ex->c->w), ex->grpc_request, &r))
 		return false;
 	METRIC_INC(&ex->c->w->metrics, fault_aborts_injected);
 	exchange_flag(ex, "FI");
@@ -553,7 +553,7 @@ static bool cors_answer(struct exchange *ex, bool close)
 		return false;
 	ex->cors = CORS_NONE; /* a preflight answer gets no actual-response headers */
 	ex->details = "cors_response";
-	if (cors_preflight_headers(ex->route->cors, with_origin, ex->cors_origin,
+	if (cors_preflight_headers(ex->route->more->cors, with_origin, ex->cors_origin,
 				   ex->cors_origin_len, ex->cors_request_headers,
 				   ex->cors_request_headers_len, hdrs, sizeof(hdrs)) < 0) {
 		ex->details = "cors_headers_too_long";
@@ -571,8 +571,8 @@ static void answer_direct(struct exchange *ex, bool close)
 
 	METRIC_INC(&ex->c->w->metrics, downstream_rq_direct_response);
 	ex->details = "direct_response";
-	local_reply(ex, (int)route->direct_response->status, "text/plain",
-		    route->direct_response->body, route->direct_response->body_len,
+	local_reply(ex, (int)route->more->direct_response->status, "text/plain",
+		    route->more->direct_response->body, route->more->direct_response->body_len,
 		    route_response_headers(route, NULL, hdrs, sizeof(hdrs)), close);
 }
 
@@ -593,7 +593,7 @@ static void fault_delay_done(evutil_socket_t fd, short what, void *arg)
 		conn_exchange_done(c);
 		return;
 	}
-	if (ex->route->direct_response->given) {
+	if (ex->route->more->direct_response->given) {
 		answer_direct(ex, unread);
 		conn_exchange_done(c);
 		return;
@@ -654,7 +654,7 @@ void request_cors_response(const struct exchange *ex, struct evbuffer *out)
 
 	if (ex->cors != CORS_ACTUAL)
 		return;
-	n = cors_response_headers(ex->route->cors, ex->cors_origin, ex->cors_origin_len, hdrs,
+	n = cors_response_headers(ex->route->more->cors, ex->cors_origin, ex->cors_origin_len, hdrs,
 				  sizeof(hdrs));
 	if (n > 0)
 		evbuffer_add(out, hdrs, (size_t)n);
@@ -806,23 +806,24 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		return has_body ? REQ_CLOSED : REQ_DONE;
 	}
 	ex->route = route;
-	if (route->fault->given || route->cors->given)
+	if (route->more->fault->given || route->more->cors->given)
 		note_route_policies(ex, req);
-	if (route->fault->given) {
-		uint64_t delay_us = fault_delay_us(route->fault, worker_random(w));
+	if (route->more->fault->given) {
+		uint64_t delay_us = fault_delay_us(route->more->fault, worker_random(w));
 
 		if (delay_us > 0)
 			return fault_hold(ex, req, &rq, head_len, has_body, delay_us);
 	}
-	if ((route->fault->given && fault_answer(ex, has_body)) || cors_answer(ex, has_body)) {
+	if ((route->more->fault->given && fault_answer(ex, has_body)) ||
+	    cors_answer(ex, has_body)) {
 		evbuffer_drain(in, head_len);
 		return has_body ? REQ_CLOSED : REQ_DONE;
 	}
-	if (route->direct_response->given || route->redirect != NULL) {
-		if (route->redirect != NULL) {
+	if (route->more->direct_response->given || route->more->redirect != NULL) {
+		if (route->more->redirect != NULL) {
 			METRIC_INC(&w->metrics, downstream_rq_direct_response);
 			ex->details = "redirect";
-			build_redirect(ex, route->redirect, &rq);
+			build_redirect(ex, route->more->redirect, &rq);
 		} else {
 			answer_direct(ex, has_body);
 		}

@@ -143,7 +143,7 @@ static void match_merge(struct pool *p, const struct http_match *root,
 /* Merged match blocks of a delegate route under a root route; false on a conflict (some
  * delegate block fits in no root block, or nothing is left). */
 static bool matches_merge(struct pool *p, const struct http_route *root,
-			  const struct http_route *leaf, struct http_match **out, size_t *nout)
+			  const struct http_route *leaf, struct http_match **out, uint32_t *nout)
 {
 	size_t cap = root->nmatches * (leaf->nmatches ? leaf->nmatches : 1);
 
@@ -186,16 +186,16 @@ static void delegate_vs(struct pool *p, struct diag *d, struct cfg_vs *vs, struc
 		const struct http_route *r = &vs->http[i];
 		struct cfg_vs *dv;
 
-		if (r->delegate.name == NULL) {
+		if (r->more->delegate.name == NULL) {
 			cap++;
 			continue;
 		}
 		any = true;
-		dv = delegate_find(vss, n, r->delegate.ns, r->delegate.name);
+		dv = delegate_find(vss, n, r->more->delegate.ns, r->more->delegate.name);
 		if (dv == NULL) {
 			diag_error(d, delegate_at(r->node, "delegate"),
-				   "delegate VirtualService %s/%s not found", r->delegate.ns,
-				   r->delegate.name);
+				   "delegate VirtualService %s/%s not found", r->more->delegate.ns,
+				   r->more->delegate.name);
 			continue;
 		}
 		if (dv->hosts.n > 0) {
@@ -213,11 +213,11 @@ static void delegate_vs(struct pool *p, struct diag *d, struct cfg_vs *vs, struc
 		const struct http_route *r = &vs->http[i];
 		struct cfg_vs *dv;
 
-		if (r->delegate.name == NULL) {
+		if (r->more->delegate.name == NULL) {
 			out[nout++] = *r;
 			continue;
 		}
-		dv = delegate_find(vss, n, r->delegate.ns, r->delegate.name);
+		dv = delegate_find(vss, n, r->more->delegate.ns, r->more->delegate.name);
 		if (dv == NULL || dv->hosts.n > 0)
 			continue;
 		dv->delegated = true;
@@ -225,7 +225,7 @@ static void delegate_vs(struct pool *p, struct diag *d, struct cfg_vs *vs, struc
 			const struct http_route *leaf = &dv->http[k];
 			struct http_route *m;
 
-			if (leaf->delegate.name != NULL) {
+			if (leaf->more->delegate.name != NULL) {
 				diag_error(d, delegate_at(leaf->node, "delegate"),
 					   "VirtualService %s/%s is a delegate of %s/%s: it cannot "
 					   "delegate again",

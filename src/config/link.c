@@ -1089,18 +1089,18 @@ static void link_uri_regex_rewrite(struct link *l, struct http_route *r)
 	struct node *at;
 	int max;
 
-	if (r->rewrite->uri_regex.match == NULL || r->rewrite->uri_regex.re != NULL)
+	if (r->more->rewrite->uri_regex.match == NULL || r->more->rewrite->uri_regex.re != NULL)
 		return;
 	at = link_at(link_at(r->node, "rewrite"), "uriRegexRewrite");
-	r->rewrite->uri_regex.re =
-	    regex_compile_search(l->p, r->rewrite->uri_regex.match, err, sizeof(err));
-	if (r->rewrite->uri_regex.re == NULL) {
+	r->more->rewrite->uri_regex.re =
+	    regex_compile_search(l->p, r->more->rewrite->uri_regex.match, err, sizeof(err));
+	if (r->more->rewrite->uri_regex.re == NULL) {
 		diag_error(l->d, link_at(at, "match"), "invalid regex: %s", err);
 		return;
 	}
-	if (r->rewrite->uri_regex.rewrite == NULL)
+	if (r->more->rewrite->uri_regex.rewrite == NULL)
 		return;
-	max = link_rewrite_groups(r->rewrite->uri_regex.rewrite, &bad);
+	max = link_rewrite_groups(r->more->rewrite->uri_regex.rewrite, &bad);
 	if (max < 0) {
 		diag_error(
 		    l->d, link_at(at, "rewrite"),
@@ -1108,7 +1108,7 @@ static void link_uri_regex_rewrite(struct link *l, struct http_route *r)
 		    bad ? bad : ' ');
 		return;
 	}
-	pcre2_pattern_info(r->rewrite->uri_regex.re, PCRE2_INFO_CAPTURECOUNT, &ncap);
+	pcre2_pattern_info(r->more->rewrite->uri_regex.re, PCRE2_INFO_CAPTURECOUNT, &ncap);
 	if ((uint32_t)max > ncap)
 		diag_error(l->d, link_at(at, "rewrite"),
 			   "rewrite refers to \\%d but the regex has %u capture group%s", max, ncap,
@@ -1166,8 +1166,8 @@ static void link_vs_validate(struct link *l, struct cfg_vs *vs)
 					m->more->gateways.v[g] = link_gateway_ref(
 					    l, m->more->gateways.v[g], vs->meta.ns);
 		}
-		for (size_t k = 0; k < r->cors->nallow_origins; k++)
-			link_string_match(l, &r->cors->allow_origins[k], false);
+		for (size_t k = 0; k < r->more->cors->nallow_origins; k++)
+			link_string_match(l, &r->more->cors->allow_origins[k], false);
 		link_uri_regex_rewrite(l, r);
 
 		/* One destination takes everything; several split by weight relative to
@@ -1255,10 +1255,11 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 		if (!link_route_on_gateway(l, r))
 			continue;
 		/* Istio accepts it, Envoy has nothing to copy: say so rather than ignore it. */
-		if (r->nmirrors > 0 && (r->redirect != NULL || r->direct_response->given))
+		if (r->more->nmirrors > 0 &&
+		    (r->more->redirect != NULL || r->more->direct_response->given))
 			diag_warn(l->d, link_at(link_at(r->node, "mirrors"), "mirror"),
 				  "mirroring has no effect on a %s route: nothing is forwarded",
-				  r->redirect != NULL ? "redirect" : "directResponse");
+				  r->more->redirect != NULL ? "redirect" : "directResponse");
 		for (size_t k = 0; k < r->nmatches; k++) {
 			struct http_match *m = &r->matches[k];
 
@@ -1287,8 +1288,8 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 		}
 		for (size_t d = 0; d < r->nroute; d++)
 			link_destination(l, &r->route[d].dest);
-		for (size_t d = 0; d < r->nmirrors; d++)
-			link_destination(l, &r->mirrors[d].dest);
+		for (size_t d = 0; d < r->more->nmirrors; d++)
+			link_destination(l, &r->more->mirrors[d].dest);
 	}
 }
 

@@ -365,38 +365,46 @@ struct cors_policy {
 	const char *unmatched_preflights; /* FORWARD | IGNORE */
 };
 
-/* The policies most routes do not have (directResponse, rewrite, retries, fault, corsPolicy,
- * headers) are pointers that are never NULL once decoded (cfg_vs_route_init): routes without
- * one share a read-only empty one, so a table of 100 000 routes does not carry 400 bytes of
- * unused policy each.  Link points routes without retries at one per generation that holds
- * Istio's default policy. */
-struct http_route {
-	const char *name;
-	struct http_match *matches; /* OR; none = match everything */
-	size_t nmatches;
-	struct route_destination *route;
-	size_t nroute;
-	struct http_redirect *redirect;
-	struct direct_response *direct_response;
+/* What few routes have: redirect, directResponse, delegate, rewrite, fault, mirrors,
+ * corsPolicy and a statPrefix.  Routes with none of them share one read-only empty block
+ * (cfg_vs_route_init), so a table of 100 000 routes does not carry 80 bytes of unused
+ * pointers each. */
+struct http_route_more {
+	struct http_redirect *redirect;          /* NULL = none */
+	struct direct_response *direct_response; /* never NULL: ->given */
 	struct {
 		const char *name, *ns;
 	} delegate;
-	struct http_rewrite *rewrite;
-	uint64_t timeout_us; /* 0 = none (Istio's default: disabled) */
-	bool timeout_given;
-	struct http_retry *retries;
-	struct http_fault *fault;
+	struct http_rewrite *rewrite; /* never NULL: ->given */
+	struct http_fault *fault;     /* never NULL: ->given */
 	struct http_mirror *mirrors;
 	size_t nmirrors;
-	struct cors_policy *cors;
-	struct headers_ops *headers;
+	struct cors_policy *cors; /* never NULL: ->given */
+	/* the first match's name, or NULL; its counters are resolved by clusterstate.c */
 	const char *stat_prefix;
-	struct cfg_vs *vs; /* owner */
-	int index;         /* position in vs->http */
+	struct cluster_state *stats;
+};
+
+/* The policies most routes do not have are pointers that are never NULL once decoded
+ * (cfg_vs_route_init): routes without one share a read-only empty one, so a table of
+ * 100 000 routes does not carry 400 bytes of unused policy each.  Link points routes without
+ * retries at one per generation that holds Istio's default policy. */
+struct http_route {
+	const char *name;
+	struct http_match *matches; /* OR; none = match everything */
+	struct route_destination *route;
+	uint32_t nmatches;
+	uint32_t nroute;
+	struct http_route_more *more; /* never NULL */
+	struct http_retry *retries;
+	struct headers_ops *headers;
+	uint64_t timeout_us; /* 0 = none (Istio's default: disabled) */
+	struct cfg_vs *vs;   /* owner */
 	struct node *node;
+	int index; /* position in vs->http */
+	bool timeout_given;
 	/* resolved by link */
 	uint32_t total_weight;
-	struct cluster_state *stats; /* per-route counters under statPrefix (clusterstate.h) */
 };
 
 /* L4 routes: VirtualService tls (SNI passthrough) and tcp routes. */

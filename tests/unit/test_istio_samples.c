@@ -791,9 +791,9 @@ static void write_services_for(const struct sample *s)
 
 		for (k = 0; k < vs->nhttp; k++) {
 			add_dests(refs, &nrefs, vs->http[k].route, vs->http[k].nroute);
-			for (size_t m = 0; m < vs->http[k].nmirrors; m++)
-				add_ref(refs, &nrefs, vs->http[k].mirrors[m].dest.fqdn,
-					vs->http[k].mirrors[m].dest.port);
+			for (size_t m = 0; m < vs->http[k].more->nmirrors; m++)
+				add_ref(refs, &nrefs, vs->http[k].more->mirrors[m].dest.fqdn,
+					vs->http[k].more->mirrors[m].dest.port);
 		}
 		for (k = 0; k < vs->ntls; k++)
 			add_dests(refs, &nrefs, vs->tls[k].route, vs->tls[k].nroute);

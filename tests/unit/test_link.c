@@ -369,7 +369,8 @@ static void test_regex_errors(void **state)
 	      "r.yaml:19:31: VirtualService default/vs: spec.http[0].match[1].headers.x-id.regex: "
 	      "invalid regex: missing closing parenthesis at offset 6\n"
 	      "r.yaml:22:54: VirtualService default/vs: "
-	      "spec.http[0].rewrite.uriRegexRewrite.rewrite: rewrite refers to \\2 but the regex "
+	      "spec.http[0].rewrite.uriRegexRewrite.rewrite: rewrite refers to \\2 but the "
+	      "regex "
 	      "has 1 capture group\n");
 }
 
@@ -480,12 +481,12 @@ static void test_mirrors(void **state)
 	assert_non_null(vh);
 	r = vh->routes[0];
 	assert_non_null(r);
-	assert_int_equal(r->nmirrors, 2);
-	assert_non_null(r->mirrors[0].dest.cluster);
-	assert_ptr_equal(r->mirrors[0].dest.cluster, r->route[0].dest.cluster);
-	assert_ptr_equal(r->mirrors[1].dest.cluster, r->route[0].dest.cluster);
-	assert_false(r->mirrors[0].percentage.given);
-	assert_true(r->mirrors[1].percentage.given);
+	assert_int_equal(r->more->nmirrors, 2);
+	assert_non_null(r->more->mirrors[0].dest.cluster);
+	assert_ptr_equal(r->more->mirrors[0].dest.cluster, r->route[0].dest.cluster);
+	assert_ptr_equal(r->more->mirrors[1].dest.cluster, r->route[0].dest.cluster);
+	assert_false(r->more->mirrors[0].percentage.given);
+	assert_true(r->more->mirrors[1].percentage.given);
 
 	teardown(state);
 	setup(state);

@@ -106,6 +106,7 @@ static struct cfg_vs *vs_add(struct cfg_set *set, const char *name, const char *
 /* A route with a direct response (no destination needed) unless dest is given. */
 static struct http_route *route_add(struct cfg_vs *vs, const char *name)
 {
+	struct http_route_more *more;
 	struct http_route *r;
 
 	vs->http = grow1(vs->http, &vs->nhttp, sizeof(*vs->http));
@@ -114,16 +115,22 @@ static struct http_route *route_add(struct cfg_vs *vs, const char *name)
 	r->vs = vs;
 	r->index = (int)vs->nhttp - 1;
 	cfg_vs_route_init(r);
-	r->direct_response = pool_alloc(P, sizeof(*r->direct_response));
-	r->direct_response->given = true;
-	r->direct_response->status = 200;
+	more = pool_alloc(P, sizeof(*more));
+	*more = *r->more; /* the shared empty block is read-only */
+	r->more = more;
+	r->more->direct_response = pool_alloc(P, sizeof(*r->more->direct_response));
+	r->more->direct_response->given = true;
+	r->more->direct_response->status = 200;
 	return r;
 }
 
 /* Routes point into vs->http, which grow1 moves: fix the pointers after the last add. */
 static struct http_match *match_add(struct http_route *r)
 {
-	r->matches = grow1(r->matches, &r->nmatches, sizeof(*r->matches));
+	size_t n = r->nmatches;
+
+	r->matches = grow1(r->matches, &n, sizeof(*r->matches));
+	r->nmatches = (uint32_t)n;
 	r->matches[r->nmatches - 1].more = pool_alloc(P, sizeof(struct http_match_more));
 	return &r->matches[r->nmatches - 1];
 }
@@ -174,9 +181,11 @@ static void se_ep(struct cfg_se *se, const char *addr, const char *version)
 static void dest_add(struct http_route *r, const char *host, const char *subset, uint32_t w)
 {
 	struct route_destination *d;
+	size_t n = r->nroute;
 
-	r->direct_response->given = false;
-	r->route = grow1(r->route, &r->nroute, sizeof(*r->route));
+	r->more->direct_response->given = false;
+	r->route = grow1(r->route, &n, sizeof(*r->route));
+	r->nroute = (uint32_t)n;
 	d = &r->route[r->nroute - 1];
 	cfg_vs_dest_init(d);
 	d->dest.host = host;
