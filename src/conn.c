@@ -20,6 +20,7 @@
 
 #include "accesslog.h"
 #include "conn.h"
+#include "memcache.h"
 #include "exchange.h"
 #include "h2down.h"
 #include "l4proxy.h"
@@ -268,7 +269,7 @@ void conn_close(struct conn *c, const char *why)
 	if (c->h2_stream) {
 		/* the pipe's end tells the HTTP/2 session (h2down.c) */
 		stream_free(c->st);
-		free(c);
+		memcache_free(c); /* conn_h2_stream_new */
 		return;
 	}
 	LIST_REMOVE(c, entry);
@@ -300,7 +301,8 @@ void conn_abort(struct conn *c, const char *why)
 struct conn *conn_h2_stream_new(struct conn *parent, struct stream *st, struct h2down *h2)
 {
 	struct worker *w = parent->w;
-	struct conn *c = calloc(1, sizeof(*c));
+	/* One per HTTP/2 stream, at request rate: from the worker's cache (see conn_close). */
+	struct conn *c = memcache_calloc(1, sizeof(*c));
 
 	if (c == NULL) {
 		stream_free(st);

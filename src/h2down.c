@@ -146,7 +146,7 @@ static void h2down_stream_free(struct h2down_stream *hs)
 		evbuffer_free(hs->body);
 	if (hs->trailers != NULL)
 		evbuffer_free(hs->trailers);
-	free(hs);
+	memcache_free(hs);
 }
 
 /* ---- response: the HTTP/1.1 bytes the exchange writes -> HEADERS and DATA ---- */
@@ -446,7 +446,7 @@ static int h2down_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, v
 	}
 	if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	if (h2->nstreams >= MAX_LIVE || (hs = calloc(1, sizeof(*hs))) == NULL) {
+	if (h2->nstreams >= MAX_LIVE || (hs = memcache_calloc(1, sizeof(*hs))) == NULL) {
 		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id,
 					  NGHTTP2_REFUSED_STREAM);
 		return 0;
@@ -925,7 +925,7 @@ void h2down_free(struct h2down *h2)
 			evbuffer_free(hs->body);
 		if (hs->trailers != NULL)
 			evbuffer_free(hs->trailers);
-		free(hs);
+		memcache_free(hs);
 	}
 	nghttp2_session_del(h2->sess);
 	event_free(h2->flush_ev);

@@ -24,6 +24,12 @@ void memcache_free(void *p);
 
 void memcache_thread_begin(void);
 void memcache_thread_end(void);
+/* Free the blocks this thread kept that were not needed since its previous call (the ones
+ * its cache never dipped into): the worker calls it once a second, so a burst's blocks are
+ * kept for the next burst but not for ever. */
+void memcache_trim(void);
+/* Blocks this thread keeps (for tests). */
+unsigned memcache_kept(void);
 /* Does this thread keep freed blocks (after memcache_thread_begin, without ASan)? */
 bool memcache_caching(void);
 

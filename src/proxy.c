@@ -1260,7 +1260,7 @@ static bool move_body(struct exchange *ex)
 	case HTTP1_BODY_LENGTH: {
 		size_t n = avail < ex->resp_remaining ? avail : (size_t)ex->resp_remaining;
 
-		evbuffer_remove_buffer(in, out, n);
+		stream_move(ex->c->st, in, n);
 		ex->resp_remaining -= n;
 		ex->bytes_out += n;
 		if (ex->resp_remaining == 0) {
@@ -1275,10 +1275,10 @@ static bool move_body(struct exchange *ex)
 				char size[HTTP1_CHUNK_SIZE_LINE];
 
 				evbuffer_add(out, size, http1_chunk_size_line(avail, size));
-				evbuffer_remove_buffer(in, out, avail);
+				stream_move(ex->c->st, in, avail);
 				evbuffer_add(out, "\r\n", 2);
 			} else {
-				evbuffer_remove_buffer(in, out, avail);
+				stream_move(ex->c->st, in, avail);
 			}
 			ex->bytes_out += avail;
 		}

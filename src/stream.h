@@ -109,5 +109,9 @@ size_t stream_output_len(const struct stream *s);
 evutil_socket_t stream_getfd(const struct stream *s);
 /* A TLS stream's SSL, or NULL. */
 struct ssl_st *stream_ssl(const struct stream *s);
+/* Move n bytes (all present) from the front of in to the end of to's output, for
+ * forwarding a body: into a pipe, small runs are copied, so that the read buffer they came
+ * in is freed when its bytes are consumed instead of travelling on with them (stream.c). */
+void stream_move(struct stream *to, struct evbuffer *in, size_t n);
 
 #endif

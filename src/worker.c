@@ -314,9 +314,12 @@ void worker_drain(struct worker *w, void *arg)
 
 static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 {
+	static __thread unsigned ticks;
 	struct worker *w = arg;
 
 	accesslog_flush(w->alog);
+	if (++ticks % 5 == 0)
+		memcache_trim(); /* once a second */
 }
 
 static void *worker_main(void *arg)
@@ -327,7 +330,8 @@ static void *worker_main(void *arg)
 
 	log_set_thread_name(w->name);
 	memcache_thread_begin();
-	/* Flush the access log at least every 200 ms so lines appear promptly when idle. */
+	/* Flush the access log at least every 200 ms so lines appear promptly when idle, and
+	 * trim the allocation cache once a second. */
 	tick = event_new(w->base, -1, EV_PERSIST, keepalive_cb, w);
 	event_add(tick, &tv);
 	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);

@@ -1,5 +1,6 @@
 /* memcache: size classes, reuse of freed blocks in a thread that keeps them, the per-class
- * bound, calloc and realloc, and the hand-back at thread end.  Under AddressSanitizer the
+ * bound, calloc and realloc, the trim of what a period did not use, and the hand-back at
+ * thread end.  Under AddressSanitizer the
  * cache keeps nothing (memcache_caching() is false) and only the plain behaviour is
  * checked. */
 #include <malloc.h>
@@ -63,30 +64,75 @@ static void test_calloc_realloc(void **state)
 	memcache_thread_end();
 }
 
-/* At most 256 KiB per class are kept: 8 blocks of 32 KiB; the rest go back to malloc. */
+/* At most 1 MiB per class is kept: 32 blocks of 32 KiB; the rest go back to malloc. */
 static void test_bound(void **state)
 {
-	void *p[16];
+	void *p[40];
 
 	(void)state;
 	memcache_thread_begin();
-	for (int i = 0; i < 16; i++)
+	for (int i = 0; i < 40; i++)
 		p[i] = memcache_malloc(32768);
-	for (int i = 0; i < 16; i++)
+	for (int i = 0; i < 40; i++)
 		memcache_free(p[i]);
 	if (memcache_caching()) {
-		/* the first 8 freed are kept (a stack): they come back, the last kept first */
-		void *q[8];
+		/* the first 32 freed are kept (a stack): they come back, the last kept first */
+		void *q[32];
 
-		for (int i = 7; i >= 0; i--) {
+		assert_int_equal(memcache_kept(), 32);
+		for (int i = 31; i >= 0; i--) {
 			q[i] = memcache_malloc(32768);
 			assert_ptr_equal(q[i], p[i]);
 		}
-		for (int i = 0; i < 8; i++)
+		for (int i = 0; i < 32; i++)
 			memcache_free(q[i]);
 	}
 	memcache_thread_end();
 	assert_false(memcache_caching());
+	assert_int_equal(memcache_kept(), 0);
+}
+
+/* memcache_trim() frees what was not taken since the previous trim, least recently freed
+ * first, and keeps what was. */
+static void test_trim(void **state)
+{
+	void *p[10], *hot[3];
+
+	(void)state;
+	memcache_thread_begin();
+	for (int i = 0; i < 10; i++)
+		p[i] = memcache_malloc(1000);
+	for (int i = 0; i < 10; i++)
+		memcache_free(p[i]);
+	if (!memcache_caching()) {
+		memcache_trim(); /* nothing kept, nothing to do */
+		assert_int_equal(memcache_kept(), 0);
+		memcache_thread_end();
+		return;
+	}
+	assert_int_equal(memcache_kept(), 10);
+	memcache_trim(); /* the first one only starts the period */
+	assert_int_equal(memcache_kept(), 10);
+
+	/* a period that needs 3 blocks at most: the 7 others go */
+	for (int i = 0; i < 3; i++)
+		hot[i] = memcache_malloc(1000);
+	for (int i = 0; i < 3; i++)
+		memcache_free(hot[i]);
+	memcache_trim();
+	assert_int_equal(memcache_kept(), 3);
+	/* the 3 kept are the ones in use during the period */
+	for (int i = 0; i < 3; i++) {
+		void *q = memcache_malloc(1000);
+
+		assert_true(q == hot[0] || q == hot[1] || q == hot[2]);
+		memcache_free(q);
+	}
+	memcache_trim(); /* that period needed 1 at a time: 2 go */
+	assert_int_equal(memcache_kept(), 1);
+	memcache_trim(); /* a quiet period: the last goes */
+	assert_int_equal(memcache_kept(), 0);
+	memcache_thread_end();
 }
 
 int main(void)
@@ -95,6 +141,7 @@ int main(void)
 	    cmocka_unit_test(test_sizes_and_reuse),
 	    cmocka_unit_test(test_calloc_realloc),
 	    cmocka_unit_test(test_bound),
+	    cmocka_unit_test(test_trim),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
