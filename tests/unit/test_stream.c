@@ -827,6 +827,69 @@ static struct stream *pipe_probe(struct probe *p, struct pipe_end *e, size_t cap
 	return p->st;
 }
 
+/* in: a read's 32 KiB chain holding a 10-byte head and a body of n bytes, head consumed;
+ * returns where the body starts. */
+static const char *read_chain(struct evbuffer *in, size_t n)
+{
+	struct evbuffer_iovec v;
+
+	assert_int_equal(evbuffer_reserve_space(in, 32 * 1024 - 64, &v, 1), 1);
+	memset(v.iov_base, 'h', 10);
+	memset((char *)v.iov_base + 10, 'b', n);
+	v.iov_len = 10 + n;
+	assert_int_equal(evbuffer_commit_space(in, &v, 1), 0);
+	evbuffer_drain(in, 10);
+	return (const char *)v.iov_base + 10;
+}
+
+static const char *front(struct evbuffer *b)
+{
+	struct evbuffer_iovec v;
+
+	assert_true(evbuffer_peek(b, -1, NULL, &v, 1) >= 1);
+	return v.iov_base;
+}
+
+/* stream_move: into a pipe, a small run is copied (the read chain stays behind, to be
+ * freed) and a large one moves; into a socket everything moves. */
+static void test_move(void **state)
+{
+	struct probe p, q;
+	struct pipe_end e;
+	struct evbuffer *in = evbuffer_new();
+	const char *body;
+	int fds[2];
+
+	(void)state;
+	pipe_probe(&p, &e, 1 << 20);
+	body = read_chain(in, 64);
+	stream_move(p.st, in, 64);
+	assert_int_equal(evbuffer_get_length(in), 0);
+	assert_int_equal(evbuffer_get_length(stream_output(p.st)), 64);
+	assert_ptr_not_equal(front(stream_output(p.st)), body);
+	assert_int_equal(front(stream_output(p.st))[63], 'b');
+	evbuffer_drain(stream_output(p.st), 64);
+
+	body = read_chain(in, 5000);
+	stream_move(p.st, in, 5000);
+	assert_int_equal(evbuffer_get_length(in), 0);
+	assert_ptr_equal(front(stream_output(p.st)), body);
+	evbuffer_drain(stream_output(p.st), 5000);
+	stream_free(p.st);
+	stream_loop_free(p.loop);
+	event_base_free(p.base);
+	evbuffer_free(e.took);
+
+	make_pair(fds);
+	probe_stream(&q, fds[0]);
+	body = read_chain(in, 64);
+	stream_move(q.st, in, 64);
+	assert_ptr_equal(front(stream_output(q.st)), body);
+	probe_done(&q);
+	close(fds[1]);
+	evbuffer_free(in);
+}
+
 /* Input the owner adds reaches the read callback when the round ends (and only while
  * reading is enabled); what the user consumes is reported; output goes to the owner at the
  * end of the round, and the write callback follows. */
@@ -950,6 +1013,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_echo),
 	    cmocka_unit_test(test_pipe_echo),
+	    cmocka_unit_test(test_move),
 	    cmocka_unit_test(test_pipe_backpressure),
 	    cmocka_unit_test(test_pipe_fail_and_timeout),
 	    cmocka_unit_test(test_buffers_between_exchanges),
