@@ -289,12 +289,24 @@ void conn_close(struct conn *c, const char *why)
 	worker_check_drained(w);
 }
 
-void conn_abort(struct conn *c, const char *why)
+/* The client side ended mid-exchange: it went away (DC), or, for an HTTP/2 stream that
+ * nghttp2 reset for breaking the protocol, sent a malformed request (DPE). */
+static void conn_client_gone(struct conn *c)
 {
-	if (c->ex != NULL) {
+	if (c->ex == NULL)
+		return;
+	if (c->h2_malformed) {
+		exchange_flag(c->ex, "DPE");
+		c->ex->details = "http2_stream_protocol_error";
+	} else {
 		exchange_flag(c->ex, "DC");
 		c->ex->details = "downstream_remote_disconnect";
 	}
+}
+
+void conn_abort(struct conn *c, const char *why)
+{
+	conn_client_gone(c);
 	conn_close(c, why);
 }
 
@@ -510,8 +522,7 @@ static void conn_event_cb(struct stream *st, short what, void *arg)
 		 * as a half-close that waits for the answers. */
 		if (c->ex->req_done && stream_input_len(c->st) > 0)
 			return;
-		exchange_flag(c->ex, "DC");
-		c->ex->details = "downstream_remote_disconnect";
+		conn_client_gone(c);
 		conn_close(c, "client closed mid-request");
 		return;
 	}
@@ -530,10 +541,7 @@ static void conn_event_cb(struct stream *st, short what, void *arg)
 		return;
 	}
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		if (c->ex != NULL) {
-			exchange_flag(c->ex, "DC");
-			c->ex->details = "downstream_remote_disconnect";
-		}
+		conn_client_gone(c);
 		conn_close(c, (what & BEV_EVENT_TIMEOUT) ? "client timeout" : "client error");
 	}
 }

@@ -64,7 +64,8 @@ struct conn {
 	bool peer_eof : 1;
 	bool handshake_done : 1;
 	bool xfcc_done : 1;
-	bool h2_stream : 1; /* one HTTP/2 stream of the connection h2down_conn(h2) */
+	bool h2_stream : 1;    /* one HTTP/2 stream of the connection h2down_conn(h2) */
+	bool h2_malformed : 1; /* that stream was reset for a protocol error (h2down.c) */
 };
 
 struct wsnap;

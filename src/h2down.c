@@ -680,6 +680,14 @@ static int h2down_on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void
 	struct h2down_stream *hs;
 
 	(void)ud;
+	/* nghttp2 resets a stream whose frames break RFC 9113 (a body longer or shorter than
+	 * its content-length, a bad trailer section): its exchange ends as a downstream
+	 * protocol error, not as a client that went away. */
+	if (f->hd.type == NGHTTP2_RST_STREAM &&
+	    f->rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR &&
+	    (hs = nghttp2_session_get_stream_user_data(s, f->hd.stream_id)) != NULL &&
+	    hs->c != NULL)
+		hs->c->h2_malformed = true;
 	if ((f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS) ||
 	    !(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
 	    (hs = nghttp2_session_get_stream_user_data(s, f->hd.stream_id)) == NULL)
