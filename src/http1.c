@@ -806,9 +806,16 @@ int http1_response_framing(const struct http1_response *resp, const char *method
 
 /* Chunked decoder states (RFC 9112 §7.1).  CK_SIZE must be 0: callers zero-initialise. */
 enum {
-	CK_SIZE = 0, /* chunk-size hex digits; remaining accumulates the value */
-	CK_SIZE_BWS, /* whitespace after the size: only ';' may follow */
-	CK_EXT,      /* chunk-ext up to CR */
+	CK_SIZE = 0,     /* chunk-size hex digits; remaining accumulates the value */
+	CK_SIZE_BWS,     /* BWS after the size or an extension: only ';' may follow */
+	CK_EXT_NAME0,    /* after ';': BWS, then chunk-ext-name */
+	CK_EXT_NAME,     /* in chunk-ext-name */
+	CK_EXT_NAME_BWS, /* BWS after a name: '=' or ';' may follow */
+	CK_EXT_VAL0,     /* after '=': BWS, then a token or a quoted-string */
+	CK_EXT_TOKEN,    /* in a token value */
+	CK_EXT_QUOTED,   /* in a quoted-string value */
+	CK_EXT_QPAIR,    /* after a backslash in a quoted-string */
+	CK_EXT_QEND,     /* after the closing quote */
 	CK_SIZE_LF,
 	CK_DATA,
 	CK_DATA_CR,
@@ -826,6 +833,78 @@ static ssize_t ck_fail(struct http1_chunked *st, const char **why, const char *m
 {
 	st->state = CK_ERROR;
 	return fail(NULL, why, 0, msg);
+}
+
+/* One byte of a chunk-ext (RFC 9112 §7.1.1), up to and including the CR that ends the line:
+ *   chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+ *   chunk-ext-val = token / quoted-string
+ * BWS only where the ABNF has it: not before the CR.  Returns 0 when c cannot come next. */
+static int ck_ext_byte(struct http1_chunked *st, unsigned char c)
+{
+	switch (st->state) {
+	case CK_SIZE_BWS:
+		if (c == ';')
+			st->state = CK_EXT_NAME0;
+		return c == ';' || IS(c, C_WS);
+	case CK_EXT_NAME0:
+		if (IS(c, C_TCHAR))
+			st->state = CK_EXT_NAME;
+		return IS(c, C_TCHAR | C_WS);
+	case CK_EXT_NAME:
+		if (IS(c, C_TCHAR))
+			return 1;
+		if (c == '\r') {
+			st->state = CK_SIZE_LF;
+			return 1;
+		}
+		/* what may follow BWS may follow the name */
+		/* fall through */
+	case CK_EXT_NAME_BWS:
+		if (c == '=')
+			st->state = CK_EXT_VAL0;
+		else if (c == ';')
+			st->state = CK_EXT_NAME0;
+		else if (IS(c, C_WS))
+			st->state = CK_EXT_NAME_BWS;
+		else
+			return 0;
+		return 1;
+	case CK_EXT_VAL0:
+		if (c == '"')
+			st->state = CK_EXT_QUOTED;
+		else if (IS(c, C_TCHAR))
+			st->state = CK_EXT_TOKEN;
+		else if (!IS(c, C_WS))
+			return 0;
+		return 1;
+	case CK_EXT_TOKEN:
+		if (IS(c, C_TCHAR))
+			return 1;
+		/* a token value ends as a quoted one does */
+		/* fall through */
+	case CK_EXT_QEND:
+		if (c == ';')
+			st->state = CK_EXT_NAME0;
+		else if (c == '\r')
+			st->state = CK_SIZE_LF;
+		else if (IS(c, C_WS))
+			st->state = CK_SIZE_BWS;
+		else
+			return 0;
+		return 1;
+	case CK_EXT_QUOTED:
+		/* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
+		if (c == '"')
+			st->state = CK_EXT_QEND;
+		else if (c == '\\')
+			st->state = CK_EXT_QPAIR;
+		else if (!IS(c, C_FVALUE))
+			return 0;
+		return 1;
+	default: /* CK_EXT_QPAIR: quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ) */
+		st->state = CK_EXT_QUOTED;
+		return IS(c, C_FVALUE);
+	}
 }
 
 ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len, const char **data,
@@ -862,7 +941,7 @@ ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len
 			if (c == '\r')
 				st->state = CK_SIZE_LF;
 			else if (c == ';')
-				st->state = CK_EXT;
+				st->state = CK_EXT_NAME0;
 			else if (IS(c, C_WS)) /* BWS before ';' (RFC 9112 §7.1.1) */
 				st->state = CK_SIZE_BWS;
 			else
@@ -871,28 +950,22 @@ ssize_t http1_chunked_step(struct http1_chunked *st, const char *buf, size_t len
 			p++;
 			break;
 		case CK_SIZE_BWS:
-			if (c == ';')
-				st->state = CK_EXT;
-			else if (!IS(c, C_WS))
+		case CK_EXT_NAME0:
+		case CK_EXT_NAME:
+		case CK_EXT_NAME_BWS:
+		case CK_EXT_VAL0:
+		case CK_EXT_TOKEN:
+		case CK_EXT_QUOTED:
+		case CK_EXT_QPAIR:
+		case CK_EXT_QEND:
+			/* We drop extensions when we re-frame, but a line we cannot parse
+			 * is one another parser may read differently (where the line ends,
+			 * where the data starts), so the whole grammar is enforced. */
+			if (c != '\r' && ++st->line_len > HTTP1_CHUNK_LINE_MAX)
+				return ck_fail(st, why, "chunk line too long");
+			if (!ck_ext_byte(st, c))
 				return ck_fail(st, why, "invalid chunk extension");
-			if (++st->line_len > HTTP1_CHUNK_LINE_MAX)
-				return ck_fail(st, why, "chunk line too long");
 			p++;
-			break;
-		case CK_EXT:
-			/* Extensions are ignored, so validate loosely: no CTL except HTAB
-			 * can appear in token / quoted-string, and a CR ends the line. */
-			q = skip_fvalue(b, p, len);
-			st->line_len += q - p;
-			p = q;
-			if (st->line_len > HTTP1_CHUNK_LINE_MAX)
-				return ck_fail(st, why, "chunk line too long");
-			if (p < len) {
-				if (b[p] != '\r')
-					return ck_fail(st, why, "invalid chunk extension");
-				st->state = CK_SIZE_LF;
-				p++;
-			}
 			break;
 		case CK_SIZE_LF:
 			if (c != '\n')

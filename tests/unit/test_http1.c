@@ -970,6 +970,53 @@ static void test_chunked_valid(void **state)
 	CK_OK("5\r\nhe\xffl\x80\r\n0\r\n\r\n", "he\xffl\x80");
 }
 
+/* chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ), val = token /
+ * quoted-string (RFC 9112 §7.1.1), nothing else before the CRLF. */
+static void test_chunk_extensions(void **state)
+{
+	CK_OK("5;a=b\r\nhello\r\n0\r\n\r\n", "hello");
+	CK_OK("5;a\r\nhello\r\n0;z\r\n\r\n", "hello");
+	CK_OK("5;a;b;c=d\r\nhello\r\n0\r\n\r\n", "hello");
+	CK_OK("5;a=\"\"\r\nhello\r\n0\r\n\r\n", "hello");
+	CK_OK("5;a=\"b c;d=e,f\"\r\nhello\r\n0\r\n\r\n", "hello");
+	CK_OK("5;a=\"\\\"\\\\\\\t\"\r\nhello\r\n0\r\n\r\n", "hello");
+	CK_OK("5;a=\"\xff\x80\"\r\nhello\r\n0\r\n\r\n", "hello");
+	CK_OK("5 \t; \ta \t= \t\"b\" \t;\tc = d\r\nhello\r\n0\r\n\r\n", "hello");
+	CK_OK("5;!#$%&'*+-.^_`|~=!#$%&'*+-.^_`|~\r\nhello\r\n0\r\n\r\n", "hello");
+	CK_BAD("5;\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5; \r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;;a\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a;\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;=b\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a b\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a \r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a= \r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a==b\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=b c\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=b \r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=b,c\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a,b\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=b\"c\"\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\"b\"c\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\"b\"\"c\"\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\"b\" \r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\"b\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\"b\\\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\"\x7f\"\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\"\\\x01\"\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\xff\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;\xff\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=(b)\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\"b\nc\"\r\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=b\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=\"b\"\nhello\r\n0\r\n\r\n");
+	CK_BAD("5;a=b\rhello\r\n0\r\n\r\n");
+	CK_BAD("5\r\nhello\r\n0;\r\n\r\n");
+}
+
 static void test_chunked_stops_at_end(void **state)
 {
 	/* The next pipelined message is left alone. */
@@ -1315,6 +1362,7 @@ int main(void)
 	    cmocka_unit_test(test_response_limits),
 	    cmocka_unit_test(test_response_framing),
 	    cmocka_unit_test(test_chunked_valid),
+	    cmocka_unit_test(test_chunk_extensions),
 	    cmocka_unit_test(test_chunked_stops_at_end),
 	    cmocka_unit_test(test_chunked_incomplete),
 	    cmocka_unit_test(test_chunked_bad),
