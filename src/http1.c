@@ -391,6 +391,32 @@ static int valid_authority(const unsigned char *s, size_t n, int need_port)
 	return (port_digits > 0 || !need_port) && port <= 65535;
 }
 
+/* A field name that reads as Content-Length or Transfer-Encoding once its '_' are taken for
+ * '-'.  It is no framing field (RFC 9110 §5.1), but gateways that speak CGI (RFC 3875
+ * §4.1.18) or PHP-style environments map both characters to '_', so an origin behind us
+ * could frame the body by it while we framed it without. */
+static int framing_alias(const struct http1_header *h)
+{
+	const char *lit;
+	int alias = 0;
+
+	if (h->name_len == 14)
+		lit = "content-length";
+	else if (h->name_len == 17)
+		lit = "transfer-encoding";
+	else
+		return 0;
+	for (size_t i = 0; i < h->name_len; i++) {
+		unsigned char c = lower((unsigned char)h->name[i]);
+
+		if (c == '_' && lit[i] == '-')
+			alias = 1;
+		else if (c != (unsigned char)lit[i])
+			return 0;
+	}
+	return alias;
+}
+
 /* RFC 9112 §3.2: origin-form for everyone, absolute-form (http/https only: we are an HTTP
  * gateway), authority-form only for CONNECT, asterisk-form only for OPTIONS. */
 static const char *check_target(const char *m, size_t mlen, const char *t, size_t tlen)
@@ -523,6 +549,11 @@ int http1_parse_request(const char *buf, size_t len, const struct http1_limits *
 		case 10:
 			if (NAME_IS(h, "connection"))
 				conn |= conn_tokens(h->value, h->value_len);
+			break;
+		case 14:
+		case 17:
+			if (framing_alias(h))
+				return fail(status, why, 400, "framing field name with '_'");
 			break;
 		}
 	}

@@ -373,6 +373,12 @@ static const struct bad_case bad_requests[] = {
     {"GET / HTTP/1.1\r\n" H "X: a\x1b"
      "b-long-enough-for-a-word\r\n\r\n",
      400},
+    /* framing field names with '_' for '-' (CGI reads them as the real ones) */
+    {"POST / HTTP/1.1\r\n" H "Transfer_Encoding: chunked\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\n" H "transfer-encoding: chunked\r\nTRANSFER_encoding: x\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\n" H "Content_Length: 5\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nContent_length: 0\r\n" H "\r\n", 400},
+    {"POST / HTTP/1.0\r\nCONTENT_LENGTH: 0\r\n\r\n", 400},
     /* Host */
     {"GET / HTTP/1.1\r\n\r\n", 400},
     {"GET / HTTP/1.1\r\nX: y\r\n\r\n", 400},
@@ -402,6 +408,17 @@ static void test_bad_requests(void **state)
 	for (i = 0; i < sizeof(bad_requests) / sizeof(bad_requests[0]); i++)
 		check_bad(bad_requests[i].in, strlen(bad_requests[i].in), &deflim,
 			  bad_requests[i].status);
+}
+
+/* '_' is a tchar: only the two framing names are refused in that spelling. */
+static void test_underscore_names(void **state)
+{
+	check_splits("GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 1\r\nContent_Type: t\r\n"
+		     "Transfer_Encodings: x\r\nContent_Lengths: 1\r\n_: y\r\n\r\n",
+		     &deflim);
+	check_splits("GET / HTTP/1.1\r\nHost: a\r\nXontent_Length: 1\r\nTransfer_Encodinx: "
+		     "chunked\r\n\r\n",
+		     &deflim);
 }
 
 static void test_nul_in_value(void **state)
@@ -1351,6 +1368,7 @@ int main(void)
 	    cmocka_unit_test(test_http10),
 	    cmocka_unit_test(test_flags),
 	    cmocka_unit_test(test_bad_requests),
+	    cmocka_unit_test(test_underscore_names),
 	    cmocka_unit_test(test_nul_in_value),
 	    cmocka_unit_test(test_byte_classes),
 	    cmocka_unit_test(test_limit_request_line),
