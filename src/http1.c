@@ -423,6 +423,10 @@ static const char *check_target(const char *m, size_t mlen, const char *t, size_
 {
 	size_t skip, i;
 
+	/* RFC 9112 §3.2: no form has a fragment.  Where it ends the path for one peer and
+	 * not for another, the two route different paths. */
+	if (memchr(t, '#', tlen) != NULL)
+		return "fragment in request-target";
 	if (mlen == 7 && memcmp(m, "CONNECT", 7) == 0)
 		return valid_authority((const unsigned char *)t, tlen, 1)
 			   ? NULL
