@@ -744,7 +744,9 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 			rq.authority_len = e - s;
 			target += e;
 			tlen -= e;
-			if (tlen == 0 || target[0] != '/') {
+			/* Left: a path, a query whose empty path means "/" (RFC 9110 §4.2.3; the
+			 * query must not be lost), or nothing, which means "/" too. */
+			if (tlen == 0) {
 				target = "/";
 				tlen = 1;
 			}

@@ -284,6 +284,10 @@ out=$(printf 'GET http://www.example.com/abs?q=1 HTTP/1.1\r\nHost: foo.example.o
 	mg_raw "$MG_PORT" | tr -d '\r')
 assert_contains "$out" "x-upstream: exact" "absolute-form target routes by its authority"
 assert_contains "$out" '"path": "/abs?q=1"' "absolute-form target forwarded in origin-form"
+# an empty path is "/" (RFC 9110 4.2.3): the query stays
+out=$(printf 'GET http://www.example.com?q=2 HTTP/1.1\r\nHost: foo.example.org\r\nConnection: close\r\n\r\n' |
+	mg_raw "$MG_PORT" | tr -d '\r')
+assert_contains "$out" '"path": "/?q=2"' "absolute-form target without a path keeps its query"
 
 assert_alive
 mg_finish
