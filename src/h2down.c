@@ -565,6 +565,27 @@ static void h2down_refuse(struct h2down_stream *hs, int status, const char *why)
 	hs->resp_head_done = hs->resp_ended = true;
 }
 
+/* nghttp2 refused a request's header block (a field RFC 9113 §8.2 forbids, a bad
+ * content-length, pseudo-headers out of order...) and resets the stream: no exchange will
+ * log it, so log it here, with the fields read before the bad one. */
+static int h2down_on_invalid_frame(nghttp2_session *s, const nghttp2_frame *f, int lib_error,
+				   void *ud)
+{
+	struct h2down *h2 = ud;
+	struct h2down_stream *hs;
+
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST ||
+	    (hs = nghttp2_session_get_stream_user_data(s, f->hd.stream_id)) == NULL ||
+	    hs->st != NULL || hs->resp_head_done)
+		return 0;
+	hs->resp_head_done = true; /* once */
+	METRIC_INC(&h2->c->w->metrics, downstream_rq_total);
+	METRIC_INC(&h2->c->w->metrics, downstream_rq_bad_request);
+	log_info("HTTP/2 stream %d reset: %s", hs->id, nghttp2_strerror(lib_error));
+	h2down_log_refused(h2, 0, "http2_malformed_header_block");
+	return 0;
+}
+
 static void h2down_request(struct h2down *h2, struct h2down_stream *hs, bool end)
 {
 	struct h2head_field f[REQ_FIELDS_MAX];
@@ -868,6 +889,8 @@ static nghttp2_session_callbacks *h2down_callbacks(void)
 		nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2down_on_frame_recv);
 		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2down_on_data);
 		nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2down_on_frame_send);
+		nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
+		    cbs, h2down_on_invalid_frame);
 		nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2down_on_close);
 	}
 	return cbs;

@@ -44,7 +44,14 @@ refused "CRLF in a value" --path /echo --header "x-a: 1${CR}${LF}transfer-encodi
 refused "LF in a value" --path /echo --header "x-a: 1${LF}content-length: 5"
 refused "CR in a value" --path /echo --header "x-a: 1${CR}x"
 refused "space in a name" --path /echo --header "x a: 1"
-refused "upper case in a name" --path /echo --header "Content-Length: 0"
+refused "upper case in a name" --path /upper-name --header "Content-Length: 0"
+# nghttp2 refuses such a block itself: the stream never becomes an exchange, and still has
+# its access log line
+mg_wait_until 5 grep -q '"GET /upper-name HTTP/2" 0 DPE http2_malformed_header_block' \
+	"$MG_ACCESS_LOG"
+assert_contains "$(cat "$MG_ACCESS_LOG")" \
+	'"GET /upper-name HTTP/2" 0 DPE http2_malformed_header_block' \
+	"a block nghttp2 refuses is in the access log (DPE)"
 refused "CRLF in a name" --path /echo --header "x${CR}${LF}y: 1"
 
 # --- pseudo-headers carrying request-line material -------------------------------------------
