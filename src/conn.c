@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,7 +361,7 @@ void conn_drain(struct conn *c)
 		h2down_drain(c->h2);
 		return;
 	}
-	if (c->ex == NULL && stream_output_len(c->st) == 0)
+	if ((c->ex == NULL && stream_output_len(c->st) == 0) || c->wait == CW_LINGER)
 		conn_close(c, "draining");
 	/* else: the exchange in progress answers with Connection: close, then we close. */
 }
@@ -437,12 +438,46 @@ static void conn_process(struct conn *c)
 	}
 }
 
+/* How long a closing connection reads what its client still sends (see conn_finish). */
+#define CONN_LINGER_US 2000000
+
+/* The last response is out and the connection closes.  A socket closed with unread input
+ * makes the kernel send a reset, which can destroy that response in the client's buffers
+ * before it read it (a body behind a refused head, pipelined requests).  RFC 9112 §9.6:
+ * close in stages, half-close first, then read until the client closes too.  So, when
+ * the client may still be sending (bytes not yet consumed, or a request whose body was
+ * not read to its end): shut the write side (after a close_notify over TLS), then read
+ * and discard until the client closes, for CONN_LINGER_US at most.  Otherwise, as after
+ * a whole request with Connection: close, or a client that closed, close at once. */
+static void conn_finish(struct conn *c, const char *why)
+{
+	if (c->peer_eof || c->h2 != NULL || c->w->draining ||
+	    (!c->linger && stream_input_len(c->st) == 0)) {
+		conn_close(c, why);
+		return;
+	}
+	if (c->ssl != NULL && c->handshake_done) {
+		ERR_clear_error();
+		(void)SSL_shutdown(c->ssl); /* best effort: reading goes on until its reply */
+	}
+	if (shutdown(stream_getfd(c->st), SHUT_WR) != 0) {
+		conn_close(c, why);
+		return;
+	}
+	c->wait = CW_LINGER;
+	conn_arm_timer(c, CONN_LINGER_US);
+	evbuffer_drain(stream_input(c->st), stream_input_len(c->st));
+	stream_enable(c->st, EV_READ);
+}
+
 bool conn_exchange_end(struct conn *c)
 {
 	struct exchange *ex = c->ex;
 	bool keep =
 	    ex->client_keepalive && !c->w->draining && !c->peer_eof && !c->close_after_flush;
 
+	if (!keep && !ex->req_done)
+		c->linger = true; /* its body may still be coming */
 	request_finish(ex);
 	c->ex = NULL;
 	c->nrequests++;
@@ -460,7 +495,7 @@ void conn_exchange_done(struct conn *c)
 {
 	if (!conn_exchange_end(c)) {
 		if (stream_output_len(c->st) == 0)
-			conn_close(c, "exchange done, not keep-alive");
+			conn_finish(c, "exchange done, not keep-alive");
 		return;
 	}
 	stream_enable(c->st, EV_READ);
@@ -471,6 +506,10 @@ static void conn_read_cb(struct stream *st, void *arg)
 {
 	struct conn *c = arg;
 
+	if (c->wait == CW_LINGER) {
+		evbuffer_drain(stream_input(st), stream_input_len(st));
+		return;
+	}
 	if (c->ex != NULL) {
 		proxy_client_readable(c->ex);
 		return;
@@ -483,7 +522,8 @@ static void conn_write_cb(struct stream *st, void *arg)
 	struct conn *c = arg;
 
 	if (c->close_after_flush) {
-		conn_close(c, "response flushed");
+		if (c->wait != CW_LINGER)
+			conn_finish(c, "response flushed");
 		return;
 	}
 	if (c->ex != NULL)
@@ -507,6 +547,11 @@ static void conn_event_cb(struct stream *st, short what, void *arg)
 		return;
 	}
 
+	if (c->wait == CW_LINGER) {
+		/* the client closed too (or failed): the close the lingering waited for */
+		conn_close(c, "closed after the response");
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		c->peer_eof = true;
 		METRIC_INC(&c->w->metrics, downstream_cx_destroy_remote);
@@ -562,4 +607,6 @@ void conn_timeout_fire(struct deadline *d)
 	}
 	if (c->wait == CW_IDLE && c->ex == NULL)
 		conn_close(c, "idle timeout");
+	if (c->wait == CW_LINGER)
+		conn_close(c, "client did not close after the response");
 }

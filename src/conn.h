@@ -23,6 +23,7 @@ enum conn_wait {
 	CW_IDLE = 0, /* between requests: idle timeout */
 	CW_HEAD,     /* part of a head received: header timeout */
 	CW_EXCHANGE, /* an exchange owns the connection */
+	CW_LINGER,   /* the last response is out, the write side shut: reading to discard */
 };
 
 /* An address kept in binary: text is made when a request needs it (conn_addr_format). */
@@ -66,6 +67,7 @@ struct conn {
 	bool xfcc_done : 1;
 	bool h2_stream : 1;    /* one HTTP/2 stream of the connection h2down_conn(h2) */
 	bool h2_malformed : 1; /* that stream was reset for a protocol error (h2down.c) */
+	bool linger : 1;       /* closing with a request body maybe unread: see conn_finish */
 };
 
 struct wsnap;
