@@ -6,11 +6,11 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <openssl/err.h>
@@ -21,12 +21,12 @@
 
 #include "accesslog.h"
 #include "conn.h"
-#include "memcache.h"
 #include "exchange.h"
 #include "h2down.h"
 #include "l4proxy.h"
 #include "local_reply.h"
 #include "log.h"
+#include "memcache.h"
 #include "proxy.h"
 #include "request.h"
 #include "snapshot.h"
@@ -607,6 +607,6 @@ void conn_timeout_fire(struct deadline *d)
 	}
 	if (c->wait == CW_IDLE && c->ex == NULL)
 		conn_close(c, "idle timeout");
-	if (c->wait == CW_LINGER)
+	else if (c->wait == CW_LINGER)
 		conn_close(c, "client did not close after the response");
 }

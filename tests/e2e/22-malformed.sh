@@ -259,6 +259,31 @@ EOF
 assert_eq "$lingered" "sent HTTP/1.1 400 Bad Request EOF" \
 	"4 MiB behind a refused head: all sent, then the 400 and a clean EOF (no reset)"
 
+# A client that neither closes nor stops: after 2 s meshgate closes anyway.
+lingered=$("$PYTHON" - "$MG_PORT" <<'EOF'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+          b"Transfer-Encoding: chunked\r\n\r\n" + b"x" * 65536)
+out = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+time.sleep(3)
+try:
+    for _ in range(3):
+        s.sendall(b"x" * 1024)
+        time.sleep(0.2)
+    print(out.split(b"\r\n")[0].decode(), "still open")
+except OSError:
+    print(out.split(b"\r\n")[0].decode(), "closed by meshgate")
+EOF
+)
+assert_eq "$lingered" "HTTP/1.1 400 Bad Request closed by meshgate" \
+	"a client that keeps the connection open: closed once the 2 s of lingering are over"
+
 # --- maxConnections: 6 ---------------------------------------------------------------------------------
 held=$("$PYTHON" - "$MG_PORT" <<'EOF'
 import socket, sys, time
