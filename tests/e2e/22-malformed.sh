@@ -233,29 +233,7 @@ assert_eq "$(mg_upstream_count a '^/smuggled')" 0 "no smuggled request reached t
 # Closing with that body unread would make the kernel send a reset, which can destroy the 400
 # at the client before it reads it.  meshgate half-closes and reads on until the client
 # closes (RFC 9112 §9.6): the client sends all it has, then reads the 400 and a clean EOF.
-lingered=$("$PYTHON" - "$MG_PORT" <<'EOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-head = (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n")
-try:
-    s.sendall(head + b"x" * (4 << 20))
-    sent = "sent"
-except OSError as e:
-    sent = "send failed (%s)" % e.strerror
-out = b""
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    end = "EOF"
-except OSError as e:
-    end = "read failed (%s)" % e.strerror
-print(sent, out.split(b"\r\n")[0].decode(), end)
-EOF
-)
+lingered=$(mg_flood_refused "$MG_PORT")
 assert_eq "$lingered" "sent HTTP/1.1 400 Bad Request EOF" \
 	"4 MiB behind a refused head: all sent, then the 400 and a clean EOF (no reset)"
 

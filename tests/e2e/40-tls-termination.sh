@@ -96,30 +96,7 @@ assert_match "$prom" 'meshgate_tls_certificate_expiry_seconds\{gateway="default/
 # A refused head with 4 MiB behind it over TLS: meshgate sends close_notify, shuts its write
 # side and reads on until the client closes (conn.c's lingering close), so the client sends
 # everything and reads the 400 and a clean end, not a reset.
-lingered=$("$PYTHON" - "$MG_PORT" "$PKI/ca.crt" <<'EOF'
-import socket, ssl, sys
-ctx = ssl.create_default_context(cafile=sys.argv[2])
-raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-s = ctx.wrap_socket(raw, server_hostname="a.example.com")
-try:
-    s.sendall(b"POST /echo HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 5\r\n"
-              b"Transfer-Encoding: chunked\r\n\r\n" + b"x" * (4 << 20))
-    sent = "sent"
-except OSError as e:
-    sent = "send failed (%s)" % e
-out = b""
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    end = "EOF"
-except OSError as e:
-    end = "read failed (%s)" % e
-print(sent, out.split(b"\r\n")[0].decode(), end)
-EOF
-)
+lingered=$(mg_flood_refused "$MG_PORT" "$PKI/ca.crt" a.example.com)
 assert_eq "$lingered" "sent HTTP/1.1 400 Bad Request EOF" \
 	"TLS: 4 MiB behind a refused head, then the 400 and a clean end (no reset)"
 

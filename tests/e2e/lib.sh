@@ -29,7 +29,7 @@
 #               mg_yaml_service_head mg_yaml_endpoint mg_yaml_route_all
 #               mg_yaml_routes mg_resource_simple
 #   TLS         mg_pki
-#   requests    mg_url mg_curl mg_raw mg_header mg_json
+#   requests    mg_url mg_curl mg_raw mg_flood_refused mg_header mg_json
 #   counting    mg_owner mg_owners mg_share mg_statuses
 #   admin       mg_clusters mg_metric
 #   assertions  assert_eq assert_ne assert_match assert_contains
@@ -938,6 +938,37 @@ mg_make_file() { "$PYTHON" "$MG_UPSTREAM_PY" --write-bytes "$2" "${3:-0}" >"$1";
 
 # mg_bytes_sha256 SIZE [SEED]: expected sha256 of /bytes/SIZE?seed=SEED.
 mg_bytes_sha256() { "$PYTHON" "$MG_UPSTREAM_PY" --print-sha256 "$1" "${2:-0}"; }
+
+# mg_flood_refused PORT [CAFILE SNI]: on a fresh connection (TLS when CAFILE is given), a
+# head meshgate refuses (Content-Length with Transfer-Encoding) with 4 MiB behind it, sent
+# at once; then read to the end.  Prints "sent" or "send failed (why)", the first response
+# line, and "EOF" or "read failed (why)": what a lingering close decides.
+mg_flood_refused() {
+	"$PYTHON" - "$@" <<'EOF'
+import socket, ssl, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+if len(sys.argv) > 2:
+    s = ssl.create_default_context(cafile=sys.argv[2]).wrap_socket(
+        s, server_hostname=sys.argv[3])
+try:
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n" + b"x" * (4 << 20))
+    sent = "sent"
+except OSError as e:
+    sent = "send failed (%s)" % e
+out = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    end = "EOF"
+except OSError as e:
+    end = "read failed (%s)" % e
+print(sent, out.split(b"\r\n")[0].decode("latin-1"), end)
+EOF
+}
 
 # mg_raw [-s] [-t SECONDS] PORT: send stdin to 127.0.0.1:PORT as is and print
 # everything received until the peer closes or stays silent for SECONDS
