@@ -137,8 +137,12 @@ for kind in ring maglev; do
 	from_d=$(awk '$2 == "d"' "$MG_DIR/$kind.before" | wc -l)
 	# d's own keys must move; the ring also gives the remaining endpoints more points
 	# (Envoy's ring does the same), so some more may (test_lb_hash measures it: about
-	# 37% for the ring, 25% for Maglev). Modulo hashing would move about 3/4.
-	assert_cmp "$moved" -le 24 "$kind: far fewer keys move than with modulo hashing ($moved of 40; $from_d were on d)"
+	# 37% for the ring, 25% for Maglev). Modulo hashing would move about 2/3 of the keys
+	# that were not on d.  How many were on d depends on the ports the test got (19 of 40
+	# in one run), so the bound is on the others: at most half of them move.
+	off_d=$((40 - from_d))
+	assert_cmp "$((moved - from_d))" -le "$((off_d / 2))" \
+		"$kind: far fewer keys move than with modulo hashing ($moved of 40; $from_d were on d)"
 	assert_not_contains "$(cat "$MG_DIR/$kind.after")" " d" "$kind: nothing goes to the removed endpoint"
 done
 
