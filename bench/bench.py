@@ -331,6 +331,7 @@ class Bench:
         self.targets = {n: Target(n) for n in ("direct",) + PROXIES}
         self.summaries = {}
         self.wrapped = {}  # proxy name -> command prefix (callgrind in the instr section)
+        self.haproxy_master_worker = False
 
     # ----- output ----------------------------------------------------------------------
 
@@ -647,7 +648,10 @@ backend big
         path = os.path.join(self.dir, "haproxy.cfg")
         with open(path, "w") as f:
             f.write(conf)
-        t.proc = self.spawn("haproxy", ["haproxy", "-db", "-f", path], PROXY_CPU, "haproxy.log")
+        # -W (master-worker) only for the reload section: SIGUSR2 to the master reloads.
+        mw = ["-W"] if self.haproxy_master_worker else []
+        t.proc = self.spawn("haproxy", ["haproxy"] + mw + ["-db", "-f", path], PROXY_CPU,
+                            "haproxy.log")
         self.wait_port(t.tls_port, t.proc, "haproxy", timeout=60.0 if self.wrapped else 15.0)
 
     def meshgate_main(self, admin_port, resources, extra=""):
@@ -1085,6 +1089,114 @@ spec:
             self.loadgen = None
         return res
 
+    # ----- reload under load -----------------------------------------------------------
+
+    # How each proxy is told to reload, and how a reload shows that it was applied.
+    RELOAD_SIGNAL = {"meshgate": signal.SIGHUP, "nginx": signal.SIGHUP,
+                     "haproxy": signal.SIGUSR2}
+
+    def reload_section(self):
+        n, rate, conns = int(self.args.reloads), int(self.args.reload_rate), \
+            int(self.args.reload_conns)
+        duration = n + 2
+        self.out("")
+        self.out("== Reload under load: %d reloads, one a second, during %d s of HTTP/1.1 "
+                 "keep-alive GET / at %d req/s (bench/reloadload.py -c%d)" %
+                 (n, duration, rate, conns))
+        self.out("   failed = requests written that got no response (connection closed or "
+                 "reset under them); closed idle = connections closed with no request on them")
+        self.out("   %-9s %-9s %-9s %-7s %-8s %-12s %-7s %s" % (
+            "target", "reloads", "requests", "failed", "non-2xx", "closed idle", "p99ms",
+            "reloaded by"))
+        rows = {}
+        self.haproxy_master_worker = True
+        try:
+            for name in PROXIES:
+                self.restart_proxy(name)
+                res = self.reload_one(self.targets[name], n, rate, conns, duration)
+                rows[name] = res
+                self.record("reload", target=name, reloads=n, rate=rate, conns=conns, **res)
+                self.progress("reload %s: %s" % (name, res))
+                how = {"meshgate": "SIGHUP (snapshot swap in the running process)",
+                       "nginx": "SIGHUP to the master (new workers)",
+                       "haproxy": "SIGUSR2 to the master, -W (new worker)"}[name]
+                if "error" in res:
+                    self.out("   %-9s failed: %s" % (name, res["error"]))
+                    continue
+                self.out("   %-9s %-9s %-9d %-7d %-8d %-12d %-7s %s" % (
+                    name, "%d/%d" % (res["reloads_applied"], n), res["sent"], res["failed"],
+                    res["non2xx"], res["closed_idle"], fmt(res.get("p99_ms"), 2), how))
+                if res.get("failures"):
+                    self.out("             failures: %s" % "; ".join(
+                        "%s x%d" % kv for kv in sorted(res["failures"].items())))
+        finally:
+            self.haproxy_master_worker = False
+            self.restart_proxy("haproxy")
+        m = rows.get("meshgate", {})
+        if "error" in m or not m:
+            verdict = "not judged: %s" % m.get("error", "no result")
+        elif m["reloads_applied"] != n:
+            verdict = "not judged: %d of %d reloads applied" % (m["reloads_applied"], n)
+        else:
+            verdict = "met" if m["failed"] == 0 and m["non2xx"] == 0 else "MISSED"
+        self.out("   target (DESIGN.md section 6): 0 failed requests -> meshgate %d failed, "
+                 "%d non-2xx: %s" % (m.get("failed", -1), m.get("non2xx", -1), verdict))
+
+    def reload_applied(self, t, seen):
+        """True once the reload just signalled shows: meshgate's config generation moved
+        on, or a worker PID not seen before exists (nginx, HAProxy)."""
+        if t.name == "meshgate":
+            try:
+                status, body = http_get(t.stat_port, "/ready", timeout=1)
+            except OSError:
+                return False
+            m = re.search(r"generation (\d+)", body.decode()) if status == 200 else None
+            if m is None or int(m.group(1)) in seen:
+                return False
+            seen.add(int(m.group(1)))
+            return True
+        new = set(children(t.proc.pid)) - seen
+        self.remember(new)
+        seen |= new
+        return bool(new)
+
+    def reload_one(self, t, n, rate, conns, duration):
+        seen = set()
+        self.reload_applied(t, seen)  # the generation or workers already there
+        argv = ["taskset", "-c", str(LOAD_CPU), PY, os.path.join(HERE, "reloadload.py"),
+                "--port", str(t.http_port), "--rate", str(rate), "--conns", str(conns),
+                "--duration", str(duration)]
+        self.loadgen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, text=True)
+        applied = 0
+        try:
+            start = time.monotonic()
+            for i in range(n):
+                time.sleep(max(0.0, start + 1.5 + i - time.monotonic()))
+                if t.proc.poll() is not None:
+                    break
+                t.proc.send_signal(self.RELOAD_SIGNAL[t.name])
+                until = time.monotonic() + 0.9
+                while time.monotonic() < until:
+                    if self.reload_applied(t, seen):
+                        applied += 1
+                        break
+                    time.sleep(0.02)
+            out, _ = self.loadgen.communicate(timeout=duration + 30)
+        except subprocess.TimeoutExpired:
+            self.loadgen.kill()
+            out, _ = self.loadgen.communicate()
+        finally:
+            self.loadgen = None
+        try:
+            res = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {"error": "reloadload.py gave no result: %s" % out[-300:]}
+        res["reloads_applied"] = applied
+        if t.proc.poll() is not None:
+            res["error"] = "%s exited (status %s)" % (t.name, t.proc.returncode)
+        return res
+
     # ----- route-table scaling ---------------------------------------------------------
 
     def scale(self):
@@ -1344,7 +1456,7 @@ spec:
                 raise RuntimeError("%s: GET / answered %d with %d bytes" %
                                    (t.name, status, len(body)))
         sections = (self.args.only.split(",") if self.args.only
-                    else ["proxy", "idle", "scale", "instr"])
+                    else ["proxy", "idle", "reload", "scale", "instr"])
         if "proxy" in sections:
             self.tls_report()
             for sc in self.scenarios():
@@ -1352,6 +1464,8 @@ spec:
             self.targets_report()
         if "idle" in sections and self.idle_n > 0:
             self.idle()
+        if "reload" in sections:
+            self.reload_section()
         if "scale" in sections:
             self.scale()
         if "instr" in sections:
@@ -1372,7 +1486,10 @@ def main():
     ap.add_argument("--scenarios", default=env("BENCH_SCENARIOS", ""),
                     help="comma list of h1,h1-16k,https,handshake,handshake-py,h2")
     ap.add_argument("--only", default=env("BENCH_ONLY", ""),
-                    help="comma list of sections: proxy,idle,scale,instr")
+                    help="comma list of sections: proxy,idle,reload,scale,instr")
+    ap.add_argument("--reloads", default=env("BENCH_RELOADS", "10"))
+    ap.add_argument("--reload-rate", default=env("BENCH_RELOAD_RATE", "5000"))
+    ap.add_argument("--reload-conns", default=env("BENCH_RELOAD_CONNS", "50"))
     ap.add_argument("--instr-requests", default=env("BENCH_INSTR_REQUESTS", "3000"))
     ap.add_argument("--port-base", default=env("BENCH_PORT_BASE", ""))
     ap.add_argument("--results", default=env("BENCH_RESULTS", ""))
