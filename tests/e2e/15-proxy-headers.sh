@@ -31,9 +31,14 @@ assert_eq "$(mg_json headers.x-end-to-end)" kept "end-to-end request header kept
 assert_eq "$(mg_json body_sha256)" "$(printf 'chunked body' | sha256sum | cut -d' ' -f1)" \
 	"chunked request body re-framed intact"
 assert_eq "$(mg_json body_len)" 12 "chunked request body length"
-# TE: trailers is forwarded, as Envoy does; any other TE is dropped (above)
+# TE: trailers is forwarded, as Envoy does; any other TE is dropped (above), and a list
+# that names trailers among other codings goes on as "trailers" alone, once.
 assert_status GET /echo 200 -H 'TE: trailers'
 assert_eq "$(mg_json headers.te)" trailers "request TE: trailers kept"
+assert_status GET /echo 200 -H 'TE: gzip;q=0.5, Trailers'
+assert_eq "$(mg_json headers.te)" trailers "TE: gzip, trailers reduced to trailers"
+assert_status GET /echo 200 -H 'TE: trailers' -H 'TE: deflate, trailers'
+assert_eq "$(mg_json headers.te)" trailers "two TE fields naming trailers give one"
 
 # --- hop-by-hop response headers ----------------------------------------------------------
 assert_status GET '/headers-out?connection=x-resp-hop&x-resp-hop=1&keep-alive=timeout%3D9&proxy-connection=keep-alive&x-normal=1' 200
