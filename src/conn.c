@@ -294,14 +294,17 @@ void conn_close(struct conn *c, const char *why)
  * nghttp2 reset for breaking the protocol, sent a malformed request (DPE). */
 static void conn_client_gone(struct conn *c)
 {
-	if (c->ex == NULL)
-		return;
-	if (c->h2_malformed) {
-		exchange_flag(c->ex, "DPE");
-		c->ex->details = "http2_stream_protocol_error";
-	} else {
-		exchange_flag(c->ex, "DC");
-		c->ex->details = "downstream_remote_disconnect";
+	const char *flag = c->h2_malformed ? "DPE" : "DC";
+	const char *details =
+	    c->h2_malformed ? "http2_stream_protocol_error" : "downstream_remote_disconnect";
+
+	if (c->ex != NULL) {
+		exchange_flag(c->ex, flag);
+		c->ex->details = details;
+	} else if (c->h2_stream && c->nrequests == 0 && stream_input_len(c->st) > 0) {
+		/* An HTTP/2 stream reset in the same read as its header block: its request
+		 * waits unread in the pipe, and is logged all the same. */
+		request_log_unread(c, flag, details);
 	}
 }
 

@@ -648,6 +648,8 @@ static int h2down_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void
 	struct h2down_stream *hs;
 	bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
 
+	if (f->hd.type == NGHTTP2_RST_STREAM)
+		METRIC_INC(&h2->c->w->metrics, downstream_rq_rx_reset);
 	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
 		return 0;
 	hs = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
@@ -698,9 +700,23 @@ static int h2down_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const u
 
 static int h2down_on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
+	struct h2down *h2 = ud;
 	struct h2down_stream *hs;
 
-	(void)ud;
+	/* nghttp2 ends a connection that breaks its limits with GOAWAY, among them a flood of
+	 * streams the client resets at once (CVE-2023-44487, "rapid reset"): say so. */
+	if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR &&
+	    !h2->dead /* h2down_read_cb logged the error it found */) {
+		char peer[CONN_ADDR_TEXT];
+
+		conn_peer_text(h2->c, true, peer);
+		log_info("HTTP/2 client %s: GOAWAY %s sent after stream %d (a protocol error or a "
+			 "flood of resets)",
+			 peer, nghttp2_http2_strerror(f->goaway.error_code),
+			 f->goaway.last_stream_id);
+		METRIC_INC(&h2->c->w->metrics, downstream_cx_http2_goaway_error);
+		h2->why = "HTTP/2 GOAWAY with an error sent";
+	}
 	/* nghttp2 resets a stream whose frames break RFC 9113 (a body longer or shorter than
 	 * its content-length, a bad trailer section): its exchange ends as a downstream
 	 * protocol error, not as a client that went away. */

@@ -27,6 +27,9 @@
 	X(fault_aborts_injected, counter, "Requests answered by an injected fault abort (FI)")  \
 	X(downstream_cx_http2_total, counter, "Client connections that speak HTTP/2")             \
 	X(downstream_rq_http2_total, counter, "Requests received as HTTP/2 streams")              \
+	X(downstream_rq_rx_reset, counter, "HTTP/2 streams the client reset (RST_STREAM)")         \
+	X(downstream_cx_http2_goaway_error, counter,                                               \
+	  "HTTP/2 client connections ended by our GOAWAY with an error (reason in the log)")       \
 	X(downstream_cx_destroy_remote, counter, "Client connections closed by the client")      \
 	X(downstream_cx_ssl_handshake_error, counter, "Failed TLS handshakes (reason in the log)") \
 	X(upstream_cx_total, counter, "Upstream connections opened")                              \

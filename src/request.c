@@ -853,17 +853,17 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	return REQ_STARTED;
 }
 
-enum request_result request_begin(struct conn *c)
+/* Parse the request head at the start of c's input into req, under the current config's
+ * limits, with the thread's scratch header slots: http1_parse_request's result, or
+ * REQ_PARSE_NOMEM. */
+#define REQ_PARSE_NOMEM (-1000)
+static int request_parse(struct conn *c, struct http1_request *req, int *status, const char **why)
 {
 	struct evbuffer *in = stream_input(c->st);
 	struct snapshot *s = c->w->cur != NULL ? c->w->cur->snap : NULL;
 	struct http1_limits lim = {65536, 16384, 100};
-	struct http1_request req;
-	struct exchange *ex;
 	size_t len = evbuffer_get_length(in), want;
 	const char *buf;
-	const char *why = NULL;
-	int status = 400, n;
 
 	if (s != NULL) {
 		lim.max_head = s->set->main.limits.max_header_bytes;
@@ -874,16 +874,64 @@ enum request_result request_begin(struct conn *c)
 		free(hdr_slots);
 		hdr_slots = calloc(lim.max_headers, sizeof(*hdr_slots));
 		hdr_nslots = hdr_slots != NULL ? lim.max_headers : 0;
-		if (hdr_slots == NULL) {
-			conn_close(c, "out of memory");
-			return REQ_CLOSED;
-		}
+		if (hdr_slots == NULL)
+			return REQ_PARSE_NOMEM;
 	}
 	want = len < lim.max_head + 4 ? len : lim.max_head + 4;
 	buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
-	memset(&req, 0, sizeof(req));
-	req.headers = hdr_slots;
-	n = http1_parse_request(buf, want, &lim, &req, &status, &why);
+	memset(req, 0, sizeof(*req));
+	req->headers = hdr_slots;
+	return http1_parse_request(buf, want, &lim, req, status, why);
+}
+
+/* The access log line of a request that ended before any exchange read it: an HTTP/2
+ * stream whose reset came in the same read as its header block.  Method, path, authority
+ * and user agent come from the head waiting in c's input; status 0. */
+void request_log_unread(struct conn *c, const char *flag, const char *details)
+{
+	struct http1_request req;
+	struct exchange *ex;
+	const char *why = NULL;
+	int status = 400;
+	int n = request_parse(c, &req, &status, &why);
+
+	if (n == MG_AGAIN || n == REQ_PARSE_NOMEM || (ex = request_new(c)) == NULL)
+		return;
+	METRIC_INC(&c->w->metrics, downstream_rq_total);
+	if (n > 0) {
+		ex->method = exchange_keep(ex, req.method, req.method_len, &ex->method_len);
+		ex->path = exchange_keep(
+		    ex, req.target, req.target_len < 1024 ? req.target_len : 1024, &ex->path_len);
+		if (req.host_index >= 0) {
+			const struct http1_header *h = &req.headers[req.host_index];
+
+			ex->authority =
+			    exchange_keep(ex, h->value, h->value_len < 256 ? h->value_len : 256,
+					  &ex->authority_len);
+		}
+		for (size_t i = 0; i < req.nheaders; i++)
+			if (HTTP1_NAME_IS(req.headers[i].name, req.headers[i].name_len,
+					  "user-agent"))
+				ex->user_agent =
+				    exchange_keep(ex, req.headers[i].value,
+						  req.headers[i].value_len, &ex->user_agent_len);
+	}
+	exchange_flag(ex, flag);
+	ex->details = details;
+	request_finish(ex);
+}
+
+enum request_result request_begin(struct conn *c)
+{
+	struct http1_request req;
+	struct exchange *ex;
+	const char *why = NULL;
+	int status = 400, n = request_parse(c, &req, &status, &why);
+
+	if (n == REQ_PARSE_NOMEM) {
+		conn_close(c, "out of memory");
+		return REQ_CLOSED;
+	}
 	if (n == MG_AGAIN)
 		return REQ_AGAIN;
 	METRIC_INC(&c->w->metrics, downstream_rq_total);

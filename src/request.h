@@ -18,6 +18,9 @@ enum request_result {
 enum request_result request_begin(struct conn *c);
 /* Log, count and free the exchange (does not touch the connection's state). */
 void request_finish(struct exchange *ex);
+/* The access log line (flag, details, status 0) of a request whose head waits in c's
+ * input and that ended before any exchange read it (an HTTP/2 stream reset at once). */
+void request_log_unread(struct conn *c, const char *flag, const char *details);
 /* A bare exchange for replies that precede any parsed head (408, 400...). */
 struct exchange *request_new(struct conn *c);
 /* Really free an exchange (recycled ones are freed at worker exit). */

