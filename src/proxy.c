@@ -263,14 +263,15 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 		/* TE is hop-by-hop, but "trailers" in it says the client takes trailers, which
 		 * gRPC upstreams look for: it goes on alone, as Envoy does ("gzip, trailers"
 		 * becomes "trailers"); any other coding is the client's business with us. */
-		if (NAME_IS(h->name, h->name_len, "te")) {
-			if (!te_sent && http1_list_has(h->value, h->value_len, "trailers")) {
+		if (hop_by_hop(h->name, h->name_len)) {
+			if (!te_sent && NAME_IS(h->name, h->name_len, "te") &&
+			    http1_list_has(h->value, h->value_len, "trailers")) {
 				HEADBUF_LIT(&hb, "te: trailers\r\n");
 				te_sent = true;
 			}
 			continue;
 		}
-		if (hop_by_hop(h->name, h->name_len) || NAME_IS(h->name, h->name_len, "host") ||
+		if (NAME_IS(h->name, h->name_len, "host") ||
 		    NAME_IS(h->name, h->name_len, "content-length") ||
 		    NAME_IS(h->name, h->name_len, "expect") ||
 		    NAME_IS(h->name, h->name_len, "x-forwarded-for") ||
