@@ -477,40 +477,15 @@ const struct route_destination *router_pick_destination(const struct http_route 
 
 /* ---- L4 ---- */
 
-static bool router_cidr_has(const struct l4_cidr *c, const uint8_t *a, size_t alen)
-{
-	size_t full = c->prefix / 8, rest = c->prefix % 8;
-
-	if ((c->family == AF_INET ? 4u : 16u) != alen)
-		return false;
-	if (memcmp(c->addr, a, full) != 0)
-		return false;
-	return rest == 0 || ((c->addr[full] ^ a[full]) & (uint8_t)(0xff00 >> rest)) == 0;
-}
-
 const struct l4_target *router_l4_select(const struct l4_targets *t, const struct sockaddr *local)
 {
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	const uint8_t *a = NULL, *a4 = NULL;
-	size_t alen = 0;
-
-	if (local != NULL && local->sa_family == AF_INET) {
-		a = a4 = (const uint8_t *)&((const struct sockaddr_in *)local)->sin_addr;
-		alen = 4;
-	} else if (local != NULL && local->sa_family == AF_INET6) {
-		a = (const uint8_t *)&((const struct sockaddr_in6 *)local)->sin6_addr;
-		alen = 16;
-		if (memcmp(a, mapped, sizeof(mapped)) == 0)
-			a4 = a + 12;
-	}
 	for (size_t i = 0; i < t->n; i++) {
 		const struct l4_target *x = &t->v[i];
 
 		if (x->nsubnets == 0)
 			return x;
-		for (size_t k = 0; k < x->nsubnets && a != NULL; k++)
-			if (router_cidr_has(&x->subnets[k], a, alen) ||
-			    (a4 != NULL && router_cidr_has(&x->subnets[k], a4, 4)))
+		for (size_t k = 0; k < x->nsubnets; k++)
+			if (cidr_has(&x->subnets[k], local))
 				return x;
 	}
 	return NULL;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "cidr.h"
 #include "config/model.h"
 #include "upstream.h"
 
@@ -110,13 +111,6 @@ struct vhost_table {
 	size_t nvhosts;
 };
 
-/* A destinationSubnets entry: an IPv4 or IPv6 prefix (a bare address is a full-length one). */
-struct l4_cidr {
-	sa_family_t family; /* AF_INET or AF_INET6 */
-	uint8_t prefix;     /* bits */
-	uint8_t addr[16];
-};
-
 /* One L4 route as a listener serves it: a VirtualService tls or tcp route, reached through
  * one of its match blocks (NULL for a tcp route without any).  Link resolved the match's
  * port, gateways and SNI hosts; only its destinationSubnets are left for connection time. */
@@ -125,7 +119,7 @@ struct l4_target {
 	const struct l4_match *match;
 	const struct cfg_vs *vs;
 	const struct cfg_gateway *gateway;
-	const struct l4_cidr *subnets; /* none: any destination address */
+	const struct cidr *subnets; /* none: any destination address */
 	size_t nsubnets;
 };
 

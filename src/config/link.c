@@ -1413,39 +1413,6 @@ static bool link_vs_bind(struct link *l, struct cfg_vs *vs, struct gw_info *gi)
 
 /* ---- tls and tcp routes ---- */
 
-static bool link_cidr(const char *s, struct l4_cidr *c)
-{
-	const char *slash = strchr(s, '/');
-	size_t len = slash != NULL ? (size_t)(slash - s) : strlen(s);
-	unsigned max;
-	char addr[64];
-
-	memset(c, 0, sizeof(*c));
-	if (len >= sizeof(addr))
-		return false;
-	memcpy(addr, s, len);
-	addr[len] = '\0';
-	if (inet_pton(AF_INET, addr, c->addr) == 1) {
-		c->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, addr, c->addr) == 1) {
-		c->family = AF_INET6;
-		max = 128;
-	} else {
-		return false;
-	}
-	c->prefix = (uint8_t)max;
-	if (slash != NULL) {
-		char *end;
-		unsigned long bits = strtoul(slash + 1, &end, 10);
-
-		if (*end != '\0' || bits > max)
-			return false;
-		c->prefix = (uint8_t)bits;
-	}
-	return true;
-}
-
 /* Append (route, match) to a candidate list unless it is there already (a route reached
  * through two servers or gateways sharing the listener). Returns the new target or NULL. */
 static struct l4_target *link_target_add(struct link *l, struct l4_targets *t, size_t *cap,
@@ -1465,10 +1432,10 @@ static struct l4_target *link_target_add(struct link *l, struct l4_targets *t, s
 	x->vs = vs;
 	x->gateway = gw;
 	if (m != NULL && m->destination_subnets.n > 0) {
-		struct l4_cidr *c = pool_calloc(l->p, m->destination_subnets.n, sizeof(*c));
+		struct cidr *c = pool_calloc(l->p, m->destination_subnets.n, sizeof(*c));
 
 		for (size_t k = 0; k < m->destination_subnets.n; k++)
-			if (link_cidr(m->destination_subnets.v[k], &c[x->nsubnets]))
+			if (cidr_parse(m->destination_subnets.v[k], &c[x->nsubnets]))
 				x->nsubnets++; /* the decoder refused what does not parse */
 		x->subnets = c;
 	}
