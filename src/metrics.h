@@ -22,6 +22,7 @@
 	X(downstream_rq_bad_request, counter, "Requests rejected as malformed (400/414/431/501/505)") \
 	X(downstream_rq_timeout, counter, "Requests answered 408 (header or body timeout)")       \
 	X(downstream_rq_no_route, counter, "Requests with no matching vhost or route (404 NR)")   \
+	X(downstream_rq_rbac_denied, counter, "Requests denied by an AuthorizationPolicy (403)")   \
 	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \
 	X(fault_delays_injected, counter, "Requests held by an injected fault delay (DI)")       \
 	X(fault_aborts_injected, counter, "Requests answered by an injected fault abort (FI)")  \

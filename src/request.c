@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "accesslog.h"
+#include "authz.h"
 #include "clock.h"
 #include "clusterstate.h"
 #include "conn.h"
@@ -21,6 +22,7 @@
 #include "exchange.h"
 #include "errors.h"
 #include "fault.h"
+#include "h2down.h"
 #include "http1.h"
 #include "local_reply.h"
 #include "log.h"
@@ -30,6 +32,7 @@
 #include "router.h"
 #include "snapshot.h"
 #include "stream.h"
+#include "tls.h"
 #include "worker.h"
 
 _Static_assert(sizeof(struct msg_header) == sizeof(struct http1_header),
@@ -661,6 +664,50 @@ void request_cors_response(const struct exchange *ex, struct evbuffer *out)
 }
 
 /* Everything from a parsed head up to "routed": returns what conn.c should do next. */
+/* AuthorizationPolicy: answer 403 and say true when the request may not pass. */
+static bool request_denied(struct conn *c, struct exchange *ex, const struct route_request *rq)
+{
+	const struct cfg_set *set = ex->ws->snap->set;
+	struct authz_request ar;
+	char principal[512];
+	const char *why;
+
+	if (set->nap_deny == 0 && set->nap_allow == 0)
+		return false;
+	memset(&ar, 0, sizeof(ar));
+	ar.peer = &c->peer.sa;
+	ar.port = c->port;
+	ar.http = true;
+	ar.method = rq->method;
+	ar.method_len = rq->method_len;
+	ar.path = rq->path;
+	ar.path_len = rq->path_len;
+	ar.authority = rq->authority;
+	ar.authority_len = rq->authority_len;
+	ar.headers = rq->headers;
+	ar.nheaders = rq->nheaders;
+	if (c->ssl != NULL) {
+		ar.sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+		if (set->ap_needs_principal &&
+		    tls_peer_principal(c->ssl, principal, sizeof(principal)) > 0)
+			ar.principal = principal;
+	}
+	if (set->ap_needs_local) {
+		struct conn *owner = c->h2_stream ? h2down_conn(c->h2) : c;
+		char text[CONN_ADDR_TEXT];
+
+		conn_local_text(owner, text); /* reads the address once per connection */
+		ar.local = &owner->local.sa;
+	}
+	if ((why = authz_check(set, &ar)) == NULL)
+		return false;
+	METRIC_INC(&c->w->metrics, downstream_rq_rbac_denied);
+	ex->details = why; /* the snapshot's, pinned by the exchange */
+	local_reply(ex, 403, "text/plain", "RBAC: access denied", 19, NULL,
+		    ex->req_kind != HTTP1_BODY_NONE);
+	return true;
+}
+
 static enum request_result request_route(struct conn *c, struct exchange *ex,
 					 struct http1_request *req, size_t head_len)
 {
@@ -788,6 +835,11 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	rq.host_len = host_len;
 
 	ex->ws = worker_snap_pin(w);
+	/* Access policy before routing, as Envoy's RBAC filter runs before its router. */
+	if (ex->ws != NULL && request_denied(c, ex, &rq)) {
+		evbuffer_drain(in, head_len);
+		return has_body ? REQ_CLOSED : REQ_DONE;
+	}
 	ex->lc = ex->ws != NULL ? find_listener(ex->ws->snap, c->lkey) : NULL;
 	vh = ex->lc != NULL ? router_find_vhost(ex->lc, rq.host, rq.host_len) : NULL;
 	if (vh != NULL && vh->gateway != NULL)

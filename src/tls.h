@@ -116,6 +116,10 @@ const char *tls_failure_reason(const SSL *ssl);
  * -1 (and "") also when there is no verified peer certificate or out is too small.  It
  * hashes and prints the certificate: compute it once per connection, not per request. */
 int tls_xfcc(const SSL *ssl, char *out, size_t size);
+/* The Istio identity of a verified client certificate, as AuthorizationPolicy principals
+ * name it: its first URI SAN without "spiffe://" ("td/ns/NS/sa/ACCOUNT").  Written into
+ * out; returns its length, or -1 (no verified certificate, no URI SAN, too long). */
+int tls_peer_principal(const SSL *ssl, char *out, size_t size);
 
 /* Upstream origination: DestinationRule trafficPolicy.tls (DISABLE/SIMPLE/MUTUAL/
  * ISTIO_MUTUAL) with caCertificates, clientCertificate, privateKey, credentialName, sni,

@@ -453,3 +453,38 @@ int tls_xfcc(const SSL *ssl, char *out, size_t size)
 	}
 	return (int)b.n;
 }
+
+int tls_peer_principal(const SSL *ssl, char *out, size_t size)
+{
+	GENERAL_NAMES *gens;
+	X509 *x;
+	int n = -1;
+
+	if (ssl == NULL || (x = SSL_get0_peer_certificate(ssl)) == NULL ||
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		return -1;
+	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int k = 0; gens != NULL && k < sk_GENERAL_NAME_num(gens); k++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, k);
+		const char *v;
+		int len;
+
+		if (g->type != GEN_URI)
+			continue;
+		v = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+		len = ASN1_STRING_length(g->d.uniformResourceIdentifier);
+		if (len >= 9 && strncmp(v, "spiffe://", 9) == 0) {
+			v += 9;
+			len -= 9;
+		}
+		/* a NUL inside would let "a\0b" pass for "a" */
+		if (len > 0 && (size_t)len < size && memchr(v, '\0', (size_t)len) == NULL) {
+			memcpy(out, v, (size_t)len);
+			out[len] = '\0';
+			n = len;
+		}
+		break;
+	}
+	GENERAL_NAMES_free(gens);
+	return n;
+}

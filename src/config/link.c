@@ -1917,6 +1917,7 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 
 	link_gateways(&l);
 	pa_apply(d, set);
+	ap_apply(d, p, set);
 	link_index_ses(&l);
 	link_index_drs(&l);
 	link_vss(&l);

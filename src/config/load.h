@@ -50,6 +50,11 @@ void cfg_pa_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
  * in rootNamespace) decides per port, written to each such server's `mtls` (STRICT when
  * no policy decides); link calls it once the gateways are known. */
 void pa_apply(struct diag *d, const struct cfg_set *set);
+void cfg_ap_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
+		   struct node *spec);
+/* Sort the AuthorizationPolicies that apply to this appliance into set->ap_deny and
+ * set->ap_allow (Istio's selection); notes for those that do not. */
+void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set);
 /* What a listener does with plaintext, from its merged servers (after pa_apply):
  * PA_PERMISSIVE (TLS or plaintext, told apart by the first byte) or PA_DISABLE (plaintext
  * only) when every server on it is an HTTPS ISTIO_MUTUAL server with that mode; PA_UNSET

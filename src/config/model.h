@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "cidr.h"
+
 struct node;
 struct node_rebuild;
 struct cluster;
@@ -655,6 +657,69 @@ struct cfg_pa {
 	size_t nports;
 };
 
+/* ---- AuthorizationPolicy (security.istio.io) ---- */
+
+enum ap_action { AP_ALLOW, AP_DENY, AP_AUDIT, AP_CUSTOM };
+
+/* IP prefixes of ipBlocks, remoteIpBlocks and IP conditions (struct cidr of cidr.h). */
+struct ap_cidrs {
+	struct cidr *v;
+	size_t n;
+};
+
+/* Value lists use Istio's matching: "*" (any value present), "pre*", "*suf", or exact. */
+struct ap_source {
+	struct ap_cidrs ip_blocks, not_ip_blocks, remote_ip_blocks, not_remote_ip_blocks;
+	struct str_list principals, not_principals, request_principals, not_request_principals;
+	struct str_list namespaces, not_namespaces;
+};
+
+struct ap_operation {
+	struct str_list hosts, not_hosts; /* lower-case */
+	struct str_list ports, not_ports; /* decimal text */
+	struct str_list methods, not_methods, paths, not_paths;
+};
+
+enum ap_key {
+	APK_HEADER,           /* request.headers[name] */
+	APK_SOURCE_IP,        /* source.ip */
+	APK_REMOTE_IP,        /* remote.ip */
+	APK_SOURCE_PRINCIPAL, /* source.principal */
+	APK_SOURCE_NAMESPACE, /* source.namespace */
+	APK_DEST_IP,          /* destination.ip */
+	APK_DEST_PORT,        /* destination.port */
+	APK_SNI,              /* connection.sni */
+	APK_REQUEST_AUTH,     /* request.auth.*: no RequestAuthentication yet, never present */
+};
+
+struct ap_condition {
+	enum ap_key key;
+	const char *header; /* APK_HEADER: the lower-case field name */
+	struct str_list values, not_values;
+	struct ap_cidrs ips, not_ips; /* the IP keys: values and notValues as prefixes */
+};
+
+struct ap_rule {
+	struct ap_source *from;
+	size_t nfrom;
+	struct ap_operation *to;
+	size_t nto;
+	struct ap_condition *when;
+	size_t nwhen;
+	bool http_only; /* uses a field only HTTP requests have (hosts, methods, paths,
+			 * request principals, headers, request.auth) */
+};
+
+struct cfg_ap {
+	struct cfg_meta meta;
+	bool has_selector;
+	struct kv_list selector; /* selector.matchLabels */
+	enum ap_action action;
+	struct ap_rule *rules;
+	size_t nrules;
+	const char *denied; /* access-log details: "rbac_access_denied_matched_policy[ns.name]" */
+};
+
 /* ---- everything loaded for one generation ---- */
 
 struct cfg_set {
@@ -669,7 +734,14 @@ struct cfg_set {
 	size_t nses;
 	struct cfg_pa **pas;
 	size_t npas;
-	/* the other security kinds come later; -t says "not implemented yet" precisely */
+	struct cfg_ap **aps; /* every AuthorizationPolicy loaded */
+	size_t naps;
+	/* Those that apply to this appliance (ap_apply), by action, in load order. */
+	const struct cfg_ap **ap_deny, **ap_allow;
+	size_t nap_deny, nap_allow;
+	bool ap_needs_principal; /* some applied rule looks at the client certificate's identity */
+	bool ap_needs_local;     /* ... or at the address the client connected to */
+	/* RequestAuthentication comes later; -t says "not implemented yet" precisely */
 	int order_counter;
 	struct node_rebuild *rebuild; /* trees of dropped documents rebuilt for reports */
 };

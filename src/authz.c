@@ -1,0 +1,239 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "authz.h"
+
+/* Istio's matchers (pilot's authz model) compile each value to an Envoy string matcher:
+ * "*" is presence, a leading '*' a suffix match, a trailing '*' a prefix match. */
+bool authz_value_match(const char *pattern, const char *v, size_t len, bool nocase)
+{
+	size_t plen = strlen(pattern);
+	int (*cmp)(const char *, const char *, size_t) = nocase ? strncasecmp : strncmp;
+
+	if (v == NULL)
+		return false;
+	if (plen == 1 && pattern[0] == '*')
+		return true;
+	if (pattern[0] == '*')
+		return len >= plen - 1 && cmp(v + len - (plen - 1), pattern + 1, plen - 1) == 0;
+	if (pattern[plen - 1] == '*')
+		return len >= plen - 1 && cmp(v, pattern, plen - 1) == 0;
+	return len == plen && cmp(v, pattern, len) == 0;
+}
+
+static bool any_value(const struct str_list *l, const char *v, size_t len, bool nocase)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (authz_value_match(l->v[i], v, len, nocase))
+			return true;
+	return false;
+}
+
+/* A positive list must match (an absent attribute never does); a negative one must not. */
+static bool values_ok(const struct str_list *yes, const struct str_list *no, const char *v,
+		      size_t len, bool nocase)
+{
+	if (yes->n > 0 && !any_value(yes, v, len, nocase))
+		return false;
+	return no->n == 0 || !any_value(no, v, len, nocase);
+}
+
+static bool any_cidr(const struct ap_cidrs *c, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (cidr_has(&c->v[i], sa))
+			return true;
+	return false;
+}
+
+static bool cidrs_ok(const struct ap_cidrs *yes, const struct ap_cidrs *no,
+		     const struct sockaddr *sa)
+{
+	if (yes->n > 0 && !any_cidr(yes, sa))
+		return false;
+	return no->n == 0 || !any_cidr(no, sa);
+}
+
+/* The namespace of an Istio identity "td/ns/NAME/sa/ACCOUNT". */
+static const char *principal_ns(const char *principal, size_t *len)
+{
+	const char *ns = principal != NULL ? strstr(principal, "/ns/") : NULL;
+	const char *end;
+
+	if (ns == NULL)
+		return NULL;
+	ns += 4;
+	end = strchr(ns, '/');
+	*len = end != NULL ? (size_t)(end - ns) : strlen(ns);
+	return ns;
+}
+
+static bool str_ok(const struct str_list *yes, const struct str_list *no, const char *v)
+{
+	return values_ok(yes, no, v, v != NULL ? strlen(v) : 0, false);
+}
+
+static bool source_ok(const struct ap_source *s, const struct authz_request *r)
+{
+	const char *ns;
+	size_t nslen = 0;
+
+	if (!cidrs_ok(&s->ip_blocks, &s->not_ip_blocks, r->peer) ||
+	    !cidrs_ok(&s->remote_ip_blocks, &s->not_remote_ip_blocks, r->peer) ||
+	    !str_ok(&s->principals, &s->not_principals, r->principal))
+		return false;
+	ns = principal_ns(r->principal, &nslen);
+	if (!values_ok(&s->namespaces, &s->not_namespaces, ns, nslen, false))
+		return false;
+	/* No RequestAuthentication yet: no request carries a request principal. */
+	if (r->http &&
+	    !values_ok(&s->request_principals, &s->not_request_principals, NULL, 0, false))
+		return false;
+	return true;
+}
+
+/* Hosts match the authority with or without its port, case-insensitively, as Istio's
+ * host matcher does. */
+static bool host_in(const struct str_list *l, const char *a, size_t len)
+{
+	size_t host = len;
+
+	if (len > 0 && a[0] == '[') { /* [v6]:port */
+		const char *close = memchr(a, ']', len);
+
+		if (close != NULL && (size_t)(close - a) + 1 < len && close[1] == ':')
+			host = (size_t)(close - a) + 1;
+	} else {
+		const char *colon = memchr(a, ':', len);
+
+		if (colon != NULL)
+			host = (size_t)(colon - a);
+	}
+	return any_value(l, a, len, true) || (host < len && any_value(l, a, host, true));
+}
+
+static bool operation_ok(const struct ap_operation *o, const struct authz_request *r)
+{
+	char port[8];
+	int plen = snprintf(port, sizeof(port), "%u", r->port);
+
+	if (!values_ok(&o->ports, &o->not_ports, port, (size_t)plen, false))
+		return false;
+	if (!r->http) /* the HTTP fields were judged by the caller (rule_ok) */
+		return true;
+	if (o->hosts.n > 0 &&
+	    (r->authority == NULL || !host_in(&o->hosts, r->authority, r->authority_len)))
+		return false;
+	if (o->not_hosts.n > 0 && r->authority != NULL &&
+	    host_in(&o->not_hosts, r->authority, r->authority_len))
+		return false;
+	return values_ok(&o->methods, &o->not_methods, r->method, r->method_len, false) &&
+	       values_ok(&o->paths, &o->not_paths, r->path, r->path_len, false);
+}
+
+static bool header_ok(const struct ap_condition *c, const struct authz_request *r)
+{
+	size_t nlen = strlen(c->header);
+	bool present = false, yes = false, no = false;
+
+	for (size_t i = 0; i < r->nheaders; i++) {
+		const struct msg_header *h = &r->headers[i];
+
+		if (h->name_len != nlen || strncasecmp(h->name, c->header, nlen) != 0)
+			continue;
+		present = true;
+		yes |= any_value(&c->values, h->value, h->value_len, false);
+		no |= any_value(&c->not_values, h->value, h->value_len, false);
+	}
+	if (c->values.n > 0 && (!present || !yes))
+		return false;
+	return !no;
+}
+
+static bool condition_ok(const struct ap_condition *c, const struct authz_request *r)
+{
+	char port[8];
+	size_t len = 0;
+	const char *v;
+
+	switch (c->key) {
+	case APK_HEADER:
+		return header_ok(c, r);
+	case APK_SOURCE_IP:
+	case APK_REMOTE_IP:
+		return cidrs_ok(&c->ips, &c->not_ips, r->peer);
+	case APK_DEST_IP:
+		return cidrs_ok(&c->ips, &c->not_ips, r->local);
+	case APK_DEST_PORT:
+		len = (size_t)snprintf(port, sizeof(port), "%u", r->port);
+		return values_ok(&c->values, &c->not_values, port, len, false);
+	case APK_SNI:
+		return values_ok(&c->values, &c->not_values, r->sni,
+				 r->sni != NULL ? strlen(r->sni) : 0, true);
+	case APK_SOURCE_PRINCIPAL:
+		return str_ok(&c->values, &c->not_values, r->principal);
+	case APK_SOURCE_NAMESPACE:
+		v = principal_ns(r->principal, &len);
+		return values_ok(&c->values, &c->not_values, v, len, false);
+	case APK_REQUEST_AUTH:
+		return values_ok(&c->values, &c->not_values, NULL, 0, false);
+	}
+	return false;
+}
+
+/* A rule matches when any of its sources, any of its operations and all of its conditions
+ * do (an absent part matches).  On a TCP connection a rule with HTTP-only fields never
+ * matches in an ALLOW policy, and in a DENY policy is judged on its other fields: Istio's
+ * choice, which fails closed both ways. */
+static bool rule_ok(const struct ap_rule *rule, const struct authz_request *r, bool deny)
+{
+	bool any;
+
+	if (!r->http && rule->http_only && !deny)
+		return false;
+	any = rule->nfrom == 0;
+	for (size_t i = 0; i < rule->nfrom && !any; i++)
+		any = source_ok(&rule->from[i], r);
+	if (!any)
+		return false;
+	any = rule->nto == 0;
+	for (size_t i = 0; i < rule->nto && !any; i++)
+		any = operation_ok(&rule->to[i], r);
+	if (!any)
+		return false;
+	for (size_t i = 0; i < rule->nwhen; i++) {
+		const struct ap_condition *c = &rule->when[i];
+
+		if (!r->http && (c->key == APK_HEADER || c->key == APK_REQUEST_AUTH))
+			continue; /* DENY on TCP: only the other fields count */
+		if (!condition_ok(c, r))
+			return false;
+	}
+	return true;
+}
+
+static bool policy_ok(const struct cfg_ap *ap, const struct authz_request *r)
+{
+	for (size_t i = 0; i < ap->nrules; i++)
+		if (rule_ok(&ap->rules[i], r, ap->action == AP_DENY))
+			return true;
+	return false;
+}
+
+const char *authz_check(const struct cfg_set *set, const struct authz_request *r)
+{
+	for (size_t i = 0; i < set->nap_deny; i++)
+		if (policy_ok(set->ap_deny[i], r))
+			return set->ap_deny[i]->denied;
+	if (set->nap_allow == 0)
+		return NULL;
+	for (size_t i = 0; i < set->nap_allow; i++)
+		if (policy_ok(set->ap_allow[i], r))
+			return NULL;
+	return "rbac_access_denied_matched_policy[none]";
+}

@@ -1,0 +1,44 @@
+/* AuthorizationPolicy evaluation (Istio's semantics): DENY policies first, then ALLOW
+ * policies; a request that matches a DENY policy, or that matches none of the ALLOW
+ * policies when there are some, is denied.  Pure: the caller gathers the attributes. */
+#ifndef MESHGATE_AUTHZ_H
+#define MESHGATE_AUTHZ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/model.h"
+#include "msg.h"
+
+struct authz_request {
+	const struct sockaddr *peer;  /* source.ip; also remote.ip (no trusted proxy hops) */
+	const struct sockaddr *local; /* destination.ip; NULL unless set->ap_needs_local */
+	uint32_t port;                /* destination.port: the listener's */
+	const char
+	    *principal;  /* the client certificate's identity (its URI SAN without
+			  * "spiffe://"), or NULL; looked at only when set->ap_needs_principal */
+	const char *sni; /* or NULL */
+	/* What only HTTP requests have (http false: a TCP connection). */
+	bool http;
+	const char *method;
+	size_t method_len;
+	const char *path; /* normalised, without the query */
+	size_t path_len;
+	const char *authority;
+	size_t authority_len;
+	const struct msg_header *headers;
+	size_t nheaders;
+};
+
+/* NULL when the request may pass; else why not, in Envoy's RBAC words for the access log:
+ * "rbac_access_denied_matched_policy[ns.name]" naming the DENY policy that matched, or
+ * "rbac_access_denied_matched_policy[none]" (ALLOW policies exist and none matched). */
+const char *authz_check(const struct cfg_set *set, const struct authz_request *r);
+
+/* Istio's value match: "*" any value, "*suffix", "prefix*", else exact (ASCII case folded
+ * when nocase). */
+bool authz_value_match(const char *pattern, const char *v, size_t len, bool nocase);
+
+#endif

@@ -1,0 +1,441 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+#include "load.h"
+#include "node.h"
+#include "pool.h"
+
+/* AuthorizationPolicy (security.istio.io): Istio's fields and validation rules, decoded
+ * into the rules authz.c evaluates.  Which policies apply to this appliance follows
+ * Istio's workload selection (ap_apply).  CUSTOM (an external authorizer) and the fields
+ * that need what meshgate does not have yet are refused, each with its reason. */
+
+static const char *const ap_actions[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM", NULL};
+
+/* Values follow Istio's matching (authz.c): "*", "*suffix", "prefix*", else exact.  Path
+ * templates ("{*}", "{**}") are not matched yet, so they are refused rather than taken
+ * literally. */
+static bool ap_value_ok(struct diag *d, struct node *n, const char *v, bool path)
+{
+	if (*v == '\0') {
+		diag_error(d, n, "empty value");
+		return false;
+	}
+	if (path && strchr(v, '{') != NULL) {
+		diag_error(d, n,
+			   "path templates ({*}, {**}) are not supported yet: use \"prefix*\" "
+			   "or \"*suffix\"");
+		return false;
+	}
+	return true;
+}
+
+static bool ap_values(struct pool *p, struct diag *d, struct node *map, const char *key,
+		      struct str_list *out, bool lower, bool path, bool *any)
+{
+	struct node *n = node_get(map, key);
+	bool ok;
+
+	if (n == NULL)
+		return true;
+	ok = cfg_decode_str_list(p, d, n, out, lower);
+	for (size_t i = 0; ok && i < out->n; i++)
+		ok = ap_value_ok(d, n->vals[i], out->v[i], path);
+	if (ok && out->n == 0) {
+		diag_error(d, n, "must not be empty when given");
+		ok = false;
+	}
+	*any = true;
+	return ok;
+}
+
+static bool ap_cidrs(struct pool *p, struct diag *d, struct node *map, const char *key,
+		     struct ap_cidrs *out, bool *any)
+{
+	struct node *n = node_get(map, key);
+	bool ok = true;
+
+	if (n == NULL)
+		return true;
+	*any = true;
+	if (!node_want_seq(d, n))
+		return false;
+	out->v = pool_calloc(p, n->n ? n->n : 1, sizeof(*out->v));
+	for (size_t i = 0; i < n->n; i++) {
+		const char *s;
+
+		if (!node_str(d, n->vals[i], &s)) {
+			ok = false;
+		} else if (!cidr_parse(s, &out->v[out->n])) {
+			diag_error(d, n->vals[i], "\"%s\" is not an IP address or CIDR prefix", s);
+			ok = false;
+		} else {
+			out->n++;
+		}
+	}
+	if (ok && out->n == 0) {
+		diag_error(d, n, "must not be empty when given");
+		ok = false;
+	}
+	return ok;
+}
+
+static bool ap_ports(struct pool *p, struct diag *d, struct node *map, const char *key,
+		     struct str_list *out, bool *any)
+{
+	struct node *n = node_get(map, key);
+	bool ok;
+
+	if (n == NULL)
+		return true;
+	*any = true;
+	ok = cfg_decode_str_list(p, d, n, out, false);
+	for (size_t i = 0; ok && i < out->n; i++) {
+		char *end;
+		unsigned long v = strtoul(out->v[i], &end, 10);
+
+		if (out->v[i][0] < '0' || out->v[i][0] > '9' || *end != '\0' || v == 0 ||
+		    v > 65535) {
+			diag_error(d, n->vals[i], "port must be in 1..65535, got \"%s\"",
+				   out->v[i]);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+static bool ap_source(struct pool *p, struct diag *d, struct node *n, struct ap_source *src,
+		      bool *http_only)
+{
+	struct node *s = node_get(n, "source");
+	bool ok = true, any = false, reqp = false;
+
+	node_check_unknown(d, n);
+	if (s == NULL) {
+		diag_error(d, n, "source is required");
+		return false;
+	}
+	if (!node_want_map(d, s))
+		return false;
+	ok &= ap_cidrs(p, d, s, "ipBlocks", &src->ip_blocks, &any);
+	ok &= ap_cidrs(p, d, s, "notIpBlocks", &src->not_ip_blocks, &any);
+	ok &= ap_cidrs(p, d, s, "remoteIpBlocks", &src->remote_ip_blocks, &any);
+	ok &= ap_cidrs(p, d, s, "notRemoteIpBlocks", &src->not_remote_ip_blocks, &any);
+	ok &= ap_values(p, d, s, "principals", &src->principals, false, false, &any);
+	ok &= ap_values(p, d, s, "notPrincipals", &src->not_principals, false, false, &any);
+	ok &= ap_values(p, d, s, "namespaces", &src->namespaces, false, false, &any);
+	ok &= ap_values(p, d, s, "notNamespaces", &src->not_namespaces, false, false, &any);
+	ok &=
+	    ap_values(p, d, s, "requestPrincipals", &src->request_principals, false, false, &reqp);
+	ok &= ap_values(p, d, s, "notRequestPrincipals", &src->not_request_principals, false, false,
+			&reqp);
+	node_check_unknown(d, s);
+	if (reqp)
+		*http_only = true;
+	if (ok && !any && !reqp) {
+		diag_error(d, s, "source must not be empty");
+		ok = false;
+	}
+	return ok;
+}
+
+static bool ap_operation(struct pool *p, struct diag *d, struct node *n, struct ap_operation *op,
+			 bool *http_only)
+{
+	struct node *o = node_get(n, "operation");
+	bool ok = true, any = false, http = false;
+
+	node_check_unknown(d, n);
+	if (o == NULL) {
+		diag_error(d, n, "operation is required");
+		return false;
+	}
+	if (!node_want_map(d, o))
+		return false;
+	ok &= ap_ports(p, d, o, "ports", &op->ports, &any);
+	ok &= ap_ports(p, d, o, "notPorts", &op->not_ports, &any);
+	ok &= ap_values(p, d, o, "hosts", &op->hosts, true, false, &http);
+	ok &= ap_values(p, d, o, "notHosts", &op->not_hosts, true, false, &http);
+	ok &= ap_values(p, d, o, "methods", &op->methods, false, false, &http);
+	ok &= ap_values(p, d, o, "notMethods", &op->not_methods, false, false, &http);
+	ok &= ap_values(p, d, o, "paths", &op->paths, false, true, &http);
+	ok &= ap_values(p, d, o, "notPaths", &op->not_paths, false, true, &http);
+	node_check_unknown(d, o);
+	if (http)
+		*http_only = true;
+	if (ok && !any && !http) {
+		diag_error(d, o, "operation must not be empty");
+		ok = false;
+	}
+	return ok;
+}
+
+/* The attribute a `when` key names. */
+static bool ap_key(struct pool *p, struct diag *d, struct node *n, const char *key,
+		   struct ap_condition *c, bool *http_only)
+{
+	static const struct {
+		const char *name;
+		enum ap_key key;
+	} keys[] = {
+	    {"source.ip", APK_SOURCE_IP},
+	    {"remote.ip", APK_REMOTE_IP},
+	    {"source.principal", APK_SOURCE_PRINCIPAL},
+	    {"source.namespace", APK_SOURCE_NAMESPACE},
+	    {"destination.ip", APK_DEST_IP},
+	    {"destination.port", APK_DEST_PORT},
+	    {"connection.sni", APK_SNI},
+	    {"request.auth.principal", APK_REQUEST_AUTH},
+	    {"request.auth.audiences", APK_REQUEST_AUTH},
+	    {"request.auth.presenter", APK_REQUEST_AUTH},
+	};
+	size_t len = strlen(key);
+
+	if (strncmp(key, "request.headers[", 16) == 0 && len > 17 && key[len - 1] == ']') {
+		c->key = APK_HEADER;
+		c->header = cfg_lower(p, pool_strndup(p, key + 16, len - 17));
+		*http_only = true;
+		return true;
+	}
+	if (strncmp(key, "request.auth.claims[", 20) == 0 && key[len - 1] == ']') {
+		c->key = APK_REQUEST_AUTH;
+		*http_only = true;
+		return true;
+	}
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(key, keys[i].name) == 0) {
+			c->key = keys[i].key;
+			if (c->key == APK_REQUEST_AUTH)
+				*http_only = true;
+			return true;
+		}
+	if (strncmp(key, "experimental.", 13) == 0)
+		diag_error(d, n, "key %s: experimental keys are not supported", key);
+	else
+		diag_error(d, n, "unknown key %s", key);
+	return false;
+}
+
+static bool ap_condition(struct pool *p, struct diag *d, struct node *n, struct ap_condition *c,
+			 bool *http_only)
+{
+	const char *key;
+	struct node *k = node_get(n, "key");
+	bool ok, any = false, ip;
+
+	if (!node_want_map(d, n))
+		return false;
+	if (k == NULL) {
+		diag_error(d, n, "key is required");
+		node_check_unknown(d, n);
+		return false;
+	}
+	if (!node_str(d, k, &key) || !ap_key(p, d, k, key, c, http_only)) {
+		node_mark_used(node_get(n, "values"));
+		node_mark_used(node_get(n, "notValues"));
+		node_check_unknown(d, n);
+		return false;
+	}
+	ip = c->key == APK_SOURCE_IP || c->key == APK_REMOTE_IP || c->key == APK_DEST_IP;
+	if (ip) {
+		ok = ap_cidrs(p, d, n, "values", &c->ips, &any);
+		ok &= ap_cidrs(p, d, n, "notValues", &c->not_ips, &any);
+	} else if (c->key == APK_DEST_PORT) {
+		ok = ap_ports(p, d, n, "values", &c->values, &any);
+		ok &= ap_ports(p, d, n, "notValues", &c->not_values, &any);
+	} else {
+		ok = ap_values(p, d, n, "values", &c->values, c->key == APK_SNI, false, &any);
+		ok &=
+		    ap_values(p, d, n, "notValues", &c->not_values, c->key == APK_SNI, false, &any);
+	}
+	node_check_unknown(d, n);
+	if (ok && !any) {
+		diag_error(d, n, "values or notValues is required");
+		ok = false;
+	}
+	return ok;
+}
+
+/* Room for the elements of a list (from, to, when, rules): false when n is not a list. */
+static bool ap_list(struct pool *p, struct diag *d, struct node *n, size_t size, void **out,
+		    size_t *count)
+{
+	*out = NULL;
+	*count = 0;
+	if (n == NULL)
+		return true;
+	if (!node_want_seq(d, n))
+		return false;
+	*count = n->n;
+	*out = pool_calloc(p, n->n ? n->n : 1, size);
+	return true;
+}
+
+static bool ap_rule(struct pool *p, struct diag *d, struct node *n, struct ap_rule *r)
+{
+	struct node *from, *to, *when;
+	bool ok = true;
+
+	if (!node_want_map(d, n))
+		return false;
+	from = node_get(n, "from");
+	to = node_get(n, "to");
+	when = node_get(n, "when");
+	ok &= ap_list(p, d, from, sizeof(*r->from), (void **)&r->from, &r->nfrom);
+	ok &= ap_list(p, d, to, sizeof(*r->to), (void **)&r->to, &r->nto);
+	ok &= ap_list(p, d, when, sizeof(*r->when), (void **)&r->when, &r->nwhen);
+	for (size_t i = 0; i < r->nfrom; i++)
+		ok &= node_want_map(d, from->vals[i]) &&
+		      ap_source(p, d, from->vals[i], &r->from[i], &r->http_only);
+	for (size_t i = 0; i < r->nto; i++)
+		ok &= node_want_map(d, to->vals[i]) &&
+		      ap_operation(p, d, to->vals[i], &r->to[i], &r->http_only);
+	for (size_t i = 0; i < r->nwhen; i++)
+		ok &= ap_condition(p, d, when->vals[i], &r->when[i], &r->http_only);
+	node_check_unknown(d, n);
+	return ok;
+}
+
+void cfg_ap_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
+		   struct node *spec)
+{
+	struct cfg_ap *ap = pool_alloc(p, sizeof(*ap));
+	struct node *sel, *act, *rules, *provider;
+	bool ok = true;
+	int action = AP_ALLOW;
+
+	ap->meta = *meta;
+	ap->denied =
+	    pool_printf(p, "rbac_access_denied_matched_policy[%s.%s]", meta->ns, meta->name);
+	if ((sel = node_get(spec, "selector")) != NULL && node_want_map(d, sel)) {
+		ap->has_selector = true;
+		ok &= cfg_decode_labels(p, d, node_get(sel, "matchLabels"), &ap->selector);
+		node_check_unknown(d, sel);
+	}
+	if (node_get(spec, "targetRef") != NULL || node_get(spec, "targetRefs") != NULL) {
+		struct node *t = node_get(spec, "targetRef");
+
+		t = t != NULL ? t : node_get(spec, "targetRefs");
+		node_mark_used(t);
+		diag_error(d, t,
+			   "targetRef attaches a policy to a Kubernetes Gateway API resource; "
+			   "on this appliance use selector (or none)");
+		ok = false;
+	}
+	if ((act = node_get(spec, "action")) != NULL)
+		ok &= node_enum(d, act, ap_actions, &action);
+	ap->action = (enum ap_action)action;
+	provider = node_get(spec, "provider");
+	if (ap->action == AP_CUSTOM) {
+		node_mark_used(provider);
+		diag_error(d, act,
+			   "action CUSTOM (an external authorizer) is not supported by "
+			   "meshgate");
+		ok = false;
+	} else if (provider != NULL) {
+		node_mark_used(provider);
+		diag_error(d, provider, "provider is only for action CUSTOM");
+		ok = false;
+	}
+	rules = node_get(spec, "rules");
+	ok &= ap_list(p, d, rules, sizeof(*ap->rules), (void **)&ap->rules, &ap->nrules);
+	for (size_t i = 0; i < ap->nrules; i++)
+		ok &= ap_rule(p, d, rules->vals[i], &ap->rules[i]);
+	node_check_unknown(d, spec);
+	if (!ok)
+		return;
+	set->aps = cfg_append(p, set->aps, set->naps, sizeof(*set->aps));
+	set->aps[set->naps++] = ap;
+}
+
+/* Istio's selection: a policy applies to the workloads its selector matches (all of its
+ * labels among this appliance's), in the appliance's namespace, or in every namespace
+ * from the root namespace; one without a selector applies to its whole namespace
+ * (mesh-wide from the root namespace).  Unlike PeerAuthentication, every applicable
+ * policy counts. */
+static bool ap_selects(const struct cfg_set *set, const struct cfg_ap *ap)
+{
+	if (strcmp(ap->meta.ns, set->main.ns) != 0 &&
+	    strcmp(ap->meta.ns, set->main.root_namespace) != 0)
+		return false;
+	for (size_t k = 0; ap->has_selector && k < ap->selector.n; k++) {
+		bool found = false;
+
+		for (size_t j = 0; j < set->main.labels.n && !found; j++)
+			found = strcmp(set->main.labels.v[j].key, ap->selector.v[k].key) == 0 &&
+				strcmp(set->main.labels.v[j].value, ap->selector.v[k].value) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static struct node *ap_spec(const struct cfg_ap *ap)
+{
+	struct node *spec = node_get(ap->meta.node, "spec");
+
+	return spec != NULL ? spec : ap->meta.node;
+}
+
+/* What evaluating the policy needs beyond the request itself (authz_request). */
+static void ap_needs(const struct cfg_ap *ap, struct cfg_set *set)
+{
+	for (size_t i = 0; i < ap->nrules; i++) {
+		const struct ap_rule *r = &ap->rules[i];
+
+		for (size_t j = 0; j < r->nfrom; j++)
+			if (r->from[j].principals.n || r->from[j].not_principals.n ||
+			    r->from[j].namespaces.n || r->from[j].not_namespaces.n)
+				set->ap_needs_principal = true;
+		for (size_t j = 0; j < r->nwhen; j++) {
+			enum ap_key k = r->when[j].key;
+
+			if (k == APK_SOURCE_PRINCIPAL || k == APK_SOURCE_NAMESPACE)
+				set->ap_needs_principal = true;
+			if (k == APK_DEST_IP)
+				set->ap_needs_local = true;
+		}
+	}
+}
+
+void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set)
+{
+	for (size_t i = 0; i < set->naps; i++) {
+		const struct cfg_ap *ap = set->aps[i];
+		const struct cfg_ap ***list;
+		size_t *n;
+
+		if (!ap_selects(set, ap)) {
+			diag_notice(d, ap_spec(ap),
+				    "does not select this appliance (namespace %s, labels of the "
+				    "main config; mesh-wide policies come from %s)",
+				    set->main.ns, set->main.root_namespace);
+			continue;
+		}
+		if (ap->action == AP_AUDIT) {
+			diag_notice(d, ap_spec(ap), "AUDIT policies change no decision");
+			continue;
+		}
+		list = ap->action == AP_DENY ? &set->ap_deny : &set->ap_allow;
+		n = ap->action == AP_DENY ? &set->nap_deny : &set->nap_allow;
+		*list = cfg_append(p, (void *)*list, *n, sizeof(**list));
+		(*list)[(*n)++] = ap;
+		ap_needs(ap, set);
+		for (size_t r = 0; r < ap->nrules; r++)
+			for (size_t s = 0; s < ap->rules[r].nfrom; s++)
+				if (ap->rules[r].from[s].request_principals.n ||
+				    ap->rules[r].from[s].not_request_principals.n)
+					diag_warn(d, ap_spec(ap),
+						  "rules[%zu]: requestPrincipals need "
+						  "RequestAuthentication, which meshgate does not "
+						  "support yet: no request has a request principal",
+						  r);
+	}
+}

@@ -1,0 +1,428 @@
+/* AuthorizationPolicy: decoding and validation (config/authorizationpolicy.c), which
+ * policies select the appliance (ap_apply), and Istio's evaluation (authz.c): DENY before
+ * ALLOW, an ALLOW policy set that nothing matches denies, sources/operations/conditions,
+ * value wildcards, hosts with ports, absent attributes, and TCP connections judged on
+ * their fields only.  Inline YAML goes through the real loader. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+
+#include "authz.h"
+#include "config/diag.h"
+#include "config/load.h"
+#include "pool.h"
+#include "fixture.h"
+
+static char dir[256];
+static struct pool *P;
+static struct diag D;
+static struct cfg_set *S;
+
+#define AP(name, ns, spec)                                                                         \
+	"apiVersion: security.istio.io/v1\n"                                                       \
+	"kind: AuthorizationPolicy\n"                                                              \
+	"metadata: {name: " name ", namespace: " ns "}\n"                                          \
+	"spec:\n" spec "---\n"
+
+static void load(const char *yaml)
+{
+	char main_path[512];
+
+	fixture_write_file(dir, "main.yaml",
+			   "labels: {app: istio-ingressgateway, istio: ingressgateway}\n"
+			   "resources: [r.yaml]\n");
+	fixture_write_file(dir, "r.yaml", yaml);
+	snprintf(main_path, sizeof(main_path), "%s/main.yaml", dir);
+	S = config_load(P, &D, main_path);
+	assert_non_null(S);
+	ap_apply(&D, P, S);
+}
+
+static void load_ok(const char *yaml)
+{
+	load(yaml);
+	if (D.nerrors != 0) {
+		char *got = fixture_diag_text(&D, dir);
+
+		fail_msg("unexpected errors:\n%s", got);
+	}
+}
+
+/* The diagnostics of a refused policy contain want. */
+static void refused(const char *yaml, const char *want)
+{
+	char *got;
+
+	load(yaml);
+	got = fixture_diag_text(&D, dir);
+	if (D.nerrors == 0 || strstr(got, want) == NULL)
+		fail_msg("expected an error containing \"%s\", got:\n%s", want, got);
+	free(got);
+	diag_fini(&D);
+	diag_init(&D);
+}
+
+static struct sockaddr_storage peer_ss, local_ss;
+
+static void set_addr(struct sockaddr_storage *ss, const char *text)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(text, ':') != NULL) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, text, &((struct sockaddr_in6 *)ss)->sin6_addr),
+				 1);
+	} else {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, text, &((struct sockaddr_in *)ss)->sin_addr),
+				 1);
+	}
+}
+
+/* A request from 10.0.0.1 to port 80: GET /ip, Host a.example.com, no headers. */
+static struct authz_request req(void)
+{
+	struct authz_request r;
+
+	memset(&r, 0, sizeof(r));
+	set_addr(&peer_ss, "10.0.0.1");
+	set_addr(&local_ss, "192.0.2.10");
+	r.peer = (const struct sockaddr *)&peer_ss;
+	r.local = (const struct sockaddr *)&local_ss;
+	r.port = 80;
+	r.http = true;
+	r.method = "GET";
+	r.method_len = 3;
+	r.path = "/ip";
+	r.path_len = 3;
+	r.authority = "a.example.com";
+	r.authority_len = 13;
+	return r;
+}
+
+static void with_path(struct authz_request *r, const char *path)
+{
+	r->path = path;
+	r->path_len = strlen(path);
+}
+
+static void with_host(struct authz_request *r, const char *host)
+{
+	r->authority = host;
+	r->authority_len = strlen(host);
+}
+
+#define ALLOWED(r) assert_null(authz_check(S, &(r)))
+#define DENIED_BY(r, what) assert_string_equal(authz_check(S, &(r)), what)
+#define NONE "rbac_access_denied_matched_policy[none]"
+
+static int setup(void **state)
+{
+	(void)state;
+	P = pool_new();
+	diag_init(&D);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	pool_free(P);
+	diag_fini(&D);
+	return 0;
+}
+
+static void test_no_policy(void **state)
+{
+	struct authz_request r = req();
+
+	(void)state;
+	load_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n");
+	ALLOWED(r);
+}
+
+/* authz-deny task: DENY GET unless x-token is admin; ALLOW /ip only. */
+static void test_deny_then_allow(void **state)
+{
+	struct authz_request r = req();
+	struct msg_header admin = {"X-Token", 7, "admin", 5}, guest = {"x-token", 7, "guest", 5};
+
+	(void)state;
+	load_ok(AP("deny-method-get", "default",
+		   "  action: DENY\n"
+		   "  rules:\n"
+		   "  - to: [{operation: {methods: [GET]}}]\n"
+		   "    when: [{key: \"request.headers[x-token]\", notValues: [admin]}]\n")
+		    AP("allow-path-ip", "default",
+		       "  action: ALLOW\n"
+		       "  rules: [{to: [{operation: {paths: [/ip]}}]}]\n"));
+	DENIED_BY(r, "rbac_access_denied_matched_policy[default.deny-method-get]");
+	r.headers = &guest;
+	r.nheaders = 1;
+	DENIED_BY(r, "rbac_access_denied_matched_policy[default.deny-method-get]");
+	r.headers = &admin; /* names are case-insensitive, values are not */
+	ALLOWED(r);
+	with_path(&r, "/headers");
+	DENIED_BY(r, NONE);
+	r.method = "POST";
+	r.method_len = 4;
+	r.nheaders = 0;
+	with_path(&r, "/ip");
+	ALLOWED(r);
+}
+
+static void test_allow_nothing_and_everything(void **state)
+{
+	struct authz_request r = req();
+
+	(void)state;
+	load_ok(AP("allow-nothing", "default", "  {}\n"));
+	DENIED_BY(r, NONE);
+	teardown(NULL);
+	setup(NULL);
+	load_ok(AP("allow-nothing", "default", "  {}\n")
+		    AP("allow-all", "default", "  rules: [{}]\n"));
+	ALLOWED(r);
+	teardown(NULL);
+	setup(NULL);
+	/* a DENY policy without rules matches nothing */
+	load_ok(AP("deny-nothing", "default", "  action: DENY\n"));
+	ALLOWED(r);
+}
+
+static void test_ip_blocks(void **state)
+{
+	struct authz_request r = req();
+
+	(void)state;
+	load_ok(AP("ingress-policy", "istio-system",
+		   "  selector: {matchLabels: {app: istio-ingressgateway}}\n"
+		   "  rules:\n"
+		   "  - from: [{source: {ipBlocks: [1.2.3.4, 5.6.7.0/24], notIpBlocks: "
+		   "[5.6.7.9]}}]\n"));
+	DENIED_BY(r, NONE);
+	set_addr(&peer_ss, "5.6.7.8");
+	ALLOWED(r);
+	set_addr(&peer_ss, "5.6.7.9");
+	DENIED_BY(r, NONE);
+	set_addr(&peer_ss, "::ffff:1.2.3.4"); /* an IPv4 client of a dual-stack listener */
+	ALLOWED(r);
+	set_addr(&peer_ss, "2001:db8::1");
+	DENIED_BY(r, NONE);
+}
+
+static void test_hosts_ports_wildcards(void **state)
+{
+	struct authz_request r = req();
+
+	(void)state;
+	load_ok(AP("hosts", "default",
+		   "  rules:\n"
+		   "  - to: [{operation: {hosts: [a.example.com, \"*.b.example.com\"], ports: "
+		   "[\"80\"], notPaths: [\"/private*\", \"*.secret\"]}}]\n"));
+	ALLOWED(r);
+	with_host(&r, "A.Example.COM:80"); /* case and port do not matter */
+	ALLOWED(r);
+	with_host(&r, "x.b.example.com");
+	ALLOWED(r);
+	with_host(&r, "b.example.com");
+	DENIED_BY(r, NONE);
+	with_host(&r, "a.example.com");
+	with_path(&r, "/private/x");
+	DENIED_BY(r, NONE);
+	with_path(&r, "/x/y.secret");
+	DENIED_BY(r, NONE);
+	with_path(&r, "/x/y.secrets");
+	ALLOWED(r);
+	r.port = 8080;
+	DENIED_BY(r, NONE);
+}
+
+/* Absent attributes: a positive list never matches them, a negative one always does. */
+static void test_absent_attributes(void **state)
+{
+	struct authz_request r = req();
+	struct msg_header tok = {"x-token", 7, "", 0};
+
+	(void)state;
+	load_ok(AP("need-token", "default",
+		   "  action: DENY\n"
+		   "  rules:\n"
+		   "  - when: [{key: \"request.headers[x-token]\", values: [\"*\"]}]\n"
+		   "  - from: [{source: {notRequestPrincipals: [\"*\"]}}]\n"
+		   "    to: [{operation: {paths: [/headers]}}]\n"));
+	ALLOWED(r);
+	r.headers = &tok; /* present, even empty: "*" matches */
+	r.nheaders = 1;
+	DENIED_BY(r, "rbac_access_denied_matched_policy[default.need-token]");
+	r.nheaders = 0;
+	with_path(&r, "/headers"); /* no request principal without RequestAuthentication */
+	DENIED_BY(r, "rbac_access_denied_matched_policy[default.need-token]");
+}
+
+static void test_principals(void **state)
+{
+	struct authz_request r = req();
+
+	(void)state;
+	load_ok(AP("mesh-only", "default",
+		   "  rules:\n"
+		   "  - from: [{source: {principals: [\"cluster.local/ns/shop/sa/*\"]}}]\n"
+		   "  - from: [{source: {namespaces: [billing]}}]\n"
+		   "    when: [{key: source.principal, notValues: [\"*/sa/intruder\"]}]\n"));
+	DENIED_BY(r, NONE); /* no client certificate */
+	r.principal = "cluster.local/ns/shop/sa/cart";
+	ALLOWED(r);
+	r.principal = "cluster.local/ns/billing/sa/pay";
+	ALLOWED(r);
+	r.principal = "cluster.local/ns/billing/sa/intruder";
+	DENIED_BY(r, NONE);
+	r.principal = "cluster.local/ns/other/sa/cart";
+	DENIED_BY(r, NONE);
+}
+
+static void test_conditions(void **state)
+{
+	struct authz_request r = req();
+
+	(void)state;
+	load_ok(AP("conds", "default",
+		   "  action: DENY\n"
+		   "  rules:\n"
+		   "  - when:\n"
+		   "    - {key: destination.port, values: [\"80\"]}\n"
+		   "    - {key: source.ip, values: [10.0.0.0/8], notValues: [10.9.0.0/16]}\n"
+		   "    - {key: destination.ip, values: [192.0.2.0/24]}\n"
+		   "  - when: [{key: connection.sni, values: [\"*.internal\"]}]\n"));
+	DENIED_BY(r, "rbac_access_denied_matched_policy[default.conds]");
+	set_addr(&peer_ss, "10.9.1.1");
+	ALLOWED(r);
+	r = req();
+	r.port = 443;
+	ALLOWED(r);
+	r.sni = "api.INTERNAL";
+	DENIED_BY(r, "rbac_access_denied_matched_policy[default.conds]");
+	assert_true(S->ap_needs_local);
+	assert_false(S->ap_needs_principal);
+}
+
+/* A TCP connection: an ALLOW rule with HTTP fields never matches; a DENY rule is judged on
+ * its other fields (denies more). */
+static void test_tcp(void **state)
+{
+	struct authz_request r = req();
+
+	(void)state;
+	load_ok(AP("allow-get", "default",
+		   "  rules:\n"
+		   "  - to: [{operation: {methods: [GET]}}]\n"
+		   "  - from: [{source: {ipBlocks: [10.0.0.0/8]}}]\n"
+		   "    to: [{operation: {ports: [\"5432\"]}}]\n")
+		    AP("deny-admin", "default",
+		       "  action: DENY\n"
+		       "  rules:\n"
+		       "  - from: [{source: {ipBlocks: [10.0.0.66]}}]\n"
+		       "    to: [{operation: {paths: [/admin]}}]\n"));
+	r.http = false;
+	DENIED_BY(r, NONE); /* port 80: only the GET rule, which TCP cannot match */
+	r.port = 5432;
+	ALLOWED(r);
+	set_addr(&peer_ss, "10.0.0.66");
+	DENIED_BY(r, "rbac_access_denied_matched_policy[default.deny-admin]");
+	r.http = true; /* over HTTP the path counts */
+	r.port = 80;
+	ALLOWED(r);
+}
+
+static void test_selection(void **state)
+{
+	struct authz_request r = req();
+	char *got;
+
+	(void)state;
+	load_ok(AP("other-workload", "default",
+		   "  selector: {matchLabels: {app: httpbin}}\n"
+		   "  action: DENY\n"
+		   "  rules: [{}]\n")
+		    AP("other-namespace", "foo", "  action: DENY\n  rules: [{}]\n")
+			AP("audit", "default", "  action: AUDIT\n  rules: [{}]\n"));
+	ALLOWED(r);
+	assert_int_equal(S->nap_deny, 0);
+	got = fixture_diag_text(&D, dir);
+	assert_non_null(
+	    strstr(got, "default/other-workload: spec: does not select this appliance"));
+	assert_non_null(strstr(got, "foo/other-namespace: spec: does not select this appliance"));
+	assert_non_null(strstr(got, "default/audit: spec: AUDIT policies change no decision"));
+	free(got);
+	teardown(NULL);
+	setup(NULL);
+	load_ok(AP("gw", "istio-system",
+		   "  selector: {matchLabels: {istio: ingressgateway}}\n"
+		   "  action: DENY\n"
+		   "  rules: [{}]\n"));
+	DENIED_BY(r, "rbac_access_denied_matched_policy[istio-system.gw]");
+}
+
+static void test_refused(void **state)
+{
+	(void)state;
+	refused(AP("c", "default", "  action: CUSTOM\n  provider: {name: ext}\n  rules: [{}]\n"),
+		"action CUSTOM (an external authorizer) is not supported");
+	refused(AP("p", "default", "  provider: {name: ext}\n"),
+		"provider is only for action CUSTOM");
+	refused(AP("a", "default", "  action: MAYBE\n"), "MAYBE");
+	refused(
+	    AP("ip", "default", "  rules: [{from: [{source: {ipBlocks: [\"$CLIENT_IP\"]}}]}]\n"),
+	    "\"$CLIENT_IP\" is not an IP address or CIDR prefix");
+	refused(AP("k", "default", "  rules: [{when: [{key: request.foo, values: [x]}]}]\n"),
+		"unknown key request.foo");
+	refused(AP("v", "default", "  rules: [{when: [{key: source.ip}]}]\n"),
+		"values or notValues is required");
+	refused(AP("s", "default", "  rules: [{from: [{source: {}}]}]\n"),
+		"source must not be empty");
+	refused(AP("o", "default", "  rules: [{to: [{operation: {}}]}]\n"),
+		"operation must not be empty");
+	refused(AP("t", "default", "  rules: [{to: [{operation: {paths: [\"/a/{*}/b\"]}}]}]\n"),
+		"path templates");
+	refused(AP("port", "default", "  rules: [{to: [{operation: {ports: [\"http\"]}}]}]\n"),
+		"port must be in 1..65535");
+	refused(AP("u", "default", "  rules: [{to: [{operation: {verbs: [GET]}}]}]\n"), "verbs");
+	refused(AP("ref", "default", "  targetRef: {kind: Gateway, name: gw}\n"), "targetRef");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_no_policy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deny_then_allow, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_allow_nothing_and_everything, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ip_blocks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hosts_ports_wildcards, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_absent_attributes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_principals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conditions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tcp, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+	};
+
+	int rc;
+
+	if (!fixture_scratch_dir(dir, sizeof(dir), "test_authz"))
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	fixture_scratch_dir_remove(dir);
+	return rc;
+}
