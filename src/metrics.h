@@ -23,6 +23,8 @@
 	X(downstream_rq_timeout, counter, "Requests answered 408 (header or body timeout)")       \
 	X(downstream_rq_no_route, counter, "Requests with no matching vhost or route (404 NR)")   \
 	X(downstream_rq_rbac_denied, counter, "Requests denied by an AuthorizationPolicy (403)")   \
+	X(downstream_cx_rbac_denied, counter,                                                      \
+	  "TCP and TLS passthrough connections closed by an AuthorizationPolicy")                  \
 	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \
 	X(fault_delays_injected, counter, "Requests held by an injected fault delay (DI)")       \
 	X(fault_aborts_injected, counter, "Requests answered by an injected fault abort (FI)")  \
