@@ -3,6 +3,8 @@
 #endif
 
 #include <stdio.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admin.h"
+#include "authz.h"
 #include "clock.h"
 #include "clusterstate.h"
 #include "log.h"
@@ -251,8 +254,62 @@ static void listeners_cb(struct evhttp_request *req, void *arg)
 
 /* GET /explain?port=8080&host=a.example&path=/x?y=1&method=GET&header=end-user:%20jason
  * The router's own decisions, narrated: which listener, which virtual host, and for each
- * route why it did or did not match.  Answers "why did this request get that route / 404". */
+ * route why it did or did not match.  Answers "why did this request get that route / 404".
+ * With AuthorizationPolicies, first their verdict (source=IP, principal=, sni= give the
+ * connection's side), which answers "why a 403". */
 #define EXPLAIN_MAX_HEADERS 32
+
+struct explain_conn {
+	const char *source, *principal, *sni;
+};
+
+static void explain_authz(struct evbuffer *b, const struct cfg_set *set,
+			  const struct route_request *rq, const struct explain_conn *ec)
+{
+	struct sockaddr_storage ss;
+	struct authz_request ar;
+	const char *why;
+
+	if (set->nap_deny == 0 && set->nap_allow == 0)
+		return;
+	memset(&ar, 0, sizeof(ar));
+	memset(&ss, 0, sizeof(ss));
+	if (ec->source != NULL) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		if (inet_pton(AF_INET, ec->source, &in->sin_addr) == 1)
+			in->sin_family = AF_INET;
+		else if (inet_pton(AF_INET6, ec->source, &in6->sin6_addr) == 1)
+			in6->sin6_family = AF_INET6;
+		ar.peer = ss.ss_family != 0 ? (const struct sockaddr *)&ss : NULL;
+	}
+	ar.port = rq->port;
+	ar.principal = ec->principal;
+	ar.sni = ec->sni;
+	ar.http = true;
+	ar.method = rq->method;
+	ar.method_len = rq->method_len;
+	ar.path = rq->path;
+	ar.path_len = rq->path_len;
+	ar.authority = rq->authority;
+	ar.authority_len = rq->authority_len;
+	ar.headers = rq->headers;
+	ar.nheaders = rq->nheaders;
+	why = authz_check(set, &ar);
+	evbuffer_add_printf(b, "access policy (%zu DENY, %zu ALLOW AuthorizationPolicies apply): ",
+			    set->nap_deny, set->nap_allow);
+	if (why == NULL)
+		evbuffer_add_printf(b, "allowed\n");
+	else
+		evbuffer_add_printf(b, "DENIED -> 403 %s\n", why);
+	if (ar.peer == NULL)
+		evbuffer_add_printf(b, "  (no valid source=IP given: address conditions saw no "
+				       "address)\n");
+	if (why != NULL)
+		evbuffer_add_printf(b, "  (the router is not consulted for a denied request; "
+				       "what it would do follows)\n");
+}
 
 static void explain_cb(struct evhttp_request *req, void *arg)
 {
@@ -266,6 +323,7 @@ static void explain_cb(struct evhttp_request *req, void *arg)
 	struct router_trace t = {0};
 	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	const char *listener = NULL, *port = NULL, *path = "/", *qm;
+	struct explain_conn ec = {NULL, NULL, NULL};
 	size_t i, nh = 0;
 
 	memset(&rq, 0, sizeof(rq));
@@ -291,6 +349,12 @@ static void explain_cb(struct evhttp_request *req, void *arg)
 			rq.method = kv->value;
 		else if (strcmp(kv->key, "scheme") == 0)
 			rq.scheme = kv->value;
+		else if (strcmp(kv->key, "source") == 0)
+			ec.source = kv->value;
+		else if (strcmp(kv->key, "principal") == 0)
+			ec.principal = kv->value;
+		else if (strcmp(kv->key, "sni") == 0)
+			ec.sni = kv->value;
 		else if (strcmp(kv->key, "header") == 0 && nh < EXPLAIN_MAX_HEADERS) {
 			const char *colon = strchr(kv->value, ':');
 
@@ -346,6 +410,7 @@ static void explain_cb(struct evhttp_request *req, void *arg)
 	rq.port = lc->port;
 	rq.headers = hdrs;
 	rq.nheaders = nh;
+	explain_authz(b, s->set, &rq, &ec);
 	router_explain(lc, &rq, &t);
 	evbuffer_add(b, t.buf != NULL ? t.buf : "", t.len);
 	router_trace_free(&t);
@@ -360,8 +425,9 @@ static void generic_cb(struct evhttp_request *req, void *arg)
 {
 	struct evbuffer *b = evbuffer_new();
 
-	evbuffer_add_printf(b, "meshgate admin: /ready /metrics /stats/prometheus /clusters "
-			       "/listeners /explain?port=&host=&path=&method=&header=name:value\n");
+	evbuffer_add_printf(
+	    b, "meshgate admin: /ready /metrics /stats/prometheus /clusters "
+	       "/listeners /explain?port=&host=&path=&method=&header=name:value&source=ip\n");
 	reply_text(req, 404, "Not Found", b, "text/plain");
 	evbuffer_free(b);
 }

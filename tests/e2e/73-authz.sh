@@ -5,7 +5,7 @@
 # the upstream), the same over HTTP/2, a principal from the client certificate of a
 # MUTUAL server, a TCP connection closed by an ipBlocks DENY, a policy that does not select
 # this appliance, and reloads: a changed policy applies, an invalid one is refused with
-# its position while the old one keeps deciding.
+# its position while the old one keeps deciding; /explain tells why a 403.
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -143,6 +143,16 @@ denied "GET /other" "none"
 assert_status GET /a/../admin/x 403 --path-as-is
 assert_eq "$(mg_upstream_count a)" "$((before + 3))" "denied requests never reach the upstream"
 assert_cmp "$(mg_metric downstream_rq_rbac_denied)" -ge 5 "denials are counted"
+
+# /explain says why a 403
+explain() { curl -s --max-time 5 "http://127.0.0.1:$MG_ADMIN_PORT/explain?port=$MG_PORT&$1"; }
+assert_contains "$(explain 'host=x&path=/admin/x&source=10.1.2.3')" \
+	"DENIED -> 403 rbac_access_denied_matched_policy[istio-system.deny-admin-get]" \
+	"/explain names the DENY policy"
+assert_contains "$(explain 'host=x&path=/echo&source=10.1.2.3')" "): allowed" \
+	"/explain: an allowed request"
+assert_contains "$(explain 'host=x&path=/nowhere&source=10.1.2.3')" \
+	"DENIED -> 403 rbac_access_denied_matched_policy[none]" "/explain: no ALLOW policy matched"
 
 # HTTP/2: the same decisions
 out=$(curl -s --http2-prior-knowledge -o /dev/null -w '%{http_code} %{http_version}' \
