@@ -3,6 +3,7 @@
 #endif
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -136,26 +137,44 @@ static bool operation_ok(const struct ap_operation *o, const struct authz_reques
 	       values_ok(&o->paths, &o->not_paths, r->path, r->path_len, false);
 }
 
-static bool header_ok(const struct ap_condition *c, const struct authz_request *r)
+/* Repeated fields are matched as one value joined with ",", as Envoy's header matchers
+ * see them: "x-token: guest" plus "x-token: admin" is not "admin". */
+static bool header_ok(const struct ap_condition *c, const struct authz_request *r, bool deny)
 {
-	size_t nlen = strlen(c->header);
-	bool present = false, yes = false, no = false;
+	size_t nlen = strlen(c->header), n = 0, len = 0;
+	const struct msg_header *one = NULL;
+	char *joined = NULL, *p;
+	bool ok;
 
-	for (size_t i = 0; i < r->nheaders; i++) {
-		const struct msg_header *h = &r->headers[i];
-
-		if (h->name_len != nlen || strncasecmp(h->name, c->header, nlen) != 0)
-			continue;
-		present = true;
-		yes |= any_value(&c->values, h->value, h->value_len, false);
-		no |= any_value(&c->not_values, h->value, h->value_len, false);
+	for (size_t i = 0; i < r->nheaders; i++)
+		if (r->headers[i].name_len == nlen &&
+		    strncasecmp(r->headers[i].name, c->header, nlen) == 0) {
+			one = &r->headers[i];
+			len += (n++ > 0 ? 1 : 0) + one->value_len;
+		}
+	if (n > 1) {
+		/* bounded by the request head's size limit */
+		if ((joined = p = malloc(len)) == NULL)
+			return deny; /* out of memory: fail closed (a DENY matches, an ALLOW not) */
+		for (size_t i = 0, k = 0; i < r->nheaders; i++)
+			if (r->headers[i].name_len == nlen &&
+			    strncasecmp(r->headers[i].name, c->header, nlen) == 0) {
+				if (k++ > 0)
+					*p++ = ',';
+				memcpy(p, r->headers[i].value, r->headers[i].value_len);
+				p += r->headers[i].value_len;
+			}
 	}
-	if (c->values.n > 0 && (!present || !yes))
-		return false;
-	return !no;
+	ok = values_ok(&c->values, &c->not_values,
+		       n == 0   ? NULL
+		       : n == 1 ? one->value
+				: joined,
+		       n == 0 ? 0 : len, false);
+	free(joined);
+	return ok;
 }
 
-static bool condition_ok(const struct ap_condition *c, const struct authz_request *r)
+static bool condition_ok(const struct ap_condition *c, const struct authz_request *r, bool deny)
 {
 	char port[8];
 	size_t len = 0;
@@ -163,7 +182,7 @@ static bool condition_ok(const struct ap_condition *c, const struct authz_reques
 
 	switch (c->key) {
 	case APK_HEADER:
-		return header_ok(c, r);
+		return header_ok(c, r, deny);
 	case APK_SOURCE_IP:
 	case APK_REMOTE_IP:
 		return cidrs_ok(&c->ips, &c->not_ips, r->peer);
@@ -211,7 +230,7 @@ static bool rule_ok(const struct ap_rule *rule, const struct authz_request *r, b
 
 		if (!r->http && (c->key == APK_HEADER || c->key == APK_REQUEST_AUTH))
 			continue; /* DENY on TCP: only the other fields count */
-		if (!condition_ok(c, r))
+		if (!condition_ok(c, r, deny))
 			return false;
 	}
 	return true;

@@ -174,6 +174,16 @@ static void test_deny_then_allow(void **state)
 	DENIED_BY(r, "rbac_access_denied_matched_policy[default.deny-method-get]");
 	r.headers = &admin; /* names are case-insensitive, values are not */
 	ALLOWED(r);
+	{
+		/* repeated fields are one value joined with ",", as Envoy matches them */
+		struct msg_header two[] = {guest, admin};
+
+		r.headers = two;
+		r.nheaders = 2;
+		DENIED_BY(r, "rbac_access_denied_matched_policy[default.deny-method-get]");
+		r.headers = &admin;
+		r.nheaders = 1;
+	}
 	with_path(&r, "/headers");
 	DENIED_BY(r, NONE);
 	r.method = "POST";
