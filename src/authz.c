@@ -85,7 +85,8 @@ static bool source_ok(const struct ap_source *s, const struct authz_request *r)
 	size_t nslen = 0;
 
 	if (!cidrs_ok(&s->ip_blocks, &s->not_ip_blocks, r->peer) ||
-	    !cidrs_ok(&s->remote_ip_blocks, &s->not_remote_ip_blocks, r->peer) ||
+	    !cidrs_ok(&s->remote_ip_blocks, &s->not_remote_ip_blocks,
+		      r->remote != NULL ? r->remote : r->peer) ||
 	    !str_ok(&s->principals, &s->not_principals, r->principal))
 		return false;
 	ns = principal_ns(r->principal, &nslen);
@@ -184,8 +185,9 @@ static bool condition_ok(const struct ap_condition *c, const struct authz_reques
 	case APK_HEADER:
 		return header_ok(c, r, deny);
 	case APK_SOURCE_IP:
-	case APK_REMOTE_IP:
 		return cidrs_ok(&c->ips, &c->not_ips, r->peer);
+	case APK_REMOTE_IP:
+		return cidrs_ok(&c->ips, &c->not_ips, r->remote != NULL ? r->remote : r->peer);
 	case APK_DEST_IP:
 		return cidrs_ok(&c->ips, &c->not_ips, r->local);
 	case APK_DEST_PORT:

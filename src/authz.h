@@ -13,7 +13,9 @@
 #include "msg.h"
 
 struct authz_request {
-	const struct sockaddr *peer;  /* source.ip; also remote.ip (no trusted proxy hops) */
+	const struct sockaddr *peer; /* source.ip */
+	const struct sockaddr
+	    *remote;                  /* remote.ip: the client behind trusted proxies; NULL: peer */
 	const struct sockaddr *local; /* destination.ip; NULL unless set->ap_needs_local */
 	uint32_t port;                /* destination.port: the listener's */
 	const char

@@ -399,6 +399,12 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 	hc_conf_decode(p, d, node_get(root, "healthChecks"), m);
 	mainconf_string(p, d, node_get(root, "locality"), false, m, &m->locality);
 	mainconf_string(p, d, node_get(root, "rootNamespace"), false, m, &m->root_namespace);
+	if ((n = node_get(root, "numTrustedProxies")) != NULL) {
+		int64_t v;
+
+		if (node_int(d, n, 0, 32, &v))
+			m->num_trusted_proxies = (uint32_t)v;
+	}
 	if ((n = node_get(root, "tlsSessionResumption")) != NULL) {
 		bool on = true;
 

@@ -160,7 +160,11 @@ struct cfg_main {
 	size_t nhealth_checks;
 	const char *locality;       /* where this appliance runs: "region/zone/subzone", or NULL */
 	const char *root_namespace; /* Istio's mesh-wide policy namespace, "istio-system" */
-	bool tls_no_resumption;     /* tlsSessionResumption: false (default: tickets on) */
+	/* Proxies in front of the appliance that append to x-forwarded-for (Istio's
+	 * gatewayTopology.numTrustedProxies): the client (remote.ip) is the entry that many
+	 * places from the right of the x-forwarded-for received; 0: the peer. */
+	uint32_t num_trusted_proxies;
+	bool tls_no_resumption; /* tlsSessionResumption: false (default: tickets on) */
 	/* tlsTicketKeyFile: shared session ticket keys (tls_ticket.h); NULL: automatic keys */
 	const char *tls_ticket_key_file;
 	struct tls_ticket_keys *tls_ticket_keys;

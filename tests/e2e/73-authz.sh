@@ -5,7 +5,8 @@
 # the upstream), the same over HTTP/2, a principal from the client certificate of a
 # MUTUAL server, a TCP connection closed by an ipBlocks DENY, a policy that does not select
 # this appliance, and reloads: a changed policy applies, an invalid one is refused with
-# its position while the old one keeps deciding; /explain tells why a 403.
+# its position while the old one keeps deciding; /explain tells why a 403; behind a trusted
+# proxy (numTrustedProxies) remoteIpBlocks look at x-forwarded-for.
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -190,4 +191,32 @@ assert_contains "$MG_RELOAD_LINES" "\"127.0.0.0/33\" is not an IP address or CID
 	"... and says why"
 assert_status GET /admin/users 200
 assert_status GET /other 403
+
+# behind a trusted proxy (numTrustedProxies: 1) remote.ip is the last x-forwarded-for
+# entry, which that proxy appended; the peer when there is none
+sed -i '/^numTrustedProxies:/d' "$MG_CONFIG"
+echo 'numTrustedProxies: 1' >>"$MG_CONFIG"
+{
+	policies open
+	cat <<EOF
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: from-lb-clients}
+spec:
+  rules:
+  - from: [{source: {remoteIpBlocks: [203.0.113.0/24], notIpBlocks: [203.0.113.0/24]}}]
+    to: [{operation: {paths: ["/behind-lb*"]}}]
+EOF
+} | mg_resource policies
+assert_reload applied
+assert_status GET /behind-lb 200 -H 'X-Forwarded-For: 198.51.100.7, 203.0.113.9'
+assert_status GET /behind-lb 403 -H 'X-Forwarded-For: 203.0.113.9, 198.51.100.7'
+assert_status GET /behind-lb 200 -H 'X-Forwarded-For: 198.51.100.7' \
+	-H 'X-Forwarded-For: 203.0.113.9'
+assert_status GET /behind-lb 403
+pad=$(printf '10.0.0.%d, ' $(seq 1 150))
+assert_status GET /behind-lb 200 -H "X-Forwarded-For: ${pad}203.0.113.9"
+assert_status GET /behind-lb 403 -H "X-Forwarded-For: ${pad}203.0.113.45" \
+	-H 'X-Forwarded-For: 198.51.100.1'
 mg_finish
