@@ -24,6 +24,7 @@
 #include "exchange.h"
 #include "errors.h"
 #include "fault.h"
+#include "geoip.h"
 #include "h2down.h"
 #include "http1.h"
 #include "local_reply.h"
@@ -715,23 +716,19 @@ static bool xff_client(const struct msg_header *h, size_t nh, uint32_t n,
 }
 
 /* AuthorizationPolicy: answer 403 and say true when the request may not pass. */
-static bool request_denied(struct conn *c, struct exchange *ex, const struct route_request *rq)
+static bool request_denied(struct conn *c, struct exchange *ex, const struct route_request *rq,
+			   const struct sockaddr *remote)
 {
 	const struct cfg_set *set = ex->ws->snap->set;
 	struct authz_request ar;
 	char principal[512];
-	struct sockaddr_storage remote;
 	const char *why;
 
 	if (set->nap_deny == 0 && set->nap_allow == 0)
 		return false;
 	memset(&ar, 0, sizeof(ar));
 	ar.peer = &c->peer.sa;
-	/* Behind trusted proxies the client is in x-forwarded-for (Envoy's
-	 * xff_num_trusted_hops); with fewer entries than proxies, the peer. */
-	if (set->main.num_trusted_proxies > 0 && ex->xff != NULL &&
-	    xff_client(rq->headers, rq->nheaders, set->main.num_trusted_proxies, &remote))
-		ar.remote = (const struct sockaddr *)&remote;
+	ar.remote = remote; /* NULL: the peer */
 	ar.port = c->port;
 	ar.http = true;
 	ar.method = rq->method;
@@ -770,6 +767,7 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	struct worker *w = c->w;
 	struct evbuffer *in = stream_input(c->st);
 	struct route_request rq;
+	struct sockaddr_storage remote;
 	const struct vhost *vh;
 	const struct http_route *route;
 	const char *target = req->target;
@@ -892,9 +890,24 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 
 	ex->ws = worker_snap_pin(w);
 	/* Access policy before routing, as Envoy's RBAC filter runs before its router. */
-	if (ex->ws != NULL && request_denied(c, ex, &rq)) {
-		evbuffer_drain(in, head_len);
-		return has_body ? REQ_CLOSED : REQ_DONE;
+	if (ex->ws != NULL) {
+		const struct snapshot *snap = ex->ws->snap;
+		const struct cfg_main *m = &snap->set->main;
+		/* The client: behind trusted proxies, the one x-forwarded-for names. */
+		bool behind = m->num_trusted_proxies > 0 && ex->xff != NULL &&
+			      xff_client(rq.headers, rq.nheaders, m->num_trusted_proxies, &remote);
+		const struct sockaddr *client =
+		    behind ? (const struct sockaddr *)&remote : &c->peer.sa;
+
+		if (m->geoip.database != NULL) {
+			geoip_apply(snap->geoip, &m->geoip, client, ex, req->headers,
+				    &req->nheaders);
+			rq.nheaders = req->nheaders;
+		}
+		if (request_denied(c, ex, &rq, behind ? client : NULL)) {
+			evbuffer_drain(in, head_len);
+			return has_body ? REQ_CLOSED : REQ_DONE;
+		}
 	}
 	ex->lc = ex->ws != NULL ? find_listener(ex->ws->snap, c->lkey) : NULL;
 	vh = ex->lc != NULL ? router_find_vhost(ex->lc, rq.host, rq.host_len) : NULL;
@@ -980,7 +993,8 @@ static int request_parse(struct conn *c, struct http1_request *req, int *status,
 	}
 	if (hdr_nslots < lim.max_headers) {
 		free(hdr_slots);
-		hdr_slots = calloc(lim.max_headers, sizeof(*hdr_slots));
+		/* room for the fields geoip_apply appends */
+		hdr_slots = calloc(lim.max_headers + GEOIP_HEADERS_MAX, sizeof(*hdr_slots));
 		hdr_nslots = hdr_slots != NULL ? lim.max_headers : 0;
 		if (hdr_slots == NULL)
 			return REQ_PARSE_NOMEM;

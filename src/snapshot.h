@@ -152,6 +152,8 @@ struct listener_cfg {
 	struct l4_targets tcp; /* TCP listener: its tcp routes */
 };
 
+struct geoip;
+
 struct snapshot {
 	atomic_uint refs;
 	uint64_t generation;
@@ -161,6 +163,7 @@ struct snapshot {
 	size_t nlisteners;
 	struct cluster **clusters;
 	size_t nclusters;
+	struct geoip *geoip; /* the main config's open GeoIP databases, or NULL */
 };
 
 struct snapshot *snapshot_ref(struct snapshot *s);

@@ -26,6 +26,7 @@
 #include "regex.h"
 #include "retry.h"
 #include "router.h"
+#include "geoip.h"
 #include "snapshot.h"
 #include "tls.h"
 #include "upstream.h"
@@ -1936,6 +1937,7 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 	snap->nlisteners = l.nlb;
 	snap->clusters = l.cl;
 	snap->nclusters = l.ncl;
+	snap->geoip = geoip_open(p, d, &set->main.geoip);
 	if (l.nlb == 0)
 		diag_warn(d, set->main.node, "no listener is configured");
 	if (d->nerrors > errors)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pool.h"
 #include "diag.h"
@@ -233,6 +234,71 @@ static void mainconf_string(struct pool *p, struct diag *d, struct node *n, bool
 	*out = path ? mainconf_resolve(p, m, s) : s;
 }
 
+/* Fields with a framing or forwarding meaning a geoip value must not take over. */
+static bool mainconf_reserved_header(const char *s)
+{
+	static const char *const reserved[] = {
+	    "host",
+	    "content-length",
+	    "transfer-encoding",
+	    "connection",
+	    "keep-alive",
+	    "proxy-connection",
+	    "te",
+	    "trailer",
+	    "upgrade",
+	    "expect",
+	    "x-forwarded-for",
+	    "x-forwarded-proto",
+	    "x-request-id",
+	    "x-forwarded-client-cert",
+	};
+
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (strcasecmp(s, reserved[i]) == 0)
+			return true;
+	return false;
+}
+
+/* `geoip: {database, asnDatabase, headers: {country, city, region, asn}}` */
+static void mainconf_geoip(struct pool *p, struct diag *d, struct node *n, struct cfg_main *m)
+{
+	struct cfg_geoip *g = &m->geoip;
+	struct node *h;
+	static const char *const keys[] = {"country", "city", "region", "asn"};
+	const char **slots[] = {&g->country, &g->city, &g->region, &g->asn};
+
+	if (!node_want_map(d, n))
+		return;
+	g->node = n;
+	g->database_node = node_get(n, "database");
+	g->asn_node = node_get(n, "asnDatabase");
+	mainconf_string(p, d, g->database_node, true, m, &g->database);
+	mainconf_string(p, d, g->asn_node, true, m, &g->asn_database);
+	if (g->database == NULL && g->database_node == NULL)
+		diag_error(d, n, "database is required (a MaxMind .mmdb file)");
+	if ((h = node_get(n, "headers")) != NULL && node_want_map(d, h)) {
+		for (size_t i = 0; i < 4; i++) {
+			struct node *v = node_get(h, keys[i]);
+			const char *s;
+
+			if (v == NULL || !node_str(d, v, &s))
+				continue;
+			if (!cfg_is_token(s))
+				diag_error(d, v, "\"%s\" is not a header name", s);
+			else if (mainconf_reserved_header(s))
+				diag_error(d, v, "%s is a header meshgate sets or reads itself", s);
+			else
+				*slots[i] = cfg_lower(p, s);
+		}
+		node_check_unknown(d, h);
+	}
+	if (g->country == NULL && g->city == NULL && g->region == NULL && g->asn == NULL)
+		diag_error(d, h != NULL ? h : n,
+			   "headers must name at least one of country, city, region, asn");
+	node_check_unknown(d, n);
+}
+
 /* 301 is what Envoy's require_tls answers (Istio's httpsRedirect); 308 keeps the method and
  * body of a POST, 302/307 are the temporary forms. */
 static void mainconf_redirect_code(struct diag *d, struct node *n, struct cfg_main *m)
@@ -399,6 +465,8 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 	hc_conf_decode(p, d, node_get(root, "healthChecks"), m);
 	mainconf_string(p, d, node_get(root, "locality"), false, m, &m->locality);
 	mainconf_string(p, d, node_get(root, "rootNamespace"), false, m, &m->root_namespace);
+	if ((n = node_get(root, "geoip")) != NULL)
+		mainconf_geoip(p, d, n, m);
 	if ((n = node_get(root, "numTrustedProxies")) != NULL) {
 		int64_t v;
 

@@ -133,6 +133,15 @@ struct cfg_default_host {
 	struct node *node;
 };
 
+/* Main config `geoip`: MaxMind databases and the request headers they fill. */
+struct cfg_geoip {
+	const char *database;     /* GeoIP2/GeoLite2 City or Country; NULL: no geoip */
+	const char *asn_database; /* GeoLite2-ASN, or NULL (then the AS number, if asked
+				   * for, comes from `database`) */
+	const char *country, *city, *region, *asn; /* header names (lower-case) or NULL */
+	struct node *node, *database_node, *asn_node;
+};
+
 struct cfg_main {
 	const char *path; /* the main file */
 	const char *dir;  /* its directory, for relative resource paths */
@@ -164,6 +173,7 @@ struct cfg_main {
 	 * gatewayTopology.numTrustedProxies): the client (remote.ip) is the entry that many
 	 * places from the right of the x-forwarded-for received; 0: the peer. */
 	uint32_t num_trusted_proxies;
+	struct cfg_geoip geoip;
 	bool tls_no_resumption; /* tlsSessionResumption: false (default: tickets on) */
 	/* tlsTicketKeyFile: shared session ticket keys (tls_ticket.h); NULL: automatic keys */
 	const char *tls_ticket_key_file;
