@@ -405,8 +405,26 @@ static void ap_needs(const struct cfg_ap *ap, struct cfg_set *set)
 	}
 }
 
+/* Does the appliance serve TCP or TLS-passthrough connections (checked per connection)? */
+static bool ap_l4_served(const struct cfg_set *set)
+{
+	for (size_t g = 0; g < set->ngateways; g++)
+		for (size_t i = 0; set->gateways[g]->served && i < set->gateways[g]->nservers;
+		     i++) {
+			const struct gw_server *srv = &set->gateways[g]->servers[i];
+
+			if (srv->protocol == GWP_TCP ||
+			    ((srv->protocol == GWP_TLS || srv->protocol == GWP_HTTPS) &&
+			     srv->tls.given && srv->tls.mode == TLSM_PASSTHROUGH))
+				return true;
+		}
+	return false;
+}
+
 void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 {
+	bool l4 = ap_l4_served(set);
+
 	for (size_t i = 0; i < set->naps; i++) {
 		const struct cfg_ap *ap = set->aps[i];
 		const struct cfg_ap ***list;
@@ -428,6 +446,13 @@ void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 		*list = cfg_append(p, (void *)*list, *n, sizeof(**list));
 		(*list)[(*n)++] = ap;
 		ap_needs(ap, set);
+		for (size_t r = 0; l4 && ap->action == AP_DENY && r < ap->nrules; r++)
+			if (ap->rules[r].http_only)
+				diag_warn(d, ap_spec(ap),
+					  "rules[%zu] uses HTTP-only fields: on TCP and TLS "
+					  "passthrough connections, as in Istio, it is judged "
+					  "without them and denies more",
+					  r);
 		for (size_t r = 0; r < ap->nrules; r++)
 			for (size_t s = 0; s < ap->rules[r].nfrom; s++)
 				if (ap->rules[r].from[s].request_principals.n ||

@@ -107,6 +107,9 @@ assert_valid
 assert_contains "$MG_VALIDATE_OUT" \
 	"AuthorizationPolicy foo/for-httpbin: spec: does not select this appliance" \
 	"-t: a policy of another namespace does not apply here"
+assert_contains "$MG_VALIDATE_OUT" \
+	"AuthorizationPolicy istio-system/deny-admin-get: spec: rules[0] uses HTTP-only fields: on TCP" \
+	"-t: a DENY with HTTP-only fields denies more on the TCP server, and says so"
 mg_start
 
 denied() { # "METHOD PATH" POLICY: the last response was our 403, logged with POLICY
