@@ -284,18 +284,9 @@ static void explain_authz(struct evbuffer *b, const struct cfg_set *set,
 			in6->sin6_family = AF_INET6;
 		ar.peer = ss.ss_family != 0 ? (const struct sockaddr *)&ss : NULL;
 	}
-	ar.port = rq->port;
+	authz_request_http(&ar, rq);
 	ar.principal = ec->principal;
 	ar.sni = ec->sni;
-	ar.http = true;
-	ar.method = rq->method;
-	ar.method_len = rq->method_len;
-	ar.path = rq->path;
-	ar.path_len = rq->path_len;
-	ar.authority = rq->authority;
-	ar.authority_len = rq->authority_len;
-	ar.headers = rq->headers;
-	ar.nheaders = rq->nheaders;
 	why = authz_check(set, &ar);
 	evbuffer_add_printf(b, "access policy (%zu DENY, %zu ALLOW AuthorizationPolicies apply): ",
 			    set->nap_deny, set->nap_allow);

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "authz.h"
+#include "router.h"
 
 /* Istio's matchers (pilot's authz model) compile each value to an Envoy string matcher:
  * "*" is presence, a leading '*' a suffix match, a trailing '*' a prefix match. */
@@ -244,6 +245,20 @@ static bool policy_ok(const struct cfg_ap *ap, const struct authz_request *r)
 		if (rule_ok(&ap->rules[i], r, ap->action == AP_DENY))
 			return true;
 	return false;
+}
+
+void authz_request_http(struct authz_request *r, const struct route_request *rq)
+{
+	r->http = true;
+	r->port = rq->port;
+	r->method = rq->method;
+	r->method_len = rq->method_len;
+	r->path = rq->path;
+	r->path_len = rq->path_len;
+	r->authority = rq->authority;
+	r->authority_len = rq->authority_len;
+	r->headers = rq->headers;
+	r->nheaders = rq->nheaders;
 }
 
 const char *authz_check(const struct cfg_set *set, const struct authz_request *r)

@@ -34,6 +34,12 @@ struct authz_request {
 	size_t nheaders;
 };
 
+struct route_request;
+
+/* The HTTP request's attributes (method, path, authority, fields, listener port) from a
+ * routing request; the connection's side stays as it is. */
+void authz_request_http(struct authz_request *r, const struct route_request *rq);
+
 /* NULL when the request may pass; else why not, in Envoy's RBAC words for the access log:
  * "rbac_access_denied_matched_policy[ns.name]" naming the DENY policy that matched, or
  * "rbac_access_denied_matched_policy[none]" (ALLOW policies exist and none matched). */

@@ -666,7 +666,6 @@ void request_cors_response(const struct exchange *ex, struct evbuffer *out)
 		evbuffer_add(out, hdrs, (size_t)n);
 }
 
-/* Everything from a parsed head up to "routed": returns what conn.c should do next. */
 /* The address n (>= 1) entries from the right of the x-forwarded-for list (all its
  * fields, in order): what the nearest of n trusted proxies saw as its client.  False when
  * the list is shorter or that entry is not an IP address.  Read from the request's own
@@ -727,18 +726,9 @@ static bool request_denied(struct conn *c, struct exchange *ex, const struct rou
 	if (set->nap_deny == 0 && set->nap_allow == 0)
 		return false;
 	memset(&ar, 0, sizeof(ar));
+	authz_request_http(&ar, rq);
 	ar.peer = &c->peer.sa;
 	ar.remote = remote; /* NULL: the peer */
-	ar.port = c->port;
-	ar.http = true;
-	ar.method = rq->method;
-	ar.method_len = rq->method_len;
-	ar.path = rq->path;
-	ar.path_len = rq->path_len;
-	ar.authority = rq->authority;
-	ar.authority_len = rq->authority_len;
-	ar.headers = rq->headers;
-	ar.nheaders = rq->nheaders;
 	if (c->ssl != NULL) {
 		ar.sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
 		if (set->ap_needs_principal &&
@@ -761,6 +751,7 @@ static bool request_denied(struct conn *c, struct exchange *ex, const struct rou
 	return true;
 }
 
+/* Everything from a parsed head up to "routed": returns what conn.c should do next. */
 static enum request_result request_route(struct conn *c, struct exchange *ex,
 					 struct http1_request *req, size_t head_len)
 {
@@ -889,7 +880,8 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	rq.host_len = host_len;
 
 	ex->ws = worker_snap_pin(w);
-	/* Access policy before routing, as Envoy's RBAC filter runs before its router. */
+	/* GeoIP headers, then access policy, before routing: Envoy's geoip and RBAC filters
+	 * run before its router. */
 	if (ex->ws != NULL) {
 		const struct snapshot *snap = ex->ws->snap;
 		const struct cfg_main *m = &snap->set->main;
