@@ -2,8 +2,6 @@
 #include "config.h"
 #endif
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +35,7 @@
 #include "stream.h"
 #include "tls.h"
 #include "worker.h"
+#include "xff.h"
 
 _Static_assert(sizeof(struct msg_header) == sizeof(struct http1_header),
 	       "msg_header and http1_header must share a layout");
@@ -664,54 +663,6 @@ void request_cors_response(const struct exchange *ex, struct evbuffer *out)
 				  sizeof(hdrs));
 	if (n > 0)
 		evbuffer_add(out, hdrs, (size_t)n);
-}
-
-/* The address n (>= 1) entries from the right of the x-forwarded-for list (all its
- * fields, in order): what the nearest of n trusted proxies saw as its client.  False when
- * the list is shorter or that entry is not an IP address.  Read from the request's own
- * fields, never from a truncated copy. */
-static bool xff_client(const struct msg_header *h, size_t nh, uint32_t n,
-		       struct sockaddr_storage *ss)
-{
-	char ip[INET6_ADDRSTRLEN];
-
-	for (size_t i = nh; i-- > 0;) {
-		const char *v = h[i].value;
-		size_t end = h[i].value_len, start;
-
-		if (!HTTP1_NAME_IS(h[i].name, h[i].name_len, "x-forwarded-for"))
-			continue;
-		for (;;) {
-			for (start = end; start > 0 && v[start - 1] != ','; start--)
-				;
-			if (--n == 0)
-				goto found;
-			if (start == 0)
-				break;
-			end = start - 1;
-		}
-		continue;
-	found:
-		while (start < end && (v[start] == ' ' || v[start] == '\t'))
-			start++;
-		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-			end--;
-		if (end - start >= sizeof(ip))
-			return false;
-		memcpy(ip, v + start, end - start);
-		ip[end - start] = '\0';
-		memset(ss, 0, sizeof(*ss));
-		if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-			ss->ss_family = AF_INET;
-			return true;
-		}
-		if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-			ss->ss_family = AF_INET6;
-			return true;
-		}
-		return false;
-	}
-	return false;
 }
 
 /* AuthorizationPolicy: answer 403 and say true when the request may not pass. */
