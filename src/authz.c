@@ -28,6 +28,42 @@ bool authz_value_match(const char *pattern, const char *v, size_t len, bool noca
 	return len == plen && cmp(v, pattern, len) == 0;
 }
 
+/* A path template (validated at load): literal bytes, "{*}" one non-empty segment, "{**}"
+ * the rest of the path. */
+static bool template_match(const char *t, const char *p, size_t len)
+{
+	size_t i = 0;
+
+	while (*t != '\0') {
+		if (strncmp(t, "{**}", 4) == 0)
+			return true;
+		if (strncmp(t, "{*}", 3) == 0) {
+			size_t start = i;
+
+			while (i < len && p[i] != '/')
+				i++;
+			if (i == start)
+				return false;
+			t += 3;
+			continue;
+		}
+		if (i >= len || p[i] != *t)
+			return false;
+		i++;
+		t++;
+	}
+	return i == len;
+}
+
+static bool any_path(const struct str_list *l, const char *v, size_t len)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strchr(l->v[i], '{') != NULL ? template_match(l->v[i], v, len)
+						 : authz_value_match(l->v[i], v, len, false))
+			return true;
+	return false;
+}
+
 static bool any_value(const struct str_list *l, const char *v, size_t len, bool nocase)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -135,8 +171,12 @@ static bool operation_ok(const struct ap_operation *o, const struct authz_reques
 	if (o->not_hosts.n > 0 && r->authority != NULL &&
 	    host_in(&o->not_hosts, r->authority, r->authority_len))
 		return false;
-	return values_ok(&o->methods, &o->not_methods, r->method, r->method_len, false) &&
-	       values_ok(&o->paths, &o->not_paths, r->path, r->path_len, false);
+	if (!values_ok(&o->methods, &o->not_methods, r->method, r->method_len, false))
+		return false;
+	if (o->paths.n > 0 && (r->path == NULL || !any_path(&o->paths, r->path, r->path_len)))
+		return false;
+	return o->not_paths.n == 0 || r->path == NULL ||
+	       !any_path(&o->not_paths, r->path, r->path_len);
 }
 
 /* Repeated fields are matched as one value joined with ",", as Envoy's header matchers

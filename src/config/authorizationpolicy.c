@@ -19,19 +19,45 @@
 
 static const char *const ap_actions[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM", NULL};
 
-/* Values follow Istio's matching (authz.c): "*", "*suffix", "prefix*", else exact.  Path
- * templates ("{*}", "{**}") are not matched yet, so they are refused rather than taken
- * literally. */
+/* Values follow Istio's matching (authz.c): "*", "*suffix", "prefix*", else exact.  Paths
+ * may instead be templates, whose operators take whole segments: "{*}" one segment,
+ * "{**}" (last only) any number; no other '*' then. */
+static bool ap_template_ok(const char *v)
+{
+	const char *b;
+
+	if (strchr(v, '{') == NULL)
+		return true;
+	for (b = strchr(v, '{'); b != NULL; b = strchr(b + 1, '{')) {
+		size_t op = strncmp(b, "{**}", 4) == 0 ? 4 : strncmp(b, "{*}", 3) == 0 ? 3 : 0;
+
+		if (op == 0 || b == v || b[-1] != '/' || (b[op] != '/' && b[op] != '\0') ||
+		    (op == 4 && b[op] != '\0'))
+			return false;
+	}
+	/* no '*', '{' or '}' outside the operators */
+	for (const char *c = v; *c != '\0'; c++) {
+		if (*c == '{') {
+			c += c[2] == '*' ? 3 : 2;
+			continue;
+		}
+		if (*c == '*' || *c == '}')
+			return false;
+	}
+	return true;
+}
+
 static bool ap_value_ok(struct diag *d, struct node *n, const char *v, bool path)
 {
 	if (*v == '\0') {
 		diag_error(d, n, "empty value");
 		return false;
 	}
-	if (path && strchr(v, '{') != NULL) {
+	if (path && !ap_template_ok(v)) {
 		diag_error(d, n,
-			   "path templates ({*}, {**}) are not supported yet: use \"prefix*\" "
-			   "or \"*suffix\"");
+			   "\"%s\": a path template's operators are whole segments, {*} one and "
+			   "{**} (last only) any number, with no other '*'",
+			   v);
 		return false;
 	}
 	return true;

@@ -75,7 +75,8 @@ kind: AuthorizationPolicy
 metadata: {name: public}
 spec:
   rules:
-  - to: [{operation: {paths: ["/echo*", "/admin*", /secret], ports: ["$MG_PORT"]}}]
+  - to: [{operation: {paths: ["/echo*", "/admin*", /secret, "/users/{*}/profile"],
+                      ports: ["$MG_PORT"]}}]
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -147,6 +148,9 @@ denied "GET /other" "none"
 assert_status GET /a/../admin/x 403 --path-as-is
 assert_eq "$(mg_upstream_count a)" "$((before + 3))" "denied requests never reach the upstream"
 assert_cmp "$(mg_metric downstream_rq_rbac_denied)" -ge 5 "denials are counted"
+# a path template: {*} is one segment
+assert_status GET /users/ann/profile 200
+assert_status GET /users/ann/bob/profile 403
 
 # /explain says why a 403
 explain() { curl -s --max-time 5 "http://127.0.0.1:$MG_ADMIN_PORT/explain?port=$MG_PORT&$1"; }

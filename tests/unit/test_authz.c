@@ -261,6 +261,34 @@ static void test_hosts_ports_wildcards(void **state)
 }
 
 /* Absent attributes: a positive list never matches them, a negative one always does. */
+/* Path templates: {*} one non-empty segment, {**} the rest. */
+static void test_path_templates(void **state)
+{
+	struct authz_request r = req();
+
+	(void)state;
+	load_ok(AP("tpl", "default",
+		   "  rules:\n"
+		   "  - to: [{operation: {paths: [\"/users/{*}/profile\", \"/static/{**}\"], "
+		   "notPaths: [\"/static/{*}/secret/{**}\"]}}]\n"));
+	with_path(&r, "/users/ann/profile");
+	ALLOWED(r);
+	with_path(&r, "/users/ann/bob/profile");
+	DENIED_BY(r, NONE);
+	with_path(&r, "/users//profile");
+	DENIED_BY(r, NONE);
+	with_path(&r, "/users/ann/profile/x");
+	DENIED_BY(r, NONE);
+	with_path(&r, "/static/");
+	ALLOWED(r);
+	with_path(&r, "/static/css/a.css");
+	ALLOWED(r);
+	with_path(&r, "/static");
+	DENIED_BY(r, NONE);
+	with_path(&r, "/static/v1/secret/key");
+	DENIED_BY(r, NONE);
+}
+
 static void test_absent_attributes(void **state)
 {
 	struct authz_request r = req();
@@ -404,8 +432,12 @@ static void test_refused(void **state)
 		"source must not be empty");
 	refused(AP("o", "default", "  rules: [{to: [{operation: {}}]}]\n"),
 		"operation must not be empty");
-	refused(AP("t", "default", "  rules: [{to: [{operation: {paths: [\"/a/{*}/b\"]}}]}]\n"),
-		"path templates");
+	refused(AP("t", "default", "  rules: [{to: [{operation: {paths: [\"/a/{*}x/b\"]}}]}]\n"),
+		"a path template's operators are whole segments");
+	refused(AP("t2", "default", "  rules: [{to: [{operation: {paths: [\"/a/{**}/b\"]}}]}]\n"),
+		"{**} (last only)");
+	refused(AP("t3", "default", "  rules: [{to: [{operation: {paths: [\"/a/{*}/b*\"]}}]}]\n"),
+		"with no other '*'");
 	refused(AP("port", "default", "  rules: [{to: [{operation: {ports: [\"http\"]}}]}]\n"),
 		"port must be in 1..65535");
 	refused(AP("u", "default", "  rules: [{to: [{operation: {verbs: [GET]}}]}]\n"), "verbs");
@@ -420,6 +452,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_allow_nothing_and_everything, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ip_blocks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hosts_ports_wildcards, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_path_templates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_absent_attributes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_principals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conditions, setup, teardown),
