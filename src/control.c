@@ -123,9 +123,13 @@ int control_check(const char *main_path)
 			nerrors == 1 ? "" : "s");
 		return 1;
 	}
-	fprintf(stderr, "%s: configuration is valid (%zu listener%s, %zu cluster%s)\n", main_path,
+	fprintf(stderr, "%s: configuration is valid (%zu listener%s, %zu cluster%s", main_path,
 		s->nlisteners, s->nlisteners == 1 ? "" : "s", s->nclusters,
 		s->nclusters == 1 ? "" : "s");
+	if (s->set->nap_deny + s->set->nap_allow > 0)
+		fprintf(stderr, ", access policy: %zu DENY and %zu ALLOW AuthorizationPolicies",
+			s->set->nap_deny, s->set->nap_allow);
+	fprintf(stderr, ")\n");
 	atomic_store(&s->refs, 1);
 	snapshot_unref(s);
 	return 0;

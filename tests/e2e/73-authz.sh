@@ -106,6 +106,8 @@ EOF
 policies | mg_resource policies
 assert_valid
 assert_contains "$MG_VALIDATE_OUT" \
+	"access policy: 3 DENY and 2 ALLOW AuthorizationPolicies)" "-t counts the policies that apply"
+assert_contains "$MG_VALIDATE_OUT" \
 	"AuthorizationPolicy foo/for-httpbin: spec: does not select this appliance" \
 	"-t: a policy of another namespace does not apply here"
 assert_contains "$MG_VALIDATE_OUT" \
