@@ -846,6 +846,12 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 			geoip_apply(snap->geoip, &m->geoip, client, ex, req->headers,
 				    &req->nheaders);
 			rq.nheaders = req->nheaders;
+			/* fields dropped before Host moved it: keep the parse's index true */
+			req->host_index = -1;
+			for (i = 0; i < req->nheaders && req->host_index < 0; i++)
+				if (HTTP1_NAME_IS(req->headers[i].name, req->headers[i].name_len,
+						  "host"))
+					req->host_index = (int)i;
 		}
 		if (request_denied(c, ex, &rq, behind ? client : NULL)) {
 			evbuffer_drain(in, head_len);
