@@ -3,8 +3,6 @@
 #endif
 
 #include <stdio.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -17,6 +15,7 @@
 
 #include "admin.h"
 #include "authz.h"
+#include "cidr.h"
 #include "clock.h"
 #include "clusterstate.h"
 #include "log.h"
@@ -274,16 +273,8 @@ static void explain_authz(struct evbuffer *b, const struct cfg_set *set,
 		return;
 	memset(&ar, 0, sizeof(ar));
 	memset(&ss, 0, sizeof(ss));
-	if (ec->source != NULL) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-		if (inet_pton(AF_INET, ec->source, &in->sin_addr) == 1)
-			in->sin_family = AF_INET;
-		else if (inet_pton(AF_INET6, ec->source, &in6->sin6_addr) == 1)
-			in6->sin6_family = AF_INET6;
-		ar.peer = ss.ss_family != 0 ? (const struct sockaddr *)&ss : NULL;
-	}
+	if (ec->source != NULL && cidr_addr_parse(ec->source, strlen(ec->source), &ss))
+		ar.peer = (const struct sockaddr *)&ss;
 	authz_request_http(&ar, rq);
 	ar.principal = ec->principal;
 	ar.sni = ec->sni;

@@ -56,18 +56,50 @@ static bool cidr_has_bytes(const struct cidr *c, const uint8_t *a, size_t alen)
 	return rest == 0 || ((c->addr[full] ^ a[full]) & (uint8_t)(0xff00 >> rest)) == 0;
 }
 
+static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
 bool cidr_has(const struct cidr *c, const struct sockaddr *sa)
 {
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
 	if (sa != NULL && sa->sa_family == AF_INET)
 		return cidr_has_bytes(
 		    c, (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr, 4);
 	if (sa != NULL && sa->sa_family == AF_INET6) {
 		const uint8_t *a = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
 
-		return cidr_has_bytes(c, a, 16) ||
-		       (memcmp(a, mapped, sizeof(mapped)) == 0 && cidr_has_bytes(c, a + 12, 4));
+		return cidr_has_bytes(c, a, 16) || (memcmp(a, v4_mapped, sizeof(v4_mapped)) == 0 &&
+						    cidr_has_bytes(c, a + 12, 4));
 	}
 	return false;
+}
+
+bool cidr_addr_parse(const char *text, size_t len, struct sockaddr_storage *ss)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (len >= sizeof(ip) || memchr(text, '\0', len) != NULL)
+		return false;
+	memcpy(ip, text, len);
+	ip[len] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		ss->ss_family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		ss->ss_family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+const struct sockaddr *cidr_unmapped(const struct sockaddr *sa, struct sockaddr_in *v4)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+	if (sa->sa_family != AF_INET6 || memcmp(&in6->sin6_addr, v4_mapped, 12) != 0)
+		return sa;
+	memset(v4, 0, sizeof(*v4));
+	v4->sin_family = AF_INET;
+	memcpy(&v4->sin_addr, (const uint8_t *)&in6->sin6_addr + 12, 4);
+	return (const struct sockaddr *)v4;
 }

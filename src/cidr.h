@@ -18,4 +18,12 @@ bool cidr_parse(const char *s, struct cidr *c);
 /* Is the address (AF_INET or AF_INET6; NULL or another family: no) inside the prefix? */
 bool cidr_has(const struct cidr *c, const struct sockaddr *sa);
 
+struct sockaddr_in;
+struct sockaddr_storage;
+
+/* An IPv4 or IPv6 address in text (len bytes, no NUL inside) into ss; false otherwise. */
+bool cidr_addr_parse(const char *text, size_t len, struct sockaddr_storage *ss);
+/* An IPv4-mapped IPv6 address as the IPv4 one (written into v4), any other unchanged. */
+const struct sockaddr *cidr_unmapped(const struct sockaddr *sa, struct sockaddr_in *v4);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include <maxminddb.h>
 
+#include "cidr.h"
 #include "config/diag.h"
 #include "exchange.h"
 #include "geoip.h"
@@ -56,20 +57,6 @@ struct geoip *geoip_open(struct pool *p, struct diag *d, const struct cfg_geoip 
 	}
 	pool_on_free(p, geoip_close, g);
 	return g;
-}
-
-/* An IPv4 client of a dual-stack socket is looked up as IPv4. */
-static const struct sockaddr *geoip_unmap(const struct sockaddr *sa, struct sockaddr_in *v4)
-{
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-
-	if (sa->sa_family != AF_INET6 || memcmp(&in6->sin6_addr, mapped, 12) != 0)
-		return sa;
-	memset(v4, 0, sizeof(*v4));
-	v4->sin_family = AF_INET;
-	memcpy(&v4->sin_addr, (const uint8_t *)&in6->sin6_addr + 12, 4);
-	return (const struct sockaddr *)v4;
 }
 
 /* Append name: value (the value copied into the exchange's arena). */
@@ -129,7 +116,7 @@ void geoip_apply(const struct geoip *g, const struct cfg_geoip *conf, const stru
 	if (g == NULL || client == NULL ||
 	    (client->sa_family != AF_INET && client->sa_family != AF_INET6))
 		return;
-	client = geoip_unmap(client, &v4);
+	client = cidr_unmapped(client, &v4); /* a dual-stack socket's IPv4 client */
 	r = MMDB_lookup_sockaddr(&g->db, client, &err);
 	if (err != MMDB_SUCCESS)
 		r.found_entry = false;

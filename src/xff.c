@@ -2,17 +2,14 @@
 #include "config.h"
 #endif
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <string.h>
 
+#include "cidr.h"
 #include "http1.h"
 #include "xff.h"
 
 bool xff_client(const struct msg_header *h, size_t nh, uint32_t n, struct sockaddr_storage *ss)
 {
-	char ip[INET6_ADDRSTRLEN];
-
 	if (n == 0)
 		return false;
 	for (size_t i = nh; i-- > 0;) {
@@ -36,21 +33,8 @@ bool xff_client(const struct msg_header *h, size_t nh, uint32_t n, struct sockad
 			start++;
 		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
 			end--;
-		/* the parsers refuse NUL in values; still, "10.0.0.1\0junk" is no address */
-		if (end - start >= sizeof(ip) || memchr(v + start, '\0', end - start) != NULL)
-			return false;
-		memcpy(ip, v + start, end - start);
-		ip[end - start] = '\0';
-		memset(ss, 0, sizeof(*ss));
-		if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-			ss->ss_family = AF_INET;
-			return true;
-		}
-		if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-			ss->ss_family = AF_INET6;
-			return true;
-		}
-		return false;
+		/* "10.0.0.1\0junk" is no address (the parsers refuse NUL in values anyway) */
+		return cidr_addr_parse(v + start, end - start, ss);
 	}
 	return false;
 }

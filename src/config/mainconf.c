@@ -270,7 +270,6 @@ static void mainconf_geoip(struct pool *p, struct diag *d, struct node *n, struc
 
 	if (!node_want_map(d, n))
 		return;
-	g->node = n;
 	g->database_node = node_get(n, "database");
 	g->asn_node = node_get(n, "asnDatabase");
 	mainconf_string(p, d, g->database_node, true, m, &g->database);

@@ -139,7 +139,7 @@ struct cfg_geoip {
 	const char *asn_database; /* GeoLite2-ASN, or NULL (then the AS number, if asked
 				   * for, comes from `database`) */
 	const char *country, *city, *region, *asn; /* header names (lower-case) or NULL */
-	struct node *node, *database_node, *asn_node;
+	struct node *database_node, *asn_node;
 };
 
 struct cfg_main {

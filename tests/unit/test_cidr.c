@@ -95,11 +95,41 @@ static void test_match(void **state)
 	assert_false(cidr_has(&c, NULL));
 }
 
+/* Address text (not NUL-terminated, no NUL inside) and IPv4-mapped unmapping. */
+static void test_addresses(void **state)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in v4;
+	const struct sockaddr *sa;
+
+	(void)state;
+	assert_true(cidr_addr_parse("10.1.2.3xyz", 8, &ss));
+	assert_int_equal(ss.ss_family, AF_INET);
+	assert_true(cidr_addr_parse("2001:db8::1", 11, &ss));
+	assert_int_equal(ss.ss_family, AF_INET6);
+	assert_false(cidr_addr_parse("10.1.2.3\0x", 10, &ss));
+	assert_false(cidr_addr_parse("10.1.2", 6, &ss));
+	assert_false(cidr_addr_parse("", 0, &ss));
+	assert_false(cidr_addr_parse("[::1]", 5, &ss));
+	ss = addr("::ffff:192.0.2.7");
+	sa = cidr_unmapped((const struct sockaddr *)&ss, &v4);
+	assert_ptr_equal(sa, (const struct sockaddr *)&v4);
+	assert_int_equal(v4.sin_family, AF_INET);
+	assert_int_equal(ntohl(v4.sin_addr.s_addr), 0xc0000207);
+	ss = addr("2001:db8::7");
+	assert_ptr_equal(cidr_unmapped((const struct sockaddr *)&ss, &v4),
+			 (const struct sockaddr *)&ss);
+	ss = addr("192.0.2.7");
+	assert_ptr_equal(cidr_unmapped((const struct sockaddr *)&ss, &v4),
+			 (const struct sockaddr *)&ss);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse),
 	    cmocka_unit_test(test_match),
+	    cmocka_unit_test(test_addresses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
