@@ -129,9 +129,9 @@ static bool source_ok(const struct ap_source *s, const struct authz_request *r)
 	ns = principal_ns(r->principal, &nslen);
 	if (!values_ok(&s->namespaces, &s->not_namespaces, ns, nslen, false))
 		return false;
-	/* No RequestAuthentication yet: no request carries a request principal. */
-	if (r->http &&
-	    !values_ok(&s->request_principals, &s->not_request_principals, NULL, 0, false))
+	/* the verified JWT's "iss/sub" (RequestAuthentication); none without a token */
+	if (r->http && !str_ok(&s->request_principals, &s->not_request_principals,
+			       r->auth != NULL ? r->auth->principal : NULL))
 		return false;
 	return true;
 }
@@ -216,6 +216,31 @@ static bool header_ok(const struct ap_condition *c, const struct authz_request *
 	return ok;
 }
 
+static bool claim_value_in(const char *v, size_t len, void *arg)
+{
+	return any_value(arg, v, len, false);
+}
+
+/* A claim of the request's verified JWT: one value, or each of a list's, against the
+ * values (some must match) and notValues (none may).  No token or no such claim: only
+ * notValues can hold. */
+static bool claim_ok(const struct ap_condition *c, const struct authz_request *r)
+{
+	const struct jwt *j = r->auth != NULL ? r->auth->jwt : NULL;
+	int i = -1;
+
+	if (j != NULL)
+		i = c->key == APK_AUTH_AUDIENCES ? j->aud
+		    : c->key == APK_AUTH_PRESENTER
+			? j->azp
+			: jwt_claim_path(j, c->claim_path, c->nclaim_path);
+	if (i < 0)
+		return c->values.n == 0;
+	if (c->values.n > 0 && !jwt_claim_any(j, i, claim_value_in, (void *)&c->values))
+		return false;
+	return c->not_values.n == 0 || !jwt_claim_any(j, i, claim_value_in, (void *)&c->not_values);
+}
+
 static bool condition_ok(const struct ap_condition *c, const struct authz_request *r, bool deny)
 {
 	char port[8];
@@ -242,8 +267,13 @@ static bool condition_ok(const struct ap_condition *c, const struct authz_reques
 	case APK_SOURCE_NAMESPACE:
 		v = principal_ns(r->principal, &len);
 		return values_ok(&c->values, &c->not_values, v, len, false);
-	case APK_REQUEST_AUTH:
-		return values_ok(&c->values, &c->not_values, NULL, 0, false);
+	case APK_AUTH_PRINCIPAL:
+		return str_ok(&c->values, &c->not_values,
+			      r->auth != NULL ? r->auth->principal : NULL);
+	case APK_AUTH_AUDIENCES:
+	case APK_AUTH_PRESENTER:
+	case APK_AUTH_CLAIM:
+		return claim_ok(c, r);
 	}
 	return false;
 }
@@ -271,7 +301,7 @@ static bool rule_ok(const struct ap_rule *rule, const struct authz_request *r, b
 	for (size_t i = 0; i < rule->nwhen; i++) {
 		const struct ap_condition *c = &rule->when[i];
 
-		if (!r->http && (c->key == APK_HEADER || c->key == APK_REQUEST_AUTH))
+		if (!r->http && (c->key == APK_HEADER || c->key >= APK_AUTH_PRINCIPAL))
 			continue; /* DENY on TCP: only the other fields count */
 		if (!condition_ok(c, r, deny))
 			return false;

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "config/model.h"
+#include "jwtauth.h"
 #include "msg.h"
 
 struct authz_request {
@@ -32,6 +33,7 @@ struct authz_request {
 	size_t authority_len;
 	const struct msg_header *headers;
 	size_t nheaders;
+	const struct jwtauth *auth; /* the verified JWT (RequestAuthentication), or NULL */
 };
 
 struct route_request;

@@ -28,6 +28,7 @@
 #include "clusterstate.h"
 #include "control.h"
 #include "healthcheck.h"
+#include "jwtauth.h"
 #include "log.h"
 #include "pool.h"
 #include "snapshot.h"
@@ -90,8 +91,9 @@ static void print_diag(const struct diag *d, bool to_stdout)
 		fflush(stdout);
 }
 
-/* Build a snapshot from the files; NULL (and diagnostics printed) when invalid. */
-static struct snapshot *load_snapshot(const char *path, bool to_stdout, int *nerrors)
+/* Build a snapshot from the files; NULL (and diagnostics printed) when invalid.  Serving
+ * (not a check) also fetches what the config points at outside its files: jwksUris. */
+static struct snapshot *load_snapshot(const char *path, bool to_stdout, int *nerrors, bool serving)
 {
 	struct pool *p = pool_new();
 	struct diag d;
@@ -103,6 +105,8 @@ static struct snapshot *load_snapshot(const char *path, bool to_stdout, int *ner
 	if (d.nerrors == 0 && set != NULL)
 		s = link_compile(p, &d, set);
 	config_load_done(set);
+	if (s != NULL && serving)
+		jwtauth_fetch(p, set);
 	print_diag(&d, to_stdout);
 	*nerrors = d.nerrors;
 	diag_fini(&d);
@@ -116,7 +120,7 @@ static struct snapshot *load_snapshot(const char *path, bool to_stdout, int *ner
 int control_check(const char *main_path)
 {
 	int nerrors = 0;
-	struct snapshot *s = load_snapshot(main_path, true, &nerrors);
+	struct snapshot *s = load_snapshot(main_path, true, &nerrors, false);
 
 	if (s == NULL) {
 		fprintf(stderr, "%s: configuration is invalid (%d error%s)\n", main_path, nerrors,
@@ -129,6 +133,9 @@ int control_check(const char *main_path)
 	if (s->set->nap_deny + s->set->nap_allow > 0)
 		fprintf(stderr, ", access policy: %zu DENY and %zu ALLOW AuthorizationPolicies",
 			s->set->nap_deny, s->set->nap_allow);
+	if (s->set->nra_rules > 0)
+		fprintf(stderr, ", JWT issuers: %zu%s", s->set->nra_rules,
+			jwtauth_uses_uris(s->set) ? " (jwksUris are fetched when serving)" : "");
 	fprintf(stderr, ")\n");
 	atomic_store(&s->refs, 1);
 	snapshot_unref(s);
@@ -290,7 +297,7 @@ static void do_reload(void)
 	notify_systemd("RELOADING=1");
 	log_info("reloading %s", ctl_main_path);
 	certwatch_begin();
-	s = load_snapshot(ctl_main_path, false, &nerrors);
+	s = load_snapshot(ctl_main_path, false, &nerrors, true);
 	if (s == NULL) {
 		certwatch_end(false);
 		log_warnx("reload failed: %d error%s; generation %llu keeps serving", nerrors,
@@ -313,6 +320,23 @@ static void do_reload(void)
 	certwatch_end(true);
 	log_info("reload ok: config generation %llu live", (unsigned long long)generation);
 	notify_systemd("READY=1");
+}
+
+/* ---- key sets behind jwksUri ---- */
+
+#define JWKS_REFRESH_S (20 * 60) /* Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL */
+
+/* Fetch the jwksUris again; a changed key set (a key rotated) is taken by a reload. */
+static void jwks_refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct snapshot *s = snapshot_current();
+	bool changed = s != NULL && jwtauth_refresh(s->set);
+
+	snapshot_unref(s);
+	if (changed) {
+		log_info("a jwksUri key set changed");
+		do_reload();
+	}
 }
 
 /* ---- signals ---- */
@@ -369,7 +393,8 @@ static void drop_privileges(const char *user)
 
 int control_run(const char *main_path)
 {
-	struct event *ev_hup, *ev_term, *ev_int;
+	struct event *ev_hup, *ev_term, *ev_int, *ev_jwks;
+	struct timeval jwks_every = {JWKS_REFRESH_S, 0};
 	struct snapshot *s;
 	int nerrors = 0, n;
 
@@ -379,7 +404,7 @@ int control_run(const char *main_path)
 	if (evthread_use_pthreads() != 0)
 		fatalx("libevent has no pthreads support");
 	certwatch_begin();
-	s = load_snapshot(main_path, false, &nerrors);
+	s = load_snapshot(main_path, false, &nerrors, true);
 	certwatch_end(s != NULL);
 	if (s == NULL) {
 		log_warnx("%s: configuration is invalid (%d error%s); not starting", main_path,
@@ -412,6 +437,8 @@ int control_run(const char *main_path)
 	evsignal_add(ev_hup, NULL);
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
+	ev_jwks = event_new(ctl_base, -1, EV_PERSIST, jwks_refresh_cb, NULL);
+	event_add(ev_jwks, &jwks_every);
 	event_base_dispatch(ctl_base);
 
 	workers_join();
@@ -419,6 +446,8 @@ int control_run(const char *main_path)
 	event_free(ev_hup);
 	event_free(ev_term);
 	event_free(ev_int);
+	event_free(ev_jwks);
+	jwtauth_fetch_cleanup();
 	admin_free();
 	for (size_t i = 0; i < nctl_listeners; i++)
 		free(ctl_listeners[i].key);

@@ -23,6 +23,9 @@
 	X(downstream_rq_timeout, counter, "Requests answered 408 (header or body timeout)")       \
 	X(downstream_rq_no_route, counter, "Requests with no matching vhost or route (404 NR)")   \
 	X(downstream_rq_rbac_denied, counter, "Requests denied by an AuthorizationPolicy (403)")   \
+	X(downstream_rq_jwt_denied, counter,                                                       \
+	  "Requests with a JWT that RequestAuthentication refused (401)")                          \
+	X(downstream_rq_jwt_verified, counter, "Requests with a verified JWT")                     \
 	X(downstream_cx_rbac_denied, counter,                                                      \
 	  "TCP and TLS passthrough connections closed by an AuthorizationPolicy")                  \
 	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \

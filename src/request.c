@@ -23,6 +23,7 @@
 #include "errors.h"
 #include "fault.h"
 #include "geoip.h"
+#include "jwtauth.h"
 #include "h2down.h"
 #include "http1.h"
 #include "local_reply.h"
@@ -50,6 +51,7 @@ void request_thread_cleanup(void)
 	free(hdr_slots);
 	hdr_slots = NULL;
 	hdr_nslots = 0;
+	jwtauth_thread_cleanup();
 }
 
 const char *exchange_keep(struct exchange *ex, const char *s, size_t len, size_t *out_len)
@@ -665,9 +667,64 @@ void request_cors_response(const struct exchange *ex, struct evbuffer *out)
 		evbuffer_add(out, hdrs, (size_t)n);
 }
 
+/* After fields were dropped or appended: the parse's Host index and the routing view. */
+static void request_fields_changed(struct http1_request *req, struct route_request *rq)
+{
+	rq->nheaders = req->nheaders;
+	req->host_index = -1;
+	for (size_t i = 0; i < req->nheaders && req->host_index < 0; i++)
+		if (HTTP1_NAME_IS(req->headers[i].name, req->headers[i].name_len, "host"))
+			req->host_index = (int)i;
+}
+
+/* RequestAuthentication: verify the request's JWTs; answer 401 and say true for a bad one
+ * (Envoy's jwt_authn: its words in the body and in the details). */
+static bool request_jwt_refused(struct exchange *ex, struct http1_request *req,
+				struct route_request *rq, struct jwtauth *auth)
+{
+	struct timespec now;
+	enum jwt_status st;
+	char details[160], hdr[1400];
+	const char *text;
+	size_t i, n;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	st = jwtauth_request(ex->ws->snap->set, req->headers, &req->nheaders, rq->query,
+			     rq->query_len, (int64_t)now.tv_sec, auth);
+	if (st == JWT_OK) {
+		request_fields_changed(req, rq);
+		if (auth->jwt != NULL) {
+			METRIC_INC(&ex->c->w->metrics, downstream_rq_jwt_verified);
+			rq->jwt = auth->jwt;
+		}
+		return false;
+	}
+	METRIC_INC(&ex->c->w->metrics, downstream_rq_jwt_denied);
+	text = jwt_status_text(st);
+	n = (size_t)snprintf(details, sizeof(details), "jwt_authn_access_denied{%s}", text);
+	for (i = 0; i < n && i < sizeof(details); i++)
+		if (details[i] == ' ')
+			details[i] = '_';
+	ex->details = exchange_keep(ex, details, strlen(details), NULL);
+	/* RFC 6750 §3: the challenge names the resource and the error; the request's bytes
+	 * go into a quoted string, so quotes, backslashes and controls become '_'. */
+	n = (size_t)snprintf(hdr, sizeof(hdr), "www-authenticate: Bearer realm=\"%s://%.*s%.*s",
+			     rq->scheme, (int)(rq->authority_len < 256 ? rq->authority_len : 256),
+			     rq->authority, (int)(rq->path_len < 1024 ? rq->path_len : 1024),
+			     rq->path);
+	for (i = 32; i < n; i++)
+		if ((unsigned char)hdr[i] < 0x20 || hdr[i] == 0x7f || hdr[i] == '"' ||
+		    hdr[i] == '\\')
+			hdr[i] = '_';
+	snprintf(hdr + n, sizeof(hdr) - n, "\", error=\"invalid_token\"\r\n");
+	local_reply(ex, 401, "text/plain", text, strlen(text), hdr,
+		    ex->req_kind != HTTP1_BODY_NONE);
+	return true;
+}
+
 /* AuthorizationPolicy: answer 403 and say true when the request may not pass. */
 static bool request_denied(struct conn *c, struct exchange *ex, const struct route_request *rq,
-			   const struct sockaddr *remote)
+			   const struct sockaddr *remote, const struct jwtauth *auth)
 {
 	const struct cfg_set *set = ex->ws->snap->set;
 	struct authz_request ar;
@@ -678,6 +735,7 @@ static bool request_denied(struct conn *c, struct exchange *ex, const struct rou
 		return false;
 	memset(&ar, 0, sizeof(ar));
 	authz_request_http(&ar, rq);
+	ar.auth = auth;
 	ar.peer = &c->peer.sa;
 	ar.remote = remote; /* NULL: the peer */
 	if (c->ssl != NULL) {
@@ -710,6 +768,7 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	struct evbuffer *in = stream_input(c->st);
 	struct route_request rq;
 	struct sockaddr_storage remote;
+	struct jwtauth auth = {NULL, NULL, NULL};
 	const struct vhost *vh;
 	const struct http_route *route;
 	const char *target = req->target;
@@ -845,15 +904,13 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		if (m->geoip.database != NULL) {
 			geoip_apply(snap->geoip, &m->geoip, client, ex, req->headers,
 				    &req->nheaders);
-			rq.nheaders = req->nheaders;
-			/* fields dropped before Host moved it: keep the parse's index true */
-			req->host_index = -1;
-			for (i = 0; i < req->nheaders && req->host_index < 0; i++)
-				if (HTTP1_NAME_IS(req->headers[i].name, req->headers[i].name_len,
-						  "host"))
-					req->host_index = (int)i;
+			request_fields_changed(req, &rq);
 		}
-		if (request_denied(c, ex, &rq, behind ? client : NULL)) {
+		if (snap->set->nra_rules > 0 && request_jwt_refused(ex, req, &rq, &auth)) {
+			evbuffer_drain(in, head_len);
+			return has_body ? REQ_CLOSED : REQ_DONE;
+		}
+		if (request_denied(c, ex, &rq, behind ? client : NULL, &auth)) {
 			evbuffer_drain(in, head_len);
 			return has_body ? REQ_CLOSED : REQ_DONE;
 		}
@@ -942,8 +999,9 @@ static int request_parse(struct conn *c, struct http1_request *req, int *status,
 	}
 	if (hdr_nslots < lim.max_headers) {
 		free(hdr_slots);
-		/* room for the fields geoip_apply appends */
-		hdr_slots = calloc(lim.max_headers + GEOIP_HEADERS_MAX, sizeof(*hdr_slots));
+		/* room for the fields geoip_apply and jwtauth_request append */
+		hdr_slots = calloc(lim.max_headers + GEOIP_HEADERS_MAX + JWTAUTH_HEADERS_MAX,
+				   sizeof(*hdr_slots));
 		hdr_nslots = hdr_slots != NULL ? lim.max_headers : 0;
 		if (hdr_slots == NULL)
 			return REQ_PARSE_NOMEM;

@@ -15,6 +15,7 @@
 #include "config/model.h"
 #include "msg.h"
 #include "regex.h"
+#include "jwt.h"
 #include "router.h"
 #include "snapshot.h"
 
@@ -265,13 +266,48 @@ static enum router_hv router_header_value(const struct route_request *rq, const 
 	return count == 0 ? HV_ABSENT : HV_OK;
 }
 
+static bool router_claim_value(const char *v, size_t len, void *arg)
+{
+	const struct header_match *hm = arg;
+
+	return hm->present_only || router_sm_match(&hm->m, v, len, false);
+}
+
+/* "@request.auth.claims.name": a claim of the verified JWT, matched as Istio does, on its
+ * value or on any value of a list. */
+static bool router_claim(const struct header_match *hm, const struct route_request *rq,
+			 bool without, struct router_trace *t, int k)
+{
+	int i = rq->jwt != NULL ? jwt_claim_path(rq->jwt, hm->claim_path, hm->nclaim_path) : -1;
+	bool m;
+
+	if (i < 0) {
+		if (t != NULL)
+			router_trace_printf(t, "    match[%d]: %s: %s\n", k, hm->name,
+					    rq->jwt == NULL ? "the request has no verified JWT"
+							    : "the JWT has no such claim");
+		return false;
+	}
+	m = jwt_claim_any(rq->jwt, i, router_claim_value, (void *)hm);
+	if (m != without)
+		return true;
+	if (t != NULL)
+		router_trace_printf(t, "    match[%d]: %s: %s\n", k, hm->name,
+				    without ? "a value matched" : "no value matched");
+	return false;
+}
+
 static bool router_header(const struct header_match *hm, const struct route_request *rq,
 			  bool without, struct router_trace *t, int k)
 {
 	char buf[ROUTER_JOIN_MAX];
 	const char *val = NULL;
 	size_t vlen = 0;
-	enum router_hv hv = router_header_value(rq, hm->name, buf, &val, &vlen);
+	enum router_hv hv;
+
+	if (hm->claim_path != NULL)
+		return router_claim(hm, rq, without, t, k);
+	hv = router_header_value(rq, hm->name, buf, &val, &vlen);
 	const char *field = without ? "withoutHeaders" : "headers";
 	bool m;
 

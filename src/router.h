@@ -32,6 +32,7 @@ struct route_request {
 	size_t nheaders;
 	const char
 	    *gateway; /* "ns/name" of the Gateway whose server accepted it, for match.gateways */
+	const struct jwt *jwt; /* the verified JWT (RequestAuthentication), or NULL */
 };
 
 /* Case-insensitive hash of a host name: link.c places exact vhosts in the table with it and

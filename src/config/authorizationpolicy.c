@@ -203,6 +203,36 @@ static bool ap_operation(struct pool *p, struct diag *d, struct node *n, struct 
 	return ok;
 }
 
+/* request.auth.claims[name] or, nested, request.auth.claims[outer][inner]... */
+static bool ap_claim_key(struct pool *p, struct diag *d, struct node *n, const char *key,
+			 struct ap_condition *c, bool *http_only)
+{
+	const char *s = key + 19; /* at the first '[' */
+	size_t parts = 0;
+
+	for (const char *b = s; *b == '['; b = strchr(b, ']') + 1) {
+		const char *e = strchr(b, ']');
+
+		if (e == NULL || e == b + 1 || memchr(b + 1, '[', (size_t)(e - b - 1)) != NULL)
+			break;
+		parts++;
+		if (e[1] == '\0') {
+			c->key = APK_AUTH_CLAIM;
+			c->claim_path = pool_calloc(p, parts, sizeof(*c->claim_path));
+			for (b = s; c->nclaim_path < parts; b = strchr(b, ']') + 1)
+				c->claim_path[c->nclaim_path++] =
+				    pool_strndup(p, b + 1, (size_t)(strchr(b, ']') - b - 1));
+			*http_only = true;
+			return true;
+		}
+	}
+	diag_error(d, n,
+		   "key %s: a claim is named as request.auth.claims[name], nested as "
+		   "request.auth.claims[outer][inner]",
+		   key);
+	return false;
+}
+
 /* The attribute a `when` key names. */
 static bool ap_key(struct pool *p, struct diag *d, struct node *n, const char *key,
 		   struct ap_condition *c, bool *http_only)
@@ -218,9 +248,9 @@ static bool ap_key(struct pool *p, struct diag *d, struct node *n, const char *k
 	    {"destination.ip", APK_DEST_IP},
 	    {"destination.port", APK_DEST_PORT},
 	    {"connection.sni", APK_SNI},
-	    {"request.auth.principal", APK_REQUEST_AUTH},
-	    {"request.auth.audiences", APK_REQUEST_AUTH},
-	    {"request.auth.presenter", APK_REQUEST_AUTH},
+	    {"request.auth.principal", APK_AUTH_PRINCIPAL},
+	    {"request.auth.audiences", APK_AUTH_AUDIENCES},
+	    {"request.auth.presenter", APK_AUTH_PRESENTER},
 	};
 	size_t len = strlen(key);
 
@@ -230,15 +260,13 @@ static bool ap_key(struct pool *p, struct diag *d, struct node *n, const char *k
 		*http_only = true;
 		return true;
 	}
-	if (strncmp(key, "request.auth.claims[", 20) == 0 && key[len - 1] == ']') {
-		c->key = APK_REQUEST_AUTH;
-		*http_only = true;
-		return true;
-	}
+	if (strncmp(key, "request.auth.claims[", 20) == 0)
+		return ap_claim_key(p, d, n, key, c, http_only);
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(key, keys[i].name) == 0) {
 			c->key = keys[i].key;
-			if (c->key == APK_REQUEST_AUTH)
+			if (c->key == APK_AUTH_PRINCIPAL || c->key == APK_AUTH_AUDIENCES ||
+			    c->key == APK_AUTH_PRESENTER)
 				*http_only = true;
 			return true;
 		}
@@ -386,17 +414,17 @@ void cfg_ap_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
  * from the root namespace; one without a selector applies to its whole namespace
  * (mesh-wide from the root namespace).  Unlike PeerAuthentication, every applicable
  * policy counts. */
-static bool ap_selects(const struct cfg_set *set, const struct cfg_ap *ap)
+bool cfg_policy_selects(const struct cfg_set *set, const struct cfg_meta *meta, bool has_selector,
+			const struct kv_list *selector)
 {
-	if (strcmp(ap->meta.ns, set->main.ns) != 0 &&
-	    strcmp(ap->meta.ns, set->main.root_namespace) != 0)
+	if (strcmp(meta->ns, set->main.ns) != 0 && strcmp(meta->ns, set->main.root_namespace) != 0)
 		return false;
-	for (size_t k = 0; ap->has_selector && k < ap->selector.n; k++) {
+	for (size_t k = 0; has_selector && k < selector->n; k++) {
 		bool found = false;
 
 		for (size_t j = 0; j < set->main.labels.n && !found; j++)
-			found = strcmp(set->main.labels.v[j].key, ap->selector.v[k].key) == 0 &&
-				strcmp(set->main.labels.v[j].value, ap->selector.v[k].value) == 0;
+			found = strcmp(set->main.labels.v[j].key, selector->v[k].key) == 0 &&
+				strcmp(set->main.labels.v[j].value, selector->v[k].value) == 0;
 		if (!found)
 			return false;
 	}
@@ -431,6 +459,17 @@ static void ap_needs(const struct cfg_ap *ap, struct cfg_set *set)
 	}
 }
 
+static bool ap_uses_request_auth(const struct ap_rule *r)
+{
+	for (size_t s = 0; s < r->nfrom; s++)
+		if (r->from[s].request_principals.n || r->from[s].not_request_principals.n)
+			return true;
+	for (size_t w = 0; w < r->nwhen; w++)
+		if (r->when[w].key >= APK_AUTH_PRINCIPAL)
+			return true;
+	return false;
+}
+
 /* Does the appliance serve TCP or TLS-passthrough connections (checked per connection)? */
 static bool ap_l4_served(const struct cfg_set *set)
 {
@@ -456,7 +495,7 @@ void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 		const struct cfg_ap ***list;
 		size_t *n;
 
-		if (!ap_selects(set, ap)) {
+		if (!cfg_policy_selects(set, &ap->meta, ap->has_selector, &ap->selector)) {
 			diag_notice(d, ap_spec(ap),
 				    "does not select this appliance (namespace %s, labels of the "
 				    "main config; mesh-wide policies come from %s)",
@@ -479,14 +518,11 @@ void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 					  "passthrough connections, as in Istio, it is judged "
 					  "without them and denies more",
 					  r);
-		for (size_t r = 0; r < ap->nrules; r++)
-			for (size_t s = 0; s < ap->rules[r].nfrom; s++)
-				if (ap->rules[r].from[s].request_principals.n ||
-				    ap->rules[r].from[s].not_request_principals.n)
-					diag_warn(d, ap_spec(ap),
-						  "rules[%zu]: requestPrincipals need "
-						  "RequestAuthentication, which meshgate does not "
-						  "support yet: no request has a request principal",
-						  r);
+		for (size_t r = 0; set->nra_rules == 0 && r < ap->nrules; r++)
+			if (ap_uses_request_auth(&ap->rules[r]))
+				diag_warn(d, ap_spec(ap),
+					  "rules[%zu] looks at the request's JWT, but no "
+					  "RequestAuthentication applies here: no request has one",
+					  r);
 	}
 }

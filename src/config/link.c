@@ -27,6 +27,7 @@
 #include "retry.h"
 #include "router.h"
 #include "geoip.h"
+#include "jwtauth.h"
 #include "snapshot.h"
 #include "tls.h"
 #include "upstream.h"
@@ -1277,14 +1278,13 @@ static void link_vs_resolve(struct link *l, struct cfg_vs *vs)
 				    h < m->nheaders ? &m->headers[h]
 						    : &m->more->without_headers[h - m->nheaders];
 
-				/* A claim is no request header: matching it as one would
-				 * silently never match. */
-				if (strncmp(hm->name, "@request.auth.claims", 20) == 0)
-					diag_error(
-					    l->d, hm->m.node,
-					    "routing on JWT claims (%s) is not supported yet "
-					    "(it comes with the JWT work)",
-					    hm->name);
+				/* Istio's analyzer says the same (IST0149). */
+				if (hm->claim_path != NULL && l->set->nra_rules == 0)
+					diag_warn(l->d, hm->m.node,
+						  "routing on a JWT claim (%s), but no "
+						  "RequestAuthentication applies here: no request "
+						  "has claims",
+						  hm->name);
 			}
 		}
 		for (size_t d = 0; d < r->nroute; d++)
@@ -1918,6 +1918,8 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 
 	link_gateways(&l);
 	pa_apply(d, set);
+	ra_apply(d, p, set);
+	jwtauth_link(p, d, set);
 	ap_apply(d, p, set);
 	link_index_ses(&l);
 	link_index_drs(&l);

@@ -39,7 +39,7 @@ static const struct load_kind load_kinds[] = {
     {"networking.istio.io", "ProxyConfig", NULL},
     {"security.istio.io", "PeerAuthentication", cfg_pa_decode},
     {"security.istio.io", "AuthorizationPolicy", cfg_ap_decode},
-    {"security.istio.io", "RequestAuthentication", NULL},
+    {"security.istio.io", "RequestAuthentication", cfg_ra_decode},
     {"telemetry.istio.io", "Telemetry", NULL},
     {"extensions.istio.io", "WasmPlugin", NULL},
 };

@@ -55,6 +55,15 @@ void cfg_ap_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 /* Sort the AuthorizationPolicies that apply to this appliance into set->ap_deny and
  * set->ap_allow (Istio's selection); notes for those that do not. */
 void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set);
+/* Istio's workload selection of a security policy: in the appliance's namespace (or the
+ * root namespace, mesh-wide), and every selector label among the main config's labels. */
+bool cfg_policy_selects(const struct cfg_set *set, const struct cfg_meta *meta, bool has_selector,
+			const struct kv_list *selector);
+void cfg_ra_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
+		   struct node *spec);
+/* Gather the JWT rules of the RequestAuthentications that apply into set->ra_rules (one
+ * per issuer, the first wins); notes for those that do not apply. */
+void ra_apply(struct diag *d, struct pool *p, struct cfg_set *set);
 /* What a listener does with plaintext, from its merged servers (after pa_apply):
  * PA_PERMISSIVE (TLS or plaintext, told apart by the first byte) or PA_DISABLE (plaintext
  * only) when every server on it is an HTTPS ISTIO_MUTUAL server with that mode; PA_UNSET

@@ -68,7 +68,9 @@ struct string_match {
 struct header_match {
 	const char *name; /* lower-cased */
 	struct string_match m;
-	bool present_only; /* `{}` : match on presence alone */
+	bool present_only;       /* `{}` : match on presence alone */
+	const char **claim_path; /* "@request.auth.claims...": the JWT claim's member names */
+	size_t nclaim_path;
 };
 
 struct header_op_list {
@@ -703,7 +705,10 @@ enum ap_key {
 	APK_DEST_IP,          /* destination.ip */
 	APK_DEST_PORT,        /* destination.port */
 	APK_SNI,              /* connection.sni */
-	APK_REQUEST_AUTH,     /* request.auth.*: no RequestAuthentication yet, never present */
+	APK_AUTH_PRINCIPAL,   /* request.auth.principal: the token's "iss/sub" */
+	APK_AUTH_AUDIENCES,   /* request.auth.audiences: its aud */
+	APK_AUTH_PRESENTER,   /* request.auth.presenter: its azp */
+	APK_AUTH_CLAIM,       /* request.auth.claims[a][b]...: any claim (claim_path) */
 };
 
 struct ap_condition {
@@ -711,6 +716,8 @@ struct ap_condition {
 	const char *header; /* APK_HEADER: the lower-case field name */
 	struct str_list values, not_values;
 	struct ap_cidrs ips, not_ips; /* the IP keys: values and notValues as prefixes */
+	const char **claim_path;      /* APK_AUTH_CLAIM: member names, outermost first */
+	size_t nclaim_path;
 };
 
 struct ap_rule {
@@ -734,6 +741,51 @@ struct cfg_ap {
 	const char *denied; /* access-log details: "rbac_access_denied_matched_policy[ns.name]" */
 };
 
+/* ---- RequestAuthentication (security.istio.io) ---- */
+
+/* Where a token is looked for: a request field (its value after prefix), a query
+ * parameter or a cookie. */
+struct ra_header_loc {
+	const char *name; /* lower-case */
+	const char *prefix;
+};
+
+/* outputClaimToHeaders: a claim's value copied into a request field for the upstream. */
+struct ra_claim_header {
+	const char *header; /* lower-case */
+	const char **path;  /* the claim's member names ("a.b" nests) */
+	size_t npath;
+};
+
+struct jwks;
+
+struct ra_rule {
+	const char *issuer;
+	struct str_list audiences;
+	const char *jwks; /* inline key set (JSON text), or NULL */
+	const char *jwks_uri;
+	struct node *node, *jwks_node, *jwks_uri_node;
+	uint64_t fetch_timeout_us; /* timeout: fetching jwksUri */
+	struct ra_header_loc *headers;
+	size_t nheaders;
+	struct str_list params, cookies;
+	const char *payload_header; /* outputPayloadToHeader, lower-case, or NULL */
+	struct ra_claim_header *claim_headers;
+	size_t nclaim_headers;
+	bool forward_token; /* forwardOriginalToken */
+	/* Link time: the keys, or NULL with why (every token of this issuer is refused). */
+	struct jwks *keys;
+	const char *keys_error;
+};
+
+struct cfg_ra {
+	struct cfg_meta meta;
+	bool has_selector;
+	struct kv_list selector; /* selector.matchLabels */
+	struct ra_rule *rules;
+	size_t nrules;
+};
+
 /* ---- everything loaded for one generation ---- */
 
 struct cfg_set {
@@ -755,7 +807,11 @@ struct cfg_set {
 	size_t nap_deny, nap_allow;
 	bool ap_needs_principal; /* some applied rule looks at the client certificate's identity */
 	bool ap_needs_local;     /* ... or at the address the client connected to */
-	/* RequestAuthentication comes later; -t says "not implemented yet" precisely */
+	struct cfg_ra **ras;     /* every RequestAuthentication loaded */
+	size_t nras;
+	/* The rules of those that apply to this appliance (ra_apply), in load order. */
+	struct ra_rule **ra_rules;
+	size_t nra_rules;
 	int order_counter;
 	struct node_rebuild *rebuild; /* trees of dropped documents rebuilt for reports */
 };

@@ -82,6 +82,45 @@ static bool vs_is_claim(const char *name)
 	       strncmp(name, "@request.auth.claims[", 21) == 0;
 }
 
+/* The member names of "@request.auth.claims" followed by ".name", "[name]" or ".[name]"
+ * segments (brackets for names with dots in them). */
+static bool vs_claim_path(struct vs_ctx *c, struct node *at, struct header_match *h)
+{
+	const char *s = h->name + 20;
+	size_t parts = 0;
+
+	for (const char *q = s; *q != '\0'; q++)
+		parts += *q == '.' || *q == '[';
+	h->claim_path = pool_calloc(c->p, parts ? parts : 1, sizeof(*h->claim_path));
+	while (*s != '\0') {
+		const char *b = s, *e;
+
+		if (s[0] == '.' && s[1] == '[')
+			s++;
+		if (*s == '[') {
+			b = s + 1;
+			e = strchr(b, ']');
+			if (e == NULL || (e[1] != '\0' && e[1] != '.' && e[1] != '['))
+				e = NULL;
+		} else if (*s == '.') {
+			b = s + 1;
+			e = b + strcspn(b, ".[");
+		} else {
+			e = NULL;
+		}
+		if (e == NULL || e == b) {
+			diag_error(c->d, at,
+				   "%s: a claim is named @request.auth.claims.name, nested "
+				   ".outer.inner, or [name.with.dots]",
+				   h->name);
+			return false;
+		}
+		h->claim_path[h->nclaim_path++] = pool_strndup(c->p, b, (size_t)(e - b));
+		s = *s == '[' ? e + 1 : e;
+	}
+	return true;
+}
+
 /* ---- what routes without a policy share ---- */
 
 static const struct direct_response vs_no_direct_response;
@@ -278,6 +317,10 @@ static bool vs_header_matches(struct vs_ctx *c, struct node *n, enum vs_hdr_kind
 				ok = false;
 			}
 			h->name = name;
+			if (!vs_claim_path(c, v, h)) {
+				ok = false;
+				continue;
+			}
 		} else if (!cfg_is_token(name)) {
 			diag_error(c->d, v, "header name %s is not a valid header name", name);
 			ok = false;

@@ -306,7 +306,7 @@ static void test_absent_attributes(void **state)
 	r.nheaders = 1;
 	DENIED_BY(r, "rbac_access_denied_matched_policy[default.need-token]");
 	r.nheaders = 0;
-	with_path(&r, "/headers"); /* no request principal without RequestAuthentication */
+	with_path(&r, "/headers"); /* no request principal without a verified JWT */
 	DENIED_BY(r, "rbac_access_denied_matched_policy[default.need-token]");
 }
 
@@ -354,6 +354,50 @@ static void test_conditions(void **state)
 	DENIED_BY(r, "rbac_access_denied_matched_policy[default.conds]");
 	assert_true(S->ap_needs_local);
 	assert_false(S->ap_needs_principal);
+}
+
+/* An unsigned token's claims (jwt_decode checks no signature; jwtauth.c does). */
+static void decode_claims(struct jwt *j, const char *payload_b64)
+{
+	char tok[512];
+
+	/* {"alg":"RS256"} . payload . a signature-shaped tail */
+	snprintf(tok, sizeof(tok), "eyJhbGciOiJSUzI1NiJ9.%s.AAAA", payload_b64);
+	assert_int_equal(jwt_decode(j, tok, strlen(tok)), JWT_OK);
+}
+
+/* authz-jwt task: requestPrincipals, a list claim, nested claims, audiences, presenter. */
+static void test_request_auth(void **state)
+{
+	static struct jwt j;
+	struct authz_request r = req();
+	struct jwtauth auth = {&j, "testing@secure.istio.io/testing@secure.istio.io", NULL};
+
+	(void)state;
+	load_ok(AP("require-jwt", "default",
+		   "  rules:\n"
+		   "  - from: [{source: {requestPrincipals: [\"testing@secure.istio.io/*\"]}}]\n"
+		   "    when:\n"
+		   "    - {key: \"request.auth.claims[groups]\", values: [group1]}\n"
+		   "    - {key: \"request.auth.claims[org][team]\", notValues: [red]}\n"
+		   "    - {key: request.auth.audiences, values: [\"*.example.com\"]}\n"
+		   "    - {key: request.auth.presenter, notValues: [evil]}\n"));
+	DENIED_BY(r, NONE); /* no token */
+	/* {"groups":["group1","group2"],"org":{"team":"blue"},"aud":"api.example.com"} */
+	decode_claims(&j, "eyJncm91cHMiOlsiZ3JvdXAxIiwiZ3JvdXAyIl0sIm9yZyI6eyJ0ZWFtIjoiYmx1ZSJ9"
+			  "LCJhdWQiOiJhcGkuZXhhbXBsZS5jb20ifQ");
+	r.auth = &auth;
+	ALLOWED(r);
+	auth.principal = "someone@else/x";
+	DENIED_BY(r, NONE);
+	auth.principal = "testing@secure.istio.io/testing@secure.istio.io";
+	/* {"groups":"group1","org":{"team":"red"},"aud":["api.example.com"]} */
+	decode_claims(&j, "eyJncm91cHMiOiJncm91cDEiLCJvcmciOnsidGVhbSI6InJlZCJ9LCJhdWQiOlsiYXBpLmV4"
+			  "YW1wbGUuY29tIl19");
+	DENIED_BY(r, NONE); /* team red */
+	/* {"groups":["group2"],"aud":"api.example.com"} */
+	decode_claims(&j, "eyJncm91cHMiOlsiZ3JvdXAyIl0sImF1ZCI6ImFwaS5leGFtcGxlLmNvbSJ9");
+	DENIED_BY(r, NONE); /* no group1 */
 }
 
 /* A TCP connection: an ALLOW rule with HTTP fields never matches; a DENY rule is judged on
@@ -456,6 +500,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_absent_attributes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_principals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conditions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_auth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tcp, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
