@@ -364,6 +364,52 @@ static void test_claims(void **state)
 	assert_false(jwt_claim_any(&jw, -1, equals_arg, "x"));
 }
 
+/* Istio's own samples (security/tools/jwt/samples in istio/istio: jwks.json, demo.jwt,
+ * groups-scope.jwt), which its JWT tasks use: public test data, so meshgate is checked
+ * against tokens another implementation made. */
+static const char istio_jwks[] =
+    "{ \"keys\":[ "
+    "{\"e\":\"AQAB\",\"kid\":\"DHFbpoIUqrY8t2zpA2qXfCmr5VO5ZEr4RzHU_-envvQ\",\"kty\":\"RSA\",\""
+    "n\":\"xAE7eB6qugXyCAG3yhh7pkDkT65pHymX-P7KfIupjf59vsdo91bSP9C8H07pSAGQO1MV_xFj9VswgsCg4R6o"
+    "tmg5PV2He95lZdHtOcU5DXIg_pbhLdKXbi66GlVeK6ABZOUW3WYtnNHD-91gVuoeJT_DwtGGcp4ignkgXfkiEm4s"
+    "w-4sfb4qdt5oLbyVpmW6x9cfa7vs2WTfURiCrBoUqgBo_-4WTiULmmHSGZHOjzwa8WtrtOQGsAFjIbno85jp6MnG"
+    "GGZPYZbDAa_b3y5u-YpW7ypZrvD8BgtKVjgtQgZhLAGezMt0ua3DRrWnKqTZ0BJ_EyxOGuHJrLsn00fnMQ\"}]}";
+static const char istio_demo[] =
+    "eyJhbGciOiJSUzI1NiIsImtpZCI6IkRIRmJwb0lVcXJZOHQyenBBMnFYZkNtcjVWTzVaRXI0UnpIVV8tZW52dlEi"
+    "LCJ0eXAiOiJKV1QifQ.eyJleHAiOjQ2ODU5ODk3MDAsImZvbyI6ImJhciIsImlhdCI6MTUzMjM4OTcwMCwiaXNzI"
+    "joidGVzdGluZ0BzZWN1cmUuaXN0aW8uaW8iLCJzdWIiOiJ0ZXN0aW5nQHNlY3VyZS5pc3Rpby5pbyJ9.CfNnxWP2"
+    "tcnR9q0vxyxweaF3ovQYHYZl82hAUsn21bwQd9zP7c-LS9qd_vpdLG4Tn1A15NxfCjp5f7QNBUo-KC9PJqYpgGba"
+    "XhaGx7bEdFWjcwv3nZzvc7M__ZpaCERdwU7igUmJqYGBYQ51vr2njU9ZimyKkfDe3axcyiBZde7G6dabliUosJvv"
+    "KOPcKIWPccCgefSj_GNfwIip3-SsFdlR7BtbVUcqR-yv-XOxJ3Uc1MI0tz3uMiiZcyPV7sNCU4KRnemRIMHVOfuv"
+    "HsU60_GhGbiSFzgPTAa9WTltbnarTbxudb_YEOx12JiwYToeX0DCPb43W1tzIBxgm8NxUg";
+static const char istio_groups[] =
+    "eyJhbGciOiJSUzI1NiIsImtpZCI6IkRIRmJwb0lVcXJZOHQyenBBMnFYZkNtcjVWTzVaRXI0UnpIVV8tZW52dlEi"
+    "LCJ0eXAiOiJKV1QifQ.eyJleHAiOjM1MzczOTExMDQsImdyb3VwcyI6WyJncm91cDEiLCJncm91cDIiXSwiaWF0I"
+    "joxNTM3MzkxMTA0LCJpc3MiOiJ0ZXN0aW5nQHNlY3VyZS5pc3Rpby5pbyIsInNjb3BlIjpbInNjb3BlMSIsInNjb"
+    "3BlMiJdLCJzdWIiOiJ0ZXN0aW5nQHNlY3VyZS5pc3Rpby5pbyJ9.EdJnEZSH6X8hcyEii7c8H5lnhgjB5dwo07M5"
+    "oheC8Xz8mOllyg--AHCFWHybM48reunF--oGaG6IXVngCEpVF0_P5DwsUoBgpPmK1JOaKN6_pe9sh0ZwTtdgK_RP"
+    "01PuI7kUdbOTlkuUi2AO-qUyOm7Art2POzo36DLQlUXv8Ad7NBOqfQaKjE9ndaPWT7aexUsBHxmgiGbz1SyLH879"
+    "f7uHYPbPKlpHU6P9S-DaKnGLaEchnoKnov7ajhrEhGXAQRukhDPKUHO9L30oPIr5IJllEQfHYtt6IZvlNUGeLUci"
+    "f3wpry1R5tBXRicx2sXMQ7LyuDremDbcNy_iE76Upg";
+
+static void test_istio_samples(void **state)
+{
+	char err[256];
+	struct jwks *ks = jwks_parse(istio_jwks, strlen(istio_jwks), err, sizeof(err));
+	const char *groups[] = {"groups"}, *foo[] = {"foo"};
+	time_t now = time(NULL);
+
+	(void)state;
+	assert_non_null(ks);
+	assert_int_equal(check(istio_demo, ks, now), JWT_OK);
+	assert_true(jwt_claim_is(&jw, jw.iss, "testing@secure.istio.io"));
+	assert_true(jwt_claim_is(&jw, jw.sub, "testing@secure.istio.io"));
+	assert_true(jwt_claim_any(&jw, jwt_claim_path(&jw, foo, 1), equals_arg, "bar"));
+	assert_int_equal(check(istio_groups, ks, now), JWT_OK);
+	assert_true(jwt_claim_any(&jw, jwt_claim_path(&jw, groups, 1), equals_arg, "group1"));
+	jwks_free(ks);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +419,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_time_and_audience),
 	    cmocka_unit_test(test_claims),
+	    cmocka_unit_test(test_istio_samples),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
