@@ -570,6 +570,10 @@ static void conn_event_cb(struct stream *st, short what, void *arg)
 		 * as a half-close that waits for the answers. */
 		if (c->ex->req_done && stream_input_len(c->st) > 0)
 			return;
+		if (c->ex->tunnel) { /* a WebSocket client closing: the tunnel's normal end */
+			proxy_tunnel_client_closed(c->ex);
+			return;
+		}
 		conn_client_gone(c);
 		conn_close(c, "client closed mid-request");
 		return;

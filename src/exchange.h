@@ -69,6 +69,8 @@ struct exchange {
 	int minor_version;
 	bool client_keepalive;
 	bool retried_stale;
+	bool upgrade; /* a WebSocket upgrade asked of the upstream (Connection: upgrade) */
+	bool tunnel;  /* ... and granted (101): bytes relayed both ways until a close */
 
 	int status;
 	char flags[32];

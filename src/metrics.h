@@ -29,6 +29,7 @@
 	X(downstream_cx_rbac_denied, counter,                                                      \
 	  "TCP and TLS passthrough connections closed by an AuthorizationPolicy")                  \
 	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \
+	X(upstream_cx_websocket, counter, "WebSocket upgrades the upstream accepted (101)")      \
 	X(fault_delays_injected, counter, "Requests held by an injected fault delay (DI)")       \
 	X(fault_aborts_injected, counter, "Requests answered by an injected fault abort (FI)")  \
 	X(downstream_cx_http2_total, counter, "Client connections that speak HTTP/2")             \

@@ -798,8 +798,10 @@ void mirror_start(struct exchange *ex)
 	const char *head;
 	size_t hlen;
 
+	/* A WebSocket handshake is not mirrored (Envoy neither): a second upstream would
+	 * switch protocols for nobody. */
 	if (r == NULL || r->more->nmirrors == 0 || ex->mirrors != NULL || ex->up_head == NULL ||
-	    ex->ws == NULL)
+	    ex->ws == NULL || ex->upgrade)
 		return;
 	w = ex->c->w;
 	t = &ex->ws->snap->set->main.timeouts;

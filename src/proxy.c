@@ -306,6 +306,8 @@ static void build_upstream_head(struct exchange *ex, const struct http1_request 
 	}
 	add_header_ops(&hb, &route->headers->request);
 	add_header_ops(&hb, &dops->request);
+	if (ex->upgrade)
+		HEADBUF_LIT(&hb, "upgrade: websocket\r\nconnection: upgrade\r\n");
 	if (ex->req_kind == HTTP1_BODY_LENGTH) {
 		HEADBUF_LIT(&hb, "content-length: ");
 		headbuf_u64(&hb, ex->req_remaining);
@@ -605,9 +607,18 @@ static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	up_failed(ex, RETRY_FAIL_CONNECT, 503, "UF", "upstream connect timeout");
 }
 
+static void response_done(struct exchange *ex);
+
 static void route_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exchange *ex = arg;
+
+	if (ex->tunnel) { /* the route timer is the tunnel's idle timer by now */
+		exchange_flag(ex, "SI");
+		ex->details = "websocket idle timeout";
+		response_done(ex);
+		return;
+	}
 
 	METRIC_INC(&ex->c->w->metrics, upstream_rq_timeout);
 	CLUSTER_COUNT(ex->cl, ex->c->w->id, CC_RQ_TIMEOUT);
@@ -866,6 +877,26 @@ static int try_start(struct exchange *ex)
 	return up_connect(ex, true);
 }
 
+/* A WebSocket handshake (RFC 6455 §4.1) goes upstream as one, as Envoy's upgrade support
+ * does by default: a GET without a body from an HTTP/1.1 client whose Connection lists
+ * upgrade and whose Upgrade names websocket, towards an HTTP/1.1 upstream.  Any other
+ * upgrade (h2c, ...) is dropped as hop-by-hop and the request goes as plain HTTP/1.1. */
+static bool websocket_asked(const struct exchange *ex, const struct http1_request *req)
+{
+	const struct cluster *cl = ex->rd != NULL ? ex->rd->dest.cluster : NULL;
+
+	if (!req->upgrade || ex->c->h2 != NULL || cl == NULL || cl->http2 || req->method_len != 3 ||
+	    memcmp(req->method, "GET", 3) != 0 || /* case-sensitive */
+	    !(ex->req_kind == HTTP1_BODY_NONE ||
+	      (ex->req_kind == HTTP1_BODY_LENGTH && ex->req_remaining == 0)))
+		return false;
+	for (size_t i = 0; i < req->nheaders; i++)
+		if (NAME_IS(req->headers[i].name, req->headers[i].name_len, "upgrade") &&
+		    http1_list_has(req->headers[i].value, req->headers[i].value_len, "websocket"))
+			return true;
+	return false;
+}
+
 int proxy_prepare(struct exchange *ex, const struct http1_request *req,
 		  const struct route_request *rq)
 {
@@ -873,6 +904,7 @@ int proxy_prepare(struct exchange *ex, const struct http1_request *req,
 		ex->up_head = evbuffer_new(); /* kept with the recycled exchange */
 	if (ex->up_head == NULL)
 		return -1;
+	ex->upgrade = websocket_asked(ex, req);
 	build_upstream_head(ex, req, rq);
 	/* consistent hashing needs the request: its key is taken now, the head goes away */
 	if (ex->rd != NULL && ex->rd->dest.cluster != NULL &&
@@ -1002,6 +1034,77 @@ void proxy_client_timeout(struct exchange *ex)
 		fail_abort(ex, "DC", "request body timeout");
 }
 
+/* ---- WebSocket tunnel: after a 101, bytes both ways until either side closes ---- */
+
+static void write_response_head(struct exchange *ex, const struct http1_response *resp);
+static bool move_body(struct exchange *ex);
+
+/* Traffic either way restarts the idle timer (main timeouts.idle). */
+static void tunnel_touch(struct exchange *ex)
+{
+	timer_arm(ex, &ex->route_timer, route_timeout_cb, ex_main(ex)->timeouts.idle_us);
+}
+
+static void tunnel_from_client(struct exchange *ex)
+{
+	struct evbuffer *in = stream_input(ex->c->st);
+	size_t n = evbuffer_get_length(in);
+
+	if (n > 0) {
+		ex->bytes_in += n;
+		evbuffer_add_buffer(up_output(ex), in);
+		tunnel_touch(ex);
+	}
+	if (evbuffer_get_length(up_output(ex)) > BP_HIGH)
+		stream_disable(ex->c->st, EV_READ); /* resumed by up_write_cb */
+}
+
+void proxy_tunnel_client_closed(struct exchange *ex)
+{
+	tunnel_from_client(ex); /* details stay via_upstream, as Envoy logs an upgrade */
+	response_done(ex);
+}
+
+/* The upstream's 101 to our WebSocket handshake: answer the client, then relay. */
+static void tunnel_start(struct exchange *ex, const struct http1_response *resp, size_t head_len)
+{
+	ex->tunnel = true;
+	ex->resp_kind = HTTP1_BODY_UNTIL_CLOSE; /* upstream bytes flow until it closes */
+	ex->upstream_reusable = false;
+	ex->client_keepalive = false;
+	ex->upstream_time_us = (int64_t)(clock_mono_us() - ex->upstream_sent_us);
+	ex->details = "via_upstream";
+	write_response_head(ex, resp);
+	evbuffer_drain(up_input(ex), head_len);
+	evbuffer_drain(ex->up_head, evbuffer_get_length(ex->up_head));
+	METRIC_INC(&ex->c->w->metrics, upstream_cx_websocket);
+	body_idle_timer(ex, false);
+	ex->req_done = false; /* the client's bytes are the tunnel's from now on */
+	conn_read_more(ex->c);
+	tunnel_touch(ex);
+	if (move_body(ex))
+		return;
+	proxy_client_readable(ex); /* what the client sent behind its handshake */
+}
+
+/* Did the upstream accept the WebSocket upgrade (RFC 6455 §4.1: Upgrade: websocket and
+ * Connection: upgrade)?  Anything less is not a switch we can follow. */
+static bool websocket_granted(const struct http1_response *resp)
+{
+	bool upgrade = false, connection = false;
+
+	for (size_t i = 0; i < resp->nheaders; i++) {
+		const struct http1_header *h = &resp->headers[i];
+
+		if (NAME_IS(h->name, h->name_len, "upgrade"))
+			upgrade = upgrade || http1_list_has(h->value, h->value_len, "websocket");
+		else if (NAME_IS(h->name, h->name_len, "connection"))
+			connection =
+			    connection || http1_list_has(h->value, h->value_len, "upgrade");
+	}
+	return upgrade && connection;
+}
+
 void proxy_client_readable(struct exchange *ex)
 {
 	struct conn *c = ex->c;
@@ -1011,6 +1114,10 @@ void proxy_client_readable(struct exchange *ex)
 
 	if (ex->req_done || (ex->uc == NULL && ex->h2 == NULL))
 		return;
+	if (ex->tunnel) {
+		tunnel_from_client(ex);
+		return;
+	}
 	body_idle_timer(ex, true);
 	out = up_output(ex);
 	while (!ex->req_done && (avail = evbuffer_get_length(in)) > 0) {
@@ -1139,6 +1246,14 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	if (ex->cors == CORS_ACTUAL) {
 		headbuf_flush(&hb);
 		request_cors_response(ex, hb.dst);
+	}
+	if (ex->tunnel) {
+		/* the switch itself: no framing, the connection is the tunnel's */
+		HEADBUF_LIT(&hb, "upgrade: websocket\r\nconnection: upgrade\r\n\r\n");
+		headbuf_flush(&hb);
+		ex->resp_head_sent = true;
+		ex->status = resp->status;
+		return;
 	}
 	if (ex->resp_kind == HTTP1_BODY_LENGTH) {
 		HEADBUF_LIT(&hb, "content-length: ");
@@ -1279,6 +1394,8 @@ static bool move_body(struct exchange *ex)
 		break;
 	}
 	case HTTP1_BODY_UNTIL_CLOSE:
+		if (avail > 0 && ex->tunnel)
+			tunnel_touch(ex);
 		if (avail > 0) {
 			if (ex->resp_chunked_out) {
 				char size[HTTP1_CHUNK_SIZE_LINE];
@@ -1371,9 +1488,20 @@ static void handle_response_head(struct exchange *ex)
 			fail_local(ex, 502, "UPE", "upstream sent an invalid response");
 			return;
 		}
+		if (resp.status == 101) {
+			if (ex->upgrade && websocket_granted(&resp)) {
+				tunnel_start(ex, &resp, (size_t)n);
+				return;
+			}
+			/* a switch nobody asked for (or to something else): following it
+			 * would hand the connection to bytes we cannot frame */
+			METRIC_INC(&ex->c->w->metrics, upstream_rq_bad_response);
+			fail_local(ex, 502, "UPE", "upstream switched protocols unasked");
+			return;
+		}
 		if (resp.status >= 100 && resp.status < 200) {
-			/* Interim responses: 100 was answered by us already; 101 would need the
-			 * upgrade support (stripped as hop-by-hop), so drop every 1xx. */
+			/* Interim responses: 100 was answered by us already; drop every other
+			 * 1xx (103 hints included), as before a final response. */
 			evbuffer_drain(in, (size_t)n);
 			continue;
 		}

@@ -23,6 +23,8 @@ int proxy_prepare(struct exchange *ex, const struct http1_request *req,
 		  const struct route_request *rq);
 /* Client has more body bytes, or its output drained (back-pressure release). */
 void proxy_client_readable(struct exchange *ex);
+/* The client of a WebSocket tunnel closed: pass on what it sent last and end the exchange. */
+void proxy_tunnel_client_closed(struct exchange *ex);
 void proxy_client_drained(struct exchange *ex);
 /* Client went away mid-exchange: release the upstream side. */
 void proxy_abort(struct exchange *ex);
