@@ -426,6 +426,8 @@ static bool claim_types_ok(struct jwt *j)
 	j->azp = json_get(p, t, 0, "azp");
 	j->exp = json_get(p, t, 0, "exp");
 	j->nbf = json_get(p, t, 0, "nbf");
+	j->scope = json_get(p, t, 0, "scope");
+	j->permission = json_get(p, t, 0, "permission");
 	if ((j->iss >= 0 && t[j->iss].type != JSON_STRING) ||
 	    (j->sub >= 0 && t[j->sub].type != JSON_STRING) ||
 	    (j->azp >= 0 && t[j->azp].type != JSON_STRING) ||
@@ -653,13 +655,22 @@ static bool value_visit(const struct jwt *j, int i, bool (*fn)(const char *, siz
 			void *arg)
 {
 	const struct json_tok *t = &j->ptok[i];
-	char buf[JWT_PAYLOAD_MAX + 1];
+	char buf[JWT_PAYLOAD_MAX + 1], *save = NULL;
 	ssize_t n;
 
 	switch (t->type) {
 	case JSON_STRING:
 		n = json_string(j->payload, j->ptok, i, buf, sizeof(buf));
-		return n >= 0 && fn(buf, (size_t)n, arg);
+		if (n < 0)
+			return false;
+		if (i == j->scope || i == j->permission) {
+			for (char *w = strtok_r(buf, " ", &save); w != NULL;
+			     w = strtok_r(NULL, " ", &save))
+				if (fn(w, strlen(w), arg))
+					return true;
+			return false;
+		}
+		return fn(buf, (size_t)n, arg);
 	case JSON_NUMBER:
 	case JSON_TRUE:
 	case JSON_FALSE:

@@ -54,6 +54,7 @@ struct jwt {
 	struct json_tok ptok[JWT_PAYLOAD_TOKENS];
 	int nptok;
 	int iss, sub, aud, azp, exp, nbf; /* claim token indexes, -1 when absent */
+	int scope, permission;            /* space-delimited lists (see jwt_claim_any) */
 };
 
 struct jwks;
@@ -87,7 +88,9 @@ bool jwt_claim_is(const struct jwt *j, int i, const char *s);
 int jwt_claim_path(const struct jwt *j, const char *const *names, size_t n);
 
 /* Visit the claim's values: each string of a string or list claim, or the text of a
- * number or boolean; stop early when fn returns true (then true). */
+ * number or boolean; stop early when fn returns true (then true).  The top-level "scope"
+ * and "permission" strings are lists of space-separated values, as Istio has Envoy read
+ * them (space_delimited_claims). */
 bool jwt_claim_any(const struct jwt *j, int i, bool (*fn)(const char *v, size_t len, void *arg),
 		   void *arg);
 

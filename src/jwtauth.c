@@ -427,7 +427,18 @@ static void rewrite_fields(const struct cfg_set *set, const struct ra_rule *rule
 		struct claim_text t = {.len = 0};
 		int i = jwt_claim_path(j, ch->path, ch->npath);
 
-		if (i >= 0 && (jwt_claim_any(j, i, claim_append, &t), !t.bad) && t.len > 0)
+		if (i < 0)
+			continue;
+		if (j->ptok[i].type == JSON_STRING) { /* as it is: a scope keeps its spaces */
+			char v[sizeof(t.buf)];
+			ssize_t vlen = json_string(j->payload, j->ptok, i, v, sizeof(v));
+
+			if (vlen > 0)
+				claim_append(v, (size_t)vlen, &t);
+		} else {
+			jwt_claim_any(j, i, claim_append, &t);
+		}
+		if (!t.bad && t.len > 0)
 			out_add(&o, ch->header, t.buf, t.len);
 	}
 }
@@ -475,12 +486,4 @@ enum jwt_status jwtauth_request(const struct cfg_set *set, struct http1_header *
 	}
 	rewrite_fields(set, first_rule, c, nc, out->jwt, &c[first], h, n);
 	return JWT_OK;
-}
-
-bool jwtauth_claim(const struct jwtauth *a, const char *const *path, size_t n,
-		   bool (*fn)(const char *v, size_t len, void *arg), void *arg)
-{
-	if (a == NULL || a->jwt == NULL)
-		return false;
-	return jwt_claim_any(a->jwt, jwt_claim_path(a->jwt, path, n), fn, arg);
 }

@@ -54,10 +54,6 @@ enum jwt_status jwtauth_request(const struct cfg_set *set, struct http1_header *
 				const char *query, size_t query_len, int64_t now,
 				struct jwtauth *out);
 
-/* Does the request's verified token have a claim at path with a value fn accepts? */
-bool jwtauth_claim(const struct jwtauth *a, const char *const *path, size_t n,
-		   bool (*fn)(const char *v, size_t len, void *arg), void *arg);
-
 void jwtauth_thread_cleanup(void);
 
 #endif

@@ -364,6 +364,26 @@ static void test_claims(void **state)
 	assert_false(jwt_claim_any(&jw, -1, equals_arg, "x"));
 }
 
+/* scope and permission (top level) are space-separated lists, as Istio reads them. */
+static void test_space_delimited(void **state)
+{
+	const char *scope[] = {"scope"}, *perm[] = {"permission"}, *other[] = {"other"},
+		   *nested[] = {"n", "scope"};
+	const char *tok =
+	    sign(ed_key, "EdDSA", "{\"alg\":\"EdDSA\"}",
+		 "{\"scope\":\"read  write\",\"permission\":\"admin\",\"other\":\"a b\","
+		 "\"n\":{\"scope\":\"x y\"}}");
+
+	(void)state;
+	assert_int_equal(jwt_decode(&jw, tok, strlen(tok)), JWT_OK);
+	assert_true(jwt_claim_any(&jw, jwt_claim_path(&jw, scope, 1), equals_arg, "write"));
+	assert_true(jwt_claim_any(&jw, jwt_claim_path(&jw, scope, 1), equals_arg, "read"));
+	assert_false(jwt_claim_any(&jw, jwt_claim_path(&jw, scope, 1), equals_arg, "read  write"));
+	assert_true(jwt_claim_any(&jw, jwt_claim_path(&jw, perm, 1), equals_arg, "admin"));
+	assert_true(jwt_claim_any(&jw, jwt_claim_path(&jw, other, 1), equals_arg, "a b"));
+	assert_true(jwt_claim_any(&jw, jwt_claim_path(&jw, nested, 2), equals_arg, "x y"));
+}
+
 /* Istio's own samples (security/tools/jwt/samples in istio/istio: jwks.json, demo.jwt,
  * groups-scope.jwt), which its JWT tasks use: public test data, so meshgate is checked
  * against tokens another implementation made. */
@@ -419,6 +439,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_time_and_audience),
 	    cmocka_unit_test(test_claims),
+	    cmocka_unit_test(test_space_delimited),
 	    cmocka_unit_test(test_istio_samples),
 	};
 
