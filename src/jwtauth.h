@@ -45,14 +45,14 @@ bool jwtauth_uses_uris(const struct cfg_set *set);
 /* Forget fetched documents (exit). */
 void jwtauth_fetch_cleanup(void);
 
-/* The request's fields h[0..*n) (room for JWTAUTH_HEADERS_MAX more) and query: JWT_OK
- * with out filled (out->jwt NULL when there is no token), or why the token is refused.
- * On success the fields are rewritten for the upstream: the token's field dropped unless
- * forwardOriginalToken, the output fields the client sent dropped and the verified ones
- * appended. */
-enum jwt_status jwtauth_request(const struct cfg_set *set, struct http1_header *h, size_t *n,
-				const char *query, size_t query_len, int64_t now,
-				struct jwtauth *out);
+/* The request's fields h[0..*n) (room for JWTAUTH_HEADERS_MAX more) and query, under the
+ * config generation the rules are from: JWT_OK with out filled (out->jwt NULL when there
+ * is no token), or why the token is refused.  On success the fields are rewritten for
+ * the upstream: the token's field dropped unless forwardOriginalToken, the output fields
+ * the client sent dropped and the verified ones appended. */
+enum jwt_status jwtauth_request(const struct cfg_set *set, uint64_t generation,
+				struct http1_header *h, size_t *n, const char *query,
+				size_t query_len, int64_t now, struct jwtauth *out);
 
 void jwtauth_thread_cleanup(void);
 

@@ -689,8 +689,8 @@ static bool request_jwt_refused(struct exchange *ex, struct http1_request *req,
 	size_t i, n;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	st = jwtauth_request(ex->ws->snap->set, req->headers, &req->nheaders, rq->query,
-			     rq->query_len, (int64_t)now.tv_sec, auth);
+	st = jwtauth_request(ex->ws->snap->set, ex->ws->snap->generation, req->headers,
+			     &req->nheaders, rq->query, rq->query_len, (int64_t)now.tv_sec, auth);
 	if (st == JWT_OK) {
 		request_fields_changed(req, rq);
 		if (auth->jwt != NULL) {

@@ -184,4 +184,9 @@ assert_reload refused
 assert_contains "$MG_RELOAD_LINES" "rules.yaml:" "the refusal names the file"
 assert_contains "$MG_RELOAD_LINES" "jwks: \"e\" is missing" "... and says why"
 assert_status GET /headers 200 -H "Authorization: Bearer $GOOD"
+# keys rotated: a token verified (and remembered) under the old keys is refused now
+rules "$(cat "$KEYS/jwks-ec.json")" | mg_resource rules
+assert_reload applied
+assert_status GET /headers 401 -H "Authorization: Bearer $GOOD"
+refused "rotated keys" "Jwks doesn't have key to match kid or alg from Jwt"
 mg_finish
