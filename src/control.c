@@ -20,6 +20,7 @@
 #include <event2/thread.h>
 
 #include "accesslog.h"
+#include "clock.h"
 #include "admin.h"
 #include "certwatch.h"
 #include "config/diag.h"
@@ -27,6 +28,7 @@
 #include "config/load.h"
 #include "clusterstate.h"
 #include "control.h"
+#include "dnsresolve.h"
 #include "healthcheck.h"
 #include "jwtauth.h"
 #include "log.h"
@@ -102,6 +104,8 @@ static struct snapshot *load_snapshot(const char *path, bool to_stdout, int *ner
 
 	diag_init(&d);
 	set = config_load(p, &d, path);
+	if (d.nerrors == 0 && set != NULL && serving)
+		dns_resolve(p, set);
 	if (d.nerrors == 0 && set != NULL)
 		s = link_compile(p, &d, set);
 	config_load_done(set);
@@ -339,6 +343,31 @@ static void jwks_refresh_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* ---- ServiceEntry names (resolution DNS) ---- */
+
+#define DNS_TICK_S 5 /* how often the refresh interval is looked at */
+
+/* Resolve the names again every dnsRefreshRate; changed addresses are taken by a reload. */
+static void dns_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static uint64_t last_us;
+	struct snapshot *s = snapshot_current();
+	uint64_t now = clock_mono_us();
+	bool changed = false;
+
+	if (last_us == 0)
+		last_us = now; /* the load that started serving resolved them */
+	if (s != NULL && dns_has_names(s->set) && now - last_us >= s->set->main.dns_refresh_us) {
+		last_us = now;
+		changed = dns_refresh(s->set);
+	}
+	snapshot_unref(s);
+	if (changed) {
+		log_info("a ServiceEntry name resolves to other addresses");
+		do_reload();
+	}
+}
+
 /* ---- signals ---- */
 
 static void sighup_cb(evutil_socket_t sig, short what, void *arg)
@@ -393,8 +422,8 @@ static void drop_privileges(const char *user)
 
 int control_run(const char *main_path)
 {
-	struct event *ev_hup, *ev_term, *ev_int, *ev_jwks;
-	struct timeval jwks_every = {JWKS_REFRESH_S, 0};
+	struct event *ev_hup, *ev_term, *ev_int, *ev_jwks, *ev_dns;
+	struct timeval jwks_every = {JWKS_REFRESH_S, 0}, dns_every = {DNS_TICK_S, 0};
 	struct snapshot *s;
 	int nerrors = 0, n;
 
@@ -439,6 +468,8 @@ int control_run(const char *main_path)
 	evsignal_add(ev_int, NULL);
 	ev_jwks = event_new(ctl_base, -1, EV_PERSIST, jwks_refresh_cb, NULL);
 	event_add(ev_jwks, &jwks_every);
+	ev_dns = event_new(ctl_base, -1, EV_PERSIST, dns_tick_cb, NULL);
+	event_add(ev_dns, &dns_every);
 	event_base_dispatch(ctl_base);
 
 	workers_join();
@@ -447,7 +478,9 @@ int control_run(const char *main_path)
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_jwks);
+	event_free(ev_dns);
 	jwtauth_fetch_cleanup();
+	dns_cleanup();
 	admin_free();
 	for (size_t i = 0; i < nctl_listeners; i++)
 		free(ctl_listeners[i].key);

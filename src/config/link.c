@@ -618,16 +618,13 @@ static bool link_se_usable(struct link *l, struct cfg_se *se, struct se_info *in
 		break;
 	case SE_RES_DNS:
 	case SE_RES_DNS_ROUND_ROBIN:
-		if (bad > 0 || se->nendpoints == 0) {
-			diag_error(l->d, link_at(spec, "resolution"),
-				   "resolution DNS is not supported yet (it comes with the egress "
-				   "work); use STATIC with IP endpoints");
-			info->usable = false;
-		} else {
-			diag_warn(l->d, link_at(spec, "resolution"),
-				  "resolution DNS with IP endpoints is served as STATIC");
-			info->usable = true;
-		}
+		/* names (endpoint addresses, or the hosts without endpoints) are resolved
+		 * when serving (dnsresolve.c), not by a check */
+		if (!l->set->dns_resolved && (bad > 0 || se->nendpoints == 0))
+			diag_notice(l->d, link_at(spec, "resolution"),
+				    "its names are resolved when meshgate serves, and again every "
+				    "dnsRefreshRate");
+		info->usable = true;
 		break;
 	case SE_RES_NONE:
 	default:
@@ -848,14 +845,21 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 	link_cluster_tls(l, c, pol.tls);
 
 	if (link_se_usable(l, se, r->info)) {
-		c->endpoints =
-		    pool_calloc(l->p, se->nendpoints ? se->nendpoints : 1, sizeof(*c->endpoints));
-		for (size_t i = 0; i < se->nendpoints; i++) {
-			const struct se_endpoint *sep = &se->endpoints[i];
+		bool dns = se->resolution == SE_RES_DNS || se->resolution == SE_RES_DNS_ROUND_ROBIN;
+		const struct se_endpoint *eps =
+		    dns && l->set->dns_resolved ? se->resolved : se->endpoints;
+		size_t neps = dns && l->set->dns_resolved ? se->nresolved : se->nendpoints;
+
+		c->endpoints = pool_calloc(l->p, neps ? neps : 1, sizeof(*c->endpoints));
+		for (size_t i = 0; i < neps; i++) {
+			const struct se_endpoint *sep = &eps[i];
 			struct endpoint *ep = &c->endpoints[n];
 			uint32_t port;
 
 			if (sub != NULL && !link_kv_subset(&sub->labels, &sep->labels))
+				continue;
+			/* a host's own addresses serve only that host (DNS without endpoints) */
+			if (sep->dns_host != NULL && strcmp(sep->dns_host, fqdn) != 0)
 				continue;
 			port = link_endpoint_port(sep, r->port);
 			if (!link_parse_ip(sep->address, port, ep))
@@ -882,7 +886,7 @@ static struct cluster *link_cluster_new(struct link *l, const char *name, const 
 		link_cluster_locality(l, c, &pol);
 		link_cluster_hash(l, c, &pol);
 		n = c->nendpoints; /* distribute may drop endpoints given no share */
-		if (n == 0)
+		if (n == 0 && !(dns && !l->set->dns_resolved)) /* names wait for serving */
 			diag_warn(l->d, at,
 				  "cluster %s has no endpoints: requests to it will get 503 (UH)",
 				  name);

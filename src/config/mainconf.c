@@ -25,6 +25,7 @@ static void mainconf_defaults(struct cfg_main *m)
 	m->workers = 0;
 	m->ns = "default";
 	m->root_namespace = "istio-system";
+	m->dns_refresh_us = 60000000; /* Istio's meshConfig.dnsRefreshRate default */
 	m->admin_address = "127.0.0.1:15000";
 	m->access_log_format = ACCESSLOG_TEXT;
 	m->limits.max_header_bytes = 65536;
@@ -472,6 +473,8 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 		if (node_int(d, n, 0, 32, &v))
 			m->num_trusted_proxies = (uint32_t)v;
 	}
+	if ((n = node_get(root, "dnsRefreshRate")) != NULL)
+		cfg_decode_duration(d, n, 1000000, false, &m->dns_refresh_us);
 	if ((n = node_get(root, "tlsSessionResumption")) != NULL) {
 		bool on = true;
 

@@ -175,6 +175,7 @@ struct cfg_main {
 	 * gatewayTopology.numTrustedProxies): the client (remote.ip) is the entry that many
 	 * places from the right of the x-forwarded-for received; 0: the peer. */
 	uint32_t num_trusted_proxies;
+	uint64_t dns_refresh_us; /* dnsRefreshRate: resolution DNS names resolved again */
 	struct cfg_geoip geoip;
 	bool tls_no_resumption; /* tlsSessionResumption: false (default: tickets on) */
 	/* tlsTicketKeyFile: shared session ticket keys (tls_ticket.h); NULL: automatic keys */
@@ -638,6 +639,9 @@ struct se_endpoint {
 	uint32_t weight; /* 0 = not given */
 	const char *service_account;
 	struct node *node;
+	/* resolution DNS without endpoints: the host whose name this endpoint's address was
+	 * resolved from; only that host's clusters use it (dnsresolve.c) */
+	const char *dns_host;
 };
 
 struct cfg_se {
@@ -650,6 +654,9 @@ struct cfg_se {
 	enum se_resolution resolution;
 	struct se_endpoint *endpoints;
 	size_t nendpoints;
+	/* resolution DNS, once resolved (dnsresolve.c): one endpoint per address */
+	struct se_endpoint *resolved;
+	size_t nresolved;
 	struct str_list export_to;
 	struct kv_list workload_selector;
 	struct str_list subject_alt_names;
@@ -812,6 +819,9 @@ struct cfg_set {
 	/* The rules of those that apply to this appliance (ra_apply), in load order. */
 	struct ra_rule **ra_rules;
 	size_t nra_rules;
+	/* resolution DNS endpoint names were resolved (serving): link drops names that gave
+	 * no address; otherwise (-t) they wait for serving, with a notice */
+	bool dns_resolved;
 	int order_counter;
 	struct node_rebuild *rebuild; /* trees of dropped documents rebuilt for reports */
 };

@@ -405,8 +405,8 @@ static void test_service_entries(void **state)
 	      "declared twice (first by ServiceEntry default/dns at r.yaml:14)\n"
 	      "r.yaml:31:9: warning: DestinationRule default/orphan: spec.host: no ServiceEntry "
 	      "declares host orphan.example: this DestinationRule has no effect\n"
-	      "r.yaml:16:15: ServiceEntry default/dns: spec.resolution: resolution DNS is not "
-	      "supported yet (it comes with the egress work); use STATIC with IP endpoints\n");
+	      "r.yaml:16:15: notice: ServiceEntry default/dns: spec.resolution: its names are "
+	      "resolved when meshgate serves, and again every dnsRefreshRate\n");
 }
 
 static void test_no_host_matches(void **state)
