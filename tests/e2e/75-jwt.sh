@@ -7,9 +7,11 @@
 # bad tokens get 401 with Envoy's words and a www-authenticate challenge: malformed,
 # expired, signed by an unknown key, of an unknown issuer, of an audience not allowed;
 # an issuer whose jwksUri (served here over HTTP) gives the keys verifies ES256 tokens, one
-# whose jwksUri cannot be fetched refuses its tokens and the log says why; claims route
-# (@request.auth.claims.groups, a list) and authorize (request.auth.claims[groups]); the
-# same over HTTP/2; a reload with a broken key set is refused with its position.
+# whose jwksUri cannot be fetched refuses its tokens and the log says why, and one over
+# HTTPS (a certificate for 127.0.0.1 from the test CA, trusted through SSL_CERT_FILE)
+# verifies; claims route (@request.auth.claims.groups, a list) and authorize
+# (request.auth.claims[groups]); the same over HTTP/2; a reload with a broken key set is
+# refused with its position, one that rotates the keys refuses the old tokens.
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -26,6 +28,26 @@ DEAD_PORT=$(mg_port) || mg_fatal "no free port"
 mg__track $!
 mg_wait_until 10 curl -sf -o /dev/null "http://127.0.0.1:$JWKS_PORT/jwks-ec.json" ||
 	mg_fatal "the key set server did not start"
+# the same keys over HTTPS, with a certificate for 127.0.0.1 from the test CA, which
+# meshgate trusts through SSL_CERT_FILE (OpenSSL's default verify paths)
+mg_pki
+JWKS_TLS_PORT=$(mg_port) || mg_fatal "no free port"
+"$PYTHON" - "$KEYS" "$JWKS_TLS_PORT" "$PKI/loopback.crt" "$PKI/loopback.key" \
+	>"$MG_DIR/jwks-tls.log" 2>&1 <<'JWKSPY' &
+import functools, http.server, ssl, sys
+d, port, crt, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=d)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), h)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(crt, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+JWKSPY
+mg__track $!
+mg_wait_until 10 curl -sf -o /dev/null --cacert "$PKI/ca.crt" \
+	"https://127.0.0.1:$JWKS_TLS_PORT/jwks-ec.json" ||
+	mg_fatal "the HTTPS key set server did not start"
+export SSL_CERT_FILE="$PKI/ca.crt"
 
 tok() { "$PYTHON" "$JWT" token "$KEYS" "$@"; }
 ISS=testing@secure.istio.io
@@ -37,6 +59,7 @@ STRANGER=$(tok rsa RS256 '{"iss":"someone@else","sub":"alice"}')
 EC=$(tok ec ES256 '{"iss":"ec-issuer","sub":"carol","aud":"https://api.example.com/"}')
 EC_AUD=$(tok ec ES256 '{"iss":"ec-issuer","sub":"carol","aud":"other"}')
 UNFETCHED=$(tok rsa RS256 '{"iss":"unreachable","sub":"dave"}')
+EC_HTTPS=$(tok ec ES256 '{"iss":"ec-over-https","sub":"erin"}')
 
 mg_start_config <<EOF
 workers: 2
@@ -85,6 +108,8 @@ spec:
   - issuer: unreachable
     jwksUri: http://127.0.0.1:$DEAD_PORT/jwks.json
     timeout: 2s
+  - issuer: ec-over-https
+    jwksUri: https://127.0.0.1:$JWKS_TLS_PORT/jwks-ec.json
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -109,7 +134,7 @@ EOF
 }
 rules "$(cat "$KEYS/jwks-rsa.json")" | mg_resource rules
 assert_valid
-assert_contains "$MG_VALIDATE_OUT" "JWT issuers: 3 (jwksUris are fetched when serving)" \
+assert_contains "$MG_VALIDATE_OUT" "JWT issuers: 4 (jwksUris are fetched when serving)" \
 	"-t counts the issuers and fetches nothing"
 mg_start
 assert_contains "$(cat "$MG_LOG")" "jwksUri http://127.0.0.1:$DEAD_PORT/jwks.json: connect" \
@@ -162,6 +187,8 @@ assert_cmp "$(mg_metric downstream_rq_jwt_verified)" -ge 3 "verified tokens are 
 # keys from a jwksUri; forwardOriginalToken keeps the field
 assert_status GET /headers 200 -H "Authorization: Bearer $EC"
 assert_eq "$(mg_json headers.authorization)" "Bearer $EC" "forwardOriginalToken: the upstream gets it"
+# keys from an HTTPS jwksUri, verified against the CA
+assert_status GET /headers 200 -H "Authorization: Bearer $EC_HTTPS"
 # claims: routing and authorization
 assert_status GET /claims 200 -H "Authorization: Bearer $GOOD"
 assert_eq "$(mg_json name)" a "group1 in the groups list: routed by the claim"

@@ -107,6 +107,7 @@ server_leaf dual-rsa rsa_key ca 825 "DNS:dual.example.com" dual.example.com
 server_leaf dual-ec ec_key ca 825 "DNS:dual.example.com" dual.example.com
 server_leaf soon ec_key ca 3 "DNS:soon.example.com" soon.example.com
 server_leaf chain ec_key int 825 "DNS:chain.example.com" chain.example.com
+server_leaf loopback ec_key ca 825 "IP:127.0.0.1" 127.0.0.1
 cat int.crt >>chain.crt
 
 # Client certificates.
