@@ -3,19 +3,22 @@
 #endif
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "config/model.h"
 #include "dnsresolve.h"
 #include "log.h"
 #include "pool.h"
 
-#define DNS_ADDRS_MAX 64 /* addresses kept per name */
+#define DNS_ADDRS_MAX 64    /* addresses kept per name */
+#define DNS_TIMEOUT_MS 5000 /* one round of lookups, all names: Envoy's DNS timeout */
 
 /* What each name resolved to last (control thread only): kept so that a failed lookup
  * keeps the addresses, and a refresh can tell a change. */
@@ -64,24 +67,15 @@ static bool same_set(char *const *a, size_t na, char *const *b, size_t nb)
 	return true;
 }
 
-/* Look name up now: true and the store updated when it resolved (*changed says whether
- * its addresses differ from before); false (store untouched) when it did not. */
-static bool lookup(const char *name, bool *changed)
+/* Store what name resolved to (res): *changed when its addresses differ from before;
+ * false (store untouched) when res holds no address. */
+static bool store(const char *name, const struct addrinfo *res, bool *changed)
 {
-	struct addrinfo hints, *res = NULL;
 	char *got[DNS_ADDRS_MAX];
 	size_t n = 0;
 	struct dns_name *d;
-	int rc;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(name, NULL, &hints, &res)) != 0) {
-		log_warnx("resolve %s: %s", name, gai_strerror(rc));
-		return false;
-	}
-	for (struct addrinfo *a = res; a != NULL && n < DNS_ADDRS_MAX; a = a->ai_next) {
+	for (const struct addrinfo *a = res; a != NULL && n < DNS_ADDRS_MAX; a = a->ai_next) {
 		char text[INET6_ADDRSTRLEN];
 		const void *src =
 		    a->ai_family == AF_INET
@@ -97,7 +91,6 @@ static bool lookup(const char *name, bool *changed)
 		if (!dup && (got[n] = strdup(text)) != NULL)
 			n++;
 	}
-	freeaddrinfo(res);
 	if (n == 0)
 		return false;
 	if ((d = name_find(name)) == NULL) {
@@ -120,8 +113,128 @@ static bool lookup(const char *name, bool *changed)
 	return true;
 }
 
+/* A lookup getaddrinfo_a still runs after its deadline: glibc owns it until it ends, so
+ * it is kept here and freed by a later round. */
+struct dns_query {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char *name;
+	struct dns_query *next;
+};
+static struct dns_query *abandoned;
+
+static void query_free(struct dns_query *q)
+{
+	if (q->cb.ar_result != NULL)
+		freeaddrinfo(q->cb.ar_result);
+	free(q->name);
+	free(q);
+}
+
+static void reap_abandoned(void)
+{
+	struct dns_query **pp = &abandoned;
+
+	while (*pp != NULL) {
+		struct dns_query *q = *pp;
+
+		if (gai_error(&q->cb) == EAI_INPROGRESS) {
+			pp = &q->next;
+			continue;
+		}
+		*pp = q->next;
+		query_free(q);
+	}
+}
+
+/* Resolve the names at once (getaddrinfo_a), all within DNS_TIMEOUT_MS: a resolver that
+ * does not answer holds the control thread that long at most, not per name. */
+static void resolve_all(char **list, size_t n, bool *changed)
+{
+	struct dns_query **q = calloc(n ? n : 1, sizeof(*q));
+	struct gaicb **cbs = calloc(n ? n : 1, sizeof(*cbs));
+	struct timespec deadline, now;
+	size_t started = 0;
+
+	reap_abandoned();
+	if (q == NULL || cbs == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if ((q[i] = calloc(1, sizeof(**q))) == NULL ||
+		    (q[i]->name = strdup(list[i])) == NULL)
+			break;
+		q[i]->hints.ai_family = AF_UNSPEC;
+		q[i]->hints.ai_socktype = SOCK_STREAM;
+		q[i]->cb.ar_name = q[i]->name;
+		q[i]->cb.ar_request = &q[i]->hints;
+		cbs[i] = &q[i]->cb;
+		started = i + 1;
+	}
+	if (started > 0 && getaddrinfo_a(GAI_NOWAIT, cbs, (int)started, NULL) != 0) {
+		log_warnx("resolve: getaddrinfo_a failed");
+		for (size_t i = 0; i < started; i++)
+			cbs[i]->ar_result = NULL;
+		goto out_free;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += DNS_TIMEOUT_MS / 1000;
+	for (;;) {
+		bool pending = false;
+		struct timespec left;
+
+		for (size_t i = 0; i < started && !pending; i++)
+			pending = gai_error(cbs[i]) == EAI_INPROGRESS;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!pending || now.tv_sec > deadline.tv_sec ||
+		    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+			break;
+		left.tv_sec = deadline.tv_sec - now.tv_sec;
+		left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		(void)gai_suspend((const struct gaicb *const *)cbs, (int)started, &left);
+	}
+	for (size_t i = 0; i < started; i++) {
+		int rc = gai_error(cbs[i]);
+
+		if (rc == EAI_INPROGRESS && gai_cancel(cbs[i]) != EAI_CANCELED) {
+			log_warnx("resolve %s: no answer within %d ms", q[i]->name, DNS_TIMEOUT_MS);
+			q[i]->next = abandoned; /* glibc still owns it */
+			abandoned = q[i];
+			q[i] = NULL;
+			continue;
+		}
+		if (rc == EAI_INPROGRESS || rc == EAI_CANCELED)
+			log_warnx("resolve %s: no answer within %d ms", q[i]->name, DNS_TIMEOUT_MS);
+		else if (rc != 0)
+			log_warnx("resolve %s: %s", q[i]->name, gai_strerror(rc));
+		else if (!store(q[i]->name, cbs[i]->ar_result, changed))
+			log_warnx("resolve %s: no IPv4 or IPv6 address", q[i]->name);
+	}
+out_free:
+	for (size_t i = 0; i < n; i++)
+		if (q[i] != NULL)
+			query_free(q[i]);
+out:
+	free(q);
+	free(cbs);
+}
+
 void dns_cleanup(void)
 {
+	while (abandoned != NULL) { /* at exit: let glibc finish before freeing */
+		struct dns_query *q = abandoned;
+
+		abandoned = q->next;
+		if (gai_error(&q->cb) == EAI_INPROGRESS && gai_cancel(&q->cb) == EAI_NOTCANCELED) {
+			const struct gaicb *one[1] = {&q->cb};
+
+			(void)gai_suspend(one, 1, NULL);
+		}
+		query_free(q);
+	}
 	while (names != NULL) {
 		struct dns_name *d = names;
 
@@ -169,31 +282,58 @@ bool dns_has_names(const struct cfg_set *set)
 	return n > 0;
 }
 
-static void refresh_name(const char *name, void *arg)
+/* The distinct names of the set, collected for one round of lookups. */
+struct name_list {
+	char **v;
+	size_t n, cap;
+};
+
+static void add_name(const char *name, void *arg)
 {
-	lookup(name, arg);
+	struct name_list *l = arg;
+	char **grown;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], name) == 0)
+			return;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+
+		if ((grown = realloc(l->v, cap * sizeof(*grown))) == NULL)
+			return;
+		l->v = grown;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (char *)name;
 }
 
-bool dns_refresh(const struct cfg_set *set)
+/* Look every name of the set up; true when some name's addresses changed. */
+static bool resolve_set(const struct cfg_set *set)
 {
+	struct name_list l = {NULL, 0, 0};
 	bool changed = false;
 
 	for (size_t i = 0; i < set->nses; i++)
 		if (se_dns(set->ses[i]))
-			each_name(set->ses[i], refresh_name, &changed);
+			each_name(set->ses[i], add_name, &l);
+	if (l.n > 0)
+		resolve_all(l.v, l.n, &changed);
+	free(l.v);
 	return changed;
+}
+
+bool dns_refresh(const struct cfg_set *set)
+{
+	return resolve_set(set);
 }
 
 /* Append copies of e, one per address name has (the first only when one is enough). */
 static void expand(struct pool *p, const struct se_endpoint *e, const char *name,
 		   const char *dns_host, bool first_only, struct se_endpoint *out, size_t *n)
 {
-	bool changed = false;
-	const struct dns_name *d;
+	const struct dns_name *d = name_find(name);
 
-	if (!lookup(name, &changed) && name_find(name) != NULL)
-		log_warnx("resolve %s: keeping the addresses it had", name);
-	if ((d = name_find(name)) == NULL) {
+	if (d == NULL) {
 		out[(*n)++] = *e; /* no address yet: link leaves it out (503 UH until it has) */
 		return;
 	}
@@ -209,6 +349,7 @@ static void expand(struct pool *p, const struct se_endpoint *e, const char *name
 void dns_resolve(struct pool *p, struct cfg_set *set)
 {
 	set->dns_resolved = true;
+	(void)resolve_set(set); /* names that fail keep what they had (expand uses it) */
 	for (size_t i = 0; i < set->nses; i++) {
 		struct cfg_se *se = set->ses[i];
 		bool first_only = se->resolution == SE_RES_DNS_ROUND_ROBIN;

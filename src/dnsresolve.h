@@ -13,8 +13,8 @@ struct pool;
 
 /* Rewrite the endpoints of the set's DNS ServiceEntries into one per address (all of a
  * name's for DNS, its first for DNS_ROUND_ROBIN), before link; set->dns_resolved.  Logs
- * names that give no address (their clusters answer 503 UH until they do).  Blocking:
- * getaddrinfo has no timeout of its own (resolv.conf's apply). */
+ * names that give no address (their clusters answer 503 UH until they do).  The names
+ * are looked up at once and waited for 5 seconds at most in all. */
 void dns_resolve(struct pool *p, struct cfg_set *set);
 
 /* Resolve the set's names again without touching it: true when some name's addresses

@@ -1,8 +1,9 @@
 /* dnsresolve.c: names of DNS ServiceEntries become one endpoint per address, with the
  * endpoint's other fields kept; without endpoints each host is resolved for itself
  * (dns_host); DNS_ROUND_ROBIN keeps one address; IP endpoints and STATIC entries stay
- * as they are; a refresh that finds the same addresses reports no change.  Only
- * "localhost" is looked up (the hosts file), so no network is needed. */
+ * as they are; a refresh that finds the same addresses reports no change; a name that
+ * does not resolve stays a name.  Only "localhost" (the hosts file) and a name under
+ * .invalid are looked up, so no network is needed. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -95,6 +96,29 @@ static void test_resolve(void **state)
 	dns_cleanup();
 }
 
+/* A name that does not resolve (.invalid, RFC 6761) stays a name: link leaves it out. */
+static void test_unresolved(void **state)
+{
+	struct cfg_set set;
+	struct cfg_se *se = se_new(SE_RES_DNS, "api.example.internal");
+	struct cfg_se *ses[] = {se};
+	struct se_endpoint ep;
+
+	(void)state;
+	memset(&ep, 0, sizeof(ep));
+	ep.address = "meshgate-test.invalid";
+	se->endpoints = &ep;
+	se->nendpoints = 1;
+	memset(&set, 0, sizeof(set));
+	set.ses = ses;
+	set.nses = 1;
+	dns_resolve(P, &set);
+	assert_int_equal(se->nresolved, 1);
+	assert_string_equal(se->resolved[0].address, "meshgate-test.invalid");
+	assert_false(dns_refresh(&set));
+	dns_cleanup();
+}
+
 static void test_no_names(void **state)
 {
 	struct cfg_set set;
@@ -126,6 +150,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unresolved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_names, setup, teardown),
 	};
 
