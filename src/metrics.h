@@ -26,6 +26,9 @@
 	X(downstream_rq_jwt_denied, counter,                                                       \
 	  "Requests with a JWT that RequestAuthentication refused (401)")                          \
 	X(downstream_rq_jwt_verified, counter, "Requests with a verified JWT")                     \
+	X(downstream_rq_rate_limited, counter, "Requests refused by the local rate limit (429 RL)") \
+	X(downstream_rq_rate_limit_shadow, counter,                                                \
+	  "Requests over the local rate limit let through (filter_enforced)")                     \
 	X(downstream_cx_rbac_denied, counter,                                                      \
 	  "TCP and TLS passthrough connections closed by an AuthorizationPolicy")                  \
 	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \

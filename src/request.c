@@ -30,6 +30,7 @@
 #include "log.h"
 #include "mirror.h"
 #include "proxy.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "router.h"
 #include "snapshot.h"
@@ -722,6 +723,39 @@ static bool request_jwt_refused(struct exchange *ex, struct http1_request *req,
 	return true;
 }
 
+/* The EnvoyFilter local rate limit, first in the chain as Istio's task inserts it: 429
+ * and true when the bucket is empty.  filter_enabled picks the requests that take a
+ * token, filter_enforced those that are refused without one (else only counted). */
+static bool request_rate_limited(struct exchange *ex, const struct snapshot *snap)
+{
+	const struct local_rate_limit *rl = snap->set->rate_limit;
+	struct worker *w = ex->c->w;
+	char hdrs[1024];
+	size_t n = 0;
+
+	if (rl->enabled_ppm < 1000000 && worker_random(w) % 1000000 >= rl->enabled_ppm)
+		return false;
+	if (ratelimit_take(snap->rate_bucket, clock_mono_us()))
+		return false;
+	if (rl->enforced_ppm < 1000000 && worker_random(w) % 1000000 >= rl->enforced_ppm) {
+		METRIC_INC(&w->metrics, downstream_rq_rate_limit_shadow);
+		return false;
+	}
+	METRIC_INC(&w->metrics, downstream_rq_rate_limited);
+	exchange_flag(ex, "RL");
+	ex->details = "local_rate_limited";
+	for (size_t i = 0; i < rl->response_headers.n && n < sizeof(hdrs); i++) {
+		int k = snprintf(hdrs + n, sizeof(hdrs) - n, "%s: %s\r\n",
+				 rl->response_headers.v[i].key, rl->response_headers.v[i].value);
+
+		n = k > 0 && (size_t)k < sizeof(hdrs) - n ? n + (size_t)k : n;
+	}
+	hdrs[n] = '\0';
+	local_reply(ex, 429, "text/plain", "local_rate_limited", 18, n > 0 ? hdrs : NULL,
+		    ex->req_kind != HTTP1_BODY_NONE);
+	return true;
+}
+
 /* AuthorizationPolicy: answer 403 and say true when the request may not pass. */
 static bool request_denied(struct conn *c, struct exchange *ex, const struct route_request *rq,
 			   const struct sockaddr *remote, const struct jwtauth *auth)
@@ -900,6 +934,11 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 			      xff_client(rq.headers, rq.nheaders, m->num_trusted_proxies, &remote);
 		const struct sockaddr *client =
 		    behind ? (const struct sockaddr *)&remote : &c->peer.sa;
+
+		if (snap->rate_bucket != NULL && request_rate_limited(ex, snap)) {
+			evbuffer_drain(in, head_len);
+			return has_body ? REQ_CLOSED : REQ_DONE;
+		}
 
 		if (m->geoip.database != NULL) {
 			geoip_apply(snap->geoip, &m->geoip, client, ex, req->headers,

@@ -153,6 +153,7 @@ struct listener_cfg {
 };
 
 struct geoip;
+struct rate_bucket;
 
 struct snapshot {
 	atomic_uint refs;
@@ -163,7 +164,8 @@ struct snapshot {
 	size_t nlisteners;
 	struct cluster **clusters;
 	size_t nclusters;
-	struct geoip *geoip; /* the main config's open GeoIP databases, or NULL */
+	struct geoip *geoip;             /* the main config's open GeoIP databases, or NULL */
+	struct rate_bucket *rate_bucket; /* the EnvoyFilter local rate limit's, or NULL */
 };
 
 struct snapshot *snapshot_ref(struct snapshot *s);

@@ -14,6 +14,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "clock.h"
 #include "delegate.h"
 #include "diag.h"
 #include "lb_hash.h"
@@ -28,6 +29,7 @@
 #include "router.h"
 #include "geoip.h"
 #include "jwtauth.h"
+#include "ratelimit.h"
 #include "snapshot.h"
 #include "tls.h"
 #include "upstream.h"
@@ -1924,6 +1926,7 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 	pa_apply(d, set);
 	ra_apply(d, p, set);
 	jwtauth_link(p, d, set);
+	ef_apply(d, set);
 	ap_apply(d, p, set);
 	link_index_ses(&l);
 	link_index_drs(&l);
@@ -1944,6 +1947,8 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 	snap->clusters = l.cl;
 	snap->nclusters = l.ncl;
 	snap->geoip = geoip_open(p, d, &set->main.geoip);
+	snap->rate_bucket =
+	    set->rate_limit != NULL ? ratelimit_new(p, set->rate_limit, clock_mono_us()) : NULL;
 	if (l.nlb == 0)
 		diag_warn(d, set->main.node, "no listener is configured");
 	if (d->nerrors > errors)

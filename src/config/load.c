@@ -33,7 +33,7 @@ static const struct load_kind load_kinds[] = {
     {"networking.istio.io", "DestinationRule", cfg_dr_decode},
     {"networking.istio.io", "ServiceEntry", cfg_se_decode},
     {"networking.istio.io", "Sidecar", NULL},
-    {"networking.istio.io", "EnvoyFilter", NULL},
+    {"networking.istio.io", "EnvoyFilter", cfg_ef_decode},
     {"networking.istio.io", "WorkloadEntry", NULL},
     {"networking.istio.io", "WorkloadGroup", NULL},
     {"networking.istio.io", "ProxyConfig", NULL},

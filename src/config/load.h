@@ -64,6 +64,11 @@ void cfg_ra_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 /* Gather the JWT rules of the RequestAuthentications that apply into set->ra_rules (one
  * per issuer, the first wins); notes for those that do not apply. */
 void ra_apply(struct diag *d, struct pool *p, struct cfg_set *set);
+/* EnvoyFilter: only the local rate limit patch of Istio's rate limit task. */
+void cfg_ef_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
+		   struct node *spec);
+/* The local rate limit of the first EnvoyFilter that selects this appliance. */
+void ef_apply(struct diag *d, struct cfg_set *set);
 /* What a listener does with plaintext, from its merged servers (after pa_apply):
  * PA_PERMISSIVE (TLS or plaintext, told apart by the first byte) or PA_DISABLE (plaintext
  * only) when every server on it is an HTTPS ISTIO_MUTUAL server with that mode; PA_UNSET

@@ -793,6 +793,26 @@ struct cfg_ra {
 	size_t nrules;
 };
 
+/* ---- EnvoyFilter (networking.istio.io): the local rate limit patch only ---- */
+
+/* envoy.filters.http.local_ratelimit as Istio's rate limit task inserts it: one token
+ * bucket for the appliance's HTTP requests. */
+struct local_rate_limit {
+	const char *stat_prefix;
+	uint32_t max_tokens, tokens_per_fill;
+	uint64_t fill_interval_us;
+	uint32_t enabled_ppm, enforced_ppm; /* filter_enabled / filter_enforced, per million */
+	struct kv_list response_headers;    /* response_headers_to_add, on 429s */
+	struct node *node;
+};
+
+struct cfg_ef {
+	struct cfg_meta meta;
+	bool has_selector;
+	struct kv_list selector; /* workloadSelector.labels */
+	struct local_rate_limit *rl;
+};
+
 /* ---- everything loaded for one generation ---- */
 
 struct cfg_set {
@@ -819,6 +839,9 @@ struct cfg_set {
 	/* The rules of those that apply to this appliance (ra_apply), in load order. */
 	struct ra_rule **ra_rules;
 	size_t nra_rules;
+	struct cfg_ef **efs; /* every EnvoyFilter loaded (each a local rate limit) */
+	size_t nefs;
+	const struct local_rate_limit *rate_limit; /* the one that applies here, or NULL */
 	/* resolution DNS endpoint names were resolved (serving): link drops names that gave
 	 * no address; otherwise (-t) they wait for serving, with a notice */
 	bool dns_resolved;
