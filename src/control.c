@@ -137,6 +137,10 @@ int control_check(const char *main_path)
 	if (s->set->nap_deny + s->set->nap_allow > 0)
 		fprintf(stderr, ", access policy: %zu DENY and %zu ALLOW AuthorizationPolicies",
 			s->set->nap_deny, s->set->nap_allow);
+	if (s->set->rate_limit != NULL)
+		fprintf(stderr, ", local rate limit: %u tokens, %u more every %.3gs",
+			s->set->rate_limit->max_tokens, s->set->rate_limit->tokens_per_fill,
+			(double)s->set->rate_limit->fill_interval_us / 1e6);
 	if (s->set->nra_rules > 0)
 		fprintf(stderr, ", JWT issuers: %zu%s", s->set->nra_rules,
 			jwtauth_uses_uris(s->set) ? " (jwksUris are fetched when serving)" : "");

@@ -88,6 +88,8 @@ limit 100 | mg_resource ratelimit
 assert_valid
 assert_contains "$MG_VALIDATE_OUT" "a sidecar patch: not for a gateway, left out" \
 	"-t: a sidecar EnvoyFilter is left out"
+assert_contains "$MG_VALIDATE_OUT" "local rate limit: 4 tokens, 4 more every 60s" \
+	"-t says which limit applies"
 mg_start
 
 for i in 1 2 3 4; do assert_status GET /echo 200; done
