@@ -322,6 +322,18 @@ static int tls_handshake(struct fconn *c, const struct url *u)
 	}
 }
 
+/* After an SSL call that made no progress: wait for what it wants (true), or report the
+ * failure (false). */
+static bool tls_retry(struct fconn *c, int e, const char *what)
+{
+	if (e == SSL_ERROR_WANT_WRITE)
+		return wait_conn(c, POLLOUT);
+	if (e == SSL_ERROR_WANT_READ)
+		return wait_conn(c, POLLIN);
+	tls_err(c, what, e);
+	return false;
+}
+
 /* Sends all n bytes.  Plain sockets use MSG_NOSIGNAL; TLS writes go through OpenSSL's
  * socket BIO, which uses write(), so a peer that has gone raises SIGPIPE: the process
  * ignores it (control.c) and the write fails with EPIPE instead. */
@@ -340,16 +352,8 @@ static int io_send(struct fconn *c, const char *data, size_t n)
 				continue;
 			}
 			e = SSL_get_error(c->ssl, r);
-			if (e == SSL_ERROR_WANT_WRITE) {
-				if (!wait_conn(c, POLLOUT))
-					return -1;
-			} else if (e == SSL_ERROR_WANT_READ) {
-				if (!wait_conn(c, POLLIN))
-					return -1;
-			} else {
-				tls_err(c, "send", e);
+			if (!tls_retry(c, e, "send"))
 				return -1;
-			}
 		} else {
 			ssize_t r = send(c->fd, data, n, MSG_NOSIGNAL);
 
@@ -390,16 +394,8 @@ static ssize_t io_recv(struct fconn *c, void *buf, size_t cap)
 				c->unclean_eof = true;
 				return 0;
 			}
-			if (e == SSL_ERROR_WANT_READ) {
-				if (!wait_conn(c, POLLIN))
-					return -1;
-			} else if (e == SSL_ERROR_WANT_WRITE) {
-				if (!wait_conn(c, POLLOUT))
-					return -1;
-			} else {
-				tls_err(c, "receive", e);
+			if (!tls_retry(c, e, "receive"))
 				return -1;
-			}
 		} else {
 			ssize_t r = recv(c->fd, buf, cap, 0);
 

@@ -373,16 +373,7 @@ void cfg_ap_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 		ok &= cfg_decode_labels(p, d, node_get(sel, "matchLabels"), &ap->selector);
 		node_check_unknown(d, sel);
 	}
-	if (node_get(spec, "targetRef") != NULL || node_get(spec, "targetRefs") != NULL) {
-		struct node *t = node_get(spec, "targetRef");
-
-		t = t != NULL ? t : node_get(spec, "targetRefs");
-		node_mark_used(t);
-		diag_error(d, t,
-			   "targetRef attaches a policy to a Kubernetes Gateway API resource; "
-			   "on this appliance use selector (or none)");
-		ok = false;
-	}
+	ok &= cfg_no_target_ref(d, spec, "selector");
 	if ((act = node_get(spec, "action")) != NULL)
 		ok &= node_enum(d, act, ap_actions, &action);
 	ap->action = (enum ap_action)action;

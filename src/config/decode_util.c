@@ -608,3 +608,20 @@ const char *cfg_expand_host(struct pool *p, const char *host, const char *ns)
 		return cfg_lower(p, host);
 	return cfg_lower(p, pool_printf(p, "%s.%s.svc.cluster.local", host, ns));
 }
+
+bool cfg_no_target_ref(struct diag *d, struct node *spec, const char *instead)
+{
+	struct node *t = node_get(spec, "targetRef");
+
+	if (t == NULL)
+		t = node_get(spec, "targetRefs");
+	if (t == NULL)
+		return true;
+	node_mark_used(node_get(spec, "targetRef"));
+	node_mark_used(node_get(spec, "targetRefs"));
+	diag_error(d, t,
+		   "targetRef attaches a policy to a Kubernetes Gateway API resource; on this "
+		   "appliance use %s (or none)",
+		   instead);
+	return false;
+}

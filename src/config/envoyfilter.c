@@ -259,13 +259,7 @@ void cfg_ef_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 		node_check_unknown(d, sel);
 	}
 	node_mark_used(node_get(spec, "priority"));
-	if (node_get(spec, "targetRefs") != NULL) {
-		node_mark_used(node_get(spec, "targetRefs"));
-		diag_error(d, node_get(spec, "targetRefs"),
-			   "targetRefs attaches to Kubernetes Gateway API resources; on this "
-			   "appliance use workloadSelector (or none)");
-		ok = false;
-	}
+	ok &= cfg_no_target_ref(d, spec, "workloadSelector");
 	if ((patches = cfg_require(d, spec, "configPatches")) != NULL &&
 	    node_want_seq(d, patches)) {
 		for (size_t i = 0; i < patches->n; i++)

@@ -55,6 +55,9 @@ void cfg_ap_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 /* Sort the AuthorizationPolicies that apply to this appliance into set->ap_deny and
  * set->ap_allow (Istio's selection); notes for those that do not. */
 void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set);
+/* A policy's targetRef / targetRefs attach it to Kubernetes Gateway API resources, which an
+ * appliance does not have: false, with an error naming `instead` (the selector field). */
+bool cfg_no_target_ref(struct diag *d, struct node *spec, const char *instead);
 /* Istio's workload selection of a security policy: in the appliance's namespace (or the
  * root namespace, mesh-wide), and every selector label among the main config's labels. */
 bool cfg_policy_selects(const struct cfg_set *set, const struct cfg_meta *meta, bool has_selector,

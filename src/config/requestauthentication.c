@@ -210,16 +210,7 @@ void cfg_ra_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 		ok &= cfg_decode_labels(p, d, node_get(sel, "matchLabels"), &ra->selector);
 		node_check_unknown(d, sel);
 	}
-	if (node_get(spec, "targetRef") != NULL || node_get(spec, "targetRefs") != NULL) {
-		struct node *t = node_get(spec, "targetRef");
-
-		t = t != NULL ? t : node_get(spec, "targetRefs");
-		node_mark_used(t);
-		diag_error(d, t,
-			   "targetRef attaches a policy to a Kubernetes Gateway API resource; "
-			   "on this appliance use selector (or none)");
-		ok = false;
-	}
+	ok &= cfg_no_target_ref(d, spec, "selector");
 	if ((rules = node_get(spec, "jwtRules")) != NULL && node_want_seq(d, rules)) {
 		ra->rules = pool_calloc(p, rules->n ? rules->n : 1, sizeof(*ra->rules));
 		for (size_t i = 0; i < rules->n; i++)
