@@ -14,6 +14,8 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admin.h"
+#include "http1.h"
+#include "jwtauth.h"
 #include "authz.h"
 #include "cidr.h"
 #include "clock.h"
@@ -262,8 +264,35 @@ struct explain_conn {
 	const char *source, *principal, *sni;
 };
 
+/* RequestAuthentication's verdict on the request's token (header=authorization:...):
+ * false when it would be refused (401). */
+static bool explain_jwt(struct evbuffer *b, const struct snapshot *s, struct route_request *rq,
+			struct http1_header *h, size_t *nh, struct jwtauth *auth)
+{
+	enum jwt_status st;
+
+	if (s->set->nra_rules == 0)
+		return true;
+	st = jwtauth_request(s->set, s->generation, h, nh, rq->query, rq->query_len,
+			     (int64_t)time(NULL), auth);
+	rq->nheaders = *nh;
+	evbuffer_add_printf(b, "request authentication (%zu JWT issuers): ", s->set->nra_rules);
+	if (st != JWT_OK) {
+		evbuffer_add_printf(b, "REFUSED -> 401 %s\n", jwt_status_text(st));
+		return false;
+	}
+	if (auth->jwt == NULL) {
+		evbuffer_add_printf(b, "no token (passes; no request principal or claims)\n");
+		return true;
+	}
+	rq->jwt = auth->jwt;
+	evbuffer_add_printf(b, "verified, request principal %s\n", auth->principal);
+	return true;
+}
+
 static void explain_authz(struct evbuffer *b, const struct cfg_set *set,
-			  const struct route_request *rq, const struct explain_conn *ec)
+			  const struct route_request *rq, const struct explain_conn *ec,
+			  const struct jwtauth *auth)
 {
 	struct sockaddr_storage ss;
 	struct authz_request ar;
@@ -276,6 +305,7 @@ static void explain_authz(struct evbuffer *b, const struct cfg_set *set,
 	if (ec->source != NULL && cidr_addr_parse(ec->source, strlen(ec->source), &ss))
 		ar.peer = (const struct sockaddr *)&ss;
 	authz_request_http(&ar, rq);
+	ar.auth = auth;
 	ar.principal = ec->principal;
 	ar.sni = ec->sni;
 	why = authz_check(set, &ar);
@@ -300,7 +330,8 @@ static void explain_cb(struct evhttp_request *req, void *arg)
 	struct evkeyval *kv;
 	struct snapshot *s = snapshot_current();
 	const struct listener_cfg *lc = NULL;
-	struct msg_header hdrs[EXPLAIN_MAX_HEADERS];
+	struct http1_header hdrs[EXPLAIN_MAX_HEADERS + JWTAUTH_HEADERS_MAX];
+	struct jwtauth auth = {NULL, NULL, NULL};
 	struct route_request rq;
 	struct router_trace t = {0};
 	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
@@ -390,9 +421,12 @@ static void explain_cb(struct evhttp_request *req, void *arg)
 		rq.query_len = strlen(qm + 1);
 	}
 	rq.port = lc->port;
-	rq.headers = hdrs;
+	rq.headers = (const struct msg_header *)hdrs;
 	rq.nheaders = nh;
-	explain_authz(b, s->set, &rq, &ec);
+	if (!explain_jwt(b, s, &rq, hdrs, &nh, &auth))
+		evbuffer_add_printf(b, "  (neither access policy nor the router is consulted for "
+				       "a refused token; what they would do without it follows)\n");
+	explain_authz(b, s->set, &rq, &ec, &auth);
 	router_explain(lc, &rq, &t);
 	evbuffer_add(b, t.buf != NULL ? t.buf : "", t.len);
 	router_trace_free(&t);
@@ -409,7 +443,8 @@ static void generic_cb(struct evhttp_request *req, void *arg)
 
 	evbuffer_add_printf(
 	    b, "meshgate admin: /ready /metrics /stats/prometheus /clusters "
-	       "/listeners /explain?port=&host=&path=&method=&header=name:value&source=ip\n");
+	       "/listeners /explain?port=&host=&path=&method=&header=name:value&source=ip "
+	       "(header=authorization:Bearer%%20TOKEN: its JWT verdict and claims)\n");
 	reply_text(req, 404, "Not Found", b, "text/plain");
 	evbuffer_free(b);
 }

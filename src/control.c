@@ -484,6 +484,7 @@ int control_run(const char *main_path)
 	event_free(ev_jwks);
 	event_free(ev_dns);
 	jwtauth_fetch_cleanup();
+	jwtauth_thread_cleanup(); /* /explain verified tokens on this thread */
 	dns_cleanup();
 	admin_free();
 	for (size_t i = 0; i < nctl_listeners; i++)

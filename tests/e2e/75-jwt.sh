@@ -197,6 +197,16 @@ assert_status GET /claims 404
 assert_status GET /group 200 -H "Authorization: Bearer $GOOD"
 assert_status GET /group 403 -H "Authorization: Bearer $PSS"
 assert_status GET /group 403
+# /explain tells the JWT verdict and routes on its claims
+explain() { curl -s --max-time 5 "http://127.0.0.1:$MG_ADMIN_PORT/explain?port=$MG_PORT&$1"; }
+out=$(explain "host=x&path=/claims&header=authorization:Bearer%20$GOOD")
+assert_contains "$out" "verified, request principal $ISS/alice" "/explain: the token's principal"
+out=$(explain "host=x&path=/claims&header=authorization:Bearer%20$PSS")
+assert_contains "$out" 'match[0]: @request.auth.claims.groups: no value matched' \
+	"/explain: why the claim route did not match"
+out=$(explain "host=x&path=/ip&header=authorization:Bearer%20$FORGED")
+assert_contains "$out" "REFUSED -> 401 Jwt verification fails" "/explain: why a 401"
+
 # HTTP/2
 out=$(curl -s --http2-prior-knowledge -o /dev/null -w '%{http_code} %{http_version}' \
 	-H "Authorization: Bearer $GOOD" "$(mg_url /headers)")
