@@ -118,7 +118,7 @@ static bool store(const char *name, const struct addrinfo *res, bool *changed)
 struct dns_query {
 	struct gaicb cb;
 	struct addrinfo hints;
-	char *name;
+	char *name, *service;
 	struct dns_query *next;
 };
 static struct dns_query *abandoned;
@@ -128,6 +128,7 @@ static void query_free(struct dns_query *q)
 	if (q->cb.ar_result != NULL)
 		freeaddrinfo(q->cb.ar_result);
 	free(q->name);
+	free(q->service);
 	free(q);
 }
 
@@ -145,6 +146,57 @@ static void reap_abandoned(void)
 		*pp = q->next;
 		query_free(q);
 	}
+}
+
+int dns_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
+		    int timeout_ms, struct addrinfo **res, bool *timed_out)
+{
+	struct dns_query *q = calloc(1, sizeof(*q));
+	struct gaicb *cbs[1];
+	struct timespec left;
+	int rc;
+
+	*res = NULL;
+	*timed_out = false;
+	reap_abandoned();
+	if (q == NULL || (q->name = strdup(host)) == NULL ||
+	    (port != NULL && (q->service = strdup(port)) == NULL)) {
+		if (q != NULL)
+			query_free(q);
+		return EAI_MEMORY;
+	}
+	q->hints = *hints;
+	q->cb.ar_name = q->name;
+	q->cb.ar_service = q->service;
+	q->cb.ar_request = &q->hints;
+	cbs[0] = &q->cb;
+	if ((rc = getaddrinfo_a(GAI_NOWAIT, cbs, 1, NULL)) != 0) {
+		query_free(q);
+		return rc;
+	}
+	left.tv_sec = timeout_ms / 1000;
+	left.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+	while (gai_error(&q->cb) == EAI_INPROGRESS &&
+	       gai_suspend((const struct gaicb *const *)cbs, 1, &left) == EAI_INTR)
+		; /* a signal: wait the rest (left is not updated: at most once more) */
+	rc = gai_error(&q->cb);
+	if (rc == EAI_INPROGRESS && gai_cancel(&q->cb) != EAI_CANCELED) {
+		q->next = abandoned; /* glibc still owns it */
+		abandoned = q;
+		*timed_out = true;
+		return EAI_AGAIN;
+	}
+	if (rc == EAI_INPROGRESS || rc == EAI_CANCELED) {
+		query_free(q);
+		*timed_out = true;
+		return EAI_AGAIN;
+	}
+	if (rc == 0) {
+		*res = q->cb.ar_result; /* the caller's to free */
+		q->cb.ar_result = NULL;
+	}
+	query_free(q);
+	return rc;
 }
 
 /* Resolve the names at once (getaddrinfo_a), all within DNS_TIMEOUT_MS: a resolver that

@@ -24,6 +24,13 @@ bool dns_refresh(const struct cfg_set *set);
 /* Does the set have names to resolve? */
 bool dns_has_names(const struct cfg_set *set);
 
+struct addrinfo;
+
+/* getaddrinfo that waits timeout_ms at most (getaddrinfo_a; control thread): its result,
+ * or EAI_AGAIN with *timed_out when no answer came in time. */
+int dns_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
+		    int timeout_ms, struct addrinfo **res, bool *timed_out);
+
 /* Forget the addresses remembered (exit). */
 void dns_cleanup(void);
 

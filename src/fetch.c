@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "clock.h"
+#include "dnsresolve.h"
 #include "fetch.h"
 
 #define FETCH_HEAD_MAX 16384 /* status line and header fields, all together */
@@ -937,6 +938,7 @@ int fetch_get(const char *url, int timeout_ms, size_t max_body, char **body, siz
 	struct url u;
 	char *req = NULL;
 	int rc = -1, gai;
+	bool lookup_timed_out = false;
 
 	*body = NULL;
 	*len = 0;
@@ -963,13 +965,17 @@ int fetch_get(const char *url, int timeout_ms, size_t max_body, char **body, siz
 	c->timeout_ms = timeout_ms;
 	c->deadline_us = clock_mono_us() + (uint64_t)timeout_ms * 1000;
 
-	/* getaddrinfo has no timeout: a slow resolver holds the caller for as long as it takes
-	 * (the deadline runs meanwhile, so what it leaves is what the rest gets). */
+	/* The name lookup counts against the deadline too (dns_getaddrinfo waits no longer):
+	 * a resolver that does not answer cannot hold the control thread. */
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV | (u.ip ? AI_NUMERICHOST : 0);
-	gai = getaddrinfo(u.host, u.port, &hints, &res);
+	gai = dns_getaddrinfo(u.host, u.port, &hints, timeout_ms, &res, &lookup_timed_out);
+	if (gai != 0 && lookup_timed_out) {
+		errf(err, errlen, "resolve %s: no answer within %d ms", u.host, timeout_ms);
+		goto out;
+	}
 	if (gai != 0) {
 		errf(err, errlen, "resolve %s: %s", u.host,
 		     gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));

@@ -14,6 +14,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <cmocka.h>
 
 #include "config/model.h"
@@ -119,6 +123,30 @@ static void test_unresolved(void **state)
 	dns_cleanup();
 }
 
+/* The bounded lookup fetch.c uses: an answer within the time, an error for no name. */
+static void test_getaddrinfo(void **state)
+{
+	struct addrinfo hints, *res = NULL;
+	bool timed_out = true;
+	char text[INET6_ADDRSTRLEN] = "";
+
+	(void)state;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	assert_int_equal(dns_getaddrinfo("localhost", "8080", &hints, 5000, &res, &timed_out), 0);
+	assert_false(timed_out);
+	assert_non_null(res);
+	inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, text, sizeof(text));
+	assert_string_equal(text, "127.0.0.1");
+	assert_int_equal(ntohs(((struct sockaddr_in *)res->ai_addr)->sin_port), 8080);
+	freeaddrinfo(res);
+	assert_int_not_equal(
+	    dns_getaddrinfo("meshgate-test.invalid", NULL, &hints, 5000, &res, &timed_out), 0);
+	assert_null(res);
+	dns_cleanup();
+}
+
 static void test_no_names(void **state)
 {
 	struct cfg_set set;
@@ -151,6 +179,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unresolved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_getaddrinfo, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_names, setup, teardown),
 	};
 
