@@ -331,7 +331,7 @@ static void explain_cb(struct evhttp_request *req, void *arg)
 	struct snapshot *s = snapshot_current();
 	const struct listener_cfg *lc = NULL;
 	struct http1_header hdrs[EXPLAIN_MAX_HEADERS + JWTAUTH_HEADERS_MAX];
-	struct jwtauth auth = {NULL, NULL, NULL};
+	struct jwtauth auth = {NULL, NULL};
 	struct route_request rq;
 	struct router_trace t = {0};
 	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));

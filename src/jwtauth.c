@@ -41,9 +41,6 @@ void jwtauth_link(struct pool *p, struct diag *d, struct cfg_set *set)
 			diag_error(d, r->node, "outputClaimToHeaders: at most %d fields",
 				   JWTAUTH_CLAIM_HEADERS_MAX);
 		if (r->jwks == NULL) {
-			r->keys_error = r->jwks_uri != NULL
-					    ? "its jwksUri is not fetched yet"
-					    : "the rule has neither jwks nor jwksUri";
 			if (r->jwks_uri == NULL)
 				diag_warn(d, r->node,
 					  "issuer \"%s\": neither jwks nor jwksUri; every token of "
@@ -145,7 +142,6 @@ void jwtauth_fetch(struct pool *p, struct cfg_set *set)
 			log_warnx("RequestAuthentication issuer \"%s\": jwksUri %s: %s; its tokens "
 				  "are refused until the keys load",
 				  r->issuer, r->jwks_uri, err);
-			r->keys_error = pool_printf(p, "jwksUri %s: %s", r->jwks_uri, err);
 			continue;
 		}
 		if (err[0] != '\0')
@@ -532,7 +528,6 @@ enum jwt_status jwtauth_request(const struct cfg_set *set, uint64_t generation,
 		}
 	}
 	out->jwt = &tl_jwt[0];
-	out->rule_issuer = first_rule->issuer;
 	{
 		char sub[512] = "";
 

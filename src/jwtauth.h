@@ -25,7 +25,6 @@ struct http1_header;
 struct jwtauth {
 	const struct jwt *jwt; /* NULL: the request carried no token */
 	const char *principal; /* "iss/sub" */
-	const char *rule_issuer;
 };
 
 /* Link: each applied rule's inline jwks into keys (errors at the jwks field); rules with

@@ -802,7 +802,7 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	struct evbuffer *in = stream_input(c->st);
 	struct route_request rq;
 	struct sockaddr_storage remote;
-	struct jwtauth auth = {NULL, NULL, NULL};
+	struct jwtauth auth = {NULL, NULL};
 	const struct vhost *vh;
 	const struct http_route *route;
 	const char *target = req->target;

@@ -780,9 +780,9 @@ struct ra_rule {
 	struct ra_claim_header *claim_headers;
 	size_t nclaim_headers;
 	bool forward_token; /* forwardOriginalToken */
-	/* Link time: the keys, or NULL with why (every token of this issuer is refused). */
+	/* Link time (inline) or serving (jwksUri): the keys; NULL: every token of this
+	 * issuer is refused, and the log said why. */
 	struct jwks *keys;
-	const char *keys_error;
 };
 
 struct cfg_ra {

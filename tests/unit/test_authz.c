@@ -371,7 +371,7 @@ static void test_request_auth(void **state)
 {
 	static struct jwt j;
 	struct authz_request r = req();
-	struct jwtauth auth = {&j, "testing@secure.istio.io/testing@secure.istio.io", NULL};
+	struct jwtauth auth = {&j, "testing@secure.istio.io/testing@secure.istio.io"};
 
 	(void)state;
 	load_ok(AP("require-jwt", "default",
