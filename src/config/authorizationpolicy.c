@@ -14,8 +14,10 @@
 
 /* AuthorizationPolicy (security.istio.io): Istio's fields and validation rules, decoded
  * into the rules authz.c evaluates.  Which policies apply to this appliance follows
- * Istio's workload selection (ap_apply).  CUSTOM (an external authorizer) and the fields
- * that need what meshgate does not have yet are refused, each with its reason. */
+ * Istio's workload selection (ap_apply); a dry run (annotation istio.io/dry-run) is kept
+ * apart and never enforced.  CUSTOM (an external authorizer) and
+ * the fields that need what meshgate does not have yet are refused, each with its
+ * reason. */
 
 static const char *const ap_actions[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM", NULL};
 
@@ -357,6 +359,50 @@ static bool ap_rule(struct pool *p, struct diag *d, struct node *n, struct ap_ru
 	return ok;
 }
 
+/* metadata.annotations["istio.io/dry-run"] (load.c keeps it for this kind only), as Istio's
+ * validation takes it: the words of Go's strconv.ParseBool, on an ALLOW or DENY policy. */
+static bool ap_dry_run(struct diag *d, const struct cfg_meta *meta, enum ap_action action,
+		       bool *out)
+{
+	static const char *const yes[] = {"true", "True", "TRUE", "t", "T", "1", NULL};
+	static const char *const no[] = {"false", "False", "FALSE", "f", "F", "0", NULL};
+	struct node *n;
+	bool found = false;
+
+	*out = false;
+	if (meta->dry_run == NULL || action == AP_CUSTOM) /* CUSTOM is refused already */
+		return true;
+	n = node_get(node_get(node_get(meta->node, "metadata"), "annotations"),
+		     CFG_DRY_RUN_ANNOTATION);
+	if (action == AP_AUDIT) {
+		diag_error(d, n,
+			   "a dry run is for action ALLOW or DENY only (Istio refuses it on "
+			   "AUDIT)");
+		return false;
+	}
+	for (size_t i = 0; !found && yes[i] != NULL; i++) {
+		if (strcmp(meta->dry_run, yes[i]) == 0)
+			found = *out = true;
+		else if (strcmp(meta->dry_run, no[i]) == 0)
+			found = true;
+	}
+	if (!found) {
+		diag_error(d, n, "must be \"true\" or \"false\", got \"%s\"", meta->dry_run);
+		return false;
+	}
+	/* Unquoted, all but t, T, f and F are a YAML boolean or number, which Kubernetes
+	 * refuses as an annotation (a string): the file would not apply to a cluster. */
+	if (n != NULL && !n->quoted &&
+	    (meta->dry_run[1] != '\0' || strchr("tTfF", meta->dry_run[0]) == NULL)) {
+		diag_error(d, n,
+			   "must be a quoted string (\"%s\"): Kubernetes refuses a YAML boolean "
+			   "or number as an annotation",
+			   meta->dry_run);
+		return false;
+	}
+	return true;
+}
+
 void cfg_ap_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
 		   struct node *spec)
 {
@@ -389,6 +435,7 @@ void cfg_ap_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 		diag_error(d, provider, "provider is only for action CUSTOM");
 		ok = false;
 	}
+	ok &= ap_dry_run(d, meta, ap->action, &ap->dry_run);
 	rules = node_get(spec, "rules");
 	ok &= ap_list(p, d, rules, sizeof(*ap->rules), (void **)&ap->rules, &ap->nrules);
 	for (size_t i = 0; i < ap->nrules; i++)
@@ -497,8 +544,14 @@ void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 			diag_notice(d, ap_spec(ap), "AUDIT policies change no decision");
 			continue;
 		}
-		list = ap->action == AP_DENY ? &set->ap_deny : &set->ap_allow;
-		n = ap->action == AP_DENY ? &set->nap_deny : &set->nap_allow;
+		/* A dry run goes to Envoy's shadow rules: never enforced. */
+		if (ap->dry_run) {
+			list = ap->action == AP_DENY ? &set->ap_shadow_deny : &set->ap_shadow_allow;
+			n = ap->action == AP_DENY ? &set->nap_shadow_deny : &set->nap_shadow_allow;
+		} else {
+			list = ap->action == AP_DENY ? &set->ap_deny : &set->ap_allow;
+			n = ap->action == AP_DENY ? &set->nap_deny : &set->nap_allow;
+		}
 		*list = cfg_append(p, (void *)*list, *n, sizeof(**list));
 		(*list)[(*n)++] = ap;
 		ap_needs(ap, set);
@@ -507,8 +560,8 @@ void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 				diag_warn(d, ap_spec(ap),
 					  "rules[%zu] uses HTTP-only fields: on TCP and TLS "
 					  "passthrough connections, as in Istio, it is judged "
-					  "without them and denies more",
-					  r);
+					  "without them and %s more",
+					  r, ap->dry_run ? "would deny" : "denies");
 		for (size_t r = 0; set->nra_rules == 0 && r < ap->nrules; r++)
 			if (ap_uses_request_auth(&ap->rules[r]))
 				diag_warn(d, ap_spec(ap),

@@ -47,9 +47,9 @@ static const struct load_kind load_kinds[] = {
 /* The versions the implemented (networking) kinds are served in. */
 static const char *const load_net_versions[] = {"v1", "v1beta1", "v1alpha3", NULL};
 
-/* Kubernetes ObjectMeta fields a `kubectl get -o yaml` dump carries: tolerated, ignored. */
+/* Kubernetes ObjectMeta fields a `kubectl get -o yaml` dump carries: tolerated, ignored
+ * (annotations but one: load_annotations). */
 static const char *const load_meta_ignored[] = {
-    "annotations",
     "creationTimestamp",
     "resourceVersion",
     "generation",
@@ -156,7 +156,34 @@ static bool load_is_istio_group(const char *group)
 	       (len > 9 && strcmp(group + len - 9, ".istio.io") == 0);
 }
 
-/* metadata: name (required), namespace, labels; the rest of ObjectMeta is ignored. */
+/* metadata.annotations: ignored, but for istio.io/dry-run, which Istio's validation allows
+ * on an AuthorizationPolicy only; its decoder checks the value, knowing the action. */
+static bool load_annotations(struct load_ctx *c, struct node *md, struct cfg_meta *meta)
+{
+	struct node *an = node_get(md, "annotations"), *n;
+
+	if (an == NULL || an->type == NODE_NULL)
+		return true;
+	if (!node_want_map(c->d, an)) {
+		node_mark_used(an);
+		return false;
+	}
+	n = node_get(an, CFG_DRY_RUN_ANNOTATION);
+	node_mark_used(an);
+	if (n == NULL)
+		return true;
+	if (strcmp(meta->kind, "AuthorizationPolicy") != 0) {
+		diag_error(c->d, n,
+			   "only an AuthorizationPolicy can be a dry run (Istio refuses the "
+			   "annotation on a %s): remove it",
+			   meta->kind);
+		return false;
+	}
+	return node_str(c->d, n, &meta->dry_run);
+}
+
+/* metadata: name (required), namespace, labels, one annotation; the rest of ObjectMeta is
+ * ignored. */
 static bool load_metadata(struct load_ctx *c, struct node *root, struct cfg_meta *meta)
 {
 	struct node *md, *n;
@@ -191,6 +218,8 @@ static bool load_metadata(struct load_ctx *c, struct node *root, struct cfg_meta
 		ok = false;
 	}
 	if (!cfg_decode_labels(c->p, c->d, node_get(md, "labels"), &meta->labels))
+		ok = false;
+	if (!load_annotations(c, md, meta))
 		ok = false;
 	for (i = 0; load_meta_ignored[i] != NULL; i++)
 		node_mark_used(node_get(md, load_meta_ignored[i]));

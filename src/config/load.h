@@ -53,7 +53,8 @@ void pa_apply(struct diag *d, const struct cfg_set *set);
 void cfg_ap_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
 		   struct node *spec);
 /* Sort the AuthorizationPolicies that apply to this appliance into set->ap_deny and
- * set->ap_allow (Istio's selection); notes for those that do not. */
+ * set->ap_allow (Istio's selection), the dry-run ones into set->ap_shadow_deny and
+ * set->ap_shadow_allow; notes for those that do not apply. */
 void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set);
 /* A policy's targetRef / targetRefs attach it to Kubernetes Gateway API resources, which an
  * appliance does not have: false, with an error naming `instead` (the selector field). */

@@ -38,6 +38,9 @@ struct str_list {
 	size_t n;
 };
 
+/* The annotation that makes an AuthorizationPolicy a dry run (Istio's "istio.io/dry-run"). */
+#define CFG_DRY_RUN_ANNOTATION "istio.io/dry-run"
+
 /* Common to every resource. */
 struct cfg_meta {
 	const char *kind;
@@ -46,6 +49,9 @@ struct cfg_meta {
 	const char *name;  /* metadata.name (required) */
 	struct node *node; /* the document root, for positions in link-time errors */
 	struct kv_list labels;
+	/* metadata.annotations["istio.io/dry-run"] as written, or NULL; only an
+	 * AuthorizationPolicy may have it (other annotations are ignored) */
+	const char *dry_run;
 	int order; /* load order across all files; merge and first-wins rules use it */
 };
 
@@ -746,6 +752,7 @@ struct cfg_ap {
 	struct ap_rule *rules;
 	size_t nrules;
 	const char *denied; /* access-log details: "rbac_access_denied_matched_policy[ns.name]" */
+	bool dry_run;       /* istio.io/dry-run "true": evaluated, reported, never enforced */
 };
 
 /* ---- RequestAuthentication (security.istio.io) ---- */
@@ -829,9 +836,12 @@ struct cfg_set {
 	size_t npas;
 	struct cfg_ap **aps; /* every AuthorizationPolicy loaded */
 	size_t naps;
-	/* Those that apply to this appliance (ap_apply), by action, in load order. */
+	/* Those that apply to this appliance (ap_apply), by action, in load order; the
+	 * dry-run ones (istio.io/dry-run) apart: Envoy's shadow rules, which decide nothing. */
 	const struct cfg_ap **ap_deny, **ap_allow;
 	size_t nap_deny, nap_allow;
+	const struct cfg_ap **ap_shadow_deny, **ap_shadow_allow;
+	size_t nap_shadow_deny, nap_shadow_allow;
 	bool ap_needs_principal; /* some applied rule looks at the client certificate's identity */
 	bool ap_needs_local;     /* ... or at the address the client connected to */
 	struct cfg_ra **ras;     /* every RequestAuthentication loaded */

@@ -488,6 +488,100 @@ static void test_refused(void **state)
 	refused(AP("ref", "default", "  targetRef: {kind: Gateway, name: gw}\n"), "targetRef");
 }
 
+#define DRY_AP(name, ns, value, spec)                                                              \
+	"apiVersion: security.istio.io/v1\n"                                                       \
+	"kind: AuthorizationPolicy\n"                                                              \
+	"metadata:\n"                                                                              \
+	"  name: " name "\n"                                                                       \
+	"  namespace: " ns "\n"                                                                    \
+	"  annotations:\n"                                                                         \
+	"    kubectl.kubernetes.io/last-applied-configuration: \"{}\"\n"                           \
+	"    istio.io/dry-run: " value "\n"                                                        \
+	"spec:\n" spec "---\n"
+
+/* The annotation takes the words of Go's strconv.ParseBool, as Istio's validation does;
+ * "false" is an enforced policy; other annotations are ignored. */
+static void test_dry_run_values(void **state)
+{
+	static const char *const yes[] = {"\"true\"", "\"True\"", "\"TRUE\"", "\"t\"",
+					  "T",        "\"1\"",    NULL};
+	static const char *const no[] = {"\"false\"", "'False'", "\"FALSE\"", "f",
+					 "\"F\"",     "\"0\"",   NULL};
+	char yaml[1024];
+
+	(void)state;
+	for (size_t i = 0; yes[i] != NULL; i++) {
+		snprintf(yaml, sizeof(yaml), DRY_AP("d", "default", "%s", "  rules: [{}]\n"),
+			 yes[i]);
+		load_ok(yaml);
+		assert_int_equal(S->nap_allow, 0);
+		assert_int_equal(S->nap_shadow_allow, 1);
+		assert_true(S->ap_shadow_allow[0]->dry_run);
+		teardown(NULL);
+		setup(NULL);
+	}
+	for (size_t i = 0; no[i] != NULL; i++) {
+		snprintf(yaml, sizeof(yaml),
+			 DRY_AP("d", "default", "%s", "  action: DENY\n  rules: [{}]\n"), no[i]);
+		load_ok(yaml);
+		assert_int_equal(S->nap_deny, 1);
+		assert_int_equal(S->nap_shadow_deny, 0);
+		assert_false(S->ap_deny[0]->dry_run);
+		teardown(NULL);
+		setup(NULL);
+	}
+}
+
+static void test_dry_run_refused(void **state)
+{
+	char *got;
+
+	(void)state;
+	refused(DRY_AP("y", "default", "\"yes\"", "  rules: [{}]\n"),
+		"r.yaml:8:23: AuthorizationPolicy default/y: "
+		"metadata.annotations[\"istio.io/dry-run\"]: must be \"true\" or \"false\", "
+		"got \"yes\"");
+	refused(DRY_AP("e", "default", "\"\"", "  rules: [{}]\n"), "got \"\"");
+	refused(DRY_AP("b", "default", "true", "  rules: [{}]\n"),
+		"dry-run\"]: must be a quoted string (\"true\"): Kubernetes refuses a YAML "
+		"boolean or number as an annotation");
+	refused(DRY_AP("n", "default", "0", "  rules: [{}]\n"), "must be a quoted string (\"0\")");
+	refused(DRY_AP("m", "default", "{x: y}", "  rules: [{}]\n"), "expected a string");
+	refused(DRY_AP("a", "default", "\"true\"", "  action: AUDIT\n  rules: [{}]\n"),
+		"dry-run\"]: a dry run is for action ALLOW or DENY only (Istio refuses it on "
+		"AUDIT)");
+	/* CUSTOM: its own refusal, not a second one about the annotation */
+	load(DRY_AP("c", "default", "\"true\"",
+		    "  action: CUSTOM\n  provider: {name: ext}\n  rules: [{}]\n"));
+	got = fixture_diag_text(&D, dir);
+	assert_int_equal(D.nerrors, 1);
+	assert_non_null(strstr(got, "action CUSTOM (an external authorizer) is not supported"));
+	free(got);
+	diag_fini(&D);
+	diag_init(&D);
+	refused("apiVersion: networking.istio.io/v1\n"
+		"kind: ServiceEntry\n"
+		"metadata:\n"
+		"  name: se\n"
+		"  annotations: {istio.io/dry-run: \"true\"}\n"
+		"spec: {hosts: [a.example.com]}\n",
+		"r.yaml:5:35: ServiceEntry default/se: metadata.annotations[\"istio.io/dry-run\"]: "
+		"only an AuthorizationPolicy can be a dry run (Istio refuses the annotation on a "
+		"ServiceEntry): remove it");
+	refused("apiVersion: security.istio.io/v1\n"
+		"kind: AuthorizationPolicy\n"
+		"metadata: {name: list, annotations: [istio.io/dry-run]}\n"
+		"spec: {}\n",
+		"metadata.annotations: expected a map");
+	/* other annotations stay ignored, on every kind */
+	load_ok("apiVersion: networking.istio.io/v1\n"
+		"kind: ServiceEntry\n"
+		"metadata:\n"
+		"  name: se\n"
+		"  annotations: {istio.io/rev: canary, x: [not, a, string]}\n"
+		"spec: {hosts: [a.example.com]}\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -504,6 +598,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tcp, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dry_run_values, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dry_run_refused, setup, teardown),
 	};
 
 	int rc;
