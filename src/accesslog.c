@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "authz.h"
 #include "log.h"
 
 #define ALOG_BUF (64 * 1024)
@@ -139,6 +140,29 @@ static size_t num(char *o, size_t at, long long v)
 
 	snprintf(t, sizeof(t), "%lld", v);
 	return lit(o, at, t);
+}
+
+/* One shadow engine's dynamic metadata as JSON members, when it was evaluated: the
+ * result, and the policy that matched if one did (Envoy sets the id only then). */
+static size_t shadow_json(char *o, size_t at, const char *prefix, const struct authz_engine *e)
+{
+	char id[AUTHZ_POLICY_ID_MAX];
+
+	if (e->verdict == AUTHZ_NOT_EVALUATED)
+		return at;
+	at = lit(o, at, ",\"");
+	at = lit(o, at, prefix);
+	at = lit(o, at, "shadow_engine_result\":\"");
+	at = lit(o, at, authz_verdict_text(e->verdict));
+	at = lit(o, at, "\"");
+	if (e->ap != NULL) {
+		at = lit(o, at, ",\"");
+		at = lit(o, at, prefix);
+		at = lit(o, at, "shadow_effective_policy_id\":\"");
+		at = puts0(o, at, authz_policy_id(e, id, sizeof(id)), true);
+		at = lit(o, at, "\"");
+	}
+	return at;
 }
 
 bool accesslog_enabled(void)
@@ -287,6 +311,10 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 			at = num(line, at, e->grpc_status);
 		else
 			at = lit(line, at, "null");
+		if (e->shadow != NULL) {
+			at = shadow_json(line, at, AUTHZ_DRY_RUN_DENY, &e->shadow->deny);
+			at = shadow_json(line, at, AUTHZ_DRY_RUN_ALLOW, &e->shadow->allow);
+		}
 		at = lit(line, at, "}");
 	}
 	line[at++] = '\n';

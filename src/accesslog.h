@@ -11,6 +11,7 @@
 #include "config/model.h"
 
 struct accesslog_buf;
+struct authz_shadow;
 struct exchange;
 
 /* Control thread: (re)open the target (NULL path = off, "-" = stdout). */
@@ -46,6 +47,10 @@ struct accesslog_entry {
 	/* the gRPC status the response carried, in its head or trailers (Envoy's GRPC_STATUS,
 	 * as a number); -1 none.  JSON only, like the ALPN */
 	int grpc_status;
+	/* the dry-run AuthorizationPolicies' verdicts, or NULL: the RBAC filters' dynamic
+	 * metadata (istio_dry_run_{deny,allow}_shadow_engine_result and _effective_policy_id),
+	 * JSON only, like the ALPN, and only the engines that were evaluated */
+	const struct authz_shadow *shadow;
 };
 
 /* Whether lines are written at all (fields costly to make can be skipped when not). */

@@ -290,15 +290,33 @@ static bool explain_jwt(struct evbuffer *b, const struct snapshot *s, struct rou
 	return true;
 }
 
+/* A shadow engine's verdict (the dry-run policies of one action), as Envoy reports it. */
+static void explain_shadow(struct evbuffer *b, const char *action, const char *prefix, size_t n,
+			   const struct authz_engine *e)
+{
+	char id[AUTHZ_POLICY_ID_MAX];
+
+	if (n == 0)
+		return;
+	evbuffer_add_printf(b, "  dry-run %s policies (%s, not enforced): ", action, prefix);
+	if (e->verdict == AUTHZ_NOT_EVALUATED)
+		evbuffer_add_printf(b, "not evaluated (a DENY policy denies first)\n");
+	else
+		evbuffer_add_printf(b, "shadow %s, matched policy %s\n",
+				    authz_verdict_text(e->verdict),
+				    authz_policy_id(e, id, sizeof(id)));
+}
+
 static void explain_authz(struct evbuffer *b, const struct cfg_set *set,
 			  const struct route_request *rq, const struct explain_conn *ec,
 			  const struct jwtauth *auth)
 {
 	struct sockaddr_storage ss;
 	struct authz_request ar;
+	struct authz_shadow sh;
 	const char *why;
 
-	if (set->nap_deny == 0 && set->nap_allow == 0)
+	if (!authz_any(set))
 		return;
 	memset(&ar, 0, sizeof(ar));
 	memset(&ss, 0, sizeof(ss));
@@ -308,13 +326,19 @@ static void explain_authz(struct evbuffer *b, const struct cfg_set *set,
 	ar.auth = auth;
 	ar.principal = ec->principal;
 	ar.sni = ec->sni;
-	why = authz_check(set, &ar);
-	evbuffer_add_printf(b, "access policy (%zu DENY, %zu ALLOW AuthorizationPolicies apply): ",
+	memset(&sh, 0, sizeof(sh));
+	why = authz_check(set, &ar, &sh);
+	evbuffer_add_printf(b, "access policy (%zu DENY, %zu ALLOW AuthorizationPolicies apply",
 			    set->nap_deny, set->nap_allow);
+	if (authz_dry_run(set))
+		evbuffer_add_printf(b, "; dry-run: %zu DENY, %zu ALLOW", set->nap_shadow_deny,
+				    set->nap_shadow_allow);
 	if (why == NULL)
-		evbuffer_add_printf(b, "allowed\n");
+		evbuffer_add_printf(b, "): allowed\n");
 	else
-		evbuffer_add_printf(b, "DENIED -> 403 %s\n", why);
+		evbuffer_add_printf(b, "): DENIED -> 403 %s\n", why);
+	explain_shadow(b, "DENY", AUTHZ_DRY_RUN_DENY, set->nap_shadow_deny, &sh.deny);
+	explain_shadow(b, "ALLOW", AUTHZ_DRY_RUN_ALLOW, set->nap_shadow_allow, &sh.allow);
 	if (ar.peer == NULL)
 		evbuffer_add_printf(b, "  (no valid source=IP given: address conditions saw no "
 				       "address)\n");

@@ -309,12 +309,28 @@ static bool rule_ok(const struct ap_rule *rule, const struct authz_request *r, b
 	return true;
 }
 
-static bool policy_ok(const struct cfg_ap *ap, const struct authz_request *r)
+/* Whether one of the policy's rules matches; *rule says which. */
+static bool policy_ok(const struct cfg_ap *ap, const struct authz_request *r, size_t *rule)
 {
 	for (size_t i = 0; i < ap->nrules; i++)
-		if (rule_ok(&ap->rules[i], r, ap->action == AP_DENY))
+		if (rule_ok(&ap->rules[i], r, ap->action == AP_DENY)) {
+			*rule = i;
 			return true;
+		}
 	return false;
+}
+
+/* A shadow engine: the first of the policies (load order) that matches is the effective
+ * one; an ALLOW engine allows when one does, a DENY engine denies when one does. */
+static void shadow_eval(const struct cfg_ap *const *aps, size_t n, bool deny,
+			const struct authz_request *r, struct authz_engine *e)
+{
+	e->ap = NULL;
+	e->rule = 0;
+	for (size_t i = 0; i < n && e->ap == NULL; i++)
+		if (policy_ok(aps[i], r, &e->rule))
+			e->ap = aps[i];
+	e->verdict = (e->ap != NULL) == deny ? AUTHZ_DENIED : AUTHZ_ALLOWED;
 }
 
 void authz_request_http(struct authz_request *r, const struct route_request *rq)
@@ -331,15 +347,39 @@ void authz_request_http(struct authz_request *r, const struct route_request *rq)
 	r->nheaders = rq->nheaders;
 }
 
-const char *authz_check(const struct cfg_set *set, const struct authz_request *r)
+/* Envoy's RBAC filters in Istio's order: the DENY filter (its shadow rules, then its
+ * rules), then the ALLOW filter (the same). */
+const char *authz_check(const struct cfg_set *set, const struct authz_request *r,
+			struct authz_shadow *shadow)
 {
+	size_t rule;
+
+	if (shadow != NULL && set->nap_shadow_deny > 0)
+		shadow_eval(set->ap_shadow_deny, set->nap_shadow_deny, true, r, &shadow->deny);
 	for (size_t i = 0; i < set->nap_deny; i++)
-		if (policy_ok(set->ap_deny[i], r))
+		if (policy_ok(set->ap_deny[i], r, &rule))
 			return set->ap_deny[i]->denied;
+	if (shadow != NULL && set->nap_shadow_allow > 0)
+		shadow_eval(set->ap_shadow_allow, set->nap_shadow_allow, false, r, &shadow->allow);
 	if (set->nap_allow == 0)
 		return NULL;
 	for (size_t i = 0; i < set->nap_allow; i++)
-		if (policy_ok(set->ap_allow[i], r))
+		if (policy_ok(set->ap_allow[i], r, &rule))
 			return NULL;
 	return "rbac_access_denied_matched_policy[none]";
+}
+
+const char *authz_verdict_text(enum authz_verdict v)
+{
+	return v == AUTHZ_ALLOWED ? "allowed" : v == AUTHZ_DENIED ? "denied" : NULL;
+}
+
+char *authz_policy_id(const struct authz_engine *e, char *buf, size_t size)
+{
+	if (e->ap == NULL)
+		snprintf(buf, size, "none");
+	else
+		snprintf(buf, size, "ns[%s]-policy[%s]-rule[%zu]", e->ap->meta.ns, e->ap->meta.name,
+			 e->rule);
+	return buf;
 }

@@ -20,6 +20,7 @@
 #include <event2/thread.h>
 
 #include "accesslog.h"
+#include "authz.h"
 #include "clock.h"
 #include "admin.h"
 #include "certwatch.h"
@@ -134,9 +135,12 @@ int control_check(const char *main_path)
 	fprintf(stderr, "%s: configuration is valid (%zu listener%s, %zu cluster%s", main_path,
 		s->nlisteners, s->nlisteners == 1 ? "" : "s", s->nclusters,
 		s->nclusters == 1 ? "" : "s");
-	if (s->set->nap_deny + s->set->nap_allow > 0)
+	if (authz_any(s->set))
 		fprintf(stderr, ", access policy: %zu DENY and %zu ALLOW AuthorizationPolicies",
 			s->set->nap_deny, s->set->nap_allow);
+	if (authz_dry_run(s->set))
+		fprintf(stderr, " plus dry runs of %zu DENY and %zu ALLOW, not enforced",
+			s->set->nap_shadow_deny, s->set->nap_shadow_allow);
 	if (s->set->rate_limit != NULL)
 		fprintf(stderr, ", local rate limit: %u tokens, %u more every %.3gs",
 			s->set->rate_limit->max_tokens, s->set->rate_limit->tokens_per_fill,

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "authz.h"
 #include "connpool.h"
 #include "http1.h"
 
@@ -75,6 +76,9 @@ struct exchange {
 	int status;
 	char flags[32];
 	const char *details;
+	/* the dry-run AuthorizationPolicies' verdicts (their policies are the snapshot's),
+	 * for the log; zeroed (not evaluated) when there are none */
+	struct authz_shadow shadow;
 	uint64_t start_us; /* monotonic */
 	struct timespec start_wall;
 	uint64_t upstream_sent_us;

@@ -79,6 +79,7 @@ struct l4conn {
 	bool edge;      /* the backend has edge-triggered events (epoll) */
 	char flags[16]; /* "-" when empty */
 	const char *details;
+	struct authz_shadow shadow; /* dry-run AuthorizationPolicies' verdicts, for the log */
 	uint64_t start_us, last_us;
 	struct timespec start_wall;
 	uint64_t idle_us;
@@ -138,6 +139,9 @@ static void l4_log(struct l4conn *c)
 	e.downstream_remote = c->peer;
 	e.requested_server_name = c->sni_len ? c->sni : NULL;
 	e.requested_server_name_len = c->sni_len;
+	if (c->shadow.deny.verdict != AUTHZ_NOT_EVALUATED ||
+	    c->shadow.allow.verdict != AUTHZ_NOT_EVALUATED)
+		e.shadow = &c->shadow;
 	accesslog_write(c->w->alog, &e);
 }
 
@@ -452,20 +456,53 @@ static const struct endpoint *l4_pick(struct l4conn *c)
 /* AuthorizationPolicy on a TCP or TLS-passthrough connection (authz.c: HTTP-only fields
  * make an ALLOW rule fail and are left out of a DENY rule, as in Istio): closed when
  * denied, as Envoy's network RBAC filter does. */
+static void l4_shadow_log(const struct l4conn *c, const char *prefix, const struct authz_engine *e)
+{
+	char id[AUTHZ_POLICY_ID_MAX];
+
+	if (e->verdict != AUTHZ_NOT_EVALUATED)
+		log_debug("connection from %s on %s: %sshadow %s, matched policy %s", c->peer,
+			  c->lkey, prefix, authz_verdict_text(e->verdict),
+			  authz_policy_id(e, id, sizeof(id)));
+}
+
+/* Dry-run AuthorizationPolicies: Envoy's network RBAC shadow counters and debug lines;
+ * the verdicts stay with the connection for its access-log line. */
+static void l4_shadow(struct l4conn *c)
+{
+	struct metrics_shard *m = &c->w->metrics;
+
+	if (c->shadow.deny.verdict == AUTHZ_DENIED)
+		METRIC_INC(m, downstream_cx_rbac_istio_dry_run_deny_shadow_denied);
+	else if (c->shadow.deny.verdict == AUTHZ_ALLOWED)
+		METRIC_INC(m, downstream_cx_rbac_istio_dry_run_deny_shadow_allowed);
+	if (c->shadow.allow.verdict == AUTHZ_DENIED)
+		METRIC_INC(m, downstream_cx_rbac_istio_dry_run_allow_shadow_denied);
+	else if (c->shadow.allow.verdict == AUTHZ_ALLOWED)
+		METRIC_INC(m, downstream_cx_rbac_istio_dry_run_allow_shadow_allowed);
+	if (log_debug_enabled()) {
+		l4_shadow_log(c, AUTHZ_DRY_RUN_DENY, &c->shadow.deny);
+		l4_shadow_log(c, AUTHZ_DRY_RUN_ALLOW, &c->shadow.allow);
+	}
+}
+
 static bool l4_denied(struct l4conn *c)
 {
 	const struct cfg_set *set = c->ws != NULL ? c->ws->snap->set : NULL;
 	struct authz_request ar;
 	const char *why;
 
-	if (set == NULL || (set->nap_deny == 0 && set->nap_allow == 0))
+	if (set == NULL || !authz_any(set))
 		return false;
 	memset(&ar, 0, sizeof(ar));
 	ar.peer = (const struct sockaddr *)&c->peer_sa;
 	ar.local = (const struct sockaddr *)&c->local_sa;
 	ar.port = c->port;
 	ar.sni = c->sni_len > 0 ? c->sni : NULL;
-	if ((why = authz_check(set, &ar)) == NULL)
+	why = authz_check(set, &ar, &c->shadow);
+	if (authz_dry_run(set))
+		l4_shadow(c);
+	if (why == NULL)
 		return false;
 	METRIC_INC(&c->w->metrics, downstream_cx_rbac_denied);
 	log_info("connection from %s on %s denied by access policy: %s", c->peer, c->lkey, why);

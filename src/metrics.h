@@ -23,6 +23,14 @@
 	X(downstream_rq_timeout, counter, "Requests answered 408 (header or body timeout)")       \
 	X(downstream_rq_no_route, counter, "Requests with no matching vhost or route (404 NR)")   \
 	X(downstream_rq_rbac_denied, counter, "Requests denied by an AuthorizationPolicy (403)")   \
+	X(downstream_rq_rbac_istio_dry_run_deny_shadow_allowed, counter,                           \
+	  "Requests no dry-run DENY AuthorizationPolicy matched")                                  \
+	X(downstream_rq_rbac_istio_dry_run_deny_shadow_denied, counter,                            \
+	  "Requests a dry-run DENY AuthorizationPolicy would have denied")                         \
+	X(downstream_rq_rbac_istio_dry_run_allow_shadow_allowed, counter,                          \
+	  "Requests a dry-run ALLOW AuthorizationPolicy matched")                                  \
+	X(downstream_rq_rbac_istio_dry_run_allow_shadow_denied, counter,                           \
+	  "Requests the dry-run ALLOW AuthorizationPolicies would have denied (none matched)")     \
 	X(downstream_rq_jwt_denied, counter,                                                       \
 	  "Requests with a JWT that RequestAuthentication refused (401)")                          \
 	X(downstream_rq_jwt_verified, counter, "Requests with a verified JWT")                     \
@@ -31,6 +39,16 @@
 	  "Requests over the local rate limit let through (filter_enforced)")                     \
 	X(downstream_cx_rbac_denied, counter,                                                      \
 	  "TCP and TLS passthrough connections closed by an AuthorizationPolicy")                  \
+	X(downstream_cx_rbac_istio_dry_run_deny_shadow_allowed, counter,                           \
+	  "TCP and TLS passthrough connections no dry-run DENY AuthorizationPolicy matched")       \
+	X(downstream_cx_rbac_istio_dry_run_deny_shadow_denied, counter,                            \
+	  "TCP and TLS passthrough connections a dry-run DENY AuthorizationPolicy would have "     \
+	  "closed")                                                                                \
+	X(downstream_cx_rbac_istio_dry_run_allow_shadow_allowed, counter,                          \
+	  "TCP and TLS passthrough connections a dry-run ALLOW AuthorizationPolicy matched")       \
+	X(downstream_cx_rbac_istio_dry_run_allow_shadow_denied, counter,                           \
+	  "TCP and TLS passthrough connections the dry-run ALLOW AuthorizationPolicies would have " \
+	  "closed (none matched)")                                                                 \
 	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \
 	X(upstream_cx_websocket, counter, "WebSocket upgrades the upstream accepted (101)")      \
 	X(fault_delays_injected, counter, "Requests held by an injected fault delay (DI)")       \

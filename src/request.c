@@ -170,6 +170,9 @@ void request_finish(struct exchange *ex)
 	e.upstream_cluster = ex->cl != NULL ? ex->cl->name : NULL;
 	e.route_name = ex->route != NULL ? ex->route->name : NULL;
 	e.grpc_status = ex->grpc_status;
+	if (ex->shadow.deny.verdict != AUTHZ_NOT_EVALUATED ||
+	    ex->shadow.allow.verdict != AUTHZ_NOT_EVALUATED)
+		e.shadow = &ex->shadow;
 	if (accesslog_enabled()) {
 		conn_local_text(c, local);
 		conn_peer_text(c, true, remote);
@@ -756,16 +759,50 @@ static bool request_rate_limited(struct exchange *ex, const struct snapshot *sna
 	return true;
 }
 
+/* One shadow engine's verdict in Envoy's RBAC debug words. */
+static void request_shadow_log(const struct conn *c, const char *prefix,
+			       const struct authz_engine *e)
+{
+	char id[AUTHZ_POLICY_ID_MAX];
+
+	if (e->verdict != AUTHZ_NOT_EVALUATED)
+		log_debug("conn %llu: %sshadow %s, matched policy %s", (unsigned long long)c->id,
+			  prefix, authz_verdict_text(e->verdict),
+			  authz_policy_id(e, id, sizeof(id)));
+}
+
+/* Dry-run AuthorizationPolicies: Envoy's shadow counters and debug lines; the verdicts
+ * stay with the exchange for its access-log line. */
+static void request_shadow(struct conn *c, struct exchange *ex, const struct authz_shadow *sh)
+{
+	struct metrics_shard *m = &c->w->metrics;
+
+	if (sh->deny.verdict == AUTHZ_DENIED)
+		METRIC_INC(m, downstream_rq_rbac_istio_dry_run_deny_shadow_denied);
+	else if (sh->deny.verdict == AUTHZ_ALLOWED)
+		METRIC_INC(m, downstream_rq_rbac_istio_dry_run_deny_shadow_allowed);
+	if (sh->allow.verdict == AUTHZ_DENIED)
+		METRIC_INC(m, downstream_rq_rbac_istio_dry_run_allow_shadow_denied);
+	else if (sh->allow.verdict == AUTHZ_ALLOWED)
+		METRIC_INC(m, downstream_rq_rbac_istio_dry_run_allow_shadow_allowed);
+	if (log_debug_enabled()) {
+		request_shadow_log(c, AUTHZ_DRY_RUN_DENY, &sh->deny);
+		request_shadow_log(c, AUTHZ_DRY_RUN_ALLOW, &sh->allow);
+	}
+	ex->shadow = *sh;
+}
+
 /* AuthorizationPolicy: answer 403 and say true when the request may not pass. */
 static bool request_denied(struct conn *c, struct exchange *ex, const struct route_request *rq,
 			   const struct sockaddr *remote, const struct jwtauth *auth)
 {
 	const struct cfg_set *set = ex->ws->snap->set;
 	struct authz_request ar;
+	struct authz_shadow sh;
 	char principal[512];
 	const char *why;
 
-	if (set->nap_deny == 0 && set->nap_allow == 0)
+	if (!authz_any(set))
 		return false;
 	memset(&ar, 0, sizeof(ar));
 	authz_request_http(&ar, rq);
@@ -785,7 +822,11 @@ static bool request_denied(struct conn *c, struct exchange *ex, const struct rou
 		conn_local_text(owner, text); /* reads the address once per connection */
 		ar.local = &owner->local.sa;
 	}
-	if ((why = authz_check(set, &ar)) == NULL)
+	memset(&sh, 0, sizeof(sh));
+	why = authz_check(set, &ar, &sh);
+	if (authz_dry_run(set))
+		request_shadow(c, ex, &sh);
+	if (why == NULL)
 		return false;
 	METRIC_INC(&c->w->metrics, downstream_rq_rbac_denied);
 	ex->details = why; /* the snapshot's, pinned by the exchange */

@@ -15,7 +15,7 @@
 /* AuthorizationPolicy (security.istio.io): Istio's fields and validation rules, decoded
  * into the rules authz.c evaluates.  Which policies apply to this appliance follows
  * Istio's workload selection (ap_apply); a dry run (annotation istio.io/dry-run) is kept
- * apart and never enforced.  CUSTOM (an external authorizer) and
+ * apart, evaluated and reported but never enforced.  CUSTOM (an external authorizer) and
  * the fields that need what meshgate does not have yet are refused, each with its
  * reason. */
 
@@ -544,7 +544,7 @@ void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 			diag_notice(d, ap_spec(ap), "AUDIT policies change no decision");
 			continue;
 		}
-		/* A dry run goes to Envoy's shadow rules: never enforced. */
+		/* A dry run goes to Envoy's shadow rules: evaluated, never enforced. */
 		if (ap->dry_run) {
 			list = ap->action == AP_DENY ? &set->ap_shadow_deny : &set->ap_shadow_allow;
 			n = ap->action == AP_DENY ? &set->nap_shadow_deny : &set->nap_shadow_allow;

@@ -1,8 +1,9 @@
 /* AuthorizationPolicy: decoding and validation (config/authorizationpolicy.c), which
  * policies select the appliance (ap_apply), and Istio's evaluation (authz.c): DENY before
  * ALLOW, an ALLOW policy set that nothing matches denies, sources/operations/conditions,
- * value wildcards, hosts with ports, absent attributes, and TCP connections judged on
- * their fields only.  Inline YAML goes through the real loader. */
+ * value wildcards, hosts with ports, absent attributes, TCP connections judged on their
+ * fields only, and dry runs (istio.io/dry-run): their values, and their shadow verdicts,
+ * which never change the decision.  Inline YAML goes through the real loader. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -124,9 +125,33 @@ static void with_host(struct authz_request *r, const char *host)
 	r->authority_len = strlen(host);
 }
 
-#define ALLOWED(r) assert_null(authz_check(S, &(r)))
-#define DENIED_BY(r, what) assert_string_equal(authz_check(S, &(r)), what)
+/* The shadow verdicts of the last check; the decision must be the same whether dry runs
+ * are evaluated or not. */
+static struct authz_shadow SH;
+
+static const char *check(const struct authz_request *r)
+{
+	const char *why = authz_check(S, r, NULL);
+
+	memset(&SH, 0xa5, sizeof(SH)); /* what authz_check leaves alone stays visible */
+	SH.deny.verdict = SH.allow.verdict = AUTHZ_NOT_EVALUATED;
+	assert_ptr_equal(authz_check(S, r, &SH), why);
+	return why;
+}
+
+#define ALLOWED(r) assert_null(check(&(r)))
+#define DENIED_BY(r, what) assert_string_equal(check(&(r)), what)
 #define NONE "rbac_access_denied_matched_policy[none]"
+
+/* The engine's verdict and effective policy ("none" when no policy matched). */
+static void shadow_is(const struct authz_engine *e, enum authz_verdict v, const char *id)
+{
+	char buf[AUTHZ_POLICY_ID_MAX];
+
+	assert_int_equal(e->verdict, v);
+	if (v != AUTHZ_NOT_EVALUATED)
+		assert_string_equal(authz_policy_id(e, buf, sizeof(buf)), id);
+}
 
 static int setup(void **state)
 {
@@ -582,6 +607,123 @@ static void test_dry_run_refused(void **state)
 		"spec: {hosts: [a.example.com]}\n");
 }
 
+/* Istio's dry-run task: a dry-run DENY on a path and a header denies nothing; its shadow
+ * engine says what it would have done and which rule matched. */
+static void test_dry_run_deny(void **state)
+{
+	struct authz_request r = req();
+	struct msg_header hdr = {"X-Dry-Run", 9, "1", 1};
+
+	(void)state;
+	load_ok(DRY_AP("deny-path-headers", "default", "\"true\"",
+		       "  action: DENY\n"
+		       "  rules:\n"
+		       "  - to: [{operation: {paths: [/nowhere]}}]\n"
+		       "  - to: [{operation: {paths: [\"/headers\"]}}]\n"
+		       "    when: [{key: \"request.headers[x-dry-run]\", values: [\"1\"]}]\n"));
+	assert_int_equal(S->nap_deny + S->nap_allow, 0);
+	assert_int_equal(S->nap_shadow_deny, 1);
+	ALLOWED(r);
+	shadow_is(&SH.deny, AUTHZ_ALLOWED, "none");
+	shadow_is(&SH.allow, AUTHZ_NOT_EVALUATED, NULL);
+	with_path(&r, "/headers");
+	r.headers = &hdr;
+	r.nheaders = 1;
+	ALLOWED(r);
+	shadow_is(&SH.deny, AUTHZ_DENIED, "ns[default]-policy[deny-path-headers]-rule[1]");
+	assert_ptr_equal(SH.deny.ap, S->ap_shadow_deny[0]);
+	assert_int_equal(SH.deny.rule, 1);
+	shadow_is(&SH.allow, AUTHZ_NOT_EVALUATED, NULL);
+	/* a shadow verdict only when asked for */
+	memset(&SH, 0, sizeof(SH));
+	assert_null(authz_check(S, &r, NULL));
+}
+
+/* A config whose only ALLOW policy is a dry run denies nothing by default: the ALLOW
+ * engine has no enforced rules (Istio leaves them out), only shadow ones. */
+static void test_dry_run_allow_only(void **state)
+{
+	struct authz_request r = req();
+
+	(void)state;
+	/* mesh-wide, from the root namespace; allow-nothing enforced would deny everything */
+	load_ok(DRY_AP("allow-ip", "istio-system", "\"true\"",
+		       "  rules: [{to: [{operation: {paths: [/ip]}}]}]\n")
+		    DRY_AP("allow-nothing", "istio-system", "\"true\"", "  {}\n"));
+	assert_int_equal(S->nap_allow, 0);
+	assert_int_equal(S->nap_shadow_allow, 2);
+	ALLOWED(r);
+	shadow_is(&SH.allow, AUTHZ_ALLOWED, "ns[istio-system]-policy[allow-ip]-rule[0]");
+	shadow_is(&SH.deny, AUTHZ_NOT_EVALUATED, NULL);
+	with_path(&r, "/headers");
+	ALLOWED(r);
+	shadow_is(&SH.allow, AUTHZ_DENIED, "none");
+	assert_null(SH.allow.ap);
+}
+
+/* Enforced and dry-run policies side by side: the enforced ones decide alone.  The DENY
+ * shadow engine runs before the enforced DENY policies (same filter); the ALLOW one only
+ * for requests those let through. */
+static void test_dry_run_with_enforced(void **state)
+{
+	struct authz_request r = req();
+
+	(void)state;
+	load_ok(AP("deny-admin", "default",
+		   "  action: DENY\n"
+		   "  rules: [{to: [{operation: {paths: [\"/admin*\"]}}]}]\n")
+		    AP("allow-some", "default",
+		       "  rules: [{to: [{operation: {paths: [/ip, \"/admin*\", /new]}}]}]\n")
+			DRY_AP("deny-more", "default", "\"true\"",
+			       "  action: DENY\n"
+			       "  rules: [{to: [{operation: {paths: [\"/admin*\", /ip]}}]}]\n")
+			    DRY_AP("allow-less", "default", "\"true\"",
+				   "  rules: [{to: [{operation: {paths: [/new]}}]}]\n"));
+	assert_int_equal(S->nap_deny, 1);
+	assert_int_equal(S->nap_allow, 1);
+	assert_int_equal(S->nap_shadow_deny, 1);
+	assert_int_equal(S->nap_shadow_allow, 1);
+	ALLOWED(r); /* /ip: the dry-run DENY would deny, the dry-run ALLOW would too */
+	shadow_is(&SH.deny, AUTHZ_DENIED, "ns[default]-policy[deny-more]-rule[0]");
+	shadow_is(&SH.allow, AUTHZ_DENIED, "none");
+	with_path(&r, "/admin/x");
+	DENIED_BY(r, "rbac_access_denied_matched_policy[default.deny-admin]");
+	shadow_is(&SH.deny, AUTHZ_DENIED, "ns[default]-policy[deny-more]-rule[0]");
+	shadow_is(&SH.allow, AUTHZ_NOT_EVALUATED, NULL);
+	with_path(&r, "/new");
+	ALLOWED(r);
+	shadow_is(&SH.deny, AUTHZ_ALLOWED, "none");
+	shadow_is(&SH.allow, AUTHZ_ALLOWED, "ns[default]-policy[allow-less]-rule[0]");
+	with_path(&r, "/other");
+	DENIED_BY(r, NONE); /* the enforced ALLOW decides; the shadow verdicts are reported */
+	shadow_is(&SH.deny, AUTHZ_ALLOWED, "none");
+	shadow_is(&SH.allow, AUTHZ_DENIED, "none");
+}
+
+/* On a TCP connection the shadow rules follow the enforced ones' TCP semantics. */
+static void test_dry_run_tcp(void **state)
+{
+	struct authz_request r = req();
+
+	(void)state;
+	load_ok(DRY_AP("allow-get", "default", "\"true\"",
+		       "  rules: [{to: [{operation: {methods: [GET]}}]}]\n")
+		    DRY_AP("deny-local-admin", "default", "\"true\"",
+			   "  action: DENY\n"
+			   "  rules:\n"
+			   "  - from: [{source: {ipBlocks: [10.0.0.0/8]}}]\n"
+			   "    to: [{operation: {paths: [/admin]}}]\n"));
+	r.http = false;
+	ALLOWED(r);
+	shadow_is(&SH.allow, AUTHZ_DENIED, "none"); /* an HTTP-only ALLOW rule never matches */
+	/* a DENY rule is judged without them */
+	shadow_is(&SH.deny, AUTHZ_DENIED, "ns[default]-policy[deny-local-admin]-rule[0]");
+	r.http = true;
+	ALLOWED(r);
+	shadow_is(&SH.allow, AUTHZ_ALLOWED, "ns[default]-policy[allow-get]-rule[0]");
+	shadow_is(&SH.deny, AUTHZ_ALLOWED, "none");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -600,6 +742,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dry_run_values, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dry_run_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dry_run_deny, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dry_run_allow_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dry_run_with_enforced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dry_run_tcp, setup, teardown),
 	};
 
 	int rc;
