@@ -489,8 +489,14 @@ static void advance(struct parser *p)
 static void *fail_unexpected(struct parser *p)
 {
 	const struct tok *t = &p->tok;
-	int shown = t->end - t->off > 24 ? 24 : (int)(t->end - t->off);
+	int shown = 0;
 
+	/* The message is one line: quote at most 24 bytes, up to a control character (a
+	 * triple-quoted string spans lines). */
+	while (shown < 24 && t->off + (size_t)shown < t->end &&
+	       (unsigned char)p->src[t->off + (size_t)shown] >= 0x20 &&
+	       p->src[t->off + (size_t)shown] != 0x7f)
+		shown++;
 	if (t->kind == T_EOF)
 		return fail(p, t->off, "unexpected end of expression");
 	return fail(p, t->off, "unexpected '%.*s'", shown, p->src + t->off);

@@ -533,6 +533,7 @@ static void test_compile_errors(void **state)
 	refuse("request.path == 'a' }", 20, "unexpected character '}'");
 	refuse("request..path", 8, "unexpected '.'");
 	refuse("request.in", 8, "unexpected 'in'");
+	refuse("true '''a\nb'''", 5, "unexpected ''''a'"); /* one line (found by fuzz_cel) */
 
 	/* 40 parentheses deep: refused at the 33rd; 32 are fine */
 	refuse(parens(src, 40), 32, "more than 32 nested parentheses");
