@@ -16,8 +16,9 @@ struct pcre2_real_code_8;
  * (backreferences, lookaround, possessive/atomic groups, recursion). */
 struct pcre2_real_code_8 *regex_compile(struct pool *p, const char *pattern, bool caseless,
 					char *err, size_t errlen);
-/* Whole-string match; thread-safe (match data is per thread). A match-limit hit counts as
- * no match. */
+/* Whole-string match for regex_compile's code; for regex_compile_search's, a match anywhere
+ * (RE2's PartialMatch, which CEL's matches() is).  Thread-safe (match data is per thread).
+ * A match-limit hit counts as no match. */
 bool regex_match(const struct pcre2_real_code_8 *re, const char *s, size_t len);
 /* Substitute every match of re in s with the replacement (\1..\9 backreferences, as Istio's
  * uriRegexRewrite) into out; returns the length written or -1 if out is too small. Here re
