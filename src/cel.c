@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cel.h"
 #include "pool.h"
@@ -1672,4 +1673,46 @@ bool cel_eval(const struct cel_expr *e, cel_lookup_fn fn, void *ctx)
 uint64_t cel_attrs_used(const struct cel_expr *e)
 {
 	return e != NULL ? e->attrs : 0;
+}
+
+struct map_keys {
+	enum cel_attr map;
+	const char **keys;
+	size_t *lens;
+	size_t max, n;
+	bool computed;
+};
+
+static void map_keys_walk(const struct node *n, struct map_keys *mk)
+{
+	if ((n->op == OP_HEADER || n->op == OP_HAS_HEADER) && n->attr == mk->map) {
+		const struct node *k = n->kids[0];
+		bool seen = false;
+
+		if (k->op != OP_LIT) {
+			mk->computed = true;
+		} else if (k->lit.type == CEL_STRING) {
+			for (size_t i = 0; i < mk->n && i < mk->max && !seen; i++)
+				seen = mk->lens[i] == k->lit.v.str.len &&
+				       strncasecmp(mk->keys[i], k->lit.v.str.s, mk->lens[i]) == 0;
+			if (!seen && mk->n < mk->max) {
+				mk->keys[mk->n] = k->lit.v.str.s;
+				mk->lens[mk->n] = k->lit.v.str.len;
+			}
+			mk->n += !seen;
+		}
+	}
+	for (uint32_t i = 0; i < n->nkids; i++)
+		map_keys_walk(n->kids[i], mk);
+}
+
+size_t cel_map_keys(const struct cel_expr *e, enum cel_attr map, const char **keys, size_t *lens,
+		    size_t max)
+{
+	struct map_keys mk = {map, keys, lens, max, 0, false};
+
+	if (e == NULL)
+		return 0;
+	map_keys_walk(e->root, &mk);
+	return mk.computed ? SIZE_MAX : mk.n;
 }

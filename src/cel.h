@@ -91,6 +91,12 @@ bool cel_eval(const struct cel_expr *e, cel_lookup_fn lookup, void *ctx);
 /* Which attributes the expression reads (bit i = enum cel_attr i), so the caller can
  * skip building the costly ones. */
 uint64_t cel_attrs_used(const struct cel_expr *e);
+/* The keys the expression looks up in header map `map` (CEL_REQ_HEADERS or
+ * CEL_RESP_HEADERS) by literal, once each (compared case-insensitively): keys[i] / lens[i]
+ * (not NUL-terminated) for the first max of them.  Returns how many there are, or SIZE_MAX
+ * when a key is computed (a caller that must know the keys beforehand refuses that). */
+size_t cel_map_keys(const struct cel_expr *e, enum cel_attr map, const char **keys, size_t *lens,
+		    size_t max);
 /* The attribute's CEL name ("request.url_path"), for messages and config dumps. */
 const char *cel_attr_name(enum cel_attr attr);
 
