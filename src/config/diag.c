@@ -141,11 +141,11 @@ static void diag_level_tag(struct diag_buf *b, enum diag_level level)
 		diag_puts(b, "notice: ");
 }
 
-static void diag_vnode(struct diag *d, enum diag_level level, const struct node *n, const char *fmt,
-		       va_list ap) __attribute__((format(printf, 4, 0)));
+static void diag_vnode(struct diag *d, enum diag_level level, const struct node *n, int col_off,
+		       const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
-static void diag_vnode(struct diag *d, enum diag_level level, const struct node *n, const char *fmt,
-		       va_list ap)
+static void diag_vnode(struct diag *d, enum diag_level level, const struct node *n, int col_off,
+		       const char *fmt, va_list ap)
 {
 	struct diag_buf b = {NULL, 0, 0};
 	const struct node_doc *doc;
@@ -158,7 +158,7 @@ static void diag_vnode(struct diag *d, enum diag_level level, const struct node 
 	if (doc != NULL && doc->file != NULL) {
 		diag_puts(&b, doc->file);
 		if (n->line > 0)
-			diag_putf(&b, ":%d:%d", n->line, n->col);
+			diag_putf(&b, ":%d:%d", n->line, n->col + col_off);
 		diag_puts(&b, ": ");
 	}
 	diag_level_tag(&b, level);
@@ -180,6 +180,15 @@ static void diag_vnode(struct diag *d, enum diag_level level, const struct node 
 	}
 	diag_message(&b, fmt, ap);
 	diag_add(d, level, &b);
+}
+
+void diag_error_col(struct diag *d, const struct node *n, int col_off, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_vnode(d, DIAG_ERROR, n, col_off, fmt, ap);
+	va_end(ap);
 }
 
 void diag_init(struct diag *d)
@@ -204,7 +213,7 @@ void diag_error(struct diag *d, const struct node *n, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	diag_vnode(d, DIAG_ERROR, n, fmt, ap);
+	diag_vnode(d, DIAG_ERROR, n, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -213,7 +222,7 @@ void diag_warn(struct diag *d, const struct node *n, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	diag_vnode(d, DIAG_WARNING, n, fmt, ap);
+	diag_vnode(d, DIAG_WARNING, n, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -222,7 +231,7 @@ void diag_notice(struct diag *d, const struct node *n, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	diag_vnode(d, DIAG_NOTICE, n, fmt, ap);
+	diag_vnode(d, DIAG_NOTICE, n, 0, fmt, ap);
 	va_end(ap);
 }
 

@@ -43,6 +43,10 @@ void diag_warn(struct diag *d, const struct node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void diag_notice(struct diag *d, const struct node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* An error inside a scalar that holds a language of its own (a CEL expression): at the
+ * node's column plus col_off, with the node's resource and field path. */
+void diag_error_col(struct diag *d, const struct node *n, int col_off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Report at a raw position (YAML syntax errors, files that cannot be read). */
 void diag_error_at(struct diag *d, const char *file, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
