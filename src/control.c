@@ -145,6 +145,13 @@ int control_check(const char *main_path)
 		fprintf(stderr, ", local rate limit: %u tokens, %u more every %.3gs",
 			s->set->rate_limit->max_tokens, s->set->rate_limit->tokens_per_fill,
 			(double)s->set->rate_limit->fill_interval_us / 1e6);
+	if (s->set->access_log_by != NULL)
+		fprintf(stderr, ", access log %s by Telemetry %s/%s%s%s%s",
+			s->set->access_log_path != NULL ? "on" : "off",
+			s->set->access_log_by->meta.ns, s->set->access_log_by->meta.name,
+			s->set->access_log_filter_src != NULL ? " where \"" : "",
+			s->set->access_log_filter_src != NULL ? s->set->access_log_filter_src : "",
+			s->set->access_log_filter_src != NULL ? "\"" : "");
 	if (s->set->nra_rules > 0)
 		fprintf(stderr, ", JWT issuers: %zu%s", s->set->nra_rules,
 			jwtauth_uses_uris(s->set) ? " (jwksUris are fetched when serving)" : "");
@@ -295,8 +302,7 @@ static int apply_snapshot(struct snapshot *s, bool initial)
 			fatalx("cannot open the configured listeners");
 		return -1;
 	}
-	if (accesslog_open(s->set->main.access_log_path, s->set->main.access_log_format) != 0 &&
-	    initial)
+	if (accesslog_open(s->set->access_log_path, s->set->access_log_format) != 0 && initial)
 		fatalx("cannot open the access log");
 	return 0;
 }

@@ -28,6 +28,7 @@ struct event;
 
 #define EX_ARENA 4096
 #define EX_MIRROR_KEYS 8 /* mirrors of a route that may be consistently hashed (mirror.h) */
+#define EX_LOG_HEADERS 4 /* header fields per side a Telemetry log filter reads (logfilter.h) */
 
 struct exchange {
 	struct conn *c;
@@ -112,6 +113,10 @@ struct exchange {
 	uint64_t mirror_key[EX_MIRROR_KEYS];
 	uint8_t mirror_keyed; /* bit i: mirror_key[i] is set */
 
+	/* the header fields a Telemetry log filter reads by name, request and response side
+	 * (arena copies, logfilter.c); NULL: absent */
+	const char *log_hdr[2][EX_LOG_HEADERS];
+	uint32_t log_hdr_len[2][EX_LOG_HEADERS];
 	/* log fields (arena copies) */
 	const char *method, *path, *authority, *user_agent, *xff, *request_id;
 	size_t method_len, path_len, authority_len, user_agent_len, xff_len, request_id_len;

@@ -28,6 +28,7 @@
 #include "connpool.h"
 #include "errors.h"
 #include "l4proxy.h"
+#include "logfilter.h"
 #include "lb_hash.h"
 #include "locality.h"
 #include "log.h"
@@ -142,7 +143,8 @@ static void l4_log(struct l4conn *c)
 	if (c->shadow.deny.verdict != AUTHZ_NOT_EVALUATED ||
 	    c->shadow.allow.verdict != AUTHZ_NOT_EVALUATED)
 		e.shadow = &c->shadow;
-	accesslog_write(c->w->alog, &e);
+	if (logfilter_pass(c->ws->snap->set, &e, NULL, NULL))
+		accesslog_write(c->w->alog, &e);
 }
 
 static void l4_side_free(struct l4side *s)

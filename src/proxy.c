@@ -27,6 +27,7 @@
 #include "http1.h"
 #include "lb_hash.h"
 #include "local_reply.h"
+#include "logfilter.h"
 #include "locality.h"
 #include "log.h"
 #include "mirror.h"
@@ -1206,6 +1207,9 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	bool keep_cl = ex->resp_kind == HTTP1_BODY_NONE && resp->status != 204 &&
 		       !(resp->status >= 100 && resp->status < 200);
 
+	if (ex->ws->snap->set->access_log_filter != NULL)
+		logfilter_keep_headers(ex, ex->ws->snap->set, LOGFILTER_RESPONSE, resp->headers,
+				       resp->nheaders);
 	conn_tokens_parse(resp->headers, resp->nheaders, &ct);
 	headbuf_init(&hb, stream_output(c->st));
 	HEADBUF_LIT(&hb, "HTTP/1.1 ");

@@ -27,6 +27,7 @@
 #include "h2down.h"
 #include "http1.h"
 #include "local_reply.h"
+#include "logfilter.h"
 #include "log.h"
 #include "mirror.h"
 #include "proxy.h"
@@ -190,7 +191,8 @@ void request_finish(struct exchange *ex)
 		e.downstream_alpn_len = alen;
 		e.downstream_tls_version = SSL_get_version(c->ssl); /* a static string */
 	}
-	accesslog_write(w->alog, &e);
+	if (ex->ws == NULL || logfilter_pass(ex->ws->snap->set, &e, ex, c->ssl))
+		accesslog_write(w->alog, &e);
 
 	if (ex->cl != NULL)
 		request_count(ex->cl->state, w->id, ex->status);
@@ -976,6 +978,9 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		const struct sockaddr *client =
 		    behind ? (const struct sockaddr *)&remote : &c->peer.sa;
 
+		if (snap->set->access_log_filter != NULL)
+			logfilter_keep_headers(ex, snap->set, LOGFILTER_REQUEST, req->headers,
+					       req->nheaders);
 		if (snap->rate_bucket != NULL && request_rate_limited(ex, snap)) {
 			evbuffer_drain(in, head_len);
 			return has_body ? REQ_CLOSED : REQ_DONE;

@@ -1927,6 +1927,7 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 	ra_apply(d, p, set);
 	jwtauth_link(p, d, set);
 	ef_apply(d, set);
+	tel_apply(d, p, set);
 	ap_apply(d, p, set);
 	link_index_ses(&l);
 	link_index_drs(&l);

@@ -25,23 +25,38 @@ struct load_kind {
 	const char *group;
 	const char *kind;
 	load_decode_fn decode;
+	const char *const *versions; /* NULL: load_net_versions */
 };
 
+static const char *const load_telemetry_versions[] = {"v1", "v1alpha1", NULL};
+
+/* A Sidecar configures the sidecar proxies of its workloads; Istio's gateways are not
+ * affected by it, and neither is meshgate: loaded, not applied, said so. */
+static void load_sidecar(struct pool *p, struct diag *d, struct cfg_set *set,
+			 const struct cfg_meta *meta, struct node *spec)
+{
+	(void)p;
+	(void)set;
+	node_mark_used(spec);
+	diag_notice(d, meta->node,
+		    "Sidecar configures sidecar proxies only: a gateway is not affected by it");
+}
+
 static const struct load_kind load_kinds[] = {
-    {"networking.istio.io", "Gateway", cfg_gateway_decode},
-    {"networking.istio.io", "VirtualService", cfg_vs_decode},
-    {"networking.istio.io", "DestinationRule", cfg_dr_decode},
-    {"networking.istio.io", "ServiceEntry", cfg_se_decode},
-    {"networking.istio.io", "Sidecar", NULL},
-    {"networking.istio.io", "EnvoyFilter", cfg_ef_decode},
-    {"networking.istio.io", "WorkloadEntry", NULL},
-    {"networking.istio.io", "WorkloadGroup", NULL},
-    {"networking.istio.io", "ProxyConfig", NULL},
-    {"security.istio.io", "PeerAuthentication", cfg_pa_decode},
-    {"security.istio.io", "AuthorizationPolicy", cfg_ap_decode},
-    {"security.istio.io", "RequestAuthentication", cfg_ra_decode},
-    {"telemetry.istio.io", "Telemetry", NULL},
-    {"extensions.istio.io", "WasmPlugin", NULL},
+    {"networking.istio.io", "Gateway", cfg_gateway_decode, NULL},
+    {"networking.istio.io", "VirtualService", cfg_vs_decode, NULL},
+    {"networking.istio.io", "DestinationRule", cfg_dr_decode, NULL},
+    {"networking.istio.io", "ServiceEntry", cfg_se_decode, NULL},
+    {"networking.istio.io", "Sidecar", load_sidecar, NULL},
+    {"networking.istio.io", "EnvoyFilter", cfg_ef_decode, NULL},
+    {"networking.istio.io", "WorkloadEntry", NULL, NULL},
+    {"networking.istio.io", "WorkloadGroup", NULL, NULL},
+    {"networking.istio.io", "ProxyConfig", NULL, NULL},
+    {"security.istio.io", "PeerAuthentication", cfg_pa_decode, NULL},
+    {"security.istio.io", "AuthorizationPolicy", cfg_ap_decode, NULL},
+    {"security.istio.io", "RequestAuthentication", cfg_ra_decode, NULL},
+    {"telemetry.istio.io", "Telemetry", cfg_telemetry_decode, load_telemetry_versions},
+    {"extensions.istio.io", "WasmPlugin", NULL, NULL},
 };
 
 /* The versions the implemented (networking) kinds are served in. */
@@ -248,12 +263,12 @@ static bool load_kind_name_known(const char *kind)
 	return false;
 }
 
-static bool load_version_ok(const char *version)
+static bool load_version_ok(const struct load_kind *k, const char *version)
 {
-	size_t i;
+	const char *const *v = k->versions != NULL ? k->versions : load_net_versions;
 
-	for (i = 0; load_net_versions[i] != NULL; i++)
-		if (strcmp(load_net_versions[i], version) == 0)
+	for (size_t i = 0; v[i] != NULL; i++)
+		if (strcmp(v[i], version) == 0)
 			return true;
 	return false;
 }
@@ -362,11 +377,17 @@ static void load_document(struct load_ctx *c, struct node *root)
 		node_mark_used(root);
 		return;
 	}
-	if (!load_version_ok(version)) {
-		diag_error(c->d, av,
-			   "apiVersion %s is not supported for %s: use %s/v1, %s/v1beta1 "
-			   "or %s/v1alpha3",
-			   api, kind, group, group, group);
+	if (!load_version_ok(k, version)) {
+		if (k->versions == load_telemetry_versions)
+			diag_error(c->d, av,
+				   "apiVersion %s is not supported for %s: use %s/v1 or "
+				   "%s/v1alpha1",
+				   api, kind, group, group);
+		else
+			diag_error(c->d, av,
+				   "apiVersion %s is not supported for %s: use %s/v1, %s/v1beta1 "
+				   "or %s/v1alpha3",
+				   api, kind, group, group, group);
 		node_mark_used(root);
 		return;
 	}

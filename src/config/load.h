@@ -73,6 +73,13 @@ void cfg_ef_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 		   struct node *spec);
 /* The local rate limit of the first EnvoyFilter that selects this appliance. */
 void ef_apply(struct diag *d, struct cfg_set *set);
+/* Telemetry: access logging (accessLogging); metrics and tracing are warned about. */
+void cfg_telemetry_decode(struct pool *p, struct diag *d, struct cfg_set *set,
+			  const struct cfg_meta *meta, struct node *spec);
+/* The access log of this generation into set->access_log_*: the Telemetries that select
+ * this appliance, merged as Istio does for a gateway (provider "envoy", CLIENT mode), or
+ * the main config's accessLog when none has accessLogging. */
+void tel_apply(struct diag *d, struct pool *p, struct cfg_set *set);
 /* What a listener does with plaintext, from its merged servers (after pa_apply):
  * PA_PERMISSIVE (TLS or plaintext, told apart by the first byte) or PA_DISABLE (plaintext
  * only) when every server on it is an HTTPS ISTIO_MUTUAL server with that mode; PA_UNSET

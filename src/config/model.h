@@ -820,6 +820,34 @@ struct cfg_ef {
 	struct local_rate_limit *rl;
 };
 
+/* ---- Telemetry (telemetry.istio.io): access logging ---- */
+
+struct cel_expr;
+
+#define CFG_LOG_FILTER_HEADERS 4 /* header names per side a log filter may read */
+
+/* One accessLogging entry.  A gateway is a CLIENT in Istio's workload modes. */
+enum tel_mode { TEL_CLIENT_AND_SERVER = 0, TEL_CLIENT, TEL_SERVER };
+
+struct tel_access_log {
+	struct str_list providers; /* provider names, lower-cased (Istio compares them so) */
+	struct node **provider_nodes;
+	bool disabled;
+	enum tel_mode mode;
+	const char *filter;           /* filter.expression (CEL), or NULL */
+	struct cel_expr *filter_expr; /* ... compiled */
+	struct node *node;
+};
+
+struct cfg_telemetry {
+	struct cfg_meta meta;
+	bool has_selector;
+	struct kv_list selector; /* selector.matchLabels */
+	struct tel_access_log *logs;
+	size_t nlogs;
+	struct node *metrics, *tracing; /* not applied: warned about when it selects us */
+};
+
 /* ---- everything loaded for one generation ---- */
 
 struct cfg_set {
@@ -852,6 +880,19 @@ struct cfg_set {
 	struct cfg_ef **efs; /* every EnvoyFilter loaded (each a local rate limit) */
 	size_t nefs;
 	const struct local_rate_limit *rate_limit; /* the one that applies here, or NULL */
+	struct cfg_telemetry **tels;               /* every Telemetry loaded */
+	size_t ntels;
+	/* The access log this generation writes (tel_apply): the main config's accessLog,
+	 * unless a Telemetry that selects this appliance decides it (Istio's provider
+	 * "envoy"), with its filter.  path NULL: no access log. */
+	const char *access_log_path;
+	enum accesslog_format access_log_format;
+	const struct cel_expr *access_log_filter;
+	const char *access_log_filter_src;
+	/* the header names (lower case) the filter reads: request side (referer included
+	 * when it reads request.referer), response side; at most CFG_LOG_FILTER_HEADERS each */
+	struct str_list access_log_headers[2];
+	const struct cfg_telemetry *access_log_by; /* the Telemetry that decided, or NULL */
 	/* resolution DNS endpoint names were resolved (serving): link drops names that gave
 	 * no address; otherwise (-t) they wait for serving, with a notice */
 	bool dns_resolved;

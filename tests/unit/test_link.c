@@ -558,6 +558,124 @@ static void test_catch_all_shadows(void **state)
 	"  - route: [{destination: {host: ext.example.com, port: {number: 443}}}]\n"               \
 	"---\n"
 
+/* Telemetry: which access log a generation writes (tel_apply), as istiod merges the
+ * Telemetries for a gateway. */
+#define TEL(ns, name, body)                                                                        \
+	"apiVersion: telemetry.istio.io/v1\n"                                                      \
+	"kind: Telemetry\n"                                                                        \
+	"metadata: {name: " name ", namespace: " ns "}\n"                                          \
+	"spec:\n" body "---\n"
+#define ENVOY "  - providers: [{name: envoy}]\n"
+#define LOG_MAIN LABELS "accessLog: {path: /var/log/x.log, format: json}\n"
+
+static void tel_expect(const struct snapshot *s, const char *path, const char *by)
+{
+	assert_non_null(s);
+	/* the next check's diagnostics alone (its pool is freed with the test's) */
+	diag_fini(&D);
+	diag_init(&D);
+	if (path == NULL)
+		assert_null(s->set->access_log_path);
+	else
+		assert_string_equal(s->set->access_log_path, path);
+	if (by == NULL) {
+		assert_null(s->set->access_log_by);
+	} else {
+		assert_non_null(s->set->access_log_by);
+		assert_string_equal(s->set->access_log_by->meta.name, by);
+	}
+}
+
+static void test_telemetry_merge(void **state)
+{
+	const struct snapshot *s;
+
+	(void)state;
+	/* none: the main file's accessLog */
+	tel_expect(check(LOG_MAIN, GW80, ""), "/var/log/x.log", NULL);
+	/* mesh-wide on: the main file's place and format */
+	s = check(LOG_MAIN, GW80 TEL("istio-system", "mesh", "  accessLogging:\n" ENVOY), "");
+	assert_int_equal(s->set->access_log_format, ACCESSLOG_JSON);
+	tel_expect(s, "/var/log/x.log", "mesh");
+	/* ... to standard output in text without an accessLog */
+	s = check(LABELS, GW80 TEL("istio-system", "mesh", "  accessLogging:\n" ENVOY), "");
+	assert_int_equal(s->set->access_log_format, ACCESSLOG_TEXT);
+	tel_expect(s, "-", "mesh");
+	/* the namespace's Telemetry disables it: its entry inherits the providers */
+	tel_expect(check(LOG_MAIN,
+			 GW80 TEL("istio-system", "mesh", "  accessLogging:\n" ENVOY)
+			     TEL("default", "ns", "  accessLogging:\n  - disabled: true\n"),
+			 ""),
+		   NULL, "ns");
+	/* a workload Telemetry comes last; one for other labels does not apply */
+	tel_expect(check(LOG_MAIN,
+			 GW80 TEL("istio-system", "mesh",
+				  "  accessLogging:\n  - providers: [{name: envoy}]\n"
+				  "    disabled: true\n")
+			     TEL("default", "gw",
+				 "  selector: {matchLabels: {istio: ingressgateway}}\n"
+				 "  accessLogging:\n" ENVOY)
+				 TEL("default", "other",
+				     "  selector: {matchLabels: {app: x}}\n"
+				     "  accessLogging:\n  - disabled: true\n"),
+			 "r.yaml:30:3: notice: Telemetry default/other: spec: does not select this "
+			 "appliance (namespace default, labels of the main config)\n"),
+		   "/var/log/x.log", "gw");
+}
+
+static void test_telemetry_scope(void **state)
+{
+	(void)state;
+	/* SERVER mode does not apply to a gateway: nothing decides, the main file's log */
+	tel_expect(check(LOG_MAIN,
+			 GW80 TEL("istio-system", "mesh",
+				  "  accessLogging:\n  - match: {mode: SERVER}\n"
+				  "    providers: [{name: envoy}]\n    disabled: true\n"),
+			 "r.yaml:15:5: notice: Telemetry istio-system/mesh: spec.accessLogging[0]: "
+			 "match mode SERVER: a gateway logs as a CLIENT in Istio, so this entry "
+			 "does not apply here\n"),
+		   "/var/log/x.log", NULL);
+	/* the last level naming providers decides the scope: otel only, envoy out of it */
+	tel_expect(check(LOG_MAIN,
+			 GW80 TEL("istio-system", "mesh", "  accessLogging:\n" ENVOY) TEL(
+			     "default", "ns", "  accessLogging:\n  - providers: [{name: OTel}]\n"),
+			 "r.yaml:22:24: warning: Telemetry default/ns: "
+			 "spec.accessLogging[0].providers[0].name: provider \"otel\" is not one "
+			 "meshgate has (its access log is the provider \"envoy\"): skipped, as "
+			 "istiod skips providers the mesh config does not define\n"),
+		   "/var/log/x.log", NULL);
+	/* ... and envoy named last brings it back, whatever the root said */
+	tel_expect(check(LOG_MAIN,
+			 GW80 TEL("istio-system", "mesh",
+				  "  accessLogging:\n  - providers: [{name: zipkin}]\n")
+			     TEL("default", "ns", "  accessLogging:\n" ENVOY),
+			 "r.yaml:15:24: warning: Telemetry istio-system/mesh: "
+			 "spec.accessLogging[0].providers[0].name: provider \"zipkin\" is not one "
+			 "meshgate has (its access log is the provider \"envoy\"): skipped, as "
+			 "istiod skips providers the mesh config does not define\n"),
+		   "/var/log/x.log", "ns");
+	/* two namespace-wide Telemetries in one namespace: the first counts */
+	tel_expect(check(LOG_MAIN,
+			 GW80 TEL("default", "a", "  accessLogging:\n" ENVOY)
+			     TEL("default", "b", "  accessLogging:\n  - disabled: true\n"),
+			 "r.yaml:17:1: warning: Telemetry default/b: namespace default has a "
+			 "Telemetry without a selector already (a): only the first one loaded is "
+			 "used\n"),
+		   "/var/log/x.log", "a");
+	/* metrics and tracing: loaded, not applied, said so */
+	tel_expect(
+	    check(LOG_MAIN,
+		  GW80 TEL("istio-system", "mesh",
+			   "  metrics: [{providers: [{name: prometheus}]}]\n"
+			   "  tracing: [{randomSamplingPercentage: 10}]\n"),
+		  "r.yaml:14:12: warning: Telemetry istio-system/mesh: spec.metrics: metrics "
+		  "are not customised by meshgate: its Prometheus metrics are fixed "
+		  "(meshgate(8), ADMIN ENDPOINT)\n"
+		  "r.yaml:15:12: warning: Telemetry istio-system/mesh: spec.tracing: tracing "
+		  "is not applied: meshgate propagates trace headers but reports no spans\n"),
+	    "/var/log/x.log", NULL);
+}
+
 static const struct cluster *cluster_named(const struct snapshot *s, const char *name)
 {
 	for (size_t i = 0; i < s->nclusters; i++)
@@ -949,6 +1067,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_l4_unused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_l4_tls_origination, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mirrors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_telemetry_merge, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_telemetry_scope, setup, teardown),
 	};
 	int rc;
 
