@@ -1,4 +1,5 @@
-/* AuthorizationPolicy evaluation (Istio's semantics): DENY policies first, then ALLOW
+/* AuthorizationPolicy evaluation (Istio's semantics): CUSTOM policies first (authz_custom:
+ * does one match, so the external authorizer is asked), then DENY policies, then ALLOW
  * policies; a request that matches a DENY policy, or that matches none of the ALLOW
  * policies when there are some, is denied.  Pure: the caller gathers the attributes. */
 #ifndef MESHGATE_AUTHZ_H
@@ -46,6 +47,11 @@ void authz_request_http(struct authz_request *r, const struct route_request *rq)
  * "rbac_access_denied_matched_policy[ns.name]" naming the DENY policy that matched, or
  * "rbac_access_denied_matched_policy[none]" (ALLOW policies exist and none matched). */
 const char *authz_check(const struct cfg_set *set, const struct authz_request *r);
+
+/* The first CUSTOM policy (action CUSTOM, Istio's external authorization) whose rules match
+ * the request, or NULL: its provider (set->ap_provider) is to be asked before the DENY and
+ * ALLOW policies are.  HTTP requests only. */
+const struct cfg_ap *authz_custom(const struct cfg_set *set, const struct authz_request *r);
 
 /* Istio's value match: "*" any value, "*suffix", "prefix*", else exact (ASCII case folded
  * when nocase). */

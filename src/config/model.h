@@ -144,6 +144,36 @@ struct cfg_geoip {
 	struct node *database_node, *asn_node;
 };
 
+struct destination {
+	const char *host; /* as written */
+	const char *fqdn; /* expanded (short name -> name.ns.svc.cluster.local), lower-cased */
+	const char *subset;
+	uint32_t port;           /* 0 = not given */
+	struct cluster *cluster; /* resolved by link */
+	struct node *node;
+};
+
+/* Main config `extensionProviders`: Istio's MeshConfig.ExtensionProvider, of which meshgate
+ * serves the Envoy ext_authz HTTP service (envoyExtAuthzHttp), the external authorizer of
+ * AuthorizationPolicy action CUSTOM.  Header name lists take Istio's patterns: "abc"
+ * exact, "abc*" prefix, "*abc" suffix (lower-case, matched without case). */
+struct ext_authz_http {
+	const char *name;
+	const char *service; /* the host (a ServiceEntry's), lower-case, "ns/" left out */
+	uint32_t port;
+	uint64_t timeout_us;     /* default 600s (Istio's) */
+	const char *path_prefix; /* "" when none */
+	bool fail_open;
+	uint32_t status_on_error;            /* default 403 */
+	struct str_list request_headers;     /* includeRequestHeadersInCheck */
+	struct kv_list additional_headers;   /* includeAdditionalHeadersInCheck (names lower) */
+	struct str_list upstream_on_allow;   /* headersToUpstreamOnAllow */
+	struct str_list downstream_on_deny;  /* headersToDownstreamOnDeny (n 0: all but Host) */
+	struct str_list downstream_on_allow; /* headersToDownstreamOnAllow */
+	struct destination dest;             /* service and port; link resolves the cluster */
+	struct node *node, *service_node, *port_node;
+};
+
 struct cfg_main {
 	const char *path; /* the main file */
 	const char *dir;  /* its directory, for relative resource paths */
@@ -183,6 +213,8 @@ struct cfg_main {
 	struct tls_ticket_keys *tls_ticket_keys;
 	struct cfg_default_host *tls_default_hosts; /* see cfg_main_default_host() */
 	size_t ntls_default_hosts;
+	struct ext_authz_http *ext_authz; /* extensionProviders (envoyExtAuthzHttp) */
+	size_t next_authz;
 	struct node *node;
 };
 
@@ -283,15 +315,6 @@ struct http_match {
 	/* Never NULL once decoded (cfg_vs_match_init): blocks with none of those conditions
 	 * share a read-only empty one (80 bytes a block instead of 272). */
 	struct http_match_more *more;
-	struct node *node;
-};
-
-struct destination {
-	const char *host; /* as written */
-	const char *fqdn; /* expanded (short name -> name.ns.svc.cluster.local), lower-cased */
-	const char *subset;
-	uint32_t port;           /* 0 = not given */
-	struct cluster *cluster; /* resolved by link */
 	struct node *node;
 };
 
@@ -746,6 +769,8 @@ struct cfg_ap {
 	struct ap_rule *rules;
 	size_t nrules;
 	const char *denied; /* access-log details: "rbac_access_denied_matched_policy[ns.name]" */
+	const struct ext_authz_http *provider; /* CUSTOM: provider.name's extension provider */
+	struct node *provider_node;
 };
 
 /* ---- RequestAuthentication (security.istio.io) ---- */
@@ -830,8 +855,11 @@ struct cfg_set {
 	struct cfg_ap **aps; /* every AuthorizationPolicy loaded */
 	size_t naps;
 	/* Those that apply to this appliance (ap_apply), by action, in load order. */
-	const struct cfg_ap **ap_deny, **ap_allow;
-	size_t nap_deny, nap_allow;
+	const struct cfg_ap **ap_deny, **ap_allow, **ap_custom;
+	size_t nap_deny, nap_allow, nap_custom;
+	/* the one extension provider the CUSTOM policies here ask (Istio allows one per
+	 * workload), or NULL */
+	const struct ext_authz_http *ap_provider;
 	bool ap_needs_principal; /* some applied rule looks at the client certificate's identity */
 	bool ap_needs_local;     /* ... or at the address the client connected to */
 	struct cfg_ra **ras;     /* every RequestAuthentication loaded */
