@@ -296,9 +296,10 @@ static void explain_authz(struct evbuffer *b, const struct cfg_set *set,
 {
 	struct sockaddr_storage ss;
 	struct authz_request ar;
+	const struct cfg_ap *custom;
 	const char *why;
 
-	if (set->nap_deny == 0 && set->nap_allow == 0)
+	if (set->nap_deny == 0 && set->nap_allow == 0 && set->nap_custom == 0)
 		return;
 	memset(&ar, 0, sizeof(ar));
 	memset(&ss, 0, sizeof(ss));
@@ -308,6 +309,25 @@ static void explain_authz(struct evbuffer *b, const struct cfg_set *set,
 	ar.auth = auth;
 	ar.principal = ec->principal;
 	ar.sni = ec->sni;
+	/* CUSTOM first (Istio's order); the authorizer is named, never asked */
+	if (set->nap_custom > 0) {
+		custom = authz_custom(set, &ar);
+		if (custom != NULL)
+			evbuffer_add_printf(b,
+					    "external authorization: CUSTOM %s.%s matches: the "
+					    "request would be checked by %s (port %u of %s), whose "
+					    "verdict comes before the policies below\n",
+					    custom->meta.ns, custom->meta.name,
+					    set->ap_provider->name, set->ap_provider->port,
+					    set->ap_provider->service);
+		else
+			evbuffer_add_printf(b,
+					    "external authorization: no CUSTOM policy matches "
+					    "(%zu apply): not checked\n",
+					    set->nap_custom);
+	}
+	if (set->nap_deny == 0 && set->nap_allow == 0)
+		return;
 	why = authz_check(set, &ar);
 	evbuffer_add_printf(b, "access policy (%zu DENY, %zu ALLOW AuthorizationPolicies apply): ",
 			    set->nap_deny, set->nap_allow);
