@@ -314,9 +314,10 @@ static void explain_authz(struct evbuffer *b, const struct cfg_set *set,
 	struct sockaddr_storage ss;
 	struct authz_request ar;
 	struct authz_shadow sh;
+	const struct cfg_ap *custom;
 	const char *why;
 
-	if (!authz_any(set))
+	if (!authz_any(set) && set->nap_custom == 0)
 		return;
 	memset(&ar, 0, sizeof(ar));
 	memset(&ss, 0, sizeof(ss));
@@ -326,6 +327,25 @@ static void explain_authz(struct evbuffer *b, const struct cfg_set *set,
 	ar.auth = auth;
 	ar.principal = ec->principal;
 	ar.sni = ec->sni;
+	/* CUSTOM first (Istio's order); the authorizer is named, never asked */
+	if (set->nap_custom > 0) {
+		custom = authz_custom(set, &ar);
+		if (custom != NULL)
+			evbuffer_add_printf(b,
+					    "external authorization: CUSTOM %s.%s matches: the "
+					    "request would be checked by %s (port %u of %s), whose "
+					    "verdict comes before the policies below\n",
+					    custom->meta.ns, custom->meta.name,
+					    set->ap_provider->name, set->ap_provider->port,
+					    set->ap_provider->service);
+		else
+			evbuffer_add_printf(b,
+					    "external authorization: no CUSTOM policy matches "
+					    "(%zu apply): not checked\n",
+					    set->nap_custom);
+	}
+	if (!authz_any(set))
+		return;
 	memset(&sh, 0, sizeof(sh));
 	why = authz_check(set, &ar, &sh);
 	evbuffer_add_printf(b, "access policy (%zu DENY, %zu ALLOW AuthorizationPolicies apply",

@@ -347,6 +347,16 @@ void authz_request_http(struct authz_request *r, const struct route_request *rq)
 	r->nheaders = rq->nheaders;
 }
 
+const struct cfg_ap *authz_custom(const struct cfg_set *set, const struct authz_request *r)
+{
+	/* a rule that cannot be judged (out of memory) matches: the authorizer decides */
+	for (size_t i = 0; i < set->nap_custom; i++)
+		for (size_t k = 0; k < set->ap_custom[i]->nrules; k++)
+			if (rule_ok(&set->ap_custom[i]->rules[k], r, true))
+				return set->ap_custom[i];
+	return NULL;
+}
+
 /* Envoy's RBAC filters in Istio's order: the DENY filter (its shadow rules, then its
  * rules), then the ALLOW filter (the same). */
 const char *authz_check(const struct cfg_set *set, const struct authz_request *r,

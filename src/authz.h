@@ -1,4 +1,5 @@
-/* AuthorizationPolicy evaluation (Istio's semantics): DENY policies first, then ALLOW
+/* AuthorizationPolicy evaluation (Istio's semantics): CUSTOM policies first (authz_custom:
+ * does one match, so the external authorizer is asked), then DENY policies, then ALLOW
  * policies; a request that matches a DENY policy, or that matches none of the ALLOW
  * policies when there are some, is denied.  Dry-run policies (istio.io/dry-run) are
  * evaluated as Envoy's shadow rules and decide nothing.  Pure: the caller gathers the
@@ -98,6 +99,11 @@ const char *authz_verdict_text(enum authz_verdict v);
  * "ns[NS]-policy[NAME]-rule[N]", or "none"; written into buf, which it returns. */
 #define AUTHZ_POLICY_ID_MAX 384
 char *authz_policy_id(const struct authz_engine *e, char *buf, size_t size);
+
+/* The first CUSTOM policy (action CUSTOM, Istio's external authorization) whose rules match
+ * the request, or NULL: its provider (set->ap_provider) is to be asked before the DENY and
+ * ALLOW policies are.  HTTP requests only. */
+const struct cfg_ap *authz_custom(const struct cfg_set *set, const struct authz_request *r);
 
 /* Istio's value match: "*" any value, "*suffix", "prefix*", else exact (ASCII case folded
  * when nocase). */

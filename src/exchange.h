@@ -25,6 +25,7 @@ struct h2up_stream;
 struct mirror;
 struct evbuffer;
 struct event;
+struct extauthz;
 
 #define EX_ARENA 4096
 #define EX_MIRROR_KEYS 8 /* mirrors of a route that may be consistently hashed (mirror.h) */
@@ -104,6 +105,8 @@ struct exchange {
 	struct event *try_timer, *backoff_timer;
 
 	struct event *fault_timer; /* holds the request for an injected delay (request.c) */
+	struct extauthz *xa;       /* a CUSTOM policy's check (extauthz.h), or NULL */
+	bool xa_resumed;           /* the check allowed it: request_route runs again, past it */
 	bool grpc_request;         /* content-type application/grpc (fault routes only) */
 	unsigned char cors;        /* enum cors_kind; CORS_NONE on routes without corsPolicy */
 	char upstream_local[64];

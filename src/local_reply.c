@@ -10,6 +10,7 @@
 
 #include "conn.h"
 #include "exchange.h"
+#include "extauthz.h"
 #include "local_reply.h"
 #include "request.h"
 #include "stream.h"
@@ -122,6 +123,8 @@ void local_reply(struct exchange *ex, int status, const char *content_type, cons
 	if (extra_headers != NULL)
 		evbuffer_add(out, extra_headers, strlen(extra_headers));
 	request_cors_response(ex, out); /* Envoy's CORS filter also sees local replies */
+	if (ex->xa != NULL)
+		extauthz_response_headers(ex, out); /* and its ext_authz filter */
 	if (!ex->client_keepalive || c->w->draining)
 		evbuffer_add(out, "connection: close\r\n", 19);
 	else if (ex->minor_version == 0)

@@ -51,6 +51,12 @@
 	  "closed (none matched)")                                                                 \
 	X(downstream_rq_direct_response, counter, "Requests answered by directResponse/redirect") \
 	X(upstream_cx_websocket, counter, "WebSocket upgrades the upstream accepted (101)")      \
+	X(ext_authz_ok, counter, "Requests the external authorizer allowed (CUSTOM policies)")   \
+	X(ext_authz_denied, counter, "Requests the external authorizer denied (UAEX)")           \
+	X(ext_authz_error, counter,                                                               \
+	  "Checks that got no answer, or a 5xx, from the external authorizer")                   \
+	X(ext_authz_failure_mode_allowed, counter,                                                \
+	  "Requests let through on an authorizer error (failOpen)")                              \
 	X(fault_delays_injected, counter, "Requests held by an injected fault delay (DI)")       \
 	X(fault_aborts_injected, counter, "Requests answered by an injected fault abort (FI)")  \
 	X(downstream_cx_http2_total, counter, "Client connections that speak HTTP/2")             \

@@ -21,6 +21,7 @@
 #include "connpool.h"
 #include "cors.h"
 #include "exchange.h"
+#include "extauthz.h"
 #include "headbuf.h"
 #include "errors.h"
 #include "h2up.h"
@@ -1231,7 +1232,8 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		    ops_drop(&dops->response, h->name, h->name_len) ||
 		    listed_in_connection(&ct, h->name, h->name_len) ||
 		    (ex->cors == CORS_ACTUAL &&
-		     cors_replaces(ex->route->more->cors, h->name, h->name_len)))
+		     cors_replaces(ex->route->more->cors, h->name, h->name_len)) ||
+		    (ex->xa != NULL && extauthz_replaces(ex, h->name, h->name_len)))
 			continue;
 		headbuf_header(&hb, h->name, h->name_len, h->value, h->value_len);
 	}
@@ -1250,6 +1252,10 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	if (ex->cors == CORS_ACTUAL) {
 		headbuf_flush(&hb);
 		request_cors_response(ex, hb.dst);
+	}
+	if (ex->xa != NULL) { /* headersToDownstreamOnAllow */
+		headbuf_flush(&hb);
+		extauthz_response_headers(ex, hb.dst);
 	}
 	if (ex->tunnel) {
 		/* the switch itself: no framing, the connection is the tunnel's */

@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "cors.h"
 #include "exchange.h"
+#include "extauthz.h"
 #include "errors.h"
 #include "fault.h"
 #include "geoip.h"
@@ -218,6 +219,7 @@ void request_finish(struct exchange *ex)
 		break;
 	}
 	mirror_exchange_end(ex); /* before the exchange is recycled */
+	extauthz_free(ex);       /* a check still running: a client that left */
 	worker_snap_unpin(ex->ws);
 	ex->ws = NULL;
 	if (w->nex_free < EX_FREE_MAX) {
@@ -700,7 +702,8 @@ static bool request_jwt_refused(struct exchange *ex, struct http1_request *req,
 	if (st == JWT_OK) {
 		request_fields_changed(req, rq);
 		if (auth->jwt != NULL) {
-			METRIC_INC(&ex->c->w->metrics, downstream_rq_jwt_verified);
+			if (!ex->xa_resumed) /* counted on the first pass */
+				METRIC_INC(&ex->c->w->metrics, downstream_rq_jwt_verified);
 			rq->jwt = auth->jwt;
 		}
 		return false;
@@ -794,6 +797,32 @@ static void request_shadow(struct conn *c, struct exchange *ex, const struct aut
 	ex->shadow = *sh;
 }
 
+/* The request's attributes for AuthorizationPolicy rules (principal: room for the client
+ * certificate's identity). */
+static void request_authz_attrs(struct conn *c, const struct cfg_set *set,
+				const struct route_request *rq, const struct sockaddr *remote,
+				const struct jwtauth *auth, struct authz_request *ar,
+				char principal[512])
+{
+	memset(ar, 0, sizeof(*ar));
+	authz_request_http(ar, rq);
+	ar->auth = auth;
+	ar->peer = &c->peer.sa;
+	ar->remote = remote; /* NULL: the peer */
+	if (c->ssl != NULL) {
+		ar->sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+		if (set->ap_needs_principal && tls_peer_principal(c->ssl, principal, 512) > 0)
+			ar->principal = principal;
+	}
+	if (set->ap_needs_local) {
+		struct conn *owner = c->h2_stream ? h2down_conn(c->h2) : c;
+		char text[CONN_ADDR_TEXT];
+
+		conn_local_text(owner, text); /* reads the address once per connection */
+		ar->local = &owner->local.sa;
+	}
+}
+
 /* AuthorizationPolicy: answer 403 and say true when the request may not pass. */
 static bool request_denied(struct conn *c, struct exchange *ex, const struct route_request *rq,
 			   const struct sockaddr *remote, const struct jwtauth *auth)
@@ -806,24 +835,7 @@ static bool request_denied(struct conn *c, struct exchange *ex, const struct rou
 
 	if (!authz_any(set))
 		return false;
-	memset(&ar, 0, sizeof(ar));
-	authz_request_http(&ar, rq);
-	ar.auth = auth;
-	ar.peer = &c->peer.sa;
-	ar.remote = remote; /* NULL: the peer */
-	if (c->ssl != NULL) {
-		ar.sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
-		if (set->ap_needs_principal &&
-		    tls_peer_principal(c->ssl, principal, sizeof(principal)) > 0)
-			ar.principal = principal;
-	}
-	if (set->ap_needs_local) {
-		struct conn *owner = c->h2_stream ? h2down_conn(c->h2) : c;
-		char text[CONN_ADDR_TEXT];
-
-		conn_local_text(owner, text); /* reads the address once per connection */
-		ar.local = &owner->local.sa;
-	}
+	request_authz_attrs(c, set, rq, remote, auth, &ar, principal);
 	memset(&sh, 0, sizeof(sh));
 	why = authz_check(set, &ar, &sh);
 	if (authz_dry_run(set))
@@ -835,6 +847,29 @@ static bool request_denied(struct conn *c, struct exchange *ex, const struct rou
 	local_reply(ex, 403, "text/plain", "RBAC: access denied", 19, NULL,
 		    ex->req_kind != HTTP1_BODY_NONE);
 	return true;
+}
+
+/* CUSTOM policies (Istio: before DENY and ALLOW): when one matches, the check starts and
+ * the request is held, its head left in the input, until request_extauthz_done().  0: no
+ * CUSTOM policy matches; 1: held; -1: answered (out of memory). */
+static int request_custom(struct conn *c, struct exchange *ex, const struct route_request *rq,
+			  const struct http1_request *req, size_t head_len,
+			  const struct sockaddr *remote, const struct jwtauth *auth)
+{
+	const struct cfg_set *set = ex->ws->snap->set;
+	struct authz_request ar;
+	char principal[512];
+
+	request_authz_attrs(c, set, rq, remote, auth, &ar, principal);
+	if (authz_custom(set, &ar) == NULL)
+		return 0;
+	if (extauthz_start(ex, set->ap_provider, req, rq, head_len) != 0) {
+		exchange_flag(ex, "UAEX");
+		ex->details = "ext_authz_error";
+		local_reply(ex, 503, "text/plain", "out of memory\n", 14, NULL, true);
+		return -1;
+	}
+	return 1;
 }
 
 /* Everything from a parsed head up to "routed": returns what conn.c should do next. */
@@ -853,15 +888,18 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	char norm[8192];
 	int status;
 	const char *why;
-	bool has_body;
+	bool has_body, resumed = ex->xa_resumed;
 
-	ex->method = exchange_keep(ex, req->method, req->method_len, &ex->method_len);
-	ex->path = exchange_keep(ex, target, tlen < 1024 ? tlen : 1024, &ex->path_len);
 	ex->minor_version = req->minor_version;
 	ex->head_request = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
 	ex->client_keepalive = !req->conn_close;
 	ex->expect_continue = req->expect_continue;
-	for (i = 0; i < req->nheaders; i++) {
+	/* Again after an external authorizer allowed it: what the first pass kept stays. */
+	if (!resumed) {
+		ex->method = exchange_keep(ex, req->method, req->method_len, &ex->method_len);
+		ex->path = exchange_keep(ex, target, tlen < 1024 ? tlen : 1024, &ex->path_len);
+	}
+	for (i = 0; i < req->nheaders && !resumed; i++) {
 		const struct http1_header *h = &req->headers[i];
 
 		if (HTTP1_NAME_IS(h->name, h->name_len, "user-agent"))
@@ -878,7 +916,7 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 			ex->request_id =
 			    exchange_keep(ex, h->value, h->value_len, &ex->request_id_len);
 	}
-	if (ex->request_id == NULL) {
+	if (ex->request_id == NULL) { /* kept by a first pass, when resumed */
 		char id[40];
 
 		gen_request_id(w, id);
@@ -960,13 +998,16 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		rq.authority = "";
 		rq.authority_len = 0;
 	}
-	ex->authority = exchange_keep(
-	    ex, rq.authority, rq.authority_len < 256 ? rq.authority_len : 256, &ex->authority_len);
+	if (!resumed)
+		ex->authority =
+		    exchange_keep(ex, rq.authority, rq.authority_len < 256 ? rq.authority_len : 256,
+				  &ex->authority_len);
 	split_host_port(rq.authority, rq.authority_len, &host_len);
 	rq.host = rq.authority;
 	rq.host_len = host_len;
 
-	ex->ws = worker_snap_pin(w);
+	if (!resumed) /* the check ran under this snapshot: the request goes on under it */
+		ex->ws = worker_snap_pin(w);
 	/* GeoIP headers, then access policy, before routing: Envoy's geoip and RBAC filters
 	 * run before its router. */
 	if (ex->ws != NULL) {
@@ -978,10 +1019,10 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		const struct sockaddr *client =
 		    behind ? (const struct sockaddr *)&remote : &c->peer.sa;
 
-		if (snap->set->access_log_filter != NULL)
+		if (!resumed && snap->set->access_log_filter != NULL)
 			logfilter_keep_headers(ex, snap->set, LOGFILTER_REQUEST, req->headers,
 					       req->nheaders);
-		if (snap->rate_bucket != NULL && request_rate_limited(ex, snap)) {
+		if (!resumed && snap->rate_bucket != NULL && request_rate_limited(ex, snap)) {
 			evbuffer_drain(in, head_len);
 			return has_body ? REQ_CLOSED : REQ_DONE;
 		}
@@ -994,6 +1035,21 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		if (snap->set->nra_rules > 0 && request_jwt_refused(ex, req, &rq, &auth)) {
 			evbuffer_drain(in, head_len);
 			return has_body ? REQ_CLOSED : REQ_DONE;
+		}
+		/* CUSTOM, then DENY and ALLOW (Istio's order); no cost without CUSTOM policies */
+		if (snap->set->nap_custom > 0 && !resumed) {
+			int held = request_custom(c, ex, &rq, req, head_len, behind ? client : NULL,
+						  &auth);
+
+			if (held > 0)
+				return REQ_STARTED; /* the head stays until the verdict */
+			if (held < 0) {
+				evbuffer_drain(in, head_len);
+				return REQ_CLOSED;
+			}
+		} else if (resumed) {
+			extauthz_upstream_headers(ex, req->headers, &req->nheaders);
+			request_fields_changed(req, &rq);
 		}
 		if (request_denied(c, ex, &rq, behind ? client : NULL, &auth)) {
 			evbuffer_drain(in, head_len);
@@ -1065,6 +1121,61 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 	return REQ_STARTED;
 }
 
+/* The authorizer answered (extauthz.h).  Denied or failed: the head is drained and the
+ * client answered, as for a 403 of the DENY policies.  Allowed (or failed open): the head
+ * still waiting in the input is parsed again and request_route() runs once more, past
+ * what the first pass did (log fields, rate limit, the check itself). */
+static int request_parse(struct conn *c, struct http1_request *req, int *status, const char **why);
+
+void request_extauthz_done(struct exchange *ex)
+{
+	struct conn *c = ex->c;
+	enum extauthz_verdict v = extauthz_verdict(ex);
+	size_t head_len = extauthz_head_len(ex);
+	bool unread = !(ex->req_kind == HTTP1_BODY_NONE ||
+			(ex->req_kind == HTTP1_BODY_LENGTH && ex->req_remaining == 0));
+	struct http1_request req;
+	const char *why = NULL;
+	int status = 400, n;
+
+	if (v == EXTAUTHZ_DENIED || (v == EXTAUTHZ_ERROR && !extauthz_fail_open(ex))) {
+		const char *body = NULL, *hdrs = NULL;
+		size_t blen = 0;
+
+		evbuffer_drain(stream_input(c->st), head_len);
+		exchange_flag(ex, "UAEX");
+		if (v == EXTAUTHZ_DENIED) {
+			status = extauthz_denied_reply(ex, &body, &blen, &hdrs);
+			ex->details = "ext_authz_denied";
+		} else {
+			status = (int)ex->ws->snap->set->ap_provider->status_on_error;
+			ex->details = "ext_authz_error";
+		}
+		local_reply(ex, status, NULL, body, blen, hdrs, unread);
+		conn_exchange_done(c);
+		return;
+	}
+	ex->xa_resumed = true;
+	n = request_parse(c, &req, &status, &why);
+	if (n != (int)head_len) {
+		/* a reload in between changed the limits the head was read under */
+		evbuffer_drain(stream_input(c->st), head_len);
+		ex->details = "ext_authz_head_changed";
+		local_reply(ex, 503, "text/plain", NULL, 0, NULL, true);
+		conn_exchange_done(c);
+		return;
+	}
+	switch (request_route(c, ex, &req, (size_t)n)) {
+	case REQ_STARTED:
+		return;
+	case REQ_CLOSED:
+		ex->client_keepalive = false;
+		/* fall through */
+	default:
+		conn_exchange_done(c);
+	}
+}
+
 /* Parse the request head at the start of c's input into req, under the current config's
  * limits, with the thread's scratch header slots: http1_parse_request's result, or
  * REQ_PARSE_NOMEM. */
@@ -1084,8 +1195,9 @@ static int request_parse(struct conn *c, struct http1_request *req, int *status,
 	}
 	if (hdr_nslots < lim.max_headers) {
 		free(hdr_slots);
-		/* room for the fields geoip_apply and jwtauth_request append */
-		hdr_slots = calloc(lim.max_headers + GEOIP_HEADERS_MAX + JWTAUTH_HEADERS_MAX,
+		/* room for the fields geoip_apply, jwtauth_request and an authorizer append */
+		hdr_slots = calloc(lim.max_headers + GEOIP_HEADERS_MAX + JWTAUTH_HEADERS_MAX +
+				       EXTAUTHZ_HEADERS_MAX,
 				   sizeof(*hdr_slots));
 		hdr_nslots = hdr_slots != NULL ? lim.max_headers : 0;
 		if (hdr_slots == NULL)

@@ -16,6 +16,9 @@ enum request_result {
 };
 
 enum request_result request_begin(struct conn *c);
+/* The external authorizer's verdict on ex (extauthz.h): a denial or an error answered, an
+ * allowed request routed and forwarded. */
+void request_extauthz_done(struct exchange *ex);
 /* Log, count and free the exchange (does not touch the connection's state). */
 void request_finish(struct exchange *ex);
 /* The access log line (flag, details, status 0) of a request whose head waits in c's

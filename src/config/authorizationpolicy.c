@@ -15,9 +15,9 @@
 /* AuthorizationPolicy (security.istio.io): Istio's fields and validation rules, decoded
  * into the rules authz.c evaluates.  Which policies apply to this appliance follows
  * Istio's workload selection (ap_apply); a dry run (annotation istio.io/dry-run) is kept
- * apart, evaluated and reported but never enforced.  CUSTOM (an external authorizer) and
- * the fields that need what meshgate does not have yet are refused, each with its
- * reason. */
+ * apart, evaluated and reported but never enforced.  CUSTOM asks an extension provider of
+ * the main config (extauthz.c); the fields that need what meshgate does not have yet are
+ * refused, each with its reason. */
 
 static const char *const ap_actions[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM", NULL};
 
@@ -370,7 +370,7 @@ static bool ap_dry_run(struct diag *d, const struct cfg_meta *meta, enum ap_acti
 	bool found = false;
 
 	*out = false;
-	if (meta->dry_run == NULL || action == AP_CUSTOM) /* CUSTOM is refused already */
+	if (meta->dry_run == NULL)
 		return true;
 	n = node_get(node_get(node_get(meta->node, "metadata"), "annotations"),
 		     CFG_DRY_RUN_ANNOTATION);
@@ -390,6 +390,13 @@ static bool ap_dry_run(struct diag *d, const struct cfg_meta *meta, enum ap_acti
 		diag_error(d, n, "must be \"true\" or \"false\", got \"%s\"", meta->dry_run);
 		return false;
 	}
+	/* Never enforce what the operator meant to try out: refused, not ignored. */
+	if (*out && action == AP_CUSTOM) {
+		diag_error(d, n,
+			   "a dry run of a CUSTOM policy is not supported by meshgate: its "
+			   "authorizer would be asked and obeyed");
+		return false;
+	}
 	/* Unquoted, all but t, T, f and F are a YAML boolean or number, which Kubernetes
 	 * refuses as an annotation (a string): the file would not apply to a cluster. */
 	if (n != NULL && !n->quoted &&
@@ -401,6 +408,51 @@ static bool ap_dry_run(struct diag *d, const struct cfg_meta *meta, enum ap_acti
 		return false;
 	}
 	return true;
+}
+
+/* action CUSTOM: provider.name names an extension provider of the main config (Istio's
+ * MeshConfig.extensionProviders), the external authorizer the policy's requests go to. */
+static bool ap_provider(struct diag *d, const struct cfg_set *set, struct node *act,
+			struct node *provider, struct cfg_ap *ap)
+{
+	const struct cfg_main *m = &set->main;
+	struct node *name;
+	const char *s;
+
+	if (provider == NULL) {
+		diag_error(d, act,
+			   "action CUSTOM needs provider.name (an extension provider of the main "
+			   "config's extensionProviders)");
+		return false;
+	}
+	if (!node_want_map(d, provider))
+		return false;
+	ap->provider_node = provider;
+	name = cfg_require(d, provider, "name");
+	node_check_unknown(d, provider);
+	if (name == NULL || !node_str(d, name, &s))
+		return false;
+	for (size_t i = 0; i < m->next_authz; i++)
+		if (strcmp(m->ext_authz[i].name, s) == 0) {
+			ap->provider = &m->ext_authz[i];
+			return true;
+		}
+	for (size_t i = 0; i < m->unserved_providers.n; i++)
+		if (strcmp(m->unserved_providers.v[i], s) == 0) {
+			diag_error(d, name,
+				   "extension provider %s is of a kind meshgate does not serve: "
+				   "only envoyExtAuthzHttp authorizers are",
+				   s);
+			return false;
+		}
+	if (m->next_authz == 0)
+		diag_error(d, name,
+			   "no extension provider %s: the main config has no extensionProviders",
+			   s);
+	else
+		diag_error(d, name,
+			   "no extension provider %s in the main config's extensionProviders", s);
+	return false;
 }
 
 void cfg_ap_decode(struct pool *p, struct diag *d, struct cfg_set *set, const struct cfg_meta *meta,
@@ -424,13 +476,9 @@ void cfg_ap_decode(struct pool *p, struct diag *d, struct cfg_set *set, const st
 		ok &= node_enum(d, act, ap_actions, &action);
 	ap->action = (enum ap_action)action;
 	provider = node_get(spec, "provider");
-	if (ap->action == AP_CUSTOM) {
-		node_mark_used(provider);
-		diag_error(d, act,
-			   "action CUSTOM (an external authorizer) is not supported by "
-			   "meshgate");
-		ok = false;
-	} else if (provider != NULL) {
+	if (ap->action == AP_CUSTOM)
+		ok &= ap_provider(d, set, act, provider, ap);
+	else if (provider != NULL) {
 		node_mark_used(provider);
 		diag_error(d, provider, "provider is only for action CUSTOM");
 		ok = false;
@@ -544,17 +592,37 @@ void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 			diag_notice(d, ap_spec(ap), "AUDIT policies change no decision");
 			continue;
 		}
-		/* A dry run goes to Envoy's shadow rules: evaluated, never enforced. */
+		if (ap->action == AP_CUSTOM) {
+			/* Istio: one provider per workload */
+			if (set->ap_provider != NULL && set->ap_provider != ap->provider) {
+				diag_error(
+				    d, ap->provider_node,
+				    "provider %s: the CUSTOM policies that apply here already "
+				    "ask %s, and only one provider may apply to a workload",
+				    ap->provider->name, set->ap_provider->name);
+				continue;
+			}
+			set->ap_provider = ap->provider;
+		}
 		if (ap->dry_run) {
+			/* Envoy's shadow rules: evaluated, never enforced */
 			list = ap->action == AP_DENY ? &set->ap_shadow_deny : &set->ap_shadow_allow;
 			n = ap->action == AP_DENY ? &set->nap_shadow_deny : &set->nap_shadow_allow;
 		} else {
-			list = ap->action == AP_DENY ? &set->ap_deny : &set->ap_allow;
-			n = ap->action == AP_DENY ? &set->nap_deny : &set->nap_allow;
+		list = ap->action == AP_DENY     ? &set->ap_deny
+		       : ap->action == AP_CUSTOM ? &set->ap_custom
+						 : &set->ap_allow;
+		n = ap->action == AP_DENY     ? &set->nap_deny
+		    : ap->action == AP_CUSTOM ? &set->nap_custom
+					      : &set->nap_allow;
 		}
 		*list = cfg_append(p, (void *)*list, *n, sizeof(**list));
 		(*list)[(*n)++] = ap;
 		ap_needs(ap, set);
+		if (ap->action == AP_CUSTOM && l4)
+			diag_warn(d, ap_spec(ap),
+				  "CUSTOM policies are checked on HTTP requests only: TCP and TLS "
+				  "passthrough connections are not sent to the authorizer");
 		for (size_t r = 0; l4 && ap->action == AP_DENY && r < ap->nrules; r++)
 			if (ap->rules[r].http_only)
 				diag_warn(d, ap_spec(ap),

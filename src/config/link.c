@@ -1009,6 +1009,51 @@ static void link_destination(struct link *l, struct destination *dest)
 	l->recent[h].c = c;
 }
 
+/* ---- extension providers (main config) ---- */
+
+/* Each envoyExtAuthzHttp service and port resolves to the cluster a route destination
+ * naming them gets (ServiceEntry endpoints, DestinationRule policies, the same pools). */
+static void link_ext_authz(struct link *l)
+{
+	struct cfg_main *m = &l->set->main;
+
+	for (size_t i = 0; i < m->next_authz; i++) {
+		struct ext_authz_http *x = &m->ext_authz[i];
+		struct se_ref *refs = link_map_get(&l->se_hosts, x->service), *r;
+
+		if (refs == NULL) {
+			diag_error(l->d, x->service_node,
+				   "extension provider %s: service %s is not declared by any "
+				   "ServiceEntry",
+				   x->name, x->service);
+			continue;
+		}
+		for (r = refs; r != NULL && r->port->number != x->port; r = r->next)
+			;
+		if (r == NULL) {
+			diag_error(l->d, x->port_node,
+				   "extension provider %s: port %u is not declared for host %s "
+				   "(ServiceEntry ports: %s)",
+				   x->name, x->port, x->service, link_port_list(l, refs));
+			continue;
+		}
+		x->dest.host = x->service;
+		x->dest.fqdn = x->service;
+		x->dest.port = x->port;
+		x->dest.node = x->node;
+		link_destination(l, &x->dest);
+		if (x->dest.cluster != NULL && x->dest.cluster->http2) {
+			diag_error(
+			    l->d, x->port_node,
+			    "extension provider %s: port %u of %s speaks HTTP/2 upstream, "
+			    "and the HTTP authorizer is asked over HTTP/1.1 (declare the port "
+			    "with protocol HTTP)",
+			    x->name, x->port, x->service);
+			x->dest.cluster = NULL;
+		}
+	}
+}
+
 /* ---- VirtualService routes ---- */
 
 static void link_string_match(struct link *l, struct string_match *m, bool caseless)
@@ -1931,6 +1976,7 @@ struct snapshot *link_compile(struct pool *p, struct diag *d, struct cfg_set *se
 	ap_apply(d, p, set);
 	link_index_ses(&l);
 	link_index_drs(&l);
+	link_ext_authz(&l);
 	link_vss(&l);
 	link_l4_unused(&l);
 

@@ -410,6 +410,239 @@ const char *cfg_main_default_host(const struct cfg_main *m, uint32_t port, struc
 	return any != NULL ? any->host : NULL;
 }
 
+/* ---- extensionProviders: Istio's MeshConfig.ExtensionProvider ---- */
+
+/* A port written 8000 or "8000" (Istio's own example quotes it). */
+static bool mainconf_port(struct diag *d, struct node *n, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (n->type != NODE_SCALAR || !n->quoted)
+		return cfg_decode_port(d, n, out);
+	v = strtoul(n->str, &end, 10);
+	if (n->str[0] < '0' || n->str[0] > '9' || *end != '\0' || v == 0 || v > 65535) {
+		diag_error(d, n, "port must be in 1..65535, got \"%s\"", n->str);
+		return false;
+	}
+	*out = (uint32_t)v;
+	return true;
+}
+
+/* Header name patterns: "abc" exact, "abc*" prefix, "*abc" suffix (Istio's, without the
+ * presence match "*"); lower-cased, matched without case. */
+static bool mainconf_header_patterns(struct pool *p, struct diag *d, struct node *map,
+				     const char *key, struct str_list *out)
+{
+	struct node *n = node_get(map, key);
+	bool ok;
+
+	if (n == NULL)
+		return true;
+	if (!cfg_decode_str_list(p, d, n, out, true))
+		return false;
+	ok = true;
+	for (size_t i = 0; i < out->n; i++) {
+		const char *v = out->v[i];
+		size_t len = strlen(v);
+		const char *name = v[0] == '*' ? v + 1 : v;
+		size_t nlen = len - (v[0] == '*') - (len > 1 && v[len - 1] == '*');
+		char *core = pool_strndup(p, name, nlen);
+
+		if (nlen == 0 || !cfg_is_token(core)) {
+			diag_error(d, n->vals[i],
+				   "\"%s\": expected a header name, \"prefix*\" or \"*suffix\"", v);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/* Provider kinds of Istio's MeshConfig that meshgate does not serve. */
+static const char *const mainconf_other_providers[] = {
+    "envoyExtAuthzGrpc",  "zipkin",       "lightstep",     "datadog",      "stackdriver",
+    "opencensus",         "skywalking",   "opentelemetry", "prometheus",   "sds",
+    "envoyFileAccessLog", "envoyHttpAls", "envoyTcpAls",   "envoyOtelAls", NULL,
+};
+
+static bool mainconf_ext_authz_http(struct pool *p, struct diag *d, struct node *n,
+				    struct ext_authz_http *x)
+{
+	struct node *v;
+	const char *s;
+	bool ok = true;
+
+	if (!node_want_map(d, n))
+		return false;
+	x->node = n;
+	x->timeout_us = 600 * MAINCONF_SEC; /* Istio's default */
+	x->status_on_error = 403;
+	x->path_prefix = "";
+	x->service_node = cfg_require(d, n, "service");
+	x->port_node = cfg_require(d, n, "port");
+	if (x->service_node != NULL && node_str(d, x->service_node, &s)) {
+		const char *slash = strchr(s, '/');
+
+		/* "[<Namespace>/]<Hostname>": the namespace only picks among registries */
+		if (slash != NULL)
+			s = slash + 1;
+		if (*s == '\0') {
+			diag_error(d, x->service_node, "empty service host");
+			ok = false;
+		} else {
+			x->service = cfg_lower(p, s);
+		}
+	} else {
+		ok = false;
+	}
+	ok &= x->port_node != NULL && mainconf_port(d, x->port_node, &x->port);
+	if ((v = node_get(n, "timeout")) != NULL)
+		ok &= cfg_decode_duration(d, v, 1000, false, &x->timeout_us);
+	if ((v = node_get(n, "pathPrefix")) != NULL && node_str(d, v, &s)) {
+		if (*s != '\0' && *s != '/') {
+			diag_error(d, v, "pathPrefix must begin with '/', got \"%s\"", s);
+			ok = false;
+		}
+		x->path_prefix = s;
+	}
+	if ((v = node_get(n, "failOpen")) != NULL)
+		ok &= node_bool(d, v, &x->fail_open);
+	if ((v = node_get(n, "statusOnError")) != NULL) {
+		if (v->type == NODE_SCALAR && v->quoted) {
+			char *end;
+			unsigned long code = strtoul(v->str, &end, 10);
+
+			if (v->str[0] < '0' || v->str[0] > '9' || *end != '\0' || code < 200 ||
+			    code > 599) {
+				diag_error(d, v,
+					   "statusOnError must be an HTTP status 200..599, got "
+					   "\"%s\"",
+					   v->str);
+				ok = false;
+			} else {
+				x->status_on_error = (uint32_t)code;
+			}
+		} else {
+			ok &= cfg_decode_u32(d, v, 200, 599, &x->status_on_error);
+		}
+	}
+	ok &=
+	    mainconf_header_patterns(p, d, n, "includeRequestHeadersInCheck", &x->request_headers);
+	if ((v = node_get(n, "includeHeadersInCheck")) != NULL) {
+		/* Istio's deprecated name of includeRequestHeadersInCheck */
+		if (x->request_headers.n > 0) {
+			diag_error(d, v,
+				   "give includeRequestHeadersInCheck only (this is its "
+				   "deprecated name)");
+			ok = false;
+		} else {
+			ok &= mainconf_header_patterns(p, d, n, "includeHeadersInCheck",
+						       &x->request_headers);
+		}
+	}
+	if ((v = node_get(n, "includeAdditionalHeadersInCheck")) != NULL &&
+	    cfg_decode_kv_map(p, d, v, &x->additional_headers)) {
+		for (size_t i = 0; i < x->additional_headers.n; i++) {
+			struct kv *h = &x->additional_headers.v[i];
+
+			if (!cfg_is_token(h->key) || mainconf_reserved_header(h->key)) {
+				diag_error(d, v, "%s: %s", h->key,
+					   cfg_is_token(h->key) ? "a header meshgate sets itself"
+								: "not a header name");
+				ok = false;
+			}
+			h->key = cfg_lower(p, h->key);
+		}
+	} else if (v != NULL)
+		ok = false;
+	ok &= mainconf_header_patterns(p, d, n, "headersToUpstreamOnAllow", &x->upstream_on_allow);
+	ok &=
+	    mainconf_header_patterns(p, d, n, "headersToDownstreamOnDeny", &x->downstream_on_deny);
+	ok &= mainconf_header_patterns(p, d, n, "headersToDownstreamOnAllow",
+				       &x->downstream_on_allow);
+	if ((v = node_get(n, "includeRequestBodyInCheck")) != NULL) {
+		node_mark_used(v);
+		diag_error(d, v,
+			   "not supported: meshgate sends the authorizer no request body "
+			   "(Content-Length: 0)");
+		ok = false;
+	}
+	node_check_unknown(d, n);
+	return ok;
+}
+
+/* extensionProviders: [{name, envoyExtAuthzHttp: {...}}]; only the HTTP external
+ * authorizer is served, every other kind is refused where it is written. */
+static void mainconf_ext_providers(struct pool *p, struct diag *d, struct node *n,
+				   struct cfg_main *m)
+{
+	if (!node_want_seq(d, n))
+		return;
+	m->ext_authz = pool_calloc(p, n->n ? n->n : 1, sizeof(*m->ext_authz));
+	for (size_t i = 0; i < n->n; i++) {
+		struct node *e = n->vals[i], *name, *http;
+		struct ext_authz_http *x = &m->ext_authz[m->next_authz];
+		bool ok = true, other = false;
+
+		if (!node_want_map(d, e))
+			continue;
+		name = cfg_require(d, e, "name");
+		if (name != NULL && node_str(d, name, &x->name)) {
+			if (*x->name == '\0') {
+				diag_error(d, name, "empty name");
+				ok = false;
+			}
+			for (size_t j = 0; ok && j < i; j++) {
+				struct node *prev = n->vals[j]->type == NODE_MAP
+							? node_get(n->vals[j], "name")
+							: NULL;
+
+				if (prev != NULL && prev->type == NODE_SCALAR &&
+				    strcmp(prev->str, x->name) == 0) {
+					diag_error(d, name, "duplicate extension provider name %s",
+						   x->name);
+					ok = false;
+				}
+			}
+		} else {
+			ok = false;
+		}
+		for (size_t k = 0; mainconf_other_providers[k] != NULL; k++) {
+			struct node *o = node_get(e, mainconf_other_providers[k]);
+
+			if (o == NULL)
+				continue;
+			node_mark_used(o);
+			/* Istio's mesh config lists providers for every workload; one that
+			 * nothing here uses costs nothing: a warning, and an error where a
+			 * policy names it (ap_provider). */
+			diag_warn(d, o,
+				  "%s: not served by meshgate (only envoyExtAuthzHttp is): a CUSTOM "
+				  "policy naming this provider is refused",
+				  mainconf_other_providers[k]);
+			if (ok && !other) {
+				m->unserved_providers.v =
+				    cfg_append(p, m->unserved_providers.v, m->unserved_providers.n,
+					       sizeof(*m->unserved_providers.v));
+				m->unserved_providers.v[m->unserved_providers.n++] = x->name;
+			}
+			other = true;
+		}
+		http = node_get(e, "envoyExtAuthzHttp");
+		if (http == NULL && !other) {
+			diag_error(d, e,
+				   "envoyExtAuthzHttp is required (the one provider kind "
+				   "meshgate serves)");
+			ok = false;
+		}
+		if (http != NULL)
+			ok &= mainconf_ext_authz_http(p, d, http, x);
+		node_check_unknown(d, e);
+		if (ok && !other && http != NULL)
+			m->next_authz++;
+	}
+}
+
 /* tlsTicketKeyFile: read now, so a bad file is a load error (and -t reports it). */
 static void mainconf_ticket_keys(struct pool *p, struct diag *d, struct node *n, struct cfg_main *m)
 {
@@ -483,5 +716,7 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 	}
 	mainconf_ticket_keys(p, d, node_get(root, "tlsTicketKeyFile"), m);
 	mainconf_default_host(p, d, node_get(root, "tlsDefaultHost"), m);
+	if ((n = node_get(root, "extensionProviders")) != NULL)
+		mainconf_ext_providers(p, d, n, m);
 	node_check_unknown(d, root);
 }

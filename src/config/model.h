@@ -150,6 +150,36 @@ struct cfg_geoip {
 	struct node *database_node, *asn_node;
 };
 
+struct destination {
+	const char *host; /* as written */
+	const char *fqdn; /* expanded (short name -> name.ns.svc.cluster.local), lower-cased */
+	const char *subset;
+	uint32_t port;           /* 0 = not given */
+	struct cluster *cluster; /* resolved by link */
+	struct node *node;
+};
+
+/* Main config `extensionProviders`: Istio's MeshConfig.ExtensionProvider, of which meshgate
+ * serves the Envoy ext_authz HTTP service (envoyExtAuthzHttp), the external authorizer of
+ * AuthorizationPolicy action CUSTOM.  Header name lists take Istio's patterns: "abc"
+ * exact, "abc*" prefix, "*abc" suffix (lower-case, matched without case). */
+struct ext_authz_http {
+	const char *name;
+	const char *service; /* the host (a ServiceEntry's), lower-case, "ns/" left out */
+	uint32_t port;
+	uint64_t timeout_us;     /* default 600s (Istio's) */
+	const char *path_prefix; /* "" when none */
+	bool fail_open;
+	uint32_t status_on_error;            /* default 403 */
+	struct str_list request_headers;     /* includeRequestHeadersInCheck */
+	struct kv_list additional_headers;   /* includeAdditionalHeadersInCheck (names lower) */
+	struct str_list upstream_on_allow;   /* headersToUpstreamOnAllow */
+	struct str_list downstream_on_deny;  /* headersToDownstreamOnDeny (n 0: all but Host) */
+	struct str_list downstream_on_allow; /* headersToDownstreamOnAllow */
+	struct destination dest;             /* service and port; link resolves the cluster */
+	struct node *node, *service_node, *port_node;
+};
+
 struct cfg_main {
 	const char *path; /* the main file */
 	const char *dir;  /* its directory, for relative resource paths */
@@ -189,6 +219,11 @@ struct cfg_main {
 	struct tls_ticket_keys *tls_ticket_keys;
 	struct cfg_default_host *tls_default_hosts; /* see cfg_main_default_host() */
 	size_t ntls_default_hosts;
+	struct ext_authz_http *ext_authz; /* extensionProviders (envoyExtAuthzHttp) */
+	size_t next_authz;
+	/* names of the extension providers of kinds meshgate does not serve (gRPC
+	 * authorizers, tracers...): loaded with a warning, refused where a policy names one */
+	struct str_list unserved_providers;
 	struct node *node;
 };
 
@@ -289,15 +324,6 @@ struct http_match {
 	/* Never NULL once decoded (cfg_vs_match_init): blocks with none of those conditions
 	 * share a read-only empty one (80 bytes a block instead of 272). */
 	struct http_match_more *more;
-	struct node *node;
-};
-
-struct destination {
-	const char *host; /* as written */
-	const char *fqdn; /* expanded (short name -> name.ns.svc.cluster.local), lower-cased */
-	const char *subset;
-	uint32_t port;           /* 0 = not given */
-	struct cluster *cluster; /* resolved by link */
 	struct node *node;
 };
 
@@ -753,6 +779,8 @@ struct cfg_ap {
 	size_t nrules;
 	const char *denied; /* access-log details: "rbac_access_denied_matched_policy[ns.name]" */
 	bool dry_run;       /* istio.io/dry-run "true": evaluated, reported, never enforced */
+	const struct ext_authz_http *provider; /* CUSTOM: provider.name's extension provider */
+	struct node *provider_node;
 };
 
 /* ---- RequestAuthentication (security.istio.io) ---- */
@@ -866,10 +894,13 @@ struct cfg_set {
 	size_t naps;
 	/* Those that apply to this appliance (ap_apply), by action, in load order; the
 	 * dry-run ones (istio.io/dry-run) apart: Envoy's shadow rules, which decide nothing. */
-	const struct cfg_ap **ap_deny, **ap_allow;
-	size_t nap_deny, nap_allow;
+	const struct cfg_ap **ap_deny, **ap_allow, **ap_custom;
+	size_t nap_deny, nap_allow, nap_custom;
 	const struct cfg_ap **ap_shadow_deny, **ap_shadow_allow;
 	size_t nap_shadow_deny, nap_shadow_allow;
+	/* the one extension provider the CUSTOM policies here ask (Istio allows one per
+	 * workload), or NULL */
+	const struct ext_authz_http *ap_provider;
 	bool ap_needs_principal; /* some applied rule looks at the client certificate's identity */
 	bool ap_needs_local;     /* ... or at the address the client connected to */
 	struct cfg_ra **ras;     /* every RequestAuthentication loaded */

@@ -38,13 +38,18 @@ static struct cfg_set *S;
 	"metadata: {name: " name ", namespace: " ns "}\n"                                          \
 	"spec:\n" spec "---\n"
 
+/* Appended to the main config (extensionProviders for CUSTOM policies), or "". */
+static const char *main_extra = "";
+
 static void load(const char *yaml)
 {
-	char main_path[512];
+	char main_path[512], text[2048];
 
-	fixture_write_file(dir, "main.yaml",
-			   "labels: {app: istio-ingressgateway, istio: ingressgateway}\n"
-			   "resources: [r.yaml]\n");
+	snprintf(text, sizeof(text),
+		 "labels: {app: istio-ingressgateway, istio: ingressgateway}\n"
+		 "resources: [r.yaml]\n%s",
+		 main_extra);
+	fixture_write_file(dir, "main.yaml", text);
 	fixture_write_file(dir, "r.yaml", yaml);
 	snprintf(main_path, sizeof(main_path), "%s/main.yaml", dir);
 	S = config_load(P, &D, main_path);
@@ -482,11 +487,103 @@ static void test_selection(void **state)
 	DENIED_BY(r, "rbac_access_denied_matched_policy[istio-system.gw]");
 }
 
+#define PROVIDERS                                                                                  \
+	"extensionProviders:\n"                                                                    \
+	"- {name: ext, envoyExtAuthzHttp: {service: ext.example, port: 8000}}\n"                   \
+	"- {name: ext2, envoyExtAuthzHttp: {service: ext.example, port: 8001}}\n"
+
+/* action CUSTOM: its rules match as an ALLOW policy's do, only to say whether the
+ * provider is asked; CUSTOM policies are a list of their own (authz_check never looks at
+ * them), and only one provider may apply. */
+static void test_custom(void **state)
+{
+	struct authz_request r = req();
+	struct msg_header h[1] = {{"x-ext-authz", 11, "allow", 5}};
+	char *got;
+
+	(void)state;
+	main_extra = PROVIDERS;
+	load_ok(AP("ext-authz", "default",
+		   "  action: CUSTOM\n"
+		   "  provider: {name: ext}\n"
+		   "  rules:\n"
+		   "  - to: [{operation: {paths: [\"/headers\"]}}]\n"
+		   "  - from: [{source: {ipBlocks: [\"192.0.2.0/24\"]}}]\n"
+		   "    when: [{key: \"request.headers[x-ext-authz]\", values: [\"*\"]}]\n"));
+	assert_int_equal(S->nap_custom, 1);
+	assert_int_equal(S->nap_deny + S->nap_allow, 0);
+	assert_non_null(S->ap_provider);
+	assert_string_equal(S->ap_provider->name, "ext");
+	assert_int_equal(S->ap_provider->port, 8000);
+	assert_int_equal(S->ap_provider->status_on_error, 403);
+	assert_true(S->ap_provider->timeout_us == 600000000ULL);
+	assert_null(authz_custom(S, &r)); /* /ip: not asked */
+	assert_null(authz_check(S, &r, NULL));  /* and CUSTOM never denies by itself */
+	with_path(&r, "/headers");
+	assert_ptr_equal(authz_custom(S, &r), S->ap_custom[0]);
+	assert_ptr_equal(S->ap_custom[0]->provider, S->ap_provider);
+	/* the second rule: source and header, both needed */
+	with_path(&r, "/ip");
+	set_addr(&peer_ss, "192.0.2.7");
+	assert_null(authz_custom(S, &r));
+	r.headers = h;
+	r.nheaders = 1;
+	assert_non_null(authz_custom(S, &r));
+	set_addr(&peer_ss, "10.0.0.1");
+	assert_null(authz_custom(S, &r));
+	teardown(NULL);
+	setup(NULL);
+
+	/* CUSTOM beside DENY and ALLOW: each list apart; no rules never asks */
+	main_extra = PROVIDERS;
+	load_ok(AP("c", "default", "  action: CUSTOM\n  provider: {name: ext}\n")
+		    AP("d", "default",
+		       "  action: DENY\n  rules: [{to: [{operation: {paths: "
+		       "[\"/deny\"]}}]}]\n")
+			AP("a", "default", "  rules: [{to: [{operation: {paths: [\"/ip\"]}}]}]\n"));
+	r = req();
+	assert_int_equal(S->nap_custom, 1);
+	assert_int_equal(S->nap_deny, 1);
+	assert_int_equal(S->nap_allow, 1);
+	assert_null(authz_custom(S, &r));
+	assert_null(authz_check(S, &r, NULL));
+	teardown(NULL);
+	setup(NULL);
+
+	/* two providers for this appliance: refused where the second is named; a policy of
+	 * another namespace does not count */
+	main_extra = PROVIDERS;
+	refused(
+	    AP("one", "default", "  action: CUSTOM\n  provider: {name: ext}\n  rules: [{}]\n")
+		AP("two", "default", "  action: CUSTOM\n  provider: {name: ext2}\n  rules: [{}]\n"),
+	    "provider ext2: the CUSTOM policies that apply here already ask ext, and only one "
+	    "provider may apply to a workload");
+	load_ok(AP("one", "default", "  action: CUSTOM\n  provider: {name: ext}\n  rules: [{}]\n")
+		    AP("two", "elsewhere",
+		       "  action: CUSTOM\n  provider: {name: ext2}\n  rules: [{}]\n"));
+	assert_int_equal(S->nap_custom, 1);
+	assert_string_equal(S->ap_provider->name, "ext");
+	got = fixture_diag_text(&D, dir);
+	assert_non_null(strstr(got, "elsewhere/two: spec: does not select this appliance"));
+	free(got);
+	teardown(NULL);
+	setup(NULL);
+
+	main_extra = PROVIDERS;
+	refused(AP("c", "default", "  action: CUSTOM\n  rules: [{}]\n"),
+		"action CUSTOM needs provider.name");
+	refused(AP("c", "default", "  action: CUSTOM\n  provider: {name: nope}\n  rules: [{}]\n"),
+		"no extension provider nope in the main config's extensionProviders");
+	refused(AP("c", "default", "  action: CUSTOM\n  provider: ext\n  rules: [{}]\n"),
+		"expected a map");
+	main_extra = "";
+}
+
 static void test_refused(void **state)
 {
 	(void)state;
 	refused(AP("c", "default", "  action: CUSTOM\n  provider: {name: ext}\n  rules: [{}]\n"),
-		"action CUSTOM (an external authorizer) is not supported");
+		"no extension provider ext: the main config has no extensionProviders");
 	refused(AP("p", "default", "  provider: {name: ext}\n"),
 		"provider is only for action CUSTOM");
 	refused(AP("a", "default", "  action: MAYBE\n"), "MAYBE");
@@ -575,12 +672,11 @@ static void test_dry_run_refused(void **state)
 	refused(DRY_AP("a", "default", "\"true\"", "  action: AUDIT\n  rules: [{}]\n"),
 		"dry-run\"]: a dry run is for action ALLOW or DENY only (Istio refuses it on "
 		"AUDIT)");
-	/* CUSTOM: its own refusal, not a second one about the annotation */
+	/* CUSTOM: a dry run would ask the authorizer and obey it; refused, once */
 	load(DRY_AP("c", "default", "\"true\"",
 		    "  action: CUSTOM\n  provider: {name: ext}\n  rules: [{}]\n"));
 	got = fixture_diag_text(&D, dir);
-	assert_int_equal(D.nerrors, 1);
-	assert_non_null(strstr(got, "action CUSTOM (an external authorizer) is not supported"));
+	assert_non_null(strstr(got, "a dry run of a CUSTOM policy is not supported"));
 	free(got);
 	diag_fini(&D);
 	diag_init(&D);
@@ -746,6 +842,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dry_run_allow_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dry_run_with_enforced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dry_run_tcp, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_custom, setup, teardown),
 	};
 
 	int rc;

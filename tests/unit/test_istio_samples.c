@@ -82,8 +82,8 @@ struct sample {
 /* The expected outcome per file.  "mesh only": a VirtualService without `gateways` applies
  * to sidecars in Istio (the implicit `mesh` gateway), so an appliance accepts it and serves
  * none of it.  "no listener": the sample serves no Gateway on this appliance, which -t
- * points out once.  What meshgate does not serve (CUSTOM authorization) is refused with a
- * message that says so rather than half-served. */
+ * points out once.  What meshgate cannot serve is refused with a message that says so
+ * rather than half-served. */
 static const struct sample samples[] = {
     /* ---- clean: Gateway + VirtualService served, destinations resolved ---- */
     {"samples_bookinfo_networking__bookinfo-gateway.yaml", NULL, NULL, false, {{0, NULL}}},
@@ -577,8 +577,9 @@ static const struct sample samples[] = {
      NULL,
      NULL,
      true,
-     {ERR("AuthorizationPolicy default/ext-authz: spec.action: action CUSTOM (an external "
-	  "authorizer) is not supported by meshgate")}},
+     /* the provider it names is the main config's, which these samples have not */
+     {ERR("AuthorizationPolicy default/ext-authz: spec.provider.name: no extension provider "
+	  "sample-ext-authz-grpc: the main config has no extensionProviders")}},
     {"istio.io_tasks_security_authorization_authz-deny__snip_explicitly_deny_a_request_1.yaml",
      NULL,
      NULL,

@@ -199,6 +199,50 @@ static void test_destination_not_declared(void **state)
 	      "ServiceEntry\n");
 }
 
+/* extensionProviders: each envoyExtAuthzHttp service and port is a ServiceEntry's, and
+ * gets the cluster a route destination naming them would; an HTTP/2 port is refused. */
+#define SE_AUTHZ                                                                                   \
+	"apiVersion: networking.istio.io/v1\n"                                                     \
+	"kind: ServiceEntry\n"                                                                     \
+	"metadata: {name: ext-authz}\n"                                                            \
+	"spec:\n"                                                                                  \
+	"  hosts: [ext-authz.example]\n"                                                           \
+	"  resolution: STATIC\n"                                                                   \
+	"  ports: [{number: 8000, name: http, protocol: HTTP},\n"                                  \
+	"          {number: 9001, name: grpc, protocol: GRPC}]\n"                                  \
+	"  endpoints: [{address: 127.0.0.1}]\n"                                                    \
+	"---\n"
+
+static void test_ext_authz(void **state)
+{
+	struct snapshot *s;
+
+	(void)state;
+	s = check("extensionProviders:\n"
+		  "- {name: a, envoyExtAuthzHttp: {service: ns/Ext-Authz.example, port: 8000}}\n",
+		  SE_AUTHZ, "main.yaml:1:1: warning: no listener is configured\n");
+	assert_non_null(s);
+	assert_non_null(s->set->main.ext_authz[0].dest.cluster);
+	assert_string_equal(s->set->main.ext_authz[0].dest.cluster->name,
+			    "outbound|8000||ext-authz.example");
+	diag_fini(&D);
+	diag_init(&D);
+	check("extensionProviders:\n"
+	      "- {name: missing, envoyExtAuthzHttp: {service: nope.example, port: 80}}\n"
+	      "- {name: wrong-port, envoyExtAuthzHttp: {service: ext-authz.example, port: 9000}}\n"
+	      "- {name: h2, envoyExtAuthzHttp: {service: ext-authz.example, port: 9001}}\n",
+	      SE_AUTHZ,
+	      "main.yaml:2:48: extensionProviders[0].envoyExtAuthzHttp.service: extension "
+	      "provider missing: service nope.example is not declared by any ServiceEntry\n"
+	      "main.yaml:3:76: extensionProviders[1].envoyExtAuthzHttp.port: extension provider "
+	      "wrong-port: port 9000 is not declared for host ext-authz.example (ServiceEntry "
+	      "ports: 8000, 9001)\n"
+	      "main.yaml:4:68: extensionProviders[2].envoyExtAuthzHttp.port: extension provider "
+	      "h2: port 9001 of ext-authz.example speaks HTTP/2 upstream, and the HTTP "
+	      "authorizer is asked over HTTP/1.1 (declare the port with protocol HTTP)\n"
+	      "main.yaml:1:1: warning: no listener is configured\n");
+}
+
 static void test_unknown_subset(void **state)
 {
 	check(LABELS,
@@ -1069,6 +1113,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_mirrors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_telemetry_merge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_telemetry_scope, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ext_authz, setup, teardown),
 	};
 	int rc;
 
