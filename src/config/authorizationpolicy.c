@@ -604,17 +604,15 @@ void ap_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 			}
 			set->ap_provider = ap->provider;
 		}
-		if (ap->dry_run) {
-			/* Envoy's shadow rules: evaluated, never enforced */
+		if (ap->dry_run) { /* Envoy's shadow rules: evaluated, never enforced */
 			list = ap->action == AP_DENY ? &set->ap_shadow_deny : &set->ap_shadow_allow;
 			n = ap->action == AP_DENY ? &set->nap_shadow_deny : &set->nap_shadow_allow;
+		} else if (ap->action == AP_CUSTOM) {
+			list = &set->ap_custom;
+			n = &set->nap_custom;
 		} else {
-		list = ap->action == AP_DENY     ? &set->ap_deny
-		       : ap->action == AP_CUSTOM ? &set->ap_custom
-						 : &set->ap_allow;
-		n = ap->action == AP_DENY     ? &set->nap_deny
-		    : ap->action == AP_CUSTOM ? &set->nap_custom
-					      : &set->nap_allow;
+			list = ap->action == AP_DENY ? &set->ap_deny : &set->ap_allow;
+			n = ap->action == AP_DENY ? &set->nap_deny : &set->nap_allow;
 		}
 		*list = cfg_append(p, (void *)*list, *n, sizeof(**list));
 		(*list)[(*n)++] = ap;

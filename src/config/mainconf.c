@@ -616,10 +616,11 @@ static void mainconf_ext_providers(struct pool *p, struct diag *d, struct node *
 			/* Istio's mesh config lists providers for every workload; one that
 			 * nothing here uses costs nothing: a warning, and an error where a
 			 * policy names it (ap_provider). */
-			diag_warn(d, o,
-				  "%s: not served by meshgate (only envoyExtAuthzHttp is): a CUSTOM "
-				  "policy naming this provider is refused",
-				  mainconf_other_providers[k]);
+			diag_warn(
+			    d, o,
+			    "%s: not served by meshgate (only envoyExtAuthzHttp is): a CUSTOM "
+			    "policy naming this provider is refused",
+			    mainconf_other_providers[k]);
 			if (ok && !other) {
 				m->unserved_providers.v =
 				    cfg_append(p, m->unserved_providers.v, m->unserved_providers.n,

@@ -517,8 +517,8 @@ static void test_custom(void **state)
 	assert_int_equal(S->ap_provider->port, 8000);
 	assert_int_equal(S->ap_provider->status_on_error, 403);
 	assert_true(S->ap_provider->timeout_us == 600000000ULL);
-	assert_null(authz_custom(S, &r)); /* /ip: not asked */
-	assert_null(authz_check(S, &r, NULL));  /* and CUSTOM never denies by itself */
+	assert_null(authz_custom(S, &r));      /* /ip: not asked */
+	assert_null(authz_check(S, &r, NULL)); /* and CUSTOM never denies by itself */
 	with_path(&r, "/headers");
 	assert_ptr_equal(authz_custom(S, &r), S->ap_custom[0]);
 	assert_ptr_equal(S->ap_custom[0]->provider, S->ap_provider);
