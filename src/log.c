@@ -29,6 +29,9 @@ void log_set_thread_name(const char *name)
 	thread_name = name;
 }
 
+static void log_emit(const char *lvl, const char *fmt, va_list ap, int errnum)
+    __attribute__((format(printf, 2, 0)));
+
 /* One write(2) per line so lines from several threads never interleave. */
 static void log_emit(const char *lvl, const char *fmt, va_list ap, int errnum)
 {

@@ -43,6 +43,7 @@ static bool ra_from_headers(struct pool *p, struct diag *d, struct node *n, stru
 	for (size_t i = 0; i < n->n; i++) {
 		struct node *h = n->vals[i], *name, *prefix;
 		struct ra_header_loc *loc = &r->headers[r->nheaders];
+		bool name_ok, prefix_ok;
 
 		if (!node_want_map(d, h)) {
 			ok = false;
@@ -51,8 +52,10 @@ static bool ra_from_headers(struct pool *p, struct diag *d, struct node *n, stru
 		loc->prefix = "";
 		name = cfg_require(d, h, "name");
 		prefix = node_get(h, "prefix");
-		if ((name == NULL || !ra_field_name(p, d, name, &loc->name)) |
-		    (prefix != NULL && !node_str(d, prefix, &loc->prefix)))
+		/* both checked, so both report */
+		name_ok = name != NULL && ra_field_name(p, d, name, &loc->name);
+		prefix_ok = prefix == NULL || node_str(d, prefix, &loc->prefix);
+		if (!name_ok || !prefix_ok)
 			ok = false;
 		else
 			r->nheaders++;
