@@ -262,6 +262,8 @@ void tel_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 
 	set->access_log_path = set->main.access_log_path;
 	set->access_log_format = set->main.access_log_format;
+	if (set->ntels == 0)
+		return;
 	if ((t = tel_namespace_wide(d, set, set->main.root_namespace)) != NULL)
 		levels[nlevels++] = t;
 	if (strcmp(set->main.ns, set->main.root_namespace) != 0 &&
