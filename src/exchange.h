@@ -78,9 +78,6 @@ struct exchange {
 	int status;
 	char flags[32];
 	const char *details;
-	/* the dry-run AuthorizationPolicies' verdicts (their policies are the snapshot's),
-	 * for the log; zeroed (not evaluated) when there are none */
-	struct authz_shadow shadow;
 	uint64_t start_us; /* monotonic */
 	struct timespec start_wall;
 	uint64_t upstream_sent_us;
@@ -116,10 +113,8 @@ struct exchange {
 	uint64_t mirror_key[EX_MIRROR_KEYS];
 	uint8_t mirror_keyed; /* bit i: mirror_key[i] is set */
 
-	/* the header fields a Telemetry log filter reads by name, request and response side
-	 * (arena copies, logfilter.c); NULL: absent */
-	const char *log_hdr[2][EX_LOG_HEADERS];
-	uint32_t log_hdr_len[2][EX_LOG_HEADERS];
+	bool shadow_kept;  /* `shadow` below holds this request's dry-run verdicts */
+	bool log_hdr_kept; /* `log_hdr` below is this request's */
 	/* log fields (arena copies) */
 	const char *method, *path, *authority, *user_agent, *xff, *request_id;
 	size_t method_len, path_len, authority_len, user_agent_len, xff_len, request_id_len;
@@ -129,6 +124,16 @@ struct exchange {
 	size_t cors_origin_len, cors_request_headers_len;
 	size_t arena_used;
 	char arena[EX_ARENA];
+
+	/* Past the arena, not cleared per request (request_new), valid only under their flag
+	 * above: what only some configurations use costs the others nothing. */
+	/* the dry-run AuthorizationPolicies' verdicts (their policies are the snapshot's),
+	 * for the log */
+	struct authz_shadow shadow;
+	/* the header fields a Telemetry log filter reads by name, request and response side
+	 * (arena copies, logfilter.c); NULL: absent */
+	const char *log_hdr[2][EX_LOG_HEADERS];
+	uint32_t log_hdr_len[2][EX_LOG_HEADERS];
 };
 
 /* Copy s into the exchange arena (truncated to what is left); returns the copy. */

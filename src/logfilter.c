@@ -36,8 +36,14 @@ void logfilter_keep_headers(struct exchange *ex, const struct cfg_set *set,
 {
 	const struct str_list *names = &set->access_log_headers[side];
 
-	if (set->access_log_filter == NULL || names->n == 0)
+	if (set->access_log_filter == NULL)
 		return;
+	if (side == LOGFILTER_REQUEST) { /* the first call of an exchange */
+		if (names->n == 0 && set->access_log_headers[LOGFILTER_RESPONSE].n == 0)
+			return;
+		memset(ex->log_hdr, 0, sizeof(ex->log_hdr));
+		ex->log_hdr_kept = true;
+	}
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < names->n; k++) {
 			const char *old = ex->log_hdr[side][k];
@@ -135,7 +141,7 @@ static bool logfilter_header(const struct logfilter_ctx *x, enum logfilter_side 
 			return logfilter_str(e->request_id, e->request_id_len, out);
 	}
 #undef KEY_IS
-	if (x->ex == NULL)
+	if (x->ex == NULL || !x->ex->log_hdr_kept)
 		return false;
 	for (size_t k = 0; k < names->n; k++)
 		if (strlen(names->v[k]) == keylen && strncasecmp(names->v[k], key, keylen) == 0)

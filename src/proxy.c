@@ -1208,7 +1208,7 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	bool keep_cl = ex->resp_kind == HTTP1_BODY_NONE && resp->status != 204 &&
 		       !(resp->status >= 100 && resp->status < 200);
 
-	if (ex->ws->snap->set->access_log_filter != NULL)
+	if (ex->log_hdr_kept)
 		logfilter_keep_headers(ex, ex->ws->snap->set, LOGFILTER_RESPONSE, resp->headers,
 				       resp->nheaders);
 	conn_tokens_parse(resp->headers, resp->nheaders, &ct);

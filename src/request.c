@@ -172,8 +172,7 @@ void request_finish(struct exchange *ex)
 	e.upstream_cluster = ex->cl != NULL ? ex->cl->name : NULL;
 	e.route_name = ex->route != NULL ? ex->route->name : NULL;
 	e.grpc_status = ex->grpc_status;
-	if (ex->shadow.deny.verdict != AUTHZ_NOT_EVALUATED ||
-	    ex->shadow.allow.verdict != AUTHZ_NOT_EVALUATED)
+	if (ex->shadow_kept)
 		e.shadow = &ex->shadow;
 	if (accesslog_enabled()) {
 		conn_local_text(c, local);
@@ -192,7 +191,8 @@ void request_finish(struct exchange *ex)
 		e.downstream_alpn_len = alen;
 		e.downstream_tls_version = SSL_get_version(c->ssl); /* a static string */
 	}
-	if (ex->ws == NULL || logfilter_pass(ex->ws->snap->set, &e, ex, c->ssl))
+	if (ex->ws == NULL || ex->ws->snap->set->access_log_filter == NULL ||
+	    logfilter_pass(ex->ws->snap->set, &e, ex, c->ssl))
 		accesslog_write(w->alog, &e);
 
 	if (ex->cl != NULL)
@@ -219,7 +219,8 @@ void request_finish(struct exchange *ex)
 		break;
 	}
 	mirror_exchange_end(ex); /* before the exchange is recycled */
-	extauthz_free(ex);       /* a check still running: a client that left */
+	if (ex->xa != NULL)
+		extauthz_free(ex); /* a check still running: a client that left */
 	worker_snap_unpin(ex->ws);
 	ex->ws = NULL;
 	if (w->nex_free < EX_FREE_MAX) {
@@ -795,6 +796,7 @@ static void request_shadow(struct conn *c, struct exchange *ex, const struct aut
 		request_shadow_log(c, AUTHZ_DRY_RUN_ALLOW, &sh->allow);
 	}
 	ex->shadow = *sh;
+	ex->shadow_kept = true;
 }
 
 /* The request's attributes for AuthorizationPolicy rules (principal: room for the client
