@@ -36,7 +36,7 @@
 
 struct extauthz {
 	struct exchange *ex;
-	const struct ext_authz_http *x;
+	const struct ext_authz *x;
 	const struct cluster *cl;
 	const struct endpoint *ep;
 	struct upstream_host *uh;
@@ -84,7 +84,7 @@ static bool xa_framing(const char *n, size_t len)
 	       HTTP1_NAME_IS(n, len, "upgrade") || HTTP1_NAME_IS(n, len, "expect");
 }
 
-static bool xa_additional(const struct ext_authz_http *x, const char *name, size_t len)
+static bool xa_additional(const struct ext_authz *x, const char *name, size_t len)
 {
 	for (size_t i = 0; i < x->additional_headers.n; i++)
 		if (strlen(x->additional_headers.v[i].key) == len &&
@@ -100,7 +100,7 @@ static bool xa_additional(const struct ext_authz_http *x, const char *name, size
 static int xa_build(struct extauthz *xa, const struct http1_request *req,
 		    const struct route_request *rq)
 {
-	const struct ext_authz_http *x = xa->x;
+	const struct ext_authz *x = xa->x;
 	struct evbuffer *b = xa->check;
 	int rc = 0;
 
@@ -287,7 +287,7 @@ static void xa_timer_cb(evutil_socket_t fd, short what, void *arg)
  * client's header lines. */
 static int xa_keep_head(struct extauthz *xa, const struct http1_response *resp)
 {
-	const struct ext_authz_http *x = xa->x;
+	const struct ext_authz *x = xa->x;
 	struct evbuffer *lines = evbuffer_new();
 	size_t total = 0, at = 0, len;
 	bool allowed = resp->status == 200;
@@ -524,8 +524,8 @@ static void xa_event_cb(struct stream *st, short what, void *arg)
 					    : "connection error");
 }
 
-int extauthz_start(struct exchange *ex, const struct ext_authz_http *x,
-		   const struct http1_request *req, const struct route_request *rq, size_t head_len)
+int extauthz_start(struct exchange *ex, const struct ext_authz *x, const struct http1_request *req,
+		   const struct route_request *rq, size_t head_len)
 {
 	struct worker *w = ex->c->w;
 	struct extauthz *xa = calloc(1, sizeof(*xa));

@@ -20,7 +20,7 @@
 #include <stddef.h>
 
 struct exchange;
-struct ext_authz_http;
+struct ext_authz;
 struct http1_request;
 struct http1_header;
 struct route_request;
@@ -38,9 +38,8 @@ enum extauthz_verdict {
 
 /* Start the check of ex's request (head_len bytes of head in the client's input).  0: the
  * verdict comes later; -1: out of memory (nothing was started). */
-int extauthz_start(struct exchange *ex, const struct ext_authz_http *x,
-		   const struct http1_request *req, const struct route_request *rq,
-		   size_t head_len);
+int extauthz_start(struct exchange *ex, const struct ext_authz *x, const struct http1_request *req,
+		   const struct route_request *rq, size_t head_len);
 
 /* The check's outcome, once request_extauthz_done was called. */
 enum extauthz_verdict extauthz_verdict(const struct exchange *ex);

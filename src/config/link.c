@@ -1018,7 +1018,7 @@ static void link_ext_authz(struct link *l)
 	struct cfg_main *m = &l->set->main;
 
 	for (size_t i = 0; i < m->next_authz; i++) {
-		struct ext_authz_http *x = &m->ext_authz[i];
+		struct ext_authz *x = &m->ext_authz[i];
 		struct se_ref *refs = link_map_get(&l->se_hosts, x->service), *r;
 
 		if (refs == NULL) {

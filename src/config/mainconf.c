@@ -465,15 +465,15 @@ static const char *const mainconf_other_providers[] = {
     "envoyFileAccessLog", "envoyHttpAls", "envoyTcpAls",   "envoyOtelAls", NULL,
 };
 
-static bool mainconf_ext_authz_http(struct pool *p, struct diag *d, struct node *n,
-				    struct ext_authz_http *x)
+/* The fields every authorizer kind has (Istio's EnvoyExternalAuthorization{Http,Grpc}
+ * Provider): service, port, timeout, failOpen, statusOnError. */
+static bool mainconf_ext_authz_common(struct pool *p, struct diag *d, struct node *n,
+				      struct ext_authz *x)
 {
 	struct node *v;
 	const char *s;
 	bool ok = true;
 
-	if (!node_want_map(d, n))
-		return false;
 	x->node = n;
 	x->timeout_us = 600 * MAINCONF_SEC; /* Istio's default */
 	x->status_on_error = 403;
@@ -498,13 +498,6 @@ static bool mainconf_ext_authz_http(struct pool *p, struct diag *d, struct node 
 	ok &= x->port_node != NULL && mainconf_port(d, x->port_node, &x->port);
 	if ((v = node_get(n, "timeout")) != NULL)
 		ok &= cfg_decode_duration(d, v, 1000, false, &x->timeout_us);
-	if ((v = node_get(n, "pathPrefix")) != NULL && node_str(d, v, &s)) {
-		if (*s != '\0' && *s != '/') {
-			diag_error(d, v, "pathPrefix must begin with '/', got \"%s\"", s);
-			ok = false;
-		}
-		x->path_prefix = s;
-	}
 	if ((v = node_get(n, "failOpen")) != NULL)
 		ok &= node_bool(d, v, &x->fail_open);
 	if ((v = node_get(n, "statusOnError")) != NULL) {
@@ -525,6 +518,26 @@ static bool mainconf_ext_authz_http(struct pool *p, struct diag *d, struct node 
 		} else {
 			ok &= cfg_decode_u32(d, v, 200, 599, &x->status_on_error);
 		}
+	}
+	return ok;
+}
+
+static bool mainconf_ext_authz_http(struct pool *p, struct diag *d, struct node *n,
+				    struct ext_authz *x)
+{
+	struct node *v;
+	const char *s;
+	bool ok;
+
+	if (!node_want_map(d, n))
+		return false;
+	ok = mainconf_ext_authz_common(p, d, n, x);
+	if ((v = node_get(n, "pathPrefix")) != NULL && node_str(d, v, &s)) {
+		if (*s != '\0' && *s != '/') {
+			diag_error(d, v, "pathPrefix must begin with '/', got \"%s\"", s);
+			ok = false;
+		}
+		x->path_prefix = s;
 	}
 	ok &=
 	    mainconf_header_patterns(p, d, n, "includeRequestHeadersInCheck", &x->request_headers);
@@ -581,7 +594,7 @@ static void mainconf_ext_providers(struct pool *p, struct diag *d, struct node *
 	m->ext_authz = pool_calloc(p, n->n ? n->n : 1, sizeof(*m->ext_authz));
 	for (size_t i = 0; i < n->n; i++) {
 		struct node *e = n->vals[i], *name, *http;
-		struct ext_authz_http *x = &m->ext_authz[m->next_authz];
+		struct ext_authz *x = &m->ext_authz[m->next_authz];
 		bool ok = true, other = false;
 
 		if (!node_want_map(d, e))
