@@ -161,10 +161,12 @@ struct destination {
 
 /* Main config `extensionProviders`: Istio's MeshConfig.ExtensionProvider, of which meshgate
  * serves the external authorizers of AuthorizationPolicy action CUSTOM: Envoy's ext_authz
- * HTTP service (envoyExtAuthzHttp).  Header name lists take Istio's patterns: "abc"
- * exact, "abc*" prefix, "*abc" suffix (lower-case, matched without case). */
+ * HTTP service (envoyExtAuthzHttp) and gRPC service (envoyExtAuthzGrpc,
+ * envoy.service.auth.v3.Authorization/Check).  Header name lists take Istio's patterns:
+ * "abc" exact, "abc*" prefix, "*abc" suffix (lower-case, matched without case). */
 enum ext_authz_kind {
 	EXT_AUTHZ_HTTP = 0, /* envoyExtAuthzHttp */
+	EXT_AUTHZ_GRPC,     /* envoyExtAuthzGrpc: the service's port speaks HTTP/2 */
 };
 
 struct ext_authz {
@@ -227,8 +229,8 @@ struct cfg_main {
 	size_t ntls_default_hosts;
 	struct ext_authz *ext_authz; /* extensionProviders (the authorizers) */
 	size_t next_authz;
-	/* names of the extension providers of kinds meshgate does not serve (gRPC
-	 * authorizers, tracers...): loaded with a warning, refused where a policy names one */
+	/* names of the extension providers of kinds meshgate does not serve (tracers, access
+	 * loggers...): loaded with a warning, refused where a policy names one */
 	struct str_list unserved_providers;
 	struct node *node;
 };
