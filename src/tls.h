@@ -120,6 +120,11 @@ int tls_xfcc(const SSL *ssl, char *out, size_t size);
  * name it: its first URI SAN without "spiffe://" ("td/ns/NS/sa/ACCOUNT").  Written into
  * out; returns its length, or -1 (no verified certificate, no URI SAN, too long). */
 int tls_peer_principal(const SSL *ssl, char *out, size_t size);
+/* A verified client certificate's identity as Envoy's ext_authz CheckRequest gives it
+ * (source.principal): its first URI SAN as written, else its first DNS SAN, else its
+ * subject (RFC 2253).  Written into out; returns its length, or -1 (no verified
+ * certificate, nothing usable, too long). */
+int tls_peer_identity(const SSL *ssl, char *out, size_t size);
 
 /* Upstream origination: DestinationRule trafficPolicy.tls (DISABLE/SIMPLE/MUTUAL/
  * ISTIO_MUTUAL) with caCertificates, clientCertificate, privateKey, credentialName, sni,

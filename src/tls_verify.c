@@ -488,3 +488,57 @@ int tls_peer_principal(const SSL *ssl, char *out, size_t size)
 	GENERAL_NAMES_free(gens);
 	return n;
 }
+
+/* One GENERAL_NAME string into out when it fits and holds no NUL. */
+static int tls_name_copy(const ASN1_STRING *a, char *out, size_t size)
+{
+	const char *v = (const char *)ASN1_STRING_get0_data(a);
+	int len = ASN1_STRING_length(a);
+
+	if (len <= 0 || (size_t)len >= size || memchr(v, '\0', (size_t)len) != NULL)
+		return -1;
+	memcpy(out, v, (size_t)len);
+	out[len] = '\0';
+	return len;
+}
+
+int tls_peer_identity(const SSL *ssl, char *out, size_t size)
+{
+	GENERAL_NAMES *gens;
+	X509 *x;
+	BIO *mem;
+	char *subj = NULL;
+	long sl;
+	int n = -1;
+
+	if (ssl == NULL || size == 0 || (x = SSL_get0_peer_certificate(ssl)) == NULL ||
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		return -1;
+	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int type = GEN_URI; n < 0 && gens != NULL; type = GEN_DNS) {
+		for (int k = 0; k < sk_GENERAL_NAME_num(gens); k++) {
+			const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, k);
+
+			if (g->type == type) {
+				n = tls_name_copy(type == GEN_URI ? g->d.uniformResourceIdentifier
+								  : g->d.dNSName,
+						  out, size);
+				break;
+			}
+		}
+		if (type == GEN_DNS)
+			break;
+	}
+	GENERAL_NAMES_free(gens);
+	if (n >= 0 || (mem = BIO_new(BIO_s_mem())) == NULL)
+		return n;
+	if (X509_NAME_print_ex(mem, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0 &&
+	    (sl = BIO_get_mem_data(mem, &subj)) > 0 && (size_t)sl < size &&
+	    memchr(subj, '\0', (size_t)sl) == NULL) {
+		memcpy(out, subj, (size_t)sl);
+		out[sl] = '\0';
+		n = (int)sl;
+	}
+	BIO_free(mem);
+	return n;
+}

@@ -441,7 +441,7 @@ static bool ap_provider(struct diag *d, const struct cfg_set *set, struct node *
 		if (strcmp(m->unserved_providers.v[i], s) == 0) {
 			diag_error(d, name,
 				   "extension provider %s is of a kind meshgate does not serve: "
-				   "only envoyExtAuthzHttp authorizers are",
+				   "only envoyExtAuthzHttp and envoyExtAuthzGrpc authorizers are",
 				   s);
 			return false;
 		}

@@ -1011,14 +1011,15 @@ static void link_destination(struct link *l, struct destination *dest)
 
 /* ---- extension providers (main config) ---- */
 
-/* Each envoyExtAuthzHttp service and port resolves to the cluster a route destination
- * naming them gets (ServiceEntry endpoints, DestinationRule policies, the same pools). */
+/* Each authorizer's service and port resolves to the cluster a route destination naming
+ * them gets (ServiceEntry endpoints, DestinationRule policies, the same pools).  The HTTP
+ * authorizer is asked over HTTP/1.1, the gRPC one over HTTP/2: the port must say so. */
 static void link_ext_authz(struct link *l)
 {
 	struct cfg_main *m = &l->set->main;
 
 	for (size_t i = 0; i < m->next_authz; i++) {
-		struct ext_authz_http *x = &m->ext_authz[i];
+		struct ext_authz *x = &m->ext_authz[i];
 		struct se_ref *refs = link_map_get(&l->se_hosts, x->service), *r;
 
 		if (refs == NULL) {
@@ -1042,12 +1043,22 @@ static void link_ext_authz(struct link *l)
 		x->dest.port = x->port;
 		x->dest.node = x->node;
 		link_destination(l, &x->dest);
-		if (x->dest.cluster != NULL && x->dest.cluster->http2) {
+		if (x->dest.cluster == NULL)
+			continue;
+		if (x->kind == EXT_AUTHZ_HTTP && x->dest.cluster->http2) {
 			diag_error(
 			    l->d, x->port_node,
 			    "extension provider %s: port %u of %s speaks HTTP/2 upstream, "
 			    "and the HTTP authorizer is asked over HTTP/1.1 (declare the port "
 			    "with protocol HTTP)",
+			    x->name, x->port, x->service);
+			x->dest.cluster = NULL;
+		} else if (x->kind == EXT_AUTHZ_GRPC && !x->dest.cluster->http2) {
+			diag_error(
+			    l->d, x->port_node,
+			    "extension provider %s: port %u of %s does not speak HTTP/2 "
+			    "upstream, and the gRPC authorizer is asked over HTTP/2 (declare "
+			    "the port with protocol GRPC or HTTP2)",
 			    x->name, x->port, x->service);
 			x->dest.cluster = NULL;
 		}

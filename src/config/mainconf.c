@@ -460,20 +460,20 @@ static bool mainconf_header_patterns(struct pool *p, struct diag *d, struct node
 
 /* Provider kinds of Istio's MeshConfig that meshgate does not serve. */
 static const char *const mainconf_other_providers[] = {
-    "envoyExtAuthzGrpc",  "zipkin",       "lightstep",     "datadog",      "stackdriver",
-    "opencensus",         "skywalking",   "opentelemetry", "prometheus",   "sds",
-    "envoyFileAccessLog", "envoyHttpAls", "envoyTcpAls",   "envoyOtelAls", NULL,
+    "zipkin",       "lightstep",     "datadog",      "stackdriver", "opencensus",
+    "skywalking",   "opentelemetry", "prometheus",   "sds",         "envoyFileAccessLog",
+    "envoyHttpAls", "envoyTcpAls",   "envoyOtelAls", NULL,
 };
 
-static bool mainconf_ext_authz_http(struct pool *p, struct diag *d, struct node *n,
-				    struct ext_authz_http *x)
+/* The fields every authorizer kind has (Istio's EnvoyExternalAuthorization{Http,Grpc}
+ * Provider): service, port, timeout, failOpen, statusOnError. */
+static bool mainconf_ext_authz_common(struct pool *p, struct diag *d, struct node *n,
+				      struct ext_authz *x)
 {
 	struct node *v;
 	const char *s;
 	bool ok = true;
 
-	if (!node_want_map(d, n))
-		return false;
 	x->node = n;
 	x->timeout_us = 600 * MAINCONF_SEC; /* Istio's default */
 	x->status_on_error = 403;
@@ -498,13 +498,6 @@ static bool mainconf_ext_authz_http(struct pool *p, struct diag *d, struct node 
 	ok &= x->port_node != NULL && mainconf_port(d, x->port_node, &x->port);
 	if ((v = node_get(n, "timeout")) != NULL)
 		ok &= cfg_decode_duration(d, v, 1000, false, &x->timeout_us);
-	if ((v = node_get(n, "pathPrefix")) != NULL && node_str(d, v, &s)) {
-		if (*s != '\0' && *s != '/') {
-			diag_error(d, v, "pathPrefix must begin with '/', got \"%s\"", s);
-			ok = false;
-		}
-		x->path_prefix = s;
-	}
 	if ((v = node_get(n, "failOpen")) != NULL)
 		ok &= node_bool(d, v, &x->fail_open);
 	if ((v = node_get(n, "statusOnError")) != NULL) {
@@ -525,6 +518,26 @@ static bool mainconf_ext_authz_http(struct pool *p, struct diag *d, struct node 
 		} else {
 			ok &= cfg_decode_u32(d, v, 200, 599, &x->status_on_error);
 		}
+	}
+	return ok;
+}
+
+static bool mainconf_ext_authz_http(struct pool *p, struct diag *d, struct node *n,
+				    struct ext_authz *x)
+{
+	struct node *v;
+	const char *s;
+	bool ok;
+
+	if (!node_want_map(d, n))
+		return false;
+	ok = mainconf_ext_authz_common(p, d, n, x);
+	if ((v = node_get(n, "pathPrefix")) != NULL && node_str(d, v, &s)) {
+		if (*s != '\0' && *s != '/') {
+			diag_error(d, v, "pathPrefix must begin with '/', got \"%s\"", s);
+			ok = false;
+		}
+		x->path_prefix = s;
 	}
 	ok &=
 	    mainconf_header_patterns(p, d, n, "includeRequestHeadersInCheck", &x->request_headers);
@@ -571,8 +584,32 @@ static bool mainconf_ext_authz_http(struct pool *p, struct diag *d, struct node 
 	return ok;
 }
 
-/* extensionProviders: [{name, envoyExtAuthzHttp: {...}}]; only the HTTP external
- * authorizer is served, every other kind is refused where it is written. */
+/* envoyExtAuthzGrpc: the common fields only (Istio's EnvoyExternalAuthorizationGrpcProvider
+ * has no header lists: Envoy's gRPC check carries every request header). */
+static bool mainconf_ext_authz_grpc(struct pool *p, struct diag *d, struct node *n,
+				    struct ext_authz *x)
+{
+	struct node *v;
+	bool ok;
+
+	if (!node_want_map(d, n))
+		return false;
+	x->kind = EXT_AUTHZ_GRPC;
+	ok = mainconf_ext_authz_common(p, d, n, x);
+	if ((v = node_get(n, "includeRequestBodyInCheck")) != NULL) {
+		node_mark_used(v);
+		diag_error(d, v,
+			   "not supported: meshgate sends the authorizer no request body (the "
+			   "CheckRequest has the request's head only)");
+		ok = false;
+	}
+	node_check_unknown(d, n);
+	return ok;
+}
+
+/* extensionProviders: [{name, envoyExtAuthzHttp: {...}} or {name, envoyExtAuthzGrpc: {...}}];
+ * only the external authorizers are served, every other kind is refused where a policy
+ * names it. */
 static void mainconf_ext_providers(struct pool *p, struct diag *d, struct node *n,
 				   struct cfg_main *m)
 {
@@ -580,10 +617,11 @@ static void mainconf_ext_providers(struct pool *p, struct diag *d, struct node *
 		return;
 	m->ext_authz = pool_calloc(p, n->n ? n->n : 1, sizeof(*m->ext_authz));
 	for (size_t i = 0; i < n->n; i++) {
-		struct node *e = n->vals[i], *name, *http;
-		struct ext_authz_http *x = &m->ext_authz[m->next_authz];
+		struct node *e = n->vals[i], *name, *http, *grpc;
+		struct ext_authz *x = &m->ext_authz[m->next_authz];
 		bool ok = true, other = false;
 
+		memset(x, 0, sizeof(*x)); /* what a refused or unserved entry left */
 		if (!node_want_map(d, e))
 			continue;
 		name = cfg_require(d, e, "name");
@@ -616,11 +654,11 @@ static void mainconf_ext_providers(struct pool *p, struct diag *d, struct node *
 			/* Istio's mesh config lists providers for every workload; one that
 			 * nothing here uses costs nothing: a warning, and an error where a
 			 * policy names it (ap_provider). */
-			diag_warn(
-			    d, o,
-			    "%s: not served by meshgate (only envoyExtAuthzHttp is): a CUSTOM "
-			    "policy naming this provider is refused",
-			    mainconf_other_providers[k]);
+			diag_warn(d, o,
+				  "%s: not served by meshgate (only envoyExtAuthzHttp and "
+				  "envoyExtAuthzGrpc are): a CUSTOM policy naming this provider is "
+				  "refused",
+				  mainconf_other_providers[k]);
 			if (ok && !other) {
 				m->unserved_providers.v =
 				    cfg_append(p, m->unserved_providers.v, m->unserved_providers.n,
@@ -630,16 +668,26 @@ static void mainconf_ext_providers(struct pool *p, struct diag *d, struct node *
 			other = true;
 		}
 		http = node_get(e, "envoyExtAuthzHttp");
-		if (http == NULL && !other) {
+		grpc = node_get(e, "envoyExtAuthzGrpc");
+		if (http == NULL && grpc == NULL && !other) {
 			diag_error(d, e,
-				   "envoyExtAuthzHttp is required (the one provider kind "
-				   "meshgate serves)");
+				   "envoyExtAuthzHttp or envoyExtAuthzGrpc is required (the "
+				   "provider kinds meshgate serves)");
 			ok = false;
+		}
+		if (http != NULL && grpc != NULL) {
+			/* Istio's ExtensionProvider is a oneof */
+			node_mark_used(grpc);
+			diag_error(d, grpc,
+				   "give one provider kind: envoyExtAuthzHttp is given too");
+			ok = false;
+		} else if (grpc != NULL) {
+			ok &= mainconf_ext_authz_grpc(p, d, grpc, x);
 		}
 		if (http != NULL)
 			ok &= mainconf_ext_authz_http(p, d, http, x);
 		node_check_unknown(d, e);
-		if (ok && !other && http != NULL)
+		if (ok && !other && (http != NULL || grpc != NULL))
 			m->next_authz++;
 	}
 }

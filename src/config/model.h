@@ -160,17 +160,25 @@ struct destination {
 };
 
 /* Main config `extensionProviders`: Istio's MeshConfig.ExtensionProvider, of which meshgate
- * serves the Envoy ext_authz HTTP service (envoyExtAuthzHttp), the external authorizer of
- * AuthorizationPolicy action CUSTOM.  Header name lists take Istio's patterns: "abc"
- * exact, "abc*" prefix, "*abc" suffix (lower-case, matched without case). */
-struct ext_authz_http {
+ * serves the external authorizers of AuthorizationPolicy action CUSTOM: Envoy's ext_authz
+ * HTTP service (envoyExtAuthzHttp) and gRPC service (envoyExtAuthzGrpc,
+ * envoy.service.auth.v3.Authorization/Check).  Header name lists take Istio's patterns:
+ * "abc" exact, "abc*" prefix, "*abc" suffix (lower-case, matched without case). */
+enum ext_authz_kind {
+	EXT_AUTHZ_HTTP = 0, /* envoyExtAuthzHttp */
+	EXT_AUTHZ_GRPC,     /* envoyExtAuthzGrpc: the service's port speaks HTTP/2 */
+};
+
+struct ext_authz {
 	const char *name;
+	enum ext_authz_kind kind;
 	const char *service; /* the host (a ServiceEntry's), lower-case, "ns/" left out */
 	uint32_t port;
-	uint64_t timeout_us;     /* default 600s (Istio's) */
-	const char *path_prefix; /* "" when none */
+	uint64_t timeout_us; /* default 600s (Istio's) */
 	bool fail_open;
-	uint32_t status_on_error;            /* default 403 */
+	uint32_t status_on_error; /* default 403 */
+	/* envoyExtAuthzHttp only */
+	const char *path_prefix;             /* "" when none */
 	struct str_list request_headers;     /* includeRequestHeadersInCheck */
 	struct kv_list additional_headers;   /* includeAdditionalHeadersInCheck (names lower) */
 	struct str_list upstream_on_allow;   /* headersToUpstreamOnAllow */
@@ -219,10 +227,10 @@ struct cfg_main {
 	struct tls_ticket_keys *tls_ticket_keys;
 	struct cfg_default_host *tls_default_hosts; /* see cfg_main_default_host() */
 	size_t ntls_default_hosts;
-	struct ext_authz_http *ext_authz; /* extensionProviders (envoyExtAuthzHttp) */
+	struct ext_authz *ext_authz; /* extensionProviders (the authorizers) */
 	size_t next_authz;
-	/* names of the extension providers of kinds meshgate does not serve (gRPC
-	 * authorizers, tracers...): loaded with a warning, refused where a policy names one */
+	/* names of the extension providers of kinds meshgate does not serve (tracers, access
+	 * loggers...): loaded with a warning, refused where a policy names one */
 	struct str_list unserved_providers;
 	struct node *node;
 };
@@ -779,7 +787,7 @@ struct cfg_ap {
 	size_t nrules;
 	const char *denied; /* access-log details: "rbac_access_denied_matched_policy[ns.name]" */
 	bool dry_run;       /* istio.io/dry-run "true": evaluated, reported, never enforced */
-	const struct ext_authz_http *provider; /* CUSTOM: provider.name's extension provider */
+	const struct ext_authz *provider; /* CUSTOM: provider.name's extension provider */
 	struct node *provider_node;
 };
 
@@ -900,7 +908,7 @@ struct cfg_set {
 	size_t nap_shadow_deny, nap_shadow_allow;
 	/* the one extension provider the CUSTOM policies here ask (Istio allows one per
 	 * workload), or NULL */
-	const struct ext_authz_http *ap_provider;
+	const struct ext_authz *ap_provider;
 	bool ap_needs_principal; /* some applied rule looks at the client certificate's identity */
 	bool ap_needs_local;     /* ... or at the address the client connected to */
 	struct cfg_ra **ras;     /* every RequestAuthentication loaded */

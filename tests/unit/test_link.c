@@ -199,8 +199,9 @@ static void test_destination_not_declared(void **state)
 	      "ServiceEntry\n");
 }
 
-/* extensionProviders: each envoyExtAuthzHttp service and port is a ServiceEntry's, and
- * gets the cluster a route destination naming them would; an HTTP/2 port is refused. */
+/* extensionProviders: each authorizer's service and port is a ServiceEntry's, and gets the
+ * cluster a route destination naming them would; an HTTP/2 port is refused for the HTTP
+ * authorizer, any other for the gRPC one. */
 #define SE_AUTHZ                                                                                   \
 	"apiVersion: networking.istio.io/v1\n"                                                     \
 	"kind: ServiceEntry\n"                                                                     \
@@ -219,18 +220,29 @@ static void test_ext_authz(void **state)
 
 	(void)state;
 	s = check("extensionProviders:\n"
-		  "- {name: a, envoyExtAuthzHttp: {service: ns/Ext-Authz.example, port: 8000}}\n",
+		  "- {name: a, envoyExtAuthzHttp: {service: ns/Ext-Authz.example, port: 8000}}\n"
+		  "- {name: g, envoyExtAuthzGrpc: {service: ext-authz.example, port: 9001}}\n",
 		  SE_AUTHZ, "main.yaml:1:1: warning: no listener is configured\n");
 	assert_non_null(s);
+	assert_int_equal(s->set->main.next_authz, 2);
+	assert_int_equal(s->set->main.ext_authz[0].kind, EXT_AUTHZ_HTTP);
 	assert_non_null(s->set->main.ext_authz[0].dest.cluster);
 	assert_string_equal(s->set->main.ext_authz[0].dest.cluster->name,
 			    "outbound|8000||ext-authz.example");
+	assert_int_equal(s->set->main.ext_authz[1].kind, EXT_AUTHZ_GRPC);
+	assert_int_equal(s->set->main.ext_authz[1].timeout_us, 600000000);
+	assert_int_equal(s->set->main.ext_authz[1].status_on_error, 403);
+	assert_non_null(s->set->main.ext_authz[1].dest.cluster);
+	assert_true(s->set->main.ext_authz[1].dest.cluster->http2);
+	assert_string_equal(s->set->main.ext_authz[1].dest.cluster->name,
+			    "outbound|9001||ext-authz.example");
 	diag_fini(&D);
 	diag_init(&D);
 	check("extensionProviders:\n"
 	      "- {name: missing, envoyExtAuthzHttp: {service: nope.example, port: 80}}\n"
 	      "- {name: wrong-port, envoyExtAuthzHttp: {service: ext-authz.example, port: 9000}}\n"
-	      "- {name: h2, envoyExtAuthzHttp: {service: ext-authz.example, port: 9001}}\n",
+	      "- {name: h2, envoyExtAuthzHttp: {service: ext-authz.example, port: 9001}}\n"
+	      "- {name: h1, envoyExtAuthzGrpc: {service: ext-authz.example, port: 8000}}\n",
 	      SE_AUTHZ,
 	      "main.yaml:2:48: extensionProviders[0].envoyExtAuthzHttp.service: extension "
 	      "provider missing: service nope.example is not declared by any ServiceEntry\n"
@@ -240,6 +252,9 @@ static void test_ext_authz(void **state)
 	      "main.yaml:4:68: extensionProviders[2].envoyExtAuthzHttp.port: extension provider "
 	      "h2: port 9001 of ext-authz.example speaks HTTP/2 upstream, and the HTTP "
 	      "authorizer is asked over HTTP/1.1 (declare the port with protocol HTTP)\n"
+	      "main.yaml:5:68: extensionProviders[3].envoyExtAuthzGrpc.port: extension provider "
+	      "h1: port 8000 of ext-authz.example does not speak HTTP/2 upstream, and the gRPC "
+	      "authorizer is asked over HTTP/2 (declare the port with protocol GRPC or HTTP2)\n"
 	      "main.yaml:1:1: warning: no listener is configured\n");
 }
 

@@ -46,6 +46,7 @@ static struct cfg_set *set_new(void)
 	struct cfg_set *set = pool_alloc(P, sizeof(*set));
 
 	set->main.ns = "default";
+	set->main.root_namespace = "istio-system"; /* Telemetry's apply reads it */
 	return set;
 }
 
