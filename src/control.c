@@ -141,6 +141,11 @@ int control_check(const char *main_path)
 	if (authz_dry_run(s->set))
 		fprintf(stderr, " plus dry runs of %zu DENY and %zu ALLOW, not enforced",
 			s->set->nap_shadow_deny, s->set->nap_shadow_allow);
+	if (s->set->nap_custom > 0)
+		fprintf(stderr,
+			", external authorization: %zu CUSTOM AuthorizationPolic%s asking %s",
+			s->set->nap_custom, s->set->nap_custom == 1 ? "y" : "ies",
+			s->set->ap_provider->name);
 	if (s->set->rate_limit != NULL)
 		fprintf(stderr, ", local rate limit: %u tokens, %u more every %.3gs",
 			s->set->rate_limit->max_tokens, s->set->rate_limit->tokens_per_fill,

@@ -97,6 +97,8 @@ EOF
 }
 policy | mg_resource policy
 assert_valid
+assert_contains "$MG_VALIDATE_OUT" "external authorization: 1 CUSTOM AuthorizationPolicy asking sample-ext-authz-http" \
+	"-t names the CUSTOM policy and its provider"
 mg_start
 
 checks() { if [ -f "$REC" ]; then wc -l <"$REC"; else echo 0; fi; }
