@@ -16,6 +16,7 @@
 #include "authzpb.h"
 #include "clock.h"
 #include "clusterstate.h"
+#include "proxy.h"
 #include "conn.h"
 #include "connpool.h"
 #include "errors.h"
@@ -598,26 +599,17 @@ static int xa_response_head(struct extauthz *xa, struct evbuffer *in)
 {
 	struct http1_limits lim = {XA_MAX_HEAD, XA_MAX_HEAD, XA_MAX_HEADERS};
 	struct http1_header hdrs[XA_MAX_HEADERS];
-	struct http1_response resp;
+	struct http1_response resp = {.headers = hdrs};
 	const char *why = NULL;
 
 	for (;;) {
-		size_t len = evbuffer_get_length(in);
-		size_t want = len < XA_MAX_HEAD + 4 ? len : XA_MAX_HEAD + 4;
-		const char *buf;
-		int n;
+		int n = proxy_response_head(in, &lim, xa->head_method ? "HEAD" : "GET",
+					    xa->head_method ? 4 : 3, &resp, &xa->resp_kind,
+					    &xa->resp_left, &why);
 
-		if (len == 0)
-			return 0;
-		buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
-		memset(&resp, 0, sizeof(resp));
-		resp.headers = hdrs;
-		n = http1_parse_response(buf, want, &lim, &resp, &why);
 		if (n == MG_AGAIN)
 			return 0;
-		if (n < 0 || http1_response_framing(&resp, xa->head_method ? "HEAD" : "GET",
-						    xa->head_method ? 4 : 3, &xa->resp_kind,
-						    &xa->resp_left, &why) != 0) {
+		if (n < 0) {
 			xa_error(xa, why != NULL ? why : "invalid response");
 			return -1;
 		}

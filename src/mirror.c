@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "mirror.h"
 #include "outlier.h"
+#include "proxy.h"
 #include "snapshot.h"
 #include "stream.h"
 #include "upstream.h"
@@ -475,26 +476,17 @@ static int mirror_response_head(struct mirror *m, struct evbuffer *in)
 {
 	struct http1_limits lim = {MIRROR_MAX_HEAD, MIRROR_MAX_HEAD, MIRROR_MAX_HEADERS};
 	struct http1_header hdrs[MIRROR_MAX_HEADERS];
-	struct http1_response resp;
+	struct http1_response resp = {.headers = hdrs};
 	const char *why = NULL;
 
 	for (;;) {
-		size_t len = evbuffer_get_length(in);
-		size_t want = len < MIRROR_MAX_HEAD + 4 ? len : MIRROR_MAX_HEAD + 4;
-		const char *buf;
-		int n;
+		int n = proxy_response_head(in, &lim, m->head_method ? "HEAD" : "GET",
+					    m->head_method ? 4 : 3, &resp, &m->resp_kind,
+					    &m->resp_left, &why);
 
-		if (len == 0)
-			return 0;
-		buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
-		memset(&resp, 0, sizeof(resp));
-		resp.headers = hdrs;
-		n = http1_parse_response(buf, want, &lim, &resp, &why);
 		if (n == MG_AGAIN)
 			return 0;
-		if (n < 0 || http1_response_framing(&resp, m->head_method ? "HEAD" : "GET",
-						    m->head_method ? 4 : 3, &m->resp_kind,
-						    &m->resp_left, &why) != 0) {
+		if (n < 0) {
 			mirror_end(m, MO_FAIL, why != NULL ? why : "invalid response");
 			return -1;
 		}

@@ -1471,28 +1471,44 @@ static bool move_body(struct exchange *ex)
 	return false;
 }
 
+int proxy_response_head(struct evbuffer *in, const struct http1_limits *lim, const char *method,
+			size_t method_len, struct http1_response *resp, enum http1_body_kind *kind,
+			uint64_t *left, const char **why)
+{
+	size_t len = evbuffer_get_length(in);
+	size_t want = len < lim->max_head + 4 ? len : lim->max_head + 4;
+	struct http1_header *hdrs = resp->headers;
+	const char *buf;
+	int n;
+
+	if (len == 0)
+		return MG_AGAIN;
+	buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+	memset(resp, 0, sizeof(*resp));
+	resp->headers = hdrs;
+	n = http1_parse_response(buf, want, lim, resp, why);
+	if (n < 0)
+		return n;
+	if (http1_response_framing(resp, method, method_len, kind, left, why) != 0)
+		return MG_EBAD;
+	return n;
+}
+
 static void handle_response_head(struct exchange *ex)
 {
 	struct evbuffer *in = up_input(ex);
 	struct http1_limits lim = {UP_MAX_HEAD, UP_MAX_HEAD, UP_MAX_HEADERS};
 	struct http1_header hdrs[UP_MAX_HEADERS];
-	struct http1_response resp;
+	struct http1_response resp = {.headers = hdrs};
 	const char *why = NULL;
 
 	for (;;) {
-		size_t len = evbuffer_get_length(in);
-		size_t want = len < UP_MAX_HEAD + 4 ? len : UP_MAX_HEAD + 4;
-		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
-		int n;
+		int n = proxy_response_head(in, &lim, ex->method, ex->method_len, &resp,
+					    &ex->resp_kind, &ex->resp_remaining, &why);
 
-		memset(&resp, 0, sizeof(resp));
-		resp.headers = hdrs;
-		n = http1_parse_response(buf, want, &lim, &resp, &why);
 		if (n == MG_AGAIN)
 			return;
-		if (n < 0 ||
-		    http1_response_framing(&resp, ex->method, ex->method_len, &ex->resp_kind,
-					   &ex->resp_remaining, &why) != 0) {
+		if (n < 0) {
 			METRIC_INC(&ex->c->w->metrics, upstream_rq_bad_response);
 			log_info("bad response from %s: %s", ex->ep->name, why ? why : "?");
 			fail_local(ex, 502, "UPE", "upstream sent an invalid response");

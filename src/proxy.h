@@ -5,6 +5,11 @@
 #ifndef MG_PROXY_H
 #define MG_PROXY_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http1.h"
+
 struct exchange;
 struct http1_request;
 struct route_request;
@@ -26,6 +31,15 @@ void proxy_client_readable(struct exchange *ex);
 /* The client of a WebSocket tunnel closed: pass on what it sent last and end the exchange. */
 void proxy_tunnel_client_closed(struct exchange *ex);
 void proxy_client_drained(struct exchange *ex);
+
+/* An upstream response head at the start of in (pulled up, at most lim->max_head bytes),
+ * parsed and framed for a request of method: its length, MG_AGAIN while incomplete, or
+ * MG_EBAD with *why.  resp->headers must hold lim->max_headers fields.  Shared by the
+ * exchange (proxy.c), mirrors (mirror.c) and authorizer checks (extauthz.c), which each
+ * treat interim answers and failures their own way. */
+int proxy_response_head(struct evbuffer *in, const struct http1_limits *lim, const char *method,
+			size_t method_len, struct http1_response *resp, enum http1_body_kind *kind,
+			uint64_t *left, const char **why);
 /* Client went away mid-exchange: release the upstream side. */
 void proxy_abort(struct exchange *ex);
 /* The client sent no body byte for requestBodyIdle. */
