@@ -253,7 +253,7 @@ static bool tel_filter_headers(struct diag *d, struct pool *p, const struct tel_
 
 void tel_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 {
-	const struct cfg_telemetry *levels[64];
+	const struct cfg_telemetry **levels;
 	size_t nlevels = 0;
 	const struct cfg_telemetry *t;
 	const struct tel_access_log *filter_from = NULL;
@@ -264,6 +264,7 @@ void tel_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 	set->access_log_format = set->main.access_log_format;
 	if (set->ntels == 0)
 		return;
+	levels = pool_calloc(p, set->ntels, sizeof(*levels)); /* each Telemetry at most once */
 	if ((t = tel_namespace_wide(d, set, set->main.root_namespace)) != NULL)
 		levels[nlevels++] = t;
 	if (strcmp(set->main.ns, set->main.root_namespace) != 0 &&
@@ -280,11 +281,6 @@ void tel_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 				    "main config)",
 				    set->main.ns);
 			continue;
-		}
-		if (nlevels == sizeof(levels) / sizeof(levels[0])) {
-			diag_error(d, t->meta.node,
-				   "more than %zu Telemetries select this appliance", nlevels);
-			return;
 		}
 		levels[nlevels++] = t;
 	}
