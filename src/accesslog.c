@@ -12,9 +12,10 @@
 #include "accesslog.h"
 #include "authz.h"
 #include "log.h"
+#include "logformat.h"
 
 #define ALOG_BUF (64 * 1024)
-#define ALOG_LINE_MAX 4096
+#define ALOG_LINE_MAX ACCESSLOG_LINE_MAX
 
 struct accesslog_buf {
 	size_t len;
@@ -95,7 +96,7 @@ void accesslog_flush(struct accesslog_buf *b)
 
 /* Append s to the line: quoted-field safe (no quotes, backslashes or control bytes), with
  * "-" for empty values, as Envoy prints missing fields. */
-static size_t put(char *o, size_t at, const char *s, size_t len, bool json)
+size_t accesslog_put(char *o, size_t at, const char *s, size_t len, bool json)
 {
 	size_t i;
 
@@ -121,25 +122,28 @@ static size_t put(char *o, size_t at, const char *s, size_t len, bool json)
 
 static size_t puts0(char *o, size_t at, const char *s, bool json)
 {
-	return put(o, at, s, s != NULL ? strlen(s) : 0, json);
+	return accesslog_put(o, at, s, s != NULL ? strlen(s) : 0, json);
 }
 
-static size_t lit(char *o, size_t at, const char *s)
+size_t accesslog_lit_n(char *o, size_t at, const char *s, size_t n)
 {
-	size_t n = strlen(s);
-
 	if (at + n >= ALOG_LINE_MAX - 1)
 		n = ALOG_LINE_MAX - 1 - at;
 	memcpy(o + at, s, n);
 	return at + n;
 }
 
-static size_t num(char *o, size_t at, long long v)
+size_t accesslog_lit(char *o, size_t at, const char *s)
+{
+	return accesslog_lit_n(o, at, s, strlen(s));
+}
+
+size_t accesslog_num(char *o, size_t at, long long v)
 {
 	char t[32];
 
 	snprintf(t, sizeof(t), "%lld", v);
-	return lit(o, at, t);
+	return accesslog_lit(o, at, t);
 }
 
 /* One shadow engine's dynamic metadata as JSON members, when it was evaluated: the
@@ -150,17 +154,17 @@ static size_t shadow_json(char *o, size_t at, const char *prefix, const struct a
 
 	if (e->verdict == AUTHZ_NOT_EVALUATED)
 		return at;
-	at = lit(o, at, ",\"");
-	at = lit(o, at, prefix);
-	at = lit(o, at, "shadow_engine_result\":\"");
-	at = lit(o, at, authz_verdict_text(e->verdict));
-	at = lit(o, at, "\"");
+	at = accesslog_lit(o, at, ",\"");
+	at = accesslog_lit(o, at, prefix);
+	at = accesslog_lit(o, at, "shadow_engine_result\":\"");
+	at = accesslog_lit(o, at, authz_verdict_text(e->verdict));
+	at = accesslog_lit(o, at, "\"");
 	if (e->ap != NULL) {
-		at = lit(o, at, ",\"");
-		at = lit(o, at, prefix);
-		at = lit(o, at, "shadow_effective_policy_id\":\"");
+		at = accesslog_lit(o, at, ",\"");
+		at = accesslog_lit(o, at, prefix);
+		at = accesslog_lit(o, at, "shadow_effective_policy_id\":\"");
 		at = puts0(o, at, authz_policy_id(e, id, sizeof(id)), true);
-		at = lit(o, at, "\"");
+		at = accesslog_lit(o, at, "\"");
 	}
 	return at;
 }
@@ -170,7 +174,23 @@ bool accesslog_enabled(void)
 	return atomic_load_explicit(&alog_fd, memory_order_relaxed) >= 0;
 }
 
-void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
+/* A line in an operator's format: it carries its own newline, kept when cut. */
+static void accesslog_custom(struct accesslog_buf *b, const struct accesslog_entry *e,
+			     const struct logformat *fmt)
+{
+	char line[ALOG_LINE_MAX];
+	size_t at = logformat_render(fmt, e, line);
+
+	if (at == 0 || line[at - 1] != '\n')
+		line[at++] = '\n';
+	if (b->len + at > sizeof(b->data))
+		accesslog_flush(b);
+	memcpy(b->data + b->len, line, at);
+	b->len += at;
+}
+
+void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e,
+		     const struct logformat *fmt)
 {
 	char line[ALOG_LINE_MAX];
 	char ts[40];
@@ -182,6 +202,10 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 
 	if (atomic_load_explicit(&alog_fd, memory_order_relaxed) < 0)
 		return;
+	if (fmt != NULL) {
+		accesslog_custom(b, e, fmt);
+		return;
+	}
 	gmtime_r(&e->start.tv_sec, &tm);
 	i = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(ts + i, sizeof(ts) - i, ".%03ldZ", e->start.tv_nsec / 1000000);
@@ -192,130 +216,135 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e)
 			details[i] = '_';
 
 	if (!json) {
-		at = lit(line, at, "[");
-		at = lit(line, at, ts);
-		at = lit(line, at, "] \"");
-		at = put(line, at, e->method, e->method_len, false);
-		at = lit(line, at, " ");
-		at = put(line, at, e->path, e->path_len, false);
-		at = lit(line, at, " ");
+		at = accesslog_lit(line, at, "[");
+		at = accesslog_lit(line, at, ts);
+		at = accesslog_lit(line, at, "] \"");
+		at = accesslog_put(line, at, e->method, e->method_len, false);
+		at = accesslog_lit(line, at, " ");
+		at = accesslog_put(line, at, e->path, e->path_len, false);
+		at = accesslog_lit(line, at, " ");
 		at = puts0(line, at, e->protocol, false);
-		at = lit(line, at, "\" ");
-		at = num(line, at, e->status);
-		at = lit(line, at, " ");
+		at = accesslog_lit(line, at, "\" ");
+		at = accesslog_num(line, at, e->status);
+		at = accesslog_lit(line, at, " ");
 		at = puts0(line, at, e->flags, false);
-		at = lit(line, at, " ");
+		at = accesslog_lit(line, at, " ");
 		at = puts0(line, at, details, false);
-		at = lit(line, at, " - \"-\" ");
-		at = num(line, at, (long long)e->bytes_received);
-		at = lit(line, at, " ");
-		at = num(line, at, (long long)e->bytes_sent);
-		at = lit(line, at, " ");
-		at = num(line, at, (long long)(e->duration_us / 1000));
-		at = lit(line, at, " ");
+		at = accesslog_lit(line, at, " - \"-\" ");
+		at = accesslog_num(line, at, (long long)e->bytes_received);
+		at = accesslog_lit(line, at, " ");
+		at = accesslog_num(line, at, (long long)e->bytes_sent);
+		at = accesslog_lit(line, at, " ");
+		at = accesslog_num(line, at, (long long)(e->duration_us / 1000));
+		at = accesslog_lit(line, at, " ");
 		if (e->upstream_time_us >= 0)
-			at = num(line, at, (long long)(e->upstream_time_us / 1000));
+			at = accesslog_num(line, at, (long long)(e->upstream_time_us / 1000));
 		else
-			at = lit(line, at, "-");
-		at = lit(line, at, " \"");
-		at = put(line, at, e->xff, e->xff_len, false);
-		at = lit(line, at, "\" \"");
-		at = put(line, at, e->user_agent, e->user_agent_len, false);
-		at = lit(line, at, "\" \"");
-		at = put(line, at, e->request_id, e->request_id_len, false);
-		at = lit(line, at, "\" \"");
-		at = put(line, at, e->authority, e->authority_len, false);
-		at = lit(line, at, "\" \"");
+			at = accesslog_lit(line, at, "-");
+		at = accesslog_lit(line, at, " \"");
+		at = accesslog_put(line, at, e->xff, e->xff_len, false);
+		at = accesslog_lit(line, at, "\" \"");
+		at = accesslog_put(line, at, e->user_agent, e->user_agent_len, false);
+		at = accesslog_lit(line, at, "\" \"");
+		at = accesslog_put(line, at, e->request_id, e->request_id_len, false);
+		at = accesslog_lit(line, at, "\" \"");
+		at = accesslog_put(line, at, e->authority, e->authority_len, false);
+		at = accesslog_lit(line, at, "\" \"");
 		at = puts0(line, at, e->upstream_host, false);
-		at = lit(line, at, "\" ");
+		at = accesslog_lit(line, at, "\" ");
 		at = puts0(line, at, e->upstream_cluster, false);
-		at = lit(line, at, " ");
+		at = accesslog_lit(line, at, " ");
 		at = puts0(line, at, e->upstream_local, false);
-		at = lit(line, at, " ");
+		at = accesslog_lit(line, at, " ");
 		at = puts0(line, at, e->downstream_local, false);
-		at = lit(line, at, " ");
+		at = accesslog_lit(line, at, " ");
 		at = puts0(line, at, e->downstream_remote, false);
-		at = lit(line, at, " ");
-		at = put(line, at, e->requested_server_name, e->requested_server_name_len, false);
-		at = lit(line, at, " ");
+		at = accesslog_lit(line, at, " ");
+		at = accesslog_put(line, at, e->requested_server_name, e->requested_server_name_len,
+				   false);
+		at = accesslog_lit(line, at, " ");
 		at = puts0(line, at, e->route_name, false);
 	} else {
-		at = lit(line, at, "{\"start_time\":\"");
-		at = lit(line, at, ts);
-		at = lit(line, at, "\",\"method\":\"");
-		at = put(line, at, e->method, e->method_len, true);
-		at = lit(line, at, "\",\"path\":\"");
-		at = put(line, at, e->path, e->path_len, true);
-		at = lit(line, at, "\",\"protocol\":\"");
+		at = accesslog_lit(line, at, "{\"start_time\":\"");
+		at = accesslog_lit(line, at, ts);
+		at = accesslog_lit(line, at, "\",\"method\":\"");
+		at = accesslog_put(line, at, e->method, e->method_len, true);
+		at = accesslog_lit(line, at, "\",\"path\":\"");
+		at = accesslog_put(line, at, e->path, e->path_len, true);
+		at = accesslog_lit(line, at, "\",\"protocol\":\"");
 		at = puts0(line, at, e->protocol, true);
-		at = lit(line, at, "\",\"response_code\":");
-		at = num(line, at, e->status);
-		at = lit(line, at, ",\"response_flags\":\"");
+		at = accesslog_lit(line, at, "\",\"response_code\":");
+		at = accesslog_num(line, at, e->status);
+		at = accesslog_lit(line, at, ",\"response_flags\":\"");
 		at = puts0(line, at, e->flags, true);
-		at = lit(line, at, "\",\"response_code_details\":\"");
+		at = accesslog_lit(line, at, "\",\"response_code_details\":\"");
 		at = puts0(line, at, details, true);
-		at = lit(line, at,
-			 "\",\"connection_termination_details\":null,"
-			 "\"upstream_transport_failure_reason\":null,\"bytes_received\":");
-		at = num(line, at, (long long)e->bytes_received);
-		at = lit(line, at, ",\"bytes_sent\":");
-		at = num(line, at, (long long)e->bytes_sent);
-		at = lit(line, at, ",\"duration\":");
-		at = num(line, at, (long long)(e->duration_us / 1000));
-		at = lit(line, at, ",\"upstream_service_time\":");
-		at = num(line, at,
-			 e->upstream_time_us >= 0 ? (long long)(e->upstream_time_us / 1000) : -1);
-		at = lit(line, at, ",\"x_forwarded_for\":\"");
-		at = put(line, at, e->xff, e->xff_len, true);
-		at = lit(line, at, "\",\"user_agent\":\"");
-		at = put(line, at, e->user_agent, e->user_agent_len, true);
-		at = lit(line, at, "\",\"request_id\":\"");
-		at = put(line, at, e->request_id, e->request_id_len, true);
-		at = lit(line, at, "\",\"authority\":\"");
-		at = put(line, at, e->authority, e->authority_len, true);
-		at = lit(line, at, "\",\"upstream_host\":\"");
+		at =
+		    accesslog_lit(line, at,
+				  "\",\"connection_termination_details\":null,"
+				  "\"upstream_transport_failure_reason\":null,\"bytes_received\":");
+		at = accesslog_num(line, at, (long long)e->bytes_received);
+		at = accesslog_lit(line, at, ",\"bytes_sent\":");
+		at = accesslog_num(line, at, (long long)e->bytes_sent);
+		at = accesslog_lit(line, at, ",\"duration\":");
+		at = accesslog_num(line, at, (long long)(e->duration_us / 1000));
+		at = accesslog_lit(line, at, ",\"upstream_service_time\":");
+		at = accesslog_num(
+		    line, at,
+		    e->upstream_time_us >= 0 ? (long long)(e->upstream_time_us / 1000) : -1);
+		at = accesslog_lit(line, at, ",\"x_forwarded_for\":\"");
+		at = accesslog_put(line, at, e->xff, e->xff_len, true);
+		at = accesslog_lit(line, at, "\",\"user_agent\":\"");
+		at = accesslog_put(line, at, e->user_agent, e->user_agent_len, true);
+		at = accesslog_lit(line, at, "\",\"request_id\":\"");
+		at = accesslog_put(line, at, e->request_id, e->request_id_len, true);
+		at = accesslog_lit(line, at, "\",\"authority\":\"");
+		at = accesslog_put(line, at, e->authority, e->authority_len, true);
+		at = accesslog_lit(line, at, "\",\"upstream_host\":\"");
 		at = puts0(line, at, e->upstream_host, true);
-		at = lit(line, at, "\",\"upstream_cluster\":\"");
+		at = accesslog_lit(line, at, "\",\"upstream_cluster\":\"");
 		at = puts0(line, at, e->upstream_cluster, true);
-		at = lit(line, at, "\",\"upstream_local_address\":\"");
+		at = accesslog_lit(line, at, "\",\"upstream_local_address\":\"");
 		at = puts0(line, at, e->upstream_local, true);
-		at = lit(line, at, "\",\"downstream_local_address\":\"");
+		at = accesslog_lit(line, at, "\",\"downstream_local_address\":\"");
 		at = puts0(line, at, e->downstream_local, true);
-		at = lit(line, at, "\",\"downstream_remote_address\":\"");
+		at = accesslog_lit(line, at, "\",\"downstream_remote_address\":\"");
 		at = puts0(line, at, e->downstream_remote, true);
 		if (e->requested_server_name_len > 0) {
-			at = lit(line, at, "\",\"requested_server_name\":\"");
-			at = put(line, at, e->requested_server_name, e->requested_server_name_len,
-				 true);
-			at = lit(line, at, "\",\"route_name\":\"");
+			at = accesslog_lit(line, at, "\",\"requested_server_name\":\"");
+			at = accesslog_put(line, at, e->requested_server_name,
+					   e->requested_server_name_len, true);
+			at = accesslog_lit(line, at, "\",\"route_name\":\"");
 		} else {
-			at = lit(line, at, "\",\"requested_server_name\":null,\"route_name\":\"");
+			at = accesslog_lit(line, at,
+					   "\",\"requested_server_name\":null,\"route_name\":\"");
 		}
 		at = puts0(line, at, e->route_name, true);
 		if (e->downstream_alpn_len > 0) {
-			at = lit(line, at, "\",\"downstream_tls_alpn\":\"");
-			at = put(line, at, (const char *)e->downstream_alpn, e->downstream_alpn_len,
-				 true);
-			at = lit(line, at, "\"");
+			at = accesslog_lit(line, at, "\",\"downstream_tls_alpn\":\"");
+			at = accesslog_put(line, at, (const char *)e->downstream_alpn,
+					   e->downstream_alpn_len, true);
+			at = accesslog_lit(line, at, "\"");
 		} else {
-			at = lit(line, at, "\",\"downstream_tls_alpn\":null");
+			at = accesslog_lit(line, at, "\",\"downstream_tls_alpn\":null");
 		}
 		if (e->downstream_tls_version != NULL) {
-			at = lit(line, at, ",\"downstream_tls_version\":\"");
+			at = accesslog_lit(line, at, ",\"downstream_tls_version\":\"");
 			at = puts0(line, at, e->downstream_tls_version, true);
-			at = lit(line, at, "\",\"grpc_status\":");
+			at = accesslog_lit(line, at, "\",\"grpc_status\":");
 		} else {
-			at = lit(line, at, ",\"downstream_tls_version\":null,\"grpc_status\":");
+			at = accesslog_lit(line, at,
+					   ",\"downstream_tls_version\":null,\"grpc_status\":");
 		}
 		if (e->grpc_status >= 0)
-			at = num(line, at, e->grpc_status);
+			at = accesslog_num(line, at, e->grpc_status);
 		else
-			at = lit(line, at, "null");
+			at = accesslog_lit(line, at, "null");
 		if (e->shadow != NULL) {
 			at = shadow_json(line, at, AUTHZ_DRY_RUN_DENY, &e->shadow->deny);
 			at = shadow_json(line, at, AUTHZ_DRY_RUN_ALLOW, &e->shadow->allow);
 		}
-		at = lit(line, at, "}");
+		at = accesslog_lit(line, at, "}");
 	}
 	line[at++] = '\n';
 	if (b->len + at > sizeof(b->data))

@@ -13,6 +13,11 @@
 struct accesslog_buf;
 struct authz_shadow;
 struct exchange;
+struct logformat;
+struct ssl_st;
+
+/* Longest line written; a longer one is cut (and still ends with its newline). */
+#define ACCESSLOG_LINE_MAX 4096
 
 /* Control thread: (re)open the target (NULL path = off, "-" = stdout). */
 int accesslog_open(const char *path, enum accesslog_format fmt);
@@ -51,10 +56,27 @@ struct accesslog_entry {
 	 * metadata (istio_dry_run_{deny,allow}_shadow_engine_result and _effective_policy_id),
 	 * JSON only, like the ALPN, and only the engines that were evaluated */
 	const struct authz_shadow *shadow;
+	/* For the formats an operator writes (logformat.h): the client's TLS connection when
+	 * meshgate terminates it, the upstream tries made, and the header fields kept for the
+	 * log (names: the generation's access_log_headers), NULL when none were. */
+	const struct ssl_st *ssl;
+	unsigned attempts;
+	const char *const *kept[2];
+	const uint32_t *kept_len[2];
 };
 
 /* Whether lines are written at all (fields costly to make can be skipped when not). */
 bool accesslog_enabled(void);
-void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e);
+/* fmt: the generation's custom format, or NULL for the built-in one accesslog_open set. */
+void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e,
+		     const struct logformat *fmt);
+
+/* Line writers, for logformat.c: each appends at `at` of a line of ACCESSLOG_LINE_MAX
+ * bytes and returns the new end, stopping short of the end.  put: a value, escaped for a
+ * quoted field (JSON's escapes when json), "-" when empty in text; lit: text as is. */
+size_t accesslog_put(char *o, size_t at, const char *s, size_t len, bool json);
+size_t accesslog_lit(char *o, size_t at, const char *s);
+size_t accesslog_lit_n(char *o, size_t at, const char *s, size_t n);
+size_t accesslog_num(char *o, size_t at, long long v);
 
 #endif

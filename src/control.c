@@ -151,8 +151,10 @@ int control_check(const char *main_path)
 			s->set->rate_limit->max_tokens, s->set->rate_limit->tokens_per_fill,
 			(double)s->set->rate_limit->fill_interval_us / 1e6);
 	if (s->set->access_log_by != NULL)
-		fprintf(stderr, ", access log %s by Telemetry %s/%s%s%s%s",
+		fprintf(stderr, ", access log %s%s%s by Telemetry %s/%s%s%s%s",
 			s->set->access_log_path != NULL ? "on" : "off",
+			s->set->access_log_path != NULL ? " to provider " : "",
+			s->set->access_log_path != NULL ? s->set->access_log_provider : "",
 			s->set->access_log_by->meta.ns, s->set->access_log_by->meta.name,
 			s->set->access_log_filter_src != NULL ? " where \"" : "",
 			s->set->access_log_filter_src != NULL ? s->set->access_log_filter_src : "",

@@ -29,7 +29,7 @@ struct extauthz;
 
 #define EX_ARENA 4096
 #define EX_MIRROR_KEYS 8 /* mirrors of a route that may be consistently hashed (mirror.h) */
-#define EX_LOG_HEADERS 4 /* header fields per side a Telemetry log filter reads (logfilter.h) */
+#define EX_LOG_HEADERS 8 /* header fields per side the access log reads (logfilter.h) */
 
 struct exchange {
 	struct conn *c;

@@ -144,7 +144,7 @@ static void l4_log(struct l4conn *c)
 	    c->shadow.allow.verdict != AUTHZ_NOT_EVALUATED)
 		e.shadow = &c->shadow;
 	if (logfilter_pass(c->ws->snap->set, &e, NULL, NULL))
-		accesslog_write(c->w->alog, &e);
+		accesslog_write(c->w->alog, &e, c->ws->snap->set->access_log_custom);
 }
 
 static void l4_side_free(struct l4side *s)

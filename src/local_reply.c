@@ -12,7 +12,9 @@
 #include "exchange.h"
 #include "extauthz.h"
 #include "local_reply.h"
+#include "logfilter.h"
 #include "request.h"
+#include "snapshot.h"
 #include "stream.h"
 #include "worker.h"
 
@@ -102,6 +104,33 @@ static const char *http_date(void)
 	return buf;
 }
 
+/* The access log reads response header fields by name: a local answer's are its content
+ * type and the extra lines ("name: value\r\n" each). */
+static void local_reply_keep_headers(struct exchange *ex, const char *content_type,
+				     const char *extra)
+{
+	struct http1_header h[16];
+	size_t n = 0;
+
+	if (content_type != NULL)
+		h[n++] =
+		    (struct http1_header){"content-type", 12, content_type, strlen(content_type)};
+	while (extra != NULL && n < sizeof(h) / sizeof(h[0])) {
+		const char *colon = strchr(extra, ':');
+		const char *eol = strstr(extra, "\r\n");
+		const char *v;
+
+		if (colon == NULL || eol == NULL || colon > eol)
+			break;
+		for (v = colon + 1; *v == ' '; v++)
+			;
+		h[n++] =
+		    (struct http1_header){extra, (size_t)(colon - extra), v, (size_t)(eol - v)};
+		extra = eol + 2;
+	}
+	logfilter_keep_headers(ex, ex->ws->snap->set, LOGFILTER_RESPONSE, h, n);
+}
+
 void local_reply(struct exchange *ex, int status, const char *content_type, const char *body,
 		 size_t body_len, const char *extra_headers, bool close)
 {
@@ -122,6 +151,8 @@ void local_reply(struct exchange *ex, int status, const char *content_type, cons
 		evbuffer_add_printf(out, "content-length: %zu\r\n", body_len);
 	if (extra_headers != NULL)
 		evbuffer_add(out, extra_headers, strlen(extra_headers));
+	if (ex->log_hdr_kept && ex->ws != NULL)
+		local_reply_keep_headers(ex, body_len > 0 ? content_type : NULL, extra_headers);
 	request_cors_response(ex, out); /* Envoy's CORS filter also sees local replies */
 	if (ex->xa != NULL)
 		extauthz_response_headers(ex, out); /* and its ext_authz filter */

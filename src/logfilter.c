@@ -14,7 +14,7 @@
 #include "exchange.h"
 #include "logfilter.h"
 
-_Static_assert(EX_LOG_HEADERS == CFG_LOG_FILTER_HEADERS, "one bound for both sides");
+_Static_assert(EX_LOG_HEADERS == CFG_LOG_HEADERS, "one bound for both sides");
 
 /* Envoy's response flag bits (StreamInfo::CoreResponseFlag, in its order), so that
  * `response.flags` reads as in Envoy. */
@@ -36,8 +36,6 @@ void logfilter_keep_headers(struct exchange *ex, const struct cfg_set *set,
 {
 	const struct str_list *names = &set->access_log_headers[side];
 
-	if (set->access_log_filter == NULL)
-		return;
 	if (side == LOGFILTER_REQUEST) { /* the first call of an exchange */
 		if (names->n == 0 && set->access_log_headers[LOGFILTER_RESPONSE].n == 0)
 			return;

@@ -16,9 +16,9 @@ struct ssl_st;
 
 enum logfilter_side { LOGFILTER_REQUEST = 0, LOGFILTER_RESPONSE = 1 };
 
-/* Copy into ex the header fields of one side that the filter reads by name
- * (request.headers['x'], response.headers['x'], request.referer); a no-op when the
- * generation has no filter or it reads no header. */
+/* Copy into ex the header fields of one side that the access log reads by name: the
+ * filter's request.headers['x'], response.headers['x'], request.referer, the format's
+ * %REQ(X)% and %RESP(X)%; a no-op when it reads none. */
 void logfilter_keep_headers(struct exchange *ex, const struct cfg_set *set,
 			    enum logfilter_side side, const struct http1_header *h, size_t n);
 

@@ -141,6 +141,7 @@ void request_finish(struct exchange *ex)
 	struct worker *w = c->w;
 	struct accesslog_entry e;
 	char local[CONN_ADDR_TEXT], remote[CONN_ADDR_TEXT];
+	const struct cfg_set *set;
 
 	memset(&e, 0, sizeof(e));
 	e.start = ex->start_wall;
@@ -172,8 +173,14 @@ void request_finish(struct exchange *ex)
 	e.upstream_cluster = ex->cl != NULL ? ex->cl->name : NULL;
 	e.route_name = ex->route != NULL ? ex->route->name : NULL;
 	e.grpc_status = ex->grpc_status;
+	e.attempts = ex->tries;
 	if (ex->shadow_kept)
 		e.shadow = &ex->shadow;
+	if (ex->log_hdr_kept)
+		for (int side = 0; side < 2; side++) {
+			e.kept[side] = ex->log_hdr[side];
+			e.kept_len[side] = ex->log_hdr_len[side];
+		}
 	if (accesslog_enabled()) {
 		conn_local_text(c, local);
 		conn_peer_text(c, true, remote);
@@ -190,10 +197,14 @@ void request_finish(struct exchange *ex)
 		SSL_get0_alpn_selected(c->ssl, &e.downstream_alpn, &alen);
 		e.downstream_alpn_len = alen;
 		e.downstream_tls_version = SSL_get_version(c->ssl); /* a static string */
+		e.ssl = c->ssl;
 	}
-	if (ex->ws == NULL || ex->ws->snap->set->access_log_filter == NULL ||
-	    logfilter_pass(ex->ws->snap->set, &e, ex, c->ssl))
-		accesslog_write(w->alog, &e);
+	/* an exchange refused before it was routed has no generation: the current one's */
+	set = ex->ws != NULL ? ex->ws->snap->set : w->cur != NULL ? w->cur->snap->set : NULL;
+	if (set == NULL)
+		accesslog_write(w->alog, &e, NULL);
+	else if (set->access_log_filter == NULL || logfilter_pass(set, &e, ex, c->ssl))
+		accesslog_write(w->alog, &e, set->access_log_custom);
 
 	if (ex->cl != NULL)
 		request_count(ex->cl->state, w->id, ex->status);
@@ -1021,7 +1032,8 @@ static enum request_result request_route(struct conn *c, struct exchange *ex,
 		const struct sockaddr *client =
 		    behind ? (const struct sockaddr *)&remote : &c->peer.sa;
 
-		if (!resumed && snap->set->access_log_filter != NULL)
+		if (!resumed && (snap->set->access_log_headers[0].n > 0 ||
+				 snap->set->access_log_headers[1].n > 0))
 			logfilter_keep_headers(ex, snap->set, LOGFILTER_REQUEST, req->headers,
 					       req->nheaders);
 		if (!resumed && snap->rate_bucket != NULL && request_rate_limited(ex, snap)) {

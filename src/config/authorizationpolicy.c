@@ -445,6 +445,14 @@ static bool ap_provider(struct diag *d, const struct cfg_set *set, struct node *
 				   s);
 			return false;
 		}
+	for (size_t i = 0; i < m->nfile_logs; i++)
+		if (strcmp(m->file_logs[i].name, s) == 0) {
+			diag_error(d, name,
+				   "extension provider %s is an access log (envoyFileAccessLog), "
+				   "not an authorizer",
+				   s);
+			return false;
+		}
 	if (m->next_authz == 0)
 		diag_error(d, name,
 			   "no extension provider %s: the main config has no extensionProviders",

@@ -191,6 +191,21 @@ void diag_error_col(struct diag *d, const struct node *n, int col_off, const cha
 	va_end(ap);
 }
 
+void diag_error_scalar(struct diag *d, const struct node *n, size_t off, const char *msg)
+{
+	/* the bytes that stand otherwise in the source, by how the scalar was written */
+	const char *escaped = n->style == '"' ? "\"\\\n\t\r" : n->style == '\'' ? "'\n" : "\n";
+	bool as_written = off <= n->len && n->style != '|' && n->style != '>';
+
+	for (size_t i = 0; as_written && i < off; i++)
+		as_written = strchr(escaped, n->str[i]) == NULL;
+	if (as_written)
+		diag_error_col(d, n, (n->style == '"' || n->style == '\'' ? 1 : 0) + (int)off, "%s",
+			       msg);
+	else
+		diag_error(d, n, "at byte %zu: %s", off, msg);
+}
+
 void diag_init(struct diag *d)
 {
 	memset(d, 0, sizeof(*d));

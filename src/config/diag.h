@@ -47,6 +47,10 @@ void diag_notice(struct diag *d, const struct node *n, const char *fmt, ...)
  * node's column plus col_off, with the node's resource and field path. */
 void diag_error_col(struct diag *d, const struct node *n, int col_off, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same for an error at byte off of the scalar's value, with the message as is: at its
+ * column when the value's bytes before off stand in the source as they are (one line, no
+ * escapes), else "at byte N" of the value. */
+void diag_error_scalar(struct diag *d, const struct node *n, size_t off, const char *msg);
 /* Report at a raw position (YAML syntax errors, files that cannot be read). */
 void diag_error_at(struct diag *d, const char *file, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

@@ -13,6 +13,7 @@
 #include "node.h"
 #include "hc_conf.h"
 #include "load.h"
+#include "logformat.h"
 #include "tls_ticket.h"
 
 #define MAINCONF_MAX_WORKERS 256
@@ -127,15 +128,104 @@ static void mainconf_admin(struct pool *p, struct diag *d, struct node *n, struc
 	m->admin_address = s;
 }
 
+struct mainconf_lf_warn {
+	struct diag *d;
+	struct node *n;
+};
+
+static void mainconf_lf_warn(void *arg, size_t off, const char *name)
+{
+	struct mainconf_lf_warn *w = arg;
+
+	(void)off;
+	diag_warn(w->d, w->n,
+		  "%%%s%% is an Envoy command operator whose value meshgate does not record: "
+		  "it prints \"-\" (null in JSON)",
+		  name);
+}
+
+static struct logformat *mainconf_lf_text(struct pool *p, struct diag *d, struct node *n)
+{
+	struct mainconf_lf_warn w = {d, n};
+	struct logformat *f;
+	char err[200];
+	const char *s;
+	size_t off = 0;
+
+	if (!node_str(d, n, &s))
+		return NULL;
+	f = logformat_text(p, s, err, sizeof(err), &off, mainconf_lf_warn, &w);
+	if (f == NULL)
+		diag_error_scalar(d, n, off, err);
+	return f;
+}
+
+static struct logformat *mainconf_lf_labels(struct pool *p, struct diag *d, struct node *n)
+{
+	struct logformat *f;
+	bool ok = true;
+
+	if (!node_want_map(d, n))
+		return NULL;
+	if (n->n == 0) {
+		diag_error(d, n, "no labels: give the fields of the JSON object");
+		return NULL;
+	}
+	f = logformat_json(p, n->n);
+	for (size_t i = 0; i < n->n; i++) {
+		struct node *v = n->vals[i];
+		struct mainconf_lf_warn w = {d, v};
+		char err[200];
+		size_t off = 0;
+
+		node_mark_used(v);
+		if (v->type != NODE_SCALAR) {
+			/* Istio's labels are a Struct; Envoy's json_format nests objects, which
+			 * meshgate's lines do not */
+			diag_error(d, v,
+				   "expected a format string (nested labels are not supported)");
+			ok = false;
+			continue;
+		}
+		if (!logformat_json_label(p, f, n->keys[i]->str, v->str, err, sizeof(err), &off,
+					  mainconf_lf_warn, &w)) {
+			diag_error_scalar(d, v, off, err);
+			ok = false;
+		}
+	}
+	return ok ? f : NULL;
+}
+
+/* Istio's EnvoyFileAccessLogProvider.LogFormat: {text: "..."} or {labels: {key: "..."}}
+ * (JSON); *fmt says which.  NULL on error. */
+static struct logformat *mainconf_log_format(struct pool *p, struct diag *d, struct node *n,
+					     enum accesslog_format *fmt)
+{
+	struct node *text, *labels;
+
+	if (!node_want_map(d, n))
+		return NULL;
+	text = node_get(n, "text");
+	labels = node_get(n, "labels");
+	node_check_unknown(d, n);
+	if ((text == NULL) == (labels == NULL)) {
+		diag_error(d, n, "give one of text or labels");
+		return NULL;
+	}
+	*fmt = text != NULL ? ACCESSLOG_TEXT : ACCESSLOG_JSON;
+	return text != NULL ? mainconf_lf_text(p, d, text) : mainconf_lf_labels(p, d, labels);
+}
+
 static void mainconf_access_log(struct pool *p, struct diag *d, struct node *n, struct cfg_main *m)
 {
-	struct node *path, *fmt;
+	struct node *path, *fmt, *custom;
 	const char *s;
 
 	if (!node_want_map(d, n))
 		return;
 	path = cfg_require(d, n, "path");
 	fmt = node_get(n, "format");
+	custom = node_get(n, "logFormat");
 	node_check_unknown(d, n);
 	if (path != NULL && node_str(d, path, &s)) {
 		if (*s == '\0')
@@ -150,6 +240,15 @@ static void mainconf_access_log(struct pool *p, struct diag *d, struct node *n, 
 			m->access_log_format = ACCESSLOG_JSON;
 		else
 			diag_error(d, fmt, "invalid format \"%s\": expected text or json", s);
+	}
+	if (custom != NULL) {
+		enum accesslog_format kind = ACCESSLOG_TEXT;
+
+		m->access_log_custom = mainconf_log_format(p, d, custom, &kind);
+		if (m->access_log_custom != NULL && fmt != NULL && kind != m->access_log_format)
+			diag_error(d, fmt, "logFormat gives a %s format: leave format out",
+				   kind == ACCESSLOG_JSON ? "JSON (labels)" : "text");
+		m->access_log_format = kind;
 	}
 }
 
@@ -460,9 +559,9 @@ static bool mainconf_header_patterns(struct pool *p, struct diag *d, struct node
 
 /* Provider kinds of Istio's MeshConfig that meshgate does not serve. */
 static const char *const mainconf_other_providers[] = {
-    "zipkin",       "lightstep",     "datadog",      "stackdriver", "opencensus",
-    "skywalking",   "opentelemetry", "prometheus",   "sds",         "envoyFileAccessLog",
-    "envoyHttpAls", "envoyTcpAls",   "envoyOtelAls", NULL,
+    "zipkin",      "lightstep",     "datadog",    "stackdriver", "opencensus",
+    "skywalking",  "opentelemetry", "prometheus", "sds",         "envoyHttpAls",
+    "envoyTcpAls", "envoyOtelAls",  NULL,
 };
 
 /* The fields every authorizer kind has (Istio's EnvoyExternalAuthorization{Http,Grpc}
@@ -607,9 +706,47 @@ static bool mainconf_ext_authz_grpc(struct pool *p, struct diag *d, struct node 
 	return ok;
 }
 
-/* extensionProviders: [{name, envoyExtAuthzHttp: {...}} or {name, envoyExtAuthzGrpc: {...}}];
- * only the external authorizers are served, every other kind is refused where a policy
- * names it. */
+/* envoyFileAccessLog: {path, logFormat}; "/dev/stdout" is standard output (as "-"), which
+ * works also where it is a socket (systemd's journal) that cannot be opened by name. */
+static bool mainconf_file_log(struct pool *p, struct diag *d, struct node *n, const char *name,
+			      struct cfg_main *m)
+{
+	struct file_log_provider *f;
+	struct node *path, *fmt;
+	const char *s;
+	bool ok = true;
+
+	if (!node_want_map(d, n))
+		return false;
+	m->file_logs = cfg_append(p, m->file_logs, m->nfile_logs, sizeof(*m->file_logs));
+	f = &m->file_logs[m->nfile_logs];
+	memset(f, 0, sizeof(*f));
+	f->name = name;
+	f->node = n;
+	f->format = ACCESSLOG_TEXT; /* Istio's default text format */
+	path = cfg_require(d, n, "path");
+	fmt = node_get(n, "logFormat");
+	node_check_unknown(d, n);
+	if (path == NULL || !node_str(d, path, &s)) {
+		ok = false;
+	} else if (*s == '\0') {
+		diag_error(d, path, "empty path (\"/dev/stdout\" for standard output)");
+		ok = false;
+	} else {
+		f->path = strcmp(s, "/dev/stdout") == 0 || strcmp(s, "-") == 0
+			      ? "-"
+			      : mainconf_resolve(p, m, s);
+	}
+	if (fmt != NULL && (f->custom = mainconf_log_format(p, d, fmt, &f->format)) == NULL)
+		ok = false;
+	if (ok)
+		m->nfile_logs++;
+	return ok;
+}
+
+/* extensionProviders: [{name, envoyExtAuthzHttp: {...}}, {name, envoyExtAuthzGrpc: {...}},
+ * {name, envoyFileAccessLog: {...}}]; the kinds meshgate does not serve are refused where
+ * a policy names them. */
 static void mainconf_ext_providers(struct pool *p, struct diag *d, struct node *n,
 				   struct cfg_main *m)
 {
@@ -617,7 +754,7 @@ static void mainconf_ext_providers(struct pool *p, struct diag *d, struct node *
 		return;
 	m->ext_authz = pool_calloc(p, n->n ? n->n : 1, sizeof(*m->ext_authz));
 	for (size_t i = 0; i < n->n; i++) {
-		struct node *e = n->vals[i], *name, *http, *grpc;
+		struct node *e = n->vals[i], *name, *http, *grpc, *file;
 		struct ext_authz *x = &m->ext_authz[m->next_authz];
 		bool ok = true, other = false;
 
@@ -654,11 +791,12 @@ static void mainconf_ext_providers(struct pool *p, struct diag *d, struct node *
 			/* Istio's mesh config lists providers for every workload; one that
 			 * nothing here uses costs nothing: a warning, and an error where a
 			 * policy names it (ap_provider). */
-			diag_warn(d, o,
-				  "%s: not served by meshgate (only envoyExtAuthzHttp and "
-				  "envoyExtAuthzGrpc are): a CUSTOM policy naming this provider is "
-				  "refused",
-				  mainconf_other_providers[k]);
+			diag_warn(
+			    d, o,
+			    "%s: not served by meshgate (envoyExtAuthzHttp, envoyExtAuthzGrpc "
+			    "and envoyFileAccessLog are): a CUSTOM policy naming this provider "
+			    "is refused, a Telemetry naming it skips it",
+			    mainconf_other_providers[k]);
 			if (ok && !other) {
 				m->unserved_providers.v =
 				    cfg_append(p, m->unserved_providers.v, m->unserved_providers.n,
@@ -669,18 +807,32 @@ static void mainconf_ext_providers(struct pool *p, struct diag *d, struct node *
 		}
 		http = node_get(e, "envoyExtAuthzHttp");
 		grpc = node_get(e, "envoyExtAuthzGrpc");
-		if (http == NULL && grpc == NULL && !other) {
+		file = node_get(e, "envoyFileAccessLog");
+		if (http == NULL && grpc == NULL && file == NULL && !other) {
 			diag_error(d, e,
-				   "envoyExtAuthzHttp or envoyExtAuthzGrpc is required (the "
-				   "provider kinds meshgate serves)");
+				   "envoyExtAuthzHttp, envoyExtAuthzGrpc or envoyFileAccessLog is "
+				   "required (the provider kinds meshgate serves)");
 			ok = false;
 		}
-		if (http != NULL && grpc != NULL) {
+		if ((http != NULL) + (grpc != NULL) + (file != NULL) > 1) {
 			/* Istio's ExtensionProvider is a oneof */
-			node_mark_used(grpc);
-			diag_error(d, grpc,
-				   "give one provider kind: envoyExtAuthzHttp is given too");
+			if (grpc != NULL)
+				node_mark_used(grpc);
+			if (file != NULL)
+				node_mark_used(file);
+			diag_error(d, e, "give one provider kind, not %s%s%s%s",
+				   http != NULL ? "envoyExtAuthzHttp" : "",
+				   http != NULL && grpc != NULL ? " and " : "",
+				   grpc != NULL ? "envoyExtAuthzGrpc" : "",
+				   file != NULL ? " and envoyFileAccessLog" : "");
 			ok = false;
+		} else if (file != NULL) {
+			if (ok && !other)
+				mainconf_file_log(p, d, file, x->name, m);
+			else
+				node_mark_used(file);
+			node_check_unknown(d, e);
+			continue;
 		} else if (grpc != NULL) {
 			ok &= mainconf_ext_authz_grpc(p, d, grpc, x);
 		}

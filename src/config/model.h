@@ -188,6 +188,17 @@ struct ext_authz {
 	struct node *node, *service_node, *port_node;
 };
 
+/* An envoyFileAccessLog extension provider: a file (path "-" standard output) and a
+ * format: Istio's text or JSON one (format), or the operator's (custom, logformat.h). */
+struct logformat;
+struct file_log_provider {
+	const char *name;
+	const char *path;
+	enum accesslog_format format;
+	struct logformat *custom;
+	struct node *node;
+};
+
 struct cfg_main {
 	const char *path; /* the main file */
 	const char *dir;  /* its directory, for relative resource paths */
@@ -198,6 +209,9 @@ struct cfg_main {
 	struct str_list resources;   /* absolute paths (files or dirs) */
 	const char *access_log_path; /* NULL: off; "-": stdout */
 	enum accesslog_format access_log_format;
+	/* accessLog.logFormat (Envoy's format strings, logformat.h), or NULL: the built-in
+	 * format named by access_log_format */
+	struct logformat *access_log_custom;
 	const char *credentials_dir;
 	const char
 	    *user; /* drop to this user when started as root; default "meshgate" if it exists */
@@ -232,6 +246,9 @@ struct cfg_main {
 	/* names of the extension providers of kinds meshgate does not serve (tracers, access
 	 * loggers...): loaded with a warning, refused where a policy names one */
 	struct str_list unserved_providers;
+	/* extensionProviders of kind envoyFileAccessLog: access logs a Telemetry may name */
+	struct file_log_provider *file_logs;
+	size_t nfile_logs;
 	struct node *node;
 };
 
@@ -860,7 +877,7 @@ struct cfg_ef {
 
 struct cel_expr;
 
-#define CFG_LOG_FILTER_HEADERS 4 /* header names per side a log filter may read */
+#define CFG_LOG_HEADERS 8 /* header names per side a log filter and format may read */
 
 /* One accessLogging entry.  A gateway is a CLIENT in Istio's workload modes. */
 enum tel_mode { TEL_CLIENT_AND_SERVER = 0, TEL_CLIENT, TEL_SERVER };
@@ -923,13 +940,17 @@ struct cfg_set {
 	size_t ntels;
 	/* The access log this generation writes (tel_apply): the main config's accessLog,
 	 * unless a Telemetry that selects this appliance decides it (Istio's provider
-	 * "envoy"), with its filter.  path NULL: no access log. */
+	 * "envoy", or an envoyFileAccessLog provider), with its filter.  path NULL: no
+	 * access log. */
 	const char *access_log_path;
 	enum accesslog_format access_log_format;
+	struct logformat *access_log_custom; /* the provider's own format, or NULL */
+	const char *access_log_provider;     /* the provider's name */
 	const struct cel_expr *access_log_filter;
 	const char *access_log_filter_src;
-	/* the header names (lower case) the filter reads: request side (referer included
-	 * when it reads request.referer), response side; at most CFG_LOG_FILTER_HEADERS each */
+	/* the header names (lower case) the filter and the format read from copies kept
+	 * while the exchange runs: request side (referer included when the filter reads
+	 * request.referer), response side; at most CFG_LOG_HEADERS each */
 	struct str_list access_log_headers[2];
 	const struct cfg_telemetry *access_log_by; /* the Telemetry that decided, or NULL */
 	/* resolution DNS endpoint names were resolved (serving): link drops names that gave

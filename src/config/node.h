@@ -60,6 +60,7 @@ struct node {
 	const char *str; /* NUL-terminated, pool-owned */
 	size_t len;
 	bool quoted; /* '..' or ".." or block scalar: never a number/bool/null */
+	char style;  /* '\'' or '"' quoted, '|' or '>' block, 0 plain: how str was written */
 	/* NODE_MAP: keys[i] (scalars) -> vals[i]; NODE_SEQ: vals[i] */
 	size_t n;
 	struct node **keys;

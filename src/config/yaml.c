@@ -437,6 +437,22 @@ static bool yaml_scalar(struct yaml_load *l, const yaml_event_t *ev)
 	n->str = yaml_intern(l, s, len);
 	n->len = len;
 	n->quoted = !plain;
+	switch (ev->data.scalar.style) {
+	case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+		n->style = '\'';
+		break;
+	case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
+		n->style = '"';
+		break;
+	case YAML_LITERAL_SCALAR_STYLE:
+		n->style = '|';
+		break;
+	case YAML_FOLDED_SCALAR_STYLE:
+		n->style = '>';
+		break;
+	default:
+		break;
+	}
 	/* A key is always a name: `null: x` has the key "null". */
 	if (!is_key) {
 		if (plain && yaml_is_null(s, len))

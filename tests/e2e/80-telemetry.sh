@@ -163,7 +163,7 @@ spec:
 EOF
 assert_valid "SERVER mode and an unknown provider load"
 assert_contains "$MG_VALIDATE_OUT" "a gateway logs as a CLIENT" "-t notes the SERVER-mode entry"
-assert_contains "$MG_VALIDATE_OUT" 'provider "otel" is not one meshgate has' "-t warns of the unknown provider"
+assert_contains "$MG_VALIDATE_OUT" 'provider "otel" is not an access log meshgate has' "-t warns of the unknown provider"
 assert_reload applied
 id=$(tag fallback)
 req "$id" /status/200

@@ -682,6 +682,89 @@ static void test_telemetry_merge(void **state)
 		   "/var/log/x.log", "gw");
 }
 
+#define FILE_LOG(fmt)                                                                              \
+	"extensionProviders:\n"                                                                    \
+	"- name: FL\n"                                                                             \
+	"  envoyFileAccessLog:\n"                                                                  \
+	"    path: /var/log/f.log\n"                                                               \
+	"    logFormat: " fmt "\n"
+
+/* envoyFileAccessLog providers named by Telemetries; the header fields kept for the log */
+static void test_telemetry_file_providers(void **state)
+{
+	const struct snapshot *s;
+
+	(void)state;
+	/* a Telemetry names the file provider (names compare without case): its file and
+	 * format, not the main file's */
+	s = check(
+	    LOG_MAIN FILE_LOG("{labels: {code: '%RESPONSE_CODE%', b: '%REQ(X-B)%'}}"),
+	    GW80 TEL("istio-system", "mesh", "  accessLogging:\n  - providers: [{name: fl}]\n"),
+	    "");
+	tel_expect(s, "/var/log/f.log", "mesh");
+	assert_string_equal(s->set->access_log_provider, "FL");
+	assert_int_equal(s->set->access_log_format, ACCESSLOG_JSON);
+	assert_non_null(s->set->access_log_custom);
+	assert_int_equal(s->set->access_log_headers[0].n, 1);
+	assert_string_equal(s->set->access_log_headers[0].v[0], "x-b");
+	assert_int_equal(s->set->access_log_headers[1].n, 0);
+	/* no Telemetry: the main file's accessLog, its format built in */
+	s = check(LOG_MAIN FILE_LOG("{text: '%RESPONSE_CODE%'}"), GW80, "");
+	tel_expect(s, "/var/log/x.log", NULL);
+	assert_null(s->set->access_log_custom);
+	/* the filter's header names and the format's are kept together, once each */
+	s = check(LABELS FILE_LOG("{text: '%REQ(x-a)% %REQ(x-b?X-A)% %RESP(x-c)% %REQ(:path)%'}"),
+		  GW80 TEL("istio-system", "mesh",
+			   "  accessLogging:\n  - providers: [{name: fl}]\n"
+			   "    filter: {expression: \"request.headers['X-A'] == 'y' && "
+			   "response.headers['x-d'] != ''\"}\n"),
+		  "");
+	tel_expect(s, "/var/log/f.log", "mesh");
+	assert_non_null(s->set->access_log_filter);
+	assert_int_equal(s->set->access_log_headers[0].n, 2);
+	assert_string_equal(s->set->access_log_headers[0].v[0], "x-a");
+	assert_string_equal(s->set->access_log_headers[0].v[1], "x-b");
+	assert_int_equal(s->set->access_log_headers[1].n, 2);
+	assert_string_equal(s->set->access_log_headers[1].v[0], "x-d");
+	assert_string_equal(s->set->access_log_headers[1].v[1], "x-c");
+	/* turned off by a later level: no log at all (the Telemetries decide) */
+	tel_expect(check(LOG_MAIN FILE_LOG("{text: x}"),
+			 GW80 TEL("istio-system", "mesh",
+				  "  accessLogging:\n  - providers: [{name: fl}]\n")
+			     TEL("default", "ns", "  accessLogging:\n  - disabled: true\n"),
+			 ""),
+		   NULL, "ns");
+	/* two providers on: meshgate writes one log */
+	assert_null(
+	    check(LOG_MAIN FILE_LOG("{text: x}"),
+		  GW80 TEL("istio-system", "mesh",
+			   "  accessLogging:\n  - providers: [{name: envoy}, {name: fl}]\n"),
+		  "r.yaml:15:5: Telemetry istio-system/mesh: spec.accessLogging[0]: the access log "
+		  "providers "
+		  "envoy and FL are both on: meshgate writes one access log\n"));
+	diag_fini(&D);
+	diag_init(&D);
+	/* more than 8 header fields a side */
+	assert_null(check(
+	    LABELS FILE_LOG("{text: '%REQ(a)%%REQ(b)%%REQ(c)%%REQ(d)%%REQ(e)%"
+			    "%REQ(f)%%REQ(g)%%REQ(h)%%REQ(i)%'}"),
+	    GW80 TEL("istio-system", "mesh", "  accessLogging:\n  - providers: [{name: fl}]\n"),
+	    "main.yaml:6:16: extensionProviders[0].envoyFileAccessLog.logFormat: the "
+	    "access log reads more than 8 request header fields (the format's and the "
+	    "filter's together)\n"));
+	diag_fini(&D);
+	diag_init(&D);
+	/* standard output by Istio's name for it */
+	s = check(
+	    LABELS "extensionProviders:\n- name: out\n  envoyFileAccessLog: {path: "
+		   "/dev/stdout}\n",
+	    GW80 TEL("istio-system", "mesh", "  accessLogging:\n  - providers: [{name: out}]\n"),
+	    "");
+	tel_expect(s, "-", "mesh");
+	assert_int_equal(s->set->access_log_format, ACCESSLOG_TEXT);
+	assert_null(s->set->access_log_custom);
+}
+
 static void test_telemetry_scope(void **state)
 {
 	(void)state;
@@ -699,9 +782,10 @@ static void test_telemetry_scope(void **state)
 			 GW80 TEL("istio-system", "mesh", "  accessLogging:\n" ENVOY) TEL(
 			     "default", "ns", "  accessLogging:\n  - providers: [{name: OTel}]\n"),
 			 "r.yaml:22:24: warning: Telemetry default/ns: "
-			 "spec.accessLogging[0].providers[0].name: provider \"otel\" is not one "
-			 "meshgate has (its access log is the provider \"envoy\"): skipped, as "
-			 "istiod skips providers the mesh config does not define\n"),
+			 "spec.accessLogging[0].providers[0].name: provider \"otel\" is not an "
+			 "access log meshgate has (the provider \"envoy\" and the main config's "
+			 "envoyFileAccessLog extensionProviders): skipped, as istiod skips "
+			 "providers the mesh config does not define\n"),
 		   "/var/log/x.log", NULL);
 	/* ... and envoy named last brings it back, whatever the root said */
 	tel_expect(check(LOG_MAIN,
@@ -709,9 +793,10 @@ static void test_telemetry_scope(void **state)
 				  "  accessLogging:\n  - providers: [{name: zipkin}]\n")
 			     TEL("default", "ns", "  accessLogging:\n" ENVOY),
 			 "r.yaml:15:24: warning: Telemetry istio-system/mesh: "
-			 "spec.accessLogging[0].providers[0].name: provider \"zipkin\" is not one "
-			 "meshgate has (its access log is the provider \"envoy\"): skipped, as "
-			 "istiod skips providers the mesh config does not define\n"),
+			 "spec.accessLogging[0].providers[0].name: provider \"zipkin\" is not an "
+			 "access log meshgate has (the provider \"envoy\" and the main config's "
+			 "envoyFileAccessLog extensionProviders): skipped, as istiod skips "
+			 "providers the mesh config does not define\n"),
 		   "/var/log/x.log", "ns");
 	/* two namespace-wide Telemetries in one namespace: the first counts */
 	tel_expect(check(LOG_MAIN,
@@ -1128,6 +1213,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_mirrors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_telemetry_merge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_telemetry_scope, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_telemetry_file_providers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ext_authz, setup, teardown),
 	};
 	int rc;
