@@ -135,7 +135,8 @@ static void request_count(struct cluster_state *cs, int wid, int status)
 		clusterstate_bump(cs, wid, by_class[cls]);
 }
 
-void request_finish(struct exchange *ex)
+/* The exchange's access log line, gathered only when a log is written. */
+static void request_log(struct exchange *ex)
 {
 	struct conn *c = ex->c;
 	struct worker *w = c->w;
@@ -181,12 +182,10 @@ void request_finish(struct exchange *ex)
 			e.kept[side] = ex->log_hdr[side];
 			e.kept_len[side] = ex->log_hdr_len[side];
 		}
-	if (accesslog_enabled()) {
-		conn_local_text(c, local);
-		conn_peer_text(c, true, remote);
-		e.downstream_local = local;
-		e.downstream_remote = remote;
-	}
+	conn_local_text(c, local);
+	conn_peer_text(c, true, remote);
+	e.downstream_local = local;
+	e.downstream_remote = remote;
 	if (c->ssl != NULL) {
 		/* Checked by the SNI callback (tls_sni.c) before the handshake went on. */
 		const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
@@ -205,7 +204,15 @@ void request_finish(struct exchange *ex)
 		accesslog_write(w->alog, &e, NULL);
 	else if (set->access_log_filter == NULL || logfilter_pass(set, &e, ex, c->ssl))
 		accesslog_write(w->alog, &e, set->access_log_custom);
+}
 
+void request_finish(struct exchange *ex)
+{
+	struct conn *c = ex->c;
+	struct worker *w = c->w;
+
+	if (accesslog_enabled())
+		request_log(ex);
 	if (ex->cl != NULL)
 		request_count(ex->cl->state, w->id, ex->status);
 	if (ex->route != NULL && ex->route->more->stats != NULL)
