@@ -187,17 +187,19 @@ void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr
 	lc = conn_listener(ws != NULL ? ws->snap : NULL, wl->key);
 	/* A PERMISSIVE port peeks the first byte as the passthrough front peeks its
 	 * ClientHello; a DISABLE port does not terminate TLS at all. */
-	if (lc != NULL && (lc->peek || lc->protocol == GWP_TCP || lc->mtls == PA_PERMISSIVE)) {
+	if (lc != NULL && (lc->peek || lc->protocol == GWP_TCP || lc->mtls == PA_PERMISSIVE ||
+			   m->proxy_protocol)) {
 		l4proxy_accept(w, wl->key, wl->port, fd, sa, ws, lc);
 		return;
 	}
-	conn_start(w, wl->key, wl->port, fd, sa, ws,
+	conn_start(w, wl->key, wl->port, fd, sa, NULL, ws,
 		   lc != NULL && lc->mtls != PA_DISABLE ? lc->tls : NULL);
 	(void)salen;
 }
 
 void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
-		const struct sockaddr *sa, struct wsnap *ws, const struct tls_sni_table *tls)
+		const struct sockaddr *sa, const struct sockaddr *local, struct wsnap *ws,
+		const struct tls_sni_table *tls)
 {
 	struct conn *c;
 	int one = 1;
@@ -216,6 +218,11 @@ void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
 		memcpy(&c->peer.in, sa, sizeof(c->peer.in));
 	else if (sa->sa_family == AF_INET6)
 		memcpy(&c->peer.in6, sa, sizeof(c->peer.in6));
+	if (local != NULL && (local->sa_family == AF_INET || local->sa_family == AF_INET6)) {
+		memcpy(&c->local, local,
+		       local->sa_family == AF_INET ? sizeof(c->local.in) : sizeof(c->local.in6));
+		c->local_known = true;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
 	if (tls != NULL && tls->front != NULL) {

@@ -80,9 +80,12 @@ void conn_accept(struct worker *w, struct wlistener *wl, int fd, struct sockaddr
 /* Make an HTTP connection of an accepted socket (plain, or TLS when tls is given: tls
  * belongs to the snapshot ws, which the connection keeps pinned until its handshake is
  * done).  Takes fd and the pin ws (may be NULL).  The passthrough front uses it for a host
- * it terminates: it only peeked, so the handshake reads the ClientHello intact. */
+ * it terminates: it only peeked, so the handshake reads the ClientHello intact.  sa is the
+ * client's address, local the one it connected to (NULL: the socket's, when first needed);
+ * with a PROXY protocol header, both are the ones it told. */
 void conn_start(struct worker *w, const char *lkey, uint32_t port, int fd,
-		const struct sockaddr *sa, struct wsnap *ws, const struct tls_sni_table *tls);
+		const struct sockaddr *sa, const struct sockaddr *local, struct wsnap *ws,
+		const struct tls_sni_table *tls);
 void conn_close(struct conn *c, const char *why);
 /* Close with the exchange in progress ended as by a client that went away (DC). */
 void conn_abort(struct conn *c, const char *why);

@@ -33,6 +33,7 @@
 #include "locality.h"
 #include "log.h"
 #include "outlier.h"
+#include "proxyproto.h"
 #include "router.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -78,6 +79,7 @@ struct l4conn {
 	struct cluster_state *counted; /* counted in its cx_active (circuit breaking) */
 	bool logged;    /* a decision was made: the close writes an access-log line */
 	bool edge;      /* the backend has edge-triggered events (epoll) */
+	bool pp_wait;   /* the PROXY protocol header is still to come (proxyProtocol) */
 	char flags[16]; /* "-" when empty */
 	const char *details;
 	struct authz_shadow shadow; /* dry-run AuthorizationPolicies' verdicts, for the log */
@@ -94,6 +96,7 @@ struct l4conn {
 
 /* ClientHello peeks and relay reads: one worker thread uses it for one call at a time. */
 #define L4_BUF (L4PROXY_READ_MAX > CLIENTHELLO_WIRE_MAX ? L4PROXY_READ_MAX : CLIENTHELLO_WIRE_MAX)
+_Static_assert(L4_BUF >= PROXYPROTO_MAX, "the PROXY header is peeked into l4_buf");
 static __thread uint8_t l4_buf[L4_BUF];
 static __thread uint8_t l4_scratch[CLIENTHELLO_SCRATCH];
 
@@ -607,6 +610,11 @@ static void l4_hello_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct l4conn *c = arg;
 
+	if (c->pp_wait) {
+		METRIC_INC(&c->w->metrics, downstream_cx_proxy_proto_error);
+		l4_close(c, "no complete PROXY protocol header in time");
+		return;
+	}
 	l4_hello_failed(c, c->lc->mtls == PA_PERMISSIVE ? "no byte in time"
 							: "no complete ClientHello in time");
 }
@@ -624,8 +632,90 @@ static void l4_handoff(struct l4conn *c, const struct tls_sni_table *tls)
 	LIST_REMOVE(c, entry);
 	w->nl4--;
 	atomic_fetch_sub_explicit(&mg_total_conns, 1, memory_order_relaxed);
-	conn_start(w, c->lkey, c->port, fd, (const struct sockaddr *)&c->peer_sa, ws, tls);
+	conn_start(w, c->lkey, c->port, fd, (const struct sockaddr *)&c->peer_sa,
+		   (const struct sockaddr *)&c->local_sa, ws, tls);
 	free(c);
+}
+
+static void l4_hello_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The PROXY protocol header, peeked then taken off the socket exactly: true once it is,
+ * the client's and local addresses now the ones it tells; false while it is incomplete
+ * (or when the connection was closed for it). */
+static bool l4_proxy_header(struct l4conn *c)
+{
+	struct proxyproto pp;
+	const char *why;
+	char ip[64];
+	ssize_t n = recv(c->down.fd, l4_buf, PROXYPROTO_MAX, MSG_PEEK);
+	int len;
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return false;
+	if (n <= 0) {
+		METRIC_INC(&c->w->metrics, downstream_cx_proxy_proto_error);
+		l4_close(c, n == 0 ? "client closed before its PROXY protocol header"
+				   : strerror(errno));
+		return false;
+	}
+	len = proxyproto_parse(l4_buf, (size_t)n, &pp, &why);
+	if (len == 0) {
+		if (!c->edge) { /* as for the ClientHello: look again shortly */
+			struct timeval tv = {0, 5000};
+
+			event_del(c->hev);
+			event_assign(c->hev, c->w->base, -1, 0, l4_hello_cb, c);
+			evtimer_add(c->hev, &tv);
+		}
+		return false;
+	}
+	if (len < 0 || recv(c->down.fd, l4_buf, (size_t)len, 0) != len) {
+		METRIC_INC(&c->w->metrics, downstream_cx_proxy_proto_error);
+		log_info("connection from %s on %s closed: PROXY protocol: %s", c->peer, c->lkey,
+			 len < 0 ? why : "short read");
+		l4_close(c, "invalid PROXY protocol header");
+		return false;
+	}
+	c->pp_wait = false;
+	if (pp.has_addresses) {
+		memcpy(&c->peer_sa, &pp.src, sizeof(c->peer_sa));
+		memcpy(&c->local_sa, &pp.dst, sizeof(c->local_sa));
+		conn_sockaddr_format((struct sockaddr *)&c->peer_sa, ip, sizeof(ip), c->peer,
+				     sizeof(c->peer));
+		conn_sockaddr_format((struct sockaddr *)&c->local_sa, ip, sizeof(ip), c->local,
+				     sizeof(c->local));
+	}
+	return true;
+}
+
+/* What the listener does with a connection once its PROXY header (if any) is read: a tcp
+ * route at once, a ClientHello (or a PERMISSIVE port's first byte) peeked, or, on a port
+ * that does neither, the socket handed to conn.c. */
+static void l4_proceed(struct l4conn *c)
+{
+	const struct listener_cfg *lc = c->lc;
+
+	if (lc->protocol == GWP_TCP) {
+		const struct l4_target *t =
+		    router_l4_select(&lc->tcp, (const struct sockaddr *)&c->local_sa);
+
+		if (c->hev != NULL) {
+			event_free(c->hev);
+			c->hev = NULL;
+		}
+		evtimer_del(c->timer);
+		if (t == NULL)
+			l4_no_route(c, "no tcp route");
+		else
+			l4_route(c, t);
+		return;
+	}
+	if (!lc->peek && lc->mtls != PA_PERMISSIVE) {
+		l4_handoff(c, lc->mtls != PA_DISABLE ? lc->tls : NULL);
+		return;
+	}
+	/* the bytes after the header may be there already: no new edge would tell */
+	l4_hello_cb(c->down.fd, EV_READ, c);
 }
 
 static void l4_hello_cb(evutil_socket_t fd, short what, void *arg)
@@ -638,6 +728,12 @@ static void l4_hello_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 	int rc;
 
+	if (c->pp_wait) {
+		if (!l4_proxy_header(c))
+			return;
+		l4_proceed(c);
+		return;
+	}
 	/* A PERMISSIVE port needs one byte; a passthrough front the whole ClientHello. */
 	n = recv(c->down.fd, l4_buf, c->lc->mtls == PA_PERMISSIVE ? 1 : CLIENTHELLO_WIRE_MAX,
 		 MSG_PEEK);
@@ -750,7 +846,10 @@ void l4proxy_accept(struct worker *w, const char *lkey, uint32_t port, int fd,
 		l4_close(c, "out of memory");
 		return;
 	}
-	if (lc->protocol == GWP_TCP) {
+	/* The PROXY protocol header first, on every port, when the balancer in front sends
+	 * it (main config proxyProtocol). */
+	c->pp_wait = l4_main(c)->proxy_protocol;
+	if (lc->protocol == GWP_TCP && !c->pp_wait) {
 		const struct l4_target *t =
 		    router_l4_select(&lc->tcp, (const struct sockaddr *)&c->local_sa);
 

@@ -6,6 +6,9 @@
  * destination, or a terminating server on the same port, to which the untouched socket is
  * handed (conn_start()).  No SNI, an unknown one or bytes that are not a ClientHello close
  * the connection (NR).  A TCP listener takes its first applicable tcp route at once.
+ * With the main config's proxyProtocol every connection first comes here for its PROXY
+ * protocol header (proxyproto.h), peeked the same way and then read off exactly; the
+ * client's and local addresses become the ones it tells.
  *
  * The relay connects to an endpoint of the route's cluster (upstreamConnect timeout; a
  * failure closes the client, UF,URX), then copies both ways on the plain sockets: each read
@@ -29,8 +32,11 @@ struct listener_cfg;
 
 #define L4PROXY_HIGH_WM (256 * 1024)
 
-/* Take over an accepted socket of listener lc (which peeks or is TCP) and the snapshot pin
- * ws it came from; counted as an open connection until it closes. */
+/* Take over an accepted socket of listener lc (which peeks or is TCP, or any listener when
+ * the main config's proxyProtocol asks for the PROXY protocol header first: it is read
+ * here, within the requestHeaders timeout, then the connection goes on as its listener
+ * says) and the snapshot pin ws it came from; counted as an open connection until it
+ * closes or is handed to conn.c. */
 void l4proxy_accept(struct worker *w, const char *lkey, uint32_t port, int fd,
 		    const struct sockaddr *sa, struct wsnap *ws, const struct listener_cfg *lc);
 /* Drain deadline or exit: close every L4 connection of w now. */

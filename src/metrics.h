@@ -71,6 +71,8 @@
 	X(downstream_cx_tcp, counter, "Connections relayed by a VirtualService tcp route")        \
 	X(downstream_cx_no_route, counter, "L4 connections closed for want of a route (NR)")     \
 	X(downstream_cx_hello_fail, counter, "Passthrough connections without a ClientHello in time") \
+	X(downstream_cx_proxy_proto_error, counter,                                                \
+	  "Connections closed for a missing or invalid PROXY protocol header")                     \
 	X(upstream_cx_connect_fail, counter, "Upstream connect failures (503 UF, or UF,URX at L4)") \
 	X(upstream_cx_reuse, counter, "Requests sent on a reused pooled upstream connection")     \
 	X(upstream_cx_ssl_handshake, counter, "Upstream TLS handshakes completed")                \

@@ -907,6 +907,11 @@ void cfg_main_decode(struct pool *p, struct diag *d, struct node *root, const ch
 		if (node_int(d, n, 0, 32, &v))
 			m->num_trusted_proxies = (uint32_t)v;
 	}
+	if ((n = node_get(root, "proxyProtocol")) != NULL && node_want_map(d, n)) {
+		/* Istio's ProxyProtocolConfiguration has no fields */
+		node_check_unknown(d, n);
+		m->proxy_protocol = true;
+	}
 	if ((n = node_get(root, "dnsRefreshRate")) != NULL)
 		cfg_decode_duration(d, n, 1000000, false, &m->dns_refresh_us);
 	if ((n = node_get(root, "tlsSessionResumption")) != NULL) {

@@ -233,6 +233,9 @@ struct cfg_main {
 	 * gatewayTopology.numTrustedProxies): the client (remote.ip) is the entry that many
 	 * places from the right of the x-forwarded-for received; 0: the peer. */
 	uint32_t num_trusted_proxies;
+	/* proxyProtocol (Istio's gatewayTopology.proxyProtocol): every connection starts with
+	 * a PROXY protocol header (v1 or v2) telling the client's address */
+	bool proxy_protocol;
 	uint64_t dns_refresh_us; /* dnsRefreshRate: resolution DNS names resolved again */
 	struct cfg_geoip geoip;
 	bool tls_no_resumption; /* tlsSessionResumption: false (default: tickets on) */
