@@ -20,6 +20,7 @@
 #include "cidr.h"
 #include "clock.h"
 #include "clusterstate.h"
+#include "istiometrics.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
@@ -126,9 +127,13 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	FILE *f = open_memstream(&text, &len);
 
 	if (f != NULL) {
+		struct snapshot *s = snapshot_current();
+
 		metrics_write_prometheus(f);
 		clusters_prometheus(f);
 		certs_prometheus(f);
+		istiom_write_prometheus(f, s);
+		snapshot_unref(s);
 		fclose(f);
 		evbuffer_add(b, text, len);
 		free(text);

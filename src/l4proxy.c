@@ -31,6 +31,7 @@
 #include "logfilter.h"
 #include "lb_hash.h"
 #include "locality.h"
+#include "istiometrics.h"
 #include "log.h"
 #include "outlier.h"
 #include "proxyproto.h"
@@ -77,10 +78,11 @@ struct l4conn {
 	const struct endpoint *ep;
 	struct upstream_host *uh;
 	struct cluster_state *counted; /* counted in its cx_active (circuit breaking) */
-	bool logged;    /* a decision was made: the close writes an access-log line */
-	bool edge;      /* the backend has edge-triggered events (epoll) */
-	bool pp_wait;   /* the PROXY protocol header is still to come (proxyProtocol) */
-	char flags[16]; /* "-" when empty */
+	bool logged;       /* a decision was made: the close writes an access-log line */
+	bool edge;         /* the backend has edge-triggered events (epoll) */
+	bool pp_wait;      /* the PROXY protocol header is still to come (proxyProtocol) */
+	bool istio_opened; /* counted in istio_tcp_connections_opened_total */
+	char flags[16];    /* "-" when empty */
 	const char *details;
 	struct authz_shadow shadow; /* dry-run AuthorizationPolicies' verdicts, for the log */
 	uint64_t start_us, last_us;
@@ -169,6 +171,9 @@ static void l4_close(struct l4conn *c, const char *why)
 
 	if (c->logged)
 		l4_log(c);
+	if (c->istio_opened)
+		istiom_tcp_closed(w->istio, c->cl->state, c->flags[0] ? c->flags : "-", c->down.in,
+				  c->down.out);
 	log_debug("l4 connection from %s on %s closed: %s", c->peer, c->lkey, why);
 	if (c->hev != NULL)
 		event_free(c->hev);
@@ -569,6 +574,8 @@ static void l4_route(struct l4conn *c, const struct l4_target *t)
 	if (c->uh != NULL)
 		c->uh->active_rq++; /* LEAST_REQUEST counts open relays */
 	METRIC_INC(&w->metrics, upstream_cx_total);
+	istiom_tcp_opened(w->istio, c->cl->state);
+	c->istio_opened = true;
 	c->up.fd = socket(c->ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->up.fd < 0) {
 		l4_connect_failed(c, strerror(errno));

@@ -29,6 +29,7 @@
 #include "http1.h"
 #include "local_reply.h"
 #include "logfilter.h"
+#include "istiometrics.h"
 #include "log.h"
 #include "mirror.h"
 #include "proxy.h"
@@ -136,7 +137,7 @@ static void request_count(struct cluster_state *cs, int wid, int status)
 }
 
 /* The exchange's access log line, gathered only when a log is written. */
-static void request_log(struct exchange *ex)
+static void request_log(struct exchange *ex, uint64_t duration_us)
 {
 	struct conn *c = ex->c;
 	struct worker *w = c->w;
@@ -146,7 +147,7 @@ static void request_log(struct exchange *ex)
 
 	memset(&e, 0, sizeof(e));
 	e.start = ex->start_wall;
-	e.duration_us = clock_mono_us() - ex->start_us;
+	e.duration_us = duration_us;
 	e.upstream_time_us = ex->upstream_time_us;
 	e.method = ex->method;
 	e.method_len = ex->method_len;
@@ -210,9 +211,14 @@ void request_finish(struct exchange *ex)
 {
 	struct conn *c = ex->c;
 	struct worker *w = c->w;
+	uint64_t duration_us = clock_mono_us() - ex->start_us;
 
 	if (accesslog_enabled())
-		request_log(ex);
+		request_log(ex, duration_us);
+	istiom_request(w->istio, ex->cl != NULL ? ex->cl->state : NULL, ex->status,
+		       ex->flags[0] ? ex->flags : "-", ex->grpc_status,
+		       ex->grpc_request || ex->grpc_status >= 0 ? ISTIOM_GRPC : ISTIOM_HTTP,
+		       duration_us, ex->bytes_in, ex->bytes_out);
 	if (ex->cl != NULL)
 		request_count(ex->cl->state, w->id, ex->status);
 	if (ex->route != NULL && ex->route->more->stats != NULL)

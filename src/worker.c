@@ -20,6 +20,7 @@
 #include "connpool.h"
 #include "l4proxy.h"
 #include "h2down.h"
+#include "istiometrics.h"
 #include "log.h"
 #include "memcache.h"
 #include "mirror.h"
@@ -389,6 +390,7 @@ int workers_start(int n)
 		LIST_INIT(&w->l4conns);
 		w->pool = connpool_new(w);
 		w->alog = accesslog_buf_new();
+		w->istio = istiom_table_new();
 		workers[i] = w;
 	}
 	nworkers = n;
@@ -420,6 +422,8 @@ void workers_join(void)
 		mirror_worker_free(w); /* before the pool and snapshot they use */
 		connpool_free(w->pool);
 		accesslog_buf_free(w->alog);
+		istiom_table_free(w->istio);
+		w->istio = NULL;
 		if (w->cur != NULL)
 			wsnap_release(w->cur);
 		free(w->lb);

@@ -52,6 +52,7 @@ struct worker {
 	struct wsnap *cur; /* newest snapshot this worker has adopted */
 	struct connpool *pool;
 	struct accesslog_buf *alog;
+	struct istio_table *istio; /* Istio's standard metrics, this worker's series */
 	uint64_t next_conn_id;
 	uint64_t rng;
 	LIST_HEAD(conn_list, conn) conns;

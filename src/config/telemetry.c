@@ -183,8 +183,9 @@ static void tel_warn_unapplied(struct diag *d, const struct cfg_set *set,
 {
 	if (t->metrics != NULL)
 		diag_warn(d, t->metrics,
-			  "metrics are not customised by meshgate: its Prometheus metrics are "
-			  "fixed (meshgate(8), ADMIN ENDPOINT)");
+			  "metrics are not customised by meshgate: it reports Istio's standard "
+			  "metrics with their default labels, and its own (meshgate(8), ADMIN "
+			  "ENDPOINT)");
 	if (t->tracing != NULL)
 		diag_warn(d, t->tracing,
 			  "tracing is not applied: meshgate propagates trace headers but "

@@ -813,8 +813,8 @@ static void test_telemetry_scope(void **state)
 			   "  metrics: [{providers: [{name: prometheus}]}]\n"
 			   "  tracing: [{randomSamplingPercentage: 10}]\n"),
 		  "r.yaml:14:12: warning: Telemetry istio-system/mesh: spec.metrics: metrics "
-		  "are not customised by meshgate: its Prometheus metrics are fixed "
-		  "(meshgate(8), ADMIN ENDPOINT)\n"
+		  "are not customised by meshgate: it reports Istio's standard metrics with "
+		  "their default labels, and its own (meshgate(8), ADMIN ENDPOINT)\n"
 		  "r.yaml:15:12: warning: Telemetry istio-system/mesh: spec.tracing: tracing "
 		  "is not applied: meshgate propagates trace headers but reports no spans\n"),
 	    "/var/log/x.log", NULL);
