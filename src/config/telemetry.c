@@ -253,7 +253,13 @@ static bool tel_keep_headers(struct diag *d, struct pool *p, const struct tel_ac
 				   what);
 			return false;
 		}
-		if (side == 0 && referer && n <= CFG_LOG_HEADERS) {
+		if (n > CFG_LOG_HEADERS) { /* keys[] holds only the first ones */
+			diag_error(d, node_get(l->node, "filter"),
+				   "the filter reads more than %d %s header fields",
+				   CFG_LOG_HEADERS, what);
+			return false;
+		}
+		if (side == 0 && referer) {
 			keys[n] = "referer"; /* keys has room for one more */
 			lens[n++] = 7;
 		}

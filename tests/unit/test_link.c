@@ -754,6 +754,20 @@ static void test_telemetry_file_providers(void **state)
 	    "filter's together)\n"));
 	diag_fini(&D);
 	diag_init(&D);
+	/* ... and the filter alone: nine names */
+	assert_null(
+	    check(LABELS,
+		  GW80 TEL("istio-system", "mesh",
+			   "  accessLogging:\n  - providers: [{name: envoy}]\n"
+			   "    filter: {expression: \"request.headers['a'] == '' || "
+			   "request.headers['b'] == '' || request.headers['c'] == '' || "
+			   "request.headers['d'] == '' || request.headers['e'] == '' || "
+			   "request.headers['f'] == '' || request.headers['g'] == '' || "
+			   "request.headers['h'] == '' || request.headers['i'] == ''\"}\n"),
+		  "r.yaml:16:13: Telemetry istio-system/mesh: spec.accessLogging[0].filter: "
+		  "the filter reads more than 8 request header fields\n"));
+	diag_fini(&D);
+	diag_init(&D);
 	/* standard output by Istio's name for it */
 	s = check(
 	    LABELS "extensionProviders:\n- name: out\n  envoyFileAccessLog: {path: "
