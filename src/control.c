@@ -159,6 +159,12 @@ int control_check(const char *main_path)
 			s->set->access_log_filter_src != NULL ? " where \"" : "",
 			s->set->access_log_filter_src != NULL ? s->set->access_log_filter_src : "",
 			s->set->access_log_filter_src != NULL ? "\"" : "");
+	if (s->set->metrics_disabled != 0) {
+		fputs(", Istio metrics off:", stderr);
+		for (int m = 0; m < TM__COUNT; m++)
+			if ((s->set->metrics_disabled >> m) & 1)
+				fprintf(stderr, " %s", tel_metric_name((enum tel_metric)m));
+	}
 	if (s->set->nra_rules > 0)
 		fprintf(stderr, ", JWT issuers: %zu%s", s->set->nra_rules,
 			jwtauth_uses_uris(s->set) ? " (jwksUris are fetched when serving)" : "");

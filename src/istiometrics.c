@@ -352,27 +352,44 @@ static const char *first_of(const struct kv_list *l, const char *a, const char *
 	return v != NULL ? v : dflt;
 }
 
+/* The scrape being written (one at a time, on the admin's thread): the labels a Telemetry
+ * removed from the current metric (none: NULL), and whether a label was written yet in
+ * the current sample. */
+static const struct str_list *removed;
+static bool lab_first;
+
+/* One label, unless removed. */
+static void lab(FILE *out, const char *name, const char *value)
+{
+	for (size_t i = 0; removed != NULL && i < removed->n; i++)
+		if (strcmp(removed->v[i], name) == 0)
+			return;
+	fprintf(out, "%s%s=\"%s\"", lab_first ? "" : ",", name, value);
+	lab_first = false;
+}
+
 /* The labels of the appliance (the source), from the main config's labels and namespace
  * as Istio reads a workload's. */
 static void source_labels(FILE *out, const struct snapshot *snap)
 {
 	static const struct kv_list none;
 	const struct kv_list *l = snap != NULL ? &snap->set->main.labels : &none;
-	const char *ns = snap != NULL ? snap->set->main.ns : "default";
 	const char *app = kv_value(l, "app");
 	const char *workload = app != NULL ? app : "meshgate";
 
-	fprintf(out,
-		"reporter=\"source\",source_workload=\"%s\",source_canonical_service=\"%s\","
-		"source_canonical_revision=\"%s\",source_workload_namespace=\"%s\","
-		"source_principal=\"unknown\",source_app=\"%s\",source_version=\"%s\","
-		"source_cluster=\"unknown\",",
-		workload,
-		first_of(l, "service.istio.io/canonical-name", "app.kubernetes.io/name", "app",
-			 workload),
-		first_of(l, "service.istio.io/canonical-revision", "app.kubernetes.io/version",
-			 "version", "latest"),
-		ns, app != NULL ? app : "unknown", first_of(l, "version", NULL, NULL, "unknown"));
+	lab(out, "reporter", "source");
+	lab(out, "source_workload", workload);
+	lab(out, "source_canonical_service",
+	    first_of(l, "service.istio.io/canonical-name", "app.kubernetes.io/name", "app",
+		     workload));
+	lab(out, "source_canonical_revision",
+	    first_of(l, "service.istio.io/canonical-revision", "app.kubernetes.io/version",
+		     "version", "latest"));
+	lab(out, "source_workload_namespace", snap != NULL ? snap->set->main.ns : "default");
+	lab(out, "source_principal", "unknown");
+	lab(out, "source_app", app != NULL ? app : "unknown");
+	lab(out, "source_version", first_of(l, "version", NULL, NULL, "unknown"));
+	lab(out, "source_cluster", "unknown");
 }
 
 static const struct cluster *cluster_named(const struct snapshot *snap, const char *name)
@@ -424,15 +441,18 @@ static void destination_labels(FILE *out, const struct istio_series *key,
 					version = first_of(&cl->dr->subsets[i].labels, "version",
 							   NULL, NULL, "unknown");
 	}
-	fprintf(out,
-		"destination_workload=\"unknown\",destination_workload_namespace=\"%s\","
-		"destination_principal=\"unknown\",destination_app=\"unknown\","
-		"destination_version=\"%s\",destination_service=\"%s\","
-		"destination_canonical_service=\"%s\",destination_canonical_revision=\"%s\","
-		"destination_service_name=\"%s\",destination_service_namespace=\"%s\","
-		"destination_cluster=\"unknown\",",
-		svc_ns, version, host != NULL ? host : "unknown", svc,
-		strcmp(version, "unknown") != 0 ? version : "latest", svc, svc_ns);
+	lab(out, "destination_workload", "unknown");
+	lab(out, "destination_workload_namespace", svc_ns);
+	lab(out, "destination_principal", "unknown");
+	lab(out, "destination_app", "unknown");
+	lab(out, "destination_version", version);
+	lab(out, "destination_service", host != NULL ? host : "unknown");
+	lab(out, "destination_canonical_service", svc);
+	lab(out, "destination_canonical_revision",
+	    strcmp(version, "unknown") != 0 ? version : "latest");
+	lab(out, "destination_service_name", svc);
+	lab(out, "destination_service_namespace", svc_ns);
+	lab(out, "destination_cluster", "unknown");
 }
 
 static const char *proto_name(int proto)
@@ -440,23 +460,39 @@ static const char *proto_name(int proto)
 	return proto == ISTIOM_GRPC ? "grpc" : proto == ISTIOM_TCP ? "tcp" : "http";
 }
 
-/* {labels} of a series, with extra (e.g. le="5") before the closing brace. */
+/* {labels} of a series, with extra (e.g. le="5", or NULL) last. */
 static void labels(FILE *out, const struct istio_series *key, const struct snapshot *snap,
 		   const char *extra)
 {
+	char code[16], grpc[16];
+
 	fputc('{', out);
+	lab_first = true;
 	source_labels(out, snap);
 	destination_labels(out, key, snap);
-	fprintf(out, "request_protocol=\"%s\",", proto_name(key->proto));
+	lab(out, "request_protocol", proto_name(key->proto));
 	if (key->proto != ISTIOM_TCP) {
-		fprintf(out, "response_code=\"%d\",", key->status);
-		if (key->grpc >= 0)
-			fprintf(out, "grpc_response_status=\"%d\",", key->grpc);
-		else
-			fputs("grpc_response_status=\"\",", out);
+		snprintf(code, sizeof(code), "%d", key->status);
+		lab(out, "response_code", code);
+		snprintf(grpc, sizeof(grpc), "%d", key->grpc);
+		lab(out, "grpc_response_status", key->grpc >= 0 ? grpc : "");
 	}
-	fprintf(out, "response_flags=\"%s\",connection_security_policy=\"unknown\"%s}", key->flags,
-		extra);
+	lab(out, "response_flags", key->flags);
+	lab(out, "connection_security_policy", "unknown");
+	if (extra != NULL)
+		fprintf(out, "%s%s", lab_first ? "" : ",", extra);
+	fputc('}', out);
+}
+
+/* Whether the Telemetries left metric m on; sets the labels it writes. */
+static bool metric_on(const struct snapshot *snap, enum tel_metric m)
+{
+	if (snap != NULL && ((snap->set->metrics_disabled >> m) & 1))
+		return false;
+	removed = snap != NULL && snap->set->metrics_removed[m].n > 0
+		      ? &snap->set->metrics_removed[m]
+		      : NULL;
+	return true;
 }
 
 static void histogram(FILE *out, const char *family, const struct istio_sum *all, size_t n,
@@ -474,24 +510,24 @@ static void histogram(FILE *out, const char *family, const struct istio_sum *all
 		for (size_t k = 0; k <= nb; k++) {
 			cum += b[k];
 			if (k == nb)
-				snprintf(le, sizeof(le), ",le=\"+Inf\"");
+				snprintf(le, sizeof(le), "le=\"+Inf\"");
 			else if (which == 0)
-				snprintf(le, sizeof(le), ",le=\"%s\"", dur_bounds_text[k]);
+				snprintf(le, sizeof(le), "le=\"%s\"", dur_bounds_text[k]);
 			else
-				snprintf(le, sizeof(le), ",le=\"1e+%02zu\"", k);
+				snprintf(le, sizeof(le), "le=\"1e+%02zu\"", k);
 			fprintf(out, "%s_bucket", family);
 			labels(out, all[i].key, snap, le);
 			fprintf(out, " %llu\n", (unsigned long long)cum);
 		}
 		fprintf(out, "%s_sum", family);
-		labels(out, all[i].key, snap, "");
+		labels(out, all[i].key, snap, NULL);
 		if (which == 0)
 			fprintf(out, " %.3f\n", (double)v->dur_sum_us / 1000.0);
 		else
 			fprintf(out, " %llu\n",
 				(unsigned long long)(which == 1 ? v->req_sum : v->resp_sum));
 		fprintf(out, "%s_count", family);
-		labels(out, all[i].key, snap, "");
+		labels(out, all[i].key, snap, NULL);
 		fprintf(out, " %llu\n", (unsigned long long)cum);
 	}
 }
@@ -508,7 +544,7 @@ static void tcp_counter(FILE *out, const char *family, const char *help,
 			continue;
 		memcpy(&v, (const char *)&all[i].v + offset, sizeof(v));
 		fputs(family, out);
-		labels(out, all[i].key, snap, "");
+		labels(out, all[i].key, snap, NULL);
 		fprintf(out, " %llu\n", (unsigned long long)v);
 	}
 }
@@ -518,37 +554,50 @@ void istiom_write_prometheus(FILE *out, const struct snapshot *snap)
 	size_t n;
 	struct istio_sum *all = sums_collect(&n);
 
-	fputs("# HELP istio_requests_total Requests, as Istio's proxies count them\n"
-	      "# TYPE istio_requests_total counter\n",
-	      out);
-	for (size_t i = 0; i < n; i++) {
-		if (all[i].key->proto == ISTIOM_TCP)
-			continue;
-		fputs("istio_requests_total", out);
-		labels(out, all[i].key, snap, "");
-		fprintf(out, " %llu\n", (unsigned long long)all[i].v.count);
+	if (metric_on(snap, TM_REQUEST_COUNT)) {
+		fputs("# HELP istio_requests_total Requests, as Istio's proxies count them\n"
+		      "# TYPE istio_requests_total counter\n",
+		      out);
+		for (size_t i = 0; i < n; i++) {
+			if (all[i].key->proto == ISTIOM_TCP)
+				continue;
+			fputs("istio_requests_total", out);
+			labels(out, all[i].key, snap, NULL);
+			fprintf(out, " %llu\n", (unsigned long long)all[i].v.count);
+		}
 	}
-	fputs("# HELP istio_request_duration_milliseconds Request durations\n"
-	      "# TYPE istio_request_duration_milliseconds histogram\n",
-	      out);
-	histogram(out, "istio_request_duration_milliseconds", all, n, snap, 0);
-	fputs("# HELP istio_request_bytes Request body sizes\n# TYPE istio_request_bytes "
-	      "histogram\n",
-	      out);
-	histogram(out, "istio_request_bytes", all, n, snap, 1);
-	fputs("# HELP istio_response_bytes Response body sizes\n# TYPE istio_response_bytes "
-	      "histogram\n",
-	      out);
-	histogram(out, "istio_response_bytes", all, n, snap, 2);
-	tcp_counter(out, "istio_tcp_connections_opened_total", "Relayed connections opened", all, n,
-		    snap, offsetof(struct istio_series, opened));
-	tcp_counter(out, "istio_tcp_connections_closed_total", "Relayed connections closed", all, n,
-		    snap, offsetof(struct istio_series, closed));
-	tcp_counter(out, "istio_tcp_received_bytes_total",
-		    "Bytes received from clients on relayed connections", all, n, snap,
-		    offsetof(struct istio_series, received));
-	tcp_counter(out, "istio_tcp_sent_bytes_total",
-		    "Bytes sent to clients on relayed connections", all, n, snap,
-		    offsetof(struct istio_series, sent));
+	if (metric_on(snap, TM_REQUEST_DURATION)) {
+		fputs("# HELP istio_request_duration_milliseconds Request durations\n"
+		      "# TYPE istio_request_duration_milliseconds histogram\n",
+		      out);
+		histogram(out, "istio_request_duration_milliseconds", all, n, snap, 0);
+	}
+	if (metric_on(snap, TM_REQUEST_SIZE)) {
+		fputs("# HELP istio_request_bytes Request body sizes\n"
+		      "# TYPE istio_request_bytes histogram\n",
+		      out);
+		histogram(out, "istio_request_bytes", all, n, snap, 1);
+	}
+	if (metric_on(snap, TM_RESPONSE_SIZE)) {
+		fputs("# HELP istio_response_bytes Response body sizes\n"
+		      "# TYPE istio_response_bytes histogram\n",
+		      out);
+		histogram(out, "istio_response_bytes", all, n, snap, 2);
+	}
+	if (metric_on(snap, TM_TCP_OPENED_CONNECTIONS))
+		tcp_counter(out, "istio_tcp_connections_opened_total", "Relayed connections opened",
+			    all, n, snap, offsetof(struct istio_series, opened));
+	if (metric_on(snap, TM_TCP_CLOSED_CONNECTIONS))
+		tcp_counter(out, "istio_tcp_connections_closed_total", "Relayed connections closed",
+			    all, n, snap, offsetof(struct istio_series, closed));
+	if (metric_on(snap, TM_TCP_RECEIVED_BYTES))
+		tcp_counter(out, "istio_tcp_received_bytes_total",
+			    "Bytes received from clients on relayed connections", all, n, snap,
+			    offsetof(struct istio_series, received));
+	if (metric_on(snap, TM_TCP_SENT_BYTES))
+		tcp_counter(out, "istio_tcp_sent_bytes_total",
+			    "Bytes sent to clients on relayed connections", all, n, snap,
+			    offsetof(struct istio_series, sent));
+	removed = NULL;
 	free(all);
 }

@@ -574,8 +574,10 @@ static void l4_route(struct l4conn *c, const struct l4_target *t)
 	if (c->uh != NULL)
 		c->uh->active_rq++; /* LEAST_REQUEST counts open relays */
 	METRIC_INC(&w->metrics, upstream_cx_total);
-	istiom_tcp_opened(w->istio, c->cl->state);
-	c->istio_opened = true;
+	if (!c->ws->snap->set->metrics_tcp_off) {
+		istiom_tcp_opened(w->istio, c->cl->state);
+		c->istio_opened = true;
+	}
 	c->up.fd = socket(c->ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->up.fd < 0) {
 		l4_connect_failed(c, strerror(errno));

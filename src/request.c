@@ -211,14 +211,23 @@ void request_finish(struct exchange *ex)
 {
 	struct conn *c = ex->c;
 	struct worker *w = c->w;
-	uint64_t duration_us = clock_mono_us() - ex->start_us;
+	const struct cfg_set *set = ex->ws != NULL   ? ex->ws->snap->set
+				    : w->cur != NULL ? w->cur->snap->set
+						     : NULL;
+	bool metrics = set != NULL && !set->metrics_http_off;
 
-	if (accesslog_enabled())
-		request_log(ex, duration_us);
-	istiom_request(w->istio, ex->cl != NULL ? ex->cl->state : NULL, ex->status,
-		       ex->flags[0] ? ex->flags : "-", ex->grpc_status,
-		       ex->grpc_request || ex->grpc_status >= 0 ? ISTIOM_GRPC : ISTIOM_HTTP,
-		       duration_us, ex->bytes_in, ex->bytes_out);
+	if (metrics || accesslog_enabled()) {
+		uint64_t duration_us = clock_mono_us() - ex->start_us;
+
+		if (accesslog_enabled())
+			request_log(ex, duration_us);
+		if (metrics)
+			istiom_request(w->istio, ex->cl != NULL ? ex->cl->state : NULL, ex->status,
+				       ex->flags[0] ? ex->flags : "-", ex->grpc_status,
+				       ex->grpc_request || ex->grpc_status >= 0 ? ISTIOM_GRPC
+										: ISTIOM_HTTP,
+				       duration_us, ex->bytes_in, ex->bytes_out);
+	}
 	if (ex->cl != NULL)
 		request_count(ex->cl->state, w->id, ex->status);
 	if (ex->route != NULL && ex->route->more->stats != NULL)

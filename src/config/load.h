@@ -80,6 +80,12 @@ void cfg_telemetry_decode(struct pool *p, struct diag *d, struct cfg_set *set,
  * this appliance, merged as Istio does for a gateway (provider "envoy", CLIENT mode), or
  * the main config's accessLog when none has accessLogging. */
 void tel_apply(struct diag *d, struct pool *p, struct cfg_set *set);
+/* telemetry_metrics.c: a Telemetry's `metrics` decoded, and the overrides of the ones
+ * that select the appliance (levels, in istiod's order) applied to set. */
+bool tel_metrics_decode(struct pool *p, struct diag *d, struct node *n, struct cfg_telemetry *t);
+void tel_metrics_apply(struct diag *d, struct pool *p, struct cfg_set *set,
+		       const struct cfg_telemetry *const *levels, size_t nlevels);
+const char *tel_metric_name(enum tel_metric m); /* "REQUEST_COUNT" */
 /* What a listener does with plaintext, from its merged servers (after pa_apply):
  * PA_PERMISSIVE (TLS or plaintext, told apart by the first byte) or PA_DISABLE (plaintext
  * only) when every server on it is an HTTPS ISTIO_MUTUAL server with that mode; PA_UNSET

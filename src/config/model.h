@@ -895,13 +895,53 @@ struct tel_access_log {
 	struct node *node;
 };
 
+/* Istio's standard metrics a Telemetry's metrics overrides name (MetricSelector). */
+enum tel_metric {
+	TM_REQUEST_COUNT = 0,
+	TM_REQUEST_DURATION,
+	TM_REQUEST_SIZE,
+	TM_RESPONSE_SIZE,
+	TM_TCP_OPENED_CONNECTIONS,
+	TM_TCP_CLOSED_CONNECTIONS,
+	TM_TCP_SENT_BYTES,
+	TM_TCP_RECEIVED_BYTES,
+	TM_GRPC_REQUEST_MESSAGES, /* meshgate does not count gRPC messages */
+	TM_GRPC_RESPONSE_MESSAGES,
+	TM__COUNT
+};
+#define TM_HTTP_MASK                                                                               \
+	((1u << TM_REQUEST_COUNT) | (1u << TM_REQUEST_DURATION) | (1u << TM_REQUEST_SIZE) |        \
+	 (1u << TM_RESPONSE_SIZE))
+#define TM_TCP_MASK                                                                                \
+	((1u << TM_TCP_OPENED_CONNECTIONS) | (1u << TM_TCP_CLOSED_CONNECTIONS) |                   \
+	 (1u << TM_TCP_SENT_BYTES) | (1u << TM_TCP_RECEIVED_BYTES))
+
+/* One metrics[].overrides[] entry. */
+struct tel_metric_override {
+	uint32_t metrics; /* the enum tel_metric bits match.metric selects (ALL_METRICS: all) */
+	enum tel_mode mode;
+	int disabled;           /* -1 not given, else 0 or 1 */
+	struct str_list remove; /* tagOverrides with operation REMOVE: label names */
+	struct node *node;
+};
+
+/* One metrics[] entry: for the providers named (none: the default one, "prometheus"). */
+struct tel_metrics {
+	struct str_list providers; /* lower-cased */
+	struct tel_metric_override *overrides;
+	size_t noverrides;
+	struct node *node;
+};
+
 struct cfg_telemetry {
 	struct cfg_meta meta;
 	bool has_selector;
 	struct kv_list selector; /* selector.matchLabels */
 	struct tel_access_log *logs;
 	size_t nlogs;
-	struct node *metrics, *tracing; /* not applied: warned about when it selects us */
+	struct tel_metrics *metrics;
+	size_t nmetrics;
+	struct node *tracing; /* not applied: warned about when it selects us */
 };
 
 /* ---- everything loaded for one generation ---- */
@@ -956,6 +996,12 @@ struct cfg_set {
 	 * request.referer), response side; at most CFG_LOG_HEADERS each */
 	struct str_list access_log_headers[2];
 	const struct cfg_telemetry *access_log_by; /* the Telemetry that decided, or NULL */
+	/* Istio's standard metrics as the Telemetries' metrics overrides leave them
+	 * (tel_metrics_apply): the enum tel_metric bits turned off, the labels removed from
+	 * each; http_off / tcp_off: none of a kind is written, so none is counted */
+	uint32_t metrics_disabled;
+	struct str_list metrics_removed[TM__COUNT];
+	bool metrics_http_off, metrics_tcp_off;
 	/* resolution DNS endpoint names were resolved (serving): link drops names that gave
 	 * no address; otherwise (-t) they wait for serving, with a notice */
 	bool dns_resolved;

@@ -23,7 +23,8 @@
  * root namespace, then the appliance's namespace, then workload selectors; the last level
  * that names providers decides which are in scope, entries without providers inherit the
  * previous entry's, `disabled` turns a provider off, and a provider's filter is the last
- * one given with it by name.  Metrics and tracing are not applied, and said so. */
+ * one given with it by name.  Metrics overrides are applied by telemetry_metrics.c;
+ * tracing is not, and said so. */
 
 #define TEL_ENVOY "envoy"
 
@@ -111,7 +112,7 @@ void cfg_telemetry_decode(struct pool *p, struct diag *d, struct cfg_set *set,
 			  const struct cfg_meta *meta, struct node *spec)
 {
 	struct cfg_telemetry *t = pool_calloc(p, 1, sizeof(*t));
-	struct node *sel, *logs;
+	struct node *sel, *logs, *v;
 	bool ok = true;
 
 	t->meta = *meta;
@@ -128,9 +129,9 @@ void cfg_telemetry_decode(struct pool *p, struct diag *d, struct cfg_set *set,
 	} else if (logs != NULL) {
 		ok = false;
 	}
+	if ((v = node_get(spec, "metrics")) != NULL)
+		ok &= tel_metrics_decode(p, d, v, t);
 	/* Read as a whole: not applied (tel_apply says so), but not "unknown" either. */
-	if ((t->metrics = node_get(spec, "metrics")) != NULL)
-		node_mark_used(t->metrics);
 	if ((t->tracing = node_get(spec, "tracing")) != NULL)
 		node_mark_used(t->tracing);
 	node_check_unknown(d, spec);
@@ -181,11 +182,6 @@ static int tel_provider(const struct cfg_set *set, const char *name)
 static void tel_warn_unapplied(struct diag *d, const struct cfg_set *set,
 			       const struct cfg_telemetry *t)
 {
-	if (t->metrics != NULL)
-		diag_warn(d, t->metrics,
-			  "metrics are not customised by meshgate: it reports Istio's standard "
-			  "metrics with their default labels, and its own (meshgate(8), ADMIN "
-			  "ENDPOINT)");
 	if (t->tracing != NULL)
 		diag_warn(d, t->tracing,
 			  "tracing is not applied: meshgate propagates trace headers but "
@@ -344,6 +340,7 @@ void tel_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 		}
 		for (size_t i = 0; i < nlevels; i++)
 			tel_warn_unapplied(d, set, levels[i]);
+		tel_metrics_apply(d, p, set, levels, nlevels);
 
 		/* Scope: the providers named (in this mode) by the last level that names
 		 * any; a provider's filter: the last entry naming it that has one or not. */

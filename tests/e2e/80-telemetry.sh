@@ -267,7 +267,7 @@ a=$(tag kept)
 req "$a" /status/200
 expect_lines "the refused reload kept the last filter" -- "$a"
 
-# --- metrics and tracing: loaded, warned about ---------------------------------------------------
+# --- metrics applied, tracing loaded and warned about ---------------------------------------------------
 telemetry <<EOF
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -286,7 +286,7 @@ spec:
       disabled: true
 EOF
 assert_valid "a Telemetry with metrics and tracing loads"
-assert_contains "$MG_VALIDATE_OUT" "metrics are not customised by meshgate" "-t warns that metrics are not applied"
+assert_contains "$MG_VALIDATE_OUT" "Istio metrics off: REQUEST_COUNT" "-t says which Istio metrics are off"
 assert_contains "$MG_VALIDATE_OUT" "tracing is not applied" "-t warns that tracing is not applied"
 mg_stop
 

@@ -5,7 +5,8 @@
 # flags; the request duration, request and response size histograms (Istio's buckets,
 # cumulative, +Inf = count, sums); a no-route 404 with destination "unknown" and flags NR;
 # the source labels from the main config's labels and namespace; one line per series
-# summed over two workers; the istio_tcp_* counters of a tcp route.
+# summed over two workers; the istio_tcp_* counters of a tcp route; a Telemetry's metrics
+# overrides removing a label, turning a metric off, or all of them.
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -120,6 +121,57 @@ assert_eq "$(series istio_tcp_connections_opened_total "${tcp[@]}")" 1 "istio_tc
 assert_eq "$(series istio_tcp_connections_closed_total "${tcp[@]}")" 1 "istio_tcp_connections_closed_total 1"
 assert_eq "$(series istio_tcp_received_bytes_total "${tcp[@]}")" 50 "istio_tcp_received_bytes_total: the request's 50 bytes"
 assert_eq "$(series istio_tcp_sent_bytes_total "${tcp[@]}")" "$tcp_sent" "istio_tcp_sent_bytes_total: the answer's bytes"
+
+# --- a Telemetry's metrics overrides: a label removed, a metric off, then all off ----------
+mg_resource telemetry <<EOF
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - match: {metric: REQUEST_COUNT, mode: CLIENT_AND_SERVER}
+      tagOverrides:
+        grpc_response_status: {operation: REMOVE}
+    - match: {metric: REQUEST_SIZE}
+      disabled: true
+    - match: {metric: RESPONSE_SIZE, mode: SERVER}
+      disabled: true
+EOF
+assert_reload applied
+curl -s --max-time 5 "http://127.0.0.1:$MG_ADMIN_PORT/stats/prometheus" >"$MG_DIR/metrics"
+assert_eq "$(series istio_requests_total "${ok200[@]}")" 5 "the counts go on over the reload"
+assert_not_contains "$(grep '^istio_requests_total{' "$MG_DIR/metrics")" grpc_response_status \
+	"tagOverrides REMOVE: istio_requests_total without grpc_response_status"
+assert_contains "$(grep '^istio_response_bytes_sum{' "$MG_DIR/metrics")" 'grpc_response_status=""' \
+	"... the other metrics keep it"
+assert_not_contains "$(cat "$MG_DIR/metrics")" "istio_request_bytes" "REQUEST_SIZE disabled: not written"
+assert_contains "$(cat "$MG_DIR/metrics")" "istio_response_bytes_bucket" \
+	"a SERVER-mode override does not apply to a gateway (a CLIENT)"
+
+mg_resource telemetry <<EOF
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - match: {metric: ALL_METRICS}
+      disabled: true
+EOF
+assert_reload applied
+for _ in 1 2 3; do curl -s -o /dev/null --max-time 5 -H "$H" "$(mg_url /status/200)"; done
+curl -s --max-time 5 "http://127.0.0.1:$MG_ADMIN_PORT/stats/prometheus" >"$MG_DIR/metrics"
+assert_eq "$(grep -c -E '^(# (HELP|TYPE) )?istio_' "$MG_DIR/metrics")" 0 \
+	"ALL_METRICS disabled: no Istio metric written"
+assert_contains "$(cat "$MG_DIR/metrics")" "meshgate_downstream_rq_2xx" "meshgate's own metrics stay"
+rm "$MG_RESOURCES/telemetry.yaml"
+assert_reload applied
+curl -s --max-time 5 "http://127.0.0.1:$MG_ADMIN_PORT/stats/prometheus" >"$MG_DIR/metrics"
+assert_eq "$(series istio_requests_total "${ok200[@]}")" 5 \
+	"on again: the requests made while they were off were not counted"
 
 mg_stop
 mg_finish

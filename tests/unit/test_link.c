@@ -779,6 +779,62 @@ static void test_telemetry_file_providers(void **state)
 	assert_null(s->set->access_log_custom);
 }
 
+/* metrics overrides: level order, modes, providers, label removal */
+static void test_telemetry_metrics(void **state)
+{
+	const struct snapshot *s;
+
+	(void)state;
+	/* the root turns all off, the namespace turns two back on */
+	s = check(LABELS,
+		  GW80 TEL("istio-system", "mesh",
+			   "  metrics:\n  - overrides:\n    - match: {metric: ALL_METRICS}\n"
+			   "      disabled: true\n")
+		      TEL("default", "ns",
+			  "  metrics:\n  - providers: [{name: prometheus}]\n    overrides:\n"
+			  "    - match: {metric: REQUEST_COUNT}\n      disabled: false\n"
+			  "    - match: {metric: TCP_SENT_BYTES, mode: CLIENT}\n      disabled: "
+			  "false\n"),
+		  "");
+	assert_int_equal(s->set->metrics_disabled,
+			 ((1u << TM__COUNT) - 1) &
+			     ~((1u << TM_REQUEST_COUNT) | (1u << TM_TCP_SENT_BYTES)));
+	assert_false(s->set->metrics_http_off);
+	assert_false(s->set->metrics_tcp_off);
+	/* SERVER overrides and other providers do not apply; removals add up, once each */
+	s = check(LABELS,
+		  GW80 TEL("istio-system", "mesh",
+			   "  metrics:\n  - overrides:\n    - match: {mode: SERVER}\n"
+			   "      disabled: true\n    - tagOverrides: {source_app: {operation: "
+			   "REMOVE}}\n  - providers: [{name: otel}]\n    overrides:\n"
+			   "    - disabled: true\n")
+		      TEL("default", "ns",
+			  "  metrics:\n  - overrides:\n    - match: {metric: REQUEST_COUNT}\n"
+			  "      tagOverrides: {source_app: {operation: REMOVE}, reporter: "
+			  "{operation: REMOVE}}\n"),
+		  "r.yaml:19:16: warning: Telemetry istio-system/mesh: spec.metrics[1].providers: "
+		  "metrics provider \"otel\" is not one meshgate has (its metrics are Istio's "
+		  "\"prometheus\" provider): skipped\n");
+	assert_int_equal(s->set->metrics_disabled, 0);
+	assert_int_equal(s->set->metrics_removed[TM_REQUEST_COUNT].n, 2);
+	assert_string_equal(s->set->metrics_removed[TM_REQUEST_COUNT].v[0], "source_app");
+	assert_string_equal(s->set->metrics_removed[TM_REQUEST_COUNT].v[1], "reporter");
+	assert_int_equal(s->set->metrics_removed[TM_TCP_SENT_BYTES].n, 1);
+	diag_fini(&D);
+	diag_init(&D);
+	/* all HTTP metrics off: nothing is counted for requests */
+	s = check(LABELS,
+		  GW80 TEL("istio-system", "mesh",
+			   "  metrics:\n  - overrides:\n"
+			   "    - {match: {metric: REQUEST_COUNT}, disabled: true}\n"
+			   "    - {match: {metric: REQUEST_DURATION}, disabled: true}\n"
+			   "    - {match: {metric: REQUEST_SIZE}, disabled: true}\n"
+			   "    - {match: {metric: RESPONSE_SIZE}, disabled: true}\n"),
+		  "");
+	assert_true(s->set->metrics_http_off);
+	assert_false(s->set->metrics_tcp_off);
+}
+
 static void test_telemetry_scope(void **state)
 {
 	(void)state;
@@ -820,15 +876,12 @@ static void test_telemetry_scope(void **state)
 			 "Telemetry without a selector already (a): only the first one loaded is "
 			 "used\n"),
 		   "/var/log/x.log", "a");
-	/* metrics and tracing: loaded, not applied, said so */
+	/* metrics without overrides change nothing; tracing: loaded, not applied, said so */
 	tel_expect(
 	    check(LOG_MAIN,
 		  GW80 TEL("istio-system", "mesh",
 			   "  metrics: [{providers: [{name: prometheus}]}]\n"
 			   "  tracing: [{randomSamplingPercentage: 10}]\n"),
-		  "r.yaml:14:12: warning: Telemetry istio-system/mesh: spec.metrics: metrics "
-		  "are not customised by meshgate: it reports Istio's standard metrics with "
-		  "their default labels, and its own (meshgate(8), ADMIN ENDPOINT)\n"
 		  "r.yaml:15:12: warning: Telemetry istio-system/mesh: spec.tracing: tracing "
 		  "is not applied: meshgate propagates trace headers but reports no spans\n"),
 	    "/var/log/x.log", NULL);
@@ -1228,6 +1281,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_telemetry_merge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_telemetry_scope, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_telemetry_file_providers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_telemetry_metrics, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ext_authz, setup, teardown),
 	};
 	int rc;
