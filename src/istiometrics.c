@@ -226,6 +226,17 @@ void istiom_tcp_opened(struct istio_table *t, const struct cluster_state *cs)
 		s->opened++;
 }
 
+void istiom_tcp_bytes(struct istio_table *t, const struct cluster_state *cs, uint64_t received,
+		      uint64_t sent)
+{
+	struct istio_series *s = series_find(t, cs, 0, -1, ISTIOM_TCP, "-");
+
+	if (s != NULL) {
+		s->received += received;
+		s->sent += sent;
+	}
+}
+
 void istiom_tcp_closed(struct istio_table *t, const struct cluster_state *cs, const char *flags,
 		       uint64_t received, uint64_t sent)
 {

@@ -1,7 +1,8 @@
 /* Istio's standard metrics, as an Istio gateway's proxy reports them (reporter "source"):
  * istio_requests_total, istio_request_duration_milliseconds, istio_request_bytes and
  * istio_response_bytes (HTTP), istio_tcp_connections_opened_total, _closed_total,
- * istio_tcp_sent_bytes_total and _received_bytes_total (tcp routes and TLS passthrough),
+ * istio_tcp_sent_bytes_total and _received_bytes_total (tcp routes and TLS passthrough:
+ * open relays add their bytes every Telemetry reportingInterval, 15 s by default),
  * with Istio's label names and histogram buckets, so Istio's dashboards and queries work on
  * meshgate's /stats/prometheus.
  *
@@ -37,9 +38,12 @@ void istiom_request(struct istio_table *t, const struct cluster_state *cs, int s
 		    const char *flags, int grpc, enum istiom_proto proto, uint64_t duration_us,
 		    uint64_t request_bytes, uint64_t response_bytes);
 
-/* A relayed connection opened towards cs, and closed (its bytes from and to the client;
- * Istio reports the byte counts as they go, meshgate when the connection closes). */
+/* A relayed connection opened towards cs; bytes from and to its client while it is open
+ * (every reporting interval, as Istio reports them); its close, with the bytes since the
+ * last report. */
 void istiom_tcp_opened(struct istio_table *t, const struct cluster_state *cs);
+void istiom_tcp_bytes(struct istio_table *t, const struct cluster_state *cs, uint64_t received,
+		      uint64_t sent);
 void istiom_tcp_closed(struct istio_table *t, const struct cluster_state *cs, const char *flags,
 		       uint64_t received, uint64_t sent);
 

@@ -82,7 +82,8 @@ struct l4conn {
 	bool edge;         /* the backend has edge-triggered events (epoll) */
 	bool pp_wait;      /* the PROXY protocol header is still to come (proxyProtocol) */
 	bool istio_opened; /* counted in istio_tcp_connections_opened_total */
-	char flags[16];    /* "-" when empty */
+	uint64_t istio_in, istio_out; /* client bytes already added to the TCP metrics */
+	char flags[16];               /* "-" when empty */
 	const char *details;
 	struct authz_shadow shadow; /* dry-run AuthorizationPolicies' verdicts, for the log */
 	uint64_t start_us, last_us;
@@ -172,8 +173,8 @@ static void l4_close(struct l4conn *c, const char *why)
 	if (c->logged)
 		l4_log(c);
 	if (c->istio_opened)
-		istiom_tcp_closed(w->istio, c->cl->state, c->flags[0] ? c->flags : "-", c->down.in,
-				  c->down.out);
+		istiom_tcp_closed(w->istio, c->cl->state, c->flags[0] ? c->flags : "-",
+				  c->down.in - c->istio_in, c->down.out - c->istio_out);
 	log_debug("l4 connection from %s on %s closed: %s", c->peer, c->lkey, why);
 	if (c->hev != NULL)
 		event_free(c->hev);
@@ -191,6 +192,18 @@ static void l4_close(struct l4conn *c, const char *why)
 	worker_snap_unpin(c->ws);
 	free(c);
 	worker_check_drained(w);
+}
+
+void l4proxy_report_metrics(struct worker *w)
+{
+	for (struct l4conn *c = LIST_FIRST(&w->l4conns); c != NULL; c = LIST_NEXT(c, entry)) {
+		if (!c->istio_opened || (c->down.in == c->istio_in && c->down.out == c->istio_out))
+			continue;
+		istiom_tcp_bytes(w->istio, c->cl->state, c->down.in - c->istio_in,
+				 c->down.out - c->istio_out);
+		c->istio_in = c->down.in;
+		c->istio_out = c->down.out;
+	}
 }
 
 void l4proxy_close_all(struct worker *w)

@@ -39,6 +39,9 @@ struct listener_cfg;
  * closes or is handed to conn.c. */
 void l4proxy_accept(struct worker *w, const char *lkey, uint32_t port, int fd,
 		    const struct sockaddr *sa, struct wsnap *ws, const struct listener_cfg *lc);
+/* Add the bytes each open relay of w moved since its last report to Istio's TCP metrics
+ * (every reporting interval). */
+void l4proxy_report_metrics(struct worker *w);
 /* Drain deadline or exit: close every L4 connection of w now. */
 void l4proxy_close_all(struct worker *w);
 

@@ -18,6 +18,7 @@
 #include "conn.h"
 #include "exchange.h"
 #include "connpool.h"
+#include "clock.h"
 #include "l4proxy.h"
 #include "h2down.h"
 #include "istiometrics.h"
@@ -316,11 +317,20 @@ void worker_drain(struct worker *w, void *arg)
 static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 {
 	static __thread unsigned ticks;
+	static __thread uint64_t tcp_reported_us;
 	struct worker *w = arg;
+	const struct cfg_set *set = w->cur != NULL ? w->cur->snap->set : NULL;
+	uint64_t now = clock_mono_us();
 
 	accesslog_flush(w->alog);
 	if (++ticks % 5 == 0)
 		memcache_trim(); /* once a second */
+	if (set != NULL &&
+	    now - tcp_reported_us >=
+		(set->metrics_tcp_interval_us > 0 ? set->metrics_tcp_interval_us : 15000000)) {
+		l4proxy_report_metrics(w);
+		tcp_reported_us = now;
+	}
 }
 
 static void *worker_main(void *arg)

@@ -927,7 +927,8 @@ struct tel_metric_override {
 
 /* One metrics[] entry: for the providers named (none: the default one, "prometheus"). */
 struct tel_metrics {
-	struct str_list providers; /* lower-cased */
+	struct str_list providers;      /* lower-cased */
+	uint64_t reporting_interval_us; /* reportingInterval, 0 when not given */
 	struct tel_metric_override *overrides;
 	size_t noverrides;
 	struct node *node;
@@ -1002,6 +1003,9 @@ struct cfg_set {
 	uint32_t metrics_disabled;
 	struct str_list metrics_removed[TM__COUNT];
 	bool metrics_http_off, metrics_tcp_off;
+	/* how often open relays add their bytes to the TCP metrics (reportingInterval,
+	 * Istio's 15 s by default); at close they add the rest */
+	uint64_t metrics_tcp_interval_us;
 	/* resolution DNS endpoint names were resolved (serving): link drops names that gave
 	 * no address; otherwise (-t) they wait for serving, with a notice */
 	bool dns_resolved;

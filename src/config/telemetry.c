@@ -316,6 +316,7 @@ void tel_apply(struct diag *d, struct pool *p, struct cfg_set *set)
 	set->access_log_format = set->main.access_log_format;
 	set->access_log_custom = set->main.access_log_custom;
 	set->access_log_provider = TEL_ENVOY;
+	set->metrics_tcp_interval_us = 15000000; /* Istio's TCP reporting interval */
 	if (set->ntels > 0) {
 		levels = pool_calloc(p, set->ntels, sizeof(*levels)); /* each at most once */
 		st = pool_calloc(p, nprov, sizeof(*st));

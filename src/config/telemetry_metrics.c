@@ -14,8 +14,9 @@
 /* Telemetry `metrics`: what Istio's standard metrics (istiometrics.h) look like here.  An
  * override may turn metrics off (`disabled`) or remove labels (tagOverrides with
  * operation REMOVE), for the metrics its match names, in the CLIENT mode a gateway
- * reports in; Istio's other knobs (new labels computed by expressions, custom metrics,
- * the reporting interval) are loaded and said to be not applied. */
+ * reports in; reportingInterval paces the TCP byte counts of open relays.  Istio's other
+ * knobs (new labels computed by expressions, custom metrics) are loaded and said to be not
+ * applied. */
 
 #define TM_PROMETHEUS "prometheus"
 
@@ -143,12 +144,9 @@ static bool tm_entry(struct pool *p, struct diag *d, struct node *n, struct tel_
 		for (size_t i = 0; i < v->n; i++)
 			ok &= tm_override(p, d, v->vals[i], &e->overrides[e->noverrides++]);
 	}
-	if ((v = node_get(n, "reportingInterval")) != NULL) {
-		node_mark_used(v);
-		diag_notice(d, v,
-			    "meshgate's metrics are counted as requests end, read at each "
-			    "scrape: no reporting interval");
-	}
+	/* as in Istio, it paces the TCP metrics of open connections only */
+	if ((v = node_get(n, "reportingInterval")) != NULL)
+		ok &= cfg_decode_duration(d, v, 1000000, false, &e->reporting_interval_us);
 	node_check_unknown(d, n);
 	return ok;
 }
@@ -200,6 +198,8 @@ void tel_metrics_apply(struct diag *d, struct pool *p, struct cfg_set *set,
 
 			if (!tm_for_prometheus(d, e))
 				continue;
+			if (e->reporting_interval_us > 0) /* the last one given */
+				set->metrics_tcp_interval_us = e->reporting_interval_us;
 			/* in order, each override over the ones before it */
 			for (size_t j = 0; j < e->noverrides; j++) {
 				const struct tel_metric_override *o = &e->overrides[j];

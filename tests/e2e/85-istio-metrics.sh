@@ -6,7 +6,8 @@
 # cumulative, +Inf = count, sums); a no-route 404 with destination "unknown" and flags NR;
 # the source labels from the main config's labels and namespace; one line per series
 # summed over two workers; the istio_tcp_* counters of a tcp route; a Telemetry's metrics
-# overrides removing a label, turning a metric off, or all of them.
+# overrides removing a label, turning a metric off, or all of them; an open relay's bytes
+# counted every reportingInterval.
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -172,6 +173,37 @@ assert_reload applied
 curl -s --max-time 5 "http://127.0.0.1:$MG_ADMIN_PORT/stats/prometheus" >"$MG_DIR/metrics"
 assert_eq "$(series istio_requests_total "${ok200[@]}")" 5 \
 	"on again: the requests made while they were off were not counted"
+
+# --- an open relay's bytes are counted every reportingInterval, before it closes -----------
+mg_resource telemetry <<EOF
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  metrics:
+  - reportingInterval: 1s
+EOF
+assert_reload applied
+"$PYTHON" - "$TCP_PORT" <<'EOF' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+s.recv(65536)
+time.sleep(8)  # held open while the test reads the metrics
+s.close()
+EOF
+holder=$!
+# shellcheck disable=SC2317 # called through mg_wait_until
+open_counted() {
+	curl -s --max-time 5 "http://127.0.0.1:$MG_ADMIN_PORT/stats/prometheus" >"$MG_DIR/metrics"
+	[ "$(series istio_tcp_received_bytes_total "${tcp[@]}" response_flags=-)" = 81 ]
+}
+mg_wait_until 6 open_counted || true
+assert_eq "$(series istio_tcp_received_bytes_total "${tcp[@]}" response_flags=-)" 81 \
+	"an open relay's 31 request bytes are counted within the reporting interval"
+assert_eq "$(series istio_tcp_connections_closed_total "${tcp[@]}")" 1 "... while it is still open"
+assert_eq "$(series istio_tcp_connections_opened_total "${tcp[@]}")" 2 "... and counted as opened"
+wait "$holder"
 
 mg_stop
 mg_finish

@@ -188,7 +188,8 @@ static void test_tcp(void **state)
 	(void)state;
 	istiom_tcp_opened(workers[0]->istio, db);
 	istiom_tcp_opened(workers[1]->istio, db);
-	istiom_tcp_closed(workers[0]->istio, db, "-", 100, 2000);
+	istiom_tcp_bytes(workers[0]->istio, db, 60, 1500); /* a report while open */
+	istiom_tcp_closed(workers[0]->istio, db, "-", 40, 500);
 	istiom_tcp_closed(workers[1]->istio, db, "UF,URX", 0, 0);
 	text = scrape();
 	assert_int_equal(lines(text, "istio_tcp_connections_opened_total{",
