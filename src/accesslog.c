@@ -169,6 +169,45 @@ static size_t shadow_json(char *o, size_t at, const char *prefix, const struct a
 	return at;
 }
 
+const char *const accesslog_flags[ACCESSLOG_NFLAGS][2] = {
+    {"LH", "FailedLocalHealthCheck"},
+    {"UH", "NoHealthyUpstream"},
+    {"UT", "UpstreamRequestTimeout"},
+    {"LR", "LocalReset"},
+    {"UR", "UpstreamRemoteReset"},
+    {"UF", "UpstreamConnectionFailure"},
+    {"UC", "UpstreamConnectionTermination"},
+    {"UO", "UpstreamOverflow"},
+    {"NR", "NoRouteFound"},
+    {"DI", "DelayInjected"},
+    {"FI", "FaultInjected"},
+    {"RL", "RateLimited"},
+    {"UAEX", "UnauthorizedExternalService"},
+    {"RLSE", "RateLimitServiceError"},
+    {"DC", "DownstreamConnectionTermination"},
+    {"URX", "UpstreamRetryLimitExceeded"},
+    {"SI", "StreamIdleTimeout"},
+    {"IH", "InvalidEnvoyRequestHeaders"},
+    {"DPE", "DownstreamProtocolError"},
+    {"UMSDR", "UpstreamMaxStreamDurationReached"},
+    {"RFCF", "ResponseFromCacheFilter"},
+    {"NFCF", "NoFilterConfigFound"},
+    {"DT", "DurationTimeout"},
+    {"UPE", "UpstreamProtocolError"},
+    {"NC", "NoClusterFound"},
+    {"OM", "OverloadManagerTerminated"},
+    {"DF", "DnsResolutionFailed"},
+};
+
+int accesslog_flag_index(const char *s, size_t len)
+{
+	for (int i = 0; i < ACCESSLOG_NFLAGS; i++)
+		if (strlen(accesslog_flags[i][0]) == len &&
+		    memcmp(accesslog_flags[i][0], s, len) == 0)
+			return i;
+	return -1;
+}
+
 bool accesslog_enabled(void)
 {
 	return atomic_load_explicit(&alog_fd, memory_order_relaxed) >= 0;

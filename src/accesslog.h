@@ -5,6 +5,7 @@
 #define MG_ACCESSLOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -64,6 +65,12 @@ struct accesslog_entry {
 	const char *const *kept[2];
 	const uint32_t *kept_len[2];
 };
+
+/* Envoy's response flags in its order (StreamInfo::CoreResponseFlag: the index is the
+ * flag's bit), each as {short name, long name}; and the index of the one named s. */
+#define ACCESSLOG_NFLAGS 27
+extern const char *const accesslog_flags[ACCESSLOG_NFLAGS][2];
+int accesslog_flag_index(const char *s, size_t len);
 
 /* Whether lines are written at all (fields costly to make can be skipped when not). */
 bool accesslog_enabled(void);

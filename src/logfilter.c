@@ -16,14 +16,6 @@
 
 _Static_assert(EX_LOG_HEADERS == CFG_LOG_HEADERS, "one bound for both sides");
 
-/* Envoy's response flag bits (StreamInfo::CoreResponseFlag, in its order), so that
- * `response.flags` reads as in Envoy. */
-static const char *const logfilter_flag_bits[] = {
-    "LH",  "UH",    "UT",   "LR",   "UR",   "UF",  "UC",  "UO", "NR",
-    "DI",  "FI",    "RL",   "UAEX", "RLSE", "DC",  "URX", "SI", "IH",
-    "DPE", "UMSDR", "RFCF", "NFCF", "DT",   "UPE", "NC",  "OM", "DF",
-};
-
 struct logfilter_ctx {
 	const struct cfg_set *set;
 	const struct accesslog_entry *e;
@@ -105,12 +97,10 @@ static uint64_t logfilter_flags(const char *flags)
 
 	while (flags != NULL && *flags != '\0' && strcmp(flags, "-") != 0) {
 		size_t len = strcspn(flags, ",");
+		int bit = accesslog_flag_index(flags, len); /* Envoy's bit numbers */
 
-		for (size_t i = 0; i < sizeof(logfilter_flag_bits) / sizeof(logfilter_flag_bits[0]);
-		     i++)
-			if (strlen(logfilter_flag_bits[i]) == len &&
-			    memcmp(logfilter_flag_bits[i], flags, len) == 0)
-				bits |= (uint64_t)1 << i;
+		if (bit >= 0)
+			bits |= (uint64_t)1 << bit;
 		flags += len;
 		if (*flags == ',')
 			flags++;

@@ -18,6 +18,7 @@
 #include "accesslog.h"
 #include "logformat.h"
 #include "pool.h"
+#include "tls.h"
 
 /* Envoy's command operators that meshgate has the value of, and those it knows but does
  * not record (printed "-", as Envoy prints a value it lacks). */
@@ -225,37 +226,6 @@ static const char *const lf_unrecorded[] = {
     "QUERY_PARAM",
     "PATH",
     NULL,
-};
-
-/* Envoy's response flags, short and long (StreamInfo::ResponseFlagUtils). */
-static const char *const lf_flag_names[][2] = {
-    {"LH", "FailedLocalHealthCheck"},
-    {"UH", "NoHealthyUpstream"},
-    {"UT", "UpstreamRequestTimeout"},
-    {"LR", "LocalReset"},
-    {"UR", "UpstreamRemoteReset"},
-    {"UF", "UpstreamConnectionFailure"},
-    {"UC", "UpstreamConnectionTermination"},
-    {"UO", "UpstreamOverflow"},
-    {"NR", "NoRouteFound"},
-    {"DI", "DelayInjected"},
-    {"FI", "FaultInjected"},
-    {"RL", "RateLimited"},
-    {"UAEX", "UnauthorizedExternalService"},
-    {"RLSE", "RateLimitServiceError"},
-    {"DC", "DownstreamConnectionTermination"},
-    {"URX", "UpstreamRetryLimitExceeded"},
-    {"SI", "StreamIdleTimeout"},
-    {"IH", "InvalidEnvoyRequestHeaders"},
-    {"DPE", "DownstreamProtocolError"},
-    {"UMSDR", "UpstreamMaxStreamDurationReached"},
-    {"RFCF", "ResponseFromCacheFilter"},
-    {"NFCF", "NoFilterConfigFound"},
-    {"DT", "DurationTimeout"},
-    {"UPE", "UpstreamProtocolError"},
-    {"NC", "NoClusterFound"},
-    {"OM", "OverloadManagerTerminated"},
-    {"DF", "DnsResolutionFailed"},
 };
 
 /* gRPC status names, camel (Envoy's default) and snake case, by code. */
@@ -712,12 +682,8 @@ static void lf_flags_long(const char *flags, char *out, size_t cap, struct lf_va
 		return;
 	while (*flags != '\0') {
 		size_t len = strcspn(flags, ",");
-		const char *name = NULL;
-
-		for (size_t i = 0; i < LF_COUNT(lf_flag_names); i++)
-			if (strlen(lf_flag_names[i][0]) == len &&
-			    memcmp(lf_flag_names[i][0], flags, len) == 0)
-				name = lf_flag_names[i][1];
+		int bit = accesslog_flag_index(flags, len);
+		const char *name = bit >= 0 ? accesslog_flags[bit][1] : NULL;
 		if (name != NULL && at + strlen(name) + 2 < cap)
 			at += (size_t)snprintf(out + at, cap - at, "%s%s", at > 0 ? "," : "", name);
 		flags += len;
@@ -774,46 +740,11 @@ static void lf_start_time(const struct lf_op *op, const struct accesslog_entry *
 	lf_str(v, out, at);
 }
 
-/* The first subject alternative name of the given type. */
-static void lf_san(const X509 *cert, int type, char *out, size_t cap, struct lf_value *v)
+/* A string a tls.h reader wrote into out, or nothing. */
+static void lf_text(struct lf_value *v, char *out, int len)
 {
-	GENERAL_NAMES *names;
-	int n;
-
-	if (cert == NULL)
-		return;
-	names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-	n = names != NULL ? sk_GENERAL_NAME_num(names) : 0;
-	for (int i = 0; i < n; i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
-		const ASN1_IA5STRING *s =
-		    type == GEN_URI ? g->d.uniformResourceIdentifier : g->d.dNSName;
-		size_t len;
-
-		if (g->type != type)
-			continue;
-		len = (size_t)ASN1_STRING_length(s);
-		if (len >= cap)
-			len = cap - 1;
-		memcpy(out, ASN1_STRING_get0_data(s), len);
-		lf_str(v, out, len);
-		break;
-	}
-	GENERAL_NAMES_free(names);
-}
-
-static void lf_name(const X509_NAME *name, char *out, size_t cap, struct lf_value *v)
-{
-	BIO *b;
-	int n;
-
-	if (name == NULL || (b = BIO_new(BIO_s_mem())) == NULL)
-		return;
-	X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
-	n = BIO_read(b, out, (int)cap - 1);
-	if (n > 0)
-		lf_str(v, out, (size_t)n);
-	BIO_free(b);
+	if (len > 0)
+		lf_str(v, out, (size_t)len);
 }
 
 static void lf_fingerprint(const X509 *cert, char *out, size_t cap, struct lf_value *v)
@@ -935,27 +866,32 @@ static void lf_eval(const struct lf_op *op, const struct accesslog_entry *e, cha
 			lf_str0(v, SSL_get_cipher_name(e->ssl));
 		break;
 	case LF_PEER_URI_SAN:
-		lf_san(peer, GEN_URI, tmp, tmplen, v);
+		lf_text(v, tmp, tls_cert_san(peer, GEN_URI, tmp, tmplen));
 		break;
 	case LF_PEER_DNS_SAN:
-		lf_san(peer, GEN_DNS, tmp, tmplen, v);
+		lf_text(v, tmp, tls_cert_san(peer, GEN_DNS, tmp, tmplen));
 		break;
 	case LF_PEER_SUBJECT:
-		lf_name(peer != NULL ? X509_get_subject_name(peer) : NULL, tmp, tmplen, v);
+		if (peer != NULL)
+			lf_text(v, tmp, tls_cert_name(X509_get_subject_name(peer), tmp, tmplen));
 		break;
 	case LF_PEER_ISSUER:
-		lf_name(peer != NULL ? X509_get_issuer_name(peer) : NULL, tmp, tmplen, v);
+		if (peer != NULL)
+			lf_text(v, tmp, tls_cert_name(X509_get_issuer_name(peer), tmp, tmplen));
 		break;
 	case LF_PEER_FINGERPRINT_256:
 		lf_fingerprint(peer, tmp, tmplen, v);
 		break;
 	case LF_LOCAL_URI_SAN:
 		if (e->ssl != NULL)
-			lf_san(SSL_get_certificate(e->ssl), GEN_URI, tmp, tmplen, v);
+			lf_text(v, tmp,
+				tls_cert_san(SSL_get_certificate(e->ssl), GEN_URI, tmp, tmplen));
 		break;
 	case LF_LOCAL_SUBJECT:
 		if (e->ssl != NULL && SSL_get_certificate(e->ssl) != NULL)
-			lf_name(X509_get_subject_name(SSL_get_certificate(e->ssl)), tmp, tmplen, v);
+			lf_text(v, tmp,
+				tls_cert_name(X509_get_subject_name(SSL_get_certificate(e->ssl)),
+					      tmp, tmplen));
 		break;
 	case LF_UNRECORDED:
 		break;

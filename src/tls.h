@@ -125,6 +125,11 @@ int tls_peer_principal(const SSL *ssl, char *out, size_t size);
  * subject (RFC 2253).  Written into out; returns its length, or -1 (no verified
  * certificate, nothing usable, too long). */
 int tls_peer_identity(const SSL *ssl, char *out, size_t size);
+/* A certificate's first subject alternative name of type (GEN_URI, GEN_DNS), and a name
+ * (subject, issuer) in RFC 2253, into out; each returns the length, or -1 (none, a NUL
+ * inside, too long). */
+int tls_cert_san(const X509 *x, int type, char *out, size_t size);
+int tls_cert_name(const X509_NAME *name, char *out, size_t size);
 
 /* Upstream origination: DestinationRule trafficPolicy.tls (DISABLE/SIMPLE/MUTUAL/
  * ISTIO_MUTUAL) with caCertificates, clientCertificate, privateKey, credentialName, sni,

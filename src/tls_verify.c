@@ -502,43 +502,58 @@ static int tls_name_copy(const ASN1_STRING *a, char *out, size_t size)
 	return len;
 }
 
-int tls_peer_identity(const SSL *ssl, char *out, size_t size)
+int tls_cert_san(const X509 *x, int type, char *out, size_t size)
 {
 	GENERAL_NAMES *gens;
-	X509 *x;
-	BIO *mem;
-	char *subj = NULL;
-	long sl;
 	int n = -1;
+
+	if (x == NULL || size == 0)
+		return -1;
+	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int k = 0; gens != NULL && k < sk_GENERAL_NAME_num(gens); k++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, k);
+
+		if (g->type == type) {
+			n = tls_name_copy(type == GEN_URI ? g->d.uniformResourceIdentifier
+							  : g->d.dNSName,
+					  out, size);
+			break;
+		}
+	}
+	GENERAL_NAMES_free(gens);
+	return n;
+}
+
+int tls_cert_name(const X509_NAME *name, char *out, size_t size)
+{
+	BIO *mem;
+	char *text = NULL;
+	long len;
+	int n = -1;
+
+	if (name == NULL || size == 0 || (mem = BIO_new(BIO_s_mem())) == NULL)
+		return -1;
+	if (X509_NAME_print_ex(mem, name, 0, XN_FLAG_RFC2253) >= 0 &&
+	    (len = BIO_get_mem_data(mem, &text)) > 0 && (size_t)len < size &&
+	    memchr(text, '\0', (size_t)len) == NULL) {
+		memcpy(out, text, (size_t)len);
+		out[len] = '\0';
+		n = (int)len;
+	}
+	BIO_free(mem);
+	return n;
+}
+
+int tls_peer_identity(const SSL *ssl, char *out, size_t size)
+{
+	X509 *x;
+	int n;
 
 	if (ssl == NULL || size == 0 || (x = SSL_get0_peer_certificate(ssl)) == NULL ||
 	    SSL_get_verify_result(ssl) != X509_V_OK)
 		return -1;
-	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	for (int type = GEN_URI; n < 0 && gens != NULL; type = GEN_DNS) {
-		for (int k = 0; k < sk_GENERAL_NAME_num(gens); k++) {
-			const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, k);
-
-			if (g->type == type) {
-				n = tls_name_copy(type == GEN_URI ? g->d.uniformResourceIdentifier
-								  : g->d.dNSName,
-						  out, size);
-				break;
-			}
-		}
-		if (type == GEN_DNS)
-			break;
-	}
-	GENERAL_NAMES_free(gens);
-	if (n >= 0 || (mem = BIO_new(BIO_s_mem())) == NULL)
-		return n;
-	if (X509_NAME_print_ex(mem, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0 &&
-	    (sl = BIO_get_mem_data(mem, &subj)) > 0 && (size_t)sl < size &&
-	    memchr(subj, '\0', (size_t)sl) == NULL) {
-		memcpy(out, subj, (size_t)sl);
-		out[sl] = '\0';
-		n = (int)sl;
-	}
-	BIO_free(mem);
+	if ((n = tls_cert_san(x, GEN_URI, out, size)) < 0 &&
+	    (n = tls_cert_san(x, GEN_DNS, out, size)) < 0)
+		n = tls_cert_name(X509_get_subject_name(x), out, size);
 	return n;
 }
