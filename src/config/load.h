@@ -80,6 +80,10 @@ void cfg_telemetry_decode(struct pool *p, struct diag *d, struct cfg_set *set,
  * this appliance, merged as Istio does for a gateway (provider "envoy", CLIENT mode), or
  * the main config's accessLog when none has accessLogging. */
 void tel_apply(struct diag *d, struct pool *p, struct cfg_set *set);
+/* A Telemetry's providers: [{name}], names lower-cased into out, their nodes (for
+ * messages) into *nodes. */
+bool tel_decode_providers(struct pool *p, struct diag *d, struct node *n, struct str_list *out,
+			  struct node ***nodes);
 /* telemetry_metrics.c: a Telemetry's `metrics` decoded, and the overrides of the ones
  * that select the appliance (levels, in istiod's order) applied to set. */
 bool tel_metrics_decode(struct pool *p, struct diag *d, struct node *n, struct cfg_telemetry *t);

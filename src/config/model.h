@@ -927,7 +927,8 @@ struct tel_metric_override {
 
 /* One metrics[] entry: for the providers named (none: the default one, "prometheus"). */
 struct tel_metrics {
-	struct str_list providers;      /* lower-cased */
+	struct str_list providers; /* lower-cased */
+	struct node **provider_nodes;
 	uint64_t reporting_interval_us; /* reportingInterval, 0 when not given */
 	struct tel_metric_override *overrides;
 	size_t noverrides;

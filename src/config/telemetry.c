@@ -50,14 +50,15 @@ static bool tel_filter(struct pool *p, struct diag *d, struct node *n, struct te
 	return true;
 }
 
-static bool tel_providers(struct pool *p, struct diag *d, struct node *n, struct tel_access_log *l)
+bool tel_decode_providers(struct pool *p, struct diag *d, struct node *n, struct str_list *out,
+			  struct node ***nodes)
 {
 	bool ok = true;
 
 	if (!node_want_seq(d, n))
 		return false;
-	l->providers.v = pool_calloc(p, n->n ? n->n : 1, sizeof(*l->providers.v));
-	l->provider_nodes = pool_calloc(p, n->n ? n->n : 1, sizeof(*l->provider_nodes));
+	out->v = pool_calloc(p, n->n ? n->n : 1, sizeof(*out->v));
+	*nodes = pool_calloc(p, n->n ? n->n : 1, sizeof(**nodes));
 	for (size_t i = 0; i < n->n; i++) {
 		struct node *item = n->vals[i], *name;
 		const char *s;
@@ -77,8 +78,8 @@ static bool tel_providers(struct pool *p, struct diag *d, struct node *n, struct
 			ok = false;
 			continue;
 		}
-		l->provider_nodes[l->providers.n] = name;
-		l->providers.v[l->providers.n++] = cfg_lower(p, s);
+		(*nodes)[out->n] = name;
+		out->v[out->n++] = cfg_lower(p, s);
 	}
 	return ok;
 }
@@ -93,7 +94,7 @@ static bool tel_access_log(struct pool *p, struct diag *d, struct node *n, struc
 	if (!node_want_map(d, n))
 		return false;
 	if ((v = node_get(n, "providers")) != NULL)
-		ok &= tel_providers(p, d, v, l);
+		ok &= tel_decode_providers(p, d, v, &l->providers, &l->provider_nodes);
 	if ((v = node_get(n, "disabled")) != NULL)
 		ok &= node_bool(d, v, &l->disabled);
 	if ((v = node_get(n, "filter")) != NULL)

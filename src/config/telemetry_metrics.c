@@ -120,25 +120,8 @@ static bool tm_entry(struct pool *p, struct diag *d, struct node *n, struct tel_
 	e->node = n;
 	if (!node_want_map(d, n))
 		return false;
-	if ((v = node_get(n, "providers")) != NULL && node_want_seq(d, v)) {
-		e->providers.v = pool_calloc(p, v->n ? v->n : 1, sizeof(*e->providers.v));
-		for (size_t i = 0; i < v->n; i++) {
-			struct node *name;
-			const char *s;
-
-			if (!node_want_map(d, v->vals[i])) {
-				ok = false;
-				continue;
-			}
-			name = cfg_require(d, v->vals[i], "name");
-			node_check_unknown(d, v->vals[i]);
-			if (name == NULL || !node_str(d, name, &s)) {
-				ok = false;
-				continue;
-			}
-			e->providers.v[e->providers.n++] = cfg_lower(p, s);
-		}
-	}
+	if ((v = node_get(n, "providers")) != NULL)
+		ok &= tel_decode_providers(p, d, v, &e->providers, &e->provider_nodes);
 	if ((v = node_get(n, "overrides")) != NULL && node_want_seq(d, v)) {
 		e->overrides = pool_calloc(p, v->n ? v->n : 1, sizeof(*e->overrides));
 		for (size_t i = 0; i < v->n; i++)
@@ -171,7 +154,7 @@ static bool tm_for_prometheus(struct diag *d, const struct tel_metrics *e)
 		if (strcmp(e->providers.v[i], TM_PROMETHEUS) == 0)
 			named = true;
 		else
-			diag_warn(d, node_get(e->node, "providers"),
+			diag_warn(d, e->provider_nodes[i],
 				  "metrics provider \"%s\" is not one meshgate has (its metrics "
 				  "are Istio's \"prometheus\" provider): skipped",
 				  e->providers.v[i]);

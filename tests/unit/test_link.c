@@ -812,7 +812,8 @@ static void test_telemetry_metrics(void **state)
 			  "  metrics:\n  - overrides:\n    - match: {metric: REQUEST_COUNT}\n"
 			  "      tagOverrides: {source_app: {operation: REMOVE}, reporter: "
 			  "{operation: REMOVE}}\n"),
-		  "r.yaml:19:16: warning: Telemetry istio-system/mesh: spec.metrics[1].providers: "
+		  "r.yaml:19:24: warning: Telemetry istio-system/mesh: "
+		  "spec.metrics[1].providers[0].name: "
 		  "metrics provider \"otel\" is not one meshgate has (its metrics are Istio's "
 		  "\"prometheus\" provider): skipped\n");
 	assert_int_equal(s->set->metrics_disabled, 0);
