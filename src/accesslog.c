@@ -213,6 +213,38 @@ bool accesslog_enabled(void)
 	return atomic_load_explicit(&alog_fd, memory_order_relaxed) >= 0;
 }
 
+/* One finished line into the worker's buffer, flushed first when it would not fit. */
+static void accesslog_append(struct accesslog_buf *b, const char *line, size_t len)
+{
+	if (b->len + len > sizeof(b->data))
+		accesslog_flush(b);
+	memcpy(b->data + b->len, line, len);
+	b->len += len;
+}
+
+size_t accesslog_time(const struct timespec *t, char *out, size_t cap)
+{
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&t->tv_sec, &tm);
+	n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	n += (size_t)snprintf(out + n, cap - n, ".%03ldZ", t->tv_nsec / 1000000);
+	return n < cap ? n : cap - 1;
+}
+
+size_t accesslog_details(const char *details, char *out, size_t cap)
+{
+	size_t n;
+
+	snprintf(out, cap, "%s", details);
+	n = strlen(out);
+	for (size_t i = 0; i < n; i++)
+		if (out[i] == ' ')
+			out[i] = '_';
+	return n;
+}
+
 /* A line in an operator's format: it carries its own newline, kept when cut. */
 static void accesslog_custom(struct accesslog_buf *b, const struct accesslog_entry *e,
 			     const struct logformat *fmt)
@@ -222,10 +254,7 @@ static void accesslog_custom(struct accesslog_buf *b, const struct accesslog_ent
 
 	if (at == 0 || line[at - 1] != '\n')
 		line[at++] = '\n';
-	if (b->len + at > sizeof(b->data))
-		accesslog_flush(b);
-	memcpy(b->data + b->len, line, at);
-	b->len += at;
+	accesslog_append(b, line, at);
 }
 
 void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e,
@@ -233,11 +262,9 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e,
 {
 	char line[ALOG_LINE_MAX];
 	char ts[40];
-	struct tm tm;
 	size_t at = 0;
 	bool json = atomic_load_explicit(&alog_format, memory_order_relaxed) == ACCESSLOG_JSON;
 	char details[128];
-	size_t i;
 
 	if (atomic_load_explicit(&alog_fd, memory_order_relaxed) < 0)
 		return;
@@ -245,14 +272,8 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e,
 		accesslog_custom(b, e, fmt);
 		return;
 	}
-	gmtime_r(&e->start.tv_sec, &tm);
-	i = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + i, sizeof(ts) - i, ".%03ldZ", e->start.tv_nsec / 1000000);
-	/* Envoy prints response code details with spaces turned into underscores. */
-	snprintf(details, sizeof(details), "%s", e->details);
-	for (i = 0; details[i]; i++)
-		if (details[i] == ' ')
-			details[i] = '_';
+	accesslog_time(&e->start, ts, sizeof(ts));
+	accesslog_details(e->details, details, sizeof(details));
 
 	if (!json) {
 		at = accesslog_lit(line, at, "[");
@@ -386,8 +407,5 @@ void accesslog_write(struct accesslog_buf *b, const struct accesslog_entry *e,
 		at = accesslog_lit(line, at, "}");
 	}
 	line[at++] = '\n';
-	if (b->len + at > sizeof(b->data))
-		accesslog_flush(b);
-	memcpy(b->data + b->len, line, at);
-	b->len += at;
+	accesslog_append(b, line, at);
 }

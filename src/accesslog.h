@@ -85,5 +85,9 @@ size_t accesslog_put(char *o, size_t at, const char *s, size_t len, bool json);
 size_t accesslog_lit(char *o, size_t at, const char *s);
 size_t accesslog_lit_n(char *o, size_t at, const char *s, size_t n);
 size_t accesslog_num(char *o, size_t at, long long v);
+/* Envoy's default START_TIME, "2026-05-01T10:20:30.123Z", and its RESPONSE_CODE_DETAILS
+ * (spaces as underscores), into out; each returns the length. */
+size_t accesslog_time(const struct timespec *t, char *out, size_t cap);
+size_t accesslog_details(const char *details, char *out, size_t cap);
 
 #endif

@@ -58,6 +58,9 @@ enum lf_kind {
 	LF_UNRECORDED,
 };
 
+/* Longest START_TIME(...) format. */
+#define LF_TIME_FORMAT_MAX 64
+
 /* How an address operator prints: "ip:port", the ip alone, or the port. */
 enum lf_addr { LF_ADDR_FULL = 0, LF_ADDR_IP, LF_ADDR_PORT };
 
@@ -380,6 +383,9 @@ static bool lf_operator(struct pool *p, const char *s, size_t at, struct lf_op *
 	op->kind = spec->kind;
 	op->variant = spec->variant;
 	if (spec->kind == LF_START_TIME) {
+		if (arg_len > LF_TIME_FORMAT_MAX)
+			return lf_fail(err, errlen, off, arg_at,
+				       "START_TIME format longer than 64 bytes");
 		if (has_arg && arg_len > 0)
 			op->text = pool_strndup(p, s + arg_at, arg_len);
 		return true;
@@ -697,20 +703,19 @@ static void lf_start_time(const struct lf_op *op, const struct accesslog_entry *
 			  size_t cap, struct lf_value *v)
 {
 	struct tm tm;
-	char fmt[256];
+	/* each 2-byte %s grows to at most 20 digits: 10 times the format, at most */
+	char fmt[LF_TIME_FORMAT_MAX * 10 + 1];
 	size_t at = 0, o = 0;
 	const char *f = op->text;
 
-	gmtime_r(&e->start.tv_sec, &tm);
-	if (f == NULL) { /* Envoy's default: 2024-05-01T10:20:30.123Z */
-		at = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-		at += (size_t)snprintf(out + at, cap - at, ".%03ldZ", e->start.tv_nsec / 1000000);
-		lf_str(v, out, at);
+	if (f == NULL) { /* Envoy's default */
+		lf_str(v, out, accesslog_time(&e->start, out, cap));
 		return;
 	}
+	gmtime_r(&e->start.tv_sec, &tm);
 	/* strftime, with Envoy's additions: %s (seconds since the epoch), %f and %1f..%9f
 	 * (fractions of the second).  Each addition is expanded into the format first. */
-	while (*f != '\0' && o < sizeof(fmt) - 24) {
+	while (*f != '\0') {
 		if (f[0] == '%' && f[1] == 's') {
 			o += (size_t)snprintf(fmt + o, sizeof(fmt) - o, "%lld",
 					      (long long)e->start.tv_sec);
@@ -798,16 +803,8 @@ static void lf_eval(const struct lf_op *op, const struct accesslog_entry *e, cha
 		lf_num(v, e->status);
 		break;
 	case LF_RESPONSE_CODE_DETAILS:
-		if (e->details != NULL && strcmp(e->details, "-") != 0) {
-			size_t n;
-
-			snprintf(tmp, tmplen, "%s", e->details);
-			n = strlen(tmp);
-			for (size_t i = 0; i < n; i++) /* Envoy's spaces to underscores */
-				if (tmp[i] == ' ')
-					tmp[i] = '_';
-			lf_str(v, tmp, n);
-		}
+		if (e->details != NULL && strcmp(e->details, "-") != 0)
+			lf_str(v, tmp, accesslog_details(e->details, tmp, tmplen));
 		break;
 	case LF_RESPONSE_FLAGS:
 		if (e->flags != NULL && strcmp(e->flags, "-") != 0)

@@ -137,13 +137,12 @@ static void request_count(struct cluster_state *cs, int wid, int status)
 }
 
 /* The exchange's access log line, gathered only when a log is written. */
-static void request_log(struct exchange *ex, uint64_t duration_us)
+static void request_log(struct exchange *ex, const struct cfg_set *set, uint64_t duration_us)
 {
 	struct conn *c = ex->c;
 	struct worker *w = c->w;
 	struct accesslog_entry e;
 	char local[CONN_ADDR_TEXT], remote[CONN_ADDR_TEXT];
-	const struct cfg_set *set;
 
 	memset(&e, 0, sizeof(e));
 	e.start = ex->start_wall;
@@ -199,8 +198,6 @@ static void request_log(struct exchange *ex, uint64_t duration_us)
 		e.downstream_tls_version = SSL_get_version(c->ssl); /* a static string */
 		e.ssl = c->ssl;
 	}
-	/* an exchange refused before it was routed has no generation: the current one's */
-	set = ex->ws != NULL ? ex->ws->snap->set : w->cur != NULL ? w->cur->snap->set : NULL;
 	if (set == NULL)
 		accesslog_write(w->alog, &e, NULL);
 	else if (set->access_log_filter == NULL || logfilter_pass(set, &e, ex, c->ssl))
@@ -211,6 +208,7 @@ void request_finish(struct exchange *ex)
 {
 	struct conn *c = ex->c;
 	struct worker *w = c->w;
+	/* an exchange refused before it was routed has no generation: the current one's */
 	const struct cfg_set *set = ex->ws != NULL   ? ex->ws->snap->set
 				    : w->cur != NULL ? w->cur->snap->set
 						     : NULL;
@@ -220,7 +218,7 @@ void request_finish(struct exchange *ex)
 		uint64_t duration_us = clock_mono_us() - ex->start_us;
 
 		if (accesslog_enabled())
-			request_log(ex, duration_us);
+			request_log(ex, set, duration_us);
 		if (metrics)
 			istiom_request(w->istio, ex->cl != NULL ? ex->cl->state : NULL, ex->status,
 				       ex->flags[0] ? ex->flags : "-", ex->grpc_status,

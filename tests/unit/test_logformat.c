@@ -371,6 +371,8 @@ static void test_errors(void **state)
 	bad("%REQ(a b)%", "expected a header name", 5);
 	bad("%REQ(?x)%", "expected a header name", 5);
 	bad("%DURATION", "expected '%' closing the command operator", 9);
+	bad("%START_TIME(%Y-%m-%d %H:%M:%S %Y-%m-%d %H:%M:%S %Y-%m-%d %H:%M:%S %Y-%m-%d %H)%",
+	    "START_TIME format longer than 64 bytes", 12);
 	bad("%GRPC_STATUS(CAMEL)%", "GRPC_STATUS takes CAMEL_STRING, SNAKE_STRING or NUMBER", 13);
 	bad("%THIS_NAME_IS_MUCH_TOO_LONG_TO_BE_ANY_OPERATOR_THAT_ENVOY_HAS_AT_ALL%",
 	    "unknown command operator", 1);
