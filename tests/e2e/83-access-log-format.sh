@@ -17,7 +17,7 @@ mg_pki
 PLAIN=$(mg_port)
 JSON_LOG="$MG_DIR/json.log"
 
-FMT='mg %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% [%RESPONSE_FLAGS_LONG%] id=%REQ(X-REQUEST-ID)% tag=%REQ(x-tag):8% alt=%REQ(x-none?User-Agent)% out=%RESP(X-Out)% nq=%REQ_WITHOUT_QUERY(:PATH)% tries=%UPSTREAM_REQUEST_ATTEMPT_COUNT% up=%UPSTREAM_HOST% t=%START_TIME(%s)% tls=%DOWNSTREAM_TLS_VERSION% sni=%REQUESTED_SERVER_NAME% peer=%DOWNSTREAM_PEER_URI_SAN% rd=%REQUEST_DURATION%'
+FMT='mg %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% [%RESPONSE_FLAGS_LONG%] id=%REQ(X-REQUEST-ID)% tag=%REQ(x-tag):8% alt=%REQ(x-none?User-Agent)% out=%RESP(X-Out)% nq=%REQ_WITHOUT_QUERY(:PATH)% tries=%UPSTREAM_REQUEST_ATTEMPT_COUNT% up=%UPSTREAM_HOST% t=%START_TIME(%s)% tls=%DOWNSTREAM_TLS_VERSION% sni=%REQUESTED_SERVER_NAME% peer=%DOWNSTREAM_PEER_URI_SAN% rd=%REQUEST_DURATION% cipher=%DOWNSTREAM_TLS_CIPHER% dns=%DOWNSTREAM_PEER_DNS_SAN% fp=%DOWNSTREAM_PEER_FINGERPRINT_256% lsubj=%DOWNSTREAM_LOCAL_SUBJECT% luri=%DOWNSTREAM_LOCAL_URI_SAN% subj=%DOWNSTREAM_PEER_SUBJECT% iss=%DOWNSTREAM_PEER_ISSUER%'
 
 # main_config [EXTRA]: one worker (lines in order), the custom text format, EXTRA after
 main_config() {
@@ -74,7 +74,7 @@ now=$(date +%s)
 curl -s -o /dev/null --max-time 5 -H 'Host: fmt.test' -H "X-Request-Id: $id" \
 	-H 'x-tag: abcdefghijkl' -A 'probe/1' "$(plain '/headers-out?X-Out=hello')"
 wait_line "$MG_ACCESS_LOG" "$id"
-assert_match "$L" "^mg GET /headers-out\\?X-Out=hello HTTP/1\\.1 200 - \\[-\\] id=$id tag=abcdefgh alt=probe/1 out=hello nq=/headers-out tries=1 up=127\\.0\\.0\\.1:$UP_A_PORT t=[0-9]+ tls=- sni=- peer=- rd=-\$" \
+assert_match "$L" "^mg GET /headers-out\\?X-Out=hello HTTP/1\\.1 200 - \\[-\\] id=$id tag=abcdefgh alt=probe/1 out=hello nq=/headers-out tries=1 up=127\\.0\\.0\\.1:$UP_A_PORT t=[0-9]+ tls=- sni=- peer=- rd=- cipher=- dns=- fp=- lsubj=- luri=- subj=- iss=-\$" \
 	"the line is in the format, field for field ($L)"
 t=$(sed -n 's/.* t=\([0-9]*\) .*/\1/p' <<<"$L")
 assert_cmp "${t:-0}" -ge "$((now - 5))" "START_TIME(%s) is the request's time ($t, now $now)"
@@ -119,8 +119,14 @@ curl -s -o /dev/null --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/client.crt
 	--key "$PKI/client.key" --resolve "a.example.com:$MG_PORT:127.0.0.1" \
 	-H "X-Request-Id: $id" "https://a.example.com:$MG_PORT/echo"
 wait_line "$MG_ACCESS_LOG" "$id"
-assert_match "$L" " tls=TLSv1\\.[23] sni=a\\.example\\.com peer=spiffe://cluster\\.local/ns/default/sa/client rd=-\$" \
+assert_match "$L" " tls=TLSv1\\.[23] sni=a\\.example\\.com peer=spiffe://cluster\\.local/ns/default/sa/client rd=- cipher=TLS_[A-Z0-9_]+ " \
 	"TLS version, SNI and the client certificate's URI SAN ($L)"
+# the certificates' fields as openssl prints them (RFC 2253 names, SHA-256 without colons),
+# backslashes and quotes escaped as in every log value
+name_of() { openssl x509 -in "$1" -noout "-$2" -nameopt RFC2253 | sed "s/^$2=//" | sed 's/[\\"]/\\&/g'; }
+fp=$(openssl x509 -in "$PKI/client.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
+assert_contains "$L" " dns=client.example.com fp=$fp lsubj=$(name_of "$PKI/a.crt" subject) luri=- subj=$(name_of "$PKI/client.crt" subject) iss=$(name_of "$PKI/client.crt" issuer)" \
+	"the client certificate's DNS SAN, fingerprint, subject and issuer, the server's subject"
 
 # --- a format that does not compile: refused at its column, the old one goes on ------------
 FMT='mg2 %REQ(:PATH)% %RESPONSE_COD%'

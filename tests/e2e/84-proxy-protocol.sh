@@ -43,7 +43,7 @@ spec:
   http:
   - route: [{destination: {host: a}}]
   tcp:
-  - match: [{port: $TCP_PORT}]
+  - match: [{port: $TCP_PORT, destinationSubnets: [192.0.2.0/24]}]
     route: [{destination: {host: a, port: {number: 80}}}]
 ---
 apiVersion: security.istio.io/v1
@@ -106,7 +106,8 @@ assert_log_contains "^pp 127\\.0\\.0\\.1:[0-9]+ 127\\.0\\.0\\.1:$TLS_PORT /tls 2
 
 # --- a tcp route: the header is taken off, the rest relayed ---------------------------------
 out=$({ v1 203.0.113.10; req /tcp x; } | mg_raw "$TCP_PORT")
-assert_eq "$(status_of <<<"$out")" 200 "tcp route after a PROXY header: the upstream answers"
+assert_eq "$(status_of <<<"$out")" 200 \
+	"tcp route after a PROXY header: its destinationSubnets match the told address, the upstream answers"
 assert_not_contains "$out" "PROXY TCP4" "the header is not relayed"
 assert_log_contains "^pp 203\\.0\\.113\\.10:40000 192\\.0\\.2\\.1:$MG_PORT - 0 -\$" "$MG_ACCESS_LOG"
 

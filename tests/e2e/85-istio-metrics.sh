@@ -4,7 +4,8 @@
 # istio_requests_total by destination service, version (the subset's), response code and
 # flags; the request duration, request and response size histograms (Istio's buckets,
 # cumulative, +Inf = count, sums); a no-route 404 with destination "unknown" and flags NR;
-# the source labels from the main config's labels and namespace; one line per series
+# a ServiceEntry host's own name and namespace; the source labels from the main config's
+# labels and namespace; one line per series
 # summed over two workers; the istio_tcp_* counters of a tcp route; a Telemetry's metrics
 # overrides removing a label, turning a metric off, or all of them; an open relay's bytes
 # counted every reportingInterval.
@@ -47,6 +48,24 @@ spec:
   tcp:
   - match: [{port: $TCP_PORT}]
     route: [{destination: {host: a.default.svc.cluster.local, port: {number: 80}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: egress}
+spec:
+  hosts: [ext.example.org]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: $UP_A_PORT}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ext, namespace: istio-system}
+spec:
+  hosts: [ext.example.com]
+  gateways: [gw]
+  http:
+  - route: [{destination: {host: ext.example.org}}]
 EOF
 mg_start
 
@@ -60,6 +79,7 @@ for _ in 1 2; do curl -s -o /dev/null --max-time 5 -H "$H" "$(mg_url /status/500
 head -c 1000 /dev/zero | tr '\0' x >"$MG_DIR/body"
 curl -s -o /dev/null --max-time 5 -H "$H" --data-binary @"$MG_DIR/body" "$(mg_url /status/201)"
 curl -s -o /dev/null --max-time 5 -H 'Host: nowhere.example.com' "$(mg_url /x)"
+curl -s -o /dev/null --max-time 5 -H 'Host: ext.example.com' "$(mg_url /status/200)"
 printf 'GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n' | mg_raw "$TCP_PORT" >"$MG_DIR/tcp.out"
 tcp_sent=$(wc -c <"$MG_DIR/tcp.out")
 
@@ -98,6 +118,10 @@ assert_eq "$(series istio_requests_total destination_service=a.default.svc.clust
 	"the upstream's 500s: their own series"
 assert_eq "$(series istio_requests_total destination_service=unknown response_code=404 response_flags=NR)" 1 \
 	"no route: destination unknown, 404, NR"
+assert_eq "$(series istio_requests_total destination_service=ext.example.org \
+	destination_service_name=ext.example.org destination_service_namespace=egress \
+	destination_version=unknown)" 1 \
+	"a host outside .svc.: its own name, in its ServiceEntry's namespace"
 
 # the duration histogram of the 200s: cumulative, +Inf is the count, a sum
 buckets=$(series istio_request_duration_milliseconds_bucket "${ok200[@]}" | tr '\n' ' ')
