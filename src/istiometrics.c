@@ -363,44 +363,48 @@ static const char *first_of(const struct kv_list *l, const char *a, const char *
 	return v != NULL ? v : dflt;
 }
 
-/* The scrape being written (one at a time, on the admin's thread): the labels a Telemetry
- * removed from the current metric (none: NULL), and whether a label was written yet in
- * the current sample. */
-static const struct str_list *removed;
-static bool lab_first;
+/* One scrape being written: where, from which generation, the labels a Telemetry removed
+ * from the current metric (none: NULL), and whether the current sample has a label yet. */
+struct scrape {
+	FILE *out;
+	const struct snapshot *snap;
+	const struct str_list *removed;
+	bool first;
+};
 
 /* One label, unless removed. */
-static void lab(FILE *out, const char *name, const char *value)
+static void lab(struct scrape *sc, const char *name, const char *value)
 {
-	for (size_t i = 0; removed != NULL && i < removed->n; i++)
-		if (strcmp(removed->v[i], name) == 0)
+	for (size_t i = 0; sc->removed != NULL && i < sc->removed->n; i++)
+		if (strcmp(sc->removed->v[i], name) == 0)
 			return;
-	fprintf(out, "%s%s=\"%s\"", lab_first ? "" : ",", name, value);
-	lab_first = false;
+	fprintf(sc->out, "%s%s=\"%s\"", sc->first ? "" : ",", name, value);
+	sc->first = false;
 }
 
 /* The labels of the appliance (the source), from the main config's labels and namespace
  * as Istio reads a workload's. */
-static void source_labels(FILE *out, const struct snapshot *snap)
+static void source_labels(struct scrape *sc)
 {
+	const struct snapshot *snap = sc->snap;
 	static const struct kv_list none;
 	const struct kv_list *l = snap != NULL ? &snap->set->main.labels : &none;
 	const char *app = kv_value(l, "app");
 	const char *workload = app != NULL ? app : "meshgate";
 
-	lab(out, "reporter", "source");
-	lab(out, "source_workload", workload);
-	lab(out, "source_canonical_service",
+	lab(sc, "reporter", "source");
+	lab(sc, "source_workload", workload);
+	lab(sc, "source_canonical_service",
 	    first_of(l, "service.istio.io/canonical-name", "app.kubernetes.io/name", "app",
 		     workload));
-	lab(out, "source_canonical_revision",
+	lab(sc, "source_canonical_revision",
 	    first_of(l, "service.istio.io/canonical-revision", "app.kubernetes.io/version",
 		     "version", "latest"));
-	lab(out, "source_workload_namespace", snap != NULL ? snap->set->main.ns : "default");
-	lab(out, "source_principal", "unknown");
-	lab(out, "source_app", app != NULL ? app : "unknown");
-	lab(out, "source_version", first_of(l, "version", NULL, NULL, "unknown"));
-	lab(out, "source_cluster", "unknown");
+	lab(sc, "source_workload_namespace", snap != NULL ? snap->set->main.ns : "default");
+	lab(sc, "source_principal", "unknown");
+	lab(sc, "source_app", app != NULL ? app : "unknown");
+	lab(sc, "source_version", first_of(l, "version", NULL, NULL, "unknown"));
+	lab(sc, "source_cluster", "unknown");
 }
 
 static const struct cluster *cluster_named(const struct snapshot *snap, const char *name)
@@ -415,9 +419,9 @@ static const struct cluster *cluster_named(const struct snapshot *snap, const ch
  * Kubernetes name "svc.ns.svc..." gives the service's name and namespace, another host is
  * its own name in its ServiceEntry's namespace; the version is the subset's `version`
  * label. */
-static void destination_labels(FILE *out, const struct istio_series *key,
-			       const struct snapshot *snap)
+static void destination_labels(struct scrape *sc, const struct istio_series *key)
 {
+	const struct snapshot *snap = sc->snap;
 	const char *name = key->cs != NULL ? key->cs->name : NULL;
 	const char *host = NULL, *subset = NULL, *svc_ns = "unknown", *version = "unknown";
 	char svc[256] = "unknown", subset_buf[128] = "", ns_buf[128];
@@ -452,18 +456,18 @@ static void destination_labels(FILE *out, const struct istio_series *key,
 					version = first_of(&cl->dr->subsets[i].labels, "version",
 							   NULL, NULL, "unknown");
 	}
-	lab(out, "destination_workload", "unknown");
-	lab(out, "destination_workload_namespace", svc_ns);
-	lab(out, "destination_principal", "unknown");
-	lab(out, "destination_app", "unknown");
-	lab(out, "destination_version", version);
-	lab(out, "destination_service", host != NULL ? host : "unknown");
-	lab(out, "destination_canonical_service", svc);
-	lab(out, "destination_canonical_revision",
+	lab(sc, "destination_workload", "unknown");
+	lab(sc, "destination_workload_namespace", svc_ns);
+	lab(sc, "destination_principal", "unknown");
+	lab(sc, "destination_app", "unknown");
+	lab(sc, "destination_version", version);
+	lab(sc, "destination_service", host != NULL ? host : "unknown");
+	lab(sc, "destination_canonical_service", svc);
+	lab(sc, "destination_canonical_revision",
 	    strcmp(version, "unknown") != 0 ? version : "latest");
-	lab(out, "destination_service_name", svc);
-	lab(out, "destination_service_namespace", svc_ns);
-	lab(out, "destination_cluster", "unknown");
+	lab(sc, "destination_service_name", svc);
+	lab(sc, "destination_service_namespace", svc_ns);
+	lab(sc, "destination_cluster", "unknown");
 }
 
 static const char *proto_name(int proto)
@@ -472,42 +476,43 @@ static const char *proto_name(int proto)
 }
 
 /* {labels} of a series, with extra (e.g. le="5", or NULL) last. */
-static void labels(FILE *out, const struct istio_series *key, const struct snapshot *snap,
-		   const char *extra)
+static void labels(struct scrape *sc, const struct istio_series *key, const char *extra)
 {
 	char code[16], grpc[16];
 
-	fputc('{', out);
-	lab_first = true;
-	source_labels(out, snap);
-	destination_labels(out, key, snap);
-	lab(out, "request_protocol", proto_name(key->proto));
+	fputc('{', sc->out);
+	sc->first = true;
+	source_labels(sc);
+	destination_labels(sc, key);
+	lab(sc, "request_protocol", proto_name(key->proto));
 	if (key->proto != ISTIOM_TCP) {
 		snprintf(code, sizeof(code), "%d", key->status);
-		lab(out, "response_code", code);
+		lab(sc, "response_code", code);
 		snprintf(grpc, sizeof(grpc), "%d", key->grpc);
-		lab(out, "grpc_response_status", key->grpc >= 0 ? grpc : "");
+		lab(sc, "grpc_response_status", key->grpc >= 0 ? grpc : "");
 	}
-	lab(out, "response_flags", key->flags);
-	lab(out, "connection_security_policy", "unknown");
+	lab(sc, "response_flags", key->flags);
+	lab(sc, "connection_security_policy", "unknown");
 	if (extra != NULL)
-		fprintf(out, "%s%s", lab_first ? "" : ",", extra);
-	fputc('}', out);
+		fprintf(sc->out, "%s%s", sc->first ? "" : ",", extra);
+	fputc('}', sc->out);
 }
 
 /* Whether the Telemetries left metric m on; sets the labels it writes. */
-static bool metric_on(const struct snapshot *snap, enum tel_metric m)
+static bool metric_on(struct scrape *sc, enum tel_metric m)
 {
+	const struct snapshot *snap = sc->snap;
+
 	if (snap != NULL && ((snap->set->metrics_disabled >> m) & 1))
 		return false;
-	removed = snap != NULL && snap->set->metrics_removed[m].n > 0
-		      ? &snap->set->metrics_removed[m]
-		      : NULL;
+	sc->removed = snap != NULL && snap->set->metrics_removed[m].n > 0
+			  ? &snap->set->metrics_removed[m]
+			  : NULL;
 	return true;
 }
 
-static void histogram(FILE *out, const char *family, const struct istio_sum *all, size_t n,
-		      const struct snapshot *snap, int which)
+static void histogram(struct scrape *sc, const char *family, const struct istio_sum *all, size_t n,
+		      int which)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct istio_series *v = &all[i].v;
@@ -526,46 +531,46 @@ static void histogram(FILE *out, const char *family, const struct istio_sum *all
 				snprintf(le, sizeof(le), "le=\"%s\"", dur_bounds_text[k]);
 			else
 				snprintf(le, sizeof(le), "le=\"1e+%02zu\"", k);
-			fprintf(out, "%s_bucket", family);
-			labels(out, all[i].key, snap, le);
-			fprintf(out, " %llu\n", (unsigned long long)cum);
+			fprintf(sc->out, "%s_bucket", family);
+			labels(sc, all[i].key, le);
+			fprintf(sc->out, " %llu\n", (unsigned long long)cum);
 		}
-		fprintf(out, "%s_sum", family);
-		labels(out, all[i].key, snap, NULL);
+		fprintf(sc->out, "%s_sum", family);
+		labels(sc, all[i].key, NULL);
 		if (which == 0)
-			fprintf(out, " %.3f\n", (double)v->dur_sum_us / 1000.0);
+			fprintf(sc->out, " %.3f\n", (double)v->dur_sum_us / 1000.0);
 		else
-			fprintf(out, " %llu\n",
+			fprintf(sc->out, " %llu\n",
 				(unsigned long long)(which == 1 ? v->req_sum : v->resp_sum));
-		fprintf(out, "%s_count", family);
-		labels(out, all[i].key, snap, NULL);
-		fprintf(out, " %llu\n", (unsigned long long)cum);
+		fprintf(sc->out, "%s_count", family);
+		labels(sc, all[i].key, NULL);
+		fprintf(sc->out, " %llu\n", (unsigned long long)cum);
 	}
 }
 
-static void tcp_counter(FILE *out, const char *family, const char *help,
-			const struct istio_sum *all, size_t n, const struct snapshot *snap,
-			size_t offset)
+static void tcp_counter(struct scrape *sc, const char *family, const char *help,
+			const struct istio_sum *all, size_t n, size_t offset)
 {
-	fprintf(out, "# HELP %s %s\n# TYPE %s counter\n", family, help, family);
+	fprintf(sc->out, "# HELP %s %s\n# TYPE %s counter\n", family, help, family);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v;
 
 		if (all[i].key->proto != ISTIOM_TCP)
 			continue;
 		memcpy(&v, (const char *)&all[i].v + offset, sizeof(v));
-		fputs(family, out);
-		labels(out, all[i].key, snap, NULL);
-		fprintf(out, " %llu\n", (unsigned long long)v);
+		fputs(family, sc->out);
+		labels(sc, all[i].key, NULL);
+		fprintf(sc->out, " %llu\n", (unsigned long long)v);
 	}
 }
 
 void istiom_write_prometheus(FILE *out, const struct snapshot *snap)
 {
+	struct scrape sc = {out, snap, NULL, true};
 	size_t n;
 	struct istio_sum *all = sums_collect(&n);
 
-	if (metric_on(snap, TM_REQUEST_COUNT)) {
+	if (metric_on(&sc, TM_REQUEST_COUNT)) {
 		fputs("# HELP istio_requests_total Requests, as Istio's proxies count them\n"
 		      "# TYPE istio_requests_total counter\n",
 		      out);
@@ -573,42 +578,41 @@ void istiom_write_prometheus(FILE *out, const struct snapshot *snap)
 			if (all[i].key->proto == ISTIOM_TCP)
 				continue;
 			fputs("istio_requests_total", out);
-			labels(out, all[i].key, snap, NULL);
+			labels(&sc, all[i].key, NULL);
 			fprintf(out, " %llu\n", (unsigned long long)all[i].v.count);
 		}
 	}
-	if (metric_on(snap, TM_REQUEST_DURATION)) {
+	if (metric_on(&sc, TM_REQUEST_DURATION)) {
 		fputs("# HELP istio_request_duration_milliseconds Request durations\n"
 		      "# TYPE istio_request_duration_milliseconds histogram\n",
 		      out);
-		histogram(out, "istio_request_duration_milliseconds", all, n, snap, 0);
+		histogram(&sc, "istio_request_duration_milliseconds", all, n, 0);
 	}
-	if (metric_on(snap, TM_REQUEST_SIZE)) {
+	if (metric_on(&sc, TM_REQUEST_SIZE)) {
 		fputs("# HELP istio_request_bytes Request body sizes\n"
 		      "# TYPE istio_request_bytes histogram\n",
 		      out);
-		histogram(out, "istio_request_bytes", all, n, snap, 1);
+		histogram(&sc, "istio_request_bytes", all, n, 1);
 	}
-	if (metric_on(snap, TM_RESPONSE_SIZE)) {
+	if (metric_on(&sc, TM_RESPONSE_SIZE)) {
 		fputs("# HELP istio_response_bytes Response body sizes\n"
 		      "# TYPE istio_response_bytes histogram\n",
 		      out);
-		histogram(out, "istio_response_bytes", all, n, snap, 2);
+		histogram(&sc, "istio_response_bytes", all, n, 2);
 	}
-	if (metric_on(snap, TM_TCP_OPENED_CONNECTIONS))
-		tcp_counter(out, "istio_tcp_connections_opened_total", "Relayed connections opened",
-			    all, n, snap, offsetof(struct istio_series, opened));
-	if (metric_on(snap, TM_TCP_CLOSED_CONNECTIONS))
-		tcp_counter(out, "istio_tcp_connections_closed_total", "Relayed connections closed",
-			    all, n, snap, offsetof(struct istio_series, closed));
-	if (metric_on(snap, TM_TCP_RECEIVED_BYTES))
-		tcp_counter(out, "istio_tcp_received_bytes_total",
-			    "Bytes received from clients on relayed connections", all, n, snap,
+	if (metric_on(&sc, TM_TCP_OPENED_CONNECTIONS))
+		tcp_counter(&sc, "istio_tcp_connections_opened_total", "Relayed connections opened",
+			    all, n, offsetof(struct istio_series, opened));
+	if (metric_on(&sc, TM_TCP_CLOSED_CONNECTIONS))
+		tcp_counter(&sc, "istio_tcp_connections_closed_total", "Relayed connections closed",
+			    all, n, offsetof(struct istio_series, closed));
+	if (metric_on(&sc, TM_TCP_RECEIVED_BYTES))
+		tcp_counter(&sc, "istio_tcp_received_bytes_total",
+			    "Bytes received from clients on relayed connections", all, n,
 			    offsetof(struct istio_series, received));
-	if (metric_on(snap, TM_TCP_SENT_BYTES))
-		tcp_counter(out, "istio_tcp_sent_bytes_total",
-			    "Bytes sent to clients on relayed connections", all, n, snap,
+	if (metric_on(&sc, TM_TCP_SENT_BYTES))
+		tcp_counter(&sc, "istio_tcp_sent_bytes_total",
+			    "Bytes sent to clients on relayed connections", all, n,
 			    offsetof(struct istio_series, sent));
-	removed = NULL;
 	free(all);
 }
