@@ -8,6 +8,7 @@
 
 #include "clusterstate.h"
 #include "config/model.h"
+#include "exchange.h"
 #include "istiometrics.h"
 #include "log.h"
 #include "snapshot.h"
@@ -30,7 +31,7 @@ struct istio_series {
 	const struct cluster_state *cs;
 	int16_t status, grpc;
 	uint8_t proto;
-	char flags[16];
+	char flags[32]; /* as long as an exchange's (exchange.h) */
 	/* HTTP: requests, histograms (per bucket, the last one +Inf), sums */
 	uint64_t count;
 	uint64_t dur[NDUR + 1], req_size[NSIZE + 1], resp_size[NSIZE + 1];
@@ -38,6 +39,9 @@ struct istio_series {
 	/* TCP */
 	uint64_t opened, closed, received, sent;
 };
+
+_Static_assert(sizeof(((struct istio_series *)0)->flags) >= sizeof(((struct exchange *)0)->flags),
+	       "an exchange's flags fit a series key");
 
 struct istio_table {
 	struct istio_series **slots;
@@ -147,7 +151,7 @@ static __attribute__((noinline)) struct istio_series *series_get(struct istio_ta
 	struct istio_series *s;
 
 	if (strlen(flags) >= sizeof(s->flags))
-		flags = "-"; /* longer than any combination Envoy's flags make in practice */
+		flags = "-"; /* cannot be: no exchange or relay has longer flags */
 	k = series_hash(cs, status, grpc, proto, flags) & (t->cap - 1);
 	for (; (s = t->slots[k]) != NULL; k = (k + 1) & (t->cap - 1))
 		if (series_is(s, cs, status, grpc, proto, flags))
