@@ -4,7 +4,8 @@
 # the one the header tells: in x-forwarded-for to the upstream, in the access log, and to
 # AuthorizationPolicy ipBlocks (Istio's ingress access control task). Version 1 and 2
 # (IPv4, IPv6, with TLVs), LOCAL keeping the socket's address, a TLS listener (curl
-# --haproxy-protocol), a tcp route; a connection without a header, with a malformed one,
+# --haproxy-protocol), a tcp route, a PeerAuthentication PERMISSIVE port (whose first byte
+# is peeked after the header); a connection without a header, with a malformed one,
 # or silent is closed unanswered and counted; a reload turns it off.
 
 # shellcheck source=lib.sh
@@ -14,11 +15,16 @@ mg_upstream a
 mg_pki
 TLS_PORT=$(mg_port)
 TCP_PORT=$(mg_port)
+PERM_PORT=$(mg_port) # ISTIO_MUTUAL, PeerAuthentication PERMISSIVE: its first byte is peeked
 
 main_config() {
 	mg_start_config <<EOF
 workers: 1
 timeouts: {requestHeaders: 1s}
+meshIdentity:
+  certificate: $PKI/mesh-server.crt
+  privateKey: $PKI/mesh-server.key
+  caCertificates: $PKI/ca.crt
 $1
 accessLog:
   path: "$MG_ACCESS_LOG"
@@ -32,6 +38,7 @@ mg_resource all <<EOF
 $(mg_yaml_gateway)
 $(mg_yaml_server https HTTPS '[a.example.com]' "{mode: SIMPLE, serverCertificate: $PKI/a.crt, privateKey: $PKI/a.key}" "$TLS_PORT")
 $(mg_yaml_server tcp TCP '["*"]' "" "$TCP_PORT")
+$(mg_yaml_server mesh HTTPS '["*"]' "{mode: ISTIO_MUTUAL}" "$PERM_PORT")
 $(mg_yaml_service a "$UP_A_PORT")
 ---
 apiVersion: networking.istio.io/v1
@@ -45,6 +52,11 @@ spec:
   tcp:
   - match: [{port: $TCP_PORT, destinationSubnets: [192.0.2.0/24]}]
     route: [{destination: {host: a, port: {number: 80}}}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: PERMISSIVE}}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -110,6 +122,12 @@ assert_eq "$(status_of <<<"$out")" 200 \
 	"tcp route after a PROXY header: its destinationSubnets match the told address, the upstream answers"
 assert_not_contains "$out" "PROXY TCP4" "the header is not relayed"
 assert_log_contains "^pp 203\\.0\\.113\\.10:40000 192\\.0\\.2\\.1:$MG_PORT - 0 -\$" "$MG_ACCESS_LOG"
+
+# --- a PERMISSIVE port: after the header, its first byte is peeked (plaintext here) -------
+id=$(tag perm)
+out=$({ v1 203.0.113.11; req /perm "$id"; } | mg_raw "$PERM_PORT")
+assert_eq "$(status_of <<<"$out")" 200 "PERMISSIVE port after a PROXY header: plaintext served"
+assert_log_contains "^pp 203\\.0\\.113\\.11:40000 192\\.0\\.2\\.1:$MG_PORT /perm 200 $id\$" "$MG_ACCESS_LOG"
 
 # --- no header, a bad one, none in time: closed unanswered, counted -------------------------
 before=$(mg_metric downstream_cx_proxy_proto_error)
