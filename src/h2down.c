@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "exchange.h"
+#include "h2conv.h"
 #include "h2down.h"
 #include "h2head.h"
 #include "http1.h"
@@ -215,6 +216,40 @@ static ssize_t h2down_data_read(nghttp2_session *s, int32_t id, uint8_t *buf, si
 	return n;
 }
 
+/* Submit the final response head in resp_nv[0..n) (":status" first), the body framed as
+ * hs->resp_kind says.  False when out of memory. */
+static bool h2down_submit_head(struct h2down_stream *hs, size_t n)
+{
+	nghttp2_data_provider prd;
+	bool end = hs->resp_kind == HTTP1_BODY_NONE ||
+		   (hs->resp_kind == HTTP1_BODY_LENGTH && hs->resp_remaining == 0);
+
+	if (!end && hs->body == NULL && (hs->body = evbuffer_new()) == NULL)
+		return false;
+	prd.source.ptr = hs;
+	prd.read_callback = h2down_data_read;
+	/* nghttp2 copies the fields: the scratch space is free again on return */
+	if (nghttp2_submit_response(hs->h2->sess, hs->id, resp_nv, n, end ? NULL : &prd) != 0)
+		end = true; /* the stream is gone: what follows is dropped */
+	hs->resp_head_done = true;
+	hs->resp_ended = end;
+	return true;
+}
+
+/* resp_lower holds at least n bytes.  False when out of memory. */
+static bool h2down_lower_room(size_t n)
+{
+	char *p;
+
+	if (resp_lower_cap >= n)
+		return true;
+	if ((p = realloc(resp_lower, n)) == NULL)
+		return false;
+	resp_lower = p;
+	resp_lower_cap = n;
+	return true;
+}
+
 /* Parse the response head at the front of out and submit it.  1: done, 0: incomplete, -1:
  * not a response head (a bug: the stream is reset). */
 static int h2down_response_head(struct h2down_stream *hs, struct evbuffer *out)
@@ -224,9 +259,7 @@ static int h2down_response_head(struct h2down_stream *hs, struct evbuffer *out)
 	size_t len = evbuffer_get_length(out);
 	const char *buf, *why = NULL;
 	char status[3];
-	nghttp2_data_provider prd;
 	int hl, n;
-	bool end;
 
 	if (len > RESP_HEAD_MAX)
 		len = RESP_HEAD_MAX;
@@ -243,14 +276,8 @@ static int h2down_response_head(struct h2down_stream *hs, struct evbuffer *out)
 			  why != NULL ? why : "?");
 		return -1;
 	}
-	if (resp_lower_cap < (size_t)hl) {
-		char *p = realloc(resp_lower, (size_t)hl);
-
-		if (p == NULL)
-			return -1;
-		resp_lower = p;
-		resp_lower_cap = (size_t)hl;
-	}
+	if (!h2down_lower_room((size_t)hl))
+		return -1;
 	n = h2head_response(&resp, status, resp_lower, resp_nv, RESP_HEADERS_MAX + 1);
 	if (n < 0)
 		return -1;
@@ -262,19 +289,9 @@ static int h2down_response_head(struct h2down_stream *hs, struct evbuffer *out)
 		evbuffer_drain(out, (size_t)hl);
 		return 1;
 	}
-	end = hs->resp_kind == HTTP1_BODY_NONE ||
-	      (hs->resp_kind == HTTP1_BODY_LENGTH && hs->resp_remaining == 0);
-	if (!end && hs->body == NULL && (hs->body = evbuffer_new()) == NULL)
+	if (!h2down_submit_head(hs, (size_t)n))
 		return -1;
-	prd.source.ptr = hs;
-	prd.read_callback = h2down_data_read;
-	/* nghttp2 copies the fields: the scratch space is free again on return */
-	if (nghttp2_submit_response(hs->h2->sess, hs->id, resp_nv, (size_t)n, end ? NULL : &prd) !=
-	    0)
-		end = true; /* the stream is gone: what follows is dropped */
 	evbuffer_drain(out, (size_t)hl);
-	hs->resp_head_done = true;
-	hs->resp_ended = end;
 	return 1;
 }
 
@@ -352,6 +369,73 @@ static void h2down_take(struct h2down_stream *hs, struct evbuffer *out, size_t c
 	    (hs->resp_ended || (hs->body != NULL && evbuffer_get_length(hs->body) > before))) {
 		hs->deferred = false;
 		nghttp2_session_resume_data(hs->h2->sess, hs->id);
+	}
+	h2down_schedule(hs->h2);
+}
+
+/* ---- a response head handed over as fields (h2down.h) ---- */
+
+struct h2down_head {
+	struct h2down_stream *hs;
+	size_t n;          /* fields in resp_nv, ":status" first */
+	size_t name_bytes; /* their names' length */
+	char status[3];
+};
+
+static __thread struct h2down_head head_builder;
+
+static struct h2down_stream *pipe_stream(struct stream_pipe *p);
+
+struct h2down_head *h2down_head_begin(struct conn *c, int status, size_t fields)
+{
+	struct h2down_head *h = &head_builder;
+	struct stream_pipe *p;
+
+	/* bytes the exchange wrote before (an interim head) must reach the client first */
+	if (!c->h2_stream || status < 200 || status > 599 || fields >= RESP_HEADERS_MAX ||
+	    (p = stream_pipe_of(c->st)) == NULL || stream_output_len(c->st) > 0)
+		return NULL;
+	h->hs = pipe_stream(p);
+	if (h->hs->resp_head_done || h->hs->h2_closed)
+		return NULL; /* the byte path drops what a reset stream is sent */
+	h->status[0] = (char)('0' + status / 100);
+	h->status[1] = (char)('0' + status / 10 % 10);
+	h->status[2] = (char)('0' + status % 10);
+	resp_nv[0] =
+	    (nghttp2_nv){(uint8_t *)":status", (uint8_t *)h->status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+	h->n = 1;
+	h->name_bytes = 0;
+	return h;
+}
+
+void h2down_head_field(struct h2down_head *h, const char *name, size_t nlen, const char *value,
+		       size_t vlen)
+{
+	if (h->n > RESP_HEADERS_MAX)
+		return; /* begin() was told fewer fields: h2down_head_end() resets the stream */
+	resp_nv[h->n++] =
+	    (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
+	h->name_bytes += nlen;
+}
+
+void h2down_head_end(struct h2down_head *h, enum http1_body_kind kind, uint64_t remaining)
+{
+	struct h2down_stream *hs = h->hs;
+	size_t n;
+
+	hs->resp_kind = kind;
+	hs->resp_remaining = remaining;
+	if (h->n > RESP_HEADERS_MAX || !h2down_lower_room(h->name_bytes)) {
+		hs->resp_head_done = true; /* what follows in the pipe is dropped */
+		h2down_reset(hs, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	/* HTTP/2 field names are lower case (RFC 9113 §8.2.1); the upstream's may not be */
+	n = h2head_lower_fields(resp_nv, 1, h->n, resp_lower);
+	if (!h2down_submit_head(hs, n)) {
+		hs->resp_head_done = true;
+		h2down_reset(hs, NGHTTP2_INTERNAL_ERROR);
+		return;
 	}
 	h2down_schedule(hs->h2);
 }

@@ -227,13 +227,34 @@ int h2head_trailers(const struct h2head_field *f, size_t n, struct evbuffer *out
 	return 0;
 }
 
+size_t h2head_lower_fields(nghttp2_nv *nv, size_t first, size_t n, char *lower)
+{
+	size_t at = 0, kept = first;
+
+	for (size_t i = first; i < n; i++) {
+		char *name = lower + at;
+		const uint8_t *src = nv[i].name;
+		size_t len = nv[i].namelen;
+
+		for (size_t k = 0; k < len; k++)
+			name[k] =
+			    (char)(src[k] >= 'A' && src[k] <= 'Z' ? src[k] - 'A' + 'a' : src[k]);
+		if (h2conv_conn_specific(name, len))
+			continue;
+		at += len;
+		nv[kept] = nv[i];
+		nv[kept++].name = (uint8_t *)name;
+	}
+	return kept;
+}
+
 int h2head_response(const struct http1_response *resp, char *status, char *lower, nghttp2_nv *nv,
 		    size_t max)
 {
-	size_t n = 0, at = 0;
+	size_t n = 0;
 	int s = resp->status;
 
-	if (max == 0)
+	if (max == 0 || resp->nheaders > max - 1)
 		return -1;
 	status[0] = (char)('0' + s / 100 % 10);
 	status[1] = (char)('0' + s / 10 % 10);
@@ -241,20 +262,9 @@ int h2head_response(const struct http1_response *resp, char *status, char *lower
 	nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
 	for (size_t i = 0; i < resp->nheaders; i++) {
 		const struct http1_header *h = &resp->headers[i];
-		char *name = lower + at;
 
-		for (size_t k = 0; k < h->name_len; k++) {
-			char ch = h->name[k];
-
-			name[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
-		}
-		if (h2conv_conn_specific(name, h->name_len))
-			continue;
-		if (n == max)
-			return -1;
-		at += h->name_len;
-		nv[n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)h->value, h->name_len,
+		nv[n++] = (nghttp2_nv){(uint8_t *)h->name, (uint8_t *)h->value, h->name_len,
 				       h->value_len, NGHTTP2_NV_FLAG_NONE};
 	}
-	return (int)n;
+	return (int)h2head_lower_fields(nv, 1, n, lower);
 }

@@ -50,8 +50,13 @@ int h2head_trailers(const struct h2head_field *f, size_t n, struct evbuffer *out
  * needs 3 bytes), then the head's fields with lower-cased names (written into lower,
  * which needs as many bytes as the names), without the connection-specific ones
  * (Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade).  Entries point
- * into resp's bytes, status and lower.  Returns the count, or -1 when more than max. */
+ * into resp's bytes, status and lower.  Returns the count, or -1 when nv's max entries
+ * cannot hold ":status" and every field of the head. */
 int h2head_response(const struct http1_response *resp, char *status, char *lower, nghttp2_nv *nv,
 		    size_t max);
+/* The fields nv[first..n) with their names lower-cased into lower (as many bytes as the
+ * names), without the connection-specific ones: the count kept from first on is returned,
+ * the kept entries moved down and pointing into lower. */
+size_t h2head_lower_fields(nghttp2_nv *nv, size_t first, size_t n, char *lower);
 
 #endif

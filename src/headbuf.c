@@ -2,6 +2,8 @@
 #include "config.h"
 #endif
 
+#include <string.h>
+
 #include <event2/buffer.h>
 
 #include "headbuf.h"
@@ -24,16 +26,30 @@ void headbuf_add_slow(struct headbuf *hb, const void *p, size_t n)
 	}
 }
 
-void headbuf_u64(struct headbuf *hb, uint64_t v)
+/* v in decimal, ending just before end: its first digit. */
+static char *u64_digits(char *end, uint64_t v)
 {
-	char tmp[20];
-	size_t i = sizeof(tmp);
-
 	do {
-		tmp[--i] = (char)('0' + v % 10);
+		*--end = (char)('0' + v % 10);
 		v /= 10;
 	} while (v > 0);
-	headbuf_add(hb, tmp + i, sizeof(tmp) - i);
+	return end;
+}
+
+size_t headbuf_u64_text(char out[20], uint64_t v)
+{
+	char tmp[20], *p = u64_digits(tmp + sizeof(tmp), v);
+	size_t n = (size_t)(tmp + sizeof(tmp) - p);
+
+	memcpy(out, p, n);
+	return n;
+}
+
+void headbuf_u64(struct headbuf *hb, uint64_t v)
+{
+	char tmp[20], *p = u64_digits(tmp + sizeof(tmp), v);
+
+	headbuf_add(hb, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 void headbuf_header(struct headbuf *hb, const char *name, size_t nlen, const char *value,

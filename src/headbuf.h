@@ -52,6 +52,8 @@ static inline void headbuf_str(struct headbuf *hb, const char *s)
 
 /* Decimal, no printf. */
 void headbuf_u64(struct headbuf *hb, uint64_t v);
+/* v in decimal at out (20 bytes suffice); its length. */
+size_t headbuf_u64_text(char out[20], uint64_t v);
 /* "name: value\r\n" */
 void headbuf_header(struct headbuf *hb, const char *name, size_t nlen, const char *value,
 		    size_t vlen);

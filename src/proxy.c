@@ -22,6 +22,7 @@
 #include "cors.h"
 #include "exchange.h"
 #include "extauthz.h"
+#include "h2down.h"
 #include "headbuf.h"
 #include "errors.h"
 #include "h2up.h"
@@ -1197,6 +1198,76 @@ static void up_write_cb(struct stream *st, void *arg)
 
 /* ---- response: upstream -> client ---- */
 
+/* How the body reaches the client, decided with its head: chunked for an HTTP/1.1 client
+ * when the upstream gave no length, delimited by the close for HTTP/1.0. */
+static void response_body_framing(struct exchange *ex)
+{
+	if (ex->resp_kind == HTTP1_BODY_CHUNKED || ex->resp_kind == HTTP1_BODY_UNTIL_CLOSE) {
+		if (ex->minor_version >= 1) {
+			ex->resp_chunked_out = true;
+		} else {
+			ex->resp_close_delimited = true; /* HTTP/1.0 client: body ends at close */
+			ex->client_keepalive = false;
+		}
+	}
+	if (!ex->req_done)
+		ex->client_keepalive = false; /* the upstream answered before the body ended */
+}
+
+/* An HTTP/2 client's stream takes the head as fields (h2down.h), so that h2down does not
+ * parse bytes meshgate just wrote.  The rarer heads that other modules add lines to
+ * (CORS, ext_authz, a session affinity cookie, a WebSocket switch) go as bytes.  NULL:
+ * write bytes. */
+static struct h2down_head *response_fields_begin(struct exchange *ex,
+						 const struct http1_response *resp)
+{
+	const struct header_op_list *rops = &ex->route->headers->response;
+	const struct header_op_list *dops = &ex->rd->headers->response;
+
+	if (!ex->c->h2_stream || ex->tunnel || ex->cors == CORS_ACTUAL || ex->xa != NULL ||
+	    ex->new_cookie[0] != '\0' || ex->minor_version < 1)
+		return NULL;
+	return h2down_head_begin(ex->c, resp->status,
+				 resp->nheaders + 3 + rops->set.n + rops->add.n + dops->set.n +
+				     dops->add.n);
+}
+
+static void h2_header_ops(struct h2down_head *h, const struct header_op_list *ops)
+{
+	size_t i;
+
+	for (i = 0; i < ops->set.n; i++)
+		h2down_head_field(h, ops->set.v[i].key, strlen(ops->set.v[i].key),
+				  ops->set.v[i].value, strlen(ops->set.v[i].value));
+	for (i = 0; i < ops->add.n; i++)
+		h2down_head_field(h, ops->add.v[i].key, strlen(ops->add.v[i].key),
+				  ops->add.v[i].value, strlen(ops->add.v[i].value));
+}
+
+/* The fields after the upstream's, as the HTTP/1.1 head below has them, in its order. */
+static void response_fields_end(struct exchange *ex, struct h2down_head *h)
+{
+	enum http1_body_kind kind = HTTP1_BODY_LENGTH;
+	char ust[20], cl[20];
+
+	h2down_head_field(h, "server", 6, "meshgate", 8);
+	h2down_head_field(h, "x-envoy-upstream-service-time", 29, ust,
+			  headbuf_u64_text(ust, ex->upstream_time_us > 0
+						    ? (uint64_t)ex->upstream_time_us / 1000
+						    : 0));
+	h2_header_ops(h, &ex->route->headers->response);
+	h2_header_ops(h, &ex->rd->headers->response);
+	response_body_framing(ex);
+	if (ex->resp_kind == HTTP1_BODY_LENGTH)
+		h2down_head_field(h, "content-length", 14, cl,
+				  headbuf_u64_text(cl, ex->resp_remaining));
+	if (ex->resp_chunked_out)
+		kind = HTTP1_BODY_CHUNKED;
+	else if (ex->resp_kind != HTTP1_BODY_LENGTH)
+		kind = HTTP1_BODY_NONE;
+	h2down_head_end(h, kind, ex->resp_remaining);
+}
+
 static void write_response_head(struct exchange *ex, const struct http1_response *resp)
 {
 	struct conn *c = ex->c;
@@ -1205,6 +1276,7 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 	const struct header_op_list *rops = &ex->route->headers->response;
 	size_t i;
 	struct conn_tokens ct;
+	struct h2down_head *h2;
 	bool keep_cl = ex->resp_kind == HTTP1_BODY_NONE && resp->status != 204 &&
 		       !(resp->status >= 100 && resp->status < 200);
 
@@ -1212,15 +1284,18 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		logfilter_keep_headers(ex, ex->ws->snap->set, LOGFILTER_RESPONSE, resp->headers,
 				       resp->nheaders);
 	conn_tokens_parse(resp->headers, resp->nheaders, &ct);
-	headbuf_init(&hb, stream_output(c->st));
-	HEADBUF_LIT(&hb, "HTTP/1.1 ");
-	headbuf_u64(&hb, (uint64_t)resp->status);
-	HEADBUF_LIT(&hb, " ");
-	if (resp->reason_len > 0)
-		headbuf_add(&hb, resp->reason, resp->reason_len);
-	else
-		headbuf_str(&hb, http_reason(resp->status));
-	HEADBUF_LIT(&hb, "\r\n");
+	h2 = response_fields_begin(ex, resp);
+	if (h2 == NULL) {
+		headbuf_init(&hb, stream_output(c->st));
+		HEADBUF_LIT(&hb, "HTTP/1.1 ");
+		headbuf_u64(&hb, (uint64_t)resp->status);
+		HEADBUF_LIT(&hb, " ");
+		if (resp->reason_len > 0)
+			headbuf_add(&hb, resp->reason, resp->reason_len);
+		else
+			headbuf_str(&hb, http_reason(resp->status));
+		HEADBUF_LIT(&hb, "\r\n");
+	}
 	for (i = 0; i < resp->nheaders; i++) {
 		const struct http1_header *h = &resp->headers[i];
 
@@ -1235,7 +1310,16 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		     cors_replaces(ex->route->more->cors, h->name, h->name_len)) ||
 		    (ex->xa != NULL && extauthz_replaces(ex, h->name, h->name_len)))
 			continue;
-		headbuf_header(&hb, h->name, h->name_len, h->value, h->value_len);
+		if (h2 != NULL)
+			h2down_head_field(h2, h->name, h->name_len, h->value, h->value_len);
+		else
+			headbuf_header(&hb, h->name, h->name_len, h->value, h->value_len);
+	}
+	if (h2 != NULL) {
+		response_fields_end(ex, h2);
+		ex->resp_head_sent = true;
+		ex->status = resp->status;
+		return;
 	}
 	HEADBUF_LIT(&hb, "server: meshgate\r\nx-envoy-upstream-service-time: ");
 	headbuf_u64(&hb, ex->upstream_time_us > 0 ? (uint64_t)ex->upstream_time_us / 1000 : 0);
@@ -1265,21 +1349,14 @@ static void write_response_head(struct exchange *ex, const struct http1_response
 		ex->status = resp->status;
 		return;
 	}
+	response_body_framing(ex);
 	if (ex->resp_kind == HTTP1_BODY_LENGTH) {
 		HEADBUF_LIT(&hb, "content-length: ");
 		headbuf_u64(&hb, ex->resp_remaining);
 		HEADBUF_LIT(&hb, "\r\n");
-	} else if (ex->resp_kind == HTTP1_BODY_CHUNKED || ex->resp_kind == HTTP1_BODY_UNTIL_CLOSE) {
-		if (ex->minor_version >= 1) {
-			HEADBUF_LIT(&hb, "transfer-encoding: chunked\r\n");
-			ex->resp_chunked_out = true;
-		} else {
-			ex->resp_close_delimited = true; /* HTTP/1.0 client: body ends at close */
-			ex->client_keepalive = false;
-		}
+	} else if (ex->resp_chunked_out) {
+		HEADBUF_LIT(&hb, "transfer-encoding: chunked\r\n");
 	}
-	if (!ex->req_done)
-		ex->client_keepalive = false; /* the upstream answered before the body ended */
 	if (!ex->client_keepalive || c->w->draining)
 		HEADBUF_LIT(&hb, "connection: close\r\n");
 	else if (ex->minor_version == 0)

@@ -972,6 +972,11 @@ struct stream *stream_pipe_new(struct stream_loop *loop, struct stream_pipe *p)
 	return s;
 }
 
+struct stream_pipe *stream_pipe_of(const struct stream *s)
+{
+	return s->is_pipe ? s->pipe : NULL;
+}
+
 void stream_pipe_readable(struct stream *s)
 {
 	s->pipe_fed = true;

@@ -70,6 +70,8 @@ struct stream_pipe {
 
 /* A pipe stream with p's callbacks (p outlives it).  NULL when out of memory. */
 struct stream *stream_pipe_new(struct stream_loop *loop, struct stream_pipe *p);
+/* The callbacks of a pipe stream; NULL for a socket's, and once the pipe is closing. */
+struct stream_pipe *stream_pipe_of(const struct stream *s);
 /* The owner added bytes to the input: the read callback runs when the round ends (when
  * reading is enabled).  A read timeout restarts. */
 void stream_pipe_readable(struct stream *s);

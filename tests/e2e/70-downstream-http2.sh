@@ -50,6 +50,13 @@ $(mg_yaml_routes)
   - match: [{uri: {prefix: /grpc/}}]
     rewrite: {uri: /}
     route: [{destination: {host: grpc}}]
+  - match: [{uri: {prefix: /hdrs/}}]
+    rewrite: {uri: /}
+    headers:
+      response: {set: {x-set: route}, add: {x-add: route}, remove: [x-gone]}
+    route:
+    - destination: {host: a.default.svc.cluster.local}
+      headers: {response: {add: {x-dest: d}}}
   - match: [{uri: {prefix: /down}}]
     route: [{destination: {host: nowhere.default.svc.cluster.local}}]
   - route: [{destination: {host: a.default.svc.cluster.local}}]
@@ -89,6 +96,38 @@ assert_eq "$(json headers.transfer-encoding)" "" "no body framing invented for a
 h2 -D "$MG_HEADERS" -o /dev/null "$(mg_url /echo)"
 assert_header x-upstream a "response fields reach the HTTP/2 client"
 assert_no_header connection "no connection-specific field in an HTTP/2 response"
+
+# --- the response head: the same fields as HTTP/1.1's, names in lower case ---------------------
+# (proxy.c hands it to the HTTP/2 stream as fields; a WebSocket, CORS or ext_authz head goes
+# through the HTTP/1.1 bytes, which other tests cover)
+fields() { # the field names of $MG_HEADERS, lower case, sorted, without date and HTTP/1.1's own
+	tr -d '\r' <"$MG_HEADERS" | awk -F: 'NR > 1 && NF > 1 { print tolower($1) }' |
+		grep -vxE 'date|connection|keep-alive|transfer-encoding' | sort | tr '\n' ' '
+}
+url=$(mg_url '/hdrs/headers-out/keep-case?X-Mixed-Case=One&x-gone=1&X-Set=upstream&Server=up')
+h2 -D "$MG_HEADERS" -o "$MG_BODY" "$url"
+h2_fields=$(fields)
+assert_header x-mixed-case One "an upstream field's name in lower case, its value as it was"
+assert_eq "$(grep -ci '^x-set:' "$MG_HEADERS") $(mg_header x-set)" "1 route" "route's set replaces the upstream's field"
+assert_header x-add route "route's add"
+assert_header x-dest d "destination's add"
+assert_no_header x-gone "route's remove"
+assert_header server meshgate "server is meshgate's"
+assert_match "$(mg_header x-envoy-upstream-service-time)" "^[0-9]+$" "x-envoy-upstream-service-time"
+assert_header content-length "$(stat -c %s "$MG_BODY")" "content-length is the body's"
+curl -sS --max-time "$MG_CURL_TIMEOUT" -D "$MG_HEADERS" -o /dev/null "$url"
+assert_eq "$h2_fields" "$(fields)" "HTTP/2 and HTTP/1.1 clients get the same fields"
+h2 -D "$MG_HEADERS" -o "$MG_BODY" "$(mg_url '/hdrs/bytes/100000?seed=3&chunked=1')"
+assert_eq "$(sha256sum <"$MG_BODY" | cut -d' ' -f1)" "$(mg_bytes_sha256 100000 3)" \
+	"a chunked upstream body after a head given as fields"
+assert_no_header content-length "... with no content-length"
+for st in 204 304; do
+	out=$(h2 -D "$MG_HEADERS" -o /dev/null -w '%{http_code} %{size_download}' "$(mg_url /hdrs/status/$st)")
+	assert_eq "$out" "$st 0" "$st over HTTP/2: no body"
+	assert_header x-add route "... and the route's fields"
+done
+out=$(h2 -I -o /dev/null -w '%{http_code}' "$(mg_url /hdrs/bytes/1000)")
+assert_eq "$out" 200 "HEAD to a head given as fields"
 
 out=$(h2 -o /dev/null -w '%{http_code} %{http_version}' "$(mg_url /direct)")
 assert_eq "$out" "200 2" "directResponse over HTTP/2"

@@ -198,7 +198,34 @@ static void test_response(void **state)
 	assert_memory_equal(nv[2].name, "x-mixed-case", 12);
 	assert_memory_equal(nv[2].value, "V", 1);
 	/* more fields than room */
-	assert_int_equal(h2head_response(&resp, status, lower, nv, 2), -1);
+	assert_int_equal(h2head_response(&resp, status, lower, nv, 5), -1);
+}
+
+/* The fields proxy.c hands over one by one (h2down_head_field) are lowered the same way. */
+static void test_lower_fields(void **state)
+{
+	nghttp2_nv nv[] = {
+	    {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
+	    {(uint8_t *)"X-Up", (uint8_t *)"1", 4, 1, 0},
+	    {(uint8_t *)"Upgrade", (uint8_t *)"h2c", 7, 3, 0},
+	    {(uint8_t *)"server", (uint8_t *)"meshgate", 6, 8, 0},
+	    {(uint8_t *)"PROXY-connection", (uint8_t *)"x", 16, 1, 0},
+	    {(uint8_t *)"Set-Cookie", (uint8_t *)"a=1", 10, 3, 0},
+	};
+	char lower[64];
+
+	(void)state;
+	assert_int_equal(h2head_lower_fields(nv, 1, 6, lower), 4);
+	assert_memory_equal(nv[0].name, ":status", 7);
+	assert_int_equal(nv[1].namelen, 4);
+	assert_memory_equal(nv[1].name, "x-up", 4);
+	assert_memory_equal(nv[2].name, "server", 6);
+	assert_memory_equal(nv[2].value, "meshgate", 8);
+	assert_memory_equal(nv[3].name, "set-cookie", 10);
+	assert_memory_equal(nv[3].value, "a=1", 3);
+	assert_ptr_equal(nv[1].name, (uint8_t *)lower); /* packed into lower, in order */
+	assert_ptr_equal(nv[3].name, (uint8_t *)lower + 10);
+	assert_int_equal(h2head_lower_fields(nv, 1, 1, lower), 1); /* nothing past first */
 }
 
 int main(void)
@@ -210,6 +237,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_trailers),
 	    cmocka_unit_test(test_response),
+	    cmocka_unit_test(test_lower_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,7 +47,7 @@ Endpoints (the first path segment selects; a query string is always allowed):
   /headers-out?a=1&b=2   answers like /echo, adding each query pair as a
                     response header (content-type, content-length,
                     transfer-encoding and connection given here replace the
-                    upstream's own)
+                    upstream's own); /headers-out/keep-case keeps the names' case
   /trailers-out?a=1&b=2  answers like /echo, chunked (two chunks), with each
                     query pair as a trailer field, name as given (framing and
                     hop-by-hop names too) and a Trailer header naming them;
@@ -640,7 +640,8 @@ class Conn:
             for name, value in pairs:
                 if not name or any(ord(c) not in TOKEN for c in name) or "\r" in value or "\n" in value:
                     raise BadRequest("bad header in the query: %r" % name)
-            self.echo(req, extra=[(n.lower(), v) for n, v in pairs], close=close)
+            keep = arg == "keep-case"  # /headers-out/keep-case: names as given
+            self.echo(req, extra=[(n if keep else n.lower(), v) for n, v in pairs], close=close)
         elif what == "trailers-out":
             pairs = parse_qsl(url.query, keep_blank_values=True)
             for name, value in pairs:
