@@ -2,6 +2,7 @@
 #include "config.h"
 #endif
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -13,19 +14,30 @@
 
 #define NAME_IS(p, n, lit) ((n) == sizeof(lit) - 1 && memcmp((p), (lit), (n)) == 0)
 
-/* tchar of RFC 9110 §5.6.2, without upper-case letters (RFC 9113 §8.2.1). */
-static bool lower_tchar(unsigned char ch)
+/* Sets of ASCII characters, a bit per character (0-127): tested per byte of every field
+ * name and :authority, so a lookup rather than a search of a string. */
+struct charset {
+	uint64_t w[2];
+};
+
+static inline bool in_charset(const struct charset *cs, unsigned char ch)
 {
-	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-	       (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+	return ch < 128 && ((cs->w[ch >> 6] >> (ch & 63)) & 1) != 0;
 }
+
+/* tchar of RFC 9110 §5.6.2, without upper-case letters (RFC 9113 §8.2.1):
+ * a-z 0-9 ! # $ % & ' * + - . ^ _ ` | ~ */
+static const struct charset lower_tchar = {{0x03ff6cfa00000000ULL, 0x57ffffffc0000000ULL}};
+/* :authority (RFC 3986 §3.2.2 host and port): a-z A-Z 0-9 - . _ ~ % ! $ & ' ( ) * + , ; = :
+ * [ ] */
+static const struct charset authority_char = {{0x2fff7ff200000000ULL, 0x47fffffeaffffffeULL}};
 
 static bool valid_name(const char *p, size_t n)
 {
 	if (n == 0)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!lower_tchar((unsigned char)p[i]))
+		if (!in_charset(&lower_tchar, (unsigned char)p[i]))
 			return false;
 	return true;
 }
@@ -65,14 +77,9 @@ static bool valid_authority(const char *p, size_t n)
 {
 	if (n == 0)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)p[i];
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || strchr("-._~%!$&'()*+,;=:[]", ch) != NULL) ||
-		    ch == 0)
+	for (size_t i = 0; i < n; i++)
+		if (!in_charset(&authority_char, (unsigned char)p[i]))
 			return false;
-	}
 	return true;
 }
 
@@ -227,18 +234,37 @@ int h2head_trailers(const struct h2head_field *f, size_t n, struct evbuffer *out
 	return 0;
 }
 
+/* n bytes of src to dst, A-Z lowered: eight at a time, a flag in bit 7 of each byte for
+ * the ones in 'A'..'Z' (computed on their low seven bits, so no carry crosses a byte),
+ * shifted down to the 0x20 that lowers them. */
+static void copy_lower(char *dst, const uint8_t *src, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	size_t k = 0;
+
+	for (; n - k >= 8; k += 8) {
+		uint64_t x, low, ge_a, gt_z;
+
+		memcpy(&x, src + k, 8);
+		low = x & ~highs;
+		ge_a = low + ones * (0x80 - 'A');
+		gt_z = low + ones * (0x7f - 'Z');
+		x ^= ((ge_a ^ gt_z) & ~x & highs) >> 2;
+		memcpy(dst + k, &x, 8);
+	}
+	for (; k < n; k++)
+		dst[k] = (char)(src[k] >= 'A' && src[k] <= 'Z' ? src[k] - 'A' + 'a' : src[k]);
+}
+
 size_t h2head_lower_fields(nghttp2_nv *nv, size_t first, size_t n, char *lower)
 {
 	size_t at = 0, kept = first;
 
 	for (size_t i = first; i < n; i++) {
 		char *name = lower + at;
-		const uint8_t *src = nv[i].name;
 		size_t len = nv[i].namelen;
 
-		for (size_t k = 0; k < len; k++)
-			name[k] =
-			    (char)(src[k] >= 'A' && src[k] <= 'Z' ? src[k] - 'A' + 'a' : src[k]);
+		copy_lower(name, nv[i].name, len);
 		if (h2conv_conn_specific(name, len))
 			continue;
 		at += len;

@@ -201,6 +201,40 @@ static void test_response(void **state)
 	assert_int_equal(h2head_response(&resp, status, lower, nv, 5), -1);
 }
 
+/* Every byte value in a field name and in :authority, against the sets as the RFCs write
+ * them (h2head.c keeps them as bitmaps). */
+static void test_charsets(void **state)
+{
+	const char *tchar = "abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~";
+	const char *authority = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				"0123456789-._~%!$&'()*+,;=:[]";
+
+	(void)state;
+	for (int ch = 0; ch < 256; ch++) {
+		char name[3] = {'x', (char)ch, 'y'}, auth[3] = {'a', (char)ch, 'b'};
+		struct h2head_field f[] = {F(":method", "GET"),
+					   F(":scheme", "https"),
+					   F(":authority", "a.example"),
+					   F(":path", "/x"),
+					   {name, 3, "v", 1}};
+		struct h2head_req info;
+		const char *why = NULL;
+		char *h = head_of(f, 5, true, &info, &why);
+		bool want = ch != 0 && strchr(tchar, ch) != NULL;
+
+		if ((h != NULL) != want)
+			fail_msg("field name byte 0x%02x: %s", ch, h != NULL ? "taken" : why);
+		free(h);
+		f[2] = (struct h2head_field){":authority", 10, auth, 3};
+		f[4] = (struct h2head_field)F("x", "v");
+		h = head_of(f, 5, true, &info, &why);
+		want = ch != 0 && strchr(authority, ch) != NULL;
+		if ((h != NULL) != want)
+			fail_msg(":authority byte 0x%02x: %s", ch, h != NULL ? "taken" : why);
+		free(h);
+	}
+}
+
 /* The fields proxy.c hands over one by one (h2down_head_field) are lowered the same way. */
 static void test_lower_fields(void **state)
 {
@@ -228,6 +262,37 @@ static void test_lower_fields(void **state)
 	assert_int_equal(h2head_lower_fields(nv, 1, 1, lower), 1); /* nothing past first */
 }
 
+/* Every byte value, at every offset within eight bytes and with every tail length: only
+ * A-Z change. */
+static void test_lower_all_bytes(void **state)
+{
+	uint8_t name[256 + 16];
+	char lower[sizeof(name)];
+
+	(void)state;
+	for (size_t off = 0; off < 8; off++) {
+		for (size_t tail = 0; tail < 8; tail++) {
+			size_t len = off + 256 + tail;
+			nghttp2_nv nv[2] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
+					    {name, (uint8_t *)"v", len, 1, 0}};
+
+			memset(name, 'Q', sizeof(name));
+			for (int b = 0; b < 256; b++)
+				name[off + (size_t)b] = (uint8_t)b;
+			assert_int_equal(h2head_lower_fields(nv, 1, 2, lower), 2);
+			for (size_t k = 0; k < len; k++) {
+				uint8_t want = name[k] >= 'A' && name[k] <= 'Z'
+						   ? (uint8_t)(name[k] + 32)
+						   : name[k];
+
+				if ((uint8_t)lower[k] != want)
+					fail_msg("byte %zu (0x%02x): 0x%02x", k, name[k],
+						 (uint8_t)lower[k]);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +303,8 @@ int main(void)
 	    cmocka_unit_test(test_trailers),
 	    cmocka_unit_test(test_response),
 	    cmocka_unit_test(test_lower_fields),
+	    cmocka_unit_test(test_lower_all_bytes),
+	    cmocka_unit_test(test_charsets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
