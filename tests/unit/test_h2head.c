@@ -232,6 +232,22 @@ static void test_charsets(void **state)
 		if ((h != NULL) != want)
 			fail_msg(":authority byte 0x%02x: %s", ch, h != NULL ? "taken" : why);
 		free(h);
+		/* a value: any byte but the controls (HTAB aside) and DEL, at each position of
+		 * a value long enough to be read eight bytes at a time */
+		f[2] = (struct h2head_field)F(":authority", "a.example");
+		for (size_t at = 1; at < 23; at++) {
+			char value[24];
+
+			memset(value, 'v', sizeof(value));
+			value[at] = (char)ch;
+			f[4] = (struct h2head_field){"x", 1, value, sizeof(value)};
+			h = head_of(f, 5, true, &info, &why);
+			want = !((ch < 0x20 && ch != '\t') || ch == 0x7f);
+			if ((h != NULL) != want)
+				fail_msg("value byte 0x%02x at %zu: %s", ch, at,
+					 h != NULL ? "taken" : why);
+			free(h);
+		}
 	}
 }
 
