@@ -1289,40 +1289,52 @@ spec:
 
     # ----- instructions per request (callgrind) --------------------------------------------
 
+    # (column, TLS, HTTP/2): the protocols the instr section measures
+    INSTR_MODES = (("http", False, False), ("https", True, False), ("h2", True, True))
+
     def instr(self):
         """User-space instructions per request of each proxy under callgrind: unlike CPU
         time, the same on a busy machine as on a quiet one, run after run."""
         n = int(self.args.instr_requests)
+        n_h2 = int(self.args.instr_h2_requests)
         self.out("")
         self.out("== User-space instructions per request (callgrind; h2load --h1 -c8, %d "
-                 "keep-alive requests after 500 unmeasured; 64 B body)" % n)
+                 "keep-alive requests after 500 unmeasured; h2: h2load -c16 -m32, %d after "
+                 "2000; 64 B body)" % (n, n_h2))
         if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
             self.out("   skipped: valgrind is not installed")
             return
-        self.out("   %-9s %-16s %-7s %-16s %-7s" % ("target", "http instr/req", "xHAP",
-                                                   "https instr/req", "xHAP"))
+        self.out("   %-9s %-16s %-7s %-16s %-7s %-16s %-7s" % (
+            "target", "http instr/req", "xHAP", "https instr/req", "xHAP", "h2 instr/req",
+            "xHAP"))
+        for name in PROXIES:  # which TLS ports speak HTTP/2 (the proxy section probed them)
+            if not self.targets[name].tls:
+                self.tls_probe(self.targets[name])
         res = {}
         for name in PROXIES:
             res[name] = {}
-            for tls in (False, True):
-                res[name][tls] = self.instr_one(name, tls, n)
-                self.record("instr", target=name, tls=tls, requests=n,
-                            instructions_per_request=res[name][tls])
-                self.progress("instr %s %s: %s" % (name, "https" if tls else "http",
-                                                   res[name][tls]))
+            for col, tls, h2 in self.INSTR_MODES:
+                if h2 and self.targets[name].tls.get("alpn") != "h2":
+                    res[name][col] = None  # no HTTP/2 on its TLS port
+                    continue
+                res[name][col] = self.instr_one(name, col, tls, h2, n_h2 if h2 else n)
+                self.record("instr", target=name, tls=tls, http2=h2,
+                            requests=n_h2 if h2 else n,
+                            instructions_per_request=res[name][col])
+                self.progress("instr %s %s: %s" % (name, col, res[name][col]))
             self.restart_proxy(name)
         hap = res["haproxy"]
         for name in PROXIES:
             cells = []
-            for tls in (False, True):
-                v = res[name][tls]
-                cells += ["%d" % v if v else "failed",
-                          "%.2f" % (v / hap[tls]) if v and hap[tls] else "-"]
-            self.out("   %-9s %-16s %-7s %-16s %-7s" % tuple([name] + cells))
+            for col, _, _ in self.INSTR_MODES:
+                v = res[name][col]
+                cells += ["%d" % v if v else "skipped" if v is None else "failed",
+                          "%.2f" % (v / hap[col]) if v and hap[col] else "-"]
+            self.out("   %-9s %-16s %-7s %-16s %-7s %-16s %-7s" % tuple([name] + cells))
 
-    def instr_one(self, name, tls, n):
+    def instr_one(self, name, col, tls, h2, n):
         t = self.targets[name]
-        out = os.path.join(self.dir, "callgrind.%s.%s" % (name, "https" if tls else "http"))
+        out = os.path.join(self.dir, "callgrind.%s.%s" % (name, col))
         self.wrapped = {name: ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                                "--callgrind-out-file=" + out]}
         try:
@@ -1331,8 +1343,10 @@ spec:
             self.wrapped = {}
         url = "%s://127.0.0.1:%d/" % ("https" if tls else "http",
                                       t.tls_port if tls else t.http_port)
-        load = ["h2load", "--h1", "-t1", "-c8"]
-        self.run_loadgen(load + ["-n", "500", url], timeout=300)
+        # The measured run opens its connections anew: with HTTP/2 its 16 handshakes are
+        # inside the count, which is why it takes more requests than the others.
+        load = ["h2load", "-t1", "-c16", "-m32"] if h2 else ["h2load", "--h1", "-t1", "-c8"]
+        self.run_loadgen(load + ["-n", "2000" if h2 else "500", url], timeout=300)
         pid = str(t.proc.pid)
         subprocess.run(["callgrind_control", "-i", "on", pid], capture_output=True)
         text = self.run_loadgen(load + ["-n", str(n), url], timeout=600)
@@ -1491,6 +1505,7 @@ def main():
     ap.add_argument("--reload-rate", default=env("BENCH_RELOAD_RATE", "5000"))
     ap.add_argument("--reload-conns", default=env("BENCH_RELOAD_CONNS", "50"))
     ap.add_argument("--instr-requests", default=env("BENCH_INSTR_REQUESTS", "3000"))
+    ap.add_argument("--instr-h2-requests", default=env("BENCH_INSTR_H2_REQUESTS", "20000"))
     ap.add_argument("--port-base", default=env("BENCH_PORT_BASE", ""))
     ap.add_argument("--results", default=env("BENCH_RESULTS", ""))
     ap.add_argument("--keep", action="store_true", default=bool(os.environ.get("BENCH_KEEP")))
