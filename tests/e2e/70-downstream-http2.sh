@@ -128,6 +128,13 @@ for st in 204 304; do
 done
 out=$(h2 -I -o /dev/null -w '%{http_code}' "$(mg_url /hdrs/bytes/1000)")
 assert_eq "$out" 200 "HEAD to a head given as fields"
+# meshgate's own 100 Continue goes first as bytes; the final head then as fields
+out=$($H2C --port "$MG_PORT" --method POST --body 1000 --path /hdrs/sha256 \
+	--header 'expect: 100-continue' --header 'content-length: 1000')
+assert_match "$out" "^status 200 [0-9]+$" "expect: 100-continue, then a head given as fields"
+mg_wait_until 5 grep -q '"POST /hdrs/sha256 HTTP/2" 200 - via_upstream - "-" 1000 ' "$MG_ACCESS_LOG"
+assert_contains "$(cat "$MG_ACCESS_LOG")" '"POST /hdrs/sha256 HTTP/2" 200 - via_upstream - "-" 1000 ' \
+	"... its 1000 bytes forwarded"
 
 out=$(h2 -o /dev/null -w '%{http_code} %{http_version}' "$(mg_url /direct)")
 assert_eq "$out" "200 2" "directResponse over HTTP/2"
